@@ -1,0 +1,1058 @@
+//! [`Engine`]: opening, recovery, writes, reads, search, checkpoints.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use memento_format::page::RecordEntry;
+use memento_format::superblock::{Metric, Superblock};
+use memento_format::wal::{MAX_ID_LEN, MAX_RECORD_LEN};
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::index::{FlatIndex, VectorIndex, VectorSource};
+use crate::kernels;
+use crate::mirror::{Mirror, MirrorOp};
+use crate::storage::{FsStorage, LockError, Storage, StorageFile, StoreLock};
+use crate::vecfile::{self, Pending, PendingRecord, VecFile};
+use crate::wal::{self, Op, Wal};
+
+/// Metadata of a record: a JSON object.
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
+
+/// File name of the SQLite mirror.
+pub const MIRROR_FILE: &str = "memento.mirror.sqlite";
+
+/// When a commit is acknowledged, and so what survives a crash. See FORMAT.md §5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Each commit writes the WAL and `fdatasync`s it before returning. Every acknowledged
+    /// commit survives a process crash and a power loss. The default.
+    #[default]
+    Sync,
+    /// Each commit writes the WAL, then waits for an `fdatasync` that may cover several
+    /// concurrent commits (one thread syncs for all waiting ones). Same guarantee as `Sync`,
+    /// with fewer fsyncs when many threads write at once. A commit is visible to readers
+    /// slightly before it is acknowledged.
+    GroupCommit,
+    /// Each commit writes the WAL into the operating system's buffers and returns; the WAL is
+    /// fsynced only at checkpoints, on [`Engine::sync`] and at close. Every acknowledged commit
+    /// survives a process crash (kill -9); a power loss or kernel crash may lose the commits
+    /// since the last checkpoint or sync, never more, and never leaves a corrupt store.
+    Buffered,
+}
+
+/// A record: an id, its vector, and optional text and metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The id: 1 to 1,024 bytes of UTF-8.
+    pub id: String,
+    /// The vector; under the cosine metric it is stored (and returned) normalised.
+    pub vector: Vec<f32>,
+    /// Document text.
+    pub text: Option<String>,
+    /// Metadata.
+    pub metadata: Option<Metadata>,
+}
+
+impl Record {
+    /// A record with no text and no metadata.
+    pub fn new(id: impl Into<String>, vector: Vec<f32>) -> Self {
+        Record { id: id.into(), vector, text: None, metadata: None }
+    }
+    /// With text.
+    #[must_use]
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+    /// With metadata.
+    #[must_use]
+    pub fn with_metadata(mut self, m: Metadata) -> Self {
+        self.metadata = Some(m);
+        self
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    /// The record's id.
+    pub id: String,
+    /// Distance from the query, smaller is closer: `1 − cosine` under cosine, `−dot` under dot,
+    /// the squared Euclidean distance under L2.
+    pub distance: f32,
+    /// The record's text.
+    pub text: Option<String>,
+    /// The record's metadata.
+    pub metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Clone)]
+enum BatchOp {
+    Add(Record),
+    Upsert(Record),
+    Delete(String),
+    Update { id: String, text: Option<Option<String>>, metadata: Option<Option<Metadata>> },
+}
+
+/// Several writes committed together: one WAL write, one fsync, all or nothing.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    ops: Vec<BatchOp>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Add a new record; the commit fails with [`Error::DuplicateId`] if the id exists.
+    pub fn add(&mut self, r: Record) -> &mut Self {
+        self.ops.push(BatchOp::Add(r));
+        self
+    }
+    /// Insert or replace a record.
+    pub fn upsert(&mut self, r: Record) -> &mut Self {
+        self.ops.push(BatchOp::Upsert(r));
+        self
+    }
+    /// Delete a record by id (nothing happens if there is none).
+    pub fn delete(&mut self, id: impl Into<String>) -> &mut Self {
+        self.ops.push(BatchOp::Delete(id.into()));
+        self
+    }
+    /// Replace a record's metadata (`None` removes it) without touching its vector; the
+    /// commit fails with [`Error::NotFound`] if there is no such record.
+    pub fn update_metadata(&mut self, id: impl Into<String>, metadata: Option<Metadata>) -> &mut Self {
+        self.ops.push(BatchOp::Update { id: id.into(), text: None, metadata: Some(metadata) });
+        self
+    }
+    /// Replace a record's text (`None` removes it) without touching its vector.
+    pub fn update_text(&mut self, id: impl Into<String>, text: Option<String>) -> &mut Self {
+        self.ops.push(BatchOp::Update { id: id.into(), text: Some(text), metadata: None });
+        self
+    }
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// LSN of the commit record; `None` when the batch changed nothing.
+    pub lsn: Option<u64>,
+    /// Records added or replaced.
+    pub written: usize,
+    /// Records deleted (including ones replaced by upsert).
+    pub deleted: usize,
+}
+
+/// Figures about an open store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Live records.
+    pub count: u64,
+    /// Slots ever given out.
+    pub slots: u64,
+    /// Deleted slots.
+    pub deleted: u64,
+    /// Dimension.
+    pub dimension: usize,
+    /// Metric.
+    pub metric: Metric,
+    /// Page units in the vector file's checkpoint.
+    pub pages: u64,
+    /// Bytes of the vector file's checkpoint.
+    pub vector_file_bytes: u64,
+    /// Bytes in the WAL.
+    pub wal_bytes: u64,
+    /// LSN of the last checkpoint.
+    pub checkpoint_lsn: u64,
+    /// LSN of the last commit (0 if none).
+    pub last_lsn: u64,
+    /// Vectors written since the last checkpoint (held in memory and the WAL).
+    pub pending_vectors: u64,
+    /// What recovery did at open: a torn WAL tail dropped, a mirror rebuilt.
+    pub recovery: Vec<String>,
+}
+
+/// Options for opening or creating a store. Consumed by [`EngineBuilder::open`].
+#[must_use]
+pub struct EngineBuilder {
+    storage: std::result::Result<Arc<dyn Storage>, Error>,
+    dimension: Option<usize>,
+    metric: Option<Metric>,
+    durability: Durability,
+    page_size: u32,
+    wal_limit: u64,
+    create: bool,
+}
+
+impl EngineBuilder {
+    /// The vector dimension. Required to create a store; checked against the store otherwise.
+    /// Default: none.
+    pub fn dimension(mut self, d: usize) -> Self {
+        self.dimension = Some(d);
+        self
+    }
+    /// The metric. Used when creating (default cosine); checked against the store otherwise.
+    pub fn metric(mut self, m: Metric) -> Self {
+        self.metric = Some(m);
+        self
+    }
+    /// The durability mode. Default [`Durability::Sync`].
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+    /// Page size in bytes for a new store: a power of two from 8 KiB to 16 MiB. Default 64 KiB.
+    pub fn page_size(mut self, bytes: u32) -> Self {
+        self.page_size = bytes;
+        self
+    }
+    /// WAL size past which a commit triggers a checkpoint. Default 64 MiB. Everything written
+    /// since the last checkpoint is also held in memory, so this bounds that memory too.
+    pub fn wal_limit(mut self, bytes: u64) -> Self {
+        self.wal_limit = bytes;
+        self
+    }
+    /// Whether to create the store if it does not exist. Default true.
+    pub fn create(mut self, yes: bool) -> Self {
+        self.create = yes;
+        self
+    }
+    /// Open (recovering as needed) or create the store.
+    pub fn open(self) -> Result<Engine> {
+        Engine::open_with(self)
+    }
+}
+
+struct Writer {
+    wal: Wal,
+    next_lsn: u64,
+    next_slot: u64,
+}
+
+/// Deleted slots, one bit each.
+#[derive(Default)]
+struct DeadSet {
+    bits: Vec<u64>,
+    count: u64,
+}
+
+impl DeadSet {
+    fn insert(&mut self, slot: u64) {
+        let w = (slot / 64) as usize;
+        if w >= self.bits.len() {
+            self.bits.resize(w + 1, 0);
+        }
+        let b = 1u64 << (slot % 64);
+        if self.bits[w] & b == 0 {
+            self.bits[w] |= b;
+            self.count += 1;
+        }
+    }
+    #[inline]
+    fn contains(&self, slot: u64) -> bool {
+        self.bits.get((slot / 64) as usize).is_some_and(|w| w & (1u64 << (slot % 64)) != 0)
+    }
+}
+
+struct State {
+    vf: VecFile,
+    pending: Pending,
+    dead: DeadSet,
+    live_count: u64,
+}
+
+struct GroupState {
+    generation: u64,
+    written: u64,
+    synced: u64,
+    leader: bool,
+}
+
+/// An open store. `Send + Sync`: share it between threads behind an `Arc`. Writes are
+/// serialised; searches and reads run concurrently with each other and with a commit's fsync.
+///
+/// Dropping an engine closes it (checkpoint included) and ignores errors; call
+/// [`Engine::close`] to see them.
+pub struct Engine {
+    storage: Arc<dyn Storage>,
+    dir: PathBuf,
+    durability: Durability,
+    wal_limit: u64,
+    dim: usize,
+    metric: Metric,
+    store_uuid: [u8; 16],
+    writer: Mutex<Writer>,
+    state: RwLock<State>,
+    mirror: Mutex<Mirror>,
+    group: Mutex<GroupState>,
+    group_cv: Condvar,
+    poisoned: Mutex<Option<String>>,
+    closed: AtomicBool,
+    index: FlatIndex,
+    recovery: Vec<String>,
+    _lock: Box<dyn StoreLock>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("dir", &self.dir).field("dim", &self.dim).field("metric", &self.metric).finish_non_exhaustive()
+    }
+}
+
+fn io_err(ctx: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::io(ctx, e)
+}
+
+impl Engine {
+    /// Open the store in directory `path`, creating nothing: use [`Engine::builder`] with a
+    /// dimension to create one.
+    pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
+        Engine::builder(path).create(false).open()
+    }
+
+    /// A builder for the store in directory `path` (created if missing).
+    pub fn builder(path: impl AsRef<Path>) -> EngineBuilder {
+        let storage = FsStorage::new(path.as_ref())
+            .map(|s| Arc::new(s) as Arc<dyn Storage>)
+            .map_err(|e| Error::io(format!("creating the store directory {}", path.as_ref().display()), e));
+        EngineBuilder::with(storage)
+    }
+
+    /// A builder over any [`Storage`] (for example [`crate::storage::MemStorage`]).
+    pub fn builder_with_storage(storage: Arc<dyn Storage>) -> EngineBuilder {
+        EngineBuilder::with(Ok(storage))
+    }
+
+    fn file_path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn open_with(b: EngineBuilder) -> Result<Engine> {
+        let storage = b.storage?;
+        let dir = storage.dir_path().map_or_else(|| PathBuf::from("<memory>"), Path::to_path_buf);
+        let lock = storage.lock().map_err(|e| match e {
+            LockError::Held { pid } => Error::Locked { path: dir.clone(), pid },
+            LockError::Io(e) => Error::io("taking the store's lock", e),
+        })?;
+        for leftover in [format!("{}.new", vecfile::VEC_FILE), format!("{}.new", wal::WAL_FILE)] {
+            storage.remove(&leftover).map_err(io_err("removing a leftover temporary file"))?;
+        }
+        let vec_path = dir.join(vecfile::VEC_FILE);
+        if !storage.exists(vecfile::VEC_FILE).map_err(io_err("looking for the vector file"))? {
+            if !b.create {
+                return Err(Error::invalid(format!("there is no store at {}", dir.display())));
+            }
+            if storage.exists(wal::WAL_FILE).map_err(io_err("looking for the WAL"))? {
+                return Err(Error::corrupted(&vec_path, 0, "the vector file is missing but a WAL exists"));
+            }
+            let dim = b.dimension.ok_or_else(|| Error::invalid(format!("there is no store at {}; give a dimension to create one", dir.display())))?;
+            if dim == 0 || dim > memento_format::superblock::MAX_DIMENSION as usize {
+                return Err(Error::invalid(format!("dimension {dim} is outside 1 to 65,536")));
+            }
+            if !vecfile::page_size_ok(b.page_size) {
+                return Err(Error::invalid(format!("page size {} is not a power of two from 8 KiB to 16 MiB", b.page_size)));
+            }
+            if memento_format::page::VectorLayout::new(dim, b.page_size as usize).is_none() {
+                return Err(Error::invalid(format!("a {dim}-dimensional vector does not fit a {}-byte page; choose a larger page size", b.page_size)));
+            }
+            let mut uuid = [0u8; 16];
+            uuid[..8].copy_from_slice(&wal::random_u64().to_le_bytes());
+            uuid[8..].copy_from_slice(&wal::random_u64().to_le_bytes());
+            let sb = Superblock::new(uuid, wal::random_u64() as u32, dim as u32, b.metric.unwrap_or(Metric::Cosine), b.page_size);
+            VecFile::create(storage.as_ref(), &sb)?;
+        }
+        let vf = VecFile::open(storage.as_ref(), vec_path)?;
+        let sb = vf.sb.clone();
+        let dim = sb.dimension as usize;
+        if let Some(d) = b.dimension.filter(|&d| d != dim) {
+            return Err(Error::Incompatible { reason: format!("the store holds {dim}-dimensional vectors, not {d}") });
+        }
+        if let Some(m) = b.metric.filter(|&m| m != sb.metric) {
+            return Err(Error::Incompatible { reason: format!("the store uses the {} metric, not {}", sb.metric.name(), m.name()) });
+        }
+        let wal_path = dir.join(wal::WAL_FILE);
+        let rec = wal::recover(storage.as_ref(), &wal_path, sb.wal_generation, sb.checkpoint_lsn + 1, sb.store_uuid, dim, true)?;
+        let mut recovery = Vec::new();
+        if let Some((at, n, why)) = &rec.dropped_tail {
+            recovery.push(format!("dropped {n} bytes of torn WAL tail at offset {at} ({why})"));
+        }
+        // Rebuild the in-memory state since the checkpoint.
+        let mut dead = DeadSet::default();
+        for (slot, _) in vf.tombstones()? {
+            dead.insert(slot);
+        }
+        let mut state = State { vf, pending: Pending::default(), dead, live_count: sb.live_count };
+        let mut next_slot = sb.next_slot;
+        let mut last_lsn = sb.checkpoint_lsn;
+        for t in &rec.txns {
+            for op in &t.ops {
+                if let Op::Put { slot, .. } = op {
+                    if *slot != next_slot {
+                        return Err(Error::corrupted(&wal_path, 0, format!("a put record of LSN range {}..{} uses slot {slot} where {next_slot} was next", t.first_lsn, t.commit_lsn)));
+                    }
+                    next_slot += 1;
+                }
+            }
+            apply_to_state(&mut state, t.ops.clone(), t.first_lsn, dim);
+            last_lsn = t.commit_lsn;
+        }
+        // The mirror.
+        let mut mirror = open_mirror(storage.as_ref(), &dir)?;
+        let hdr = mirror.header()?;
+        let stale = match &hdr {
+            None => Some("it is new".to_string()),
+            Some(h) if h.store_uuid != sb.store_uuid => Some("it belongs to another store".into()),
+            Some(h) if h.applied_lsn < sb.checkpoint_lsn => Some(format!("it stops at LSN {}, before the checkpoint at {}", h.applied_lsn, sb.checkpoint_lsn)),
+            Some(h) if h.applied_lsn > last_lsn => Some(format!("it is ahead of the log (LSN {} > {last_lsn})", h.applied_lsn)),
+            Some(_) => None,
+        };
+        if let Some(why) = stale {
+            if hdr.is_some() || sb.checkpoint_lsn > 0 {
+                recovery.push(format!("rebuilt the mirror from the vector file because {why}"));
+            }
+            rebuild_mirror(&mut mirror, &state.vf, sb.store_uuid, sb.checkpoint_lsn)?;
+        }
+        for t in &rec.txns {
+            mirror.apply(t.commit_lsn, &mirror_ops(&t.ops))?;
+        }
+        let wal_gen = rec.wal.header.generation;
+        let wal_end = rec.wal.end;
+        let engine = Engine {
+            storage,
+            dir,
+            durability: b.durability,
+            wal_limit: b.wal_limit,
+            dim,
+            metric: sb.metric,
+            store_uuid: sb.store_uuid,
+            writer: Mutex::new(Writer { wal: rec.wal, next_lsn: last_lsn + 1, next_slot }),
+            state: RwLock::new(state),
+            mirror: Mutex::new(mirror),
+            group: Mutex::new(GroupState { generation: wal_gen, written: wal_end, synced: wal_end, leader: false }),
+            group_cv: Condvar::new(),
+            poisoned: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            index: FlatIndex,
+            recovery,
+            _lock: lock,
+        };
+        Ok(engine)
+    }
+
+    /// The dimension of the store's vectors.
+    pub fn dimension(&self) -> usize {
+        self.dim
+    }
+
+    /// The store's metric.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The store's directory (`<memory>` for in-memory storage).
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn poison(&self, e: Error) -> Error {
+        let mut p = self.poisoned.lock();
+        if p.is_none() {
+            *p = Some(e.to_string());
+        }
+        e
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if let Some(cause) = self.poisoned.lock().clone() {
+            return Err(Error::Poisoned { cause });
+        }
+        Ok(())
+    }
+
+    fn check_vector(&self, v: &[f32]) -> Result<Vec<f32>> {
+        if v.len() != self.dim {
+            return Err(Error::DimensionMismatch { expected: self.dim, got: v.len() });
+        }
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(Error::InvalidVector { reason: format!("element {i} is {}", v[i]) });
+        }
+        let mut v = v.to_vec();
+        if self.metric == Metric::Cosine && !kernels::normalize(&mut v) {
+            return Err(Error::InvalidVector { reason: "a zero vector has no direction, so it cannot be compared by cosine".into() });
+        }
+        Ok(v)
+    }
+
+    /// Add a record; fails with [`Error::DuplicateId`] if its id exists.
+    pub fn add(&self, r: Record) -> Result<CommitInfo> {
+        let mut b = WriteBatch::new();
+        b.add(r);
+        self.write(b)
+    }
+
+    /// Insert or replace a record.
+    pub fn upsert(&self, r: Record) -> Result<CommitInfo> {
+        let mut b = WriteBatch::new();
+        b.upsert(r);
+        self.write(b)
+    }
+
+    /// Delete a record; returns whether it existed.
+    pub fn delete(&self, id: &str) -> Result<bool> {
+        let mut b = WriteBatch::new();
+        b.delete(id);
+        Ok(self.write(b)?.deleted > 0)
+    }
+
+    /// Delete every record matching `filter`; returns how many.
+    pub fn delete_where(&self, filter: &Filter) -> Result<usize> {
+        let mut w = self.writer.lock();
+        let rows = {
+            let m = self.mirror.lock();
+            let slots = m.filter_slots(filter)?;
+            m.rows_by_slots(&slots)?
+        };
+        let mut b = WriteBatch::new();
+        for r in rows.into_iter().flatten() {
+            b.delete(r.id);
+        }
+        Ok(self.write_locked(&mut w, b)?.deleted)
+    }
+
+    /// Replace a record's metadata without touching its vector.
+    pub fn update_metadata(&self, id: &str, metadata: Option<Metadata>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.update_metadata(id, metadata);
+        self.write(b).map(|_| ())
+    }
+
+    /// Replace a record's text without touching its vector.
+    pub fn update_text(&self, id: &str, text: Option<String>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.update_text(id, text);
+        self.write(b).map(|_| ())
+    }
+
+    /// Commit a batch: validated as a whole, written as one WAL transaction with one fsync,
+    /// applied all or nothing.
+    pub fn write(&self, batch: WriteBatch) -> Result<CommitInfo> {
+        let mut w = self.writer.lock();
+        self.write_locked(&mut w, batch)
+    }
+
+    fn plan(&self, w: &Writer, batch: WriteBatch) -> Result<(Vec<Op>, u64, CommitInfo)> {
+        let ids: Vec<&str> = {
+            let mut seen = HashSet::new();
+            batch
+                .ops
+                .iter()
+                .map(|o| match o {
+                    BatchOp::Add(r) | BatchOp::Upsert(r) => r.id.as_str(),
+                    BatchOp::Delete(id) | BatchOp::Update { id, .. } => id.as_str(),
+                })
+                .filter(|id| seen.insert(*id))
+                .collect()
+        };
+        for id in &ids {
+            if id.is_empty() || id.len() > MAX_ID_LEN {
+                return Err(Error::invalid(format!("an id must be 1 to {MAX_ID_LEN} bytes long, and {:?} is {}", truncate(id), id.len())));
+            }
+        }
+        let found = self.mirror.lock().slots_of(&ids)?;
+        let mut view: HashMap<String, Option<u64>> = ids.iter().map(|s| s.to_string()).zip(found).collect();
+        let mut next_slot = w.next_slot;
+        let mut ops = Vec::with_capacity(batch.ops.len());
+        let mut info = CommitInfo { lsn: None, written: 0, deleted: 0 };
+        let meta_json = |m: &Metadata| serde_json::to_string(m).map_err(|e| Error::invalid(format!("metadata cannot be serialised: {e}")));
+        for op in batch.ops {
+            match op {
+                BatchOp::Add(r) => {
+                    if view.get(&r.id).copied().flatten().is_some() {
+                        return Err(Error::DuplicateId { id: r.id });
+                    }
+                    let v = self.check_vector(&r.vector)?;
+                    let metadata = r.metadata.as_ref().map(meta_json).transpose()?;
+                    view.insert(r.id.clone(), Some(next_slot));
+                    ops.push(Op::Put { slot: next_slot, id: r.id, text: r.text, metadata, vector: v });
+                    next_slot += 1;
+                    info.written += 1;
+                }
+                BatchOp::Upsert(r) => {
+                    let v = self.check_vector(&r.vector)?;
+                    let metadata = r.metadata.as_ref().map(meta_json).transpose()?;
+                    if let Some(old) = view.get(&r.id).copied().flatten() {
+                        ops.push(Op::Delete { slot: old, id: r.id.clone() });
+                        info.deleted += 1;
+                    }
+                    view.insert(r.id.clone(), Some(next_slot));
+                    ops.push(Op::Put { slot: next_slot, id: r.id, text: r.text, metadata, vector: v });
+                    next_slot += 1;
+                    info.written += 1;
+                }
+                BatchOp::Delete(id) => {
+                    if let Some(old) = view.get(&id).copied().flatten() {
+                        view.insert(id.clone(), None);
+                        ops.push(Op::Delete { slot: old, id });
+                        info.deleted += 1;
+                    }
+                }
+                BatchOp::Update { id, text, metadata } => {
+                    let Some(slot) = view.get(&id).copied().flatten() else {
+                        return Err(Error::NotFound { id });
+                    };
+                    let metadata = match metadata {
+                        None => None,
+                        Some(None) => Some(None),
+                        Some(Some(m)) => Some(Some(meta_json(&m)?)),
+                    };
+                    ops.push(Op::Update { slot, text, metadata });
+                }
+            }
+        }
+        if ops.iter().any(|o| o.encoded_len() > MAX_RECORD_LEN) {
+            return Err(Error::invalid("a record's text and metadata together exceed 1 GiB"));
+        }
+        Ok((ops, next_slot, info))
+    }
+
+    fn write_locked(&self, w: &mut Writer, batch: WriteBatch) -> Result<CommitInfo> {
+        self.check_writable()?;
+        let (ops, next_slot, mut info) = self.plan(w, batch)?;
+        if ops.is_empty() {
+            return Ok(info);
+        }
+        let synced_through = match self.durability {
+            Durability::GroupCommit => {
+                let g = self.group.lock();
+                if g.generation == w.wal.header.generation { g.synced } else { memento_format::wal::HEADER_LEN as u64 }
+            }
+            _ => w.wal.synced,
+        };
+        let first = w.next_lsn;
+        let (bytes, commit_lsn) = w.wal.encode_txn(first, &ops, synced_through);
+        w.wal.append(&bytes).map_err(|e| self.poison(Error::io("appending to the WAL", e)))?;
+        if self.durability == Durability::Sync {
+            w.wal.file.sync_data().map_err(|e| self.poison(Error::io("syncing the WAL", e)))?;
+            w.wal.synced = w.wal.end;
+        }
+        w.next_lsn = commit_lsn + 1;
+        w.next_slot = next_slot;
+        {
+            let mut st = self.state.write();
+            self.mirror.lock().apply(commit_lsn, &mirror_ops(&ops)).map_err(|e| self.poison(e))?;
+            apply_to_state(&mut st, ops, first, self.dim);
+        }
+        info.lsn = Some(commit_lsn);
+        let wait = (self.durability == Durability::GroupCommit).then(|| {
+            let mut g = self.group.lock();
+            g.written = w.wal.end;
+            (g.generation, w.wal.end, Arc::clone(&w.wal.file))
+        });
+        if w.wal.end > self.wal_limit {
+            // A checkpoint makes everything before it durable, the waiters' commits included.
+            self.checkpoint_locked(w)?;
+        }
+        if let Some((gen, end, file)) = wait {
+            self.wait_durable(gen, end, file.as_ref())?;
+        }
+        Ok(info)
+    }
+
+    fn wait_durable(&self, gen: u64, end: u64, file: &dyn StorageFile) -> Result<()> {
+        let mut g = self.group.lock();
+        loop {
+            if g.generation != gen || g.synced >= end {
+                return Ok(());
+            }
+            self.check_writable()?;
+            if g.leader {
+                self.group_cv.wait(&mut g);
+                continue;
+            }
+            g.leader = true;
+            let target = g.written;
+            drop(g);
+            let r = file.sync_data();
+            g = self.group.lock();
+            g.leader = false;
+            self.group_cv.notify_all();
+            match r {
+                Ok(()) if g.generation == gen => g.synced = g.synced.max(target),
+                Ok(()) => {}
+                Err(e) => return Err(self.poison(Error::io("syncing the WAL", e))),
+            }
+        }
+    }
+
+    /// Make every acknowledged commit durable now (useful under [`Durability::Buffered`]).
+    pub fn sync(&self) -> Result<()> {
+        let mut w = self.writer.lock();
+        self.check_writable()?;
+        w.wal.file.sync_data().map_err(|e| self.poison(Error::io("syncing the WAL", e)))?;
+        w.wal.synced = w.wal.end;
+        let mut g = self.group.lock();
+        if g.generation == w.wal.header.generation {
+            g.synced = g.synced.max(w.wal.end);
+        }
+        self.group_cv.notify_all();
+        Ok(())
+    }
+
+    /// Write everything since the last checkpoint into the vector file and start a new WAL
+    /// (FORMAT.md §4.2). Runs by itself past the WAL limit and at close.
+    pub fn checkpoint(&self) -> Result<()> {
+        let mut w = self.writer.lock();
+        self.checkpoint_locked(&mut w)
+    }
+
+    fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
+        self.check_writable()?;
+        let last_lsn = w.next_lsn - 1;
+        let (sb, dir, nv) = {
+            // Only writers change the state, and we hold the writer lock: a read lock suffices
+            // while the pages are written, so searches go on.
+            let st = self.state.read();
+            if st.pending.is_empty() {
+                return Ok(());
+            }
+            st.vf.write_pages(&st.pending, w.next_slot, st.live_count, last_lsn).map_err(|e| self.poison(e))?
+        };
+        self.mirror.lock().checkpoint().map_err(|e| self.poison(e))?;
+        {
+            let mut st = self.state.write();
+            st.vf.commit(sb, dir, nv).map_err(|e| self.poison(e))?;
+            st.pending = Pending::default();
+        }
+        let gen = w.wal.header.generation + 1;
+        w.wal = Wal::create(self.storage.as_ref(), gen, last_lsn + 1, self.store_uuid).map_err(|e| self.poison(e))?;
+        let mut g = self.group.lock();
+        g.generation = gen;
+        g.written = w.wal.end;
+        g.synced = w.wal.end;
+        self.group_cv.notify_all();
+        Ok(())
+    }
+
+    fn prepare_query(&self, q: &[f32]) -> Result<Vec<f32>> {
+        self.check_vector(q)
+    }
+
+    /// The `k` records nearest to `query`, closest first (ties by insertion order). With a
+    /// filter, only matching records are considered, so `k` results come back whenever at
+    /// least `k` records match.
+    pub fn search(&self, query: &[f32], k: usize, filter: Option<&Filter>) -> Result<Vec<SearchHit>> {
+        let q = self.prepare_query(query)?;
+        let st = self.state.read();
+        let candidates = filter.map(|f| self.mirror.lock().filter_slots(f)).transpose()?;
+        let src = Source { st: &st, dim: self.dim };
+        let hits = self.index.search(&src, self.metric, &q, k, candidates.as_deref())?;
+        let slots: Vec<u64> = hits.iter().map(|h| h.slot).collect();
+        let rows = self.mirror.lock().rows_by_slots(&slots)?;
+        let mut out = Vec::with_capacity(hits.len());
+        for (h, row) in hits.into_iter().zip(rows) {
+            let row = row.ok_or_else(|| self.mirror_disagrees(h.slot))?;
+            out.push(SearchHit { id: row.id, distance: h.distance, text: row.text, metadata: parse_meta(row.metadata)? });
+        }
+        Ok(out)
+    }
+
+    fn mirror_disagrees(&self, slot: u64) -> Error {
+        Error::corrupted(self.file_path(MIRROR_FILE), 0, format!("the mirror has no record for live slot {slot}"))
+    }
+
+    /// The record with this id, if any.
+    pub fn get(&self, id: &str) -> Result<Option<Record>> {
+        let st = self.state.read();
+        let Some(row) = self.mirror.lock().row_by_id(id)? else {
+            return Ok(None);
+        };
+        let src = Source { st: &st, dim: self.dim };
+        let v = src.vector(row.slot)?.ok_or_else(|| Error::corrupted(self.file_path(vecfile::VEC_FILE), 0, format!("no vector for slot {} of id {id:?}", row.slot)))?;
+        Ok(Some(Record { id: row.id, vector: v.into_owned(), text: row.text, metadata: parse_meta(row.metadata)? }))
+    }
+
+    /// Whether a record has this id.
+    pub fn contains(&self, id: &str) -> Result<bool> {
+        Ok(self.mirror.lock().slot_of(id)?.is_some())
+    }
+
+    /// Number of live records.
+    pub fn count(&self) -> u64 {
+        self.state.read().live_count
+    }
+
+    /// All records in insertion order, read in pages; records written or deleted while
+    /// iterating may or may not be seen.
+    pub fn iter(&self) -> RecordIter<'_> {
+        RecordIter { engine: self, after: None, buf: VecDeque::new(), done: false }
+    }
+
+    /// Figures about the store.
+    pub fn stats(&self) -> Stats {
+        let w = self.writer.lock();
+        let st = self.state.read();
+        Stats {
+            count: st.live_count,
+            slots: w.next_slot,
+            deleted: st.dead.count,
+            dimension: self.dim,
+            metric: self.metric,
+            pages: st.vf.sb.page_count,
+            vector_file_bytes: st.vf.sealed_len(),
+            wal_bytes: w.wal.end,
+            checkpoint_lsn: st.vf.sb.checkpoint_lsn,
+            last_lsn: w.next_lsn - 1,
+            pending_vectors: st.pending.slots.len() as u64,
+            recovery: self.recovery.clone(),
+        }
+    }
+
+    /// Check everything: every page's checksum and structure, the mirror's own integrity, and
+    /// that the mirror and the vector file agree both ways (the same live slots, a vector for
+    /// each, the live count). Returns [`Error::Corrupted`] naming the first disagreement.
+    pub fn check_integrity(&self) -> Result<()> {
+        let st = self.state.read();
+        st.vf.verify_all()?;
+        let mut live: HashSet<u64> = HashSet::new();
+        st.vf.for_each_record(&mut |e| {
+            if let RecordEntry::Put { slot, .. } = e {
+                live.insert(slot);
+            }
+        })?;
+        for r in &st.pending.records {
+            if let PendingRecord::Put { slot, .. } = r {
+                live.insert(*slot);
+            }
+        }
+        live.retain(|s| !st.dead.contains(*s));
+        let mirror_path = self.file_path(MIRROR_FILE);
+        let m = self.mirror.lock();
+        m.integrity_check()?;
+        let in_mirror = m.all_slots()?;
+        drop(m);
+        if in_mirror.len() != live.len() || in_mirror.iter().any(|s| !live.contains(s)) {
+            let extra = in_mirror.iter().filter(|s| !live.contains(s)).count();
+            let missing = live.len() + extra - in_mirror.len();
+            return Err(Error::corrupted(mirror_path, 0, format!("the mirror disagrees with the log: {extra} slots only in the mirror, {missing} only in the vector file and WAL")));
+        }
+        if live.len() as u64 != st.live_count {
+            return Err(Error::corrupted(self.file_path(vecfile::VEC_FILE), 0, format!("{} live records but the count says {}", live.len(), st.live_count)));
+        }
+        let src = Source { st: &st, dim: self.dim };
+        for &s in &in_mirror {
+            if src.vector(s)?.is_none() {
+                return Err(Error::corrupted(self.file_path(vecfile::VEC_FILE), 0, format!("live slot {s} has no vector")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checkpoint and close. Errors are reported here; dropping the engine closes it too but
+    /// ignores them.
+    pub fn close(self) -> Result<()> {
+        self.close_inner()
+    }
+
+    fn close_inner(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut w = self.writer.lock();
+        if self.poisoned.lock().is_some() {
+            return Ok(());
+        }
+        self.checkpoint_locked(&mut w)
+    }
+
+    /// Drop the engine without checkpointing or syncing anything, as if the process had died
+    /// at this point (what was written to the OS stays written). For crash tests.
+    #[doc(hidden)]
+    pub fn abandon(self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.close_inner();
+    }
+}
+
+impl EngineBuilder {
+    fn with(storage: std::result::Result<Arc<dyn Storage>, Error>) -> Self {
+        EngineBuilder { storage, dimension: None, metric: None, durability: Durability::Sync, page_size: 65536, wal_limit: 64 << 20, create: true }
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    let mut end = s.len().min(40);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn parse_meta(m: Option<String>) -> Result<Option<Metadata>> {
+    m.map(|s| serde_json::from_str::<Metadata>(&s).map_err(|e| Error::Mirror { reason: format!("stored metadata is not a JSON object: {e}") }))
+        .transpose()
+}
+
+fn mirror_ops(ops: &[Op]) -> Vec<MirrorOp<'_>> {
+    ops.iter()
+        .map(|op| match op {
+            Op::Put { slot, id, text, metadata, .. } => MirrorOp::Put { slot: *slot, id, text: text.as_deref(), metadata: metadata.as_deref() },
+            Op::Delete { slot, .. } => MirrorOp::Delete { slot: *slot },
+            Op::Update { slot, text, metadata } => MirrorOp::Update {
+                slot: *slot,
+                text: text.as_ref().map(|t| t.as_deref()),
+                metadata: metadata.as_ref().map(|m| m.as_deref()),
+            },
+        })
+        .collect()
+}
+
+fn apply_to_state(st: &mut State, ops: Vec<Op>, first_lsn: u64, dim: usize) {
+    for (i, op) in ops.into_iter().enumerate() {
+        let lsn = first_lsn + i as u64;
+        match op {
+            Op::Put { slot, id, text, metadata, vector } => {
+                debug_assert_eq!(vector.len(), dim);
+                st.pending.slots.push(slot);
+                st.pending.vectors.extend_from_slice(&vector);
+                st.pending.vector_lsns.push(lsn);
+                st.pending.records.push(PendingRecord::Put { slot, lsn, id, text, metadata });
+                st.live_count += 1;
+            }
+            Op::Delete { slot, .. } => {
+                st.pending.tombstones.push((slot, lsn));
+                st.dead.insert(slot);
+                st.live_count = st.live_count.saturating_sub(1);
+            }
+            Op::Update { slot, text, metadata } => st.pending.records.push(PendingRecord::Update { slot, lsn, text, metadata }),
+        }
+    }
+}
+
+fn open_mirror(storage: &dyn Storage, dir: &Path) -> Result<Mirror> {
+    if storage.dir_path().is_none() {
+        return Mirror::open_memory();
+    }
+    let path = dir.join(MIRROR_FILE);
+    match Mirror::open_file(&path) {
+        Ok(m) => Ok(m),
+        Err(_) => {
+            // Derived state: a mirror that cannot be opened is replaced and rebuilt.
+            for suffix in ["", "-wal", "-shm"] {
+                storage.remove(&format!("{MIRROR_FILE}{suffix}")).map_err(io_err("removing a damaged mirror"))?;
+            }
+            Mirror::open_file(&path)
+        }
+    }
+}
+
+fn rebuild_mirror(m: &mut Mirror, vf: &VecFile, uuid: [u8; 16], checkpoint_lsn: u64) -> Result<()> {
+    m.reset(uuid)?;
+    if checkpoint_lsn == 0 {
+        return Ok(());
+    }
+    let dead: HashSet<u64> = vf.tombstones()?.into_iter().map(|t| t.0).collect();
+    let mut ops: Vec<MirrorOp<'_>> = Vec::new();
+    vf.for_each_record(&mut |e| {
+        if !dead.contains(&e.slot()) {
+            ops.push(match e {
+                RecordEntry::Put { slot, id, text, metadata, .. } => MirrorOp::Put { slot, id, text, metadata },
+                RecordEntry::Update { slot, text, metadata, .. } => MirrorOp::Update { slot, text, metadata },
+            });
+        }
+    })?;
+    m.apply(checkpoint_lsn, &ops)?;
+    Ok(())
+}
+
+struct Source<'a> {
+    st: &'a State,
+    dim: usize,
+}
+
+impl VectorSource for Source<'_> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn for_each_block(&self, f: &mut dyn FnMut(&[u64], &[f32])) -> Result<()> {
+        for i in 0..self.st.vf.n_vector {
+            let (s, v) = self.st.vf.vector_page(i)?;
+            f(&s, &v);
+        }
+        if !self.st.pending.slots.is_empty() {
+            f(&self.st.pending.slots, &self.st.pending.vectors);
+        }
+        Ok(())
+    }
+    fn vector(&self, slot: u64) -> Result<Option<Cow<'_, [f32]>>> {
+        if let Some(v) = self.st.pending.vector(slot, self.dim) {
+            return Ok(Some(Cow::Borrowed(v)));
+        }
+        self.st.vf.vector(slot)
+    }
+    fn is_dead(&self, slot: u64) -> bool {
+        self.st.dead.contains(slot)
+    }
+}
+
+/// Iterator over all records; see [`Engine::iter`].
+pub struct RecordIter<'a> {
+    engine: &'a Engine,
+    after: Option<u64>,
+    buf: VecDeque<Record>,
+    done: bool,
+}
+
+impl Iterator for RecordIter<'_> {
+    type Item = Result<Record>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buf.is_empty() && !self.done {
+            let e = self.engine;
+            let st = e.state.read();
+            let rows = match e.mirror.lock().rows_after(self.after, 256) {
+                Ok(r) => r,
+                Err(x) => {
+                    self.done = true;
+                    return Some(Err(x));
+                }
+            };
+            if rows.len() < 256 {
+                self.done = true;
+            }
+            let src = Source { st: &st, dim: e.dim };
+            for row in rows {
+                self.after = Some(row.slot);
+                let item = src
+                    .vector(row.slot)
+                    .and_then(|v| v.ok_or_else(|| e.mirror_disagrees(row.slot)))
+                    .and_then(|v| Ok(Record { vector: v.into_owned(), id: row.id, text: row.text, metadata: parse_meta(row.metadata)? }));
+                match item {
+                    Ok(r) => self.buf.push_back(r),
+                    Err(x) => {
+                        self.done = true;
+                        return Some(Err(x));
+                    }
+                }
+            }
+        }
+        self.buf.pop_front().map(Ok)
+    }
+}

@@ -1,0 +1,143 @@
+//! The engine's one error type.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the engine. Messages are whole sentences.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A vector's length is not the store's dimension.
+    DimensionMismatch {
+        /// The store's dimension.
+        expected: usize,
+        /// The length that was given.
+        got: usize,
+    },
+    /// A vector holds NaN or an infinity, or is all zeros under the cosine metric.
+    InvalidVector {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An argument other than a vector is not acceptable (an empty id, metadata
+    /// that is not a JSON object, an option out of range, ...).
+    InvalidArgument {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A filter is not well formed.
+    InvalidFilter {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No record has this id.
+    NotFound {
+        /// The id that was asked for.
+        id: String,
+    },
+    /// `add` was given an id that is already stored.
+    DuplicateId {
+        /// The id.
+        id: String,
+    },
+    /// A file's content is damaged or is not what the store expects.
+    Corrupted {
+        /// The file.
+        file: PathBuf,
+        /// Byte offset of the damage in that file.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store was written by a newer, incompatible version of Memento, or
+    /// its options conflict with the ones asked for at open.
+    Incompatible {
+        /// What does not match.
+        reason: String,
+    },
+    /// Another process (or another open engine in this one) holds the store.
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+        /// The holder's process id, 0 if unknown.
+        pid: u32,
+    },
+    /// An operating-system I/O error.
+    Io {
+        /// What the engine was doing.
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The SQLite mirror failed.
+    Mirror {
+        /// SQLite's message.
+        reason: String,
+    },
+    /// An earlier write or fsync failed, so the state on disk is uncertain.
+    /// Nothing more is written until the store is closed and reopened (which
+    /// recovers to the last durable commit).
+    Poisoned {
+        /// The first failure.
+        cause: String,
+    },
+    /// The engine was closed.
+    Closed,
+}
+
+/// `Result` with the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        Error::InvalidArgument { reason: reason.into() }
+    }
+    pub(crate) fn corrupted(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+        Error::Corrupted { file: file.into(), offset, reason: reason.into() }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::DimensionMismatch { expected, got } => {
+                write!(f, "The vector has {got} dimensions but the store holds {expected}-dimensional vectors.")
+            }
+            Error::InvalidVector { reason } => write!(f, "The vector is not valid: {reason}."),
+            Error::InvalidArgument { reason } => write!(f, "Invalid argument: {reason}."),
+            Error::InvalidFilter { reason } => write!(f, "The filter is not valid: {reason}."),
+            Error::NotFound { id } => write!(f, "No record has the id {id:?}."),
+            Error::DuplicateId { id } => write!(f, "A record with the id {id:?} already exists; use upsert to replace it."),
+            Error::Corrupted { file, offset, reason } => {
+                write!(f, "{} is corrupted at byte offset {offset}: {reason}.", file.display())
+            }
+            Error::Incompatible { reason } => write!(f, "The store cannot be opened this way: {reason}."),
+            Error::Locked { path, pid } => {
+                if *pid == 0 {
+                    write!(f, "The store {} is already open by another process.", path.display())
+                } else {
+                    write!(f, "The store {} is already open by process {pid}.", path.display())
+                }
+            }
+            Error::Io { context, source } => write!(f, "I/O error while {context}: {source}."),
+            Error::Mirror { reason } => write!(f, "The SQLite mirror failed: {reason}."),
+            Error::Poisoned { cause } => write!(
+                f,
+                "The store refuses writes after an earlier I/O failure ({cause}); close and reopen it to recover."
+            ),
+            Error::Closed => write!(f, "The engine is closed."),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Scalar distance kernels. Written so the compiler vectorises them (eight independent
+//! accumulators); explicit SIMD with runtime dispatch comes with the search issue.
+
+use memento_format::superblock::Metric;
+
+/// Dot product.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0f32; 8];
+    let (ca, ra) = a.as_chunks::<8>();
+    let (cb, rb) = b.as_chunks::<8>();
+    for (x, y) in ca.iter().zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// Squared Euclidean distance.
+pub fn l2sq(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0f32; 8];
+    let (ca, ra) = a.as_chunks::<8>();
+    let (cb, rb) = b.as_chunks::<8>();
+    for (x, y) in ca.iter().zip(cb) {
+        for i in 0..8 {
+            let d = x[i] - y[i];
+            acc[i] += d * d;
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        let d = x - y;
+        s += d * d;
+    }
+    s
+}
+
+/// The distance of a stored vector from a query under `metric`; smaller is closer.
+/// Under cosine both are unit vectors (normalised on write and at query time).
+#[inline]
+pub fn distance(metric: Metric, query: &[f32], v: &[f32]) -> f32 {
+    match metric {
+        Metric::Cosine => 1.0 - dot(query, v),
+        Metric::Dot => -dot(query, v),
+        Metric::L2 => l2sq(query, v),
+    }
+}
+
+/// Scale `v` to unit length. Returns false (and leaves `v` alone) when its norm is zero or not
+/// finite.
+pub fn normalize(v: &mut [f32]) -> bool {
+    let n = dot(v, v).sqrt();
+    if !(n.is_finite() && n > 0.0) {
+        return false;
+    }
+    let inv = 1.0 / n;
+    v.iter_mut().for_each(|x| *x *= inv);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn kernels_match_the_naive_sum(v in proptest::collection::vec((-100.0f32..100.0, -100.0f32..100.0), 0..70)) {
+            let (a, b): (Vec<f32>, Vec<f32>) = v.into_iter().unzip();
+            let d: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            let l: f64 = a.iter().zip(&b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum();
+            prop_assert!((f64::from(dot(&a, &b)) - d).abs() <= 1e-3 * (1.0 + d.abs()) + 0.05);
+            prop_assert!((f64::from(l2sq(&a, &b)) - l).abs() <= 1e-3 * (1.0 + l));
+        }
+    }
+
+    #[test]
+    fn normalize_refuses_zero() {
+        let mut z = [0.0f32; 5];
+        assert!(!normalize(&mut z));
+        let mut v = [3.0f32, 4.0];
+        assert!(normalize(&mut v));
+        assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+    }
+}

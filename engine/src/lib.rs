@@ -1,0 +1,59 @@
+//! Memento: an embedded vector database with a crash-safe storage format.
+//!
+//! The main types:
+//! - [`Engine`]: an open store. [`Engine::builder`] creates or opens one with options
+//!   ([`EngineBuilder`]: dimension, [`Metric`], [`Durability`], page size, WAL limit);
+//!   [`Engine::open`] opens an existing one.
+//! - [`Record`], [`WriteBatch`]: what is written. A batch is one commit and one fsync.
+//! - [`Filter`]: Chroma's filter language (`$eq $ne $gt $gte $lt $lte $in $nin $and $or` on
+//!   metadata, `$contains` / `$not_contains` on text), evaluated on the SQLite mirror before
+//!   scoring.
+//! - [`SearchHit`]: what [`Engine::search`] returns.
+//! - [`Error`]: every failure, typed.
+//! - [`storage`]: the I/O layer ([`storage::FsStorage`], [`storage::MemStorage`]).
+//! - [`index::VectorIndex`]: how nearest neighbours are found ([`index::FlatIndex`]: exact).
+//!
+//! The on-disk format is specified in `format-spec/FORMAT.md` and implemented by the
+//! `memento-format` crate.
+//!
+//! ```
+//! use memento::{Engine, Record, Filter, Metric};
+//! let dir = tempfile::tempdir()?;
+//! let engine = Engine::builder(dir.path()).dimension(3).metric(Metric::Cosine).open()?;
+//! let mut meta = memento::Metadata::new();
+//! meta.insert("topic".into(), "fruit".into());
+//! engine.add(Record::new("apple", vec![1.0, 0.1, 0.0]).with_text("an apple").with_metadata(meta))?;
+//! engine.add(Record::new("car", vec![0.0, 0.2, 1.0]).with_text("a car"))?;
+//! let hits = engine.search(&[0.9, 0.2, 0.0], 1, None)?;
+//! assert_eq!(hits[0].id, "apple");
+//! let only_cars = Filter::from_json_str(r#"{"$contains": "car"}"#)?;
+//! assert_eq!(engine.search(&[0.9, 0.2, 0.0], 5, Some(&only_cars))?[0].id, "car");
+//! engine.close()?;
+//! let reopened = Engine::open(dir.path())?;
+//! assert_eq!(reopened.count(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod engine;
+mod error;
+mod filter;
+pub mod index;
+mod kernels;
+mod mirror;
+pub mod storage;
+mod vecfile;
+mod wal;
+
+pub use engine::{CommitInfo, Durability, Engine, EngineBuilder, Metadata, Record, RecordIter, SearchHit, Stats, WriteBatch, MIRROR_FILE};
+pub use error::{Error, Result};
+pub use filter::Filter;
+pub use memento_format::superblock::Metric;
+
+/// File names inside a store directory.
+pub mod files {
+    pub use crate::engine::MIRROR_FILE as MIRROR;
+    pub use crate::vecfile::VEC_FILE as VECTORS;
+    pub use crate::wal::WAL_FILE as WAL;
+    /// The lock file.
+    pub const LOCK: &str = "LOCK";
+}

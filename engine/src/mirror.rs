@@ -1,0 +1,1288 @@
+//! The SQLite mirror: id <-> slot, document text and metadata of the live records.
+//!
+//! The mirror is *derived* state. The log and the vector file are the truth;
+//! the mirror is rebuilt from them whenever it is missing, damaged, or belongs
+//! to another store (its header holds the store's UUID). Every change reaches
+//! the mirror through [`Mirror::apply`], one SQLite transaction per log
+//! sequence number (LSN), which also records that LSN as `applied_lsn`; applying
+//! an LSN that is not newer than `applied_lsn` does nothing, so replaying the
+//! log into the mirror is idempotent.
+//!
+//! Durability: the file runs in WAL mode with `synchronous=NORMAL`, so a commit
+//! is not fsynced. After a power loss the mirror is consistent but may have
+//! lost its last commits, which its `applied_lsn` then shows; the engine replays
+//! them from the log. Before the engine drops log entries that the mirror
+//! holds, it calls [`Mirror::checkpoint`], which copies the WAL into the main
+//! file and syncs it.
+//!
+//! Damage: [`is_damage`] tells whether an [`Error`] means that the file is
+//! damaged or is not a mirror at all (SQLite's `SQLITE_CORRUPT` or
+//! `SQLITE_NOTADB`, a failed `integrity_check`, an SQLite file with foreign
+//! content), in which case the engine should delete it and rebuild; such errors'
+//! reasons begin with [`DAMAGED`]. [`Mirror::open_file_checked`] returns damage
+//! at open as a value instead. Every other SQLite failure is an
+//! [`Error::Mirror`] too, but not damage.
+//!
+//! Schema (version 1, kept in `PRAGMA user_version`):
+//!
+//! ```sql
+//! CREATE TABLE records (slot INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+//!                       text TEXT, metadata TEXT /* a JSON object */);
+//! CREATE TABLE meta (one INTEGER PRIMARY KEY CHECK (one = 0), store_uuid BLOB, applied_lsn INTEGER);
+//! ```
+//!
+//! Slots are `u64` in the engine and `INTEGER` (i64) in SQLite: a slot above
+//! `i64::MAX` is refused with an [`Error::Mirror`]. The same holds for LSNs.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{ErrorCode, OptionalExtension, Row, TransactionBehavior};
+
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+
+/// The schema version this code writes and reads (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The beginning of the reason of every [`Error::Mirror`] that means the
+/// mirror file is damaged (see [`is_damage`]).
+pub const DAMAGED: &str = "the mirror database is damaged";
+
+/// How many values one `IN (...)` list binds at most. SQLite's limit on
+/// parameters is 32,766 since 3.32 but may be built as low as 999.
+const IN_CHUNK: usize = 512;
+
+const SCHEMA: &str = "
+CREATE TABLE records (
+    slot INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    text TEXT,
+    metadata TEXT CHECK (metadata IS NULL OR json_type(metadata) = 'object')
+);
+CREATE TABLE meta (
+    one INTEGER PRIMARY KEY CHECK (one = 0),
+    store_uuid BLOB NOT NULL CHECK (typeof(store_uuid) = 'blob' AND length(store_uuid) = 16),
+    applied_lsn INTEGER NOT NULL CHECK (typeof(applied_lsn) = 'integer' AND applied_lsn >= 0)
+);
+PRAGMA user_version = 1;
+";
+
+const SQL_PUT: &str = "INSERT INTO records (slot, id, text, metadata) VALUES (?1, ?2, ?3, ?4)";
+const SQL_UPDATE: &str = "UPDATE records SET \
+     text = CASE WHEN ?2 THEN ?3 ELSE text END, \
+     metadata = CASE WHEN ?4 THEN ?5 ELSE metadata END \
+     WHERE slot = ?1";
+const SQL_DELETE: &str = "DELETE FROM records WHERE slot = ?1";
+const SQL_APPLIED_LSN: &str = "SELECT applied_lsn FROM meta WHERE one = 0";
+const SQL_SET_APPLIED_LSN: &str = "UPDATE meta SET applied_lsn = ?1 WHERE one = 0";
+const SQL_SLOT_OF: &str = "SELECT slot FROM records WHERE id = ?1";
+const SQL_ROW_BY_ID: &str = "SELECT slot, id, text, metadata FROM records WHERE id = ?1";
+const SQL_ROW_BY_SLOT: &str = "SELECT slot, id, text, metadata FROM records WHERE slot = ?1";
+
+/// True if an SQLite error means the database file is damaged or is not a
+/// database (`SQLITE_CORRUPT`, `SQLITE_NOTADB`).
+pub fn is_corruption(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+    )
+}
+
+/// True if `err` is an [`Error::Mirror`] that says the mirror file is damaged
+/// or not a mirror, so it should be deleted and rebuilt from the log.
+pub fn is_damage(err: &Error) -> bool {
+    matches!(err, Error::Mirror { reason } if reason.starts_with(DAMAGED))
+}
+
+fn damaged(what: impl Display) -> Error {
+    Error::Mirror {
+        reason: format!("{DAMAGED}: {what}"),
+    }
+}
+
+fn mirror_err(reason: impl Into<String>) -> Error {
+    Error::Mirror {
+        reason: reason.into(),
+    }
+}
+
+/// Maps an SQLite error to [`Error::Mirror`], saying what was being done.
+fn sql_error(context: impl Display, err: rusqlite::Error) -> Error {
+    if is_corruption(&err) {
+        damaged(format_args!("{context}: {err}"))
+    } else {
+        mirror_err(format!("{context}: {err}"))
+    }
+}
+
+/// `.ctx("reading ...")` on rusqlite results.
+trait Context<T> {
+    fn ctx(self, context: &str) -> Result<T>;
+}
+
+impl<T> Context<T> for rusqlite::Result<T> {
+    fn ctx(self, context: &str) -> Result<T> {
+        self.map_err(|e| sql_error(context, e))
+    }
+}
+
+fn slot_to_sql(slot: u64) -> Result<i64> {
+    i64::try_from(slot).map_err(|_| {
+        mirror_err(format!(
+            "the slot {slot} is larger than the largest slot the mirror stores ({})",
+            i64::MAX
+        ))
+    })
+}
+
+fn slot_from_sql(slot: i64) -> Result<u64> {
+    u64::try_from(slot).map_err(|_| damaged(format_args!("it holds the negative slot {slot}")))
+}
+
+/// One live record as the mirror holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirrorRow {
+    /// The record's slot in the vector file.
+    pub slot: u64,
+    /// The record's id.
+    pub id: String,
+    /// The document text, if any.
+    pub text: Option<String>,
+    /// The metadata as JSON object text, if any.
+    pub metadata: Option<String>,
+}
+
+/// The mirror's one-row header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MirrorHeader {
+    /// The UUID of the store this mirror belongs to.
+    pub store_uuid: [u8; 16],
+    /// The last log sequence number applied to the mirror (0: none).
+    pub applied_lsn: u64,
+}
+
+/// One change applied by [`Mirror::apply`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MirrorOp<'a> {
+    /// Inserts a live record. No row may hold the slot or the id: an upsert
+    /// is a `Delete` of the old slot followed by a `Put` in the new one.
+    Put {
+        /// The record's slot.
+        slot: u64,
+        /// The record's id.
+        id: &'a str,
+        /// The document text.
+        text: Option<&'a str>,
+        /// The metadata, JSON object text (checked by SQLite).
+        metadata: Option<&'a str>,
+    },
+    /// Changes the text and/or metadata of the record in `slot`, which must exist.
+    Update {
+        /// The record's slot.
+        slot: u64,
+        /// `None`: leave as is; `Some(None)`: set to NULL; `Some(Some(t))`: set to `t`.
+        text: Option<Option<&'a str>>,
+        /// `None`: leave as is; `Some(None)`: set to NULL; `Some(Some(m))`: set to `m`.
+        metadata: Option<Option<&'a str>>,
+    },
+    /// Removes the record in `slot`, which must exist.
+    Delete {
+        /// The record's slot.
+        slot: u64,
+    },
+}
+
+/// The SQLite mirror of one store. See the module documentation.
+pub struct Mirror {
+    conn: rusqlite::Connection,
+}
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror")
+            .field("path", &self.conn.path())
+            .finish()
+    }
+}
+
+fn read_row(r: &Row<'_>) -> rusqlite::Result<(i64, String, Option<String>, Option<String>)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn to_row(
+    (slot, id, text, metadata): (i64, String, Option<String>, Option<String>),
+) -> Result<MirrorRow> {
+    Ok(MirrorRow {
+        slot: slot_from_sql(slot)?,
+        id,
+        text,
+        metadata,
+    })
+}
+
+/// `?, ?, ..., ?` with `n` placeholders.
+fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(n * 3);
+    for i in 0..n {
+        s.push_str(if i == 0 { "?" } else { ", ?" });
+    }
+    s
+}
+
+/// The width of the `IN` list used for a chunk of `n` values: a power of two
+/// from 8 to [`IN_CHUNK`], so that few distinct statements are cached. The
+/// list is padded by repeating a value.
+fn in_width(n: usize) -> usize {
+    n.next_power_of_two().clamp(8, IN_CHUNK)
+}
+
+impl Mirror {
+    /// Opens the mirror file at `path`, creating the file and the schema if
+    /// they are missing. Damage (see [`is_damage`]) is an error like any
+    /// other; use [`Mirror::open_file_checked`] to get it as a value. A file
+    /// written by a newer schema version is an [`Error::Mirror`] that is not
+    /// damage.
+    pub fn open_file(path: &Path) -> Result<Mirror> {
+        let mut conn = rusqlite::Connection::open(path).map_err(|e| {
+            sql_error(
+                format_args!("opening the mirror file {}", path.display()),
+                e,
+            )
+        })?;
+        conn.busy_timeout(Duration::ZERO)
+            .ctx("setting the busy timeout")?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .ctx("switching the mirror to WAL mode")?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(mirror_err(format!(
+                "the mirror file {} could not be switched to WAL mode (its journal mode stays {mode})",
+                path.display()
+            )));
+        }
+        Self::init(&mut conn)?;
+        Ok(Mirror { conn })
+    }
+
+    /// Like [`Mirror::open_file`], but returns `Ok(Err(description))` when
+    /// the file is damaged, is not an SQLite database, or is an SQLite
+    /// database that is not a mirror; the caller then deletes the file (and
+    /// its `-wal` and `-shm` companions) and rebuilds. Other failures are
+    /// `Err`.
+    pub fn open_file_checked(path: &Path) -> Result<Result<Mirror, String>> {
+        match Self::open_file(path) {
+            Ok(m) => Ok(Ok(m)),
+            Err(Error::Mirror { reason }) if reason.starts_with(DAMAGED) => Ok(Err(reason)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Opens a new mirror in memory (for tests and for stores without a directory).
+    pub fn open_memory() -> Result<Mirror> {
+        let mut conn = rusqlite::Connection::open_in_memory().ctx("opening an in-memory mirror")?;
+        Self::init(&mut conn)?;
+        Ok(Mirror { conn })
+    }
+
+    /// Settings and schema common to files and memory.
+    fn init(conn: &mut rusqlite::Connection) -> Result<()> {
+        conn.set_prepared_statement_cache_capacity(64);
+        conn.execute_batch("PRAGMA synchronous = NORMAL")
+            .ctx("setting synchronous = NORMAL")?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .ctx("reading the schema version")?;
+        match version {
+            0 => {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .ctx("starting the schema transaction")?;
+                let objects: i64 = tx
+                    .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+                    .ctx("reading the schema")?;
+                if objects != 0 {
+                    return Err(damaged(
+                        "the file is an SQLite database but not a Memento mirror",
+                    ));
+                }
+                tx.execute_batch(SCHEMA).ctx("creating the schema")?;
+                tx.commit().ctx("committing the schema")?;
+            }
+            SCHEMA_VERSION => {
+                let tables: i64 = conn
+                    .query_row(
+                        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('records', 'meta')",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .ctx("reading the schema")?;
+                if tables != 2 {
+                    return Err(damaged("its tables are missing"));
+                }
+            }
+            v if v > SCHEMA_VERSION => {
+                return Err(mirror_err(format!(
+                    "the mirror has schema version {v}, written by a newer version of Memento \
+                     (this version reads version {SCHEMA_VERSION})"
+                )))
+            }
+            v => return Err(damaged(format_args!("its schema version is {v}"))),
+        }
+        Ok(())
+    }
+
+    /// The header, or `None` for a mirror that was never [`reset`](Mirror::reset).
+    pub fn header(&self) -> Result<Option<MirrorHeader>> {
+        let row: Option<(Vec<u8>, i64)> = self
+            .conn
+            .prepare_cached("SELECT store_uuid, applied_lsn FROM meta WHERE one = 0")
+            .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .ctx("reading the header")?;
+        let Some((uuid, lsn)) = row else {
+            return Ok(None);
+        };
+        let store_uuid: [u8; 16] = uuid
+            .as_slice()
+            .try_into()
+            .map_err(|_| damaged("the store UUID in its header is not 16 bytes"))?;
+        let applied_lsn =
+            u64::try_from(lsn).map_err(|_| damaged("the applied LSN in its header is negative"))?;
+        Ok(Some(MirrorHeader {
+            store_uuid,
+            applied_lsn,
+        }))
+    }
+
+    /// Drops every record and sets the header to `store_uuid` and
+    /// `applied_lsn = 0`, in one transaction (done before a rebuild).
+    pub fn reset(&mut self, store_uuid: [u8; 16]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx("starting the reset transaction")?;
+        tx.execute_batch("DELETE FROM records; DELETE FROM meta;")
+            .ctx("deleting all rows")?;
+        tx.execute(
+            "INSERT INTO meta (one, store_uuid, applied_lsn) VALUES (0, ?1, 0)",
+            [&store_uuid[..]],
+        )
+        .ctx("writing the header")?;
+        tx.commit().ctx("committing the reset")
+    }
+
+    /// Applies `ops` in order and records `applied_lsn = lsn`, all in one
+    /// transaction. Returns `false` and changes nothing if `lsn` is not newer
+    /// than the applied LSN (replay is idempotent). An op that does not fit
+    /// the mirror's state (a `Put` of an id or slot that is taken, an
+    /// `Update` or `Delete` of an empty slot, metadata that is not a JSON
+    /// object) is an [`Error::Mirror`] and nothing of the call is kept. The
+    /// mirror must have a header (see [`reset`](Mirror::reset)).
+    pub fn apply(&mut self, lsn: u64, ops: &[MirrorOp<'_>]) -> Result<bool> {
+        let lsn_sql = i64::try_from(lsn)
+            .map_err(|_| mirror_err(format!("the LSN {lsn} is larger than the mirror stores")))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx("starting a transaction")?;
+        let applied: Option<i64> = tx
+            .prepare_cached(SQL_APPLIED_LSN)
+            .and_then(|mut st| st.query_row([], |r| r.get(0)).optional())
+            .ctx("reading the applied LSN")?;
+        let Some(applied) = applied else {
+            return Err(mirror_err(
+                "the mirror has no header; it must be reset before changes are applied",
+            ));
+        };
+        if lsn_sql <= applied {
+            return Ok(false); // dropping `tx` rolls back; nothing was written
+        }
+        {
+            let mut put = tx.prepare_cached(SQL_PUT).ctx("preparing the insert")?;
+            let mut update = tx.prepare_cached(SQL_UPDATE).ctx("preparing the update")?;
+            let mut delete = tx.prepare_cached(SQL_DELETE).ctx("preparing the delete")?;
+            for op in ops {
+                match *op {
+                    MirrorOp::Put {
+                        slot,
+                        id,
+                        text,
+                        metadata,
+                    } => {
+                        let s = slot_to_sql(slot)?;
+                        put.execute(rusqlite::params![s, id, text, metadata])
+                            .map_err(|e| {
+                                sql_error(
+                                    format_args!(
+                                        "could not insert the record {id:?} in slot {slot}"
+                                    ),
+                                    e,
+                                )
+                            })?;
+                    }
+                    MirrorOp::Update {
+                        slot,
+                        text,
+                        metadata,
+                    } => {
+                        let s = slot_to_sql(slot)?;
+                        let n = update
+                            .execute(rusqlite::params![
+                                s,
+                                text.is_some(),
+                                text.flatten(),
+                                metadata.is_some(),
+                                metadata.flatten()
+                            ])
+                            .map_err(|e| {
+                                sql_error(
+                                    format_args!("could not update the record in slot {slot}"),
+                                    e,
+                                )
+                            })?;
+                        if n != 1 {
+                            return Err(mirror_err(format!(
+                                "no record is in slot {slot} to update"
+                            )));
+                        }
+                    }
+                    MirrorOp::Delete { slot } => {
+                        let s = slot_to_sql(slot)?;
+                        let n = delete.execute([s]).map_err(|e| {
+                            sql_error(
+                                format_args!("could not delete the record in slot {slot}"),
+                                e,
+                            )
+                        })?;
+                        if n != 1 {
+                            return Err(mirror_err(format!(
+                                "no record is in slot {slot} to delete"
+                            )));
+                        }
+                    }
+                }
+            }
+            tx.prepare_cached(SQL_SET_APPLIED_LSN)
+                .and_then(|mut st| st.execute([lsn_sql]))
+                .ctx("recording the applied LSN")?;
+        }
+        tx.commit().ctx("committing")?;
+        Ok(true)
+    }
+
+    /// The slot of the record with this id, if it is live.
+    pub fn slot_of(&self, id: &str) -> Result<Option<u64>> {
+        let slot: Option<i64> = self
+            .conn
+            .prepare_cached(SQL_SLOT_OF)
+            .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
+            .ctx("looking up an id")?;
+        slot.map(slot_from_sql).transpose()
+    }
+
+    /// The slots of several ids, in the order of `ids` (`None` for an id that
+    /// is not live). Any number of ids: they are looked up in chunks.
+    pub fn slots_of(&self, ids: &[&str]) -> Result<Vec<Option<u64>>> {
+        if ids.len() <= 2 {
+            return ids.iter().map(|id| self.slot_of(id)).collect();
+        }
+        let mut found: HashMap<String, u64> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let width = in_width(chunk.len());
+            let sql = format!(
+                "SELECT id, slot FROM records WHERE id IN ({})",
+                placeholders(width)
+            );
+            let mut st = self
+                .conn
+                .prepare_cached(&sql)
+                .ctx("preparing an id lookup")?;
+            let padding = std::iter::repeat_n(chunk[0], width - chunk.len());
+            let mut rows = st
+                .query(rusqlite::params_from_iter(
+                    chunk.iter().copied().chain(padding),
+                ))
+                .ctx("looking up ids")?;
+            while let Some(r) = rows.next().ctx("looking up ids")? {
+                let id: String = r.get(0).ctx("reading an id")?;
+                let slot: i64 = r.get(1).ctx("reading a slot")?;
+                found.insert(id, slot_from_sql(slot)?);
+            }
+        }
+        Ok(ids.iter().map(|id| found.get(*id).copied()).collect())
+    }
+
+    /// The row of the record with this id, if it is live.
+    pub fn row_by_id(&self, id: &str) -> Result<Option<MirrorRow>> {
+        let row = self
+            .conn
+            .prepare_cached(SQL_ROW_BY_ID)
+            .and_then(|mut st| st.query_row([id], read_row).optional())
+            .ctx("reading a record by id")?;
+        row.map(to_row).transpose()
+    }
+
+    /// The rows in several slots, in the order of `slots` (`None` for an
+    /// empty slot). Any number of slots: they are read in chunks.
+    pub fn rows_by_slots(&self, slots: &[u64]) -> Result<Vec<Option<MirrorRow>>> {
+        let sql_slots = slots
+            .iter()
+            .map(|&s| slot_to_sql(s))
+            .collect::<Result<Vec<i64>>>()?;
+        if sql_slots.len() <= 2 {
+            let mut st = self
+                .conn
+                .prepare_cached(SQL_ROW_BY_SLOT)
+                .ctx("preparing a slot lookup")?;
+            return sql_slots
+                .iter()
+                .map(|&s| {
+                    st.query_row([s], read_row)
+                        .optional()
+                        .ctx("reading a record by slot")?
+                        .map(to_row)
+                        .transpose()
+                })
+                .collect();
+        }
+        let mut found: HashMap<i64, MirrorRow> = HashMap::with_capacity(slots.len());
+        for chunk in sql_slots.chunks(IN_CHUNK) {
+            let width = in_width(chunk.len());
+            let sql = format!(
+                "SELECT slot, id, text, metadata FROM records WHERE slot IN ({})",
+                placeholders(width)
+            );
+            let mut st = self
+                .conn
+                .prepare_cached(&sql)
+                .ctx("preparing a slot lookup")?;
+            let padding = std::iter::repeat_n(chunk[0], width - chunk.len());
+            let mut rows = st
+                .query(rusqlite::params_from_iter(
+                    chunk.iter().copied().chain(padding),
+                ))
+                .ctx("reading records")?;
+            while let Some(r) = rows.next().ctx("reading records")? {
+                let row = to_row(read_row(r).ctx("reading a record")?)?;
+                found.insert(row.slot as i64, row);
+            }
+        }
+        Ok(sql_slots.iter().map(|s| found.get(s).cloned()).collect())
+    }
+
+    /// The slots of the live records that match `filter`, ascending.
+    pub fn filter_slots(&self, filter: &Filter) -> Result<Vec<u64>> {
+        let (expr, params) = filter.to_sql();
+        let sql = format!("SELECT slot FROM records WHERE {expr} ORDER BY slot");
+        let mut st = self
+            .conn
+            .prepare_cached(&sql)
+            .ctx("preparing a filter query")?;
+        let slots = st
+            .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, i64>(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
+            .ctx("running a filter query")?;
+        slots.into_iter().map(slot_from_sql).collect()
+    }
+
+    /// The number of live records.
+    pub fn count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM records")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .ctx("counting records")?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Up to `limit` rows with slots above `after_slot` (all slots if `None`),
+    /// in slot order: iterate by passing the last slot returned.
+    pub fn rows_after(&self, after_slot: Option<u64>, limit: usize) -> Result<Vec<MirrorRow>> {
+        let after = match after_slot {
+            None => -1,
+            Some(s) => match i64::try_from(s) {
+                Ok(s) => s,
+                Err(_) => return Ok(Vec::new()), // no slot can be stored beyond it
+            },
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .conn
+            .prepare_cached("SELECT slot, id, text, metadata FROM records WHERE slot > ?1 ORDER BY slot LIMIT ?2")
+            .and_then(|mut st| st.query_map([after, limit], read_row)?.collect::<rusqlite::Result<Vec<_>>>())
+            .ctx("reading records in slot order")?;
+        rows.into_iter().map(to_row).collect()
+    }
+
+    /// The slots of all live records, ascending.
+    pub fn all_slots(&self) -> Result<Vec<u64>> {
+        let slots = self
+            .conn
+            .prepare_cached("SELECT slot FROM records ORDER BY slot")
+            .and_then(|mut st| {
+                st.query_map([], |r| r.get::<_, i64>(0))?
+                    .collect::<rusqlite::Result<Vec<i64>>>()
+            })
+            .ctx("reading all slots")?;
+        slots.into_iter().map(slot_from_sql).collect()
+    }
+
+    /// Makes everything applied so far durable in the main SQLite file:
+    /// `PRAGMA wal_checkpoint(TRUNCATE)`, which copies the WAL into the file,
+    /// syncs it and empties the WAL. An error if SQLite reports the checkpoint
+    /// as blocked (busy). A no-op for an in-memory mirror.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        let (busy, log, done): (i64, i64, i64) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .ctx("checkpointing")?;
+        if busy != 0 {
+            return Err(mirror_err(
+                "the checkpoint could not finish because the database is busy",
+            ));
+        }
+        if log != done {
+            return Err(mirror_err(format!(
+                "the checkpoint copied {done} of the {log} frames of the write-ahead log"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs `PRAGMA integrity_check`; anything but "ok" is damage.
+    pub fn integrity_check(&self) -> Result<()> {
+        let problems = self
+            .conn
+            .prepare("PRAGMA integrity_check(20)")
+            .and_then(|mut st| {
+                st.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .ctx("checking integrity")?;
+        if problems.len() == 1 && problems[0] == "ok" {
+            Ok(())
+        } else {
+            Err(damaged(format_args!(
+                "integrity_check reports: {}",
+                problems.join("; ")
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Map, Value};
+    use std::time::Instant;
+
+    const UUID: [u8; 16] = *b"0123456789abcdef";
+
+    fn fresh() -> Mirror {
+        let mut m = Mirror::open_memory().unwrap();
+        m.reset(UUID).unwrap();
+        m
+    }
+
+    fn put<'a>(
+        slot: u64,
+        id: &'a str,
+        text: Option<&'a str>,
+        metadata: Option<&'a str>,
+    ) -> MirrorOp<'a> {
+        MirrorOp::Put {
+            slot,
+            id,
+            text,
+            metadata,
+        }
+    }
+
+    fn mirror_reason(e: Error) -> String {
+        match e {
+            Error::Mirror { reason } => reason,
+            other => panic!("expected a mirror error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn put_update_delete() {
+        let mut m = fresh();
+        assert!(m
+            .apply(
+                1,
+                &[
+                    put(0, "a", Some("hello"), Some(r#"{"k":1}"#)),
+                    put(1, "b", None, None),
+                    put(7, "c", Some("x"), None)
+                ]
+            )
+            .unwrap());
+        assert_eq!(m.count().unwrap(), 3);
+        assert_eq!(m.slot_of("a").unwrap(), Some(0));
+        assert_eq!(m.slot_of("zz").unwrap(), None);
+        assert_eq!(
+            m.row_by_id("a").unwrap(),
+            Some(MirrorRow {
+                slot: 0,
+                id: "a".into(),
+                text: Some("hello".into()),
+                metadata: Some(r#"{"k":1}"#.into())
+            })
+        );
+
+        // Update: leave, set, clear.
+        m.apply(
+            2,
+            &[MirrorOp::Update {
+                slot: 0,
+                text: None,
+                metadata: Some(Some(r#"{"k":2}"#)),
+            }],
+        )
+        .unwrap();
+        let r = m.row_by_id("a").unwrap().unwrap();
+        assert_eq!(
+            (r.text.as_deref(), r.metadata.as_deref()),
+            (Some("hello"), Some(r#"{"k":2}"#))
+        );
+        m.apply(
+            3,
+            &[MirrorOp::Update {
+                slot: 0,
+                text: Some(None),
+                metadata: None,
+            }],
+        )
+        .unwrap();
+        let r = m.row_by_id("a").unwrap().unwrap();
+        assert_eq!(
+            (r.text.as_deref(), r.metadata.as_deref()),
+            (None, Some(r#"{"k":2}"#))
+        );
+        m.apply(
+            4,
+            &[MirrorOp::Update {
+                slot: 0,
+                text: Some(Some("t")),
+                metadata: Some(None),
+            }],
+        )
+        .unwrap();
+        let r = m.row_by_id("a").unwrap().unwrap();
+        assert_eq!(
+            (r.text.as_deref(), r.metadata.as_deref()),
+            (Some("t"), None)
+        );
+
+        // Upsert: delete the old slot, put in a new one, in one LSN.
+        m.apply(
+            5,
+            &[MirrorOp::Delete { slot: 1 }, put(9, "b", Some("new"), None)],
+        )
+        .unwrap();
+        assert_eq!(m.slot_of("b").unwrap(), Some(9));
+        assert_eq!(m.all_slots().unwrap(), vec![0, 7, 9]);
+        assert_eq!(
+            m.slots_of(&["c", "nope", "a"]).unwrap(),
+            vec![Some(7), None, Some(0)]
+        );
+        let rows = m.rows_by_slots(&[9, 1, 0, 9]).unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|r| r.as_ref().map(|r| r.id.as_str()))
+                .collect::<Vec<_>>(),
+            vec![Some("b"), None, Some("a"), Some("b")]
+        );
+        assert_eq!(
+            m.rows_by_slots(&[7]).unwrap()[0]
+                .as_ref()
+                .map(|r| r.id.as_str()),
+            Some("c")
+        );
+
+        // Iteration in slot order.
+        let first = m.rows_after(None, 2).unwrap();
+        assert_eq!(first.iter().map(|r| r.slot).collect::<Vec<_>>(), vec![0, 7]);
+        let rest = m.rows_after(Some(7), 10).unwrap();
+        assert_eq!(rest.iter().map(|r| r.slot).collect::<Vec<_>>(), vec![9]);
+        assert!(m.rows_after(Some(9), 10).unwrap().is_empty());
+        assert!(m.rows_after(Some(u64::MAX), 10).unwrap().is_empty());
+        assert!(m.rows_after(None, 0).unwrap().is_empty());
+
+        m.apply(6, &[MirrorOp::Delete { slot: 0 }]).unwrap();
+        assert_eq!(m.slot_of("a").unwrap(), None);
+        assert_eq!(m.count().unwrap(), 2);
+    }
+
+    #[test]
+    fn bad_ops_roll_back_the_whole_call() {
+        let mut m = fresh();
+        m.apply(1, &[put(0, "a", None, None)]).unwrap();
+        let cases: Vec<Vec<MirrorOp<'_>>> = vec![
+            vec![put(1, "b", None, None), put(2, "a", None, None)], // id taken
+            vec![put(1, "b", None, None), put(0, "c", None, None)], // slot taken
+            vec![put(1, "b", None, None), MirrorOp::Delete { slot: 5 }],
+            vec![
+                put(1, "b", None, None),
+                MirrorOp::Update {
+                    slot: 5,
+                    text: None,
+                    metadata: None,
+                },
+            ],
+            vec![put(1, "b", None, Some("[1, 2]"))],
+            vec![put(1, "b", None, Some("{not json"))],
+            vec![put(1, "b", None, None), put(u64::MAX, "c", None, None)],
+        ];
+        for ops in cases {
+            let err = m.apply(2, &ops).unwrap_err();
+            let reason = mirror_reason(err);
+            assert!(!reason.starts_with(DAMAGED), "{reason}");
+            assert_eq!(m.header().unwrap().unwrap().applied_lsn, 1, "{ops:?}");
+            assert_eq!(m.all_slots().unwrap(), vec![0], "{ops:?}");
+        }
+        let reason = mirror_reason(m.apply(2, &[put(1u64 << 63, "c", None, None)]).unwrap_err());
+        assert!(reason.contains("larger than"), "{reason}");
+        assert!(m.rows_by_slots(&[u64::MAX]).is_err());
+        assert!(m.apply(u64::MAX, &[]).is_err());
+        // The mirror is still usable.
+        assert!(m.apply(2, &[put(1, "b", None, None)]).unwrap());
+    }
+
+    #[test]
+    fn apply_is_idempotent_by_lsn() {
+        let mut m = fresh();
+        assert!(m.apply(5, &[put(0, "a", None, None)]).unwrap());
+        // Replaying the same or an older LSN does nothing, even with ops that would fail.
+        assert!(!m.apply(5, &[put(0, "a", None, None)]).unwrap());
+        assert!(!m.apply(3, &[MirrorOp::Delete { slot: 42 }]).unwrap());
+        assert_eq!(m.header().unwrap().unwrap().applied_lsn, 5);
+        assert_eq!(m.count().unwrap(), 1);
+        // An empty batch still advances the LSN.
+        assert!(m.apply(6, &[]).unwrap());
+        assert_eq!(m.header().unwrap().unwrap().applied_lsn, 6);
+    }
+
+    #[test]
+    fn header_and_reset() {
+        let mut m = Mirror::open_memory().unwrap();
+        assert_eq!(m.header().unwrap(), None);
+        let reason = mirror_reason(m.apply(1, &[]).unwrap_err());
+        assert!(reason.contains("reset"), "{reason}");
+        m.reset(UUID).unwrap();
+        assert_eq!(
+            m.header().unwrap(),
+            Some(MirrorHeader {
+                store_uuid: UUID,
+                applied_lsn: 0
+            })
+        );
+        m.apply(3, &[put(0, "a", None, None), put(1, "b", None, None)])
+            .unwrap();
+        assert_eq!(m.header().unwrap().unwrap().applied_lsn, 3);
+        let other = [7u8; 16];
+        m.reset(other).unwrap();
+        assert_eq!(
+            m.header().unwrap(),
+            Some(MirrorHeader {
+                store_uuid: other,
+                applied_lsn: 0
+            })
+        );
+        assert_eq!(m.count().unwrap(), 0);
+        assert_eq!(m.slot_of("a").unwrap(), None);
+        // The same ids and slots can be put again after a reset.
+        assert!(m.apply(1, &[put(0, "a", None, None)]).unwrap());
+    }
+
+    #[test]
+    fn file_persists_across_reopen_and_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mirror.sqlite");
+        {
+            let mut m = Mirror::open_file(&path).unwrap();
+            assert_eq!(m.header().unwrap(), None);
+            m.reset(UUID).unwrap();
+            m.apply(1, &[put(0, "a", Some("doc"), Some(r#"{"x":"y"}"#))])
+                .unwrap();
+            m.apply(2, &[put(1, "b", None, None)]).unwrap();
+            let mode: String = m
+                .conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+            let sync: i64 = m
+                .conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(sync, 1); // NORMAL
+            let wal = dir.path().join("mirror.sqlite-wal");
+            assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+            m.checkpoint().unwrap();
+            assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+            m.integrity_check().unwrap();
+            m.apply(3, &[MirrorOp::Delete { slot: 1 }]).unwrap();
+        }
+        let m = Mirror::open_file(&path).unwrap();
+        assert_eq!(
+            m.header().unwrap(),
+            Some(MirrorHeader {
+                store_uuid: UUID,
+                applied_lsn: 3
+            })
+        );
+        assert_eq!(m.all_slots().unwrap(), vec![0]);
+        assert_eq!(
+            m.row_by_id("a").unwrap().unwrap().metadata.as_deref(),
+            Some(r#"{"x":"y"}"#)
+        );
+        let v: i64 = m
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        m.integrity_check().unwrap();
+        assert!(matches!(Mirror::open_file_checked(&path), Ok(Ok(_))));
+    }
+
+    #[test]
+    fn in_memory_checkpoint_is_a_no_op() {
+        let mut m = fresh();
+        m.apply(1, &[put(0, "a", None, None)]).unwrap();
+        m.checkpoint().unwrap();
+        m.integrity_check().unwrap();
+    }
+
+    #[test]
+    fn garbage_file_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mirror.sqlite");
+        std::fs::write(&path, vec![0xABu8; 4096]).unwrap();
+        match Mirror::open_file_checked(&path) {
+            Ok(Err(reason)) => {
+                assert!(reason.starts_with(DAMAGED), "{reason}");
+                println!("garbage file: {reason}");
+            }
+            Ok(Ok(_)) => panic!("a garbage file opened as a mirror"),
+            Err(e) => panic!("damage reported as another error: {e}"),
+        }
+        let err = Mirror::open_file(&path).unwrap_err();
+        assert!(is_damage(&err), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("The SQLite mirror failed: the mirror database is damaged"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn foreign_sqlite_file_is_damage_and_newer_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let foreign = dir.path().join("foreign.sqlite");
+        {
+            let c = rusqlite::Connection::open(&foreign).unwrap();
+            c.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+                .unwrap();
+        }
+        assert!(matches!(Mirror::open_file_checked(&foreign), Ok(Err(_))));
+
+        let newer = dir.path().join("newer.sqlite");
+        drop(Mirror::open_file(&newer).unwrap());
+        {
+            let c = rusqlite::Connection::open(&newer).unwrap();
+            c.execute_batch("PRAGMA user_version = 2").unwrap();
+        }
+        let err = Mirror::open_file(&newer).unwrap_err();
+        assert!(!is_damage(&err), "{err}");
+        assert!(err.to_string().contains("newer version"), "{err}");
+        assert!(Mirror::open_file_checked(&newer).is_err());
+    }
+
+    #[test]
+    fn corrupted_pages_are_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mirror.sqlite");
+        {
+            let mut m = Mirror::open_file(&path).unwrap();
+            m.reset(UUID).unwrap();
+            let ids: Vec<String> = (0..3000).map(|i| format!("id-{i}")).collect();
+            let ops: Vec<MirrorOp<'_>> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| put(i as u64, id, Some("some text"), None))
+                .collect();
+            m.apply(1, &ops).unwrap();
+            m.checkpoint().unwrap();
+        }
+        // Overwrite a page in the middle of the file (keeping the header intact).
+        let mut bytes = std::fs::read(&path).unwrap();
+        let page = 4096;
+        assert!(bytes.len() > 8 * page);
+        for b in &mut bytes[3 * page..5 * page] {
+            *b = 0x5A;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let outcome = Mirror::open_file(&path).and_then(|m| {
+            m.integrity_check()?;
+            m.all_slots().map(|_| ())
+        });
+        let err = outcome.unwrap_err();
+        assert!(is_damage(&err), "{err}");
+    }
+
+    #[test]
+    fn slots_of_in_chunks() {
+        let mut m = fresh();
+        let ids: Vec<String> = (0..70_000).map(|i| format!("record-{i}")).collect();
+        let ops: Vec<MirrorOp<'_>> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 0)
+            .map(|(i, id)| put(i as u64 * 2, id, None, None))
+            .collect();
+        m.apply(1, &ops).unwrap();
+        let mut query: Vec<&str> = ids.iter().map(String::as_str).collect();
+        query.push("record-1"); // a repeat
+        query.push("absent");
+        let t = Instant::now();
+        let slots = m.slots_of(&query).unwrap();
+        println!("slots_of with {} ids: {:?}", query.len(), t.elapsed());
+        assert_eq!(slots.len(), query.len());
+        for (i, slot) in slots.iter().take(70_000).enumerate() {
+            let expected = if i % 3 != 0 { Some(i as u64 * 2) } else { None };
+            assert_eq!(*slot, expected, "{i}");
+        }
+        assert_eq!(slots[70_000], Some(2));
+        assert_eq!(slots[70_001], None);
+
+        let wanted: Vec<u64> = (0..140_002).step_by(2).collect();
+        let rows = m.rows_by_slots(&wanted).unwrap();
+        assert_eq!(rows.len(), wanted.len());
+        assert_eq!(rows.iter().filter(|r| r.is_some()).count(), ops.len());
+        for (i, row) in rows.iter().enumerate().take(70_000) {
+            assert_eq!(
+                row.as_ref().map(|r| r.id.as_str()),
+                if i % 3 != 0 {
+                    Some(ids[i].as_str())
+                } else {
+                    None
+                }
+            );
+        }
+        for n in [0usize, 1, 2, 3, 7, 8, 9, 511, 512, 513, 1025] {
+            let q: Vec<&str> = ids.iter().take(n).map(String::as_str).collect();
+            let got = m.slots_of(&q).unwrap();
+            let one_by_one: Vec<Option<u64>> = q.iter().map(|id| m.slot_of(id).unwrap()).collect();
+            assert_eq!(got, one_by_one, "{n}");
+        }
+    }
+
+    #[test]
+    fn thousand_puts_timing() {
+        let ids: Vec<String> = (0..1000).map(|i| format!("doc-{i:06}")).collect();
+        let texts: Vec<String> = (0..1000)
+            .map(|i| format!("the quick brown fox {i}"))
+            .collect();
+        let metas: Vec<String> = (0..1000)
+            .map(|i| format!(r#"{{"n":{i},"tag":"t{}","ok":true}}"#, i % 7))
+            .collect();
+        let ops: Vec<MirrorOp<'_>> = (0..1000)
+            .map(|i| put(i as u64, &ids[i], Some(&texts[i]), Some(&metas[i])))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let mut on_disk = Mirror::open_file(&dir.path().join("m.sqlite")).unwrap();
+        on_disk.reset(UUID).unwrap();
+        for (label, mut m) in [("memory", fresh()), ("file", on_disk)] {
+            // Warm up the statement cache with one batch, then time a fresh batch.
+            m.apply(1, &ops[..1]).unwrap();
+            m.apply(2, &[MirrorOp::Delete { slot: 0 }]).unwrap();
+            let t = Instant::now();
+            m.apply(3, &ops).unwrap();
+            println!("apply with 1,000 puts ({label}): {:?}", t.elapsed());
+            assert_eq!(m.count().unwrap(), 1000);
+            let t = Instant::now();
+            let f = Filter::parse(&json!({"tag": "t3", "n": {"$gte": 500}})).unwrap();
+            let hits = m.filter_slots(&f).unwrap();
+            println!(
+                "filter over 1,000 rows ({label}): {:?}, {} hits",
+                t.elapsed(),
+                hits.len()
+            );
+            assert_eq!(hits.len(), (500..1000).filter(|i| i % 7 == 3).count());
+        }
+    }
+
+    #[test]
+    fn filter_slots_on_rows_with_awkward_keys() {
+        let mut m = fresh();
+        let metas = [
+            json!({"a.b": 1, "a\"b": "q", "a\\b": true, "a b": 2.5, "ключ": "v", "😀": 0, "": "empty"}),
+            json!({"a": {"b": 1}, "x": null, "l": [1, 2]}),
+            json!({"a.b": "1", "ключ": "w"}),
+        ];
+        let texts: Vec<String> = metas.iter().map(Value::to_string).collect();
+        let ids = ["r0", "r1", "r2"];
+        let ops: Vec<MirrorOp<'_>> = (0..3)
+            .map(|i| put(i as u64, ids[i], Some("text"), Some(&texts[i])))
+            .collect();
+        m.apply(1, &ops).unwrap();
+        let cases: Vec<(Value, Vec<u64>)> = vec![
+            (json!({"a.b": 1}), vec![0]),
+            (json!({"a.b": "1"}), vec![2]),
+            (json!({"a\"b": "q"}), vec![0]),
+            (json!({"a\\b": true}), vec![0]),
+            (json!({"a b": {"$gt": 2}}), vec![0]),
+            (json!({"ключ": {"$in": ["v", "w"]}}), vec![0, 2]),
+            (json!({"😀": 0}), vec![0]),
+            (json!({"": "empty"}), vec![0]),
+            (json!({"a": 1}), vec![]),
+            (json!({"x": {"$ne": 1}}), vec![0, 1, 2]),
+            (json!({"l": {"$nin": [1]}}), vec![0, 1, 2]),
+        ];
+        for (filter, expected) in cases {
+            let f = Filter::parse(&filter).unwrap();
+            assert_eq!(m.filter_slots(&f).unwrap(), expected, "{filter}");
+            let by_matches: Vec<u64> = (0..3u64)
+                .filter(|&i| f.matches(Some("text"), metas[i as usize].as_object()))
+                .collect();
+            assert_eq!(by_matches, expected, "{filter}");
+        }
+    }
+
+    mod proptests {
+        use super::*;
+        use proptest::prelude::*;
+
+        const KEYS: &[&str] = &["a", "b", "c.d", "q\"k", "é"];
+        const STRINGS: &[&str] = &["", "a", "b", "ab", "B", "é", "a\u{0}", "10", "true"];
+        const TEXTS: &[&str] = &["hello world", "Hello", "a\u{0}b", "", "wörld"];
+        const NEEDLES: &[&str] = &["hello", "Hello", "o", "\u{0}", "ö", "xyz"];
+
+        fn number() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                (-3i64..4).prop_map(Value::from),
+                prop::sample::select(vec![-1.5, -0.0, 0.0, 0.5, 1.0, 2.0, 2.5, 1e300])
+                    .prop_map(Value::from),
+                prop::sample::select(vec![i64::MAX, i64::MIN, 9_007_199_254_740_993])
+                    .prop_map(Value::from),
+                Just(Value::from(u64::MAX)),
+            ]
+        }
+
+        fn string() -> impl Strategy<Value = Value> {
+            prop::sample::select(STRINGS).prop_map(Value::from)
+        }
+
+        fn scalar() -> impl Strategy<Value = Value> {
+            prop_oneof![string(), number(), any::<bool>().prop_map(Value::from)]
+        }
+
+        fn metadata() -> impl Strategy<Value = Option<Map<String, Value>>> {
+            let value = prop_oneof![8 => scalar(), 1 => Just(Value::Null), 1 => Just(json!([1]))];
+            prop::option::weighted(
+                0.85,
+                prop::collection::btree_map(prop::sample::select(KEYS), value, 0..4).prop_map(
+                    |m| {
+                        m.into_iter()
+                            .map(|(k, v)| (k.to_owned(), v))
+                            .collect::<Map<_, _>>()
+                    },
+                ),
+            )
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![9 => prop::sample::select(KEYS).prop_map(str::to_owned), 1 => Just("zz".to_owned())]
+        }
+
+        fn leaf() -> impl Strategy<Value = Value> {
+            let ordered = prop_oneof![number(), string()];
+            prop_oneof![
+                (key(), scalar()).prop_map(|(k, v)| json!({ k: v })),
+                (key(), prop::sample::select(vec!["$eq", "$ne"]), scalar())
+                    .prop_map(|(k, op, v)| json!({ k: { op: v } })),
+                (
+                    key(),
+                    prop::sample::select(vec!["$gt", "$gte", "$lt", "$lte"]),
+                    ordered
+                )
+                    .prop_map(|(k, op, v)| json!({ k: { op: v } })),
+                (
+                    key(),
+                    prop::sample::select(vec!["$in", "$nin"]),
+                    prop::collection::vec(scalar(), 1..4)
+                )
+                    .prop_map(|(k, op, v)| json!({ k: { op: v } })),
+                (
+                    prop::sample::select(vec!["$contains", "$not_contains"]),
+                    prop::sample::select(NEEDLES)
+                )
+                    .prop_map(|(op, n)| json!({ op: n })),
+                Just(json!({})),
+            ]
+        }
+
+        fn filter() -> impl Strategy<Value = Value> {
+            leaf().prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 1..4).prop_map(|v| json!({ "$and": v })),
+                    prop::collection::vec(inner.clone(), 1..4).prop_map(|v| json!({ "$or": v })),
+                    // Implicit AND: merge the entries of several filters into one object.
+                    prop::collection::vec(inner, 1..3).prop_map(|v| {
+                        let mut merged = Map::new();
+                        for f in v {
+                            if let Value::Object(m) = f {
+                                merged.extend(m);
+                            }
+                        }
+                        Value::Object(merged)
+                    }),
+                ]
+            })
+        }
+
+        type Record = (Option<&'static str>, Option<Map<String, Value>>);
+
+        fn records() -> impl Strategy<Value = Vec<Record>> {
+            prop::collection::vec(
+                (prop::option::of(prop::sample::select(TEXTS)), metadata()),
+                0..12,
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            #[test]
+            fn sql_agrees_with_matches(recs in records(), filters in prop::collection::vec(filter(), 1..4)) {
+                let mut m = fresh();
+                let ids: Vec<String> = (0..recs.len()).map(|i| format!("id{i}")).collect();
+                let metas: Vec<Option<String>> =
+                    recs.iter().map(|(_, md)| md.as_ref().map(|md| Value::Object(md.clone()).to_string())).collect();
+                let ops: Vec<MirrorOp<'_>> = recs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (text, _))| put(i as u64 * 3, &ids[i], *text, metas[i].as_deref()))
+                    .collect();
+                m.apply(1, &ops).unwrap();
+                for fv in filters {
+                    let f = Filter::parse(&fv).unwrap();
+                    let expected: Vec<u64> = recs
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (text, md))| f.matches(*text, md.as_ref()))
+                        .map(|(i, _)| i as u64 * 3)
+                        .collect();
+                    let got = m.filter_slots(&f).unwrap();
+                    prop_assert_eq!(got, expected, "filter {}", fv);
+                }
+            }
+        }
+    }
+}

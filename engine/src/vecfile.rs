@@ -1,0 +1,359 @@
+//! The vector file: superblocks, the sealed (mapped) page prefix, the directory, and the
+//! checkpoint writer (FORMAT.md §2 and §4.2).
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use memento_format::page::{self, DirEntry, PageHeader, PageType, RecordEntry, RecordPacker, VectorLayout};
+use memento_format::superblock::{self, Slot, Superblock};
+
+use crate::error::{Error, Result};
+use crate::storage::{Mapping, Storage, StorageFile};
+
+/// File name of the vector file.
+pub const VEC_FILE: &str = "memento.vec";
+
+/// An owned record-page entry written since the last checkpoint.
+#[derive(Debug, Clone)]
+pub(crate) enum PendingRecord {
+    Put { slot: u64, lsn: u64, id: String, text: Option<String>, metadata: Option<String> },
+    Update { slot: u64, lsn: u64, text: Option<Option<String>>, metadata: Option<Option<String>> },
+}
+
+impl PendingRecord {
+    pub(crate) fn as_entry(&self) -> RecordEntry<'_> {
+        match self {
+            PendingRecord::Put { slot, lsn, id, text, metadata } => {
+                RecordEntry::Put { slot: *slot, lsn: *lsn, id, text: text.as_deref(), metadata: metadata.as_deref() }
+            }
+            PendingRecord::Update { slot, lsn, text, metadata } => RecordEntry::Update {
+                slot: *slot,
+                lsn: *lsn,
+                text: text.as_ref().map(|t| t.as_deref()),
+                metadata: metadata.as_ref().map(|m| m.as_deref()),
+            },
+        }
+    }
+}
+
+/// Everything committed since the last checkpoint, held in memory (and in the WAL) until the
+/// next checkpoint writes it as pages.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    /// Slots of the vectors, increasing.
+    pub slots: Vec<u64>,
+    /// `slots.len() * dim` floats.
+    pub vectors: Vec<f32>,
+    /// LSN of the put record of each vector.
+    pub vector_lsns: Vec<u64>,
+    pub records: Vec<PendingRecord>,
+    /// (slot, lsn).
+    pub tombstones: Vec<(u64, u64)>,
+}
+
+impl Pending {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty() && self.records.is_empty() && self.tombstones.is_empty()
+    }
+    pub(crate) fn vector(&self, slot: u64, dim: usize) -> Option<&[f32]> {
+        let i = self.slots.binary_search(&slot).ok()?;
+        Some(&self.vectors[i * dim..(i + 1) * dim])
+    }
+}
+
+/// The vector file as of its last checkpoint.
+pub(crate) struct VecFile {
+    file: Arc<dyn StorageFile>,
+    pub path: PathBuf,
+    pub sb: Superblock,
+    sb_slot: Slot,
+    pub layout: VectorLayout,
+    map: Mapping,
+    /// The directory: `n_vector` vector pages first (by slot), then the others.
+    pub dir: Vec<DirEntry>,
+    pub n_vector: usize,
+    /// One bit per page unit: verified since open.
+    verified: Vec<AtomicU64>,
+}
+
+pub(crate) fn page_size_ok(ps: u32) -> bool {
+    ps.is_power_of_two() && (superblock::MIN_PAGE_SIZE..=superblock::MAX_PAGE_SIZE).contains(&ps)
+}
+
+impl VecFile {
+    /// Write a new, empty vector file atomically (`.new` + rename + directory fsync).
+    pub fn create(storage: &dyn Storage, sb: &Superblock) -> Result<()> {
+        let tmp = format!("{VEC_FILE}.new");
+        let io = |what: &str, e| Error::io(format!("{what} the new vector file"), e);
+        let f = storage.open(&tmp, true).map_err(|e| io("creating", e))?;
+        f.set_len(0).map_err(|e| io("truncating", e))?;
+        let mut header = vec![0u8; sb.page_size as usize];
+        header[..superblock::LEN].copy_from_slice(&sb.encode());
+        f.write_all_at(&header, 0).map_err(|e| io("writing", e))?;
+        f.sync_all().map_err(|e| io("syncing", e))?;
+        storage.rename(&tmp, VEC_FILE).map_err(|e| io("renaming", e))?;
+        storage.sync_dir().map_err(|e| io("syncing the directory of", e))?;
+        Ok(())
+    }
+
+    /// Open and check: superblocks, versions, length, directory. Reads no other page.
+    pub fn open(storage: &dyn Storage, path: PathBuf) -> Result<VecFile> {
+        let file = storage.open(VEC_FILE, false).map_err(|e| Error::io("opening the vector file", e))?;
+        let len = file.len().map_err(|e| Error::io("reading the vector file's length", e))?;
+        let read_copy = |off: u64| -> std::result::Result<Superblock, memento_format::DecodeError> {
+            let mut b = vec![0u8; superblock::LEN];
+            if off + superblock::LEN as u64 > len || file.read_exact_at(&mut b, off).is_err() {
+                return Err(memento_format::DecodeError::new(0, "superblock copy is missing"));
+            }
+            Superblock::decode(&b)
+        };
+        let a = read_copy(Slot::A.offset());
+        let b = read_copy(Slot::B.offset());
+        let reason = match (&a, &b) {
+            (Err(ea), Err(eb)) => Some(format!("neither superblock copy is valid (A: {}; B: {})", ea.reason, eb.reason)),
+            _ => None,
+        };
+        let (sb, sb_slot) = superblock::pick_current(a, b).ok_or_else(|| Error::corrupted(&path, 0, reason.unwrap_or_default()))?;
+        if sb.min_reader_version > memento_format::FORMAT_VERSION {
+            return Err(Error::Incompatible {
+                reason: format!(
+                    "the store needs a reader of format version {} or later, and this is version {}",
+                    sb.min_reader_version,
+                    memento_format::FORMAT_VERSION
+                ),
+            });
+        }
+        let ps = u64::from(sb.page_size);
+        let sealed = sb.page_count.checked_mul(ps).ok_or_else(|| Error::corrupted(&path, 72, "page count overflows"))?;
+        if len < sealed {
+            return Err(Error::corrupted(&path, len, format!("the file is truncated: it holds {len} bytes but its checkpoint covers {sealed}")));
+        }
+        let layout = VectorLayout::new(sb.dimension as usize, sb.page_size as usize)
+            .ok_or_else(|| Error::corrupted(&path, 44, "a vector does not fit one page"))?;
+        let map = file.map(sealed).map_err(|e| Error::io("mapping the vector file", e))?;
+        let mut vf = VecFile {
+            file,
+            path,
+            sb,
+            sb_slot,
+            layout,
+            map,
+            dir: Vec::new(),
+            n_vector: 0,
+            verified: Vec::new(),
+        };
+        vf.reset_verified();
+        vf.load_directory()?;
+        Ok(vf)
+    }
+
+    fn reset_verified(&mut self) {
+        let n = (self.sb.page_count as usize).div_ceil(64);
+        let old = std::mem::take(&mut self.verified);
+        self.verified = (0..n).map(|i| AtomicU64::new(old.get(i).map_or(0, |a| a.load(Ordering::Relaxed)))).collect();
+    }
+
+    fn load_directory(&mut self) -> Result<()> {
+        if self.sb.dir_page == 0 {
+            self.dir.clear();
+            self.n_vector = 0;
+            return Ok(());
+        }
+        let (bytes, h) = self.page(self.sb.dir_page, self.sb.dir_span)?;
+        if h.page_type != PageType::Directory {
+            return Err(Error::corrupted(&self.path, self.sb.dir_page * u64::from(self.sb.page_size), "the superblock's directory page is not a directory"));
+        }
+        let dir = page::directory(bytes, &h, self.sb.page_count).map_err(|e| self.decode_err(self.sb.dir_page, e))?;
+        self.n_vector = h.aux as usize;
+        self.dir = dir;
+        Ok(())
+    }
+
+    fn decode_err(&self, page_no: u64, e: memento_format::DecodeError) -> Error {
+        Error::corrupted(&self.path, page_no * u64::from(self.sb.page_size) + e.offset as u64, e.reason)
+    }
+
+    /// The bytes of a page (whole span), its CRC verified once per open.
+    pub fn page(&self, page_no: u64, span: u32) -> Result<(&[u8], PageHeader)> {
+        let ps = self.sb.page_size as usize;
+        let start = page_no as usize * ps;
+        let end = start + span as usize * ps;
+        let bytes = self.map.as_ref().as_ref().get(start..end).ok_or_else(|| Error::corrupted(&self.path, start as u64, "page lies past the checkpoint"))?;
+        let (w, bit) = (page_no as usize / 64, 1u64 << (page_no % 64));
+        if self.verified.get(w).is_some_and(|a| a.load(Ordering::Relaxed) & bit != 0) {
+            let h = PageHeader::decode(bytes).map_err(|e| self.decode_err(page_no, e))?;
+            return Ok((bytes, h));
+        }
+        let h = page::verify(bytes, self.sb.file_salt, page_no, ps).map_err(|e| self.decode_err(page_no, e))?;
+        if h.page_type == PageType::Vector {
+            self.layout.check(bytes, &h).map_err(|e| self.decode_err(page_no, e))?;
+        }
+        if let Some(a) = self.verified.get(w) {
+            a.fetch_or(bit, Ordering::Relaxed);
+        }
+        Ok((bytes, h))
+    }
+
+    /// Slots and vectors of the i-th vector page of the directory.
+    pub fn vector_page(&self, i: usize) -> Result<(Cow<'_, [u64]>, Cow<'_, [f32]>)> {
+        let e = self.dir[i];
+        let (bytes, h) = self.page(e.page_no, 1)?;
+        if h.page_type != PageType::Vector || self.layout.slot(bytes, 0) != e.first_slot {
+            return Err(Error::corrupted(&self.path, e.page_no * u64::from(self.sb.page_size), "the directory's vector page does not match the page"));
+        }
+        let n = h.count as usize;
+        let sb = &bytes[page::HEADER_LEN..page::HEADER_LEN + 8 * n];
+        let slots = match bytemuck::try_cast_slice::<u8, u64>(sb) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => Cow::Owned((0..n).map(|j| self.layout.slot(bytes, j)).collect()),
+        };
+        let vecs = match self.layout.vectors(bytes, n) {
+            Some(v) => Cow::Borrowed(v),
+            None => Cow::Owned(self.layout.vector_bytes(bytes, n).chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+        };
+        Ok((slots, vecs))
+    }
+
+    /// The sealed vector of a slot, if a sealed page holds it.
+    pub fn vector(&self, slot: u64) -> Result<Option<Cow<'_, [f32]>>> {
+        let vdir = &self.dir[..self.n_vector];
+        let i = vdir.partition_point(|e| e.first_slot <= slot);
+        if i == 0 {
+            return Ok(None);
+        }
+        let (slots, vecs) = self.vector_page(i - 1)?;
+        let dim = self.layout.dim;
+        Ok(slots.binary_search(&slot).ok().map(|j| match vecs {
+            Cow::Borrowed(v) => Cow::Borrowed(&v[j * dim..(j + 1) * dim]),
+            Cow::Owned(v) => Cow::Owned(v[j * dim..(j + 1) * dim].to_vec()),
+        }))
+    }
+
+    /// Entries of every record page, in directory (LSN) order, calling `f` for each.
+    pub fn for_each_record<'a>(&'a self, f: &mut dyn FnMut(RecordEntry<'a>)) -> Result<()> {
+        for e in self.dir[self.n_vector..].iter().filter(|e| e.page_type == PageType::Record) {
+            let (bytes, h) = self.page(e.page_no, e.span)?;
+            for r in page::record_entries(bytes, &h).map_err(|x| self.decode_err(e.page_no, x))? {
+                f(r);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every tombstone (slot, lsn) in the sealed pages.
+    pub fn tombstones(&self) -> Result<Vec<(u64, u64)>> {
+        let mut out = Vec::new();
+        for e in self.dir[self.n_vector..].iter().filter(|e| e.page_type == PageType::Tombstone) {
+            let (bytes, h) = self.page(e.page_no, e.span)?;
+            out.extend(page::tombstones(bytes, &h).map_err(|x| self.decode_err(e.page_no, x))?);
+        }
+        Ok(out)
+    }
+
+    /// Verify every page in the directory (used by integrity checks).
+    pub fn verify_all(&self) -> Result<()> {
+        for e in &self.dir {
+            self.page(e.page_no, e.span)?;
+        }
+        Ok(())
+    }
+
+    /// Checkpoint step 1: write `pending` as new pages plus a complete new directory past the
+    /// sealed prefix, and fsync. Returns the superblock to commit with [`Self::commit`].
+    pub fn write_pages(&self, pending: &Pending, next_slot: u64, live_count: u64, checkpoint_lsn: u64) -> Result<(Superblock, Vec<DirEntry>, usize)> {
+        let ps = self.sb.page_size as usize;
+        let salt = self.sb.file_salt;
+        let seq = self.sb.sequence + 1;
+        let mut next = self.sb.page_count;
+        let mut out: Vec<u8> = Vec::new();
+        let mut new_vec = Vec::new();
+        let mut new_other = Vec::new();
+        let dim = self.layout.dim;
+        let cap = self.layout.capacity;
+        for (ci, chunk) in pending.slots.chunks(cap).enumerate() {
+            let lo = ci * cap;
+            let vecs = &pending.vectors[lo * dim..(lo + chunk.len()) * dim];
+            let lsns = &pending.vector_lsns[lo..lo + chunk.len()];
+            let p = self.layout.encode(next, seq, lsns[0], lsns[lsns.len() - 1], chunk, vecs, salt);
+            new_vec.push(DirEntry { page_no: next, first_slot: chunk[0], span: 1, page_type: PageType::Vector });
+            out.extend_from_slice(&p);
+            next += 1;
+        }
+        let mut packer = RecordPacker::new(ps);
+        for r in &pending.records {
+            packer.push(&r.as_entry());
+        }
+        packer.flush();
+        for (body, count, lo, hi) in &packer.done {
+            let p = page::encode_page(PageType::Record, next, seq, *count, *lo, *hi, 0, body, ps, salt);
+            let span = (p.len() / ps) as u32;
+            new_other.push(DirEntry { page_no: next, first_slot: 0, span, page_type: PageType::Record });
+            out.extend_from_slice(&p);
+            next += u64::from(span);
+        }
+        let per = (ps - page::HEADER_LEN) / page::tombstone_entry::LEN;
+        for chunk in pending.tombstones.chunks(per) {
+            let mut body = Vec::with_capacity(chunk.len() * 16);
+            for &(s, l) in chunk {
+                page::encode_tombstone(&mut body, s, l);
+            }
+            let lo = chunk.iter().map(|t| t.1).min().unwrap_or(0);
+            let hi = chunk.iter().map(|t| t.1).max().unwrap_or(0);
+            let p = page::encode_page(PageType::Tombstone, next, seq, chunk.len() as u32, lo, hi, 0, &body, ps, salt);
+            new_other.push(DirEntry { page_no: next, first_slot: 0, span: 1, page_type: PageType::Tombstone });
+            out.extend_from_slice(&p);
+            next += 1;
+        }
+        let mut dir: Vec<DirEntry> = Vec::with_capacity(self.dir.len() + new_vec.len() + new_other.len());
+        dir.extend_from_slice(&self.dir[..self.n_vector]);
+        dir.extend_from_slice(&new_vec);
+        let n_vector = dir.len();
+        dir.extend_from_slice(&self.dir[self.n_vector..]);
+        dir.extend_from_slice(&new_other);
+        let mut body = Vec::with_capacity(dir.len() * page::dir_entry::LEN);
+        for e in &dir {
+            e.encode_into(&mut body);
+        }
+        let dir_page = next;
+        let p = page::encode_page(PageType::Directory, dir_page, seq, dir.len() as u32, 0, 0, n_vector as u64, &body, ps, salt);
+        let dir_span = (p.len() / ps) as u32;
+        out.extend_from_slice(&p);
+        next += u64::from(dir_span);
+        let at = self.sb.page_count * ps as u64;
+        self.file.write_all_at(&out, at).map_err(|e| Error::io("writing checkpoint pages to the vector file", e))?;
+        self.file.sync_data().map_err(|e| Error::io("syncing the vector file", e))?;
+        let mut sb = self.sb.clone();
+        sb.sequence = seq;
+        sb.checkpoint_lsn = checkpoint_lsn;
+        sb.next_slot = next_slot;
+        sb.page_count = next;
+        sb.dir_page = dir_page;
+        sb.dir_span = dir_span;
+        sb.live_count = live_count;
+        sb.wal_generation = self.sb.wal_generation + 1;
+        Ok((sb, dir, n_vector))
+    }
+
+    /// Checkpoint step 3: write the new superblock into the other slot, fsync, and map the new
+    /// sealed prefix.
+    pub fn commit(&mut self, sb: Superblock, dir: Vec<DirEntry>, n_vector: usize) -> Result<()> {
+        let slot = self.sb_slot.other();
+        self.file.write_all_at(&sb.encode(), slot.offset()).map_err(|e| Error::io("writing the superblock", e))?;
+        self.file.sync_data().map_err(|e| Error::io("syncing the superblock", e))?;
+        let sealed = sb.page_count * u64::from(sb.page_size);
+        self.sb = sb;
+        self.sb_slot = slot;
+        self.dir = dir;
+        self.n_vector = n_vector;
+        self.reset_verified();
+        self.map = self.file.map(sealed).map_err(|e| Error::io("mapping the vector file", e))?;
+        Ok(())
+    }
+
+    /// Bytes of the sealed prefix.
+    pub fn sealed_len(&self) -> u64 {
+        self.sb.page_count * u64::from(self.sb.page_size)
+    }
+}

@@ -1,0 +1,245 @@
+//! The write-ahead log: appending transactions, rotating generations, and the recovery scan
+//! (FORMAT.md §3, §4.1, §4.3).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use memento_format::wal::{self, Payload, Scan, WalHeader};
+
+use crate::error::{Error, Result};
+use crate::storage::{Storage, StorageFile};
+
+/// File name of the WAL.
+pub const WAL_FILE: &str = "memento.wal";
+
+/// One change, owned: what a transaction does, both when written and when replayed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Op {
+    Put { slot: u64, id: String, text: Option<String>, metadata: Option<String>, vector: Vec<f32> },
+    Delete { slot: u64, id: String },
+    Update { slot: u64, text: Option<Option<String>>, metadata: Option<Option<String>> },
+}
+
+impl Op {
+    fn payload(&self) -> Payload<'_> {
+        match self {
+            Op::Put { slot, id, text, metadata, vector } => Payload::Put {
+                slot: *slot,
+                id,
+                text: text.as_deref(),
+                metadata: metadata.as_deref(),
+                vector: bytemuck::cast_slice(vector),
+            },
+            Op::Delete { slot, id } => Payload::Delete { slot: *slot, id },
+            Op::Update { slot, text, metadata } => Payload::Update {
+                slot: *slot,
+                text: text.as_ref().map(|t| t.as_deref()),
+                metadata: metadata.as_ref().map(|m| m.as_deref()),
+            },
+        }
+    }
+
+    fn from_payload(p: Payload<'_>) -> Option<Op> {
+        Some(match p {
+            Payload::Put { slot, id, text, metadata, vector } => Op::Put {
+                slot,
+                id: id.to_owned(),
+                text: text.map(str::to_owned),
+                metadata: metadata.map(str::to_owned),
+                vector: vector.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            },
+            Payload::Delete { slot, id } => Op::Delete { slot, id: id.to_owned() },
+            Payload::Update { slot, text, metadata } => Op::Update {
+                slot,
+                text: text.map(|t| t.map(str::to_owned)),
+                metadata: metadata.map(|m| m.map(str::to_owned)),
+            },
+            Payload::Commit { .. } => return None,
+        })
+    }
+
+    /// Bytes this op adds to the WAL, for size checks before encoding.
+    pub fn encoded_len(&self) -> usize {
+        memento_format::align_up(self.payload().record_len(), 8)
+    }
+}
+
+/// A committed transaction: its ops (LSNs `first_lsn..commit_lsn`) and its commit LSN.
+#[derive(Debug, Clone)]
+pub(crate) struct Txn {
+    pub first_lsn: u64,
+    pub commit_lsn: u64,
+    pub ops: Vec<Op>,
+}
+
+/// The open WAL of the current generation.
+pub(crate) struct Wal {
+    pub file: Arc<dyn StorageFile>,
+    pub header: WalHeader,
+    /// Where the next record goes.
+    pub end: u64,
+    /// Bytes known fsynced.
+    pub synced: u64,
+}
+
+/// What recovery found in the WAL.
+pub(crate) struct Recovered {
+    pub wal: Wal,
+    pub txns: Vec<Txn>,
+    /// Bytes dropped from a torn tail, with where and why.
+    pub dropped_tail: Option<(u64, u64, String)>,
+}
+
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+impl Wal {
+    /// Create generation `generation` (start_lsn `start_lsn`) atomically and open it.
+    pub fn create(storage: &dyn Storage, generation: u64, start_lsn: u64, store_uuid: [u8; 16]) -> Result<Wal> {
+        let header = WalHeader { format_version: memento_format::FORMAT_VERSION, salt: random_u64() as u32, generation, start_lsn, store_uuid };
+        let tmp = format!("{WAL_FILE}.new");
+        let io = |what: &str, e| Error::io(format!("{what} a new WAL"), e);
+        let f = storage.open(&tmp, true).map_err(|e| io("creating", e))?;
+        f.set_len(0).map_err(|e| io("truncating", e))?;
+        f.write_all_at(&header.encode(), 0).map_err(|e| io("writing", e))?;
+        f.sync_all().map_err(|e| io("syncing", e))?;
+        storage.rename(&tmp, WAL_FILE).map_err(|e| io("renaming", e))?;
+        storage.sync_dir().map_err(|e| io("syncing the directory after creating", e))?;
+        let file = storage.open(WAL_FILE, false).map_err(|e| io("reopening", e))?;
+        let end = wal::HEADER_LEN as u64;
+        Ok(Wal { file, header, end, synced: end })
+    }
+
+    /// Encode a transaction starting at `first_lsn`; returns the bytes and the commit LSN.
+    pub fn encode_txn(&self, first_lsn: u64, ops: &[Op], synced_through: u64) -> (Vec<u8>, u64) {
+        let size: usize = ops.iter().map(Op::encoded_len).sum::<usize>() + 48;
+        let mut buf = Vec::with_capacity(size);
+        let mut lsn = first_lsn;
+        for op in ops {
+            wal::encode_record(&mut buf, self.header.salt, lsn, &op.payload());
+            lsn += 1;
+        }
+        let commit = Payload::Commit { first_lsn, n_records: ops.len() as u32, synced_through };
+        wal::encode_record(&mut buf, self.header.salt, lsn, &commit);
+        (buf, lsn)
+    }
+
+    /// Append encoded bytes at the end.
+    pub fn append(&mut self, bytes: &[u8]) -> std::io::Result<u64> {
+        self.file.write_all_at(bytes, self.end)?;
+        self.end += bytes.len() as u64;
+        Ok(self.end)
+    }
+}
+
+/// Open the WAL of generation `generation` and scan it (FORMAT.md §4.3 steps 3–4). With
+/// `repair`, a torn tail is truncated; without it (read-only inspection) it is only reported.
+pub(crate) fn recover(storage: &dyn Storage, path: &Path, generation: u64, start_lsn: u64, store_uuid: [u8; 16], dim: usize, repair: bool) -> Result<Recovered> {
+    let exists = storage.exists(WAL_FILE).map_err(|e| Error::io("looking for the WAL", e))?;
+    if !exists {
+        let wal = Wal::create(storage, generation, start_lsn, store_uuid)?;
+        return Ok(Recovered { wal, txns: Vec::new(), dropped_tail: None });
+    }
+    let file = storage.open(WAL_FILE, false).map_err(|e| Error::io("opening the WAL", e))?;
+    let len = file.len().map_err(|e| Error::io("reading the WAL's length", e))?;
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, 0).map_err(|e| Error::io("reading the WAL", e))?;
+    let header = WalHeader::decode(&bytes).map_err(|e| Error::corrupted(path, e.offset as u64, e.reason))?;
+    if header.store_uuid != store_uuid {
+        return Err(Error::corrupted(path, wal::header::store_uuid.offset as u64, "the WAL belongs to another store"));
+    }
+    if header.format_version > memento_format::FORMAT_VERSION {
+        return Err(Error::Incompatible { reason: format!("the WAL was written by format version {}", header.format_version) });
+    }
+    if header.generation + 1 == generation {
+        // A checkpoint made its superblock durable but crashed before rotating the WAL: every
+        // record here is already in the pages.
+        let wal = Wal::create(storage, generation, start_lsn, store_uuid)?;
+        return Ok(Recovered { wal, txns: Vec::new(), dropped_tail: None });
+    }
+    if header.generation != generation {
+        return Err(Error::corrupted(path, wal::header::generation.offset as u64, format!("the WAL is generation {} but the checkpoint expects {generation}", header.generation)));
+    }
+    if header.start_lsn != start_lsn {
+        return Err(Error::corrupted(path, wal::header::start_lsn.offset as u64, format!("the WAL starts at LSN {} but the checkpoint ends at {}", header.start_lsn, start_lsn - 1)));
+    }
+    let salt = header.salt;
+    let mut pos = wal::HEADER_LEN;
+    let mut expect = start_lsn;
+    let mut txns = Vec::new();
+    let mut cur: Vec<Op> = Vec::new();
+    let mut cur_first = 0;
+    let mut good_end = pos;
+    let mut bad: Option<(usize, String)> = None;
+    while pos < bytes.len() {
+        match wal::read_record(&bytes[pos..], salt, dim) {
+            Scan::Incomplete => {
+                bad = Some((pos, "the last record is incomplete".into()));
+                break;
+            }
+            Scan::Bad(e) => {
+                bad = Some((pos + e.offset, e.reason));
+                break;
+            }
+            Scan::Record { lsn, payload, next } => {
+                if lsn != expect {
+                    bad = Some((pos + 8, format!("record LSN {lsn} where {expect} was expected")));
+                    break;
+                }
+                match payload {
+                    Payload::Commit { first_lsn, n_records, .. } => {
+                        if cur.is_empty() || first_lsn != cur_first || n_records as usize != cur.len() {
+                            bad = Some((pos, "a commit record does not match the records before it".into()));
+                            break;
+                        }
+                        txns.push(Txn { first_lsn, commit_lsn: lsn, ops: std::mem::take(&mut cur) });
+                        good_end = pos + next;
+                    }
+                    p => {
+                        if cur.is_empty() {
+                            cur_first = lsn;
+                        }
+                        cur.extend(Op::from_payload(p));
+                    }
+                }
+                pos += next;
+                expect += 1;
+            }
+        }
+    }
+    let mut dropped_tail = None;
+    if good_end < bytes.len() {
+        let (p, reason) = bad.unwrap_or((pos, "a transaction has no commit record".into()));
+        // Was the damage at `p` inside the part of the log already fsynced? Any good commit
+        // record further on says how far the log was durable when it was written.
+        let last_lsn = expect.saturating_sub(1);
+        let mut q = memento_format::align_up(p + 1, 8);
+        while q + 48 <= bytes.len() {
+            let b = &bytes[q..];
+            if b[16] == wal::TYPE_COMMIT && u32::from_le_bytes([b[0], b[1], b[2], b[3]]) == 48 {
+                if let Scan::Record { lsn, payload: Payload::Commit { synced_through, .. }, .. } = wal::read_record(b, salt, dim) {
+                    if lsn > last_lsn && synced_through > p as u64 {
+                        return Err(Error::corrupted(path, p as u64, format!("{reason}, inside the part of the log that was already fsynced (a later commit record at offset {q} vouches for it)")));
+                    }
+                }
+            }
+            q += 8;
+        }
+        dropped_tail = Some((good_end as u64, len - good_end as u64, reason));
+        if repair {
+            file.set_len(good_end as u64).map_err(|e| Error::io("truncating the WAL's torn tail", e))?;
+            file.sync_all().map_err(|e| Error::io("syncing the truncated WAL", e))?;
+        }
+    }
+    if repair {
+        // Whatever the log holds now is what later commit records may vouch for as durable.
+        file.sync_all().map_err(|e| Error::io("syncing the WAL", e))?;
+    }
+    let end = good_end as u64;
+    Ok(Recovered { wal: Wal { file, header, end, synced: end }, txns, dropped_tail })
+}
