@@ -577,7 +577,12 @@ impl Engine {
         let mut next_slot = w.next_slot;
         let mut ops = Vec::with_capacity(batch.ops.len());
         let mut info = CommitInfo { lsn: None, written: 0, deleted: 0 };
-        let meta_json = |m: &Metadata| serde_json::to_string(m).map_err(|e| Error::invalid(format!("metadata cannot be serialised: {e}")));
+        let meta_json = |m: &Metadata| {
+            if let Some(k) = m.keys().find(|k| k.contains('\0')) {
+                return Err(Error::invalid(format!("metadata key {:?} contains a NUL character", truncate(k))));
+            }
+            serde_json::to_string(m).map_err(|e| Error::invalid(format!("metadata cannot be serialised: {e}")))
+        };
         for op in batch.ops {
             match op {
                 BatchOp::Add(r) => {
@@ -756,6 +761,7 @@ impl Engine {
     /// least `k` records match.
     pub fn search(&self, query: &[f32], k: usize, filter: Option<&Filter>) -> Result<Vec<SearchHit>> {
         let q = self.prepare_query(query)?;
+        let filter = filter.filter(|f| !f.is_match_all());
         let st = self.state.read();
         let candidates = filter.map(|f| self.mirror.lock().filter_slots(f)).transpose()?;
         let src = Source { st: &st, dim: self.dim };
@@ -952,10 +958,10 @@ fn open_mirror(storage: &dyn Storage, dir: &Path) -> Result<Mirror> {
         return Mirror::open_memory();
     }
     let path = dir.join(MIRROR_FILE);
-    match Mirror::open_file(&path) {
+    match Mirror::open_file_checked(&path)? {
         Ok(m) => Ok(m),
-        Err(_) => {
-            // Derived state: a mirror that cannot be opened is replaced and rebuilt.
+        Err(_damage) => {
+            // Derived state: a mirror that is damaged or not a database is replaced and rebuilt.
             for suffix in ["", "-wal", "-shm"] {
                 storage.remove(&format!("{MIRROR_FILE}{suffix}")).map_err(io_err("removing a damaged mirror"))?;
             }

@@ -107,17 +107,6 @@ enum CmpOp {
 }
 
 impl CmpOp {
-    fn name(self) -> &'static str {
-        match self {
-            CmpOp::Eq => "$eq",
-            CmpOp::Ne => "$ne",
-            CmpOp::Gt => "$gt",
-            CmpOp::Gte => "$gte",
-            CmpOp::Lt => "$lt",
-            CmpOp::Lte => "$lte",
-        }
-    }
-
     fn from_name(name: &str) -> Option<CmpOp> {
         Some(match name {
             "$eq" => CmpOp::Eq,

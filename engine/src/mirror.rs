@@ -93,6 +93,7 @@ pub fn is_corruption(err: &rusqlite::Error) -> bool {
 
 /// True if `err` is an [`Error::Mirror`] that says the mirror file is damaged
 /// or not a mirror, so it should be deleted and rebuilt from the log.
+#[cfg_attr(not(test), allow(dead_code, reason = "for the inspector's verify; tests use it now"))]
 pub fn is_damage(err: &Error) -> bool {
     matches!(err, Error::Mirror { reason } if reason.starts_with(DAMAGED))
 }
@@ -588,6 +589,7 @@ impl Mirror {
     }
 
     /// The number of live records.
+    #[cfg_attr(not(test), allow(dead_code, reason = "for the inspector's verify; tests use it now"))]
     pub fn count(&self) -> Result<u64> {
         let n: i64 = self
             .conn
