@@ -1,0 +1,203 @@
+//! The golden v1 fixture, and what damage to it does: the WAL truncated at every byte, every
+//! bit of both superblocks and of the WAL flipped, a sample of page bits flipped. Opening
+//! returns a committed prefix or a `Corrupted` error — never a panic, never wrong data.
+
+#[path = "golden/workload.rs"]
+mod fixture;
+
+use std::sync::Arc;
+
+use fixture::{fixture_dir, run, DIM, PAGE_SIZE, expected_states, same, snapshot, Model, LAST_CHECKPOINTED_STATE};
+use memento::storage::MemStorage;
+use memento::{files, Engine, Error, Filter, Metric};
+
+fn fixture_bytes() -> (Vec<u8>, Vec<u8>) {
+    let d = fixture_dir();
+    let vec = std::fs::read(d.join(files::VECTORS)).expect("the committed fixture's vector file");
+    let wal = std::fs::read(d.join(files::WAL)).expect("the committed fixture's WAL");
+    (vec, wal)
+}
+
+fn mem_store(vec: &[u8], wal: &[u8]) -> MemStorage {
+    let m = MemStorage::new();
+    m.write_file(files::VECTORS, vec);
+    m.write_file(files::WAL, wal);
+    m
+}
+
+fn open(m: &MemStorage) -> memento::Result<Engine> {
+    Engine::builder_with_storage(Arc::new(m.clone())).create(false).open()
+}
+
+/// Opening gave either `Corrupted` or a store whose content is one of the allowed states and
+/// passes the integrity check. Returns the index of the state, if opened.
+fn check_outcome(r: memento::Result<Engine>, states: &[Model], min_state: usize, what: &str) -> Option<usize> {
+    match r {
+        Err(Error::Corrupted { .. }) => None,
+        Err(e) => panic!("{what}: unexpected error {e}"),
+        Ok(engine) => {
+            if let Err(e) = engine.check_integrity() {
+                // Page damage is found by the integrity check (pages are verified lazily);
+                // reads that touch the page fail the same way.
+                assert!(matches!(e, Error::Corrupted { .. }), "{what}: integrity check gave {e}");
+                assert!(engine.iter().any(|r| r.is_err()) || engine.search(&[1.0; 4], 100, None).is_err(), "{what}: damage found by the check but not by reads");
+                engine.abandon();
+                return None;
+            }
+            let got = snapshot(&engine);
+            engine.abandon();
+            let i = states.iter().position(|s| same(s, &got));
+            let i = i.unwrap_or_else(|| panic!("{what}: the store opened with a state that was never committed: {got:?}"));
+            assert!(i >= min_state, "{what}: opened at state {i}, losing the checkpointed state {min_state}");
+            Some(i)
+        }
+    }
+}
+
+#[test]
+fn regenerate_or_check_the_fixture_workload() {
+    // With MEMENTO_REGEN_FIXTURES=1 this rewrites the fixture (only when the format changes,
+    // together with a version bump). Always: the workload, run now, gives the expected states.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::builder(dir.path()).dimension(DIM).metric(Metric::Cosine).page_size(PAGE_SIZE).open().expect("create");
+    let states = run(&engine);
+    let want = expected_states();
+    assert_eq!(states.len(), want.len());
+    for (i, ((got, _), w)) in states.iter().zip(&want).enumerate() {
+        assert!(same(got, w), "state {i} differs from the model");
+    }
+    assert!(states[LAST_CHECKPOINTED_STATE].1, "the fixture's last checkpoint follows state {LAST_CHECKPOINTED_STATE}");
+    engine.abandon();
+    if std::env::var_os("MEMENTO_REGEN_FIXTURES").is_some() {
+        let out = fixture_dir();
+        std::fs::create_dir_all(&out).expect("mkdir");
+        for f in [files::VECTORS, files::WAL] {
+            std::fs::copy(dir.path().join(f), out.join(f)).expect("copy fixture");
+        }
+    }
+}
+
+#[test]
+fn golden_v1_fixture_opens_with_its_content() {
+    let (vec, wal) = fixture_bytes();
+    // Decoded by the format codec alone.
+    let sb = memento_format::superblock::Superblock::decode(&vec[4096..]).or_else(|_| memento_format::superblock::Superblock::decode(&vec));
+    let sb = sb.expect("a valid superblock");
+    assert_eq!((sb.format_version, sb.dimension, sb.metric, sb.page_size), (1, 4, Metric::Cosine, 8192));
+    let wh = memento_format::wal::WalHeader::decode(&wal).expect("a valid WAL header");
+    assert_eq!(wh.store_uuid, sb.store_uuid);
+    // Opened by the engine, from a real directory (the mirror is rebuilt: none is committed).
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(files::VECTORS), &vec).expect("copy");
+    std::fs::write(dir.path().join(files::WAL), &wal).expect("copy");
+    let engine = Engine::open(dir.path()).expect("the v1 fixture opens");
+    engine.check_integrity().expect("integrity");
+    let want = expected_states();
+    assert!(same(&snapshot(&engine), want.last().expect("states")), "fixture content differs from the workload");
+    let hits = engine.search(&[0.0, 0.0, 1.0, 0.0], 1, None).expect("search");
+    assert_eq!(hits[0].id, "g");
+    let f = Filter::from_json_str(r#"{"$and": [{"tag": "x"}, {"$contains": "apples"}]}"#).expect("filter");
+    let ids: Vec<String> = engine.search(&[1.0, 1.0, 1.0, 1.0], 20, Some(&f)).expect("search").into_iter().map(|h| h.id).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec!["m", "s"]);
+    assert_eq!(engine.stats().recovery.len(), 1, "{:?}", engine.stats().recovery);
+    engine.close().expect("close");
+}
+
+#[test]
+fn wal_truncated_at_every_byte() {
+    let (vec, wal) = fixture_bytes();
+    let states = expected_states();
+    let mut last = LAST_CHECKPOINTED_STATE;
+    for cut in 0..=wal.len() {
+        let m = mem_store(&vec, &wal[..cut]);
+        let r = check_outcome(open(&m), &states, LAST_CHECKPOINTED_STATE, &format!("WAL cut at {cut}"));
+        if cut < memento_format::wal::HEADER_LEN {
+            assert!(r.is_none(), "a WAL without a whole header must be refused (cut {cut})");
+            continue;
+        }
+        let i = r.unwrap_or_else(|| panic!("a WAL cut at {cut} must open as a committed prefix"));
+        assert!(i >= last, "a longer WAL opened at an older state");
+        last = i;
+        // The torn tail was truncated: opening again gives the same state.
+        let again = check_outcome(open(&m), &states, LAST_CHECKPOINTED_STATE, "reopen");
+        assert_eq!(again, Some(i));
+    }
+    assert_eq!(last, states.len() - 1, "the whole WAL opens at the final state");
+}
+
+#[test]
+fn every_bit_flip_in_both_superblocks() {
+    let (vec, wal) = fixture_bytes();
+    let states = expected_states();
+    let mut refused = 0;
+    for copy in [0usize, 4096] {
+        for bit in 0..memento_format::superblock::LEN * 8 {
+            let mut v = vec.clone();
+            v[copy + bit / 8] ^= 1 << (bit % 8);
+            let m = mem_store(&v, &wal);
+            if check_outcome(open(&m), &states, LAST_CHECKPOINTED_STATE, &format!("superblock at {copy}, bit {bit}")).is_none() {
+                refused += 1;
+            }
+        }
+    }
+    // Flipping the current copy falls back to the previous checkpoint, whose WAL generation is
+    // gone: that is refused. Flipping the older copy changes nothing.
+    assert_eq!(refused, memento_format::superblock::LEN * 8, "exactly the flips in the current copy are refused");
+}
+
+#[test]
+fn every_bit_flip_in_the_wal() {
+    let (vec, wal) = fixture_bytes();
+    let states = expected_states();
+    let (mut opened, mut refused) = (0, 0);
+    for bit in 0..wal.len() * 8 {
+        let mut w = wal.clone();
+        w[bit / 8] ^= 1 << (bit % 8);
+        let m = mem_store(&vec, &w);
+        match check_outcome(open(&m), &states, LAST_CHECKPOINTED_STATE, &format!("WAL bit {bit}")) {
+            Some(_) => opened += 1,
+            None => refused += 1,
+        }
+    }
+    assert!(opened > 0 && refused > 0, "opened {opened}, refused {refused}");
+}
+
+#[test]
+fn page_bit_flips_are_found_never_returned() {
+    let (vec, wal) = fixture_bytes();
+    let states = expected_states();
+    let ps = PAGE_SIZE as usize;
+    // The live pages: the current directory and every page it lists (older directories are
+    // garbage that nothing reads).
+    use memento_format::{page, superblock};
+    let (sb, _) = superblock::pick_current(superblock::Superblock::decode(&vec), superblock::Superblock::decode(&vec[4096..])).expect("superblock");
+    let dir_bytes = &vec[sb.dir_page as usize * ps..(sb.dir_page + u64::from(sb.dir_span)) as usize * ps];
+    let h = page::verify(dir_bytes, sb.file_salt, sb.dir_page, ps).expect("directory");
+    let mut live: Vec<(u64, u32)> = page::directory(dir_bytes, &h, sb.page_count).expect("entries").iter().map(|e| (e.page_no, e.span)).collect();
+    live.push((sb.dir_page, sb.dir_span));
+    let mut tried = 0;
+    for (page_no, span) in live {
+        let start = page_no as usize * ps * 8;
+        // A sample of bits of every live page, header and body.
+        for bit in (start..start + span as usize * ps * 8).step_by(61) {
+            let mut v = vec.clone();
+            v[bit / 8] ^= 1 << (bit % 8);
+            let m = mem_store(&v, &wal);
+            let r = check_outcome(open(&m), &states, LAST_CHECKPOINTED_STATE, &format!("page bit {bit}"));
+            assert!(r.is_none(), "a flipped bit at byte {} of page {page_no} went unnoticed", bit / 8);
+            tried += 1;
+        }
+    }
+    assert!(tried > 1000);
+}
+
+#[test]
+fn truncated_vector_file_is_refused() {
+    let (vec, wal) = fixture_bytes();
+    for cut in [0, 100, 4096, 8192, vec.len() - 1] {
+        let m = mem_store(&vec[..cut], &wal);
+        assert!(matches!(open(&m), Err(Error::Corrupted { .. })), "cut at {cut}");
+    }
+}
