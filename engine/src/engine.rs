@@ -189,7 +189,9 @@ pub struct Stats {
 /// Options for opening or creating a store. Consumed by [`EngineBuilder::open`].
 #[must_use]
 pub struct EngineBuilder {
-    storage: std::result::Result<Arc<dyn Storage>, Error>,
+    /// The storage, or the directory to open it on (at `open`, so that opening a missing store
+    /// without `create` leaves nothing behind).
+    storage: std::result::Result<Arc<dyn Storage>, PathBuf>,
     dimension: Option<usize>,
     metric: Option<Metric>,
     durability: Durability,
@@ -326,10 +328,7 @@ impl Engine {
 
     /// A builder for the store in directory `path` (created if missing).
     pub fn builder(path: impl AsRef<Path>) -> EngineBuilder {
-        let storage = FsStorage::new(path.as_ref())
-            .map(|s| Arc::new(s) as Arc<dyn Storage>)
-            .map_err(|e| Error::io(format!("creating the store directory {}", path.as_ref().display()), e));
-        EngineBuilder::with(storage)
+        EngineBuilder::with(Err(path.as_ref().to_path_buf()))
     }
 
     /// A builder over any [`Storage`] (for example [`crate::storage::MemStorage`]).
@@ -342,7 +341,16 @@ impl Engine {
     }
 
     fn open_with(b: EngineBuilder) -> Result<Engine> {
-        let storage = b.storage?;
+        let storage = match &b.storage {
+            Ok(s) => Arc::clone(s),
+            Err(path) => {
+                if !b.create && !path.join(vecfile::VEC_FILE).exists() {
+                    return Err(Error::invalid(format!("there is no store at {}", path.display())));
+                }
+                let s = FsStorage::new(path).map_err(|e| Error::io(format!("creating the store directory {}", path.display()), e))?;
+                Arc::new(s) as Arc<dyn Storage>
+            }
+        };
         let dir = storage.dir_path().map_or_else(|| PathBuf::from("<memory>"), Path::to_path_buf);
         let lock = storage.lock().map_err(|e| match e {
             LockError::Held { pid } => Error::Locked { path: dir.clone(), pid },
@@ -899,7 +907,7 @@ impl Drop for Engine {
 }
 
 impl EngineBuilder {
-    fn with(storage: std::result::Result<Arc<dyn Storage>, Error>) -> Self {
+    fn with(storage: std::result::Result<Arc<dyn Storage>, PathBuf>) -> Self {
         EngineBuilder { storage, dimension: None, metric: None, durability: Durability::Sync, page_size: 65536, wal_limit: 64 << 20, create: true }
     }
 }

@@ -72,7 +72,7 @@ pub(crate) struct TopK {
 
 impl TopK {
     pub(crate) fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
+        TopK { k, heap: BinaryHeap::with_capacity(k.min(4096) + 1) }
     }
     #[inline]
     pub(crate) fn push(&mut self, slot: u64, d: f32) {

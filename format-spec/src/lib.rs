@@ -119,7 +119,8 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    pub(crate) fn new(offset: usize, reason: impl Into<String>) -> Self {
+    /// An error at `offset` for `reason`.
+    pub fn new(offset: usize, reason: impl Into<String>) -> Self {
         DecodeError { offset, reason: reason.into() }
     }
 }
