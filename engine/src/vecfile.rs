@@ -63,6 +63,9 @@ impl Pending {
     }
 }
 
+/// A vector page's slots and vectors, borrowed from the mapping when aligned.
+pub(crate) type VectorPageView<'a> = (Cow<'a, [u64]>, Cow<'a, [f32]>);
+
 /// The vector file as of its last checkpoint.
 pub(crate) struct VecFile {
     file: Arc<dyn StorageFile>,
@@ -197,7 +200,7 @@ impl VecFile {
     }
 
     /// Slots and vectors of the i-th vector page of the directory.
-    pub fn vector_page(&self, i: usize) -> Result<(Cow<'_, [u64]>, Cow<'_, [f32]>)> {
+    pub fn vector_page(&self, i: usize) -> Result<VectorPageView<'_>> {
         let e = self.dir[i];
         let (bytes, h) = self.page(e.page_no, 1)?;
         if h.page_type != PageType::Vector || self.layout.slot(bytes, 0) != e.first_slot {

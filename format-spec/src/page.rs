@@ -226,6 +226,7 @@ impl VectorLayout {
         Some(VectorLayout { dim, page_size, capacity: c, vec_offset: align_up(HEADER_LEN + 8 * c, 64) })
     }
 
+    #[allow(clippy::too_many_arguments, reason = "one argument per header field")]
     /// Build a sealed vector page holding `slots` and `vectors` (`slots.len() * dim` floats).
     pub fn encode(&self, page_no: u64, checkpoint_seq: u64, min_lsn: u64, max_lsn: u64, slots: &[u64], vectors: &[f32], salt: u32) -> Vec<u8> {
         assert!(slots.len() <= self.capacity && vectors.len() == slots.len() * self.dim);

@@ -18,8 +18,11 @@ fn code_tables() -> Vec<(&'static str, &'static [Field])> {
     ]
 }
 
+/// A table's name and its rows as (offset, size, field).
+type SpecTable = (String, Vec<(usize, usize, String)>);
+
 /// (table name, rows of (offset, size, field)) for every `<!-- table: NAME -->` in the spec.
-fn spec_tables() -> Vec<(String, Vec<(usize, usize, String)>)> {
+fn spec_tables() -> Vec<SpecTable> {
     let spec = include_str!("../FORMAT.md");
     let mut out = Vec::new();
     let mut lines = spec.lines().peekable();

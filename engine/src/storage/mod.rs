@@ -29,6 +29,10 @@ pub type Mapping = Arc<dyn AsRef<[u8]> + Send + Sync>;
 pub trait StorageFile: Send + Sync {
     /// Current length of the file in bytes.
     fn len(&self) -> io::Result<u64>;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
     /// Fill `buf` from `offset`. Reading past the end is an
     /// `io::ErrorKind::UnexpectedEof` error.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;

@@ -33,8 +33,8 @@ pub fn workload() -> Vec<Step> {
     let ids: Vec<String> = ('a'..='t').map(|c| c.to_string()).collect();
     let rec = |i: usize| {
         Record::new(ids[i].clone(), vector(i))
-            .with_text(format!("document {} about {}", ids[i], if i % 2 == 0 { "apples" } else { "oranges" }))
-            .with_metadata(meta(json!({"n": i, "tag": if i % 3 == 0 { "x" } else { "y" }, "even": i % 2 == 0})))
+            .with_text(format!("document {} about {}", ids[i], if i.is_multiple_of(2) { "apples" } else { "oranges" }))
+            .with_metadata(meta(json!({"n": i, "tag": if i.is_multiple_of(3) { "x" } else { "y" }, "even": i.is_multiple_of(2)})))
     };
     let mut steps = Vec::new();
     let mut b = WriteBatch::new();
@@ -132,8 +132,8 @@ pub fn expected_states() -> Vec<Model> {
             ids[i].clone(),
             (
                 normalized(&vector(i)),
-                Some(format!("document {} about {}", ids[i], if i % 2 == 0 { "apples" } else { "oranges" })),
-                Some(meta(json!({"n": i, "tag": if i % 3 == 0 { "x" } else { "y" }, "even": i % 2 == 0}))),
+                Some(format!("document {} about {}", ids[i], if i.is_multiple_of(2) { "apples" } else { "oranges" })),
+                Some(meta(json!({"n": i, "tag": if i.is_multiple_of(3) { "x" } else { "y" }, "even": i.is_multiple_of(2)}))),
             ),
         );
     };
