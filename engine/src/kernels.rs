@@ -55,12 +55,13 @@ pub fn distance(metric: Metric, query: &[f32], v: &[f32]) -> f32 {
 /// Scale `v` to unit length. Returns false (and leaves `v` alone) when its norm is zero or not
 /// finite.
 pub fn normalize(v: &mut [f32]) -> bool {
-    let n = dot(v, v).sqrt();
+    // In f64, so that neither very large nor very small (even subnormal) f32 components
+    // overflow or vanish when squared.
+    let n = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
     if !(n.is_finite() && n > 0.0) {
         return false;
     }
-    let inv = 1.0 / n;
-    v.iter_mut().for_each(|x| *x *= inv);
+    v.iter_mut().for_each(|x| *x = (f64::from(*x) / n) as f32);
     true
 }
 
@@ -84,6 +85,10 @@ mod tests {
     fn normalize_refuses_zero() {
         let mut z = [0.0f32; 5];
         assert!(!normalize(&mut z));
+        for mut v in [[3e19f32, 4e19], [3e-30, 4e-30], [f32::MAX, f32::MAX], [3e-45, 4e-45]] {
+            assert!(normalize(&mut v), "{v:?}");
+            assert!((v[0] * v[0] + v[1] * v[1] - 1.0).abs() < 1e-3, "{v:?}");
+        }
         let mut v = [3.0f32, 4.0];
         assert!(normalize(&mut v));
         assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
