@@ -277,6 +277,9 @@ struct State {
     live_count: u64,
 }
 
+/// A group commit's wait: WAL generation, end offset of the commit, and the WAL file.
+type DurableWait = (u64, u64, Arc<dyn StorageFile>);
+
 struct GroupState {
     generation: u64,
     written: u64,
@@ -538,7 +541,10 @@ impl Engine {
         for r in rows.into_iter().flatten() {
             b.delete(r.id);
         }
-        Ok(self.write_locked(&mut w, b)?.deleted)
+        let (info, wait) = self.write_locked(&mut w, b)?;
+        drop(w);
+        self.finish_commit(wait)?;
+        Ok(info.deleted)
     }
 
     /// Replace a record's metadata without touching its vector.
@@ -559,7 +565,19 @@ impl Engine {
     /// applied all or nothing.
     pub fn write(&self, batch: WriteBatch) -> Result<CommitInfo> {
         let mut w = self.writer.lock();
-        self.write_locked(&mut w, batch)
+        let (info, wait) = self.write_locked(&mut w, batch)?;
+        // Under group commit the writer lock is released before waiting for the fsync, so
+        // that other threads can append their commits and share it.
+        drop(w);
+        self.finish_commit(wait)?;
+        Ok(info)
+    }
+
+    fn finish_commit(&self, wait: Option<DurableWait>) -> Result<()> {
+        match wait {
+            Some((gen, end, file)) => self.wait_durable(gen, end, file.as_ref()),
+            None => Ok(()),
+        }
     }
 
     fn plan(&self, w: &Writer, batch: WriteBatch) -> Result<(Vec<Op>, u64, CommitInfo)> {
@@ -642,11 +660,13 @@ impl Engine {
         Ok((ops, next_slot, info))
     }
 
-    fn write_locked(&self, w: &mut Writer, batch: WriteBatch) -> Result<CommitInfo> {
+    /// Commit under the writer lock. Under group commit, returns what the caller must wait for
+    /// (after releasing the lock) before acknowledging.
+    fn write_locked(&self, w: &mut Writer, batch: WriteBatch) -> Result<(CommitInfo, Option<DurableWait>)> {
         self.check_writable()?;
         let (ops, next_slot, mut info) = self.plan(w, batch)?;
         if ops.is_empty() {
-            return Ok(info);
+            return Ok((info, None));
         }
         let synced_through = match self.durability {
             Durability::GroupCommit => {
@@ -679,10 +699,7 @@ impl Engine {
             // A checkpoint makes everything before it durable, the waiters' commits included.
             self.checkpoint_locked(w)?;
         }
-        if let Some((gen, end, file)) = wait {
-            self.wait_durable(gen, end, file.as_ref())?;
-        }
-        Ok(info)
+        Ok((info, wait))
     }
 
     fn wait_durable(&self, gen: u64, end: u64, file: &dyn StorageFile) -> Result<()> {
