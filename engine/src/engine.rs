@@ -494,14 +494,14 @@ impl Engine {
         Ok(())
     }
 
-    fn check_vector(&self, v: &[f32]) -> Result<Vec<f32>> {
+    /// Validate a vector (taking it, so a written vector is normalised in place, not copied).
+    fn check_vector(&self, mut v: Vec<f32>) -> Result<Vec<f32>> {
         if v.len() != self.dim {
             return Err(Error::DimensionMismatch { expected: self.dim, got: v.len() });
         }
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
             return Err(Error::InvalidVector { reason: format!("element {i} is {}", v[i]) });
         }
-        let mut v = v.to_vec();
         if self.metric == Metric::Cosine && !kernels::normalize(&mut v) {
             return Err(Error::InvalidVector { reason: "a zero vector has no direction, so it cannot be compared by cosine".into() });
         }
@@ -611,19 +611,19 @@ impl Engine {
         };
         for op in batch.ops {
             match op {
-                BatchOp::Add(r) => {
+                BatchOp::Add(mut r) => {
                     if view.get(&r.id).copied().flatten().is_some() {
                         return Err(Error::DuplicateId { id: r.id });
                     }
-                    let v = self.check_vector(&r.vector)?;
+                    let v = self.check_vector(std::mem::take(&mut r.vector))?;
                     let metadata = r.metadata.as_ref().map(meta_json).transpose()?;
                     view.insert(r.id.clone(), Some(next_slot));
                     ops.push(Op::Put { slot: next_slot, id: r.id, text: r.text, metadata, vector: v });
                     next_slot += 1;
                     info.written += 1;
                 }
-                BatchOp::Upsert(r) => {
-                    let v = self.check_vector(&r.vector)?;
+                BatchOp::Upsert(mut r) => {
+                    let v = self.check_vector(std::mem::take(&mut r.vector))?;
                     let metadata = r.metadata.as_ref().map(meta_json).transpose()?;
                     if let Some(old) = view.get(&r.id).copied().flatten() {
                         ops.push(Op::Delete { slot: old, id: r.id.clone() });
@@ -778,7 +778,7 @@ impl Engine {
     }
 
     fn prepare_query(&self, q: &[f32]) -> Result<Vec<f32>> {
-        self.check_vector(q)
+        self.check_vector(q.to_vec())
     }
 
     /// The `k` records nearest to `query`, closest first (ties by insertion order). With a
@@ -847,7 +847,7 @@ impl Engine {
             wal_bytes: w.wal.end,
             checkpoint_lsn: st.vf.sb.checkpoint_lsn,
             last_lsn: w.next_lsn - 1,
-            pending_vectors: st.pending.slots.len() as u64,
+            pending_vectors: st.pending.n_vectors as u64,
             recovery: self.recovery.clone(),
         }
     }
@@ -957,14 +957,13 @@ fn mirror_ops(ops: &[Op]) -> Vec<MirrorOp<'_>> {
 }
 
 fn apply_to_state(st: &mut State, ops: Vec<Op>, first_lsn: u64, dim: usize) {
+    let capacity = st.vf.layout.capacity;
     for (i, op) in ops.into_iter().enumerate() {
         let lsn = first_lsn + i as u64;
         match op {
             Op::Put { slot, id, text, metadata, vector } => {
                 debug_assert_eq!(vector.len(), dim);
-                st.pending.slots.push(slot);
-                st.pending.vectors.extend_from_slice(&vector);
-                st.pending.vector_lsns.push(lsn);
+                st.pending.push_vector(slot, lsn, &vector, capacity);
                 st.pending.records.push(PendingRecord::Put { slot, lsn, id, text, metadata });
                 st.live_count += 1;
             }
@@ -1028,8 +1027,8 @@ impl VectorSource for Source<'_> {
             let (s, v) = self.st.vf.vector_page(i)?;
             f(&s, &v);
         }
-        if !self.st.pending.slots.is_empty() {
-            f(&self.st.pending.slots, &self.st.pending.vectors);
+        for p in &self.st.pending.pages {
+            f(&p.slots, &p.vectors);
         }
         Ok(())
     }

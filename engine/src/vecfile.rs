@@ -38,16 +38,24 @@ impl PendingRecord {
     }
 }
 
-/// Everything committed since the last checkpoint, held in memory (and in the WAL) until the
-/// next checkpoint writes it as pages.
-#[derive(Debug, Default)]
-pub(crate) struct Pending {
-    /// Slots of the vectors, increasing.
+/// The vectors of one future vector page, allocated at full capacity once.
+#[derive(Debug)]
+pub(crate) struct PendingPage {
+    /// Slots, increasing.
     pub slots: Vec<u64>,
     /// `slots.len() * dim` floats.
     pub vectors: Vec<f32>,
-    /// LSN of the put record of each vector.
-    pub vector_lsns: Vec<u64>,
+    pub min_lsn: u64,
+    pub max_lsn: u64,
+}
+
+/// Everything committed since the last checkpoint, held in memory (and in the WAL) until the
+/// next checkpoint writes it as pages. Vectors are kept page by page, in the shape the
+/// checkpoint writes, so nothing is reallocated or regrouped on the way.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    pub pages: Vec<PendingPage>,
+    pub n_vectors: usize,
     pub records: Vec<PendingRecord>,
     /// (slot, lsn).
     pub tombstones: Vec<(u64, u64)>,
@@ -55,11 +63,53 @@ pub(crate) struct Pending {
 
 impl Pending {
     pub(crate) fn is_empty(&self) -> bool {
-        self.slots.is_empty() && self.records.is_empty() && self.tombstones.is_empty()
+        self.n_vectors == 0 && self.records.is_empty() && self.tombstones.is_empty()
+    }
+    /// Append a vector (its slot is greater than every pending one) to a page of `capacity`.
+    pub(crate) fn push_vector(&mut self, slot: u64, lsn: u64, v: &[f32], capacity: usize) {
+        if self.pages.last().is_none_or(|p| p.slots.len() == capacity) {
+            self.pages.push(PendingPage { slots: Vec::with_capacity(capacity), vectors: Vec::with_capacity(capacity * v.len()), min_lsn: lsn, max_lsn: lsn });
+        }
+        if let Some(p) = self.pages.last_mut() {
+            p.slots.push(slot);
+            p.vectors.extend_from_slice(v);
+            p.max_lsn = lsn;
+        }
+        self.n_vectors += 1;
     }
     pub(crate) fn vector(&self, slot: u64, dim: usize) -> Option<&[f32]> {
-        let i = self.slots.binary_search(&slot).ok()?;
-        Some(&self.vectors[i * dim..(i + 1) * dim])
+        let i = self.pages.partition_point(|p| p.slots[0] <= slot).checked_sub(1)?;
+        let p = &self.pages[i];
+        let j = p.slots.binary_search(&slot).ok()?;
+        Some(&p.vectors[j * dim..(j + 1) * dim])
+    }
+}
+
+/// Writes consecutive pages through a buffer of a few MiB: one huge write is much slower than
+/// the same bytes in moderate writes (the page cache copy), and the buffer stays small.
+struct ChunkWriter<'a> {
+    file: &'a dyn StorageFile,
+    buf: Vec<u8>,
+    at: u64,
+}
+
+const CHUNK: usize = 4 << 20;
+
+impl ChunkWriter<'_> {
+    /// `len` zeroed bytes at the end of the buffer, flushing first if they would not fit.
+    fn next(&mut self, len: usize) -> Result<&mut [u8]> {
+        if !self.buf.is_empty() && self.buf.len() + len > CHUNK {
+            self.flush()?;
+        }
+        let s = self.buf.len();
+        self.buf.resize(s + len, 0);
+        Ok(&mut self.buf[s..])
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.file.write_all_at(&self.buf, self.at).map_err(|e| Error::io("writing checkpoint pages to the vector file", e))?;
+        self.at += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
     }
 }
 
@@ -270,18 +320,13 @@ impl VecFile {
         let salt = self.sb.file_salt;
         let seq = self.sb.sequence + 1;
         let mut next = self.sb.page_count;
-        let mut out: Vec<u8> = Vec::new();
+        let mut out = ChunkWriter { file: self.file.as_ref(), buf: Vec::with_capacity(CHUNK), at: next * ps as u64 };
         let mut new_vec = Vec::new();
         let mut new_other = Vec::new();
-        let dim = self.layout.dim;
-        let cap = self.layout.capacity;
-        for (ci, chunk) in pending.slots.chunks(cap).enumerate() {
-            let lo = ci * cap;
-            let vecs = &pending.vectors[lo * dim..(lo + chunk.len()) * dim];
-            let lsns = &pending.vector_lsns[lo..lo + chunk.len()];
-            let p = self.layout.encode(next, seq, lsns[0], lsns[lsns.len() - 1], chunk, vecs, salt);
-            new_vec.push(DirEntry { page_no: next, first_slot: chunk[0], span: 1, page_type: PageType::Vector });
-            out.extend_from_slice(&p);
+        for p in &pending.pages {
+            let page = out.next(ps)?;
+            self.layout.encode_into(page, next, seq, p.min_lsn, p.max_lsn, &p.slots, &p.vectors, salt);
+            new_vec.push(DirEntry { page_no: next, first_slot: p.slots[0], span: 1, page_type: PageType::Vector });
             next += 1;
         }
         let mut packer = RecordPacker::new(ps);
@@ -293,7 +338,7 @@ impl VecFile {
             let p = page::encode_page(PageType::Record, next, seq, *count, *lo, *hi, 0, body, ps, salt);
             let span = (p.len() / ps) as u32;
             new_other.push(DirEntry { page_no: next, first_slot: 0, span, page_type: PageType::Record });
-            out.extend_from_slice(&p);
+            out.next(p.len())?.copy_from_slice(&p);
             next += u64::from(span);
         }
         let per = (ps - page::HEADER_LEN) / page::tombstone_entry::LEN;
@@ -306,7 +351,7 @@ impl VecFile {
             let hi = chunk.iter().map(|t| t.1).max().unwrap_or(0);
             let p = page::encode_page(PageType::Tombstone, next, seq, chunk.len() as u32, lo, hi, 0, &body, ps, salt);
             new_other.push(DirEntry { page_no: next, first_slot: 0, span: 1, page_type: PageType::Tombstone });
-            out.extend_from_slice(&p);
+            out.next(p.len())?.copy_from_slice(&p);
             next += 1;
         }
         let mut dir: Vec<DirEntry> = Vec::with_capacity(self.dir.len() + new_vec.len() + new_other.len());
@@ -322,10 +367,9 @@ impl VecFile {
         let dir_page = next;
         let p = page::encode_page(PageType::Directory, dir_page, seq, dir.len() as u32, 0, 0, n_vector as u64, &body, ps, salt);
         let dir_span = (p.len() / ps) as u32;
-        out.extend_from_slice(&p);
+        out.next(p.len())?.copy_from_slice(&p);
+        out.flush()?;
         next += u64::from(dir_span);
-        let at = self.sb.page_count * ps as u64;
-        self.file.write_all_at(&out, at).map_err(|e| Error::io("writing checkpoint pages to the vector file", e))?;
         self.file.sync_data().map_err(|e| Error::io("syncing the vector file", e))?;
         let mut sb = self.sb.clone();
         sb.sequence = seq;

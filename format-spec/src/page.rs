@@ -229,8 +229,15 @@ impl VectorLayout {
     #[allow(clippy::too_many_arguments, reason = "one argument per header field")]
     /// Build a sealed vector page holding `slots` and `vectors` (`slots.len() * dim` floats).
     pub fn encode(&self, page_no: u64, checkpoint_seq: u64, min_lsn: u64, max_lsn: u64, slots: &[u64], vectors: &[f32], salt: u32) -> Vec<u8> {
-        assert!(slots.len() <= self.capacity && vectors.len() == slots.len() * self.dim);
         let mut p = vec![0u8; self.page_size];
+        self.encode_into(&mut p, page_no, checkpoint_seq, min_lsn, max_lsn, slots, vectors, salt);
+        p
+    }
+
+    /// [`Self::encode`] into `p`, which must be `page_size` zero bytes.
+    #[allow(clippy::too_many_arguments, reason = "one argument per header field")]
+    pub fn encode_into(&self, p: &mut [u8], page_no: u64, checkpoint_seq: u64, min_lsn: u64, max_lsn: u64, slots: &[u64], vectors: &[f32], salt: u32) {
+        assert!(slots.len() <= self.capacity && vectors.len() == slots.len() * self.dim && p.len() == self.page_size);
         for (i, s) in slots.iter().enumerate() {
             let o = HEADER_LEN + 8 * i;
             p[o..o + 8].copy_from_slice(&s.to_le_bytes());
@@ -248,8 +255,7 @@ impl VectorLayout {
             payload_len: (self.vec_offset + vb.len() - HEADER_LEN) as u32,
             aux: 0,
         };
-        seal(&mut p, &h, salt);
-        p
+        seal(p, &h, salt);
     }
 
     /// Check a verified vector page's body: count within capacity, slots strictly increasing.
