@@ -65,7 +65,7 @@ fn search_flat_k10(c: &mut Criterion) {
     let queries = Rng::new(QUERY_SEED).unit_vectors(64, DIM);
     for n in [10_000usize, 100_000] {
         let dir = tempfile::Builder::new().prefix("memento-bench-").tempdir_in(scratch_parent()).expect("temp dir");
-        let _ = build_store(dir.path(), n, &mut |_| {}).expect("build store");
+        let _ = build_store(dir.path(), n, memento::Durability::Buffered, &mut |_| {}).expect("build store");
         let engine = Engine::open(dir.path()).expect("open store");
         g.throughput(Throughput::Bytes((n * DIM * 4) as u64));
         let mut i = 0usize;
@@ -84,7 +84,7 @@ fn search_flat_k10(c: &mut Criterion) {
 /// Open + count + close of a checkpointed 100k store.
 fn open_100k(c: &mut Criterion) {
     let dir = tempfile::Builder::new().prefix("memento-bench-").tempdir_in(scratch_parent()).expect("temp dir");
-    let _ = build_store(dir.path(), 100_000, &mut |_| {}).expect("build store");
+    let _ = build_store(dir.path(), 100_000, memento::Durability::Buffered, &mut |_| {}).expect("build store");
     let mut g = c.benchmark_group("open");
     g.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
     g.bench_function("open_100k", |b| {

@@ -112,8 +112,8 @@ pub struct BuildTimes {
 /// Build a closed (checkpointed) store of `n` vectors from [`DATA_SEED`] in `dir`, writing
 /// batches of [`BATCH`] under [`Durability::Buffered`]. Vectors are generated batch by batch, so
 /// memory stays small whatever `n` is. `progress` is called after each batch with the count.
-pub fn build_store(dir: &Path, n: usize, progress: &mut dyn FnMut(usize)) -> memento::Result<BuildTimes> {
-    let engine = open_store(dir, Durability::Buffered)?;
+pub fn build_store(dir: &Path, n: usize, mode: Durability, progress: &mut dyn FnMut(usize)) -> memento::Result<BuildTimes> {
+    let engine = open_store(dir, mode)?;
     let mut rng = Rng::new(DATA_SEED);
     let mut buf = Vec::with_capacity(BATCH * DIM);
     let mut done = 0;

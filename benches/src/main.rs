@@ -443,7 +443,7 @@ fn main() -> BoxResult<()> {
         None => {
             let d = root.join("store-100k");
             println!("  building the 100k store (Buffered)…");
-            build_store(&d, N_INGEST, &mut |_| {}).map(|_| d).map_err(|e| anomalies.push(format!("building the 100k store failed: {e}"))).ok()
+            build_store(&d, N_INGEST, Durability::Buffered, &mut |_| {}).map(|_| d).map_err(|e| anomalies.push(format!("building the 100k store failed: {e}"))).ok()
         }
     };
     if let Some(d) = &store_100k {
@@ -469,10 +469,10 @@ fn main() -> BoxResult<()> {
             }
             _ => {
                 let d = root.join("store-1m");
-                println!("  building the 1M x {DIM} store (Buffered, then close)…");
+                println!("  building the 1M x {DIM} store (Sync: one fdatasync per batch of {BATCH}, automatic checkpoints included; then close)…");
                 let t = Instant::now();
                 let mut last_report = Instant::now();
-                let built = build_store(&d, N_BIG, &mut |done| {
+                let built = build_store(&d, N_BIG, Durability::Sync, &mut |done| {
                     if last_report.elapsed() > Duration::from_secs(20) {
                         println!("    {done} written, {:.0} s", t.elapsed().as_secs_f64());
                         last_report = Instant::now();
@@ -492,11 +492,19 @@ fn main() -> BoxResult<()> {
                             bt.auto_checkpoints,
                             bt.close.as_secs_f64()
                         );
+                        let met = if vps >= 100_000.0 { " ✅" } else { " ❌" };
+                        let pct = |d: Option<f64>| d.map_or("n/a".to_string(), |d| format!("{:.0}%", mb_s((N_BIG * DIM * 4) as u64, bt.write) / d * 100.0));
                         row(
                             &mut rows,
-                            "ingest 1M Buffered (building the 1M store): vectors/s, writes only",
-                            format!("{vps:.0} ({:.0}% of write time in {} auto checkpoints)", bt.checkpointing_writes.as_secs_f64() / bt.write.as_secs_f64() * 100.0, bt.auto_checkpoints),
-                            "",
+                            "sustained durable ingest, 1M Sync (building the 1M store): vectors/s, checkpoints included",
+                            format!("{vps:.0}{met} ({:.0}% of write time in {} auto checkpoints)", bt.checkpointing_writes.as_secs_f64() / bt.write.as_secs_f64() * 100.0, bt.auto_checkpoints),
+                            "≥ 100,000 vectors/s",
+                        );
+                        row(
+                            &mut rows,
+                            "sustained durable ingest, 1M Sync: MB/s (% of fsync-per-chunk disk / % of raw seq.)",
+                            format!("{:.0} ({} / {})", mb_s((N_BIG * DIM * 4) as u64, bt.write), pct(disk_sync), pct(disk_seq)),
+                            "≥ 50% of disk",
                         );
                         match open_times(&d, N_BIG as u64) {
                             Ok((p50, p90, first)) => {

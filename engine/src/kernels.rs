@@ -57,11 +57,25 @@ pub fn distance(metric: Metric, query: &[f32], v: &[f32]) -> f32 {
 pub fn normalize(v: &mut [f32]) -> bool {
     // In f64, so that neither very large nor very small (even subnormal) f32 components
     // overflow or vanish when squared.
-    let n = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    let mut acc = [0f64; 8];
+    let (chunks, rest) = v.as_chunks::<8>();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] += f64::from(c[i]) * f64::from(c[i]);
+        }
+    }
+    let n = (acc.iter().sum::<f64>() + rest.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>()).sqrt();
     if !(n.is_finite() && n > 0.0) {
         return false;
     }
-    v.iter_mut().for_each(|x| *x = (f64::from(*x) / n) as f32);
+    let inv = 1.0 / n;
+    if inv < f64::from(f32::MAX) && inv > f64::from(f32::MIN_POSITIVE) {
+        // The common case: the scale factor is a normal f32.
+        let inv = inv as f32;
+        v.iter_mut().for_each(|x| *x *= inv);
+    } else {
+        v.iter_mut().for_each(|x| *x = (f64::from(*x) * inv) as f32);
+    }
     true
 }
 
