@@ -264,7 +264,11 @@ fn commit() -> String {
         Some(h) => {
             // `git diff --quiet` exits 1 when the working tree differs from HEAD; it writes nothing.
             let dirty = Command::new("git").args(["-C", &root, "diff", "--quiet", "HEAD", "--"]).status().map(|s| s.code() == Some(1)).unwrap_or(false);
-            if dirty { format!("{h} (with uncommitted changes)") } else { h }
+            if dirty {
+                format!("{h} (with uncommitted changes)")
+            } else {
+                h
+            }
         }
         None => "unknown".into(),
     }
@@ -412,7 +416,15 @@ fn main() -> BoxResult<()> {
         // The 1 GiB-WAL run is a diagnostic (it defers all checkpoint work to close()); the
         // targets apply to the default configuration.
         let durable = *mode != Durability::Buffered && wal_limit.is_none();
-        let met = |ok: bool| if !durable { "" } else if ok { " ✅" } else { " ❌" };
+        let met = |ok: bool| {
+            if !durable {
+                ""
+            } else if ok {
+                " ✅"
+            } else {
+                " ❌"
+            }
+        };
         row(
             &mut rows,
             format!("ingest {name}: vectors/s, writes only (range of {INGEST_REPS})"),
@@ -443,7 +455,10 @@ fn main() -> BoxResult<()> {
         None => {
             let d = root.join("store-100k");
             println!("  building the 100k store (Buffered)…");
-            build_store(&d, N_INGEST, Durability::Buffered, &mut |_| {}).map(|_| d).map_err(|e| anomalies.push(format!("building the 100k store failed: {e}"))).ok()
+            build_store(&d, N_INGEST, Durability::Buffered, &mut |_| {})
+                .map(|_| d)
+                .map_err(|e| anomalies.push(format!("building the 100k store failed: {e}")))
+                .ok()
         }
     };
     if let Some(d) = &store_100k {
@@ -497,7 +512,11 @@ fn main() -> BoxResult<()> {
                         row(
                             &mut rows,
                             "sustained durable ingest, 1M Sync (building the 1M store): vectors/s, checkpoints included",
-                            format!("{vps:.0}{met} ({:.0}% of write time in {} auto checkpoints)", bt.checkpointing_writes.as_secs_f64() / bt.write.as_secs_f64() * 100.0, bt.auto_checkpoints),
+                            format!(
+                                "{vps:.0}{met} ({:.0}% of write time in {} auto checkpoints)",
+                                bt.checkpointing_writes.as_secs_f64() / bt.write.as_secs_f64() * 100.0,
+                                bt.auto_checkpoints
+                            ),
                             "≥ 100,000 vectors/s",
                         );
                         row(
@@ -531,7 +550,12 @@ fn main() -> BoxResult<()> {
         match search_times(d, QUERIES) {
             Ok((p50, p99, warm)) => {
                 let gbs = (N_INGEST * DIM * 4) as f64 / 1e9 / p50.as_secs_f64();
-                println!("  100k: {QUERIES} queries, p50 {:.2} ms, p99 {:.2} ms, scan {gbs:.2} GB/s at p50 (warm-up query {:.1} ms)", ms(p50), ms(p99), ms(warm));
+                println!(
+                    "  100k: {QUERIES} queries, p50 {:.2} ms, p99 {:.2} ms, scan {gbs:.2} GB/s at p50 (warm-up query {:.1} ms)",
+                    ms(p50),
+                    ms(p99),
+                    ms(warm)
+                );
                 row(&mut rows, "search 100k k=10: p50 / p99", format!("{:.2} / {:.2} ms", ms(p50), ms(p99)), "recorded");
                 row(&mut rows, "search 100k: scan rate at p50", format!("{gbs:.2} GB/s"), "");
             }
@@ -542,7 +566,12 @@ fn main() -> BoxResult<()> {
         match search_times(d, QUERIES_BIG) {
             Ok((p50, p99, warm)) => {
                 let gbs = (N_BIG * DIM * 4) as f64 / 1e9 / p50.as_secs_f64();
-                println!("  1M: {QUERIES_BIG} queries, p50 {:.1} ms, p99 {:.1} ms, scan {gbs:.2} GB/s at p50 (warm-up query {:.1} ms)", ms(p50), ms(p99), ms(warm));
+                println!(
+                    "  1M: {QUERIES_BIG} queries, p50 {:.1} ms, p99 {:.1} ms, scan {gbs:.2} GB/s at p50 (warm-up query {:.1} ms)",
+                    ms(p50),
+                    ms(p99),
+                    ms(warm)
+                );
                 row(&mut rows, "search 1M k=10: p50 / p99", format!("{:.1} / {:.1} ms", ms(p50), ms(p99)), "");
                 row(&mut rows, "search 1M: scan rate at p50", format!("{gbs:.2} GB/s"), "");
             }

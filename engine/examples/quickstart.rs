@@ -61,7 +61,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let secs = t.elapsed().as_secs_f64();
         println!("stored {N} vectors of {DIM} dimensions in {:.2} s ({:.0} vectors/s, one fsync per 1,000)", secs, N as f64 / secs);
     }
-    for (q, filter) in [(3usize, None), (3, Some(r#"{"n": {"$lt": 100}}"#)), (12_345, Some(r#"{"$and": [{"topic": {"$in": ["chess", "geology"]}}, {"$contains": "note 1"}]}"#))] {
+    for (q, filter) in [
+        (3usize, None),
+        (3, Some(r#"{"n": {"$lt": 100}}"#)),
+        (12_345, Some(r#"{"$and": [{"topic": {"$in": ["chess", "geology"]}}, {"$contains": "note 1"}]}"#)),
+    ] {
         let f = filter.map(Filter::from_json_str).transpose()?;
         let t = Instant::now();
         let hits = engine.search(&vector(q), 3, f.as_ref())?;

@@ -413,7 +413,11 @@ impl Engine {
             for op in &t.ops {
                 if let Op::Put { slot, .. } = op {
                     if *slot != next_slot {
-                        return Err(Error::corrupted(&wal_path, 0, format!("a put record of LSN range {}..{} uses slot {slot} where {next_slot} was next", t.first_lsn, t.commit_lsn)));
+                        return Err(Error::corrupted(
+                            &wal_path,
+                            0,
+                            format!("a put record of LSN range {}..{} uses slot {slot} where {next_slot} was next", t.first_lsn, t.commit_lsn),
+                        ));
                     }
                     next_slot += 1;
                 }
@@ -671,7 +675,11 @@ impl Engine {
         let synced_through = match self.durability {
             Durability::GroupCommit => {
                 let g = self.group.lock();
-                if g.generation == w.wal.header.generation { g.synced } else { memento_format::wal::HEADER_LEN as u64 }
+                if g.generation == w.wal.header.generation {
+                    g.synced
+                } else {
+                    memento_format::wal::HEADER_LEN as u64
+                }
             }
             _ => w.wal.synced,
         };
@@ -812,7 +820,9 @@ impl Engine {
             return Ok(None);
         };
         let src = Source { st: &st, dim: self.dim };
-        let v = src.vector(row.slot)?.ok_or_else(|| Error::corrupted(self.file_path(vecfile::VEC_FILE), 0, format!("no vector for slot {} of id {id:?}", row.slot)))?;
+        let v = src
+            .vector(row.slot)?
+            .ok_or_else(|| Error::corrupted(self.file_path(vecfile::VEC_FILE), 0, format!("no vector for slot {} of id {id:?}", row.slot)))?;
         Ok(Some(Record { id: row.id, vector: v.into_owned(), text: row.text, metadata: parse_meta(row.metadata)? }))
     }
 
@@ -878,7 +888,11 @@ impl Engine {
         if in_mirror.len() != live.len() || in_mirror.iter().any(|s| !live.contains(s)) {
             let extra = in_mirror.iter().filter(|s| !live.contains(s)).count();
             let missing = live.len() + extra - in_mirror.len();
-            return Err(Error::corrupted(mirror_path, 0, format!("the mirror disagrees with the log: {extra} slots only in the mirror, {missing} only in the vector file and WAL")));
+            return Err(Error::corrupted(
+                mirror_path,
+                0,
+                format!("the mirror disagrees with the log: {extra} slots only in the mirror, {missing} only in the vector file and WAL"),
+            ));
         }
         if live.len() as u64 != st.live_count {
             return Err(Error::corrupted(self.file_path(vecfile::VEC_FILE), 0, format!("{} live records but the count says {}", live.len(), st.live_count)));
@@ -938,8 +952,7 @@ fn truncate(s: &str) -> &str {
 }
 
 fn parse_meta(m: Option<String>) -> Result<Option<Metadata>> {
-    m.map(|s| serde_json::from_str::<Metadata>(&s).map_err(|e| Error::Mirror { reason: format!("stored metadata is not a JSON object: {e}") }))
-        .transpose()
+    m.map(|s| serde_json::from_str::<Metadata>(&s).map_err(|e| Error::Mirror { reason: format!("stored metadata is not a JSON object: {e}") })).transpose()
 }
 
 fn mirror_ops(ops: &[Op]) -> Vec<MirrorOp<'_>> {
@@ -947,11 +960,9 @@ fn mirror_ops(ops: &[Op]) -> Vec<MirrorOp<'_>> {
         .map(|op| match op {
             Op::Put { slot, id, text, metadata, .. } => MirrorOp::Put { slot: *slot, id, text: text.as_deref(), metadata: metadata.as_deref() },
             Op::Delete { slot, .. } => MirrorOp::Delete { slot: *slot },
-            Op::Update { slot, text, metadata } => MirrorOp::Update {
-                slot: *slot,
-                text: text.as_ref().map(|t| t.as_deref()),
-                metadata: metadata.as_ref().map(|m| m.as_deref()),
-            },
+            Op::Update { slot, text, metadata } => {
+                MirrorOp::Update { slot: *slot, text: text.as_ref().map(|t| t.as_deref()), metadata: metadata.as_ref().map(|m| m.as_deref()) }
+            }
         })
         .collect()
 }

@@ -124,10 +124,7 @@ impl std::fmt::Display for Error {
             }
             Error::Io { context, source } => write!(f, "I/O error while {context}: {source}."),
             Error::Mirror { reason } => write!(f, "The SQLite mirror failed: {reason}."),
-            Error::Poisoned { cause } => write!(
-                f,
-                "The store refuses writes after an earlier I/O failure ({cause}); close and reopen it to recover."
-            ),
+            Error::Poisoned { cause } => write!(f, "The store refuses writes after an earlier I/O failure ({cause}); close and reopen it to recover."),
             Error::Closed => write!(f, "The engine is closed."),
         }
     }

@@ -80,17 +80,9 @@ enum Node {
     /// Some child matches.
     Or(Vec<Node>),
     /// A comparison of a metadata value with a scalar.
-    Cmp {
-        key: String,
-        op: CmpOp,
-        value: Scalar,
-    },
+    Cmp { key: String, op: CmpOp, value: Scalar },
     /// `$in` (or `$nin` when `negated`).
-    In {
-        key: String,
-        negated: bool,
-        values: Vec<Scalar>,
-    },
+    In { key: String, negated: bool, values: Vec<Scalar> },
     /// `$contains` (or `$not_contains` when `negated`).
     Contains { needle: String, negated: bool },
 }
@@ -213,9 +205,7 @@ fn compare(value: &Value, operand: &Scalar) -> Option<Ordering> {
 }
 
 fn invalid(reason: impl Into<String>) -> Error {
-    Error::InvalidFilter {
-        reason: reason.into(),
-    }
+    Error::InvalidFilter { reason: reason.into() }
 }
 
 /// "a string", "a list", ... for error messages.
@@ -239,24 +229,17 @@ impl Parser {
     fn count(&mut self, n: usize) -> Result<()> {
         self.terms = self.terms.saturating_add(n);
         if self.terms > MAX_TERMS {
-            return Err(invalid(format!(
-                "the filter holds more than {MAX_TERMS} conditions and list values"
-            )));
+            return Err(invalid(format!("the filter holds more than {MAX_TERMS} conditions and list values")));
         }
         Ok(())
     }
 
     fn filter(&mut self, value: &Value, depth: usize) -> Result<Node> {
         if depth > MAX_DEPTH {
-            return Err(invalid(format!(
-                "the filter is nested more than {MAX_DEPTH} levels deep"
-            )));
+            return Err(invalid(format!("the filter is nested more than {MAX_DEPTH} levels deep")));
         }
         let Value::Object(map) = value else {
-            return Err(invalid(format!(
-                "a filter must be a JSON object, not {}",
-                kind(value)
-            )));
+            return Err(invalid(format!("a filter must be a JSON object, not {}", kind(value))));
         };
         let mut parts = Vec::with_capacity(map.len());
         for (key, v) in map {
@@ -274,52 +257,28 @@ impl Parser {
             "$and" | "$or" => {
                 let list = match v {
                     Value::Array(list) if !list.is_empty() => list,
-                    _ => {
-                        return Err(invalid(format!(
-                            "{op} needs a non-empty list of filters, not {}",
-                            describe(v)
-                        )))
-                    }
+                    _ => return Err(invalid(format!("{op} needs a non-empty list of filters, not {}", describe(v)))),
                 };
                 let mut children = Vec::with_capacity(list.len());
                 for item in list {
                     if !item.is_object() {
-                        return Err(invalid(format!(
-                            "each element of {op} must be a filter (a JSON object), not {}",
-                            kind(item)
-                        )));
+                        return Err(invalid(format!("each element of {op} must be a filter (a JSON object), not {}", kind(item))));
                     }
                     children.push(self.filter(item, depth + 1)?);
                 }
-                Ok(if op == "$and" {
-                    and_of(children)
-                } else {
-                    or_of(children)
-                })
+                Ok(if op == "$and" { and_of(children) } else { or_of(children) })
             }
             "$contains" | "$not_contains" => {
                 let needle = match v {
                     Value::String(s) if !s.is_empty() => s.clone(),
-                    Value::String(_) => {
-                        return Err(invalid(format!("{op} needs a non-empty string")))
-                    }
-                    _ => {
-                        return Err(invalid(format!(
-                            "{op} needs a non-empty string, not {}",
-                            kind(v)
-                        )))
-                    }
+                    Value::String(_) => return Err(invalid(format!("{op} needs a non-empty string"))),
+                    _ => return Err(invalid(format!("{op} needs a non-empty string, not {}", kind(v)))),
                 };
                 self.count(1)?;
-                Ok(Node::Contains {
-                    needle,
-                    negated: op == "$not_contains",
-                })
+                Ok(Node::Contains { needle, negated: op == "$not_contains" })
             }
             _ if CmpOp::from_name(op).is_some() || op == "$in" || op == "$nin" => {
-                Err(invalid(format!(
-                    "{op} must be applied to a metadata key, as in {{\"key\": {{\"{op}\": ...}}}}"
-                )))
+                Err(invalid(format!("{op} must be applied to a metadata key, as in {{\"key\": {{\"{op}\": ...}}}}")))
             }
             _ => Err(invalid(format!("unknown operator {op}"))),
         }
@@ -327,16 +286,12 @@ impl Parser {
 
     fn field(&mut self, key: &str, v: &Value) -> Result<Node> {
         if key.contains('\0') {
-            return Err(invalid(format!(
-                "the metadata key {key:?} contains the NUL character"
-            )));
+            return Err(invalid(format!("the metadata key {key:?} contains the NUL character")));
         }
         match v {
             Value::Object(ops) => {
                 if ops.is_empty() {
-                    return Err(invalid(format!(
-                        "the condition on {key:?} is an empty object"
-                    )));
+                    return Err(invalid(format!("the condition on {key:?} is an empty object")));
                 }
                 let mut parts = Vec::with_capacity(ops.len());
                 for (op, operand) in ops {
@@ -344,71 +299,36 @@ impl Parser {
                 }
                 Ok(and_of(parts))
             }
-            Value::Array(_) => Err(invalid(format!(
-                "the value for {key:?} is a list; use $in to match any of several values"
-            ))),
+            Value::Array(_) => Err(invalid(format!("the value for {key:?} is a list; use $in to match any of several values"))),
             _ => {
-                let value = scalar(v).map_err(|what| {
-                    invalid(format!(
-                        "the value for {key:?} is {what}, which cannot be matched"
-                    ))
-                })?;
+                let value = scalar(v).map_err(|what| invalid(format!("the value for {key:?} is {what}, which cannot be matched")))?;
                 self.count(1)?;
-                Ok(Node::Cmp {
-                    key: key.to_owned(),
-                    op: CmpOp::Eq,
-                    value,
-                })
+                Ok(Node::Cmp { key: key.to_owned(), op: CmpOp::Eq, value })
             }
         }
     }
 
     fn condition(&mut self, key: &str, op: &str, operand: &Value) -> Result<Node> {
         if let Some(cmp) = CmpOp::from_name(op) {
-            let value = scalar(operand).map_err(|what| {
-                invalid(format!(
-                    "{op} on {key:?} needs a string, a number or a boolean, not {what}"
-                ))
-            })?;
+            let value = scalar(operand).map_err(|what| invalid(format!("{op} on {key:?} needs a string, a number or a boolean, not {what}")))?;
             if matches!(value, Scalar::Bool(_)) && !matches!(cmp, CmpOp::Eq | CmpOp::Ne) {
-                return Err(invalid(format!(
-                    "{op} on {key:?} needs a number or a string, not a boolean"
-                )));
+                return Err(invalid(format!("{op} on {key:?} needs a number or a string, not a boolean")));
             }
             self.count(1)?;
-            return Ok(Node::Cmp {
-                key: key.to_owned(),
-                op: cmp,
-                value,
-            });
+            return Ok(Node::Cmp { key: key.to_owned(), op: cmp, value });
         }
         match op {
             "$in" | "$nin" => {
                 let list = match operand {
                     Value::Array(list) if !list.is_empty() => list,
-                    _ => {
-                        return Err(invalid(format!(
-                            "{op} on {key:?} needs a non-empty list of values, not {}",
-                            describe(operand)
-                        )))
-                    }
+                    _ => return Err(invalid(format!("{op} on {key:?} needs a non-empty list of values, not {}", describe(operand)))),
                 };
                 self.count(list.len())?;
                 let values = list
                     .iter()
-                    .map(|item| {
-                        scalar(item).map_err(|what| {
-                            invalid(format!(
-                                "the list of {op} on {key:?} may hold strings, numbers and booleans, not {what}"
-                            ))
-                        })
-                    })
+                    .map(|item| scalar(item).map_err(|what| invalid(format!("the list of {op} on {key:?} may hold strings, numbers and booleans, not {what}"))))
                     .collect::<Result<Vec<_>>>()?;
-                Ok(Node::In {
-                    key: key.to_owned(),
-                    negated: op == "$nin",
-                    values,
-                })
+                Ok(Node::In { key: key.to_owned(), negated: op == "$nin", values })
             }
             _ if op.starts_with('$') => Err(invalid(format!("unknown operator {op}"))),
             _ => Err(invalid(format!(
@@ -432,9 +352,7 @@ fn scalar(v: &Value) -> std::result::Result<Scalar, &'static str> {
     match v {
         Value::String(s) => Ok(Scalar::Str(s.clone())),
         Value::Bool(b) => Ok(Scalar::Bool(*b)),
-        Value::Number(n) => Num::from_json(n)
-            .map(Scalar::Num)
-            .ok_or("a number out of range"),
+        Value::Number(n) => Num::from_json(n).map(Scalar::Num).ok_or("a number out of range"),
         _ => Err(kind(v)),
     }
 }
@@ -468,8 +386,7 @@ impl Filter {
 
     /// Parses a filter from JSON text.
     pub fn from_json_str(s: &str) -> Result<Filter> {
-        let value: Value = serde_json::from_str(s)
-            .map_err(|e| invalid(format!("the filter is not valid JSON ({e})")))?;
+        let value: Value = serde_json::from_str(s).map_err(|e| invalid(format!("the filter is not valid JSON ({e})")))?;
         Filter::parse(&value)
     }
 
@@ -485,9 +402,7 @@ impl Filter {
 
     /// The filter that matches the records both `self` and `other` match.
     pub fn and(self, other: Filter) -> Filter {
-        Filter {
-            node: and_of(vec![self.node, other.node]),
-        }
+        Filter { node: and_of(vec![self.node, other.node]) }
     }
 
     /// Evaluates the filter on a record: the reference semantics, which
@@ -513,9 +428,7 @@ fn eval(node: &Node, text: Option<&str>, metadata: Option<&Map<String, Value>>) 
         Node::And(children) => children.iter().all(|c| eval(c, text, metadata)),
         Node::Or(children) => children.iter().any(|c| eval(c, text, metadata)),
         Node::Cmp { key, op, value } => {
-            let ord = metadata
-                .and_then(|m| m.get(key))
-                .and_then(|v| compare(v, value));
+            let ord = metadata.and_then(|m| m.get(key)).and_then(|v| compare(v, value));
             match op {
                 CmpOp::Eq => ord == Some(Ordering::Equal),
                 CmpOp::Ne => ord != Some(Ordering::Equal),
@@ -525,16 +438,8 @@ fn eval(node: &Node, text: Option<&str>, metadata: Option<&Map<String, Value>>) 
                 CmpOp::Lte => matches!(ord, Some(Ordering::Less | Ordering::Equal)),
             }
         }
-        Node::In {
-            key,
-            negated,
-            values,
-        } => {
-            let found = metadata.and_then(|m| m.get(key)).is_some_and(|v| {
-                values
-                    .iter()
-                    .any(|s| compare(v, s) == Some(Ordering::Equal))
-            });
+        Node::In { key, negated, values } => {
+            let found = metadata.and_then(|m| m.get(key)).is_some_and(|v| values.iter().any(|s| compare(v, s) == Some(Ordering::Equal)));
             found != *negated
         }
         Node::Contains { needle, negated } => {
@@ -578,11 +483,7 @@ fn write_sql(node: &Node, sql: &mut String, params: &mut Vec<SqlValue>) {
                 write_cmp(&path, *op, value, sql, params);
             }
         }
-        Node::In {
-            key,
-            negated,
-            values,
-        } => {
+        Node::In { key, negated, values } => {
             let path = json_path(key);
             if *negated {
                 sql.push_str("(NOT ");
@@ -626,11 +527,7 @@ fn write_cmp(path: &str, op: CmpOp, value: &Scalar, sql: &mut String, params: &m
     match value {
         Scalar::Bool(b) => {
             // Only $eq reaches here for booleans ($ne is NOT $eq; parsing rejects the rest).
-            sql.push_str(if *b {
-                "(json_type(metadata, ?) IS 'true')"
-            } else {
-                "(json_type(metadata, ?) IS 'false')"
-            });
+            sql.push_str(if *b { "(json_type(metadata, ?) IS 'true')" } else { "(json_type(metadata, ?) IS 'false')" });
             params.push(SqlValue::Text(path.to_owned()));
         }
         Scalar::Str(s) => {
@@ -656,26 +553,8 @@ fn write_cmp(path: &str, op: CmpOp, value: &Scalar, sql: &mut String, params: &m
 
 /// Writes `$in` as an OR of one test per operand type present in the list.
 fn write_in(path: &str, values: &[Scalar], sql: &mut String, params: &mut Vec<SqlValue>) {
-    let strings: Vec<&String> = values
-        .iter()
-        .filter_map(|v| {
-            if let Scalar::Str(s) = v {
-                Some(s)
-            } else {
-                None
-            }
-        })
-        .collect();
-    let numbers: Vec<Num> = values
-        .iter()
-        .filter_map(|v| {
-            if let Scalar::Num(n) = v {
-                Some(*n)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let strings: Vec<&String> = values.iter().filter_map(|v| if let Scalar::Str(s) = v { Some(s) } else { None }).collect();
+    let numbers: Vec<Num> = values.iter().filter_map(|v| if let Scalar::Num(n) = v { Some(*n) } else { None }).collect();
     let has_true = values.contains(&Scalar::Bool(true));
     let has_false = values.contains(&Scalar::Bool(false));
 
@@ -689,9 +568,7 @@ fn write_in(path: &str, values: &[Scalar], sql: &mut String, params: &mut Vec<Sq
     };
     if !strings.is_empty() {
         sep(sql);
-        sql.push_str(
-            "(json_type(metadata, ?) IS 'text' AND json_extract(metadata, ?) COLLATE BINARY IN (",
-        );
+        sql.push_str("(json_type(metadata, ?) IS 'text' AND json_extract(metadata, ?) COLLATE BINARY IN (");
         params.push(SqlValue::Text(path.to_owned()));
         params.push(SqlValue::Text(path.to_owned()));
         for (i, s) in strings.iter().enumerate() {
@@ -758,10 +635,7 @@ mod tests {
     fn shorthand_is_eq() {
         assert_eq!(parse(json!({"a": 1})), parse(json!({"a": {"$eq": 1}})));
         assert_eq!(parse(json!({"a": "x"})), parse(json!({"a": {"$eq": "x"}})));
-        assert_eq!(
-            parse(json!({"a": true})),
-            parse(json!({"a": {"$eq": true}}))
-        );
+        assert_eq!(parse(json!({"a": true})), parse(json!({"a": {"$eq": true}})));
     }
 
     #[test]
@@ -837,26 +711,11 @@ mod tests {
     fn numbers_compare_exactly() {
         assert!(m(&parse(json!({"n": 1})), json!({"n": 1.0})));
         let big = 9_007_199_254_740_993_i64; // 2^53 + 1, not an f64
-        assert!(!m(
-            &parse(json!({"n": 9_007_199_254_740_992.0})),
-            json!({"n": big})
-        ));
-        assert!(m(
-            &parse(json!({"n": {"$gt": 9_007_199_254_740_992.0}})),
-            json!({"n": big})
-        ));
-        assert!(m(
-            &parse(json!({"n": {"$lt": 1e19}})),
-            json!({"n": i64::MAX})
-        ));
-        assert!(m(
-            &parse(json!({"n": {"$gt": -1e19}})),
-            json!({"n": i64::MIN})
-        ));
-        assert!(m(
-            &parse(json!({"n": u64::MAX})),
-            json!({"n": 1.8446744073709552e19})
-        ));
+        assert!(!m(&parse(json!({"n": 9_007_199_254_740_992.0})), json!({"n": big})));
+        assert!(m(&parse(json!({"n": {"$gt": 9_007_199_254_740_992.0}})), json!({"n": big})));
+        assert!(m(&parse(json!({"n": {"$lt": 1e19}})), json!({"n": i64::MAX})));
+        assert!(m(&parse(json!({"n": {"$gt": -1e19}})), json!({"n": i64::MIN})));
+        assert!(m(&parse(json!({"n": u64::MAX})), json!({"n": 1.8446744073709552e19})));
         assert!(m(&parse(json!({"n": -0.0})), json!({"n": 0})));
     }
 
@@ -896,10 +755,7 @@ mod tests {
     fn from_json_str() {
         let f = Filter::from_json_str(r#"{"a": {"$in": [1, "x"]}}"#).unwrap();
         assert_eq!(f, parse(json!({"a": {"$in": [1, "x"]}})));
-        assert!(matches!(
-            Filter::from_json_str("{"),
-            Err(Error::InvalidFilter { .. })
-        ));
+        assert!(matches!(Filter::from_json_str("{"), Err(Error::InvalidFilter { .. })));
     }
 
     #[test]
@@ -936,10 +792,7 @@ mod tests {
         ];
         for (filter, needle) in cases {
             let reason = parse_err(filter.clone());
-            assert!(
-                reason.contains(needle),
-                "{filter}: {reason:?} should contain {needle:?}"
-            );
+            assert!(reason.contains(needle), "{filter}: {reason:?} should contain {needle:?}");
             assert!(!reason.ends_with('.'), "{reason}");
         }
     }
@@ -973,19 +826,10 @@ mod tests {
         let (expr, mut params) = f.to_sql();
         // The record's two values come first in the text, so they are the first parameters.
         let sql = format!("WITH r(text, metadata) AS (SELECT ?, ?) SELECT {expr} FROM r");
-        params.insert(
-            0,
-            meta.map_or(SqlValue::Null, |m| {
-                SqlValue::Text(Value::Object(m.clone()).to_string())
-            }),
-        );
-        params.insert(
-            0,
-            text.map_or(SqlValue::Null, |t| SqlValue::Text(t.to_owned())),
-        );
-        let v: rusqlite::types::Value = conn
-            .query_row(&sql, rusqlite::params_from_iter(params), |r| r.get(0))
-            .unwrap_or_else(|e| panic!("{}: {e}", &sql[..sql.len().min(300)]));
+        params.insert(0, meta.map_or(SqlValue::Null, |m| SqlValue::Text(Value::Object(m.clone()).to_string())));
+        params.insert(0, text.map_or(SqlValue::Null, |t| SqlValue::Text(t.to_owned())));
+        let v: rusqlite::types::Value =
+            conn.query_row(&sql, rusqlite::params_from_iter(params), |r| r.get(0)).unwrap_or_else(|e| panic!("{}: {e}", &sql[..sql.len().min(300)]));
         match v {
             SqlValue::Integer(0) => false,
             SqlValue::Integer(1) => true,
@@ -995,32 +839,18 @@ mod tests {
 
     #[test]
     fn sql_agrees_on_awkward_keys_and_values() {
-        let keys = [
-            "a.b", "a\"b", "a\\b", "a b", "é", "😀", "", "$x", "a\nb", "\\\"", "k\u{1f}",
-        ];
+        let keys = ["a.b", "a\"b", "a\\b", "a b", "é", "😀", "", "$x", "a\nb", "\\\"", "k\u{1f}"];
         for key in keys {
             let meta = md(json!({ key: "v", "other": 1 }));
-            for filter in [
-                json!({ key: "v" }),
-                json!({ key: {"$ne": "v"} }),
-                json!({ key: {"$in": ["w", "v"]} }),
-                json!({ key: {"$nin": ["v"]} }),
-                json!({ key: 1 }),
-            ] {
+            for filter in
+                [json!({ key: "v" }), json!({ key: {"$ne": "v"} }), json!({ key: {"$in": ["w", "v"]} }), json!({ key: {"$nin": ["v"]} }), json!({ key: 1 })]
+            {
                 // Keys starting with '$' cannot be filtered on; skip those.
                 let Ok(f) = Filter::parse(&filter) else {
                     continue;
                 };
-                assert_eq!(
-                    sql_matches(&f, None, Some(&meta)),
-                    f.matches(None, Some(&meta)),
-                    "{key:?} {filter}"
-                );
-                assert_eq!(
-                    sql_matches(&f, None, None),
-                    f.matches(None, None),
-                    "{key:?} {filter}"
-                );
+                assert_eq!(sql_matches(&f, None, Some(&meta)), f.matches(None, Some(&meta)), "{key:?} {filter}");
+                assert_eq!(sql_matches(&f, None, None), f.matches(None, None), "{key:?} {filter}");
             }
             let f = parse(json!({ "other": 1 }));
             assert!(sql_matches(&f, None, Some(&meta)));
@@ -1038,51 +868,23 @@ mod tests {
             json!({"$not_contains": "b\u{0}"}),
         ] {
             let f = parse(filter.clone());
-            assert_eq!(
-                sql_matches(&f, Some("ab\u{0}cd"), Some(&meta)),
-                f.matches(Some("ab\u{0}cd"), Some(&meta)),
-                "{filter}"
-            );
+            assert_eq!(sql_matches(&f, Some("ab\u{0}cd"), Some(&meta)), f.matches(Some("ab\u{0}cd"), Some(&meta)), "{filter}");
         }
         // Numbers at the edges.
-        for value in [
-            json!(i64::MAX),
-            json!(i64::MIN),
-            json!(u64::MAX),
-            json!(9_007_199_254_740_993_i64),
-            json!(0.1),
-            json!(-0.0),
-            json!(1e300),
-        ] {
+        for value in [json!(i64::MAX), json!(i64::MIN), json!(u64::MAX), json!(9_007_199_254_740_993_i64), json!(0.1), json!(-0.0), json!(1e300)] {
             let meta = md(json!({ "n": value }));
             for op in ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"] {
-                for operand in [
-                    json!(i64::MAX),
-                    json!(u64::MAX),
-                    json!(9.223372036854776e18),
-                    json!(9_007_199_254_740_992.0),
-                    json!(0),
-                    json!(0.1),
-                    json!(1e300),
-                ] {
+                for operand in
+                    [json!(i64::MAX), json!(u64::MAX), json!(9.223372036854776e18), json!(9_007_199_254_740_992.0), json!(0), json!(0.1), json!(1e300)]
+                {
                     let filter = json!({"n": { op: operand }});
                     let f = parse(filter.clone());
-                    assert_eq!(
-                        sql_matches(&f, None, Some(&meta)),
-                        f.matches(None, Some(&meta)),
-                        "{filter} on {value}"
-                    );
+                    assert_eq!(sql_matches(&f, None, Some(&meta)), f.matches(None, Some(&meta)), "{filter} on {value}");
                 }
             }
         }
         // Non-scalar metadata values.
-        for value in [
-            json!(null),
-            json!([1]),
-            json!({"x": 1}),
-            json!(true),
-            json!(false),
-        ] {
+        for value in [json!(null), json!([1]), json!({"x": 1}), json!(true), json!(false)] {
             let meta = md(json!({ "k": value }));
             for filter in [
                 json!({"k": 1}),
@@ -1093,11 +895,7 @@ mod tests {
                 json!({"k": {"$ne": false}}),
             ] {
                 let f = parse(filter.clone());
-                assert_eq!(
-                    sql_matches(&f, None, Some(&meta)),
-                    f.matches(None, Some(&meta)),
-                    "{filter} on {value}"
-                );
+                assert_eq!(sql_matches(&f, None, Some(&meta)), f.matches(None, Some(&meta)), "{filter} on {value}");
             }
         }
     }

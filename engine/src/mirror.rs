@@ -85,10 +85,7 @@ const SQL_ROW_BY_SLOT: &str = "SELECT slot, id, text, metadata FROM records WHER
 /// True if an SQLite error means the database file is damaged or is not a
 /// database (`SQLITE_CORRUPT`, `SQLITE_NOTADB`).
 pub fn is_corruption(err: &rusqlite::Error) -> bool {
-    matches!(
-        err.sqlite_error_code(),
-        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
-    )
+    matches!(err.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase))
 }
 
 /// True if `err` is an [`Error::Mirror`] that says the mirror file is damaged
@@ -99,15 +96,11 @@ pub fn is_damage(err: &Error) -> bool {
 }
 
 fn damaged(what: impl Display) -> Error {
-    Error::Mirror {
-        reason: format!("{DAMAGED}: {what}"),
-    }
+    Error::Mirror { reason: format!("{DAMAGED}: {what}") }
 }
 
 fn mirror_err(reason: impl Into<String>) -> Error {
-    Error::Mirror {
-        reason: reason.into(),
-    }
+    Error::Mirror { reason: reason.into() }
 }
 
 /// Maps an SQLite error to [`Error::Mirror`], saying what was being done.
@@ -131,12 +124,7 @@ impl<T> Context<T> for rusqlite::Result<T> {
 }
 
 fn slot_to_sql(slot: u64) -> Result<i64> {
-    i64::try_from(slot).map_err(|_| {
-        mirror_err(format!(
-            "the slot {slot} is larger than the largest slot the mirror stores ({})",
-            i64::MAX
-        ))
-    })
+    i64::try_from(slot).map_err(|_| mirror_err(format!("the slot {slot} is larger than the largest slot the mirror stores ({})", i64::MAX)))
 }
 
 fn slot_from_sql(slot: i64) -> Result<u64> {
@@ -203,9 +191,7 @@ pub struct Mirror {
 
 impl std::fmt::Debug for Mirror {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mirror")
-            .field("path", &self.conn.path())
-            .finish()
+        f.debug_struct("Mirror").field("path", &self.conn.path()).finish()
     }
 }
 
@@ -213,15 +199,8 @@ fn read_row(r: &Row<'_>) -> rusqlite::Result<(i64, String, Option<String>, Optio
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
-fn to_row(
-    (slot, id, text, metadata): (i64, String, Option<String>, Option<String>),
-) -> Result<MirrorRow> {
-    Ok(MirrorRow {
-        slot: slot_from_sql(slot)?,
-        id,
-        text,
-        metadata,
-    })
+fn to_row((slot, id, text, metadata): (i64, String, Option<String>, Option<String>)) -> Result<MirrorRow> {
+    Ok(MirrorRow { slot: slot_from_sql(slot)?, id, text, metadata })
 }
 
 /// `?, ?, ..., ?` with `n` placeholders.
@@ -247,22 +226,11 @@ impl Mirror {
     /// written by a newer schema version is an [`Error::Mirror`] that is not
     /// damage.
     pub fn open_file(path: &Path) -> Result<Mirror> {
-        let mut conn = rusqlite::Connection::open(path).map_err(|e| {
-            sql_error(
-                format_args!("opening the mirror file {}", path.display()),
-                e,
-            )
-        })?;
-        conn.busy_timeout(Duration::ZERO)
-            .ctx("setting the busy timeout")?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .ctx("switching the mirror to WAL mode")?;
+        let mut conn = rusqlite::Connection::open(path).map_err(|e| sql_error(format_args!("opening the mirror file {}", path.display()), e))?;
+        conn.busy_timeout(Duration::ZERO).ctx("setting the busy timeout")?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).ctx("switching the mirror to WAL mode")?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(mirror_err(format!(
-                "the mirror file {} could not be switched to WAL mode (its journal mode stays {mode})",
-                path.display()
-            )));
+            return Err(mirror_err(format!("the mirror file {} could not be switched to WAL mode (its journal mode stays {mode})", path.display())));
         }
         Self::init(&mut conn)?;
         Ok(Mirror { conn })
@@ -291,34 +259,21 @@ impl Mirror {
     /// Settings and schema common to files and memory.
     fn init(conn: &mut rusqlite::Connection) -> Result<()> {
         conn.set_prepared_statement_cache_capacity(64);
-        conn.execute_batch("PRAGMA synchronous = NORMAL")
-            .ctx("setting synchronous = NORMAL")?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .ctx("reading the schema version")?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL").ctx("setting synchronous = NORMAL")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("reading the schema version")?;
         match version {
             0 => {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .ctx("starting the schema transaction")?;
-                let objects: i64 = tx
-                    .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
-                    .ctx("reading the schema")?;
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("starting the schema transaction")?;
+                let objects: i64 = tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0)).ctx("reading the schema")?;
                 if objects != 0 {
-                    return Err(damaged(
-                        "the file is an SQLite database but not a Memento mirror",
-                    ));
+                    return Err(damaged("the file is an SQLite database but not a Memento mirror"));
                 }
                 tx.execute_batch(SCHEMA).ctx("creating the schema")?;
                 tx.commit().ctx("committing the schema")?;
             }
             SCHEMA_VERSION => {
                 let tables: i64 = conn
-                    .query_row(
-                        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('records', 'meta')",
-                        [],
-                        |r| r.get(0),
-                    )
+                    .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('records', 'meta')", [], |r| r.get(0))
                     .ctx("reading the schema")?;
                 if tables != 2 {
                     return Err(damaged("its tables are missing"));
@@ -345,32 +300,17 @@ impl Mirror {
         let Some((uuid, lsn)) = row else {
             return Ok(None);
         };
-        let store_uuid: [u8; 16] = uuid
-            .as_slice()
-            .try_into()
-            .map_err(|_| damaged("the store UUID in its header is not 16 bytes"))?;
-        let applied_lsn =
-            u64::try_from(lsn).map_err(|_| damaged("the applied LSN in its header is negative"))?;
-        Ok(Some(MirrorHeader {
-            store_uuid,
-            applied_lsn,
-        }))
+        let store_uuid: [u8; 16] = uuid.as_slice().try_into().map_err(|_| damaged("the store UUID in its header is not 16 bytes"))?;
+        let applied_lsn = u64::try_from(lsn).map_err(|_| damaged("the applied LSN in its header is negative"))?;
+        Ok(Some(MirrorHeader { store_uuid, applied_lsn }))
     }
 
     /// Drops every record and sets the header to `store_uuid` and
     /// `applied_lsn = 0`, in one transaction (done before a rebuild).
     pub fn reset(&mut self, store_uuid: [u8; 16]) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx("starting the reset transaction")?;
-        tx.execute_batch("DELETE FROM records; DELETE FROM meta;")
-            .ctx("deleting all rows")?;
-        tx.execute(
-            "INSERT INTO meta (one, store_uuid, applied_lsn) VALUES (0, ?1, 0)",
-            [&store_uuid[..]],
-        )
-        .ctx("writing the header")?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("starting the reset transaction")?;
+        tx.execute_batch("DELETE FROM records; DELETE FROM meta;").ctx("deleting all rows")?;
+        tx.execute("INSERT INTO meta (one, store_uuid, applied_lsn) VALUES (0, ?1, 0)", [&store_uuid[..]]).ctx("writing the header")?;
         tx.commit().ctx("committing the reset")
     }
 
@@ -382,20 +322,12 @@ impl Mirror {
     /// object) is an [`Error::Mirror`] and nothing of the call is kept. The
     /// mirror must have a header (see [`reset`](Mirror::reset)).
     pub fn apply(&mut self, lsn: u64, ops: &[MirrorOp<'_>]) -> Result<bool> {
-        let lsn_sql = i64::try_from(lsn)
-            .map_err(|_| mirror_err(format!("the LSN {lsn} is larger than the mirror stores")))?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx("starting a transaction")?;
-        let applied: Option<i64> = tx
-            .prepare_cached(SQL_APPLIED_LSN)
-            .and_then(|mut st| st.query_row([], |r| r.get(0)).optional())
-            .ctx("reading the applied LSN")?;
+        let lsn_sql = i64::try_from(lsn).map_err(|_| mirror_err(format!("the LSN {lsn} is larger than the mirror stores")))?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("starting a transaction")?;
+        let applied: Option<i64> =
+            tx.prepare_cached(SQL_APPLIED_LSN).and_then(|mut st| st.query_row([], |r| r.get(0)).optional()).ctx("reading the applied LSN")?;
         let Some(applied) = applied else {
-            return Err(mirror_err(
-                "the mirror has no header; it must be reset before changes are applied",
-            ));
+            return Err(mirror_err("the mirror has no header; it must be reset before changes are applied"));
         };
         if lsn_sql <= applied {
             return Ok(false); // dropping `tx` rolls back; nothing was written
@@ -406,68 +338,30 @@ impl Mirror {
             let mut delete = tx.prepare_cached(SQL_DELETE).ctx("preparing the delete")?;
             for op in ops {
                 match *op {
-                    MirrorOp::Put {
-                        slot,
-                        id,
-                        text,
-                        metadata,
-                    } => {
+                    MirrorOp::Put { slot, id, text, metadata } => {
                         let s = slot_to_sql(slot)?;
                         put.execute(rusqlite::params![s, id, text, metadata])
-                            .map_err(|e| {
-                                sql_error(
-                                    format_args!(
-                                        "could not insert the record {id:?} in slot {slot}"
-                                    ),
-                                    e,
-                                )
-                            })?;
+                            .map_err(|e| sql_error(format_args!("could not insert the record {id:?} in slot {slot}"), e))?;
                     }
-                    MirrorOp::Update {
-                        slot,
-                        text,
-                        metadata,
-                    } => {
+                    MirrorOp::Update { slot, text, metadata } => {
                         let s = slot_to_sql(slot)?;
                         let n = update
-                            .execute(rusqlite::params![
-                                s,
-                                text.is_some(),
-                                text.flatten(),
-                                metadata.is_some(),
-                                metadata.flatten()
-                            ])
-                            .map_err(|e| {
-                                sql_error(
-                                    format_args!("could not update the record in slot {slot}"),
-                                    e,
-                                )
-                            })?;
+                            .execute(rusqlite::params![s, text.is_some(), text.flatten(), metadata.is_some(), metadata.flatten()])
+                            .map_err(|e| sql_error(format_args!("could not update the record in slot {slot}"), e))?;
                         if n != 1 {
-                            return Err(mirror_err(format!(
-                                "no record is in slot {slot} to update"
-                            )));
+                            return Err(mirror_err(format!("no record is in slot {slot} to update")));
                         }
                     }
                     MirrorOp::Delete { slot } => {
                         let s = slot_to_sql(slot)?;
-                        let n = delete.execute([s]).map_err(|e| {
-                            sql_error(
-                                format_args!("could not delete the record in slot {slot}"),
-                                e,
-                            )
-                        })?;
+                        let n = delete.execute([s]).map_err(|e| sql_error(format_args!("could not delete the record in slot {slot}"), e))?;
                         if n != 1 {
-                            return Err(mirror_err(format!(
-                                "no record is in slot {slot} to delete"
-                            )));
+                            return Err(mirror_err(format!("no record is in slot {slot} to delete")));
                         }
                     }
                 }
             }
-            tx.prepare_cached(SQL_SET_APPLIED_LSN)
-                .and_then(|mut st| st.execute([lsn_sql]))
-                .ctx("recording the applied LSN")?;
+            tx.prepare_cached(SQL_SET_APPLIED_LSN).and_then(|mut st| st.execute([lsn_sql])).ctx("recording the applied LSN")?;
         }
         tx.commit().ctx("committing")?;
         Ok(true)
@@ -475,11 +369,7 @@ impl Mirror {
 
     /// The slot of the record with this id, if it is live.
     pub fn slot_of(&self, id: &str) -> Result<Option<u64>> {
-        let slot: Option<i64> = self
-            .conn
-            .prepare_cached(SQL_SLOT_OF)
-            .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
-            .ctx("looking up an id")?;
+        let slot: Option<i64> = self.conn.prepare_cached(SQL_SLOT_OF).and_then(|mut st| st.query_row([id], |r| r.get(0)).optional()).ctx("looking up an id")?;
         slot.map(slot_from_sql).transpose()
     }
 
@@ -492,20 +382,10 @@ impl Mirror {
         let mut found: HashMap<String, u64> = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
             let width = in_width(chunk.len());
-            let sql = format!(
-                "SELECT id, slot FROM records WHERE id IN ({})",
-                placeholders(width)
-            );
-            let mut st = self
-                .conn
-                .prepare_cached(&sql)
-                .ctx("preparing an id lookup")?;
+            let sql = format!("SELECT id, slot FROM records WHERE id IN ({})", placeholders(width));
+            let mut st = self.conn.prepare_cached(&sql).ctx("preparing an id lookup")?;
             let padding = std::iter::repeat_n(chunk[0], width - chunk.len());
-            let mut rows = st
-                .query(rusqlite::params_from_iter(
-                    chunk.iter().copied().chain(padding),
-                ))
-                .ctx("looking up ids")?;
+            let mut rows = st.query(rusqlite::params_from_iter(chunk.iter().copied().chain(padding))).ctx("looking up ids")?;
             while let Some(r) = rows.next().ctx("looking up ids")? {
                 let id: String = r.get(0).ctx("reading an id")?;
                 let slot: i64 = r.get(1).ctx("reading a slot")?;
@@ -517,54 +397,25 @@ impl Mirror {
 
     /// The row of the record with this id, if it is live.
     pub fn row_by_id(&self, id: &str) -> Result<Option<MirrorRow>> {
-        let row = self
-            .conn
-            .prepare_cached(SQL_ROW_BY_ID)
-            .and_then(|mut st| st.query_row([id], read_row).optional())
-            .ctx("reading a record by id")?;
+        let row = self.conn.prepare_cached(SQL_ROW_BY_ID).and_then(|mut st| st.query_row([id], read_row).optional()).ctx("reading a record by id")?;
         row.map(to_row).transpose()
     }
 
     /// The rows in several slots, in the order of `slots` (`None` for an
     /// empty slot). Any number of slots: they are read in chunks.
     pub fn rows_by_slots(&self, slots: &[u64]) -> Result<Vec<Option<MirrorRow>>> {
-        let sql_slots = slots
-            .iter()
-            .map(|&s| slot_to_sql(s))
-            .collect::<Result<Vec<i64>>>()?;
+        let sql_slots = slots.iter().map(|&s| slot_to_sql(s)).collect::<Result<Vec<i64>>>()?;
         if sql_slots.len() <= 2 {
-            let mut st = self
-                .conn
-                .prepare_cached(SQL_ROW_BY_SLOT)
-                .ctx("preparing a slot lookup")?;
-            return sql_slots
-                .iter()
-                .map(|&s| {
-                    st.query_row([s], read_row)
-                        .optional()
-                        .ctx("reading a record by slot")?
-                        .map(to_row)
-                        .transpose()
-                })
-                .collect();
+            let mut st = self.conn.prepare_cached(SQL_ROW_BY_SLOT).ctx("preparing a slot lookup")?;
+            return sql_slots.iter().map(|&s| st.query_row([s], read_row).optional().ctx("reading a record by slot")?.map(to_row).transpose()).collect();
         }
         let mut found: HashMap<i64, MirrorRow> = HashMap::with_capacity(slots.len());
         for chunk in sql_slots.chunks(IN_CHUNK) {
             let width = in_width(chunk.len());
-            let sql = format!(
-                "SELECT slot, id, text, metadata FROM records WHERE slot IN ({})",
-                placeholders(width)
-            );
-            let mut st = self
-                .conn
-                .prepare_cached(&sql)
-                .ctx("preparing a slot lookup")?;
+            let sql = format!("SELECT slot, id, text, metadata FROM records WHERE slot IN ({})", placeholders(width));
+            let mut st = self.conn.prepare_cached(&sql).ctx("preparing a slot lookup")?;
             let padding = std::iter::repeat_n(chunk[0], width - chunk.len());
-            let mut rows = st
-                .query(rusqlite::params_from_iter(
-                    chunk.iter().copied().chain(padding),
-                ))
-                .ctx("reading records")?;
+            let mut rows = st.query(rusqlite::params_from_iter(chunk.iter().copied().chain(padding))).ctx("reading records")?;
             while let Some(r) = rows.next().ctx("reading records")? {
                 let row = to_row(read_row(r).ctx("reading a record")?)?;
                 found.insert(row.slot as i64, row);
@@ -577,10 +428,7 @@ impl Mirror {
     pub fn filter_slots(&self, filter: &Filter) -> Result<Vec<u64>> {
         let (expr, params) = filter.to_sql();
         let sql = format!("SELECT slot FROM records WHERE {expr} ORDER BY slot");
-        let mut st = self
-            .conn
-            .prepare_cached(&sql)
-            .ctx("preparing a filter query")?;
+        let mut st = self.conn.prepare_cached(&sql).ctx("preparing a filter query")?;
         let slots = st
             .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, i64>(0))
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
@@ -591,11 +439,7 @@ impl Mirror {
     /// The number of live records.
     #[cfg_attr(not(test), allow(dead_code, reason = "for the inspector's verify; tests use it now"))]
     pub fn count(&self) -> Result<u64> {
-        let n: i64 = self
-            .conn
-            .prepare_cached("SELECT count(*) FROM records")
-            .and_then(|mut st| st.query_row([], |r| r.get(0)))
-            .ctx("counting records")?;
+        let n: i64 = self.conn.prepare_cached("SELECT count(*) FROM records").and_then(|mut st| st.query_row([], |r| r.get(0))).ctx("counting records")?;
         Ok(n.max(0) as u64)
     }
 
@@ -623,10 +467,7 @@ impl Mirror {
         let slots = self
             .conn
             .prepare_cached("SELECT slot FROM records ORDER BY slot")
-            .and_then(|mut st| {
-                st.query_map([], |r| r.get::<_, i64>(0))?
-                    .collect::<rusqlite::Result<Vec<i64>>>()
-            })
+            .and_then(|mut st| st.query_map([], |r| r.get::<_, i64>(0))?.collect::<rusqlite::Result<Vec<i64>>>())
             .ctx("reading all slots")?;
         slots.into_iter().map(slot_from_sql).collect()
     }
@@ -636,21 +477,13 @@ impl Mirror {
     /// syncs it and empties the WAL. An error if SQLite reports the checkpoint
     /// as blocked (busy). A no-op for an in-memory mirror.
     pub fn checkpoint(&mut self) -> Result<()> {
-        let (busy, log, done): (i64, i64, i64) = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .ctx("checkpointing")?;
+        let (busy, log, done): (i64, i64, i64) =
+            self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).ctx("checkpointing")?;
         if busy != 0 {
-            return Err(mirror_err(
-                "the checkpoint could not finish because the database is busy",
-            ));
+            return Err(mirror_err("the checkpoint could not finish because the database is busy"));
         }
         if log != done {
-            return Err(mirror_err(format!(
-                "the checkpoint copied {done} of the {log} frames of the write-ahead log"
-            )));
+            return Err(mirror_err(format!("the checkpoint copied {done} of the {log} frames of the write-ahead log")));
         }
         Ok(())
     }
@@ -660,18 +493,12 @@ impl Mirror {
         let problems = self
             .conn
             .prepare("PRAGMA integrity_check(20)")
-            .and_then(|mut st| {
-                st.query_map([], |r| r.get::<_, String>(0))?
-                    .collect::<rusqlite::Result<Vec<String>>>()
-            })
+            .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<String>>>())
             .ctx("checking integrity")?;
         if problems.len() == 1 && problems[0] == "ok" {
             Ok(())
         } else {
-            Err(damaged(format_args!(
-                "integrity_check reports: {}",
-                problems.join("; ")
-            )))
+            Err(damaged(format_args!("integrity_check reports: {}", problems.join("; "))))
         }
     }
 }
@@ -691,18 +518,8 @@ mod tests {
         m
     }
 
-    fn put<'a>(
-        slot: u64,
-        id: &'a str,
-        text: Option<&'a str>,
-        metadata: Option<&'a str>,
-    ) -> MirrorOp<'a> {
-        MirrorOp::Put {
-            slot,
-            id,
-            text,
-            metadata,
-        }
+    fn put<'a>(slot: u64, id: &'a str, text: Option<&'a str>, metadata: Option<&'a str>) -> MirrorOp<'a> {
+        MirrorOp::Put { slot, id, text, metadata }
     }
 
     fn mirror_reason(e: Error) -> String {
@@ -715,98 +532,31 @@ mod tests {
     #[test]
     fn put_update_delete() {
         let mut m = fresh();
-        assert!(m
-            .apply(
-                1,
-                &[
-                    put(0, "a", Some("hello"), Some(r#"{"k":1}"#)),
-                    put(1, "b", None, None),
-                    put(7, "c", Some("x"), None)
-                ]
-            )
-            .unwrap());
+        assert!(m.apply(1, &[put(0, "a", Some("hello"), Some(r#"{"k":1}"#)), put(1, "b", None, None), put(7, "c", Some("x"), None)]).unwrap());
         assert_eq!(m.count().unwrap(), 3);
         assert_eq!(m.slot_of("a").unwrap(), Some(0));
         assert_eq!(m.slot_of("zz").unwrap(), None);
-        assert_eq!(
-            m.row_by_id("a").unwrap(),
-            Some(MirrorRow {
-                slot: 0,
-                id: "a".into(),
-                text: Some("hello".into()),
-                metadata: Some(r#"{"k":1}"#.into())
-            })
-        );
+        assert_eq!(m.row_by_id("a").unwrap(), Some(MirrorRow { slot: 0, id: "a".into(), text: Some("hello".into()), metadata: Some(r#"{"k":1}"#.into()) }));
 
         // Update: leave, set, clear.
-        m.apply(
-            2,
-            &[MirrorOp::Update {
-                slot: 0,
-                text: None,
-                metadata: Some(Some(r#"{"k":2}"#)),
-            }],
-        )
-        .unwrap();
+        m.apply(2, &[MirrorOp::Update { slot: 0, text: None, metadata: Some(Some(r#"{"k":2}"#)) }]).unwrap();
         let r = m.row_by_id("a").unwrap().unwrap();
-        assert_eq!(
-            (r.text.as_deref(), r.metadata.as_deref()),
-            (Some("hello"), Some(r#"{"k":2}"#))
-        );
-        m.apply(
-            3,
-            &[MirrorOp::Update {
-                slot: 0,
-                text: Some(None),
-                metadata: None,
-            }],
-        )
-        .unwrap();
+        assert_eq!((r.text.as_deref(), r.metadata.as_deref()), (Some("hello"), Some(r#"{"k":2}"#)));
+        m.apply(3, &[MirrorOp::Update { slot: 0, text: Some(None), metadata: None }]).unwrap();
         let r = m.row_by_id("a").unwrap().unwrap();
-        assert_eq!(
-            (r.text.as_deref(), r.metadata.as_deref()),
-            (None, Some(r#"{"k":2}"#))
-        );
-        m.apply(
-            4,
-            &[MirrorOp::Update {
-                slot: 0,
-                text: Some(Some("t")),
-                metadata: Some(None),
-            }],
-        )
-        .unwrap();
+        assert_eq!((r.text.as_deref(), r.metadata.as_deref()), (None, Some(r#"{"k":2}"#)));
+        m.apply(4, &[MirrorOp::Update { slot: 0, text: Some(Some("t")), metadata: Some(None) }]).unwrap();
         let r = m.row_by_id("a").unwrap().unwrap();
-        assert_eq!(
-            (r.text.as_deref(), r.metadata.as_deref()),
-            (Some("t"), None)
-        );
+        assert_eq!((r.text.as_deref(), r.metadata.as_deref()), (Some("t"), None));
 
         // Upsert: delete the old slot, put in a new one, in one LSN.
-        m.apply(
-            5,
-            &[MirrorOp::Delete { slot: 1 }, put(9, "b", Some("new"), None)],
-        )
-        .unwrap();
+        m.apply(5, &[MirrorOp::Delete { slot: 1 }, put(9, "b", Some("new"), None)]).unwrap();
         assert_eq!(m.slot_of("b").unwrap(), Some(9));
         assert_eq!(m.all_slots().unwrap(), vec![0, 7, 9]);
-        assert_eq!(
-            m.slots_of(&["c", "nope", "a"]).unwrap(),
-            vec![Some(7), None, Some(0)]
-        );
+        assert_eq!(m.slots_of(&["c", "nope", "a"]).unwrap(), vec![Some(7), None, Some(0)]);
         let rows = m.rows_by_slots(&[9, 1, 0, 9]).unwrap();
-        assert_eq!(
-            rows.iter()
-                .map(|r| r.as_ref().map(|r| r.id.as_str()))
-                .collect::<Vec<_>>(),
-            vec![Some("b"), None, Some("a"), Some("b")]
-        );
-        assert_eq!(
-            m.rows_by_slots(&[7]).unwrap()[0]
-                .as_ref()
-                .map(|r| r.id.as_str()),
-            Some("c")
-        );
+        assert_eq!(rows.iter().map(|r| r.as_ref().map(|r| r.id.as_str())).collect::<Vec<_>>(), vec![Some("b"), None, Some("a"), Some("b")]);
+        assert_eq!(m.rows_by_slots(&[7]).unwrap()[0].as_ref().map(|r| r.id.as_str()), Some("c"));
 
         // Iteration in slot order.
         let first = m.rows_after(None, 2).unwrap();
@@ -830,14 +580,7 @@ mod tests {
             vec![put(1, "b", None, None), put(2, "a", None, None)], // id taken
             vec![put(1, "b", None, None), put(0, "c", None, None)], // slot taken
             vec![put(1, "b", None, None), MirrorOp::Delete { slot: 5 }],
-            vec![
-                put(1, "b", None, None),
-                MirrorOp::Update {
-                    slot: 5,
-                    text: None,
-                    metadata: None,
-                },
-            ],
+            vec![put(1, "b", None, None), MirrorOp::Update { slot: 5, text: None, metadata: None }],
             vec![put(1, "b", None, Some("[1, 2]"))],
             vec![put(1, "b", None, Some("{not json"))],
             vec![put(1, "b", None, None), put(u64::MAX, "c", None, None)],
@@ -878,25 +621,12 @@ mod tests {
         let reason = mirror_reason(m.apply(1, &[]).unwrap_err());
         assert!(reason.contains("reset"), "{reason}");
         m.reset(UUID).unwrap();
-        assert_eq!(
-            m.header().unwrap(),
-            Some(MirrorHeader {
-                store_uuid: UUID,
-                applied_lsn: 0
-            })
-        );
-        m.apply(3, &[put(0, "a", None, None), put(1, "b", None, None)])
-            .unwrap();
+        assert_eq!(m.header().unwrap(), Some(MirrorHeader { store_uuid: UUID, applied_lsn: 0 }));
+        m.apply(3, &[put(0, "a", None, None), put(1, "b", None, None)]).unwrap();
         assert_eq!(m.header().unwrap().unwrap().applied_lsn, 3);
         let other = [7u8; 16];
         m.reset(other).unwrap();
-        assert_eq!(
-            m.header().unwrap(),
-            Some(MirrorHeader {
-                store_uuid: other,
-                applied_lsn: 0
-            })
-        );
+        assert_eq!(m.header().unwrap(), Some(MirrorHeader { store_uuid: other, applied_lsn: 0 }));
         assert_eq!(m.count().unwrap(), 0);
         assert_eq!(m.slot_of("a").unwrap(), None);
         // The same ids and slots can be put again after a reset.
@@ -911,18 +641,11 @@ mod tests {
             let mut m = Mirror::open_file(&path).unwrap();
             assert_eq!(m.header().unwrap(), None);
             m.reset(UUID).unwrap();
-            m.apply(1, &[put(0, "a", Some("doc"), Some(r#"{"x":"y"}"#))])
-                .unwrap();
+            m.apply(1, &[put(0, "a", Some("doc"), Some(r#"{"x":"y"}"#))]).unwrap();
             m.apply(2, &[put(1, "b", None, None)]).unwrap();
-            let mode: String = m
-                .conn
-                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-                .unwrap();
+            let mode: String = m.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
             assert_eq!(mode, "wal");
-            let sync: i64 = m
-                .conn
-                .query_row("PRAGMA synchronous", [], |r| r.get(0))
-                .unwrap();
+            let sync: i64 = m.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
             assert_eq!(sync, 1); // NORMAL
             let wal = dir.path().join("mirror.sqlite-wal");
             assert!(std::fs::metadata(&wal).unwrap().len() > 0);
@@ -932,22 +655,10 @@ mod tests {
             m.apply(3, &[MirrorOp::Delete { slot: 1 }]).unwrap();
         }
         let m = Mirror::open_file(&path).unwrap();
-        assert_eq!(
-            m.header().unwrap(),
-            Some(MirrorHeader {
-                store_uuid: UUID,
-                applied_lsn: 3
-            })
-        );
+        assert_eq!(m.header().unwrap(), Some(MirrorHeader { store_uuid: UUID, applied_lsn: 3 }));
         assert_eq!(m.all_slots().unwrap(), vec![0]);
-        assert_eq!(
-            m.row_by_id("a").unwrap().unwrap().metadata.as_deref(),
-            Some(r#"{"x":"y"}"#)
-        );
-        let v: i64 = m
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
+        assert_eq!(m.row_by_id("a").unwrap().unwrap().metadata.as_deref(), Some(r#"{"x":"y"}"#));
+        let v: i64 = m.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(v, SCHEMA_VERSION);
         m.integrity_check().unwrap();
         assert!(matches!(Mirror::open_file_checked(&path), Ok(Ok(_))));
@@ -976,11 +687,7 @@ mod tests {
         }
         let err = Mirror::open_file(&path).unwrap_err();
         assert!(is_damage(&err), "{err}");
-        assert!(
-            err.to_string()
-                .starts_with("The SQLite mirror failed: the mirror database is damaged"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("The SQLite mirror failed: the mirror database is damaged"), "{err}");
     }
 
     #[test]
@@ -989,8 +696,7 @@ mod tests {
         let foreign = dir.path().join("foreign.sqlite");
         {
             let c = rusqlite::Connection::open(&foreign).unwrap();
-            c.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
-                .unwrap();
+            c.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
         }
         assert!(matches!(Mirror::open_file_checked(&foreign), Ok(Err(_))));
 
@@ -1014,11 +720,7 @@ mod tests {
             let mut m = Mirror::open_file(&path).unwrap();
             m.reset(UUID).unwrap();
             let ids: Vec<String> = (0..3000).map(|i| format!("id-{i}")).collect();
-            let ops: Vec<MirrorOp<'_>> = ids
-                .iter()
-                .enumerate()
-                .map(|(i, id)| put(i as u64, id, Some("some text"), None))
-                .collect();
+            let ops: Vec<MirrorOp<'_>> = ids.iter().enumerate().map(|(i, id)| put(i as u64, id, Some("some text"), None)).collect();
             m.apply(1, &ops).unwrap();
             m.checkpoint().unwrap();
         }
@@ -1042,12 +744,7 @@ mod tests {
     fn slots_of_in_chunks() {
         let mut m = fresh();
         let ids: Vec<String> = (0..70_000).map(|i| format!("record-{i}")).collect();
-        let ops: Vec<MirrorOp<'_>> = ids
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % 3 != 0)
-            .map(|(i, id)| put(i as u64 * 2, id, None, None))
-            .collect();
+        let ops: Vec<MirrorOp<'_>> = ids.iter().enumerate().filter(|(i, _)| i % 3 != 0).map(|(i, id)| put(i as u64 * 2, id, None, None)).collect();
         m.apply(1, &ops).unwrap();
         let mut query: Vec<&str> = ids.iter().map(String::as_str).collect();
         query.push("record-1"); // a repeat
@@ -1068,14 +765,7 @@ mod tests {
         assert_eq!(rows.len(), wanted.len());
         assert_eq!(rows.iter().filter(|r| r.is_some()).count(), ops.len());
         for (i, row) in rows.iter().enumerate().take(70_000) {
-            assert_eq!(
-                row.as_ref().map(|r| r.id.as_str()),
-                if i % 3 != 0 {
-                    Some(ids[i].as_str())
-                } else {
-                    None
-                }
-            );
+            assert_eq!(row.as_ref().map(|r| r.id.as_str()), if i % 3 != 0 { Some(ids[i].as_str()) } else { None });
         }
         for n in [0usize, 1, 2, 3, 7, 8, 9, 511, 512, 513, 1025] {
             let q: Vec<&str> = ids.iter().take(n).map(String::as_str).collect();
@@ -1088,15 +778,9 @@ mod tests {
     #[test]
     fn thousand_puts_timing() {
         let ids: Vec<String> = (0..1000).map(|i| format!("doc-{i:06}")).collect();
-        let texts: Vec<String> = (0..1000)
-            .map(|i| format!("the quick brown fox {i}"))
-            .collect();
-        let metas: Vec<String> = (0..1000)
-            .map(|i| format!(r#"{{"n":{i},"tag":"t{}","ok":true}}"#, i % 7))
-            .collect();
-        let ops: Vec<MirrorOp<'_>> = (0..1000)
-            .map(|i| put(i as u64, &ids[i], Some(&texts[i]), Some(&metas[i])))
-            .collect();
+        let texts: Vec<String> = (0..1000).map(|i| format!("the quick brown fox {i}")).collect();
+        let metas: Vec<String> = (0..1000).map(|i| format!(r#"{{"n":{i},"tag":"t{}","ok":true}}"#, i % 7)).collect();
+        let ops: Vec<MirrorOp<'_>> = (0..1000).map(|i| put(i as u64, &ids[i], Some(&texts[i]), Some(&metas[i]))).collect();
         let dir = tempfile::tempdir().unwrap();
         let mut on_disk = Mirror::open_file(&dir.path().join("m.sqlite")).unwrap();
         on_disk.reset(UUID).unwrap();
@@ -1111,11 +795,7 @@ mod tests {
             let t = Instant::now();
             let f = Filter::parse(&json!({"tag": "t3", "n": {"$gte": 500}})).unwrap();
             let hits = m.filter_slots(&f).unwrap();
-            println!(
-                "filter over 1,000 rows ({label}): {:?}, {} hits",
-                t.elapsed(),
-                hits.len()
-            );
+            println!("filter over 1,000 rows ({label}): {:?}, {} hits", t.elapsed(), hits.len());
             assert_eq!(hits.len(), (500..1000).filter(|i| i % 7 == 3).count());
         }
     }
@@ -1130,9 +810,7 @@ mod tests {
         ];
         let texts: Vec<String> = metas.iter().map(Value::to_string).collect();
         let ids = ["r0", "r1", "r2"];
-        let ops: Vec<MirrorOp<'_>> = (0..3)
-            .map(|i| put(i as u64, ids[i], Some("text"), Some(&texts[i])))
-            .collect();
+        let ops: Vec<MirrorOp<'_>> = (0..3).map(|i| put(i as u64, ids[i], Some("text"), Some(&texts[i]))).collect();
         m.apply(1, &ops).unwrap();
         let cases: Vec<(Value, Vec<u64>)> = vec![
             (json!({"a.b": 1}), vec![0]),
@@ -1150,9 +828,7 @@ mod tests {
         for (filter, expected) in cases {
             let f = Filter::parse(&filter).unwrap();
             assert_eq!(m.filter_slots(&f).unwrap(), expected, "{filter}");
-            let by_matches: Vec<u64> = (0..3u64)
-                .filter(|&i| f.matches(Some("text"), metas[i as usize].as_object()))
-                .collect();
+            let by_matches: Vec<u64> = (0..3u64).filter(|&i| f.matches(Some("text"), metas[i as usize].as_object())).collect();
             assert_eq!(by_matches, expected, "{filter}");
         }
     }
@@ -1169,10 +845,8 @@ mod tests {
         fn number() -> impl Strategy<Value = Value> {
             prop_oneof![
                 (-3i64..4).prop_map(Value::from),
-                prop::sample::select(vec![-1.5, -0.0, 0.0, 0.5, 1.0, 2.0, 2.5, 1e300])
-                    .prop_map(Value::from),
-                prop::sample::select(vec![i64::MAX, i64::MIN, 9_007_199_254_740_993])
-                    .prop_map(Value::from),
+                prop::sample::select(vec![-1.5, -0.0, 0.0, 0.5, 1.0, 2.0, 2.5, 1e300]).prop_map(Value::from),
+                prop::sample::select(vec![i64::MAX, i64::MIN, 9_007_199_254_740_993]).prop_map(Value::from),
                 Just(Value::from(u64::MAX)),
             ]
         }
@@ -1189,13 +863,8 @@ mod tests {
             let value = prop_oneof![8 => scalar(), 1 => Just(Value::Null), 1 => Just(json!([1]))];
             prop::option::weighted(
                 0.85,
-                prop::collection::btree_map(prop::sample::select(KEYS), value, 0..4).prop_map(
-                    |m| {
-                        m.into_iter()
-                            .map(|(k, v)| (k.to_owned(), v))
-                            .collect::<Map<_, _>>()
-                    },
-                ),
+                prop::collection::btree_map(prop::sample::select(KEYS), value, 0..4)
+                    .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Map<_, _>>()),
             )
         }
 
@@ -1207,25 +876,10 @@ mod tests {
             let ordered = prop_oneof![number(), string()];
             prop_oneof![
                 (key(), scalar()).prop_map(|(k, v)| json!({ k: v })),
-                (key(), prop::sample::select(vec!["$eq", "$ne"]), scalar())
-                    .prop_map(|(k, op, v)| json!({ k: { op: v } })),
-                (
-                    key(),
-                    prop::sample::select(vec!["$gt", "$gte", "$lt", "$lte"]),
-                    ordered
-                )
-                    .prop_map(|(k, op, v)| json!({ k: { op: v } })),
-                (
-                    key(),
-                    prop::sample::select(vec!["$in", "$nin"]),
-                    prop::collection::vec(scalar(), 1..4)
-                )
-                    .prop_map(|(k, op, v)| json!({ k: { op: v } })),
-                (
-                    prop::sample::select(vec!["$contains", "$not_contains"]),
-                    prop::sample::select(NEEDLES)
-                )
-                    .prop_map(|(op, n)| json!({ op: n })),
+                (key(), prop::sample::select(vec!["$eq", "$ne"]), scalar()).prop_map(|(k, op, v)| json!({ k: { op: v } })),
+                (key(), prop::sample::select(vec!["$gt", "$gte", "$lt", "$lte"]), ordered).prop_map(|(k, op, v)| json!({ k: { op: v } })),
+                (key(), prop::sample::select(vec!["$in", "$nin"]), prop::collection::vec(scalar(), 1..4)).prop_map(|(k, op, v)| json!({ k: { op: v } })),
+                (prop::sample::select(vec!["$contains", "$not_contains"]), prop::sample::select(NEEDLES)).prop_map(|(op, n)| json!({ op: n })),
                 Just(json!({})),
             ]
         }
@@ -1252,10 +906,7 @@ mod tests {
         type Record = (Option<&'static str>, Option<Map<String, Value>>);
 
         fn records() -> impl Strategy<Value = Vec<Record>> {
-            prop::collection::vec(
-                (prop::option::of(prop::sample::select(TEXTS)), metadata()),
-                0..12,
-            )
+            prop::collection::vec((prop::option::of(prop::sample::select(TEXTS)), metadata()), 0..12)
         }
 
         proptest! {

@@ -28,12 +28,9 @@ impl PendingRecord {
             PendingRecord::Put { slot, lsn, id, text, metadata } => {
                 RecordEntry::Put { slot: *slot, lsn: *lsn, id, text: text.as_deref(), metadata: metadata.as_deref() }
             }
-            PendingRecord::Update { slot, lsn, text, metadata } => RecordEntry::Update {
-                slot: *slot,
-                lsn: *lsn,
-                text: text.as_ref().map(|t| t.as_deref()),
-                metadata: metadata.as_ref().map(|m| m.as_deref()),
-            },
+            PendingRecord::Update { slot, lsn, text, metadata } => {
+                RecordEntry::Update { slot: *slot, lsn: *lsn, text: text.as_ref().map(|t| t.as_deref()), metadata: metadata.as_ref().map(|m| m.as_deref()) }
+            }
         }
     }
 }
@@ -183,20 +180,10 @@ impl VecFile {
         if len < sealed {
             return Err(Error::corrupted(&path, len, format!("the file is truncated: it holds {len} bytes but its checkpoint covers {sealed}")));
         }
-        let layout = VectorLayout::new(sb.dimension as usize, sb.page_size as usize)
-            .ok_or_else(|| Error::corrupted(&path, 44, "a vector does not fit one page"))?;
+        let layout =
+            VectorLayout::new(sb.dimension as usize, sb.page_size as usize).ok_or_else(|| Error::corrupted(&path, 44, "a vector does not fit one page"))?;
         let map = file.map(sealed).map_err(|e| Error::io("mapping the vector file", e))?;
-        let mut vf = VecFile {
-            file,
-            path,
-            sb,
-            sb_slot,
-            layout,
-            map,
-            dir: Vec::new(),
-            n_vector: 0,
-            verified: Vec::new(),
-        };
+        let mut vf = VecFile { file, path, sb, sb_slot, layout, map, dir: Vec::new(), n_vector: 0, verified: Vec::new() };
         vf.reset_verified();
         vf.load_directory()?;
         Ok(vf)

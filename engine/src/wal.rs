@@ -23,19 +23,13 @@ pub(crate) enum Op {
 impl Op {
     fn payload(&self) -> Payload<'_> {
         match self {
-            Op::Put { slot, id, text, metadata, vector } => Payload::Put {
-                slot: *slot,
-                id,
-                text: text.as_deref(),
-                metadata: metadata.as_deref(),
-                vector: bytemuck::cast_slice(vector),
-            },
+            Op::Put { slot, id, text, metadata, vector } => {
+                Payload::Put { slot: *slot, id, text: text.as_deref(), metadata: metadata.as_deref(), vector: bytemuck::cast_slice(vector) }
+            }
             Op::Delete { slot, id } => Payload::Delete { slot: *slot, id },
-            Op::Update { slot, text, metadata } => Payload::Update {
-                slot: *slot,
-                text: text.as_ref().map(|t| t.as_deref()),
-                metadata: metadata.as_ref().map(|m| m.as_deref()),
-            },
+            Op::Update { slot, text, metadata } => {
+                Payload::Update { slot: *slot, text: text.as_ref().map(|t| t.as_deref()), metadata: metadata.as_ref().map(|m| m.as_deref()) }
+            }
         }
     }
 
@@ -49,11 +43,9 @@ impl Op {
                 vector: vector.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
             },
             Payload::Delete { slot, id } => Op::Delete { slot, id: id.to_owned() },
-            Payload::Update { slot, text, metadata } => Op::Update {
-                slot,
-                text: text.map(|t| t.map(str::to_owned)),
-                metadata: metadata.map(|m| m.map(str::to_owned)),
-            },
+            Payload::Update { slot, text, metadata } => {
+                Op::Update { slot, text: text.map(|t| t.map(str::to_owned)), metadata: metadata.map(|m| m.map(str::to_owned)) }
+            }
             Payload::Commit { .. } => return None,
         })
     }
@@ -139,7 +131,15 @@ impl Wal {
 
 /// Open the WAL of generation `generation` and scan it (FORMAT.md §4.3 steps 3–4). With
 /// `repair`, a torn tail is truncated; without it (read-only inspection) it is only reported.
-pub(crate) fn recover(storage: &dyn Storage, path: &Path, generation: u64, start_lsn: u64, store_uuid: [u8; 16], dim: usize, repair: bool) -> Result<Recovered> {
+pub(crate) fn recover(
+    storage: &dyn Storage,
+    path: &Path,
+    generation: u64,
+    start_lsn: u64,
+    store_uuid: [u8; 16],
+    dim: usize,
+    repair: bool,
+) -> Result<Recovered> {
     let exists = storage.exists(WAL_FILE).map_err(|e| Error::io("looking for the WAL", e))?;
     if !exists {
         let wal = Wal::create(storage, generation, start_lsn, store_uuid)?;
@@ -163,10 +163,18 @@ pub(crate) fn recover(storage: &dyn Storage, path: &Path, generation: u64, start
         return Ok(Recovered { wal, txns: Vec::new(), dropped_tail: None });
     }
     if header.generation != generation {
-        return Err(Error::corrupted(path, wal::header::generation.offset as u64, format!("the WAL is generation {} but the checkpoint expects {generation}", header.generation)));
+        return Err(Error::corrupted(
+            path,
+            wal::header::generation.offset as u64,
+            format!("the WAL is generation {} but the checkpoint expects {generation}", header.generation),
+        ));
     }
     if header.start_lsn != start_lsn {
-        return Err(Error::corrupted(path, wal::header::start_lsn.offset as u64, format!("the WAL starts at LSN {} but the checkpoint ends at {}", header.start_lsn, start_lsn - 1)));
+        return Err(Error::corrupted(
+            path,
+            wal::header::start_lsn.offset as u64,
+            format!("the WAL starts at LSN {} but the checkpoint ends at {}", header.start_lsn, start_lsn - 1),
+        ));
     }
     let salt = header.salt;
     let mut pos = wal::HEADER_LEN;
@@ -224,7 +232,11 @@ pub(crate) fn recover(storage: &dyn Storage, path: &Path, generation: u64, start
             if b[16] == wal::TYPE_COMMIT && u32::from_le_bytes([b[0], b[1], b[2], b[3]]) == 48 {
                 if let Scan::Record { lsn, payload: Payload::Commit { synced_through, .. }, .. } = wal::read_record(b, salt, dim) {
                     if lsn > last_lsn && synced_through > p as u64 {
-                        return Err(Error::corrupted(path, p as u64, format!("{reason}, inside the part of the log that was already fsynced (a later commit record at offset {q} vouches for it)")));
+                        return Err(Error::corrupted(
+                            path,
+                            p as u64,
+                            format!("{reason}, inside the part of the log that was already fsynced (a later commit record at offset {q} vouches for it)"),
+                        ));
                     }
                 }
             }

@@ -248,7 +248,10 @@ fn invalid_creation_options() {
     assert!(matches!(Engine::builder(dir.path().join("b")).dimension(0).open(), Err(Error::InvalidArgument { .. })), "dimension 0");
     assert!(matches!(Engine::builder(dir.path().join("c")).dimension(4).page_size(4096).open(), Err(Error::InvalidArgument { .. })), "page 4096");
     assert!(matches!(Engine::builder(dir.path().join("d")).dimension(4).page_size(10000).open(), Err(Error::InvalidArgument { .. })), "page 10000");
-    assert!(matches!(Engine::builder(dir.path().join("e")).dimension(8192).page_size(8192).open(), Err(Error::InvalidArgument { .. })), "vector larger than a page");
+    assert!(
+        matches!(Engine::builder(dir.path().join("e")).dimension(8192).page_size(8192).open(), Err(Error::InvalidArgument { .. })),
+        "vector larger than a page"
+    );
     // None of them left a store behind.
     for name in ["a", "b", "c", "d", "e"] {
         assert!(!dir.path().join(name).join(memento::files::VECTORS).exists(), "{name} left a vector file");
@@ -281,7 +284,12 @@ fn opening_a_missing_store_creates_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("missing").join("deeper");
     assert!(Engine::open(&missing).is_err());
-    assert!(!missing.exists(), "Engine::open created {} (contents: {:?})", missing.display(), std::fs::read_dir(&missing).map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect::<Vec<_>>()));
+    assert!(
+        !missing.exists(),
+        "Engine::open created {} (contents: {:?})",
+        missing.display(),
+        std::fs::read_dir(&missing).map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect::<Vec<_>>())
+    );
     assert!(!dir.path().join("missing").exists(), "Engine::open created the parent directory");
 }
 
@@ -297,7 +305,10 @@ fn a_failed_batch_writes_nothing() {
     let failing: Vec<(&str, WriteBatch)> = vec![
         ("NaN vector", {
             let mut b = WriteBatch::new();
-            b.add(Record::new("n1", vec![1.0, 1.0, 1.0])).delete("keep").add(Record::new("n2", vec![f32::NAN, 1.0, 1.0])).add(Record::new("n3", vec![0.0, 1.0, 1.0]));
+            b.add(Record::new("n1", vec![1.0, 1.0, 1.0]))
+                .delete("keep")
+                .add(Record::new("n2", vec![f32::NAN, 1.0, 1.0]))
+                .add(Record::new("n3", vec![0.0, 1.0, 1.0]));
             b
         }),
         ("zero vector under cosine", {
@@ -375,8 +386,12 @@ fn filtered_search_returns_k_even_when_the_matches_are_the_farthest() {
     }
     e.write(b).expect("near batch");
     for i in 0..20 {
-        e.add(Record::new(format!("far{i}"), vec![1000.0 + i as f32, 0.0, 0.0, 0.0]).with_metadata(meta(json!({"kind": "far", "i": i}))).with_text(format!("far away {i}")))
-            .expect("far");
+        e.add(
+            Record::new(format!("far{i}"), vec![1000.0 + i as f32, 0.0, 0.0, 0.0])
+                .with_metadata(meta(json!({"kind": "far", "i": i})))
+                .with_text(format!("far away {i}")),
+        )
+        .expect("far");
         if i == 9 {
             e.checkpoint().expect("checkpoint between the far records");
         }
@@ -557,7 +572,8 @@ fn group_commit_from_four_threads() {
                 let e = Arc::clone(&e);
                 std::thread::spawn(move || {
                     for i in 0..200 {
-                        e.add(Record::new(format!("t{t}-{i}"), vec![1.0 + t as f32, i as f32, 1.0, 0.5]).with_metadata(meta(json!({"t": t, "i": i})))).expect("add");
+                        e.add(Record::new(format!("t{t}-{i}"), vec![1.0 + t as f32, i as f32, 1.0, 0.5]).with_metadata(meta(json!({"t": t, "i": i}))))
+                            .expect("add");
                     }
                 })
             })
@@ -702,8 +718,8 @@ fn unicode_ids_text_and_metadata() {
     let ids_: Vec<&str> = vec![
         "日本語",
         "emoji 🎉🦀",
-        "é",          // precomposed
-        "e\u{301}",   // decomposed: a different id
+        "é",        // precomposed
+        "e\u{301}", // decomposed: a different id
         "E\u{301}",
         "ß",
         "SS",
@@ -982,11 +998,7 @@ fn filters_at_the_limits_evaluate_on_the_mirror() {
     let mut deepest = None;
     let mut f = json!({"k": {"$gte": 10}});
     for depth in 1..200 {
-        f = if depth % 2 == 0 {
-            json!({"$and": [f, {"$not_contains": format!("t{depth}")}]})
-        } else {
-            json!({"$or": [f, {"s": format!("s{}", depth % 50)}]})
-        };
+        f = if depth % 2 == 0 { json!({"$and": [f, {"$not_contains": format!("t{depth}")}]}) } else { json!({"$or": [f, {"s": format!("s{}", depth % 50)}]}) };
         if Filter::parse(&f).is_err() {
             break;
         }
@@ -1091,7 +1103,14 @@ fn group_commit_with_checkpoints_during_concurrent_commits() {
     for crash in [false, true] {
         let dir = tempfile::tempdir().expect("tempdir");
         let e = Arc::new(
-            Engine::builder(dir.path()).dimension(4).metric(Metric::L2).durability(Durability::GroupCommit).wal_limit(8192).page_size(8192).open().expect("create"),
+            Engine::builder(dir.path())
+                .dimension(4)
+                .metric(Metric::L2)
+                .durability(Durability::GroupCommit)
+                .wal_limit(8192)
+                .page_size(8192)
+                .open()
+                .expect("create"),
         );
         let threads: Vec<_> = (0..4)
             .map(|t| {

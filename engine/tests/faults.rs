@@ -147,7 +147,9 @@ fn contents(e: &Engine) -> Model {
 
 fn run_with_fault(n: u64, kind: Kind) -> (bool, u64) {
     let mem = MemStorage::new();
-    let open = |s: Arc<dyn Storage>| Engine::builder_with_storage(s).dimension(4).metric(Metric::L2).page_size(8192).wal_limit(2048).durability(Durability::Sync).open();
+    let open = |s: Arc<dyn Storage>| {
+        Engine::builder_with_storage(s).dimension(4).metric(Metric::L2).page_size(8192).wal_limit(2048).durability(Durability::Sync).open()
+    };
     open(Arc::new(mem.clone())).expect("create").close().expect("close");
     let faults = Arc::new(Faults { countdown: AtomicU64::new(n), kind, injected: AtomicU64::new(0) });
     let mut acked = Model::new();

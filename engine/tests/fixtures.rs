@@ -7,7 +7,7 @@ mod fixture;
 
 use std::sync::Arc;
 
-use fixture::{fixture_dir, run, DIM, PAGE_SIZE, expected_states, same, snapshot, Model, LAST_CHECKPOINTED_STATE};
+use fixture::{expected_states, fixture_dir, run, same, snapshot, Model, DIM, LAST_CHECKPOINTED_STATE, PAGE_SIZE};
 use memento::storage::MemStorage;
 use memento::{files, Engine, Error, Filter, Metric};
 
@@ -40,7 +40,10 @@ fn check_outcome(r: memento::Result<Engine>, states: &[Model], min_state: usize,
                 // Page damage is found by the integrity check (pages are verified lazily);
                 // reads that touch the page fail the same way.
                 assert!(matches!(e, Error::Corrupted { .. }), "{what}: integrity check gave {e}");
-                assert!(engine.iter().any(|r| r.is_err()) || engine.search(&[1.0; 4], 100, None).is_err(), "{what}: damage found by the check but not by reads");
+                assert!(
+                    engine.iter().any(|r| r.is_err()) || engine.search(&[1.0; 4], 100, None).is_err(),
+                    "{what}: damage found by the check but not by reads"
+                );
                 engine.abandon();
                 return None;
             }

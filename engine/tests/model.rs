@@ -148,8 +148,12 @@ fn op_s() -> impl Strategy<Value = Op> {
 }
 
 fn case_s() -> impl Strategy<Value = (Setup, Vec<Op>)> {
-    let setup = (0..DIMS.len(), 0..3usize, 0..3usize, 0..3usize)
-        .prop_map(|(n, m, d, w)| Setup { dim: DIMS[n], metric: METRICS[m], durability: DURABILITIES[d], wal_limit: WAL_LIMITS[w] });
+    let setup = (0..DIMS.len(), 0..3usize, 0..3usize, 0..3usize).prop_map(|(n, m, d, w)| Setup {
+        dim: DIMS[n],
+        metric: METRICS[m],
+        durability: DURABILITIES[d],
+        wal_limit: WAL_LIMITS[w],
+    });
     (setup, prop::collection::vec(op_s(), 1..60))
 }
 

@@ -149,9 +149,7 @@ pub const fn align_up(n: usize, to: usize) -> usize {
 
 /// Checks a length field against the bytes that remain.
 pub(crate) fn take<'a>(buf: &'a [u8], at: usize, len: usize, what: &str) -> Result<&'a [u8], DecodeError> {
-    at.checked_add(len)
-        .and_then(|end| buf.get(at..end))
-        .ok_or_else(|| DecodeError::new(at, format!("{what} runs past the end of its container")))
+    at.checked_add(len).and_then(|end| buf.get(at..end)).ok_or_else(|| DecodeError::new(at, format!("{what} runs past the end of its container")))
 }
 
 pub(crate) fn utf8<'a>(b: &'a [u8], at: usize, what: &str) -> Result<&'a str, DecodeError> {

@@ -521,7 +521,18 @@ impl RecordPacker {
 /// Build a sealed page of any non-vector type from its body; its span is the fewest page units
 /// that hold header and body.
 #[allow(clippy::too_many_arguments)]
-pub fn encode_page(page_type: PageType, page_no: u64, checkpoint_seq: u64, count: u32, min_lsn: u64, max_lsn: u64, aux: u64, body: &[u8], page_size: usize, salt: u32) -> Vec<u8> {
+pub fn encode_page(
+    page_type: PageType,
+    page_no: u64,
+    checkpoint_seq: u64,
+    count: u32,
+    min_lsn: u64,
+    max_lsn: u64,
+    aux: u64,
+    body: &[u8],
+    page_size: usize,
+    salt: u32,
+) -> Vec<u8> {
     let span = (HEADER_LEN + body.len()).div_ceil(page_size).max(1);
     let mut p = vec![0u8; span * page_size];
     p[HEADER_LEN..HEADER_LEN + body.len()].copy_from_slice(body);
@@ -542,10 +553,7 @@ pub fn tombstones(page: &[u8], h: &PageHeader) -> Result<Vec<(u64, u64)>, Decode
     let len = n.checked_mul(tombstone_entry::LEN).filter(|&l| l == h.payload_len as usize);
     let len = len.ok_or_else(|| DecodeError::new(header::count.offset, "tombstone count does not match the payload length"))?;
     let body = take(page, HEADER_LEN, len, "tombstone entries")?;
-    Ok(body
-        .chunks_exact(tombstone_entry::LEN)
-        .map(|c| (tombstone_entry::slot.get_u64(c), tombstone_entry::lsn.get_u64(c)))
-        .collect())
+    Ok(body.chunks_exact(tombstone_entry::LEN).map(|c| (tombstone_entry::slot.get_u64(c), tombstone_entry::lsn.get_u64(c))).collect())
 }
 
 /// A directory entry.
@@ -584,18 +592,24 @@ pub fn directory(page: &[u8], h: &PageHeader, page_count: u64) -> Result<Vec<Dir
     let len = n.checked_mul(LEN).filter(|&l| l == h.payload_len as usize);
     let len = len.ok_or_else(|| DecodeError::new(header::count.offset, "directory count does not match the payload length"))?;
     let body = take(page, HEADER_LEN, len, "directory entries")?;
-    let nv = usize::try_from(h.aux).ok().filter(|&v| v <= n).ok_or_else(|| DecodeError::new(header::aux.offset, "directory vector count exceeds its entries"))?;
+    let nv =
+        usize::try_from(h.aux).ok().filter(|&v| v <= n).ok_or_else(|| DecodeError::new(header::aux.offset, "directory vector count exceeds its entries"))?;
     let mut out = Vec::with_capacity(n);
     for (i, c) in body.chunks_exact(LEN).enumerate() {
         let at = HEADER_LEN + i * LEN;
         let t = page_type.get_u16(c);
-        let pt = PageType::from_code(t).filter(|&p| p != PageType::Directory).ok_or_else(|| DecodeError::new(at, format!("directory entry has page type {t}")))?;
+        let pt =
+            PageType::from_code(t).filter(|&p| p != PageType::Directory).ok_or_else(|| DecodeError::new(at, format!("directory entry has page type {t}")))?;
         let e = DirEntry { page_no: page_no.get_u64(c), first_slot: first_slot.get_u64(c), span: span.get_u32(c), page_type: pt };
         if (pt == PageType::Vector) != (i < nv) {
             return Err(DecodeError::new(at, "directory entries are not grouped as its header says"));
         }
         let end = e.page_no.checked_add(u64::from(e.span));
-        if e.page_no == 0 || e.span == 0 || end.is_none_or(|x| x > page_count) || (e.page_no < h.page_no + u64::from(h.span) && end.is_some_and(|x| x > h.page_no)) {
+        if e.page_no == 0
+            || e.span == 0
+            || end.is_none_or(|x| x > page_count)
+            || (e.page_no < h.page_no + u64::from(h.span) && end.is_some_and(|x| x > h.page_no))
+        {
             return Err(DecodeError::new(at, "directory entry points outside the file"));
         }
         if pt == PageType::Vector && (e.span != 1 || out.last().is_some_and(|p: &DirEntry| p.first_slot >= e.first_slot)) {

@@ -344,13 +344,7 @@ fn decode_payload(t: u8, b: &[u8], dim: usize) -> Result<Payload<'_>, DecodeErro
             if vector.len() != dim * 4 {
                 return Err(DecodeError::new(p, format!("put record holds {} vector bytes, not {}", vector.len(), dim * 4)));
             }
-            Ok(Payload::Put {
-                slot: put::slot.get_u64(f),
-                id,
-                text: (fl & 1 != 0).then_some(text),
-                metadata: (fl & 2 != 0).then_some(meta),
-                vector,
-            })
+            Ok(Payload::Put { slot: put::slot.get_u64(f), id, text: (fl & 1 != 0).then_some(text), metadata: (fl & 2 != 0).then_some(meta), vector })
         }
         TYPE_DELETE => {
             let f = take(b, 0, delete::LEN, "delete payload")?;
@@ -396,7 +390,15 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_payload() -> impl Strategy<Value = (u8, u64, String, Option<String>, Option<String>, Vec<f32>, u8)> {
-        (1u8..=4, any::<u64>(), "[a-z0-9]{1,20}", proptest::option::of(".{0,30}"), proptest::option::of("\\{\"a\":[0-9]\\}"), proptest::collection::vec(-10.0f32..10.0, 4), any::<u8>())
+        (
+            1u8..=4,
+            any::<u64>(),
+            "[a-z0-9]{1,20}",
+            proptest::option::of(".{0,30}"),
+            proptest::option::of("\\{\"a\":[0-9]\\}"),
+            proptest::collection::vec(-10.0f32..10.0, 4),
+            any::<u8>(),
+        )
     }
 
     proptest! {

@@ -53,11 +53,7 @@ impl FsStorage {
 
 impl Storage for FsStorage {
     fn open(&self, name: &str, create: bool) -> io::Result<Arc<dyn StorageFile>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .open(self.path(name))?;
+        let file = OpenOptions::new().read(true).write(true).create(create).open(self.path(name))?;
         Ok(Arc::new(FsFile { file }))
     }
 
@@ -81,13 +77,7 @@ impl Storage for FsStorage {
     }
 
     fn lock(&self) -> Result<Box<dyn StoreLock>, LockError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(self.path(LOCK_FILE))
-            .map_err(LockError::Io)?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(self.path(LOCK_FILE)).map_err(LockError::Io)?;
         // `flock`-based on Linux: the lock belongs to this open file
         // description, so a second open + try_lock conflicts even within the
         // same process, and the kernel drops it when the holder dies.
@@ -105,8 +95,7 @@ impl Storage for FsStorage {
             Err(TryLockError::Error(e)) => return Err(LockError::Io(e)),
         }
         file.set_len(0).map_err(LockError::Io)?;
-        file.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0)
-            .map_err(LockError::Io)?;
+        file.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0).map_err(LockError::Io)?;
         Ok(Box::new(FsLock { _file: file }))
     }
 
@@ -158,30 +147,20 @@ impl StorageFile for FsFile {
     fn map(&self, len: u64) -> io::Result<Mapping> {
         let file_len = self.len()?;
         if len > file_len {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cannot map {len} bytes of a file that is only {file_len} bytes long"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("cannot map {len} bytes of a file that is only {file_len} bytes long")));
         }
         if len == 0 {
             return Ok(Arc::new(Vec::<u8>::new()));
         }
-        let len = usize::try_from(len).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cannot map {len} bytes: more than the address space"),
-            )
-        })?;
+        let len =
+            usize::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("cannot map {len} bytes: more than the address space")))?;
         Ok(Arc::new(FsMapping(map_prefix(&self.file, len)?)))
     }
 }
 
 /// Map the first `len` bytes of `file` read-only. `len` must be non-zero and at
 /// most the file's length.
-#[allow(
-    unsafe_code,
-    reason = "memory-mapping a file is unsafe; the invariants are upheld as explained below"
-)]
+#[allow(unsafe_code, reason = "memory-mapping a file is unsafe; the invariants are upheld as explained below")]
 fn map_prefix(file: &File, len: usize) -> io::Result<memmap2::Mmap> {
     // SAFETY: a mapping is undefined behaviour if the mapped bytes change or
     // vanish while it lives. The engine maps only the sealed prefix of the
@@ -299,10 +278,7 @@ mod tests {
         let (_tmp, st) = store();
         let a = st.open("a", true).expect("open a");
         a.write_all_at(b"new", 0).expect("write");
-        st.open("b", true)
-            .expect("open b")
-            .write_all_at(b"old!", 0)
-            .expect("write");
+        st.open("b", true).expect("open b").write_all_at(b"old!", 0).expect("write");
         st.rename("a", "b").expect("rename");
         assert!(!st.exists("a").expect("exists"));
         let b = st.open("b", false).expect("open b");
@@ -329,8 +305,7 @@ mod tests {
     fn lock_conflicts_in_process_and_records_pid() {
         let (tmp, st) = store();
         let guard = st.lock().expect("first lock");
-        let text =
-            std::fs::read_to_string(tmp.path().join("store").join(LOCK_FILE)).expect("read LOCK");
+        let text = std::fs::read_to_string(tmp.path().join("store").join(LOCK_FILE)).expect("read LOCK");
         assert_eq!(text, format!("{}\n", std::process::id()));
         // The same storage, and a second storage on the same directory, conflict.
         let other = FsStorage::new(tmp.path().join("store")).expect("new");
@@ -350,8 +325,7 @@ mod tests {
     fn lock_reports_unparsable_pid_as_zero() {
         let (tmp, st) = store();
         let guard = st.lock().expect("lock");
-        std::fs::write(tmp.path().join("store").join(LOCK_FILE), b"garbage")
-            .expect("overwrite LOCK");
+        std::fs::write(tmp.path().join("store").join(LOCK_FILE), b"garbage").expect("overwrite LOCK");
         match st.lock() {
             Err(LockError::Held { pid }) => assert_eq!(pid, 0),
             _ => panic!("expected Held"),

@@ -53,13 +53,7 @@ impl MemStorage {
     /// An existing file is overwritten in place, so handles already open on it
     /// see the new contents (like an outside program rewriting the file).
     pub fn write_file(&self, name: &str, bytes: &[u8]) {
-        let data = self
-            .state
-            .lock()
-            .files
-            .entry(name.to_owned())
-            .or_default()
-            .clone();
+        let data = self.state.lock().files.entry(name.to_owned()).or_default().clone();
         *data.write() = bytes.to_vec();
     }
 }
@@ -98,14 +92,10 @@ impl Storage for MemStorage {
     fn lock(&self) -> Result<Box<dyn StoreLock>, LockError> {
         let mut state = self.state.lock();
         if state.locked {
-            return Err(LockError::Held {
-                pid: std::process::id(),
-            });
+            return Err(LockError::Held { pid: std::process::id() });
         }
         state.locked = true;
-        Ok(Box::new(MemLock {
-            state: Arc::clone(&self.state),
-        }))
+        Ok(Box::new(MemLock { state: Arc::clone(&self.state) }))
     }
 
     fn dir_path(&self) -> Option<&Path> {
@@ -138,10 +128,7 @@ struct MemFile {
 /// `offset + len` as an in-memory index, or an `InvalidInput` error if it does
 /// not fit.
 fn end_of(offset: u64, len: usize) -> io::Result<usize> {
-    usize::try_from(offset)
-        .ok()
-        .and_then(|o| o.checked_add(len))
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "file offset out of range"))
+    usize::try_from(offset).ok().and_then(|o| o.checked_add(len)).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "file offset out of range"))
 }
 
 impl StorageFile for MemFile {
@@ -154,9 +141,7 @@ impl StorageFile for MemFile {
         let src = end_of(offset, buf.len())
             .ok()
             .and_then(|end| data.get(end - buf.len()..end))
-            .ok_or_else(|| {
-                io::Error::new(io::ErrorKind::UnexpectedEof, "failed to fill whole buffer")
-            })?;
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "failed to fill whole buffer"))?;
         buf.copy_from_slice(src);
         Ok(())
     }
@@ -190,10 +175,7 @@ impl StorageFile for MemFile {
         let file_len = data.len();
         match usize::try_from(len).ok().and_then(|len| data.get(..len)) {
             Some(prefix) => Ok(Arc::new(prefix.to_vec())),
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cannot map {len} bytes of a file that is only {file_len} bytes long"),
-            )),
+            None => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("cannot map {len} bytes of a file that is only {file_len} bytes long"))),
         }
     }
 }
@@ -241,9 +223,7 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         let e = f.read_exact_at(&mut buf[..1], 3).expect_err("at end");
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
-        let e = f
-            .read_exact_at(&mut buf[..1], u64::MAX)
-            .expect_err("huge offset");
+        let e = f.read_exact_at(&mut buf[..1], u64::MAX).expect_err("huge offset");
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         // Empty reads at the end are fine, as with real files.
         f.read_exact_at(&mut [], 3).expect("empty read");
