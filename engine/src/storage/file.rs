@@ -193,6 +193,16 @@ mod tests {
     }
 
     #[test]
+    fn keeps_the_storage_contract() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let n = std::cell::Cell::new(0);
+        super::super::contract::check(&|| {
+            n.set(n.get() + 1);
+            Box::new(FsStorage::new(tmp.path().join(format!("s{}", n.get()))).expect("new"))
+        });
+    }
+
+    #[test]
     fn new_creates_nested_dirs() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("a").join("b");
@@ -201,104 +211,6 @@ mod tests {
         assert_eq!(st.dir_path(), Some(dir.as_path()));
         // An existing directory is fine too.
         FsStorage::new(&dir).expect("new again");
-    }
-
-    #[test]
-    fn write_read_round_trip() {
-        let (_tmp, st) = store();
-        assert!(!st.exists("f").expect("exists"));
-        let missing = st.open("f", false).err().expect("missing file");
-        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
-        let f = st.open("f", true).expect("open");
-        assert!(st.exists("f").expect("exists"));
-        assert_eq!(f.len().expect("len"), 0);
-        f.write_all_at(b"hello", 0).expect("write");
-        f.write_all_at(b"world", 10).expect("write past end");
-        assert_eq!(f.len().expect("len"), 15);
-        let mut buf = [0xffu8; 15];
-        f.read_exact_at(&mut buf, 0).expect("read");
-        assert_eq!(&buf, b"hello\0\0\0\0\0world");
-        let mut buf = [0u8; 3];
-        f.read_exact_at(&mut buf, 11).expect("read");
-        assert_eq!(&buf, b"orl");
-        f.sync_data().expect("sync_data");
-        f.sync_all().expect("sync_all");
-        st.sync_dir().expect("sync_dir");
-        // Reopening sees the data.
-        let g = st.open("f", false).expect("reopen");
-        let mut buf = [0u8; 5];
-        g.read_exact_at(&mut buf, 0).expect("read");
-        assert_eq!(&buf, b"hello");
-    }
-
-    #[test]
-    fn read_past_end_is_eof() {
-        let (_tmp, st) = store();
-        let f = st.open("f", true).expect("open");
-        f.write_all_at(b"abc", 0).expect("write");
-        let mut buf = [0u8; 4];
-        let e = f.read_exact_at(&mut buf, 0).expect_err("past end");
-        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
-        let e = f.read_exact_at(&mut buf[..1], 3).expect_err("at end");
-        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
-    }
-
-    #[test]
-    fn set_len_truncates_and_extends() {
-        let (_tmp, st) = store();
-        let f = st.open("f", true).expect("open");
-        f.write_all_at(b"abcdef", 0).expect("write");
-        f.set_len(3).expect("truncate");
-        assert_eq!(f.len().expect("len"), 3);
-        f.set_len(5).expect("extend");
-        let mut buf = [0xffu8; 5];
-        f.read_exact_at(&mut buf, 0).expect("read");
-        assert_eq!(&buf, b"abc\0\0");
-    }
-
-    #[test]
-    fn map_checks_length_and_shows_content() {
-        let (_tmp, st) = store();
-        let f = st.open("f", true).expect("open");
-        assert!((*f.map(0).expect("empty map")).as_ref().is_empty());
-        f.write_all_at(b"0123456789", 0).expect("write");
-        let m = f.map(4).expect("map");
-        assert_eq!((*m).as_ref(), b"0123");
-        let m = f.map(10).expect("map all");
-        assert_eq!((*m).as_ref(), b"0123456789");
-        let e = f.map(11).err().expect("too long");
-        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
-        // Appending past the mapped prefix leaves the mapping intact.
-        f.write_all_at(b"more", 10).expect("append");
-        assert_eq!((*m).as_ref(), b"0123456789");
-    }
-
-    #[test]
-    fn rename_replaces_target() {
-        let (_tmp, st) = store();
-        let a = st.open("a", true).expect("open a");
-        a.write_all_at(b"new", 0).expect("write");
-        st.open("b", true).expect("open b").write_all_at(b"old!", 0).expect("write");
-        st.rename("a", "b").expect("rename");
-        assert!(!st.exists("a").expect("exists"));
-        let b = st.open("b", false).expect("open b");
-        assert_eq!(b.len().expect("len"), 3);
-        // The handle opened as "a" still refers to the same file, now named "b".
-        a.write_all_at(b"N", 0).expect("write via old handle");
-        let mut buf = [0u8; 3];
-        b.read_exact_at(&mut buf, 0).expect("read");
-        assert_eq!(&buf, b"New");
-        let e = st.rename("a", "c").expect_err("missing source");
-        assert_eq!(e.kind(), io::ErrorKind::NotFound);
-    }
-
-    #[test]
-    fn remove_missing_is_ok() {
-        let (_tmp, st) = store();
-        st.remove("nope").expect("remove missing");
-        st.open("f", true).expect("open");
-        st.remove("f").expect("remove");
-        assert!(!st.exists("f").expect("exists"));
     }
 
     #[test]

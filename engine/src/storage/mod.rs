@@ -89,3 +89,112 @@ pub enum LockError {
     /// The lock file could not be created or locked.
     Io(io::Error),
 }
+
+/// What every [`Storage`] must do; each implementation's tests run [`contract::check`] on it.
+#[cfg(test)]
+pub(crate) mod contract {
+    use super::*;
+
+    /// Run every contract check, each on a fresh storage from `make`.
+    pub(crate) fn check(make: &dyn Fn() -> Box<dyn Storage>) {
+        round_trip(make().as_ref());
+        read_past_end(make().as_ref());
+        set_len(make().as_ref());
+        map_prefix(make().as_ref());
+        rename(make().as_ref());
+        remove(make().as_ref());
+        lock(make().as_ref());
+    }
+
+    fn round_trip(st: &dyn Storage) {
+        assert!(!st.exists("f").expect("exists"));
+        let missing = st.open("f", false).err().expect("missing file");
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        let f = st.open("f", true).expect("open");
+        assert!(st.exists("f").expect("exists"));
+        assert!(f.is_empty().expect("len"));
+        f.write_all_at(b"hello", 0).expect("write");
+        f.write_all_at(b"world", 10).expect("write past end");
+        assert_eq!(f.len().expect("len"), 15);
+        let mut buf = [0xffu8; 15];
+        f.read_exact_at(&mut buf, 0).expect("read");
+        assert_eq!(&buf, b"hello\0\0\0\0\0world");
+        let mut buf = [0u8; 3];
+        f.read_exact_at(&mut buf, 11).expect("read");
+        assert_eq!(&buf, b"orl");
+        f.sync_data().expect("sync_data");
+        f.sync_all().expect("sync_all");
+        st.sync_dir().expect("sync_dir");
+        let g = st.open("f", false).expect("reopen");
+        let mut buf = [0u8; 5];
+        g.read_exact_at(&mut buf, 0).expect("read");
+        assert_eq!(&buf, b"hello");
+    }
+
+    fn read_past_end(st: &dyn Storage) {
+        let f = st.open("f", true).expect("open");
+        f.write_all_at(b"abc", 0).expect("write");
+        let mut buf = [0u8; 4];
+        assert_eq!(f.read_exact_at(&mut buf, 0).expect_err("past end").kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(f.read_exact_at(&mut buf[..1], 3).expect_err("at end").kind(), io::ErrorKind::UnexpectedEof);
+        f.read_exact_at(&mut [], 3).expect("an empty read at the end");
+    }
+
+    fn set_len(st: &dyn Storage) {
+        let f = st.open("f", true).expect("open");
+        f.write_all_at(b"abcdef", 0).expect("write");
+        f.set_len(3).expect("truncate");
+        assert_eq!(f.len().expect("len"), 3);
+        f.set_len(5).expect("extend");
+        let mut buf = [0xffu8; 5];
+        f.read_exact_at(&mut buf, 0).expect("read");
+        assert_eq!(&buf, b"abc\0\0");
+    }
+
+    fn map_prefix(st: &dyn Storage) {
+        let f = st.open("f", true).expect("open");
+        assert!((*f.map(0).expect("empty map")).as_ref().is_empty());
+        f.write_all_at(b"0123456789", 0).expect("write");
+        assert_eq!((*f.map(4).expect("map")).as_ref(), b"0123");
+        let m = f.map(10).expect("map all");
+        assert_eq!((*m).as_ref(), b"0123456789");
+        assert_eq!(f.map(11).err().expect("too long").kind(), io::ErrorKind::InvalidInput);
+        // Appending past the mapped prefix leaves the mapping as it was.
+        f.write_all_at(b"more", 10).expect("append");
+        assert_eq!((*m).as_ref(), b"0123456789");
+    }
+
+    fn rename(st: &dyn Storage) {
+        let a = st.open("a", true).expect("open a");
+        a.write_all_at(b"new", 0).expect("write");
+        st.open("b", true).expect("open b").write_all_at(b"old!", 0).expect("write");
+        st.rename("a", "b").expect("rename");
+        assert!(!st.exists("a").expect("exists"));
+        let b = st.open("b", false).expect("open b");
+        assert_eq!(b.len().expect("len"), 3);
+        // The handle opened as "a" still refers to the same file, now named "b".
+        a.write_all_at(b"N", 0).expect("write via old handle");
+        let mut buf = [0u8; 3];
+        b.read_exact_at(&mut buf, 0).expect("read");
+        assert_eq!(&buf, b"New");
+        assert_eq!(st.rename("a", "c").expect_err("missing source").kind(), io::ErrorKind::NotFound);
+    }
+
+    fn remove(st: &dyn Storage) {
+        st.remove("nope").expect("remove missing");
+        st.open("f", true).expect("open");
+        st.remove("f").expect("remove");
+        assert!(!st.exists("f").expect("exists"));
+    }
+
+    fn lock(st: &dyn Storage) {
+        let guard = st.lock().expect("first lock");
+        match st.lock() {
+            Err(LockError::Held { pid }) => assert_eq!(pid, std::process::id()),
+            Err(LockError::Io(e)) => panic!("unexpected io error: {e}"),
+            Ok(_) => panic!("second lock succeeded"),
+        }
+        drop(guard);
+        drop(st.lock().expect("lock after release"));
+    }
+}
