@@ -785,15 +785,11 @@ impl Engine {
         Ok(())
     }
 
-    fn prepare_query(&self, q: &[f32]) -> Result<Vec<f32>> {
-        self.check_vector(q.to_vec())
-    }
-
     /// The `k` records nearest to `query`, closest first (ties by insertion order). With a
     /// filter, only matching records are considered, so `k` results come back whenever at
     /// least `k` records match.
     pub fn search(&self, query: &[f32], k: usize, filter: Option<&Filter>) -> Result<Vec<SearchHit>> {
-        let q = self.prepare_query(query)?;
+        let q = self.check_vector(query.to_vec())?;
         let filter = filter.filter(|f| !f.is_match_all());
         let st = self.state.read();
         let candidates = filter.map(|f| self.mirror.lock().filter_slots(f)).transpose()?;
