@@ -128,6 +128,12 @@ pub(crate) struct VecFile {
     verified: Vec<AtomicU64>,
 }
 
+/// Map the sealed pages: from page 1 (after the superblocks, which checkpoints rewrite) to
+/// `sealed` bytes.
+fn map_sealed(file: &dyn StorageFile, page_size: u64, sealed: u64) -> Result<Mapping> {
+    file.map(page_size, sealed - page_size).map_err(|e| Error::io("mapping the vector file", e))
+}
+
 pub(crate) fn page_size_ok(ps: u32) -> bool {
     ps.is_power_of_two() && (superblock::MIN_PAGE_SIZE..=superblock::MAX_PAGE_SIZE).contains(&ps)
 }
@@ -182,7 +188,7 @@ impl VecFile {
         }
         let layout =
             VectorLayout::new(sb.dimension as usize, sb.page_size as usize).ok_or_else(|| Error::corrupted(&path, 44, "a vector does not fit one page"))?;
-        let map = file.map(sealed).map_err(|e| Error::io("mapping the vector file", e))?;
+        let map = map_sealed(file.as_ref(), ps, sealed)?;
         let mut vf = VecFile { file, path, sb, sb_slot, layout, map, dir: Vec::new(), n_vector: 0, verified: Vec::new() };
         vf.reset_verified();
         vf.load_directory()?;
@@ -218,9 +224,11 @@ impl VecFile {
     /// The bytes of a page (whole span), its CRC verified once per open.
     pub fn page(&self, page_no: u64, span: u32) -> Result<(&[u8], PageHeader)> {
         let ps = self.sb.page_size as usize;
-        let start = page_no as usize * ps;
-        let end = start + span as usize * ps;
-        let bytes = self.map.as_ref().as_ref().get(start..end).ok_or_else(|| Error::corrupted(&self.path, start as u64, "page lies past the checkpoint"))?;
+        // The mapping starts at page 1 (page 0 holds the superblocks).
+        let start = (page_no as usize).checked_sub(1).map(|p| p * ps);
+        let bytes = start
+            .and_then(|s| self.map.as_ref().as_ref().get(s..s + span as usize * ps))
+            .ok_or_else(|| Error::corrupted(&self.path, page_no * ps as u64, "page lies outside the checkpoint's pages"))?;
         let (w, bit) = (page_no as usize / 64, 1u64 << (page_no % 64));
         if self.verified.get(w).is_some_and(|a| a.load(Ordering::Relaxed) & bit != 0) {
             let h = PageHeader::decode(bytes).map_err(|e| self.decode_err(page_no, e))?;
@@ -382,7 +390,7 @@ impl VecFile {
         self.dir = dir;
         self.n_vector = n_vector;
         self.reset_verified();
-        self.map = self.file.map(sealed).map_err(|e| Error::io("mapping the vector file", e))?;
+        self.map = map_sealed(self.file.as_ref(), u64::from(self.sb.page_size), sealed)?;
         Ok(())
     }
 

@@ -1278,8 +1278,8 @@ impl memento::storage::StorageFile for SlowWalFile {
         }
         self.inner.sync_data()
     }
-    fn map(&self, len: u64) -> std::io::Result<memento::storage::Mapping> {
-        self.inner.map(len)
+    fn map(&self, offset: u64, len: u64) -> std::io::Result<memento::storage::Mapping> {
+        self.inner.map(offset, len)
     }
 }
 

@@ -78,8 +78,8 @@ impl StorageFile for FaultFile {
     fn sync_data(&self) -> io::Result<()> {
         self.faults.hit().map_or(Ok(()), Err)
     }
-    fn map(&self, len: u64) -> io::Result<Mapping> {
-        self.inner.map(len)
+    fn map(&self, offset: u64, len: u64) -> io::Result<Mapping> {
+        self.inner.map(offset, len)
     }
 }
 

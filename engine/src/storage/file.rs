@@ -144,33 +144,31 @@ impl StorageFile for FsFile {
         self.file.sync_data()
     }
 
-    fn map(&self, len: u64) -> io::Result<Mapping> {
-        let file_len = self.len()?;
-        if len > file_len {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("cannot map {len} bytes of a file that is only {file_len} bytes long")));
-        }
+    fn map(&self, offset: u64, len: u64) -> io::Result<Mapping> {
+        let (offset, len) = super::check_map_range(offset, len, self.len()?)?;
         if len == 0 {
             return Ok(Arc::new(Vec::<u8>::new()));
         }
-        let len =
-            usize::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("cannot map {len} bytes: more than the address space")))?;
-        Ok(Arc::new(FsMapping(map_prefix(&self.file, len)?)))
+        Ok(Arc::new(FsMapping(map_range(&self.file, offset as u64, len)?)))
     }
 }
 
-/// Map the first `len` bytes of `file` read-only. `len` must be non-zero and at
-/// most the file's length.
+/// Map `len` bytes of `file` from `offset` read-only. `len` is non-zero,
+/// `offset` page-aligned, and the range inside the file (checked by the caller).
 #[allow(unsafe_code, reason = "memory-mapping a file is unsafe; the invariants are upheld as explained below")]
-fn map_prefix(file: &File, len: usize) -> io::Result<memmap2::Mmap> {
+fn map_range(file: &File, offset: u64, len: usize) -> io::Result<memmap2::Mmap> {
     // SAFETY: a mapping is undefined behaviour if the mapped bytes change or
-    // vanish while it lives. The engine maps only the sealed prefix of the
-    // vector file, which it never truncates or rewrites while a mapping exists;
-    // the store's exclusive flock (`Storage::lock`) keeps other Memento
-    // processes from writing the file; and the caller checked `len` against the
-    // file's size, so no access is past end of file. Only an outside program
-    // truncating the file could cause SIGBUS, which is documented as
-    // unsupported.
-    unsafe { memmap2::MmapOptions::new().len(len).map(file) }
+    // vanish while it lives (the slice it hands out promises they do not). The
+    // engine maps only the sealed pages of the vector file, from page 1 to the
+    // checkpoint's page count: the file is append-only, so those bytes are never
+    // rewritten or truncated while a mapping exists (the superblocks, rewritten at
+    // every checkpoint, lie in page 0, outside the mapping). The store's
+    // exclusive flock (`Storage::lock`) keeps other Memento processes from
+    // writing the file, and the caller checked the range against the file's
+    // size, so no access is past the end of the file. Only an outside program
+    // truncating or rewriting the file could break this (SIGBUS or changing
+    // bytes), which the README documents as unsupported.
+    unsafe { memmap2::MmapOptions::new().offset(offset).len(len).map(file) }
 }
 
 /// A read-only memory map of a file prefix.

@@ -170,13 +170,10 @@ impl StorageFile for MemFile {
         Ok(())
     }
 
-    fn map(&self, len: u64) -> io::Result<Mapping> {
+    fn map(&self, offset: u64, len: u64) -> io::Result<Mapping> {
         let data = self.data.read();
-        let file_len = data.len();
-        match usize::try_from(len).ok().and_then(|len| data.get(..len)) {
-            Some(prefix) => Ok(Arc::new(prefix.to_vec())),
-            None => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("cannot map {len} bytes of a file that is only {file_len} bytes long"))),
-        }
+        let (offset, len) = super::check_map_range(offset, len, data.len() as u64)?;
+        Ok(Arc::new(data[offset..offset + len].to_vec()))
     }
 }
 
@@ -210,11 +207,11 @@ mod tests {
     fn map_checks_length_and_is_a_snapshot() {
         let st = MemStorage::new();
         let f = st.open("f", true).expect("open");
-        assert!((*f.map(0).expect("empty map")).as_ref().is_empty());
+        assert!((*f.map(0, 0).expect("empty map")).as_ref().is_empty());
         f.write_all_at(b"0123456789", 0).expect("write");
-        let m = f.map(4).expect("map");
+        let m = f.map(0, 4).expect("map");
         assert_eq!((*m).as_ref(), b"0123");
-        let e = f.map(11).err().expect("too long");
+        let e = f.map(0, 11).err().expect("too long");
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         f.write_all_at(b"X", 0).expect("overwrite");
         assert_eq!((*m).as_ref(), b"0123");

@@ -17,12 +17,14 @@ mod memory;
 pub use file::FsStorage;
 pub use memory::MemStorage;
 
-/// A read-only view of the first `len` bytes of a file, as of the moment it was
-/// taken. For [`FsStorage`] this is a shared read-only memory map; for
-/// [`MemStorage`] an immutable snapshot copy.
+/// A read-only view of a range of a file, as of the moment it was taken. For
+/// [`FsStorage`] this is a shared read-only memory map; for [`MemStorage`] an
+/// immutable snapshot copy.
 ///
 /// The bytes behind a `Mapping` never change while it lives: the engine only maps
-/// the sealed (already checkpointed, never rewritten) prefix of the vector file.
+/// the sealed pages of the vector file (page 1 up to the checkpoint), which are
+/// never rewritten; the superblocks in page 0, rewritten by every checkpoint,
+/// stay outside the mapping.
 pub type Mapping = Arc<dyn AsRef<[u8]> + Send + Sync>;
 
 /// One open file. All offsets are absolute byte offsets; there is no cursor.
@@ -45,10 +47,29 @@ pub trait StorageFile: Send + Sync {
     /// Make data durable (`fdatasync`); metadata needed to read the data back
     /// (such as a grown length) is included.
     fn sync_data(&self) -> io::Result<()>;
-    /// Map the first `len` bytes read-only. `len` must not exceed the file's
-    /// length (the implementation checks, so that no access can fault).
-    /// `len == 0` gives an empty mapping.
-    fn map(&self, len: u64) -> io::Result<Mapping>;
+    /// Map `len` bytes from `offset` read-only. `offset` must be a multiple of
+    /// [`MAP_ALIGN`], and `offset + len` must not exceed the file's length (the
+    /// implementation checks both, so that no access can fault); otherwise the
+    /// error is `InvalidInput`. `len == 0` gives an empty mapping.
+    fn map(&self, offset: u64, len: u64) -> io::Result<Mapping>;
+}
+
+/// Mapping offsets are multiples of this (the OS page size on every supported
+/// platform divides it; vector-file pages are multiples of it).
+pub const MAP_ALIGN: u64 = 4096;
+
+/// Checks a mapping request against the file's length; returns the range as `usize`s.
+pub(crate) fn check_map_range(offset: u64, len: u64, file_len: u64) -> io::Result<(usize, usize)> {
+    let bad = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+    if !offset.is_multiple_of(MAP_ALIGN) {
+        return Err(bad(format!("cannot map from offset {offset}: not a multiple of {MAP_ALIGN}")));
+    }
+    match offset.checked_add(len) {
+        Some(end) if end <= file_len => {}
+        _ => return Err(bad(format!("cannot map {len} bytes from offset {offset} of a file that is only {file_len} bytes long"))),
+    }
+    let to_usize = |x: u64| usize::try_from(x).map_err(|_| bad(format!("cannot map {x} bytes: more than the address space")));
+    Ok((to_usize(offset)?, to_usize(len)?))
 }
 
 /// An exclusive, process-wide hold on a store. Dropping it releases the lock.
@@ -153,15 +174,21 @@ pub(crate) mod contract {
 
     fn map_prefix(st: &dyn Storage) {
         let f = st.open("f", true).expect("open");
-        assert!((*f.map(0).expect("empty map")).as_ref().is_empty());
+        assert!((*f.map(0, 0).expect("empty map")).as_ref().is_empty());
         f.write_all_at(b"0123456789", 0).expect("write");
-        assert_eq!((*f.map(4).expect("map")).as_ref(), b"0123");
-        let m = f.map(10).expect("map all");
+        assert_eq!((*f.map(0, 4).expect("map")).as_ref(), b"0123");
+        let m = f.map(0, 10).expect("map all");
         assert_eq!((*m).as_ref(), b"0123456789");
-        assert_eq!(f.map(11).err().expect("too long").kind(), io::ErrorKind::InvalidInput);
-        // Appending past the mapped prefix leaves the mapping as it was.
+        assert_eq!(f.map(0, 11).err().expect("too long").kind(), io::ErrorKind::InvalidInput);
+        // Appending past the mapped range leaves the mapping as it was.
         f.write_all_at(b"more", 10).expect("append");
         assert_eq!((*m).as_ref(), b"0123456789");
+        // A range that starts past the first page.
+        f.write_all_at(b"page two", MAP_ALIGN).expect("write");
+        assert_eq!((*f.map(MAP_ALIGN, 8).expect("map page two")).as_ref(), b"page two");
+        assert_eq!(f.map(MAP_ALIGN + 8, 0).err().expect("unaligned offset").kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(f.map(MAP_ALIGN, 9).err().expect("past the end").kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(f.map(u64::MAX - 4095, 8).err().expect("overflow").kind(), io::ErrorKind::InvalidInput);
     }
 
     fn rename(st: &dyn Storage) {
