@@ -800,7 +800,9 @@ impl Engine {
         let mut out = Vec::with_capacity(hits.len());
         for (h, row) in hits.into_iter().zip(rows) {
             let row = row.ok_or_else(|| self.mirror_disagrees(h.slot))?;
-            out.push(SearchHit { id: row.id, distance: h.distance, text: row.text, metadata: parse_meta(row.metadata)? });
+            // 1 − cos of two unit vectors can round a hair below 0; report it as 0.
+            let distance = if self.metric == Metric::Cosine { h.distance.max(0.0) } else { h.distance };
+            out.push(SearchHit { id: row.id, distance, text: row.text, metadata: parse_meta(row.metadata)? });
         }
         Ok(out)
     }
