@@ -13,7 +13,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::filter::Filter;
-use crate::index::{FlatIndex, VectorIndex, VectorSource};
+use crate::index::{FlatIndex, QuantBlock, ScanMode, SearchPlan, VectorIndex, VectorSource};
 use crate::kernels;
 use crate::mirror::{Mirror, MirrorOp};
 use crate::storage::{FsStorage, LockError, Storage, StorageFile, StoreLock};
@@ -157,6 +157,51 @@ pub struct CommitInfo {
     pub deleted: usize,
 }
 
+/// How a search runs; see [`Engine::search_with`]. `SearchOptions::new(k)` gives the defaults.
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct SearchOptions<'a> {
+    /// Results per query.
+    pub k: usize,
+    /// Only records matching this filter.
+    pub filter: Option<&'a Filter>,
+    /// Which scan: [`ScanMode::Auto`] (default) uses the int8 copies with exact rescoring on
+    /// stores large enough for it to win, [`ScanMode::Exact`] scores every vector in float32.
+    pub mode: ScanMode,
+    /// Threads for this search; `None`: the engine's setting
+    /// ([`EngineBuilder::search_threads`]).
+    pub threads: Option<usize>,
+    /// The quantized scan keeps `k × oversample` candidates for exact rescoring (default 8).
+    pub oversample: usize,
+}
+
+impl<'a> SearchOptions<'a> {
+    /// `k` results, no filter, automatic scan, the engine's thread count.
+    pub fn new(k: usize) -> Self {
+        SearchOptions { k, filter: None, mode: ScanMode::Auto, threads: None, oversample: crate::index::DEFAULT_OVERSAMPLE }
+    }
+    /// Only records matching `f`.
+    pub fn filter(mut self, f: &'a Filter) -> Self {
+        self.filter = Some(f);
+        self
+    }
+    /// The scan.
+    pub fn mode(mut self, m: ScanMode) -> Self {
+        self.mode = m;
+        self
+    }
+    /// Threads for this search.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = Some(n);
+        self
+    }
+    /// Candidates per result for the quantized scan.
+    pub fn oversample(mut self, n: usize) -> Self {
+        self.oversample = n;
+        self
+    }
+}
+
 /// Figures about an open store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stats {
@@ -198,6 +243,7 @@ pub struct EngineBuilder {
     page_size: u32,
     wal_limit: u64,
     create: bool,
+    search_threads: usize,
 }
 
 impl EngineBuilder {
@@ -226,6 +272,12 @@ impl EngineBuilder {
     /// since the last checkpoint is also held in memory, so this bounds that memory too.
     pub fn wal_limit(mut self, bytes: u64) -> Self {
         self.wal_limit = bytes;
+        self
+    }
+    /// Threads a search of a large store may use (0: one per core, the default). Stores below
+    /// a few MiB of vectors are always scanned by the calling thread alone.
+    pub fn search_threads(mut self, n: usize) -> Self {
+        self.search_threads = n;
         self
     }
     /// Whether to create the store if it does not exist. Default true.
@@ -308,6 +360,7 @@ pub struct Engine {
     poisoned: Mutex<Option<String>>,
     closed: AtomicBool,
     index: FlatIndex,
+    search_threads: usize,
     recovery: Vec<String>,
     _lock: Box<dyn StoreLock>,
 }
@@ -407,6 +460,21 @@ impl Engine {
             dead.insert(slot);
         }
         let mut state = State { vf, pending: Pending::default(), dead, live_count: sb.live_count };
+        if !state.vf.is_quantized() {
+            // A version-1 file has no int8 copies: derive them now; the next checkpoint writes
+            // them and upgrades the file (FORMAT.md §2.1).
+            let qcap = state.vf.qlayout.capacity;
+            for i in 0..state.vf.n_vector {
+                let (_, h) = state.vf.page(state.vf.dir[i].page_no, 1)?;
+                let (slots, vecs) = state.vf.vector_page(i)?;
+                for (slot, v) in slots.iter().zip(vecs.chunks_exact(dim)) {
+                    state.pending.push_quant(*slot, (h.min_lsn, h.max_lsn), v, qcap);
+                }
+            }
+            if state.vf.n_vector > 0 {
+                recovery.push(format!("derived the int8 copies of {} vectors of a version-1 file; the next checkpoint upgrades it to version 2", sb.next_slot));
+            }
+        }
         let mut next_slot = sb.next_slot;
         let mut last_lsn = sb.checkpoint_lsn;
         for t in &rec.txns {
@@ -462,6 +530,7 @@ impl Engine {
             poisoned: Mutex::new(None),
             closed: AtomicBool::new(false),
             index: FlatIndex,
+            search_threads: if b.search_threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { b.search_threads },
             recovery,
             _lock: lock,
         };
@@ -787,22 +856,64 @@ impl Engine {
 
     /// The `k` records nearest to `query`, closest first (ties by insertion order). With a
     /// filter, only matching records are considered, so `k` results come back whenever at
-    /// least `k` records match.
+    /// least `k` records match. The same as [`Engine::search_with`] with default options.
     pub fn search(&self, query: &[f32], k: usize, filter: Option<&Filter>) -> Result<Vec<SearchHit>> {
-        let q = self.check_vector(query.to_vec())?;
-        let filter = filter.filter(|f| !f.is_match_all());
+        let mut o = SearchOptions::new(k);
+        o.filter = filter;
+        self.search_with(query, &o)
+    }
+
+    /// Search with options: the scan, the thread count, the oversampling of the quantized scan.
+    pub fn search_with(&self, query: &[f32], opts: &SearchOptions<'_>) -> Result<Vec<SearchHit>> {
+        Ok(self.search_batch(query, opts)?.pop().unwrap_or_default())
+    }
+
+    /// Several queries in one call (`queries` holds `n × dimension` floats, one query after
+    /// another): each page is scored against every query while it is in cache. Returns one
+    /// result list per query, in order.
+    pub fn search_batch(&self, queries: &[f32], opts: &SearchOptions<'_>) -> Result<Vec<Vec<SearchHit>>> {
+        if !queries.len().is_multiple_of(self.dim) || queries.is_empty() {
+            if queries.len() < 2 * self.dim {
+                return Err(Error::DimensionMismatch { expected: self.dim, got: queries.len() });
+            }
+            return Err(Error::invalid(format!("a batch of queries holds a multiple of {} floats, not {}", self.dim, queries.len())));
+        }
+        let mut qs = Vec::with_capacity(queries.len());
+        for q in queries.chunks_exact(self.dim) {
+            qs.extend_from_slice(&self.check_vector(q.to_vec())?);
+        }
+        let filter = opts.filter.filter(|f| !f.is_match_all());
+        let plan = SearchPlan {
+            metric: self.metric,
+            k: opts.k,
+            mode: opts.mode,
+            threads: opts.threads.filter(|&t| t > 0).unwrap_or(self.search_threads),
+            oversample: opts.oversample,
+            parallel_min_bytes: crate::index::PARALLEL_MIN_BYTES,
+        };
         let st = self.state.read();
         let candidates = filter.map(|f| self.mirror.lock().filter_slots(f)).transpose()?;
         let src = Source { st: &st, dim: self.dim };
-        let hits = self.index.search(&src, self.metric, &q, k, candidates.as_deref())?;
-        let slots: Vec<u64> = hits.iter().map(|h| h.slot).collect();
+        let hits = self.index.search(&src, &plan, &qs, candidates.as_deref())?;
+        let mut slots: Vec<u64> = hits.iter().flatten().map(|h| h.slot).collect();
+        slots.sort_unstable();
+        slots.dedup();
         let rows = self.mirror.lock().rows_by_slots(&slots)?;
+        let mut by_slot = HashMap::with_capacity(slots.len());
+        for (slot, row) in slots.iter().zip(rows) {
+            let row = row.ok_or_else(|| self.mirror_disagrees(*slot))?;
+            by_slot.insert(*slot, row);
+        }
         let mut out = Vec::with_capacity(hits.len());
-        for (h, row) in hits.into_iter().zip(rows) {
-            let row = row.ok_or_else(|| self.mirror_disagrees(h.slot))?;
-            // 1 − cos of two unit vectors can round a hair below 0; report it as 0.
-            let distance = if self.metric == Metric::Cosine { h.distance.max(0.0) } else { h.distance };
-            out.push(SearchHit { id: row.id, distance, text: row.text, metadata: parse_meta(row.metadata)? });
+        for list in hits {
+            let mut res = Vec::with_capacity(list.len());
+            for h in list {
+                let row = &by_slot[&h.slot];
+                // 1 − cos of two unit vectors can round a hair below 0; report it as 0.
+                let distance = if self.metric == Metric::Cosine { h.distance.max(0.0) } else { h.distance };
+                res.push(SearchHit { id: row.id.clone(), distance, text: row.text.clone(), metadata: parse_meta(row.metadata.clone())? });
+            }
+            out.push(res);
         }
         Ok(out)
     }
@@ -901,6 +1012,38 @@ impl Engine {
                 return Err(Error::corrupted(self.file_path(vecfile::VEC_FILE), 0, format!("live slot {s} has no vector")));
             }
         }
+        self.check_quantized(&src)
+    }
+
+    /// The int8 copies hold exactly the slots of the vectors, in order, each the quantization
+    /// of its vector (FORMAT.md §2.8: derived state, so it can be recomputed and compared).
+    fn check_quantized(&self, src: &Source<'_>) -> Result<()> {
+        let bad = |why: String| Error::corrupted(self.file_path(vecfile::VEC_FILE), 0, why);
+        let (mut qb, mut qi) = (0usize, 0usize);
+        let mut cur = if src.quant_blocks() > 0 { Some(src.quant_block(0)?) } else { None };
+        let mut codes = vec![0i8; self.dim];
+        for b in 0..src.blocks() {
+            let (slots, vecs) = src.block(b)?;
+            for (slot, v) in slots.iter().zip(vecs.chunks_exact(self.dim)) {
+                while cur.as_ref().is_some_and(|q| qi == q.slots.len()) {
+                    qb += 1;
+                    qi = 0;
+                    cur = if qb < src.quant_blocks() { Some(src.quant_block(qb)?) } else { None };
+                }
+                let q = cur.as_ref().ok_or_else(|| bad(format!("slot {slot} has no int8 copy")))?;
+                if q.slots[qi] != *slot {
+                    return Err(bad(format!("the int8 copies hold slot {} where the vectors hold slot {slot}", q.slots[qi])));
+                }
+                let p = memento_format::page::quantize(v, &mut codes);
+                if p != q.params[qi] || codes[..] != q.codes[qi * self.dim..(qi + 1) * self.dim] {
+                    return Err(bad(format!("the int8 copy of slot {slot} is not the quantization of its vector")));
+                }
+                qi += 1;
+            }
+        }
+        if cur.as_ref().is_some_and(|q| qi < q.slots.len()) || qb + 1 < src.quant_blocks() {
+            return Err(bad("the int8 copies hold slots that no vector page holds".into()));
+        }
         Ok(())
     }
 
@@ -937,7 +1080,16 @@ impl Drop for Engine {
 
 impl EngineBuilder {
     fn with(storage: std::result::Result<Arc<dyn Storage>, PathBuf>) -> Self {
-        EngineBuilder { storage, dimension: None, metric: None, durability: Durability::Sync, page_size: 65536, wal_limit: 64 << 20, create: true }
+        EngineBuilder {
+            storage,
+            dimension: None,
+            metric: None,
+            durability: Durability::Sync,
+            page_size: 65536,
+            wal_limit: 64 << 20,
+            create: true,
+            search_threads: 0,
+        }
     }
 }
 
@@ -967,12 +1119,13 @@ fn mirror_ops(ops: &[Op]) -> Vec<MirrorOp<'_>> {
 
 fn apply_to_state(st: &mut State, ops: Vec<Op>, first_lsn: u64, dim: usize) {
     let capacity = st.vf.layout.capacity;
+    let qcapacity = st.vf.qlayout.capacity;
     for (i, op) in ops.into_iter().enumerate() {
         let lsn = first_lsn + i as u64;
         match op {
             Op::Put { slot, id, text, metadata, vector } => {
                 debug_assert_eq!(vector.len(), dim);
-                st.pending.push_vector(slot, lsn, &vector, capacity);
+                st.pending.push_vector(slot, lsn, &vector, capacity, qcapacity);
                 st.pending.records.push(PendingRecord::Put { slot, lsn, id, text, metadata });
                 st.live_count += 1;
             }
@@ -1031,15 +1184,34 @@ impl VectorSource for Source<'_> {
     fn dim(&self) -> usize {
         self.dim
     }
-    fn for_each_block(&self, f: &mut dyn FnMut(&[u64], &[f32])) -> Result<()> {
-        for i in 0..self.st.vf.n_vector {
-            let (s, v) = self.st.vf.vector_page(i)?;
-            f(&s, &v);
+    fn len(&self) -> usize {
+        // Every slot below the checkpoint's next_slot has a sealed vector.
+        self.st.vf.sb.next_slot as usize + self.st.pending.n_vectors
+    }
+    fn blocks(&self) -> usize {
+        self.st.vf.n_vector + self.st.pending.pages.len()
+    }
+    fn block(&self, i: usize) -> Result<crate::index::Block<'_>> {
+        let n = self.st.vf.n_vector;
+        if i < n {
+            return self.st.vf.vector_page(i);
         }
-        for p in &self.st.pending.pages {
-            f(&p.slots, &p.vectors);
+        let p = &self.st.pending.pages[i - n];
+        Ok((Cow::Borrowed(&p.slots), Cow::Borrowed(&p.vectors)))
+    }
+    fn quant_blocks(&self) -> usize {
+        // A version-1 file's sealed vectors have their int8 copies among the pending ones.
+        let sealed = if self.st.vf.is_quantized() { self.st.vf.quant_dir.len() } else { 0 };
+        sealed + self.st.pending.quant.len()
+    }
+    fn quant_block(&self, i: usize) -> Result<QuantBlock<'_>> {
+        let n = if self.st.vf.is_quantized() { self.st.vf.quant_dir.len() } else { 0 };
+        if i < n {
+            let (slots, params, codes) = self.st.vf.quant_page(i)?;
+            return Ok(QuantBlock { slots, params, codes: Cow::Borrowed(codes) });
         }
-        Ok(())
+        let p = &self.st.pending.quant[i - n];
+        Ok(QuantBlock { slots: Cow::Borrowed(&p.slots), params: Cow::Borrowed(&p.params), codes: Cow::Borrowed(&p.codes) })
     }
     fn vector(&self, slot: u64) -> Result<Option<Cow<'_, [f32]>>> {
         if let Some(v) = self.st.pending.vector(slot, self.dim) {

@@ -1,29 +1,71 @@
 //! The [`VectorIndex`] trait and the exact, flat implementation.
 //!
-//! An index answers "the k live slots closest to this query" over a [`VectorSource`]: the
+//! An index answers "the k live slots closest to each query" over a [`VectorSource`]: the
 //! store's sealed vector pages (memory-mapped) followed by the vectors written since the last
-//! checkpoint. A filter arrives as a sorted list of candidate slots, already selected on the
-//! mirror, so an index never returns fewer than k results when k live records match.
+//! checkpoint, and the int8 copies of the same vectors (FORMAT.md §2.8).
+//!
+//! [`FlatIndex`] is exact. It has two scans:
+//! - **float32**: every live vector is scored with the SIMD kernels, a page at a time
+//!   (against every query of a batch while the page is in cache), keeping the best k in a
+//!   bounded heap;
+//! - **quantized**: the int8 copies (a quarter of the bytes) are scored with integer SIMD,
+//!   keeping the best `k × oversample`, which are then rescored exactly from the float32
+//!   vectors. The distances it returns are the float32 ones.
+//!
+//! Large stores are scanned by several threads (contiguous page ranges, one heap each, merged).
+//! A filter arrives as a sorted list of candidate slots, selected on the mirror: when it is a
+//! small fraction of the store the candidates are scored directly, otherwise the scan skips
+//! every slot not in it. Deleted slots are skipped by both; pages are never rewritten for that.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use memento_format::page::QuantEntry;
 use memento_format::superblock::Metric;
 
 use crate::error::Result;
-use crate::kernels::distance;
+use crate::kernels;
 
-/// Where an index reads vectors from.
-pub trait VectorSource {
+/// Where an index reads vectors from. Block `i` is a vector page (or the vectors of a future
+/// one); slots increase across and within blocks.
+pub trait VectorSource: Sync {
     /// Elements per vector.
     fn dim(&self) -> usize;
-    /// Call `f` with successive blocks of (slots, vectors): `vectors` holds `slots.len() * dim`
-    /// floats, and slots increase across and within blocks.
-    fn for_each_block(&self, f: &mut dyn FnMut(&[u64], &[f32])) -> Result<()>;
+    /// Vectors held, deleted ones included.
+    fn len(&self) -> usize;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Number of float32 blocks.
+    fn blocks(&self) -> usize;
+    /// Slots and vectors (`slots.len() * dim` floats) of block `i`.
+    fn block(&self, i: usize) -> Result<Block<'_>>;
+    /// Number of quantized blocks; 0 when the source has no int8 copies. When not 0, the
+    /// quantized blocks hold exactly the slots of the float32 blocks.
+    fn quant_blocks(&self) -> usize;
+    /// Block `i` of the int8 copies.
+    fn quant_block(&self, i: usize) -> Result<QuantBlock<'_>>;
     /// The vector of a slot, if the slot holds one.
-    fn vector(&self, slot: u64) -> Result<Option<std::borrow::Cow<'_, [f32]>>>;
+    fn vector(&self, slot: u64) -> Result<Option<Cow<'_, [f32]>>>;
     /// Whether a slot was deleted.
     fn is_dead(&self, slot: u64) -> bool;
+}
+
+/// A block of float32 vectors: slots and `slots.len() * dim` floats, borrowed from the mapped
+/// pages when they are aligned.
+pub type Block<'a> = (Cow<'a, [u64]>, Cow<'a, [f32]>);
+
+/// A block of int8 copies: slots, per-vector parameters, and `slots.len() * dim` codes.
+#[derive(Debug)]
+pub struct QuantBlock<'a> {
+    /// Slots, increasing.
+    pub slots: Cow<'a, [u64]>,
+    /// Scale, code sum and squared norm of each vector.
+    pub params: Cow<'a, [QuantEntry]>,
+    /// The codes.
+    pub codes: Cow<'a, [i8]>,
 }
 
 /// One result: a slot and its distance (smaller is closer).
@@ -35,21 +77,62 @@ pub struct SlotHit {
     pub distance: f32,
 }
 
-/// Finds the nearest slots to a query.
+/// Which scan answers a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScanMode {
+    /// The quantized scan where it wins (stores of more than a few thousand vectors), the
+    /// float32 scan otherwise. The default.
+    #[default]
+    Auto,
+    /// Score every vector in float32.
+    Exact,
+    /// Scan the int8 copies and rescore the best `k × oversample` in float32.
+    Quantized,
+}
+
+/// How one search (of one or many queries) runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchPlan {
+    /// The store's metric.
+    pub metric: Metric,
+    /// Results per query.
+    pub k: usize,
+    /// Which scan.
+    pub mode: ScanMode,
+    /// Threads a large scan may use (at least 1).
+    pub threads: usize,
+    /// Candidates kept per result by the quantized scan, before rescoring.
+    pub oversample: usize,
+    /// A scan of fewer bytes than this runs on the calling thread alone
+    /// ([`PARALLEL_MIN_BYTES`] by default).
+    pub parallel_min_bytes: usize,
+}
+
+/// Finds the nearest slots to queries.
 pub trait VectorIndex: Send + Sync {
     /// A short name for diagnostics.
     fn name(&self) -> &'static str;
-    /// The `k` nearest live slots to `query` (already normalised under cosine), closest first,
-    /// ties broken by the lower slot. With `candidates` (sorted, deduplicated), only those slots
-    /// are considered.
-    fn search(&self, src: &dyn VectorSource, metric: Metric, query: &[f32], k: usize, candidates: Option<&[u64]>) -> Result<Vec<SlotHit>>;
+    /// For each query of `queries` (`n × dim` floats, each already normalised under cosine),
+    /// the `plan.k` nearest live slots, closest first, ties broken by the lower slot. With
+    /// `candidates` (sorted, deduplicated), only those slots are considered.
+    fn search(&self, src: &dyn VectorSource, plan: &SearchPlan, queries: &[f32], candidates: Option<&[u64]>) -> Result<Vec<Vec<SlotHit>>>;
 }
 
-/// Exact search: scores every live vector (or every candidate).
+/// Exact search: see the module documentation.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FlatIndex;
 
-#[derive(PartialEq)]
+/// Below this many bytes to scan, one thread does it all (starting threads costs more).
+pub const PARALLEL_MIN_BYTES: usize = 8 << 20;
+/// `ScanMode::Auto` uses the quantized scan from this many vectors on.
+pub const QUANTIZED_MIN_VECTORS: usize = 4096;
+/// A filter whose candidates are at most this fraction (1/n) of the store is answered by
+/// scoring the candidates directly instead of scanning.
+pub const DIRECT_FRACTION: usize = 16;
+/// Default candidates per result for the quantized scan.
+pub const DEFAULT_OVERSAMPLE: usize = 8;
+
+#[derive(Clone, Copy, PartialEq)]
 struct Entry(f32, u64);
 impl Eq for Entry {}
 impl PartialOrd for Entry {
@@ -64,29 +147,199 @@ impl Ord for Entry {
     }
 }
 
-/// Keeps the k best (smallest distance, then smallest slot) without sorting everything.
+/// Keeps the k best (smallest distance, then smallest slot) without sorting everything: a
+/// bounded max-heap, with the worst kept entry cached so that most candidates are refused by
+/// one comparison.
 pub(crate) struct TopK {
     k: usize,
     heap: BinaryHeap<Entry>,
+    worst: Entry,
 }
 
 impl TopK {
     pub(crate) fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k.min(4096) + 1) }
+        TopK { k, heap: BinaryHeap::with_capacity(k.min(4096) + 1), worst: Entry(f32::INFINITY, u64::MAX) }
     }
     #[inline]
     pub(crate) fn push(&mut self, slot: u64, d: f32) {
+        let e = Entry(d, slot);
         if self.heap.len() < self.k {
-            self.heap.push(Entry(d, slot));
-        } else if let Some(top) = self.heap.peek() {
-            if Entry(d, slot) < *top {
-                self.heap.pop();
-                self.heap.push(Entry(d, slot));
+            self.heap.push(e);
+            if self.heap.len() == self.k {
+                self.worst = self.heap.peek().copied().unwrap_or(self.worst);
             }
+        } else if e < self.worst {
+            self.heap.pop();
+            self.heap.push(e);
+            self.worst = self.heap.peek().copied().unwrap_or(self.worst);
+        }
+    }
+    fn merge(&mut self, other: TopK) {
+        for e in other.heap {
+            self.push(e.1, e.0);
         }
     }
     pub(crate) fn into_sorted(self) -> Vec<SlotHit> {
         self.heap.into_sorted_vec().into_iter().map(|Entry(distance, slot)| SlotHit { slot, distance }).collect()
+    }
+}
+
+/// A set of slots as a bitmap.
+struct SlotBits {
+    words: Vec<u64>,
+}
+
+impl SlotBits {
+    fn from_sorted(slots: &[u64]) -> SlotBits {
+        let n = slots.last().map_or(0, |&s| (s / 64 + 1) as usize);
+        let mut words = vec![0u64; n];
+        for &s in slots {
+            words[(s / 64) as usize] |= 1 << (s % 64);
+        }
+        SlotBits { words }
+    }
+    #[inline]
+    fn contains(&self, s: u64) -> bool {
+        self.words.get((s / 64) as usize).is_some_and(|w| w & (1 << (s % 64)) != 0)
+    }
+    /// Whether any slot in `lo..=hi` is in the set.
+    fn any_in(&self, lo: u64, hi: u64) -> bool {
+        let (a, b) = ((lo / 64) as usize, (hi / 64) as usize);
+        if a >= self.words.len() {
+            return false;
+        }
+        let b = b.min(self.words.len() - 1);
+        (a..=b).any(|i| {
+            let mut w = self.words[i];
+            if i == a {
+                w &= u64::MAX << (lo % 64);
+            }
+            if i == (hi / 64) as usize && hi % 64 != 63 {
+                w &= (1u64 << (hi % 64 + 1)) - 1;
+            }
+            w != 0
+        })
+    }
+}
+
+/// What a scan thread keeps: the filter, if any.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    src: &'a dyn VectorSource,
+    allowed: Option<&'a SlotBits>,
+}
+
+impl Scope<'_> {
+    #[inline]
+    fn admits(&self, slot: u64) -> bool {
+        !self.src.is_dead(slot) && self.allowed.is_none_or(|b| b.contains(slot))
+    }
+    fn block_admits_any(&self, slots: &[u64]) -> bool {
+        match (self.allowed, slots.first(), slots.last()) {
+            (Some(b), Some(&lo), Some(&hi)) => b.any_in(lo, hi),
+            (_, None, _) => false,
+            _ => true,
+        }
+    }
+}
+
+impl FlatIndex {
+    /// Score candidates directly (a selective filter).
+    fn direct(src: &dyn VectorSource, plan: &SearchPlan, queries: &[f32], candidates: &[u64]) -> Result<Vec<TopK>> {
+        let dim = src.dim();
+        let mut tops: Vec<TopK> = queries.chunks_exact(dim).map(|_| TopK::new(plan.k)).collect();
+        for &slot in candidates {
+            if src.is_dead(slot) {
+                continue;
+            }
+            if let Some(v) = src.vector(slot)? {
+                for (q, top) in queries.chunks_exact(dim).zip(&mut tops) {
+                    top.push(slot, kernels::distance(plan.metric, q, &v));
+                }
+            }
+        }
+        Ok(tops)
+    }
+
+    /// The float32 scan of blocks `range`.
+    fn scan_exact(scope: Scope<'_>, plan: &SearchPlan, queries: &[f32], range: std::ops::Range<usize>) -> Result<Vec<TopK>> {
+        let src = scope.src;
+        let dim = src.dim();
+        let nq = queries.len() / dim;
+        let mut tops: Vec<TopK> = (0..nq).map(|_| TopK::new(plan.k)).collect();
+        let mut out: Vec<f32> = Vec::new();
+        for i in range {
+            let (slots, vecs) = src.block(i)?;
+            if !scope.block_admits_any(&slots) {
+                continue;
+            }
+            let n = slots.len();
+            out.resize(n * nq, 0.0);
+            if nq == 1 {
+                kernels::distances(plan.metric, queries, &vecs, &mut out);
+            } else {
+                kernels::distances_multi(plan.metric, dim, queries, &vecs, &mut out);
+            }
+            for (j, &slot) in slots.iter().enumerate() {
+                if scope.admits(slot) {
+                    for (qi, top) in tops.iter_mut().enumerate() {
+                        top.push(slot, out[qi * n + j]);
+                    }
+                }
+            }
+        }
+        Ok(tops)
+    }
+
+    /// The int8 scan of quantized blocks `range`, keeping `keep` candidates per query.
+    fn scan_quantized(scope: Scope<'_>, plan: &SearchPlan, queries: &[kernels::QuantQuery], keep: usize, range: std::ops::Range<usize>) -> Result<Vec<TopK>> {
+        let src = scope.src;
+        let mut tops: Vec<TopK> = queries.iter().map(|_| TopK::new(keep)).collect();
+        let mut raw: Vec<i32> = Vec::new();
+        for i in range {
+            let b = src.quant_block(i)?;
+            if !scope.block_admits_any(&b.slots) {
+                continue;
+            }
+            let n = b.slots.len();
+            raw.resize(n, 0);
+            for (q, top) in queries.iter().zip(&mut tops) {
+                kernels::dots_u8i8(&q.codes, &b.codes, &mut raw);
+                for (j, &slot) in b.slots.iter().enumerate() {
+                    if scope.admits(slot) {
+                        top.push(slot, kernels::approx_distance(plan.metric, q, raw[j], &b.params[j]));
+                    }
+                }
+            }
+        }
+        Ok(tops)
+    }
+
+    /// Run `scan` over `0..blocks` on up to `threads` threads (contiguous ranges), merging the
+    /// per-thread heaps.
+    fn parallel(
+        threads: usize,
+        blocks: usize,
+        keep: usize,
+        nq: usize,
+        scan: &(dyn Fn(std::ops::Range<usize>) -> Result<Vec<TopK>> + Sync),
+    ) -> Result<Vec<TopK>> {
+        let threads = threads.clamp(1, blocks.max(1));
+        if threads == 1 {
+            return scan(0..blocks);
+        }
+        let per = blocks.div_ceil(threads);
+        let parts: Vec<Result<Vec<TopK>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads).map(|t| s.spawn(move || scan(t * per..((t + 1) * per).min(blocks)))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        let mut tops: Vec<TopK> = (0..nq).map(|_| TopK::new(keep)).collect();
+        for part in parts {
+            for (top, p) in tops.iter_mut().zip(part?) {
+                top.merge(p);
+            }
+        }
+        Ok(tops)
     }
 }
 
@@ -95,32 +348,48 @@ impl VectorIndex for FlatIndex {
         "flat"
     }
 
-    fn search(&self, src: &dyn VectorSource, metric: Metric, query: &[f32], k: usize, candidates: Option<&[u64]>) -> Result<Vec<SlotHit>> {
-        let mut top = TopK::new(k);
-        if k == 0 {
-            return Ok(Vec::new());
-        }
+    fn search(&self, src: &dyn VectorSource, plan: &SearchPlan, queries: &[f32], candidates: Option<&[u64]>) -> Result<Vec<Vec<SlotHit>>> {
         let dim = src.dim();
-        match candidates {
-            Some(c) => {
-                for &slot in c {
-                    if src.is_dead(slot) {
-                        continue;
-                    }
-                    if let Some(v) = src.vector(slot)? {
-                        top.push(slot, distance(metric, query, &v));
-                    }
+        let nq = queries.len() / dim.max(1);
+        if plan.k == 0 || nq == 0 || src.is_empty() {
+            return Ok(vec![Vec::new(); nq]);
+        }
+        if let Some(c) = candidates.filter(|c| c.len().saturating_mul(DIRECT_FRACTION) <= src.len()) {
+            return Ok(Self::direct(src, plan, queries, c)?.into_iter().map(TopK::into_sorted).collect());
+        }
+        let bits = candidates.map(SlotBits::from_sorted);
+        let scope = Scope { src, allowed: bits.as_ref() };
+        let quantized = src.quant_blocks() > 0
+            && match plan.mode {
+                ScanMode::Exact => false,
+                ScanMode::Quantized => true,
+                ScanMode::Auto => src.len() >= QUANTIZED_MIN_VECTORS,
+            };
+        let bytes_per_vector = if quantized { dim } else { 4 * dim };
+        let threads = if src.len().saturating_mul(bytes_per_vector) < plan.parallel_min_bytes { 1 } else { plan.threads };
+        if !quantized {
+            let scan = |r| Self::scan_exact(scope, plan, queries, r);
+            let tops = Self::parallel(threads, src.blocks(), plan.k, nq, &scan)?;
+            return Ok(tops.into_iter().map(TopK::into_sorted).collect());
+        }
+        let qq: Vec<kernels::QuantQuery> = queries.chunks_exact(dim).map(kernels::quantize_query).collect();
+        let keep = plan.k.saturating_mul(plan.oversample.max(1));
+        let scan = |r| Self::scan_quantized(scope, plan, &qq, keep, r);
+        let tops = Self::parallel(threads, src.quant_blocks(), keep, nq, &scan)?;
+        // Rescore the candidates exactly, in slot order (page order).
+        let mut out = Vec::with_capacity(nq);
+        for (q, top) in queries.chunks_exact(dim).zip(tops) {
+            let mut cands: Vec<u64> = top.heap.into_iter().map(|e| e.1).collect();
+            cands.sort_unstable();
+            let mut exact = TopK::new(plan.k);
+            for slot in cands {
+                if let Some(v) = src.vector(slot)? {
+                    exact.push(slot, kernels::distance(plan.metric, q, &v));
                 }
             }
-            None => src.for_each_block(&mut |slots, vecs| {
-                for (slot, v) in slots.iter().zip(vecs.chunks_exact(dim)) {
-                    if !src.is_dead(*slot) {
-                        top.push(*slot, distance(metric, query, v));
-                    }
-                }
-            })?,
+            out.push(exact.into_sorted());
         }
-        Ok(top.into_sorted())
+        Ok(out)
     }
 }
 
@@ -136,5 +405,135 @@ mod tests {
         }
         let got: Vec<(u64, f32)> = t.into_sorted().into_iter().map(|h| (h.slot, h.distance)).collect();
         assert_eq!(got, vec![(1, 0.1), (3, 0.5), (5, 0.5)]);
+    }
+
+    #[test]
+    fn top_k_merge_equals_one_heap() {
+        let items: Vec<(u64, f32)> = (0..200u64).map(|i| (i, ((i * 7919) % 101) as f32 / 10.0)).collect();
+        let mut one = TopK::new(10);
+        let (mut a, mut b) = (TopK::new(10), TopK::new(10));
+        for &(s, d) in &items {
+            one.push(s, d);
+            if s % 3 == 0 {
+                a.push(s, d)
+            } else {
+                b.push(s, d)
+            }
+        }
+        a.merge(b);
+        assert_eq!(a.into_sorted(), one.into_sorted());
+    }
+
+    /// Vectors in blocks of 7 (float32) and 5 (int8), slots 0..n, some dead.
+    struct Mem {
+        dim: usize,
+        vecs: Vec<f32>,
+        params: Vec<QuantEntry>,
+        codes: Vec<i8>,
+        dead: Vec<bool>,
+    }
+
+    impl Mem {
+        fn new(n: usize, dim: usize, seed: u64) -> Mem {
+            let mut x = seed;
+            let mut next = || {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((x >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+            };
+            let mut vecs: Vec<f32> = (0..n * dim).map(|_| next()).collect();
+            for v in vecs.chunks_exact_mut(dim) {
+                kernels::normalize(v);
+            }
+            let mut codes = vec![0i8; n * dim];
+            let params = vecs.chunks_exact(dim).zip(codes.chunks_exact_mut(dim)).map(|(v, c)| memento_format::page::quantize(v, c)).collect();
+            Mem { dim, vecs, params, codes, dead: (0..n).map(|i| i % 11 == 3).collect() }
+        }
+        fn n(&self) -> usize {
+            self.dead.len()
+        }
+    }
+
+    impl VectorSource for Mem {
+        fn dim(&self) -> usize {
+            self.dim
+        }
+        fn len(&self) -> usize {
+            self.n()
+        }
+        fn blocks(&self) -> usize {
+            self.n().div_ceil(7)
+        }
+        fn block(&self, i: usize) -> Result<Block<'_>> {
+            let r = i * 7..((i + 1) * 7).min(self.n());
+            Ok((r.clone().map(|s| s as u64).collect(), Cow::Borrowed(&self.vecs[r.start * self.dim..r.end * self.dim])))
+        }
+        fn quant_blocks(&self) -> usize {
+            self.n().div_ceil(5)
+        }
+        fn quant_block(&self, i: usize) -> Result<QuantBlock<'_>> {
+            let r = i * 5..((i + 1) * 5).min(self.n());
+            Ok(QuantBlock {
+                slots: r.clone().map(|s| s as u64).collect(),
+                params: Cow::Borrowed(&self.params[r.clone()]),
+                codes: Cow::Borrowed(&self.codes[r.start * self.dim..r.end * self.dim]),
+            })
+        }
+        fn vector(&self, slot: u64) -> Result<Option<Cow<'_, [f32]>>> {
+            let s = slot as usize;
+            Ok((s < self.n()).then(|| Cow::Borrowed(&self.vecs[s * self.dim..(s + 1) * self.dim])))
+        }
+        fn is_dead(&self, slot: u64) -> bool {
+            self.dead[slot as usize]
+        }
+    }
+
+    fn brute(m: &Mem, metric: Metric, q: &[f32], k: usize, allowed: Option<&[u64]>) -> Vec<SlotHit> {
+        let mut all: Vec<SlotHit> = (0..m.n() as u64)
+            .filter(|&s| !m.dead[s as usize] && allowed.is_none_or(|a| a.contains(&s)))
+            .map(|s| SlotHit { slot: s, distance: kernels::distance(metric, q, &m.vecs[s as usize * m.dim..(s as usize + 1) * m.dim]) })
+            .collect();
+        all.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.slot.cmp(&b.slot)));
+        all.truncate(k);
+        all
+    }
+
+    #[test]
+    fn every_scan_and_thread_count_gives_the_exact_answer() {
+        let m = Mem::new(600, 24, 7);
+        let queries = Mem::new(5, 24, 99).vecs;
+        let every_third: Vec<u64> = (0..600).filter(|s| s % 3 == 0).collect();
+        let few: Vec<u64> = vec![5, 17, 300, 301, 599];
+        for metric in [Metric::Cosine, Metric::Dot, Metric::L2] {
+            for mode in [ScanMode::Exact, ScanMode::Quantized, ScanMode::Auto] {
+                for threads in [1, 2, 3, 200] {
+                    for (cands, name) in [(None, "all"), (Some(&every_third[..]), "a third"), (Some(&few[..]), "five")] {
+                        let plan = SearchPlan { metric, k: 10, mode, threads, oversample: 8, parallel_min_bytes: 0 };
+                        let got = FlatIndex.search(&m, &plan, &queries, cands).expect("search");
+                        assert_eq!(got.len(), 5);
+                        for (q, hits) in queries.chunks_exact(24).zip(&got) {
+                            let want = brute(&m, metric, q, 10, cands);
+                            assert_eq!(
+                                hits.iter().map(|h| h.slot).collect::<Vec<_>>(),
+                                want.iter().map(|h| h.slot).collect::<Vec<_>>(),
+                                "{metric:?} {mode:?} {threads} threads, {name}"
+                            );
+                            for (h, w) in hits.iter().zip(&want) {
+                                assert!((h.distance - w.distance).abs() <= 1e-5, "{metric:?} {mode:?}: {h:?} vs {w:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let plan = SearchPlan { metric: Metric::Cosine, k: 0, mode: ScanMode::Auto, threads: 2, oversample: 8, parallel_min_bytes: 0 };
+        assert_eq!(FlatIndex.search(&m, &plan, &queries, None).expect("k = 0"), vec![Vec::new(); 5]);
+    }
+
+    #[test]
+    fn slot_bits_ranges() {
+        let b = SlotBits::from_sorted(&[3, 64, 200]);
+        assert!(b.contains(3) && b.contains(64) && b.contains(200) && !b.contains(4) && !b.contains(10_000));
+        assert!(b.any_in(0, 3) && !b.any_in(4, 63) && b.any_in(4, 64) && b.any_in(65, 200) && !b.any_in(65, 199) && !b.any_in(201, 5000));
+        assert!(b.any_in(0, u64::MAX / 2) && !SlotBits::from_sorted(&[]).any_in(0, 100));
     }
 }

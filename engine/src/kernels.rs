@@ -52,6 +52,57 @@ pub fn distance(metric: Metric, query: &[f32], v: &[f32]) -> f32 {
     }
 }
 
+/// `out[i]` = the distance of vector `i` of `vectors` from `query`.
+pub fn distances(metric: Metric, query: &[f32], vectors: &[f32], out: &mut [f32]) {
+    for (o, v) in out.iter_mut().zip(vectors.chunks_exact(query.len())) {
+        *o = distance(metric, query, v);
+    }
+}
+
+/// `out[q * n + i]` = the distance of vector `i` from query `q` (`n` vectors of `dim`).
+pub fn distances_multi(metric: Metric, dim: usize, queries: &[f32], vectors: &[f32], out: &mut [f32]) {
+    let n = vectors.len() / dim;
+    for (qi, q) in queries.chunks_exact(dim).enumerate() {
+        distances(metric, q, vectors, &mut out[qi * n..(qi + 1) * n]);
+    }
+}
+
+/// A query quantized as FORMAT.md §2.8 says, its codes shifted into unsigned bytes.
+#[derive(Debug, Clone)]
+pub struct QuantQuery {
+    /// `code + 128`.
+    pub codes: Vec<u8>,
+    /// The query's scale.
+    pub scale: f32,
+    /// Σ q_i².
+    pub sq_norm: f32,
+}
+
+/// Quantize a query.
+pub fn quantize_query(q: &[f32]) -> QuantQuery {
+    let mut c = vec![0i8; q.len()];
+    let e = memento_format::page::quantize(q, &mut c);
+    QuantQuery { codes: c.iter().map(|&x| (i16::from(x) + 128) as u8).collect(), scale: e.scale, sq_norm: e.sq_norm }
+}
+
+/// `out[i]` = Σ query[j] × codes[i·dim + j].
+pub fn dots_u8i8(query: &[u8], codes: &[i8], out: &mut [i32]) {
+    for (o, c) in out.iter_mut().zip(codes.chunks_exact(query.len())) {
+        *o = query.iter().zip(c).map(|(&a, &b)| i32::from(a) * i32::from(b)).sum();
+    }
+}
+
+/// The approximate distance from an int8 dot product.
+#[inline]
+pub fn approx_distance(metric: Metric, q: &QuantQuery, raw: i32, p: &memento_format::page::QuantEntry) -> f32 {
+    let dot = q.scale * p.scale * (i64::from(raw) - 128 * i64::from(p.code_sum)) as f32;
+    match metric {
+        Metric::Cosine => 1.0 - dot,
+        Metric::Dot => -dot,
+        Metric::L2 => q.sq_norm + p.sq_norm - 2.0 * dot,
+    }
+}
+
 /// Scale `v` to unit length. Returns false (and leaves `v` alone) when its norm is zero or not
 /// finite.
 pub fn normalize(v: &mut [f32]) -> bool {

@@ -44,9 +44,10 @@ pub mod storage;
 mod vecfile;
 mod wal;
 
-pub use engine::{CommitInfo, Durability, Engine, EngineBuilder, Metadata, Record, RecordIter, SearchHit, Stats, WriteBatch, MIRROR_FILE};
+pub use engine::{CommitInfo, Durability, Engine, EngineBuilder, Metadata, Record, RecordIter, SearchHit, SearchOptions, Stats, WriteBatch, MIRROR_FILE};
 pub use error::{Error, Result};
 pub use filter::Filter;
+pub use index::ScanMode;
 pub use memento_format::superblock::Metric;
 
 /// File names inside a store directory.

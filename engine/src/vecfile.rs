@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use memento_format::page::{self, DirEntry, PageHeader, PageType, RecordEntry, RecordPacker, VectorLayout};
+use memento_format::page::{self, DirEntry, PageHeader, PageType, QuantEntry, QuantLayout, RecordEntry, RecordPacker, VectorLayout};
 use memento_format::superblock::{self, Slot, Superblock};
 
 use crate::error::{Error, Result};
@@ -46,6 +46,18 @@ pub(crate) struct PendingPage {
     pub max_lsn: u64,
 }
 
+/// The int8 copies of the vectors of one future quantized page (FORMAT.md §2.8).
+#[derive(Debug)]
+pub(crate) struct PendingQuant {
+    /// Slots, increasing.
+    pub slots: Vec<u64>,
+    pub params: Vec<QuantEntry>,
+    /// `slots.len() * dim` codes.
+    pub codes: Vec<i8>,
+    pub min_lsn: u64,
+    pub max_lsn: u64,
+}
+
 /// Everything committed since the last checkpoint, held in memory (and in the WAL) until the
 /// next checkpoint writes it as pages. Vectors are kept page by page, in the shape the
 /// checkpoint writes, so nothing is reallocated or regrouped on the way.
@@ -53,6 +65,9 @@ pub(crate) struct PendingPage {
 pub(crate) struct Pending {
     pub pages: Vec<PendingPage>,
     pub n_vectors: usize,
+    /// Int8 copies of the pending vectors, and of the sealed ones when the file predates
+    /// quantized pages (then the first of these precede every pending vector).
+    pub quant: Vec<PendingQuant>,
     pub records: Vec<PendingRecord>,
     /// (slot, lsn).
     pub tombstones: Vec<(u64, u64)>,
@@ -60,10 +75,33 @@ pub(crate) struct Pending {
 
 impl Pending {
     pub(crate) fn is_empty(&self) -> bool {
-        self.n_vectors == 0 && self.records.is_empty() && self.tombstones.is_empty()
+        self.n_vectors == 0 && self.records.is_empty() && self.tombstones.is_empty() && self.quant.is_empty()
     }
-    /// Append a vector (its slot is greater than every pending one) to a page of `capacity`.
-    pub(crate) fn push_vector(&mut self, slot: u64, lsn: u64, v: &[f32], capacity: usize) {
+    /// Append the int8 copy of a vector (its slot is greater than every pending one) to a
+    /// quantized page of `capacity`.
+    pub(crate) fn push_quant(&mut self, slot: u64, lsns: (u64, u64), v: &[f32], capacity: usize) {
+        if self.quant.last().is_none_or(|p| p.slots.len() == capacity) {
+            self.quant.push(PendingQuant {
+                slots: Vec::with_capacity(capacity),
+                params: Vec::with_capacity(capacity),
+                codes: Vec::with_capacity(capacity * v.len()),
+                min_lsn: lsns.0,
+                max_lsn: lsns.1,
+            });
+        }
+        if let Some(p) = self.quant.last_mut() {
+            let at = p.codes.len();
+            p.codes.resize(at + v.len(), 0);
+            p.params.push(page::quantize(v, &mut p.codes[at..]));
+            p.slots.push(slot);
+            p.min_lsn = p.min_lsn.min(lsns.0);
+            p.max_lsn = p.max_lsn.max(lsns.1);
+        }
+    }
+    /// Append a vector (its slot is greater than every pending one) to a page of `capacity`,
+    /// and its int8 copy to a quantized page of `qcapacity`.
+    pub(crate) fn push_vector(&mut self, slot: u64, lsn: u64, v: &[f32], capacity: usize, qcapacity: usize) {
+        self.push_quant(slot, (lsn, lsn), v, qcapacity);
         if self.pages.last().is_none_or(|p| p.slots.len() == capacity) {
             self.pages.push(PendingPage { slots: Vec::with_capacity(capacity), vectors: Vec::with_capacity(capacity * v.len()), min_lsn: lsn, max_lsn: lsn });
         }
@@ -112,6 +150,8 @@ impl ChunkWriter<'_> {
 
 /// A vector page's slots and vectors, borrowed from the mapping when aligned.
 pub(crate) type VectorPageView<'a> = (Cow<'a, [u64]>, Cow<'a, [f32]>);
+/// A quantized page's slots, parameters and codes.
+pub(crate) type QuantPageView<'a> = (Cow<'a, [u64]>, Cow<'a, [QuantEntry]>, &'a [i8]);
 
 /// The vector file as of its last checkpoint.
 pub(crate) struct VecFile {
@@ -120,10 +160,13 @@ pub(crate) struct VecFile {
     pub sb: Superblock,
     sb_slot: Slot,
     pub layout: VectorLayout,
+    pub qlayout: QuantLayout,
     map: Mapping,
     /// The directory: `n_vector` vector pages first (by slot), then the others.
     pub dir: Vec<DirEntry>,
     pub n_vector: usize,
+    /// The quantized pages of the directory, in slot order.
+    pub quant_dir: Vec<DirEntry>,
     /// One bit per page unit: verified since open.
     verified: Vec<AtomicU64>,
 }
@@ -188,8 +231,10 @@ impl VecFile {
         }
         let layout =
             VectorLayout::new(sb.dimension as usize, sb.page_size as usize).ok_or_else(|| Error::corrupted(&path, 44, "a vector does not fit one page"))?;
+        let qlayout = QuantLayout::new(sb.dimension as usize, sb.page_size as usize)
+            .ok_or_else(|| Error::corrupted(&path, 44, "a quantized vector does not fit one page"))?;
         let map = map_sealed(file.as_ref(), ps, sealed)?;
-        let mut vf = VecFile { file, path, sb, sb_slot, layout, map, dir: Vec::new(), n_vector: 0, verified: Vec::new() };
+        let mut vf = VecFile { file, path, sb, sb_slot, layout, qlayout, map, dir: Vec::new(), n_vector: 0, quant_dir: Vec::new(), verified: Vec::new() };
         vf.reset_verified();
         vf.load_directory()?;
         Ok(vf)
@@ -204,6 +249,7 @@ impl VecFile {
     fn load_directory(&mut self) -> Result<()> {
         if self.sb.dir_page == 0 {
             self.dir.clear();
+            self.quant_dir.clear();
             self.n_vector = 0;
             return Ok(());
         }
@@ -214,6 +260,10 @@ impl VecFile {
         let dir = page::directory(bytes, &h, self.sb.page_count).map_err(|e| self.decode_err(self.sb.dir_page, e))?;
         self.n_vector = h.aux as usize;
         self.dir = dir;
+        self.quant_dir = self.dir.iter().filter(|e| e.page_type == PageType::Quantized).copied().collect();
+        if self.sb.flags & superblock::FLAG_QUANTIZED == 0 && !self.quant_dir.is_empty() {
+            return Err(Error::corrupted(&self.path, self.sb.dir_page * u64::from(self.sb.page_size), "quantized pages in a file whose flags say it has none"));
+        }
         Ok(())
     }
 
@@ -235,8 +285,10 @@ impl VecFile {
             return Ok((bytes, h));
         }
         let h = page::verify(bytes, self.sb.file_salt, page_no, ps).map_err(|e| self.decode_err(page_no, e))?;
-        if h.page_type == PageType::Vector {
-            self.layout.check(bytes, &h).map_err(|e| self.decode_err(page_no, e))?;
+        match h.page_type {
+            PageType::Vector => self.layout.check(bytes, &h).map_err(|e| self.decode_err(page_no, e))?,
+            PageType::Quantized => self.qlayout.check(bytes, &h).map_err(|e| self.decode_err(page_no, e))?,
+            _ => {}
         }
         if let Some(a) = self.verified.get(w) {
             a.fetch_or(bit, Ordering::Relaxed);
@@ -262,6 +314,31 @@ impl VecFile {
             None => Cow::Owned(self.layout.vector_bytes(bytes, n).chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
         };
         Ok((slots, vecs))
+    }
+
+    /// Slots, parameters and codes of the i-th quantized page (in slot order).
+    pub fn quant_page(&self, i: usize) -> Result<QuantPageView<'_>> {
+        let e = self.quant_dir[i];
+        let (bytes, h) = self.page(e.page_no, 1)?;
+        if h.page_type != PageType::Quantized || self.qlayout.slot(bytes, 0) != e.first_slot {
+            return Err(Error::corrupted(&self.path, e.page_no * u64::from(self.sb.page_size), "the directory's quantized page does not match the page"));
+        }
+        let n = h.count as usize;
+        let sb = &bytes[page::HEADER_LEN..page::HEADER_LEN + 8 * n];
+        let slots = match bytemuck::try_cast_slice::<u8, u64>(sb) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => Cow::Owned((0..n).map(|j| self.qlayout.slot(bytes, j)).collect()),
+        };
+        let params = match self.qlayout.params(bytes, n) {
+            Some(p) => Cow::Borrowed(p),
+            None => Cow::Owned(self.qlayout.params_owned(bytes, n)),
+        };
+        Ok((slots, params, self.qlayout.codes(bytes, n)))
+    }
+
+    /// Whether every sealed vector has a sealed quantized copy (a version-2 file).
+    pub fn is_quantized(&self) -> bool {
+        self.sb.flags & superblock::FLAG_QUANTIZED != 0
     }
 
     /// The sealed vector of a slot, if a sealed page holds it.
@@ -324,6 +401,12 @@ impl VecFile {
             new_vec.push(DirEntry { page_no: next, first_slot: p.slots[0], span: 1, page_type: PageType::Vector });
             next += 1;
         }
+        for q in &pending.quant {
+            let page = out.next(ps)?;
+            self.qlayout.encode_into(page, next, seq, q.min_lsn, q.max_lsn, &q.slots, &q.params, &q.codes, salt);
+            new_other.push(DirEntry { page_no: next, first_slot: q.slots[0], span: 1, page_type: PageType::Quantized });
+            next += 1;
+        }
         let mut packer = RecordPacker::new(ps);
         for r in &pending.records {
             packer.push(&r.as_entry());
@@ -375,6 +458,11 @@ impl VecFile {
         sb.dir_span = dir_span;
         sb.live_count = live_count;
         sb.wal_generation = self.sb.wal_generation + 1;
+        // Every sealed vector now has its int8 copy (a version-1 file is upgraded here: its
+        // copies were derived at open and are among the pending ones).
+        sb.flags |= superblock::FLAG_QUANTIZED;
+        sb.format_version = memento_format::FORMAT_VERSION;
+        sb.min_reader_version = memento_format::MIN_READER_VERSION;
         Ok((sb, dir, n_vector))
     }
 
@@ -387,6 +475,7 @@ impl VecFile {
         let sealed = sb.page_count * u64::from(sb.page_size);
         self.sb = sb;
         self.sb_slot = slot;
+        self.quant_dir = dir.iter().filter(|e| e.page_type == PageType::Quantized).copied().collect();
         self.dir = dir;
         self.n_vector = n_vector;
         self.reset_verified();

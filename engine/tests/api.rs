@@ -1399,3 +1399,78 @@ fn dropping_an_engine_checkpoints_and_releases_it() {
     let mem = Engine::builder_with_storage(Arc::new(MemStorage::new())).dimension(2).open().expect("memory");
     assert_eq!(mem.path(), Path::new("<memory>"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Search options: scans, threads, batches
+
+/// A seeded store of `n` random vectors with a `cat` of `i % 100`, checkpointed part-way so
+/// that both sealed pages and pending vectors are searched, with every 7th record deleted.
+fn random_store(path: &Path, n: usize, dim: usize, metric: Metric) -> (Engine, Vec<Vec<f32>>) {
+    let e = Engine::builder(path).dimension(dim).metric(metric).page_size(8192).durability(Durability::Buffered).open().expect("create");
+    let mut x = 12345u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % 2001) as f32 / 1000.0 - 1.0
+    };
+    let mut vs = Vec::new();
+    let mut b = WriteBatch::new();
+    for i in 0..n {
+        let v: Vec<f32> = (0..dim).map(|_| next()).collect();
+        b.add(Record::new(i.to_string(), v.clone()).with_metadata(meta(json!({"cat": format!("c{}", i % 100)}))));
+        vs.push(v);
+        if i == n * 2 / 3 {
+            e.write(std::mem::take(&mut b)).expect("write");
+            e.checkpoint().expect("checkpoint");
+        }
+    }
+    e.write(b).expect("write");
+    let mut d = WriteBatch::new();
+    for i in (0..n).step_by(7) {
+        d.delete(i.to_string());
+    }
+    e.write(d).expect("deletes");
+    (e, vs)
+}
+
+#[test]
+fn every_scan_mode_thread_count_and_batch_gives_the_same_answer() {
+    use memento::{ScanMode, SearchOptions};
+    let dir = tempfile::tempdir().expect("tempdir");
+    for metric in [Metric::Cosine, Metric::Dot, Metric::L2] {
+        let path = dir.path().join(metric.name());
+        let (e, vs) = random_store(&path, 3000, 16, metric);
+        let queries: Vec<f32> = vs.iter().skip(1).step_by(300).flatten().copied().collect();
+        let nq = queries.len() / 16;
+        let c7 = filter(r#"{"cat": "c7"}"#);
+        let not_c7 = filter(r#"{"cat": {"$ne": "c7"}}"#);
+        for f in [None, Some(&c7), Some(&not_c7)] {
+            let mut base = SearchOptions::new(10).mode(ScanMode::Exact).threads(1);
+            base.filter = f;
+            let want: Vec<Vec<String>> = queries.chunks(16).map(|q| e.search_with(q, &base).expect("exact").into_iter().map(|h| h.id).collect()).collect();
+            for w in &want {
+                assert_eq!(w.len(), 10);
+                assert!(w.iter().all(|id| id.parse::<usize>().expect("id") % 7 != 0), "a deleted record came back");
+            }
+            for mode in [ScanMode::Exact, ScanMode::Quantized, ScanMode::Auto] {
+                for threads in [1, 2, 4] {
+                    let o = SearchOptions { mode, threads: Some(threads), ..base };
+                    let batch = e.search_batch(&queries, &o).expect("batch");
+                    assert_eq!(batch.len(), nq);
+                    for (i, q) in queries.chunks(16).enumerate() {
+                        let one: Vec<String> = e.search_with(q, &o).expect("search").into_iter().map(|h| h.id).collect();
+                        let b: Vec<String> = batch[i].iter().map(|h| h.id.clone()).collect();
+                        assert_eq!(one, want[i], "{metric:?} {mode:?} {threads} threads, filter {f:?}");
+                        assert_eq!(b, want[i], "batch: {metric:?} {mode:?} {threads} threads");
+                    }
+                }
+            }
+        }
+        // A batch of the wrong length is a typed error.
+        assert!(matches!(e.search_batch(&queries[..40], &SearchOptions::new(3)), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(e.search_batch(&queries[..15], &SearchOptions::new(3)), Err(Error::DimensionMismatch { expected: 16, got: 15 })));
+        assert!(matches!(e.search_batch(&[], &SearchOptions::new(3)), Err(Error::DimensionMismatch { expected: 16, got: 0 })));
+        e.close().expect("close");
+    }
+}

@@ -1,4 +1,5 @@
-//! The golden v1 fixture, and what damage to it does: the WAL truncated at every byte, every
+//! The golden fixtures (v1: an old file that must still open and upgrade; v2: the current
+//! format), and what damage to the current one does: the WAL truncated at every byte, every
 //! bit of both superblocks and of the WAL flipped, a sample of page bits flipped. Opening
 //! returns a committed prefix or a `Corrupted` error — never a panic, never wrong data.
 
@@ -9,10 +10,14 @@ use std::sync::Arc;
 
 use fixture::{expected_states, fixture_dir, run, same, snapshot, Model, DIM, LAST_CHECKPOINTED_STATE, PAGE_SIZE};
 use memento::storage::MemStorage;
-use memento::{files, Engine, Error, Filter, Metric};
+use memento::{files, Engine, Error, Filter, Metric, ScanMode, SearchOptions};
 
 fn fixture_bytes() -> (Vec<u8>, Vec<u8>) {
-    let d = fixture_dir();
+    fixture_bytes_of(memento_format::FORMAT_VERSION)
+}
+
+fn fixture_bytes_of(version: u32) -> (Vec<u8>, Vec<u8>) {
+    let d = fixture_dir(version);
     let vec = std::fs::read(d.join(files::VECTORS)).expect("the committed fixture's vector file");
     let wal = std::fs::read(d.join(files::WAL)).expect("the committed fixture's WAL");
     (vec, wal)
@@ -41,7 +46,9 @@ fn check_outcome(r: memento::Result<Engine>, states: &[Model], min_state: usize,
                 // reads that touch the page fail the same way.
                 assert!(matches!(e, Error::Corrupted { .. }), "{what}: integrity check gave {e}");
                 assert!(
-                    engine.iter().any(|r| r.is_err()) || engine.search(&[1.0; 4], 100, None).is_err(),
+                    engine.iter().any(|r| r.is_err())
+                        || engine.search(&[1.0; 4], 100, None).is_err()
+                        || engine.search_with(&[1.0; 4], &SearchOptions::new(100).mode(ScanMode::Quantized)).is_err(),
                     "{what}: damage found by the check but not by reads"
                 );
                 engine.abandon();
@@ -72,7 +79,7 @@ fn regenerate_or_check_the_fixture_workload() {
     assert!(states[LAST_CHECKPOINTED_STATE].1, "the fixture's last checkpoint follows state {LAST_CHECKPOINTED_STATE}");
     engine.abandon();
     if std::env::var_os("MEMENTO_REGEN_FIXTURES").is_some() {
-        let out = fixture_dir();
+        let out = fixture_dir(memento_format::FORMAT_VERSION);
         std::fs::create_dir_all(&out).expect("mkdir");
         for f in [files::VECTORS, files::WAL] {
             std::fs::copy(dir.path().join(f), out.join(f)).expect("copy fixture");
@@ -80,31 +87,66 @@ fn regenerate_or_check_the_fixture_workload() {
     }
 }
 
-#[test]
-fn golden_v1_fixture_opens_with_its_content() {
-    let (vec, wal) = fixture_bytes();
+fn superblock_of(vec: &[u8]) -> memento_format::superblock::Superblock {
+    let a = memento_format::superblock::Superblock::decode(vec);
+    let b = memento_format::superblock::Superblock::decode(&vec[4096..]);
+    memento_format::superblock::pick_current(a, b).expect("a valid superblock").0
+}
+
+/// Opens the fixture of `version` from a real directory and checks its content; returns the
+/// engine and the directory.
+fn open_fixture(version: u32) -> (Engine, tempfile::TempDir) {
+    let (vec, wal) = fixture_bytes_of(version);
     // Decoded by the format codec alone.
-    let sb = memento_format::superblock::Superblock::decode(&vec[4096..]).or_else(|_| memento_format::superblock::Superblock::decode(&vec));
-    let sb = sb.expect("a valid superblock");
-    assert_eq!((sb.format_version, sb.dimension, sb.metric, sb.page_size), (1, 4, Metric::Cosine, 8192));
+    let sb = superblock_of(&vec);
+    assert_eq!((sb.format_version, sb.min_reader_version, sb.dimension, sb.metric, sb.page_size), (version, version, 4, Metric::Cosine, 8192));
     let wh = memento_format::wal::WalHeader::decode(&wal).expect("a valid WAL header");
     assert_eq!(wh.store_uuid, sb.store_uuid);
     // Opened by the engine, from a real directory (the mirror is rebuilt: none is committed).
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join(files::VECTORS), &vec).expect("copy");
     std::fs::write(dir.path().join(files::WAL), &wal).expect("copy");
-    let engine = Engine::open(dir.path()).expect("the v1 fixture opens");
+    let engine = Engine::open(dir.path()).unwrap_or_else(|e| panic!("the v{version} fixture opens: {e}"));
     engine.check_integrity().expect("integrity");
     let want = expected_states();
     assert!(same(&snapshot(&engine), want.last().expect("states")), "fixture content differs from the workload");
-    let hits = engine.search(&[0.0, 0.0, 1.0, 0.0], 1, None).expect("search");
+    for mode in [ScanMode::Exact, ScanMode::Quantized] {
+        let hits = engine.search_with(&[0.0, 0.0, 1.0, 0.0], &SearchOptions::new(1).mode(mode)).expect("search");
+        assert_eq!(hits[0].id, "g");
+        let f = Filter::from_json_str(r#"{"$and": [{"tag": "x"}, {"$contains": "apples"}]}"#).expect("filter");
+        let ids: Vec<String> =
+            engine.search_with(&[1.0, 1.0, 1.0, 1.0], &SearchOptions::new(20).filter(&f).mode(mode)).expect("search").into_iter().map(|h| h.id).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec!["m", "s"]);
+    }
+    (engine, dir)
+}
+
+#[test]
+fn golden_v2_fixture_opens_with_its_content() {
+    let (engine, _dir) = open_fixture(2);
+    assert_eq!(engine.stats().recovery.len(), 1, "only the mirror is rebuilt: {:?}", engine.stats().recovery);
+    engine.close().expect("close");
+}
+
+#[test]
+fn golden_v1_fixture_opens_and_is_upgraded_by_its_next_checkpoint() {
+    let (engine, dir) = open_fixture(1);
+    let rec = engine.stats().recovery;
+    assert!(rec.iter().any(|r| r.contains("version-1 file")), "{rec:?}");
+    let want = snapshot(&engine);
+    engine.close().expect("close");
+    // The checkpoint at close wrote the int8 copies and a version-2 superblock.
+    let sb = superblock_of(&std::fs::read(dir.path().join(files::VECTORS)).expect("read"));
+    assert_eq!((sb.format_version, sb.min_reader_version), (2, 2));
+    assert_ne!(sb.flags & memento_format::superblock::FLAG_QUANTIZED, 0);
+    let engine = Engine::open(dir.path()).expect("reopen");
+    assert!(engine.stats().recovery.is_empty(), "{:?}", engine.stats().recovery);
+    engine.check_integrity().expect("integrity");
+    assert!(same(&snapshot(&engine), &want));
+    let hits = engine.search_with(&[0.0, 0.0, 1.0, 0.0], &SearchOptions::new(1).mode(ScanMode::Quantized)).expect("search");
     assert_eq!(hits[0].id, "g");
-    let f = Filter::from_json_str(r#"{"$and": [{"tag": "x"}, {"$contains": "apples"}]}"#).expect("filter");
-    let ids: Vec<String> = engine.search(&[1.0, 1.0, 1.0, 1.0], 20, Some(&f)).expect("search").into_iter().map(|h| h.id).collect();
-    let mut sorted = ids.clone();
-    sorted.sort();
-    assert_eq!(sorted, vec!["m", "s"]);
-    assert_eq!(engine.stats().recovery.len(), 1, "{:?}", engine.stats().recovery);
     engine.close().expect("close");
 }
 

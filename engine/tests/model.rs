@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use memento::storage::MemStorage;
-use memento::{Durability, Engine, Error, Filter, Metadata, Metric, Record, WriteBatch};
+use memento::{Durability, Engine, Error, Filter, Metadata, Metric, Record, ScanMode, SearchOptions, WriteBatch};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{json, Value};
@@ -372,9 +372,27 @@ fn full_check(engine: &Engine, model: &Model, s: &Setup, when: &str) -> Result<(
 }
 
 fn check_search(engine: &Engine, model: &Model, s: &Setup, query: &[i8; GEN], k: usize, filter: Option<&Filter>) -> Result<(), TestCaseError> {
+    // Every scan must give the exact answer: the quantized one rescores its candidates.
+    for mode in [ScanMode::Auto, ScanMode::Exact, ScanMode::Quantized] {
+        check_search_mode(engine, model, s, query, k, filter, mode)?;
+    }
+    Ok(())
+}
+
+fn check_search_mode(
+    engine: &Engine,
+    model: &Model,
+    s: &Setup,
+    query: &[i8; GEN],
+    k: usize,
+    filter: Option<&Filter>,
+    mode: ScanMode,
+) -> Result<(), TestCaseError> {
     let metric = s.metric;
     let q = to_vec(query, s.dim);
-    let res = engine.search(&q, k, filter);
+    let mut opts = SearchOptions::new(k).mode(mode);
+    opts.filter = filter;
+    let res = engine.search_with(&q, &opts);
     if !vector_ok(metric, query) {
         prop_assert!(matches!(res, Err(Error::InvalidVector { .. })), "a zero query under cosine gave {:?}", res);
         return Ok(());
@@ -391,7 +409,7 @@ fn check_search(engine: &Engine, model: &Model, s: &Setup, query: &[i8; GEN], k:
     let want_len = k.min(matching.len());
     let describe = || {
         format!(
-            "query {:?} k {} filter {:?}\n got: {:?}\n want (model order): {:?}",
+            "{mode:?} query {:?} k {} filter {:?}\n got: {:?}\n want (model order): {:?}",
             q,
             k,
             filter,

@@ -1,11 +1,11 @@
-//! `memento-format`: the codecs of Memento's on-disk format, version 1. No I/O.
+//! `memento-format`: the codecs of Memento's on-disk format, version 2. No I/O.
 //!
 //! The normative description is `FORMAT.md` beside this crate; every field table there is
 //! checked against the [`Field`] constants here by `tests/spec_tables.rs`.
 //!
 //! The main pieces:
 //! - [`superblock::Superblock`]: the vector file's header, kept in two checksummed copies.
-//! - [`page`]: the page header, vector/record/tombstone/directory page bodies.
+//! - [`page`]: the page header, vector/quantized/record/tombstone/directory page bodies.
 //! - [`wal`]: the write-ahead log header and record framing.
 //!
 //! Every decoder takes arbitrary bytes and returns [`DecodeError`] on anything malformed; none
@@ -24,9 +24,10 @@
 compile_error!("memento-format casts little-endian vector bytes in place; big-endian hosts are not supported");
 
 /// The format version this crate writes.
-pub const FORMAT_VERSION: u32 = 1;
-/// The oldest reader version that can read what this crate writes.
-pub const MIN_READER_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest reader version that can read what this crate writes (version 1 readers do not
+/// know quantized pages).
+pub const MIN_READER_VERSION: u32 = 2;
 
 /// One fixed-size field of an on-disk structure: its name as the spec's table spells it, its
 /// offset and its size.

@@ -53,6 +53,16 @@ pub mod dir_entry {
     );
 }
 
+/// The per-vector parameters of a quantized page (FORMAT.md §2.8).
+pub mod quant_params {
+    crate::layout!(16;
+        scale: 4,
+        code_sum: 4,
+        sq_norm: 4,
+        reserved: 4,
+    );
+}
+
 /// `MPAG`.
 pub const PAGE_MAGIC: [u8; 4] = *b"MPAG";
 /// Size of the page header.
@@ -69,6 +79,8 @@ pub enum PageType {
     Tombstone,
     /// The list of all pages.
     Directory,
+    /// Int8 copies of vectors (version 2).
+    Quantized,
 }
 
 impl PageType {
@@ -79,6 +91,7 @@ impl PageType {
             PageType::Record => 2,
             PageType::Tombstone => 3,
             PageType::Directory => 4,
+            PageType::Quantized => 16,
         }
     }
     /// From the on-disk code; reserved and unknown codes give `None`.
@@ -88,6 +101,7 @@ impl PageType {
             2 => Some(PageType::Record),
             3 => Some(PageType::Tombstone),
             4 => Some(PageType::Directory),
+            16 => Some(PageType::Quantized),
             _ => None,
         }
     }
@@ -98,6 +112,7 @@ impl PageType {
             PageType::Record => "record",
             PageType::Tombstone => "tombstone",
             PageType::Directory => "directory",
+            PageType::Quantized => "quantized",
         }
     }
 }
@@ -292,6 +307,192 @@ impl VectorLayout {
     /// (always so for a mapped file), else `None`.
     pub fn vectors<'a>(&self, page: &'a [u8], count: usize) -> Option<&'a [f32]> {
         bytemuck::try_cast_slice(self.vector_bytes(page, count)).ok()
+    }
+}
+
+/// The parameters of one quantized vector, as stored (FORMAT.md §2.8): `v_i ≈ scale × code_i`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct QuantEntry {
+    /// `max |v_i| / 127`.
+    pub scale: f32,
+    /// Σ code_i.
+    pub code_sum: i32,
+    /// Σ v_i² of the float32 vector.
+    pub sq_norm: f32,
+    /// Zero.
+    pub reserved: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<QuantEntry>() == quant_params::LEN);
+const _: () = assert!(quant_params::scale.offset == 0 && quant_params::code_sum.offset == 4 && quant_params::sq_norm.offset == 8);
+
+/// Quantize `v` into `codes` (same length) as FORMAT.md §2.8 defines, returning its parameters.
+pub fn quantize(v: &[f32], codes: &mut [i8]) -> QuantEntry {
+    assert_eq!(v.len(), codes.len());
+    let m = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let scale = m / 127.0;
+    let mut code_sum = 0i32;
+    if scale > 0.0 && scale.is_finite() {
+        for (c, x) in codes.iter_mut().zip(v) {
+            // `round` rounds halves away from zero; the clamp also keeps -128 out.
+            *c = (x / scale).round().clamp(-127.0, 127.0) as i8;
+            code_sum += i32::from(*c);
+        }
+    } else {
+        codes.fill(0);
+    }
+    let sq_norm = v.iter().map(|x| x * x).sum();
+    QuantEntry { scale: if scale.is_finite() { scale } else { 0.0 }, code_sum, sq_norm, reserved: 0 }
+}
+
+/// Where things are in a quantized page for a given dimension and page size (FORMAT.md §2.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuantLayout {
+    /// Elements (bytes) per vector.
+    pub dim: usize,
+    /// Bytes per page.
+    pub page_size: usize,
+    /// Vectors per page.
+    pub capacity: usize,
+    /// Offset of the parameter array.
+    pub params_offset: usize,
+    /// Offset of the first code vector (64-aligned).
+    pub codes_offset: usize,
+}
+
+impl QuantLayout {
+    /// The layout, or `None` if not even one vector fits a page.
+    pub fn new(dim: usize, page_size: usize) -> Option<QuantLayout> {
+        let per = 8 + quant_params::LEN;
+        let fits = |c: usize| align_up(HEADER_LEN + per * c, 64) + c * dim <= page_size;
+        if dim == 0 || !fits(1) {
+            return None;
+        }
+        let mut c = (page_size - HEADER_LEN) / (per + dim);
+        while c > 1 && !fits(c) {
+            c -= 1;
+        }
+        while fits(c + 1) {
+            c += 1;
+        }
+        Some(QuantLayout { dim, page_size, capacity: c, params_offset: HEADER_LEN + 8 * c, codes_offset: align_up(HEADER_LEN + per * c, 64) })
+    }
+
+    /// Build a sealed quantized page into `p` (`page_size` zero bytes) holding `slots`, their
+    /// `params` and their `codes` (`slots.len() * dim` bytes).
+    #[allow(clippy::too_many_arguments, reason = "one argument per header field")]
+    pub fn encode_into(
+        &self,
+        p: &mut [u8],
+        page_no: u64,
+        checkpoint_seq: u64,
+        min_lsn: u64,
+        max_lsn: u64,
+        slots: &[u64],
+        params: &[QuantEntry],
+        codes: &[i8],
+        salt: u32,
+    ) {
+        let n = slots.len();
+        assert!(n <= self.capacity && params.len() == n && codes.len() == n * self.dim && p.len() == self.page_size);
+        for (i, s) in slots.iter().enumerate() {
+            let o = HEADER_LEN + 8 * i;
+            p[o..o + 8].copy_from_slice(&s.to_le_bytes());
+        }
+        for (i, e) in params.iter().enumerate() {
+            let o = self.params_offset + quant_params::LEN * i;
+            quant_params::scale.put_u32(&mut p[o..], e.scale.to_bits());
+            quant_params::code_sum.put_u32(&mut p[o..], e.code_sum as u32);
+            quant_params::sq_norm.put_u32(&mut p[o..], e.sq_norm.to_bits());
+        }
+        let cb: &[u8] = bytemuck::cast_slice(codes);
+        p[self.codes_offset..self.codes_offset + cb.len()].copy_from_slice(cb);
+        let h = PageHeader {
+            page_type: PageType::Quantized,
+            page_no,
+            span: 1,
+            count: n as u32,
+            checkpoint_seq,
+            min_lsn,
+            max_lsn,
+            payload_len: (self.codes_offset + cb.len() - HEADER_LEN) as u32,
+            aux: 0,
+        };
+        seal(p, &h, salt);
+    }
+
+    /// Check a verified quantized page's body: count within capacity, slots strictly
+    /// increasing, every scale finite and non-negative, every `code_sum` the sum of its codes,
+    /// reserved fields zero.
+    pub fn check(&self, page: &[u8], h: &PageHeader) -> Result<(), DecodeError> {
+        let n = h.count as usize;
+        if n == 0 || n > self.capacity {
+            return Err(DecodeError::new(header::count.offset, format!("quantized page count {n} is outside 1..={}", self.capacity)));
+        }
+        if page.len() != self.page_size {
+            return Err(DecodeError::new(header::span.offset, "a quantized page spans one page"));
+        }
+        let mut prev: Option<u64> = None;
+        for i in 0..n {
+            let s = self.slot(page, i);
+            if prev.is_some_and(|p| s <= p) {
+                return Err(DecodeError::new(HEADER_LEN + 8 * i, "quantized page slots are not increasing"));
+            }
+            prev = Some(s);
+        }
+        for i in 0..n {
+            let at = self.params_offset + quant_params::LEN * i;
+            let e = &page[at..at + quant_params::LEN];
+            let scale = f32::from_bits(quant_params::scale.get_u32(e));
+            let norm = f32::from_bits(quant_params::sq_norm.get_u32(e));
+            if !(scale.is_finite() && scale >= 0.0 && norm.is_finite()) {
+                return Err(DecodeError::new(at, "quantized vector has a scale or norm that is not a finite non-negative number"));
+            }
+            if quant_params::reserved.get_u32(e) != 0 {
+                return Err(DecodeError::new(at + quant_params::reserved.offset, "reserved bytes are not zero"));
+            }
+            let codes = &page[self.codes_offset + i * self.dim..self.codes_offset + (i + 1) * self.dim];
+            let sum: i64 = codes.iter().map(|&c| i64::from(c as i8)).sum();
+            if codes.contains(&0x80) || sum != i64::from(quant_params::code_sum.get_u32(e) as i32) {
+                return Err(DecodeError::new(at + quant_params::code_sum.offset, "quantized codes do not match their sum or lie outside -127..=127"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Slot of entry `i`.
+    pub fn slot(&self, page: &[u8], i: usize) -> u64 {
+        let o = HEADER_LEN + 8 * i;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&page[o..o + 8]);
+        u64::from_le_bytes(a)
+    }
+
+    /// The first `count` parameter entries, without copying when `page` is 4-byte aligned
+    /// (always so for a mapped file), else `None`.
+    pub fn params<'a>(&self, page: &'a [u8], count: usize) -> Option<&'a [QuantEntry]> {
+        bytemuck::try_cast_slice(&page[self.params_offset..self.params_offset + count * quant_params::LEN]).ok()
+    }
+
+    /// The first `count` parameter entries, decoded (for unaligned buffers).
+    pub fn params_owned(&self, page: &[u8], count: usize) -> Vec<QuantEntry> {
+        (0..count)
+            .map(|i| {
+                let e = &page[self.params_offset + quant_params::LEN * i..];
+                QuantEntry {
+                    scale: f32::from_bits(quant_params::scale.get_u32(e)),
+                    code_sum: quant_params::code_sum.get_u32(e) as i32,
+                    sq_norm: f32::from_bits(quant_params::sq_norm.get_u32(e)),
+                    reserved: 0,
+                }
+            })
+            .collect()
+    }
+
+    /// The codes of the first `count` vectors.
+    pub fn codes<'a>(&self, page: &'a [u8], count: usize) -> &'a [i8] {
+        bytemuck::cast_slice(&page[self.codes_offset..self.codes_offset + count * self.dim])
     }
 }
 
@@ -595,6 +796,7 @@ pub fn directory(page: &[u8], h: &PageHeader, page_count: u64) -> Result<Vec<Dir
     let nv =
         usize::try_from(h.aux).ok().filter(|&v| v <= n).ok_or_else(|| DecodeError::new(header::aux.offset, "directory vector count exceeds its entries"))?;
     let mut out = Vec::with_capacity(n);
+    let mut last_quant: Option<u64> = None;
     for (i, c) in body.chunks_exact(LEN).enumerate() {
         let at = HEADER_LEN + i * LEN;
         let t = page_type.get_u16(c);
@@ -614,6 +816,12 @@ pub fn directory(page: &[u8], h: &PageHeader, page_count: u64) -> Result<Vec<Dir
         }
         if pt == PageType::Vector && (e.span != 1 || out.last().is_some_and(|p: &DirEntry| p.first_slot >= e.first_slot)) {
             return Err(DecodeError::new(at, "vector pages in the directory are not in slot order"));
+        }
+        if pt == PageType::Quantized {
+            if e.span != 1 || last_quant.is_some_and(|s| s >= e.first_slot) {
+                return Err(DecodeError::new(at, "quantized pages in the directory are not in slot order"));
+            }
+            last_quant = Some(e.first_slot);
         }
         out.push(e);
     }
@@ -641,7 +849,105 @@ mod tests {
         }
     }
 
+    #[test]
+    fn quant_layout_for_minilm() {
+        let l = QuantLayout::new(384, 65536).expect("fits");
+        assert_eq!(l.capacity, 160);
+        assert_eq!(l.codes_offset % 64, 0);
+        assert!(QuantLayout::new(9000, 8192).is_none() && QuantLayout::new(0, 8192).is_none());
+        for ps in [8192usize, 65536] {
+            for dim in 1..=3000 {
+                let Some(l) = QuantLayout::new(dim, ps) else { continue };
+                let used = |c: usize| align_up(HEADER_LEN + 24 * c, 64) + c * dim;
+                assert!(used(l.capacity) <= ps && used(l.capacity + 1) > ps, "dim {dim} page {ps}");
+                assert!(l.params_offset + 16 * l.capacity <= l.codes_offset);
+            }
+        }
+    }
+
+    fn quant_page(l: &QuantLayout, n: usize, salt: u32) -> (Vec<u8>, Vec<u64>, Vec<QuantEntry>, Vec<i8>) {
+        let slots: Vec<u64> = (0..n as u64).map(|i| 100 + i * 2).collect();
+        let codes: Vec<i8> = (0..n * l.dim).map(|i| ((i * 37) % 255) as i8).map(|c| if c == i8::MIN { 0 } else { c }).collect();
+        let params: Vec<QuantEntry> = codes
+            .chunks_exact(l.dim)
+            .enumerate()
+            .map(|(i, c)| QuantEntry { scale: i as f32 * 0.01, code_sum: c.iter().map(|&x| i32::from(x)).sum(), sq_norm: 1.0, reserved: 0 })
+            .collect();
+        let mut p = vec![0u8; l.page_size];
+        l.encode_into(&mut p, 5, 1, 3, 9, &slots, &params, &codes, salt);
+        (p, slots, params, codes)
+    }
+
+    #[test]
+    fn quant_page_check_refuses_inconsistent_bodies() {
+        let l = QuantLayout::new(24, 8192).expect("fits");
+        let (p, ..) = quant_page(&l, 5, 1);
+        let h = verify(&p, 1, 5, 8192).expect("verifies");
+        l.check(&p, &h).expect("checks");
+        // Each of these breaks the body and reseals it, so only `check` can notice.
+        let reseal = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut q = p.clone();
+            f(&mut q);
+            seal(&mut q, &h, 1);
+            let h = verify(&q, 1, 5, 8192).expect("verifies");
+            l.check(&q, &h)
+        };
+        assert!(reseal(&|q| q[l.codes_offset] = q[l.codes_offset].wrapping_add(1)).is_err(), "code sum");
+        assert!(reseal(&|q| q[l.codes_offset..l.codes_offset + 2].copy_from_slice(&[0x80, 0x7f])).is_err(), "-128 code");
+        assert!(reseal(&|q| q[l.params_offset..l.params_offset + 4].copy_from_slice(&f32::NAN.to_le_bytes())).is_err(), "NaN scale");
+        assert!(reseal(&|q| q[l.params_offset..l.params_offset + 4].copy_from_slice(&(-1.0f32).to_le_bytes())).is_err(), "negative scale");
+        assert!(reseal(&|q| q[l.params_offset + 12] = 1).is_err(), "reserved");
+        assert!(reseal(&|q| q[HEADER_LEN + 8..HEADER_LEN + 16].copy_from_slice(&0u64.to_le_bytes())).is_err(), "slot order");
+    }
+
+    #[test]
+    fn quantize_follows_the_spec() {
+        let mut c = [0i8; 5];
+        let e = quantize(&[0.5, -1.27, 0.005, 0.0049, 1.27], &mut c);
+        assert!((e.scale - 0.01).abs() < 1e-7);
+        assert_eq!(c, [50, -127, 1, 0, 127]);
+        assert_eq!(e.code_sum, 51);
+        assert!((e.sq_norm - (0.25 + 2.0 * 1.27 * 1.27 + 0.005 * 0.005 + 0.0049 * 0.0049)).abs() < 1e-5);
+        let z = quantize(&[0.0; 5], &mut c);
+        assert_eq!((z.scale, z.code_sum, c), (0.0, 0, [0; 5]));
+    }
+
     proptest! {
+        #[test]
+        fn quantized_values_are_within_half_a_step(v in proptest::collection::vec(-1e6f32..1e6, 1..100)) {
+            let mut c = vec![0i8; v.len()];
+            let e = quantize(&v, &mut c);
+            prop_assert_eq!(e.code_sum, c.iter().map(|&x| i32::from(x)).sum::<i32>());
+            for (x, q) in v.iter().zip(&c) {
+                prop_assert!(*q != i8::MIN);
+                prop_assert!((x - e.scale * f32::from(*q)).abs() <= e.scale * 0.5001 + 1e-30);
+            }
+        }
+
+        #[test]
+        fn quant_page_round_trip(dim in 1usize..80, n in 1usize..40, salt in any::<u32>()) {
+            let l = QuantLayout::new(dim, 8192).expect("fits");
+            let n = n.min(l.capacity);
+            let (p, slots, params, codes) = quant_page(&l, n, salt);
+            let h = verify(&p, salt, 5, 8192).expect("verifies");
+            prop_assert_eq!(h.page_type, PageType::Quantized);
+            l.check(&p, &h).expect("body checks");
+            for (i, s) in slots.iter().enumerate() { prop_assert_eq!(l.slot(&p, i), *s); }
+            prop_assert_eq!(l.params_owned(&p, n), params.clone());
+            if let Some(direct) = l.params(&p, n) { prop_assert_eq!(direct, &params[..]); }
+            prop_assert_eq!(l.codes(&p, n), &codes[..]);
+        }
+
+        #[test]
+        fn quant_check_never_panics(bytes in proptest::collection::vec(any::<u8>(), 8192), count in 0u32..400) {
+            let l = QuantLayout::new(16, 8192).expect("fits");
+            let mut p = bytes;
+            let h = PageHeader { page_type: PageType::Quantized, page_no: 1, span: 1, count, checkpoint_seq: 1, min_lsn: 0, max_lsn: 0, payload_len: 0, aux: 0 };
+            seal(&mut p, &h, 0);
+            let h = verify(&p, 0, 1, 8192).expect("sealed");
+            let _ = l.check(&p, &h);
+        }
+
         #[test]
         fn vector_page_round_trip(dim in 1usize..64, n in 1usize..20, salt in any::<u32>(), seed in any::<u64>()) {
             let l = VectorLayout::new(dim, 8192).expect("fits");

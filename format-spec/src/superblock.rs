@@ -50,6 +50,8 @@ pub const MAX_PAGE_SIZE: u32 = 16 << 20;
 pub const MAX_DIMENSION: u32 = 65_536;
 /// Flag bit 0: vectors are L2-normalised when written.
 pub const FLAG_NORMALIZED: u16 = 1;
+/// Flag bit 1: every vector of the vector pages also has an int8 copy in quantized pages.
+pub const FLAG_QUANTIZED: u16 = 2;
 
 /// How vectors are compared. Fixed when the store is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,7 +140,7 @@ impl Superblock {
             dimension,
             element_type: 1,
             metric,
-            flags: if metric == Metric::Cosine { FLAG_NORMALIZED } else { 0 },
+            flags: FLAG_QUANTIZED | if metric == Metric::Cosine { FLAG_NORMALIZED } else { 0 },
             page_size,
             checkpoint_lsn: 0,
             next_slot: 0,

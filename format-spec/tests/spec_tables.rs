@@ -9,6 +9,7 @@ fn code_tables() -> Vec<(&'static str, &'static [Field])> {
         ("record_entry", page::record_entry::FIELDS),
         ("tombstone_entry", page::tombstone_entry::FIELDS),
         ("dir_entry", page::dir_entry::FIELDS),
+        ("quant_params", page::quant_params::FIELDS),
         ("wal_header", wal::header::FIELDS),
         ("wal_record_header", wal::record_header::FIELDS),
         ("wal_put", wal::put::FIELDS),
@@ -73,5 +74,10 @@ fn the_spec_names_the_magic_numbers_and_version_the_code_uses() {
     assert!(spec.contains("ASCII `MEMENTOV`") && &superblock::MAGIC == b"MEMENTOV");
     assert!(spec.contains("ASCII `MEMENTOW`") && &wal::MAGIC == b"MEMENTOW");
     assert!(spec.contains("ASCII `MPAG`") && &page::PAGE_MAGIC == b"MPAG");
-    assert!(spec.contains(&format!("| {} | {} | first version |", memento_format::FORMAT_VERSION, memento_format::MIN_READER_VERSION)));
+    // The last row of the version history is the version the code writes.
+    let history = spec.split("## Version history").nth(1).expect("a version history");
+    let last = history.lines().rfind(|l| l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit())).expect("a version row");
+    assert!(last.starts_with(&format!("| {} | {} |", memento_format::FORMAT_VERSION, memento_format::MIN_READER_VERSION)), "{last}");
+    assert!(spec.starts_with(&format!("# Memento on-disk format, version {}", memento_format::FORMAT_VERSION)));
+    assert!(spec.contains("| 16 | quantized vectors |") && page::PageType::Quantized.code() == 16);
 }
