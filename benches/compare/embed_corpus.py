@@ -304,7 +304,7 @@ def build(out: Path, log=print) -> dict:
     base_vecs = embedder.embed_all([t["text"] for t in base], progress)
     query_vecs = embedder.embed_all([t["text"] for t in queries], progress)
     embed_s = time.perf_counter() - t1
-    n_tokens = sum(len(e.ids) for e in embedder.tokenizer.encode_batch([t["text"] for t in texts]))
+    n_tokens = sum(sum(e.attention_mask) for e in embedder.tokenizer.encode_batch([t["text"] for t in texts]))
     log(f"real-text set: {len(texts)} texts embedded in {embed_s:.1f} s ({len(texts) / embed_s:.0f} texts/s)")
 
     # Data files first, manifest last: a manifest means the set is complete.
