@@ -192,12 +192,14 @@ fn report(bytes: usize, threads: usize, methods: &[Method], rates: &[Vec<f64>]) 
     json!({ "threads": threads, "bytes": bytes, "gbps": best, "methods": by_method })
 }
 
-/// Measure both, print progress on stderr, return the JSON report.
-pub fn measure(bytes: usize, reps: usize, threads: usize) -> Value {
-    eprintln!("bandwidth: single core, {:.2} GiB buffer, {reps} reps per method", bytes as f64 / (1u64 << 30) as f64);
+/// Measure both (`bytes` for the single core, `all_bytes` per thread for all cores), print
+/// progress on stderr, return the JSON report.
+pub fn measure(bytes: usize, all_bytes: usize, reps: usize, threads: usize) -> Value {
+    let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
+    eprintln!("bandwidth: single core, {:.2} GiB buffer, {reps} reps per method", gib(bytes));
     let single = single_core(bytes, reps);
-    eprintln!("bandwidth: {threads} threads, {:.2} GiB buffer each", bytes as f64 / (1u64 << 30) as f64);
-    let all = all_core(bytes, reps, threads);
+    eprintln!("bandwidth: {threads} threads, {:.2} GiB buffer each", gib(all_bytes));
+    let all = all_core(all_bytes, reps, threads);
     json!({ "single_core": single, "all_core": all })
 }
 

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! memento-search-bench gen --out FILE --n N --seed data|queries|SEED
-//! memento-search-bench bandwidth [--mib 1024] [--reps 7] [--threads N]
+//! memento-search-bench bandwidth [--mib 1024] [--all-core-mib MIB] [--reps 7] [--threads N]
 //! memento-search-bench search --base FILE --queries FILE [--nq 200] [--warmup 5] [--k 10]
 //!     [--modes exact,quantized] [--threads 1,2] [--store-parent DIR] [--filter-mod 100]
 //! ```
@@ -13,7 +13,8 @@
 //!   as raw little-endian f32 (`N × 384 × 4` bytes), so that every engine reads the same bytes.
 //!   `--seed data` and `--seed queries` are the seeds the harness uses.
 //! - `bandwidth` measures memory read bandwidth on one core and on all cores (see
-//!   `bandwidth.rs`).
+//!   `bandwidth.rs`): a buffer of `--mib` MiB for the one core, and one of `--all-core-mib`
+//!   (default: the same) for each thread of the all-core run.
 //! - `search` builds a Memento store from a `.f32` file, closes and reopens it, and times k-NN
 //!   queries from another `.f32` file: one at a time (p50, p99) and as a batch (queries/s), for
 //!   each requested scan mode and thread count. The result ids (row numbers) are printed, so
@@ -33,7 +34,7 @@ type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 const USAGE: &str = "usage:
   memento-search-bench gen --out FILE --n N --seed data|queries|SEED
-  memento-search-bench bandwidth [--mib 1024] [--reps 7] [--threads N]
+  memento-search-bench bandwidth [--mib 1024] [--all-core-mib MIB] [--reps 7] [--threads N]
   memento-search-bench search --base FILE --queries FILE [--nq 200] [--warmup 5] [--k 10]
       [--modes exact,quantized] [--threads 1,2] [--store-parent DIR] [--filter-mod 100]";
 
@@ -156,12 +157,13 @@ fn gen(args: &Args) -> BoxResult<()> {
 }
 
 fn bandwidth_cmd(args: &Args) -> BoxResult<()> {
-    args.check_known(&["mib", "reps", "threads"])?;
+    args.check_known(&["mib", "all-core-mib", "reps", "threads"])?;
     let mib = args.num("mib", 1024)?;
+    let all_mib = args.num("all-core-mib", mib)?;
     let reps = args.num("reps", 7)?.max(1);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let threads = args.num("threads", cores)?.max(1);
-    println!("{}", bandwidth::measure(mib << 20, reps, threads));
+    println!("{}", bandwidth::measure(mib << 20, all_mib << 20, reps, threads));
     Ok(())
 }
 
