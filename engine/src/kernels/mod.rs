@@ -55,6 +55,13 @@ fn split<T, const N: usize>(block: &[T], dim: usize) -> [&[T]; N] {
     std::array::from_fn(|j| &block[j * dim..(j + 1) * dim])
 }
 
+/// How far ahead (in bytes) the block kernels ask the cache for the vectors they will score.
+/// Measured on 100k × 384 f32 blocks (L3-resident on the bench machine): dots 21.5 → 24.7 GiB/s
+/// and dots_multi with 8 queries 7.3 → 17 GiB/s against no prefetch; 24 KiB and more was
+/// worse for dots. From DRAM (1M × 384) dots is unchanged, dots_multi 7.4 → 10.6 GiB/s.
+#[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_endian = "little")))]
+const PREFETCH_BYTES: usize = 12 * 1024;
+
 /// The driver of the block kernels, the same for every instruction set: `out[i] = f(query,
 /// vector i)`, `N` vectors per call of `f_n`, the rest one by one with `f_1`.
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_endian = "little")))]
@@ -69,7 +76,11 @@ macro_rules! block_driver {
             }
             let mut outs = out.chunks_exact_mut($n);
             let mut blocks = vectors.chunks_exact($n * dim);
-            for (o, b) in (&mut outs).zip(&mut blocks) {
+            // Whole blocks ahead, so that each iteration asks for one block not yet asked for.
+            let ahead = ($crate::kernels::PREFETCH_BYTES / size_of::<$t>()).next_multiple_of($n * dim);
+            for (j, (o, b)) in (&mut outs).zip(&mut blocks).enumerate() {
+                let next = (j * $n * dim) + ahead;
+                prefetch(vectors.get(next..next + $n * dim).unwrap_or(&[]));
                 o.copy_from_slice(&$f_n(query, split(b, dim)));
             }
             for (o, v) in outs.into_remainder().iter_mut().zip(blocks.remainder().chunks_exact(dim)) {
@@ -87,8 +98,13 @@ macro_rules! multi_driver {
     ($features:literal, $name:ident, $n:expr, $f_n:expr, $f_1:expr) => {
         #[target_feature(enable = $features)]
         fn $name(dim: usize, queries: &[f32], vectors: &[f32], out: &mut [f32], n: usize) {
+            let ahead = ($crate::kernels::PREFETCH_BYTES / size_of::<f32>()).next_multiple_of(dim);
+            // Split once (the split divides); each vector walks a copy.
+            let all_groups = queries.chunks_exact($n * dim);
             for (i, v) in vectors.chunks_exact(dim).enumerate() {
-                let mut groups = queries.chunks_exact($n * dim);
+                let next = i * dim + ahead;
+                prefetch(vectors.get(next..next + dim).unwrap_or(&[]));
+                let mut groups = all_groups.clone();
                 let mut row = 0;
                 for g in &mut groups {
                     for (k, x) in $f_n(v, split(g, dim)).into_iter().enumerate() {

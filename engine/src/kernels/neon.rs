@@ -30,6 +30,11 @@ pub(super) fn table() -> Option<&'static Kernels> {
     Isa::Neon.supported().then_some(&NEON)
 }
 
+/// No software prefetch on AArch64 (its prefetch intrinsic is not stable); the hardware
+/// prefetchers see the sequential streams.
+#[inline(always)]
+fn prefetch<T>(_: &[T]) {}
+
 #[inline]
 #[target_feature(enable = "neon")]
 fn step<const L2: bool>(x: float32x4_t, y: float32x4_t, acc: float32x4_t) -> float32x4_t {
