@@ -12,6 +12,8 @@
 //! - [`Error`]: every failure, typed.
 //! - [`storage`]: the I/O layer ([`storage::FsStorage`], [`storage::MemStorage`]).
 //! - [`index::VectorIndex`]: how nearest neighbours are found ([`index::FlatIndex`]: exact).
+//! - [`kernels`]: the distance kernels (f32 and int8, SIMD chosen at run time) and the int8
+//!   quantization.
 //!
 //! The on-disk format is specified in `format-spec/FORMAT.md` and implemented by the
 //! `memento-format` crate.
@@ -38,7 +40,7 @@ mod engine;
 mod error;
 mod filter;
 pub mod index;
-mod kernels;
+pub mod kernels;
 mod mirror;
 pub mod storage;
 mod vecfile;
