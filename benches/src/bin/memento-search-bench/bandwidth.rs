@@ -17,11 +17,11 @@
 //! limit a scan is measured against.
 //!
 //! All cores: one thread per core, each with its own buffer (allocated and first written by that
-//! thread), started together behind a barrier; the time is from the start barrier to the moment
-//! the last thread is done.
+//! thread), started together behind a barrier; a pass lasts from the first thread's start to the
+//! last thread's end, as the threads themselves time it.
 
 use std::hint::black_box;
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -140,45 +140,47 @@ fn single_core(bytes: usize, reps: usize) -> Value {
 }
 
 /// All cores: `threads` threads, each reading its own `bytes`-byte buffer.
+///
+/// The workers take their own timestamps: a pass lasts from the earliest start to the latest
+/// end among them. (Timing from a coordinating thread would need a core of its own: with every
+/// core busy reading, it may run late after the start barrier and see too short a pass.)
 fn all_core(bytes: usize, reps: usize, threads: usize) -> Value {
     let methods = Method::available();
-    // Two barrier passes per timed pass: start, end. The main thread takes part in both.
-    let barrier = Arc::new(Barrier::new(threads + 1));
-    let mut rates = vec![Vec::new(); methods.len()];
-    let mut per_thread_bytes = 0;
-    std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        for _ in 0..threads {
-            let barrier = Arc::clone(&barrier);
-            let tx = tx.clone();
-            let methods = methods.clone();
-            s.spawn(move || {
-                let buf = buffer(bytes);
-                let _ = tx.send(std::mem::size_of_val(buf.as_slice()));
-                for &m in &methods {
-                    black_box(m.run(&buf));
-                }
-                for _ in 0..reps {
-                    for &m in &methods {
-                        barrier.wait();
+    let barrier = Barrier::new(threads);
+    let epoch = Instant::now();
+    // Per worker: its buffer's size, and (start, end) since `epoch` of each timed pass, in order.
+    let per_worker: Vec<(usize, Vec<(Duration, Duration)>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (barrier, methods) = (&barrier, &methods);
+                s.spawn(move || {
+                    let buf = buffer(bytes);
+                    for &m in methods {
                         black_box(m.run(&buf));
-                        barrier.wait();
                     }
-                }
-            });
-        }
-        drop(tx);
-        per_thread_bytes = rx.iter().take(threads).sum::<usize>() / threads;
-        for _ in 0..reps {
-            for (i, _) in methods.iter().enumerate() {
-                barrier.wait();
-                let t = Instant::now();
-                barrier.wait();
-                rates[i].push(gbps(per_thread_bytes * threads, t.elapsed()));
-            }
-        }
+                    let mut times = Vec::with_capacity(reps * methods.len());
+                    for _ in 0..reps {
+                        for &m in methods {
+                            barrier.wait();
+                            let start = epoch.elapsed();
+                            black_box(m.run(&buf));
+                            times.push((start, epoch.elapsed()));
+                        }
+                    }
+                    (std::mem::size_of_val(buf.as_slice()), times)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a bandwidth thread panicked")).collect()
     });
-    report(per_thread_bytes * threads, threads, &methods, &rates)
+    let total: usize = per_worker.iter().map(|(b, _)| b).sum();
+    let mut rates = vec![Vec::new(); methods.len()];
+    for pass in 0..reps * methods.len() {
+        let start = per_worker.iter().map(|(_, t)| t[pass].0).min().unwrap_or_default();
+        let end = per_worker.iter().map(|(_, t)| t[pass].1).max().unwrap_or_default();
+        rates[pass % methods.len()].push(gbps(total, end.saturating_sub(start)));
+    }
+    report(total, threads, &methods, &rates)
 }
 
 fn report(bytes: usize, threads: usize, methods: &[Method], rates: &[Vec<f64>]) -> Value {
