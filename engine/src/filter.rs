@@ -449,6 +449,48 @@ fn eval(node: &Node, text: Option<&str>, metadata: Option<&Map<String, Value>>) 
     }
 }
 
+/// The type code of a boolean in the metadata index; its value is 0 or 1.
+pub(crate) const TYPE_BOOL: i64 = 0;
+/// The type code of a number in the metadata index; its value is an INTEGER (an `i64`) or a
+/// REAL (any other number, as [`Num`] sees it), which SQLite compares exactly.
+pub(crate) const TYPE_NUM: i64 = 1;
+/// The type code of a string in the metadata index; its value is TEXT, compared by bytes.
+pub(crate) const TYPE_STR: i64 = 2;
+
+/// How a metadata value or an operand appears in the mirror's metadata index: a type code
+/// (`TYPE_*`) and a value that SQLite orders within that type as [`compare`] does.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct IndexValue {
+    /// `TYPE_BOOL`, `TYPE_NUM` or `TYPE_STR`.
+    pub(crate) ty: i64,
+    /// The value: INTEGER 0/1, INTEGER or REAL, or TEXT.
+    pub(crate) value: SqlValue,
+}
+
+impl Scalar {
+    fn index_value(&self) -> IndexValue {
+        match self {
+            Scalar::Bool(b) => IndexValue { ty: TYPE_BOOL, value: SqlValue::Integer(i64::from(*b)) },
+            Scalar::Num(Num::Int(i)) => IndexValue { ty: TYPE_NUM, value: SqlValue::Integer(*i) },
+            Scalar::Num(Num::Float(f)) => IndexValue { ty: TYPE_NUM, value: SqlValue::Real(*f) },
+            Scalar::Str(s) => IndexValue { ty: TYPE_STR, value: SqlValue::Text(s.clone()) },
+        }
+    }
+}
+
+/// How the metadata value `v` is indexed: `None` for `null`, lists and objects, which no
+/// operator matches (and for a number that [`Num`] cannot represent, which none matches
+/// either). A value and an operand with equal [`IndexValue`] types compare in SQLite as
+/// [`compare`] compares them.
+pub(crate) fn index_value(v: &Value) -> Option<IndexValue> {
+    match v {
+        Value::Bool(b) => Some(Scalar::Bool(*b).index_value()),
+        Value::Number(n) => Num::from_json(n).map(|n| Scalar::Num(n).index_value()),
+        Value::String(s) => Some(IndexValue { ty: TYPE_STR, value: SqlValue::Text(s.clone()) }),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
 /// The JSON path of a top-level key, in the form SQLite's JSON functions accept:
 /// `$."key"`, with `"` and `\` escaped by a backslash. (Keys never hold NUL,
 /// which SQLite's path parser would take for the end of the path.)

@@ -19,33 +19,60 @@
 //! damaged or is not a mirror at all (SQLite's `SQLITE_CORRUPT` or
 //! `SQLITE_NOTADB`, a failed `integrity_check`, an SQLite file with foreign
 //! content), in which case the engine should delete it and rebuild; such errors'
-//! reasons begin with [`DAMAGED`]. [`Mirror::open_file_checked`] returns damage
-//! at open as a value instead. Every other SQLite failure is an
-//! [`Error::Mirror`] too, but not damage.
+//! reasons begin with [`DAMAGED`]. A mirror of an older schema version is
+//! reported the same way: it is derived state, so it is rebuilt rather than
+//! migrated. [`Mirror::open_file_checked`] returns damage at open as a value
+//! instead. A mirror of a newer schema version is refused with an
+//! [`Error::Mirror`] that is not damage, and so is every other SQLite failure.
 //!
-//! Schema (version 1, kept in `PRAGMA user_version`):
+//! Schema (version 2, kept in `PRAGMA user_version`; version 1 had no
+//! `fields` and `field_values`):
 //!
 //! ```sql
 //! CREATE TABLE records (slot INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
 //!                       text TEXT, metadata TEXT /* a JSON object */);
 //! CREATE TABLE meta (one INTEGER PRIMARY KEY CHECK (one = 0), store_uuid BLOB, applied_lsn INTEGER);
+//! -- The metadata index. A field is a top-level metadata key with a value type:
+//! -- 0 boolean, 1 number, 2 string.
+//! CREATE TABLE fields (id INTEGER PRIMARY KEY, key TEXT NOT NULL, type INTEGER NOT NULL,
+//!                      UNIQUE (key, type));
+//! -- One row per top-level string, number or boolean of a record's metadata
+//! -- (null, lists and objects are not indexed: no operator matches them).
+//! CREATE TABLE field_values (field INTEGER NOT NULL, value NOT NULL, slot INTEGER NOT NULL,
+//!                            PRIMARY KEY (field, value, slot)) WITHOUT ROWID;
 //! ```
+//!
+//! `field_values.value` has no declared type, so SQLite keeps what is bound: a
+//! boolean is INTEGER 0 or 1, a number is INTEGER if it is an `i64` and REAL
+//! otherwise (SQLite compares INTEGER with REAL exactly), a string is TEXT,
+//! compared with the column's BINARY collation, byte by byte. Its primary key
+//! serves equality, `IN` and range look-ups on one field, each returning slots.
+//! [`Mirror::apply`] keeps the index in the same transaction as `records`: a put
+//! adds the rows of the new metadata, a delete or a metadata update first
+//! removes the rows of the old metadata (read from `records`). The metadata is
+//! parsed by `serde_json`, as [`Filter::matches`] sees it, so both agree on keys
+//! (even duplicated ones, or ones holding U+0000) and on numbers. Fields are
+//! never removed except by [`Mirror::reset`]; a field no row uses is harmless.
+//! [`Mirror::integrity_check`] checks that the index holds exactly the rows the
+//! records' metadata gives.
 //!
 //! Slots are `u64` in the engine and `INTEGER` (i64) in SQLite: a slot above
 //! `i64::MAX` is refused with an [`Error::Mirror`]. The same holds for LSNs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{ErrorCode, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{ErrorCode, OptionalExtension, Row, ToSql, TransactionBehavior};
+use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::filter::Filter;
+use crate::filter::{index_value, Filter, IndexValue};
 
 /// The schema version this code writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The beginning of the reason of every [`Error::Mirror`] that means the
 /// mirror file is damaged (see [`is_damage`]).
@@ -67,15 +94,37 @@ CREATE TABLE meta (
     store_uuid BLOB NOT NULL CHECK (typeof(store_uuid) = 'blob' AND length(store_uuid) = 16),
     applied_lsn INTEGER NOT NULL CHECK (typeof(applied_lsn) = 'integer' AND applied_lsn >= 0)
 );
-PRAGMA user_version = 1;
+CREATE TABLE fields (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    type INTEGER NOT NULL CHECK (type IN (0, 1, 2)),
+    UNIQUE (key, type)
+);
+CREATE TABLE field_values (
+    field INTEGER NOT NULL,
+    value NOT NULL,
+    slot INTEGER NOT NULL,
+    PRIMARY KEY (field, value, slot)
+) WITHOUT ROWID;
+PRAGMA user_version = 2;
 ";
+
+/// The tables of a current mirror.
+const TABLES: [&str; 4] = ["records", "meta", "fields", "field_values"];
 
 const SQL_PUT: &str = "INSERT INTO records (slot, id, text, metadata) VALUES (?1, ?2, ?3, ?4)";
 const SQL_UPDATE: &str = "UPDATE records SET \
      text = CASE WHEN ?2 THEN ?3 ELSE text END, \
      metadata = CASE WHEN ?4 THEN ?5 ELSE metadata END \
      WHERE slot = ?1";
-const SQL_DELETE: &str = "DELETE FROM records WHERE slot = ?1";
+const SQL_DELETE: &str = "DELETE FROM records WHERE slot = ?1 RETURNING metadata";
+const SQL_METADATA_OF: &str = "SELECT metadata FROM records WHERE slot = ?1";
+const SQL_FIELD_ID: &str = "SELECT id FROM fields WHERE key = ?1 AND type = ?2";
+const SQL_FIELD_NEW: &str = "INSERT INTO fields (key, type) VALUES (?1, ?2)";
+const SQL_INDEX_DELETE: &str = "DELETE FROM field_values WHERE field = ?1 AND value = ?2 AND slot = ?3";
+/// The field id of a key and a type, in a look-up (NULL, which matches nothing, if the field
+/// was never written).
+const SQL_FIELD: &str = "(SELECT id FROM fields WHERE key = ?1 AND type = ?2)";
 const SQL_APPLIED_LSN: &str = "SELECT applied_lsn FROM meta WHERE one = 0";
 const SQL_SET_APPLIED_LSN: &str = "UPDATE meta SET applied_lsn = ?1 WHERE one = 0";
 const SQL_SLOT_OF: &str = "SELECT slot FROM records WHERE id = ?1";
@@ -258,7 +307,8 @@ impl Mirror {
 
     /// Settings and schema common to files and memory.
     fn init(conn: &mut rusqlite::Connection) -> Result<()> {
-        conn.set_prepared_statement_cache_capacity(64);
+        // Look-ups bind lists of a few widths, and the index writes rows in several widths too.
+        conn.set_prepared_statement_cache_capacity(128);
         conn.execute_batch("PRAGMA synchronous = NORMAL").ctx("setting synchronous = NORMAL")?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("reading the schema version")?;
         match version {
@@ -272,10 +322,11 @@ impl Mirror {
                 tx.commit().ctx("committing the schema")?;
             }
             SCHEMA_VERSION => {
+                let names = TABLES.map(|t| format!("'{t}'")).join(", ");
                 let tables: i64 = conn
-                    .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('records', 'meta')", [], |r| r.get(0))
+                    .query_row(&format!("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ({names})"), [], |r| r.get(0))
                     .ctx("reading the schema")?;
-                if tables != 2 {
+                if tables != TABLES.len() as i64 {
                     return Err(damaged("its tables are missing"));
                 }
             }
@@ -285,7 +336,8 @@ impl Mirror {
                      (this version reads version {SCHEMA_VERSION})"
                 )))
             }
-            v => return Err(damaged(format_args!("its schema version is {v}"))),
+            // Derived state written by an older version (or nonsense): rebuilt, like damage.
+            v => return Err(damaged(format_args!("its schema version is {v}, not {SCHEMA_VERSION}, so it must be rebuilt"))),
         }
         Ok(())
     }
@@ -309,7 +361,7 @@ impl Mirror {
     /// `applied_lsn = 0`, in one transaction (done before a rebuild).
     pub fn reset(&mut self, store_uuid: [u8; 16]) -> Result<()> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("starting the reset transaction")?;
-        tx.execute_batch("DELETE FROM records; DELETE FROM meta;").ctx("deleting all rows")?;
+        tx.execute_batch("DELETE FROM records; DELETE FROM meta; DELETE FROM field_values; DELETE FROM fields;").ctx("deleting all rows")?;
         tx.execute("INSERT INTO meta (one, store_uuid, applied_lsn) VALUES (0, ?1, 0)", [&store_uuid[..]]).ctx("writing the header")?;
         tx.commit().ctx("committing the reset")
     }
@@ -336,31 +388,53 @@ impl Mirror {
             let mut put = tx.prepare_cached(SQL_PUT).ctx("preparing the insert")?;
             let mut update = tx.prepare_cached(SQL_UPDATE).ctx("preparing the update")?;
             let mut delete = tx.prepare_cached(SQL_DELETE).ctx("preparing the delete")?;
+            let mut metadata_of = tx.prepare_cached(SQL_METADATA_OF).ctx("preparing a metadata lookup")?;
+            let mut index = IndexWriter::default();
             for op in ops {
                 match *op {
                     MirrorOp::Put { slot, id, text, metadata } => {
                         let s = slot_to_sql(slot)?;
                         put.execute(rusqlite::params![s, id, text, metadata])
                             .map_err(|e| sql_error(format_args!("could not insert the record {id:?} in slot {slot}"), e))?;
+                        index.add(&tx, slot, s, metadata)?;
                     }
                     MirrorOp::Update { slot, text, metadata } => {
                         let s = slot_to_sql(slot)?;
+                        let old: Option<Option<String>> = match metadata {
+                            Some(_) => Some(
+                                metadata_of
+                                    .query_row([s], |r| r.get(0))
+                                    .optional()
+                                    .map_err(|e| sql_error(format_args!("could not read the metadata of slot {slot}"), e))?
+                                    .ok_or_else(|| mirror_err(format!("no record is in slot {slot} to update")))?,
+                            ),
+                            None => None,
+                        };
                         let n = update
                             .execute(rusqlite::params![s, text.is_some(), text.flatten(), metadata.is_some(), metadata.flatten()])
                             .map_err(|e| sql_error(format_args!("could not update the record in slot {slot}"), e))?;
                         if n != 1 {
                             return Err(mirror_err(format!("no record is in slot {slot} to update")));
                         }
+                        if let (Some(old), Some(new)) = (old, metadata) {
+                            index.remove(&tx, slot, s, old.as_deref())?;
+                            index.add(&tx, slot, s, new)?;
+                        }
                     }
                     MirrorOp::Delete { slot } => {
                         let s = slot_to_sql(slot)?;
-                        let n = delete.execute([s]).map_err(|e| sql_error(format_args!("could not delete the record in slot {slot}"), e))?;
-                        if n != 1 {
+                        let old: Option<Option<String>> = delete
+                            .query_row([s], |r| r.get(0))
+                            .optional()
+                            .map_err(|e| sql_error(format_args!("could not delete the record in slot {slot}"), e))?;
+                        let Some(old) = old else {
                             return Err(mirror_err(format!("no record is in slot {slot} to delete")));
-                        }
+                        };
+                        index.remove(&tx, slot, s, old.as_deref())?;
                     }
                 }
             }
+            index.flush(&tx)?;
             tx.prepare_cached(SQL_SET_APPLIED_LSN).and_then(|mut st| st.execute([lsn_sql])).ctx("recording the applied LSN")?;
         }
         tx.commit().ctx("committing")?;
@@ -488,18 +562,163 @@ impl Mirror {
         Ok(())
     }
 
-    /// Runs `PRAGMA integrity_check`; anything but "ok" is damage.
+    /// Runs `PRAGMA integrity_check`, then checks that the metadata index holds exactly the
+    /// rows the records' metadata gives; anything else is damage.
     pub fn integrity_check(&self) -> Result<()> {
         let problems = self
             .conn
             .prepare("PRAGMA integrity_check(20)")
             .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<String>>>())
             .ctx("checking integrity")?;
-        if problems.len() == 1 && problems[0] == "ok" {
-            Ok(())
-        } else {
-            Err(damaged(format_args!("integrity_check reports: {}", problems.join("; "))))
+        if problems.len() != 1 || problems[0] != "ok" {
+            return Err(damaged(format_args!("integrity_check reports: {}", problems.join("; "))));
         }
+        self.check_index()
+    }
+
+    /// Every index row the records' metadata gives is present, and there are no others (a row
+    /// is unique, so equal counts leave no room for another). Fields no row uses are allowed.
+    fn check_index(&self) -> Result<()> {
+        let mut records = self.conn.prepare("SELECT slot, metadata FROM records WHERE metadata IS NOT NULL").ctx("checking the metadata index")?;
+        let mut probe = self
+            .conn
+            .prepare(&format!("SELECT 1 FROM field_values WHERE field = {SQL_FIELD} AND value = ?3 AND slot = ?4"))
+            .ctx("checking the metadata index")?;
+        let mut rows = records.query([]).ctx("checking the metadata index")?;
+        let mut expected: u64 = 0;
+        while let Some(r) = rows.next().ctx("checking the metadata index")? {
+            let s: i64 = r.get(0).ctx("reading a slot")?;
+            let metadata: String = r.get(1).ctx("reading metadata")?;
+            let slot = slot_from_sql(s)?;
+            let entries = index_entries(slot, &metadata).map_err(|e| damaged(format_args!("slot {slot}: {e}")))?;
+            for (key, v) in entries {
+                let found = probe.exists([&key as &dyn ToSql, &v.ty, &v.value, &s]).ctx("checking the metadata index")?;
+                if !found {
+                    return Err(damaged(format_args!("the metadata index lacks the key {key:?} of slot {slot}")));
+                }
+                expected += 1;
+            }
+        }
+        let rows: i64 = self.conn.query_row("SELECT count(*) FROM field_values", [], |r| r.get(0)).ctx("counting the metadata index")?;
+        if u64::try_from(rows).ok() != Some(expected) {
+            return Err(damaged(format_args!("the metadata index holds {rows} rows where the records' metadata gives {expected}")));
+        }
+        Ok(())
+    }
+}
+
+/// The index rows of one record's metadata: each top-level key whose value a filter can match
+/// (a string, a number or a boolean), with its [`IndexValue`]. The metadata is parsed as
+/// `serde_json` parses it for [`Filter::matches`], so both see the same keys and numbers.
+fn index_entries(slot: u64, metadata: &str) -> Result<Vec<(String, IndexValue)>> {
+    let map: Map<String, Value> = serde_json::from_str(metadata).map_err(|e| mirror_err(format!("the metadata of slot {slot} is not a JSON object: {e}")))?;
+    Ok(map.into_iter().filter_map(|(k, v)| index_value(&v).map(|iv| (k, iv))).collect())
+}
+
+/// How many rows one index insert statement writes at most.
+const INSERT_ROWS: usize = 64;
+
+/// Buffers the index rows that [`Mirror::apply`] adds, to write them sorted by the index's
+/// key and many per statement: a batch of puts then walks the index in order, and SQLite
+/// executes a few statements instead of one per row. Rows are removed at once (a removal
+/// first writes the buffered rows of its slot, in case they are the ones to go).
+#[derive(Default)]
+struct IndexWriter {
+    /// (field, value, slot).
+    rows: Vec<(i64, SqlValue, i64)>,
+    /// The slots in `rows`.
+    slots: HashSet<i64>,
+    /// Field ids by key, then by type, as far as this call has looked them up.
+    fields: HashMap<String, [Option<i64>; 3]>,
+}
+
+impl IndexWriter {
+    /// The id of the field (`key`, `ty`); if there is none, a new one when `create`, else `None`.
+    fn field(&mut self, conn: &rusqlite::Connection, key: &str, ty: i64, create: bool) -> Result<Option<i64>> {
+        let t = usize::try_from(ty).ok().filter(|&t| t < 3).ok_or_else(|| mirror_err(format!("{ty} is not an index type")))?;
+        if let Some(id) = self.fields.get(key).and_then(|ids| ids[t]) {
+            return Ok(Some(id));
+        }
+        let params: [&dyn ToSql; 2] = [&key, &ty];
+        let found: Option<i64> =
+            conn.prepare_cached(SQL_FIELD_ID).and_then(|mut st| st.query_row(params, |r| r.get(0)).optional()).ctx("looking up an index field")?;
+        let id = match found {
+            Some(id) => id,
+            None if create => {
+                conn.prepare_cached(SQL_FIELD_NEW).and_then(|mut st| st.execute(params)).ctx("adding an index field")?;
+                conn.last_insert_rowid()
+            }
+            None => return Ok(None),
+        };
+        self.fields.entry(key.to_owned()).or_default()[t] = Some(id);
+        Ok(Some(id))
+    }
+
+    /// Buffers the rows of `metadata`, the new metadata of `slot`.
+    fn add(&mut self, conn: &rusqlite::Connection, slot: u64, s: i64, metadata: Option<&str>) -> Result<()> {
+        let Some(metadata) = metadata else {
+            return Ok(());
+        };
+        for (key, v) in index_entries(slot, metadata)? {
+            if let Some(field) = self.field(conn, &key, v.ty, true)? {
+                self.rows.push((field, v.value, s));
+                self.slots.insert(s);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the rows of `metadata`, the old metadata of `slot`.
+    fn remove(&mut self, conn: &rusqlite::Connection, slot: u64, s: i64, metadata: Option<&str>) -> Result<()> {
+        let Some(metadata) = metadata else {
+            return Ok(());
+        };
+        if self.slots.contains(&s) {
+            self.flush(conn)?;
+        }
+        for (key, v) in index_entries(slot, metadata)? {
+            if let Some(field) = self.field(conn, &key, v.ty, false)? {
+                conn.prepare_cached(SQL_INDEX_DELETE)
+                    .and_then(|mut st| st.execute([&field as &dyn ToSql, &v.value, &s]))
+                    .map_err(|e| sql_error(format_args!("could not unindex the metadata of slot {slot}"), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered rows.
+    fn flush(&mut self, conn: &rusqlite::Connection) -> Result<()> {
+        // Sorted roughly as the index is (numbers by their f64 value: only locality matters here).
+        let approx = |v: &SqlValue| match v {
+            SqlValue::Integer(i) => *i as f64,
+            SqlValue::Real(f) => *f,
+            _ => 0.0,
+        };
+        self.rows.sort_unstable_by(|(f1, v1, s1), (f2, v2, s2)| {
+            f1.cmp(f2)
+                .then_with(|| match (v1, v2) {
+                    (SqlValue::Text(a), SqlValue::Text(b)) => a.cmp(b),
+                    (a, b) => approx(a).total_cmp(&approx(b)),
+                })
+                .then(s1.cmp(s2))
+        });
+        let mut rest = &self.rows[..];
+        while !rest.is_empty() {
+            // 64 rows per statement, then the remainder in powers of two (few distinct statements).
+            let n = if rest.len() >= INSERT_ROWS { INSERT_ROWS } else { 1 << rest.len().ilog2() };
+            let (chunk, tail) = rest.split_at(n);
+            let mut sql = String::from("INSERT INTO field_values (field, value, slot) VALUES (?, ?, ?)");
+            for _ in 1..n {
+                sql.push_str(", (?, ?, ?)");
+            }
+            let mut st = conn.prepare_cached(&sql).ctx("preparing the index insert")?;
+            let params: Vec<&dyn ToSql> = chunk.iter().flat_map(|(f, v, s)| [f as &dyn ToSql, v, s]).collect();
+            st.execute(params.as_slice()).map_err(|e| sql_error("could not index the metadata", e))?;
+            rest = tail;
+        }
+        self.rows.clear();
+        self.slots.clear();
+        Ok(())
     }
 }
 
@@ -704,12 +923,49 @@ mod tests {
         drop(Mirror::open_file(&newer).unwrap());
         {
             let c = rusqlite::Connection::open(&newer).unwrap();
-            c.execute_batch("PRAGMA user_version = 2").unwrap();
+            c.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1)).unwrap();
         }
         let err = Mirror::open_file(&newer).unwrap_err();
         assert!(!is_damage(&err), "{err}");
         assert!(err.to_string().contains("newer version"), "{err}");
         assert!(Mirror::open_file_checked(&newer).is_err());
+    }
+
+    /// A mirror of schema version 1 (no metadata index) is reported for a rebuild, like damage.
+    #[test]
+    fn version_1_mirror_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite");
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE records (slot INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT, \
+                     metadata TEXT CHECK (metadata IS NULL OR json_type(metadata) = 'object'));
+                 CREATE TABLE meta (one INTEGER PRIMARY KEY CHECK (one = 0), store_uuid BLOB NOT NULL, applied_lsn INTEGER NOT NULL);
+                 INSERT INTO meta VALUES (0, x'30313233343536373839616263646566', 3);
+                 INSERT INTO records VALUES (0, 'a', NULL, '{\"k\":1}');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        match Mirror::open_file_checked(&path) {
+            Ok(Err(reason)) => {
+                assert!(reason.starts_with(DAMAGED), "{reason}");
+                assert!(reason.contains("schema version is 1"), "{reason}");
+            }
+            Ok(Ok(_)) => panic!("a version 1 mirror opened as current"),
+            Err(e) => panic!("a version 1 mirror should be rebuilt, not refused: {e}"),
+        }
+    }
+
+    /// A current mirror whose metadata index is missing is damage.
+    #[test]
+    fn missing_index_table_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        drop(Mirror::open_file(&path).unwrap());
+        rusqlite::Connection::open(&path).unwrap().execute_batch("DROP TABLE field_values").unwrap();
+        assert!(matches!(Mirror::open_file_checked(&path), Ok(Err(_))));
     }
 
     #[test]
@@ -830,6 +1086,65 @@ mod tests {
             assert_eq!(m.filter_slots(&f).unwrap(), expected, "{filter}");
             let by_matches: Vec<u64> = (0..3u64).filter(|&i| f.matches(Some("text"), metas[i as usize].as_object())).collect();
             assert_eq!(by_matches, expected, "{filter}");
+        }
+    }
+
+    /// The index follows puts, updates (of text only, of metadata, to and from none),
+    /// deletes and upserts, and stays equal to what the records' metadata gives.
+    #[test]
+    fn index_follows_updates_and_deletes() {
+        let mut m = fresh();
+        let slots = |m: &Mirror, f: Value| m.filter_slots(&Filter::parse(&f).unwrap()).unwrap();
+        m.apply(1, &[put(0, "a", Some("t"), Some(r#"{"k":1,"s":"x"}"#)), put(1, "b", None, Some(r#"{"k":2}"#)), put(2, "c", None, None)]).unwrap();
+        assert_eq!(slots(&m, json!({"k": {"$gte": 1}})), vec![0, 1]);
+        m.apply(2, &[MirrorOp::Update { slot: 0, text: Some(None), metadata: None }]).unwrap();
+        assert_eq!(slots(&m, json!({"k": 1})), vec![0]);
+        m.apply(3, &[MirrorOp::Update { slot: 0, text: None, metadata: Some(Some(r#"{"k":3}"#)) }]).unwrap();
+        assert_eq!(slots(&m, json!({"k": 1})), Vec::<u64>::new());
+        assert_eq!(slots(&m, json!({"s": "x"})), Vec::<u64>::new());
+        assert_eq!(slots(&m, json!({"k": 3})), vec![0]);
+        m.apply(
+            4,
+            &[MirrorOp::Update { slot: 1, text: None, metadata: Some(None) }, MirrorOp::Update { slot: 2, text: None, metadata: Some(Some(r#"{"k":2}"#)) }],
+        )
+        .unwrap();
+        assert_eq!(slots(&m, json!({"k": 2})), vec![2]);
+        assert_eq!(slots(&m, json!({"k": {"$ne": 2}})), vec![0, 1]);
+        m.integrity_check().unwrap();
+        // An upsert: the old slot's rows go, the new slot's come.
+        m.apply(5, &[MirrorOp::Delete { slot: 2 }, put(3, "c", None, Some(r#"{"k":2,"z":true}"#))]).unwrap();
+        assert_eq!(slots(&m, json!({"k": 2})), vec![3]);
+        m.apply(6, &[MirrorOp::Delete { slot: 0 }]).unwrap();
+        assert_eq!(slots(&m, json!({"k": {"$gt": 0}})), vec![3]);
+        m.integrity_check().unwrap();
+        let rows: i64 = m.conn.query_row("SELECT count(*) FROM field_values", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 2);
+        // A failed call leaves the index as it was.
+        assert!(m.apply(7, &[MirrorOp::Delete { slot: 3 }, MirrorOp::Delete { slot: 3 }]).is_err());
+        assert_eq!(slots(&m, json!({"k": 2})), vec![3]);
+        m.integrity_check().unwrap();
+        m.reset(UUID).unwrap();
+        let rows: i64 = m.conn.query_row("SELECT count(*) FROM field_values", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 0);
+        let fields: i64 = m.conn.query_row("SELECT count(*) FROM fields", [], |r| r.get(0)).unwrap();
+        assert_eq!(fields, 0);
+    }
+
+    #[test]
+    fn integrity_check_notices_an_index_that_disagrees() {
+        for tamper in [
+            "DELETE FROM field_values WHERE slot = 1",
+            "INSERT INTO field_values VALUES ((SELECT id FROM fields WHERE key = 'k'), 5, 9)",
+            "UPDATE field_values SET value = 3 WHERE slot = 0 AND value = 1",
+            "UPDATE records SET metadata = '{\"k\":1,\"new\":1}' WHERE slot = 0",
+            "UPDATE fields SET key = 'j' WHERE key = 'k'",
+        ] {
+            let mut m = fresh();
+            m.apply(1, &[put(0, "a", None, Some(r#"{"k":1,"s":"x"}"#)), put(1, "b", None, Some(r#"{"k":2}"#))]).unwrap();
+            m.integrity_check().unwrap();
+            m.conn.execute_batch(tamper).unwrap();
+            let err = m.integrity_check().unwrap_err();
+            assert!(is_damage(&err), "{tamper}: {err}");
         }
     }
 
