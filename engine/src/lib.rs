@@ -40,6 +40,7 @@ mod filter;
 pub mod index;
 mod kernels;
 mod mirror;
+mod slots;
 pub mod storage;
 mod vecfile;
 mod wal;

@@ -56,6 +56,9 @@
 //! [`Mirror::integrity_check`] checks that the index holds exactly the rows the
 //! records' metadata gives.
 //!
+//! [`Mirror::filter_slots`] evaluates a filter with these look-ups (see
+//! [`Filter::select`]); `$contains` scans `records.text`.
+//!
 //! Slots are `u64` in the engine and `INTEGER` (i64) in SQLite: a slot above
 //! `i64::MAX` is refused with an [`Error::Mirror`]. The same holds for LSNs.
 
@@ -69,7 +72,8 @@ use rusqlite::{ErrorCode, OptionalExtension, Row, ToSql, TransactionBehavior};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::filter::{index_value, Filter, IndexValue};
+use crate::filter::{index_value, Bound, Filter, IndexValue, RecordFn, SlotIndex};
+use crate::slots;
 
 /// The schema version this code writes and reads (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 2;
@@ -498,16 +502,18 @@ impl Mirror {
         Ok(sql_slots.iter().map(|s| found.get(s).cloned()).collect())
     }
 
-    /// The slots of the live records that match `filter`, ascending.
+    /// The slots of the live records that match `filter`, ascending: look-ups in the metadata
+    /// index combined as sets (see [`Filter::select`]), a scan of the texts for `$contains`.
     pub fn filter_slots(&self, filter: &Filter) -> Result<Vec<u64>> {
-        let (expr, params) = filter.to_sql();
-        let sql = format!("SELECT slot FROM records WHERE {expr} ORDER BY slot");
-        let mut st = self.conn.prepare_cached(&sql).ctx("preparing a filter query")?;
-        let slots = st
-            .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, i64>(0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
-            .ctx("running a filter query")?;
-        slots.into_iter().map(slot_from_sql).collect()
+        filter.select(self)
+    }
+
+    /// One more than the largest live slot (0 if there is none): a bound on the number of
+    /// live records, found without counting them.
+    fn slot_bound(&self) -> Result<u64> {
+        let max: Option<i64> =
+            self.conn.prepare_cached("SELECT max(slot) FROM records").and_then(|mut st| st.query_row([], |r| r.get(0))).ctx("reading the largest slot")?;
+        max.map_or(Ok(0), |m| slot_from_sql(m).map(|m| m + 1))
     }
 
     /// The number of live records.
@@ -718,6 +724,114 @@ impl IndexWriter {
         }
         self.rows.clear();
         self.slots.clear();
+        Ok(())
+    }
+}
+
+/// Appends the slots a query returns (one column) to `out`.
+fn read_slots(st: &mut rusqlite::CachedStatement<'_>, params: &[&dyn ToSql], out: &mut Vec<u64>) -> Result<()> {
+    let mut rows = st.query(params).ctx("running a filter look-up")?;
+    while let Some(r) = rows.next().ctx("running a filter look-up")? {
+        out.push(slot_from_sql(r.get(0).ctx("reading a slot")?)?);
+    }
+    Ok(())
+}
+
+/// The `LIMIT` that reads one row more than `limit` (-1: no limit).
+fn sql_limit(limit: Option<usize>) -> i64 {
+    limit.and_then(|l| i64::try_from(l).ok()).map_or(-1, |l| l.saturating_add(1))
+}
+
+/// `Some(out)`, or `None` if it holds more than `limit` slots; sorted and deduplicated.
+fn within(mut out: Vec<u64>, limit: Option<usize>) -> Option<Vec<u64>> {
+    if limit.is_some_and(|l| out.len() > l) {
+        return None;
+    }
+    slots::normalize(&mut out);
+    Some(out)
+}
+
+impl SlotIndex for Mirror {
+    fn equal_any(&self, key: &str, ty: i64, values: &[SqlValue], limit: Option<usize>) -> Result<Option<Vec<u64>>> {
+        let mut out = Vec::new();
+        if let [value] = values {
+            let sql = format!("SELECT slot FROM field_values WHERE field = {SQL_FIELD} AND value = ?3 LIMIT ?4");
+            let mut st = self.conn.prepare_cached(&sql).ctx("preparing a look-up")?;
+            read_slots(&mut st, &[&key, &ty, value, &sql_limit(limit)], &mut out)?;
+        } else {
+            for chunk in values.chunks(IN_CHUNK) {
+                let width = in_width(chunk.len());
+                let sql = format!("SELECT slot FROM field_values WHERE field = {SQL_FIELD} AND value IN ({}) LIMIT ?", placeholders(width));
+                let mut st = self.conn.prepare_cached(&sql).ctx("preparing a look-up")?;
+                let left = sql_limit(limit.map(|l| l.saturating_sub(out.len())));
+                let mut params: Vec<&dyn ToSql> = vec![&key, &ty];
+                params.extend(chunk.iter().map(|v| v as &dyn ToSql));
+                params.extend(std::iter::repeat_n(&chunk[0] as &dyn ToSql, width - chunk.len()));
+                params.push(&left);
+                read_slots(&mut st, &params, &mut out)?;
+                if limit.is_some_and(|l| out.len() > l) {
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(within(out, limit))
+    }
+
+    fn range(&self, key: &str, ty: i64, lower: Option<&Bound>, upper: Option<&Bound>, limit: Option<usize>) -> Result<Option<Vec<u64>>> {
+        let mut sql = format!("SELECT slot FROM field_values WHERE field = {SQL_FIELD}");
+        let mut params: Vec<&dyn ToSql> = vec![&key, &ty];
+        if let Some(b) = lower {
+            sql.push_str(if b.inclusive { " AND value >= ?" } else { " AND value > ?" });
+            params.push(&b.value);
+        }
+        if let Some(b) = upper {
+            sql.push_str(if b.inclusive { " AND value <= ?" } else { " AND value < ?" });
+            params.push(&b.value);
+        }
+        sql.push_str(" LIMIT ?");
+        let l = sql_limit(limit);
+        params.push(&l);
+        let mut st = self.conn.prepare_cached(&sql).ctx("preparing a range look-up")?;
+        let mut out = Vec::new();
+        read_slots(&mut st, &params, &mut out)?;
+        Ok(within(out, limit))
+    }
+
+    fn containing(&self, needle: &str) -> Result<Vec<u64>> {
+        let mut st = self.conn.prepare_cached("SELECT slot FROM records WHERE instr(text, ?1) > 0 ORDER BY slot").ctx("preparing a text search")?;
+        let mut out = Vec::new();
+        read_slots(&mut st, &[&needle], &mut out)?;
+        slots::normalize(&mut out);
+        Ok(out)
+    }
+
+    fn live(&self) -> Result<Vec<u64>> {
+        self.all_slots()
+    }
+
+    fn size_bound(&self) -> Result<u64> {
+        self.slot_bound()
+    }
+
+    fn for_each_record(&self, slots: &[u64], f: &mut RecordFn<'_>) -> Result<()> {
+        let slots = slots.iter().map(|&s| slot_to_sql(s)).collect::<Result<Vec<i64>>>()?;
+        for chunk in slots.chunks(IN_CHUNK) {
+            let width = in_width(chunk.len());
+            let sql = format!("SELECT slot, text, metadata FROM records WHERE slot IN ({})", placeholders(width));
+            let mut st = self.conn.prepare_cached(&sql).ctx("preparing a record look-up")?;
+            let padding = std::iter::repeat_n(chunk[0], width - chunk.len());
+            let mut rows = st.query(rusqlite::params_from_iter(chunk.iter().copied().chain(padding))).ctx("reading records")?;
+            while let Some(r) = rows.next().ctx("reading records")? {
+                let slot = slot_from_sql(r.get(0).ctx("reading a slot")?)?;
+                let text = r.get_ref(1).ctx("reading a text")?.as_str_or_null().map_err(|e| mirror_err(format!("the text of slot {slot} is not text: {e}")))?;
+                let metadata: Option<Map<String, Value>> = match r.get_ref(2).ctx("reading metadata")?.as_str_or_null() {
+                    Ok(Some(m)) => Some(serde_json::from_str(m).map_err(|e| mirror_err(format!("the metadata of slot {slot} is not a JSON object: {e}")))?),
+                    Ok(None) => None,
+                    Err(e) => return Err(mirror_err(format!("the metadata of slot {slot} is not text: {e}"))),
+                };
+                f(slot, text, metadata.as_ref());
+            }
+        }
         Ok(())
     }
 }
@@ -1089,6 +1203,125 @@ mod tests {
         }
     }
 
+    /// Whether `filter_slots` selects the one record of a mirror holding `text` and `meta`,
+    /// checked against `matches`.
+    fn agrees_on_one(f: &Filter, text: Option<&str>, meta: Option<&Map<String, Value>>, what: &str) {
+        let mut m = fresh();
+        let md = meta.map(|m| Value::Object(m.clone()).to_string());
+        m.apply(1, &[put(0, "only", text, md.as_deref())]).unwrap();
+        let selected = m.filter_slots(f).unwrap() == vec![0];
+        assert_eq!(selected, f.matches(text, meta), "{what}: {f:?} on {md:?}");
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn index_agrees_on_awkward_keys_and_values() {
+        let keys = ["a.b", "a\"b", "a\\b", "a b", "é", "😀", "", "$x", "a\nb", "\\\"", "k\u{1f}"];
+        for key in keys {
+            let meta = obj(json!({ key: "v", "other": 1 }));
+            for filter in
+                [json!({ key: "v" }), json!({ key: {"$ne": "v"} }), json!({ key: {"$in": ["w", "v"]} }), json!({ key: {"$nin": ["v"]} }), json!({ key: 1 })]
+            {
+                // Keys starting with '$' cannot be filtered on; skip those.
+                let Ok(f) = Filter::parse(&filter) else {
+                    continue;
+                };
+                agrees_on_one(&f, None, Some(&meta), key);
+                agrees_on_one(&f, None, None, key);
+            }
+        }
+        // Strings with NUL and non-ASCII, in values and documents.
+        let meta = obj(json!({"s": "x\u{0}y", "t": "ü"}));
+        for filter in [
+            json!({"s": "x\u{0}y"}),
+            json!({"s": "x"}),
+            json!({"s": {"$lt": "x\u{0}z"}}),
+            json!({"s": {"$gt": "x"}}),
+            json!({"t": {"$gt": "z"}}),
+            json!({"$contains": "\u{0}c"}),
+            json!({"$contains": "\u{0}x"}),
+            json!({"$not_contains": "b\u{0}"}),
+        ] {
+            agrees_on_one(&Filter::parse(&filter).unwrap(), Some("ab\u{0}cd"), Some(&meta), "NUL");
+        }
+        // Numbers at the edges.
+        let numbers = [
+            json!(i64::MAX),
+            json!(i64::MIN),
+            json!(u64::MAX),
+            json!(9_007_199_254_740_993_i64),
+            json!(9_007_199_254_740_992.0),
+            json!(9.223372036854776e18),
+            json!(0),
+            json!(0.1),
+            json!(-0.0),
+            json!(1e300),
+        ];
+        for value in &numbers {
+            let meta = obj(json!({ "n": value }));
+            for op in ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"] {
+                for operand in &numbers {
+                    let f = Filter::parse(&json!({"n": { op: operand }})).unwrap();
+                    agrees_on_one(&f, None, Some(&meta), "numbers");
+                }
+            }
+        }
+        // Number spellings: 1 == 1.0 == 1e0, and a big integer written as a float.
+        for text in [r#"{"n":1}"#, r#"{"n":1.0}"#, r#"{"n":1e0}"#, r#"{"n":10e-1}"#, r#"{"n":18446744073709551615}"#, r#"{"n":-9223372036854775809}"#] {
+            let meta: Map<String, Value> = serde_json::from_str(text).unwrap();
+            for filter in [json!({"n": 1}), json!({"n": 1.0}), json!({"n": {"$gte": 1, "$lte": 1}}), json!({"n": u64::MAX}), json!({"n": {"$lt": i64::MIN}})] {
+                let f = Filter::parse(&filter).unwrap();
+                let mut m = fresh();
+                m.apply(1, &[put(0, "only", None, Some(text))]).unwrap();
+                assert_eq!(m.filter_slots(&f).unwrap() == vec![0], f.matches(None, Some(&meta)), "{filter} on {text}");
+            }
+        }
+        // Non-scalar metadata values are never matched, and are "not equal" to everything.
+        for value in [json!(null), json!([1]), json!({"x": 1}), json!(true), json!(false), json!([]), json!({})] {
+            let meta = obj(json!({ "k": value }));
+            for filter in [
+                json!({"k": 1}),
+                json!({"k": {"$ne": 1}}),
+                json!({"k": {"$in": [1, "1", true]}}),
+                json!({"k": {"$nin": [false]}}),
+                json!({"k": true}),
+                json!({"k": {"$ne": false}}),
+                json!({"k": {"$gte": 0}}),
+                json!({"k": {"$lt": "z"}}),
+            ] {
+                agrees_on_one(&Filter::parse(&filter).unwrap(), None, Some(&meta), "non-scalar");
+            }
+        }
+    }
+
+    /// Unlike SQLite's JSON path lookup, the index keeps a key holding U+0000 whole: the key
+    /// "a\u0000" is not found under "a".
+    #[test]
+    fn a_key_with_nul_is_not_found_under_its_prefix() {
+        let meta = obj(json!({"a\u{0}": 1, "b\u{0}c": 2}));
+        for filter in [json!({"a": 1}), json!({"a": {"$ne": 1}}), json!({"b": 2}), json!({"b\u{1}c": 2})] {
+            agrees_on_one(&Filter::parse(&filter).unwrap(), None, Some(&meta), "NUL key");
+        }
+    }
+
+    #[test]
+    fn wide_filters() {
+        let mut m = fresh();
+        m.apply(1, &[put(0, "a", None, Some(r#"{"k2999":2999,"k":7}"#)), put(1, "b", None, Some(r#"{"k":3000}"#))]).unwrap();
+        let many: Vec<Value> = (0..3000).map(|i| json!({ format!("k{i}"): i })).collect();
+        assert_eq!(m.filter_slots(&Filter::parse(&json!({"$or": many})).unwrap()).unwrap(), vec![0]);
+        let and: Vec<Value> = (0..3000).map(|i| json!({ "k": {"$ne": i} })).collect();
+        assert_eq!(m.filter_slots(&Filter::parse(&json!({"$and": and})).unwrap()).unwrap(), vec![1]);
+        let values: Vec<Value> = (0..4000).map(|i| if i % 3 == 2 { json!(format!("{i}")) } else { json!(i) }).collect();
+        assert_eq!(m.filter_slots(&Filter::parse(&json!({"k": {"$in": values}})).unwrap()).unwrap(), vec![0, 1]);
+    }
+
     /// The index follows puts, updates (of text only, of metadata, to and from none),
     /// deletes and upserts, and stays equal to what the records' metadata gives.
     #[test]
@@ -1145,6 +1378,57 @@ mod tests {
             m.conn.execute_batch(tamper).unwrap();
             let err = m.integrity_check().unwrap_err();
             assert!(is_damage(&err), "{tamper}: {err}");
+        }
+    }
+
+    /// Every look-up is a search of the index's key, never a scan.
+    #[test]
+    fn look_ups_search_the_index() {
+        let m = fresh();
+        for sql in [
+            format!("SELECT slot FROM field_values WHERE field = {SQL_FIELD} AND value = ?3"),
+            format!("SELECT slot FROM field_values WHERE field = {SQL_FIELD} AND value IN (?, ?, ?, ?, ?, ?, ?, ?)"),
+            format!("SELECT slot FROM field_values WHERE field = {SQL_FIELD} AND value > ? AND value <= ?"),
+            format!("SELECT slot FROM field_values WHERE field = {SQL_FIELD} AND value >= ?"),
+            format!("SELECT 1 FROM field_values WHERE field = {SQL_FIELD} AND value = ?3 AND slot = ?4"),
+            SQL_INDEX_DELETE.to_owned(),
+        ] {
+            let mut st = m.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let nulls = vec![SqlValue::Null; st.parameter_count()];
+            let plan: Vec<String> = st.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3)).unwrap().map(|r| r.unwrap()).collect();
+            let plan = plan.join("; ");
+            assert!(plan.contains("SEARCH field_values USING PRIMARY KEY (field=? AND value"), "{sql}: {plan}");
+            assert!(!plan.contains("SCAN"), "{sql}: {plan}");
+        }
+    }
+
+    /// An AND whose later conditions are tested on the candidates' records still removes what
+    /// an earlier negation excluded, and merges bounds that tie.
+    #[test]
+    fn and_paths() {
+        let mut m = fresh();
+        let metas: Vec<String> = (0..40).map(|i| json!({"g": i % 4, "n": i, "s": format!("s{}", i % 3)}).to_string()).collect();
+        let ids: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
+        let texts: Vec<&str> = (0..40).map(|i| if i % 2 == 0 { "even" } else { "odd" }).collect();
+        let ops: Vec<MirrorOp<'_>> = (0..40).map(|i| put(i as u64, &ids[i], Some(texts[i]), Some(&metas[i]))).collect();
+        m.apply(1, &ops).unwrap();
+        let records: Vec<Map<String, Value>> = metas.iter().map(|t| serde_json::from_str(t).unwrap()).collect();
+        for filter in [
+            json!({"g": 0, "n": {"$ne": 8}, "$or": [{"s": "s0"}, {"s": "s1"}]}),
+            json!({"g": 0, "n": {"$nin": [8, 12]}, "$contains": "ev"}),
+            json!({"g": 0, "n": {"$ne": 8}, "$not_contains": "odd"}),
+            json!({"n": {"$gt": 10, "$gte": 10, "$lt": 20, "$lte": 20.0}}),
+            json!({"n": {"$gte": 10, "$gt": 10.0, "$lte": 20, "$lt": 20}}),
+            json!({"$and": [{"n": {"$gte": 10}}, {"n": {"$gt": 9.5}}, {"n": {"$lt": 12}}, {"n": {"$lte": 12}}]}),
+            json!({"$and": [{"n": {"$gte": 10}}, {"n": {"$lt": 10}}]}),
+            // Ties between an inclusive bound and a later exclusive one (in one object, the
+            // keys come sorted, so "$gt" before "$gte").
+            json!({"$and": [{"n": {"$gte": 10}}, {"n": {"$gt": 10.0}}, {"n": {"$lte": 20}}, {"n": {"$lt": 20}}]}),
+            json!({"$and": [{"n": {"$gte": 10}}, {"s": {"$gte": "s1"}}, {"s": {"$lt": "s2"}}]}),
+        ] {
+            let f = Filter::parse(&filter).unwrap();
+            let expected: Vec<u64> = (0..40u64).filter(|&i| f.matches(Some(texts[i as usize]), Some(&records[i as usize]))).collect();
+            assert_eq!(select_all_ways(&m, &f), expected, "{filter}");
         }
     }
 
@@ -1225,19 +1509,30 @@ mod tests {
         }
     }
 
+    /// `filter_slots`, after checking that every way of evaluating the filter agrees: the
+    /// usual one, testing every condition it can on the records (ratio 0), and never doing so.
+    fn select_all_ways(m: &Mirror, f: &Filter) -> Vec<u64> {
+        let got = m.filter_slots(f).unwrap();
+        for ratio in [0, 1, u64::MAX] {
+            assert_eq!(f.select_with_ratio(m, ratio).unwrap(), got, "ratio {ratio}: {f:?}");
+        }
+        got
+    }
+
     mod proptests {
         use super::*;
         use proptest::prelude::*;
 
         const KEYS: &[&str] = &["a", "b", "c.d", "q\"k", "é"];
-        const STRINGS: &[&str] = &["", "a", "b", "ab", "B", "é", "a\u{0}", "10", "true"];
+        const STRINGS: &[&str] = &["", "a", "b", "ab", "B", "é", "a\u{0}", "10", "true", "q\"", "a\\b", "😀", "ü"];
         const TEXTS: &[&str] = &["hello world", "Hello", "a\u{0}b", "", "wörld"];
         const NEEDLES: &[&str] = &["hello", "Hello", "o", "\u{0}", "ö", "xyz"];
 
         fn number() -> impl Strategy<Value = Value> {
             prop_oneof![
                 (-3i64..4).prop_map(Value::from),
-                prop::sample::select(vec![-1.5, -0.0, 0.0, 0.5, 1.0, 2.0, 2.5, 1e300]).prop_map(Value::from),
+                prop::sample::select(vec![-1.5, -0.0, 0.0, 0.5, 1.0, 2.0, 2.5, 1e300, 9_007_199_254_740_992.0, 9.223372036854776e18, -9.223372036854776e18])
+                    .prop_map(Value::from),
                 prop::sample::select(vec![i64::MAX, i64::MIN, 9_007_199_254_740_993]).prop_map(Value::from),
                 Just(Value::from(u64::MAX)),
             ]
@@ -1252,7 +1547,11 @@ mod tests {
         }
 
         fn metadata() -> impl Strategy<Value = Option<Map<String, Value>>> {
-            let value = prop_oneof![8 => scalar(), 1 => Just(Value::Null), 1 => Just(json!([1]))];
+            let value = prop_oneof![
+                8 => scalar(),
+                1 => Just(Value::Null),
+                1 => prop_oneof![Just(json!([1])), Just(json!([])), Just(json!({"a": 1})), Just(json!({}))],
+            ];
             prop::option::weighted(
                 0.85,
                 prop::collection::btree_map(prop::sample::select(KEYS), value, 0..4)
@@ -1269,7 +1568,22 @@ mod tests {
             prop_oneof![
                 (key(), scalar()).prop_map(|(k, v)| json!({ k: v })),
                 (key(), prop::sample::select(vec!["$eq", "$ne"]), scalar()).prop_map(|(k, op, v)| json!({ k: { op: v } })),
-                (key(), prop::sample::select(vec!["$gt", "$gte", "$lt", "$lte"]), ordered).prop_map(|(k, op, v)| json!({ k: { op: v } })),
+                (key(), prop::sample::select(vec!["$gt", "$gte", "$lt", "$lte"]), ordered.clone()).prop_map(|(k, op, v)| json!({ k: { op: v } })),
+                // Two bounds on one key, as a range.
+                (key(), prop::sample::select(vec!["$gt", "$gte"]), ordered.clone(), prop::sample::select(vec!["$lt", "$lte"]), ordered)
+                    .prop_map(|(k, lo, a, hi, b)| json!({ k: { lo: a, hi: b } })),
+                // Several bounds on one key from a few values, so that bounds often tie (1 == 1.0).
+                (
+                    key(),
+                    prop::collection::vec(
+                        (
+                            prop::sample::select(vec!["$gt", "$gte", "$lt", "$lte"]),
+                            prop::sample::select(vec![json!(1), json!(1.0), json!(2), json!("a"), json!("b")])
+                        ),
+                        1..4
+                    )
+                )
+                    .prop_map(|(k, bounds)| json!({ k: Value::Object(bounds.into_iter().map(|(op, v)| (op.to_owned(), v)).collect()) })),
                 (key(), prop::sample::select(vec!["$in", "$nin"]), prop::collection::vec(scalar(), 1..4)).prop_map(|(k, op, v)| json!({ k: { op: v } })),
                 (prop::sample::select(vec!["$contains", "$not_contains"]), prop::sample::select(NEEDLES)).prop_map(|(op, n)| json!({ op: n })),
                 Just(json!({})),
@@ -1301,30 +1615,127 @@ mod tests {
             prop::collection::vec((prop::option::of(prop::sample::select(TEXTS)), metadata()), 0..12)
         }
 
-        proptest! {
-            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        /// A change to the record at some position among the live ones.
+        #[derive(Clone, Debug)]
+        enum Change {
+            Delete,
+            Text(Option<&'static str>),
+            Metadata(Option<Map<String, Value>>),
+            Upsert(Record),
+        }
 
+        fn changes() -> impl Strategy<Value = Vec<(usize, Change)>> {
+            let change = prop_oneof![
+                Just(Change::Delete),
+                prop::option::of(prop::sample::select(TEXTS)).prop_map(Change::Text),
+                metadata().prop_map(Change::Metadata),
+                (prop::option::of(prop::sample::select(TEXTS)), metadata()).prop_map(Change::Upsert),
+            ];
+            prop::collection::vec((any::<usize>(), change), 0..6)
+        }
+
+        /// A [`MirrorOp`] that owns its strings.
+        enum Owned {
+            Put(u64, String, Option<&'static str>, Option<String>),
+            Update(u64, Option<Option<&'static str>>, Option<Option<String>>),
+            Delete(u64),
+        }
+
+        impl Owned {
+            fn op(&self) -> MirrorOp<'_> {
+                match self {
+                    Owned::Put(slot, id, text, md) => put(*slot, id, *text, md.as_deref()),
+                    Owned::Update(slot, text, md) => MirrorOp::Update { slot: *slot, text: *text, metadata: md.as_ref().map(|m| m.as_deref()) },
+                    Owned::Delete(slot) => MirrorOp::Delete { slot: *slot },
+                }
+            }
+        }
+
+        /// A live record of the model: slot, id, text, metadata.
+        type Live = (u64, String, Option<&'static str>, Option<Map<String, Value>>);
+
+        fn json_text(md: &Option<Map<String, Value>>) -> Option<String> {
+            md.as_ref().map(|md| Value::Object(md.clone()).to_string())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+            /// Any key (without NUL, not starting with '$') is found by itself and only by it.
             #[test]
-            fn sql_agrees_with_matches(recs in records(), filters in prop::collection::vec(filter(), 1..4)) {
+            fn keys_find_exactly_themselves(key in "[^\u{0}$][^\u{0}]{0,6}|", other in "[^\u{0}]{0,6}", value in any::<i64>()) {
                 let mut m = fresh();
-                let ids: Vec<String> = (0..recs.len()).map(|i| format!("id{i}")).collect();
-                let metas: Vec<Option<String>> =
-                    recs.iter().map(|(_, md)| md.as_ref().map(|md| Value::Object(md.clone()).to_string())).collect();
-                let ops: Vec<MirrorOp<'_>> = recs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (text, _))| put(i as u64 * 3, &ids[i], *text, metas[i].as_deref()))
-                    .collect();
+                let metas = [json!({ key.clone(): value }), json!({ other.clone(): value }), json!({ other.clone(): value, key.clone(): value })];
+                let texts: Vec<String> = metas.iter().map(Value::to_string).collect();
+                let ops: Vec<MirrorOp<'_>> = (0..3).map(|i| put(i as u64, ["a", "b", "c"][i], None, Some(&texts[i]))).collect();
                 m.apply(1, &ops).unwrap();
+                let f = Filter::parse(&json!({ key.clone(): value })).unwrap();
+                let expected: Vec<u64> = (0..3u64).filter(|&i| f.matches(None, metas[i as usize].as_object())).collect();
+                prop_assert!(expected.contains(&0));
+                prop_assert_eq!(select_all_ways(&m, &f), expected);
+            }
+
+            /// The index-based evaluation selects exactly the records `Filter::matches` selects,
+            /// after puts, updates, deletes and upserts, applied in one call or one per LSN.
+            #[test]
+            fn index_agrees_with_matches(
+                recs in records(),
+                changes in changes(),
+                one_call in any::<bool>(),
+                filters in prop::collection::vec(filter(), 1..4),
+            ) {
+                let mut m = fresh();
+                // The model: (slot, id, text, metadata) of the live records.
+                let mut live: Vec<Live> = Vec::new();
+                let mut ops: Vec<Owned> = Vec::new();
+                for (i, (text, md)) in recs.into_iter().enumerate() {
+                    let slot = i as u64 * 3;
+                    ops.push(Owned::Put(slot, format!("id{i}"), text, json_text(&md)));
+                    live.push((slot, format!("id{i}"), text, md));
+                }
+                let mut next_slot = live.len() as u64 * 3;
+                for (pos, change) in changes {
+                    if live.is_empty() {
+                        break;
+                    }
+                    let at = pos % live.len();
+                    let slot = live[at].0;
+                    match change {
+                        Change::Delete => {
+                            ops.push(Owned::Delete(slot));
+                            live.remove(at);
+                        }
+                        Change::Text(t) => {
+                            ops.push(Owned::Update(slot, Some(t), None));
+                            live[at].2 = t;
+                        }
+                        Change::Metadata(md) => {
+                            ops.push(Owned::Update(slot, None, Some(json_text(&md))));
+                            live[at].3 = md;
+                        }
+                        Change::Upsert((t, md)) => {
+                            let id = live[at].1.clone();
+                            ops.push(Owned::Delete(slot));
+                            ops.push(Owned::Put(next_slot, id.clone(), t, json_text(&md)));
+                            live[at] = (next_slot, id, t, md);
+                            next_slot += 1;
+                        }
+                    }
+                }
+                if one_call {
+                    let batch: Vec<MirrorOp<'_>> = ops.iter().map(Owned::op).collect();
+                    m.apply(1, &batch).unwrap();
+                } else {
+                    for (lsn, op) in ops.iter().enumerate() {
+                        m.apply(lsn as u64 + 1, &[op.op()]).unwrap();
+                    }
+                }
+                m.integrity_check().unwrap();
                 for fv in filters {
                     let f = Filter::parse(&fv).unwrap();
-                    let expected: Vec<u64> = recs
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, (text, md))| f.matches(*text, md.as_ref()))
-                        .map(|(i, _)| i as u64 * 3)
-                        .collect();
-                    let got = m.filter_slots(&f).unwrap();
+                    let mut expected: Vec<u64> = live.iter().filter(|(_, _, text, md)| f.matches(*text, md.as_ref())).map(|r| r.0).collect();
+                    expected.sort_unstable();
+                    let got = select_all_ways(&m, &f);
                     prop_assert_eq!(got, expected, "filter {}", fv);
                 }
             }
