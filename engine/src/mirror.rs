@@ -1437,9 +1437,16 @@ mod tests {
         v[v.len() / 2]
     }
 
+    /// CPU time of this thread so far (Linux), steadier than wall time on a busy machine.
+    fn thread_cpu() -> Option<Duration> {
+        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        stat.split(' ').next()?.parse().ok().map(Duration::from_nanos)
+    }
+
     /// Times the mirror at 100,000 records: `apply` of 100 batches of 1,000 puts (a fresh file
-    /// mirror per round, median of the rounds), then `filter_slots` for filters of several
-    /// selectivities (median of repeated runs). A timing run, not a test; run it in release:
+    /// mirror per round, median of the rounds, wall and thread CPU time), `integrity_check`,
+    /// then `filter_slots` for filters of several selectivities (median of repeated runs). A
+    /// timing run, not a test; run it in release:
     /// `cargo test --release -p memento --lib -- --ignored --nocapture filter_timing_100k`
     #[test]
     #[ignore = "a timing run: cargo test --release -p memento --lib -- --ignored --nocapture filter_timing_100k"]
@@ -1457,6 +1464,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let mut totals = Vec::new();
+        let mut cpu = Vec::new();
         let mut batches = Vec::new();
         let mut last = None;
         for round in 0..ROUNDS {
@@ -1464,12 +1472,16 @@ mod tests {
             let mut m = Mirror::open_file(&path).unwrap();
             m.reset(UUID).unwrap();
             let t = Instant::now();
+            let c = thread_cpu();
             for (b, chunk) in ops.chunks(BATCH).enumerate() {
                 let tb = Instant::now();
                 assert!(m.apply(b as u64 + 1, chunk).unwrap());
                 batches.push(tb.elapsed());
             }
             totals.push(t.elapsed());
+            if let (Some(c0), Some(c1)) = (c, thread_cpu()) {
+                cpu.push(c1 - c0);
+            }
             last = Some(m);
         }
         println!(
@@ -1477,8 +1489,14 @@ mod tests {
             median(totals.clone()),
             median(batches)
         );
+        if !cpu.is_empty() {
+            println!("apply of {N} puts, CPU time of the thread: median {:?} (rounds: {cpu:?})", median(cpu.clone()));
+        }
         let m = last.unwrap();
         assert_eq!(m.count().unwrap(), N as u64);
+        let t = Instant::now();
+        m.integrity_check().unwrap();
+        println!("integrity_check at {N} records: {:?}", t.elapsed());
 
         let cases: Vec<(Value, usize)> = vec![
             (json!({"cat": "c7"}), N / 100),
@@ -1490,6 +1508,8 @@ mod tests {
             (json!({"$contains": "x"}), N / 100),
             (json!({"$and": [{"cat": "c7"}, {"n": {"$gt": 5}}]}), N / 100),
             (json!({"$or": [{"cat": "c7"}, {"group": "g3"}]}), N / 100 + N / 10),
+            (json!({"cat": "c42", "$contains": "x"}), N / 100),
+            (json!({"n": {"$lt": 1000}, "tag": true}), 500),
         ];
         for (fv, expected) in cases {
             let f = Filter::parse(&fv).unwrap();
