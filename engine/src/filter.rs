@@ -42,14 +42,27 @@
 //! * `$contains` is true if the record has a text that contains the string;
 //!   `$not_contains` is its negation (it is true for a record without text).
 //!
-//! The filter is evaluated in two ways that agree exactly: [`Filter::matches`]
-//! evaluates it in Rust, and `Filter::to_sql` turns it into an SQL expression
-//! over the SQLite mirror's `records` table, using SQLite's JSON functions.
-//! That agreement assumes the stored metadata was written by `serde_json` from
-//! a `serde_json::Map` (so it has no duplicate keys: SQLite would see the first
-//! of two equal keys, `serde_json` the last) and that no metadata key contains
-//! U+0000 (SQLite's JSON path lookup treats an escaped NUL in an object key as
-//! the end of the key, so the key `"a\u0000"` would be found under `"a"`).
+//! # Evaluation
+//!
+//! A filter is evaluated in two ways that agree exactly. [`Filter::matches`]
+//! evaluates it on one record: it is the reference semantics. [`Filter::select`]
+//! finds the matching slots of a whole store with look-ups in the mirror's
+//! metadata index (the [`SlotIndex`] trait; the schema is in `mirror.rs`). A
+//! metadata value is indexed under its key and its type, as an SQL value that
+//! SQLite orders as [`compare`] does within that type ([`index_value`]); an
+//! operand is looked up the same way. So `$eq` and `$in` read the slots holding
+//! an equal value, ordering comparisons the slots within a range, ANDs
+//! intersect, ORs unite, and `$ne`, `$nin` and `$not_contains` are the live
+//! slots outside what they negate (kept as such until the end, so that an AND
+//! just removes them). `$contains` scans the texts. Within an AND, the
+//! comparisons on one key become one range, the conditions likely to select
+//! fewer records run first, and once there are few candidates compared with
+//! what the next condition would read, that condition and the rest are tested
+//! on the candidates' records with the code of [`Filter::matches`] (see
+//! [`VERIFY_RATIO`]). The index is built from the metadata as `serde_json`
+//! parses it, which is also what `matches` sees, so the two agree on every
+//! stored text, including duplicate keys and keys holding U+0000. The mirror's
+//! property test holds `select` to `matches`.
 
 use std::cmp::Ordering;
 
@@ -57,6 +70,7 @@ use rusqlite::types::Value as SqlValue;
 use serde_json::{Map, Number, Value};
 
 use crate::error::{Error, Result};
+use crate::slots;
 
 /// How deeply `$and` and `$or` may be nested.
 pub const MAX_DEPTH: usize = 64;
@@ -110,17 +124,6 @@ impl CmpOp {
             _ => return None,
         })
     }
-
-    /// The SQL operator of an ordering comparison (`$eq`/`$ne` use `=`).
-    fn sql(self) -> &'static str {
-        match self {
-            CmpOp::Eq | CmpOp::Ne => "=",
-            CmpOp::Gt => ">",
-            CmpOp::Gte => ">=",
-            CmpOp::Lt => "<",
-            CmpOp::Lte => "<=",
-        }
-    }
 }
 
 /// An operand.
@@ -154,13 +157,6 @@ impl Num {
             (Num::Float(a), Num::Float(b)) => a.partial_cmp(&b),
             (Num::Int(a), Num::Float(b)) => cmp_int_float(a, b),
             (Num::Float(a), Num::Int(b)) => cmp_int_float(b, a).map(Ordering::reverse),
-        }
-    }
-
-    fn to_sql(self) -> SqlValue {
-        match self {
-            Num::Int(i) => SqlValue::Integer(i),
-            Num::Float(f) => SqlValue::Real(f),
         }
     }
 }
@@ -405,20 +401,16 @@ impl Filter {
         Filter { node: and_of(vec![self.node, other.node]) }
     }
 
-    /// Evaluates the filter on a record: the reference semantics, which
-    /// `to_sql` reproduces exactly.
+    /// Evaluates the filter on a record: the reference semantics, which the
+    /// store's filtered search reproduces exactly with its metadata index.
     pub fn matches(&self, text: Option<&str>, metadata: Option<&Map<String, Value>>) -> bool {
         eval(&self.node, text, metadata)
     }
 
-    /// An SQL boolean expression over the `text` and `metadata` columns of the
-    /// mirror's `records` table, with `?` placeholders, and the values to bind
-    /// to them in order. The expression is never NULL.
-    pub(crate) fn to_sql(&self) -> (String, Vec<SqlValue>) {
-        let mut sql = String::new();
-        let mut params = Vec::new();
-        write_sql(&self.node, &mut sql, &mut params);
-        (sql, params)
+    /// The live slots whose records match the filter, ascending, found with the look-ups of
+    /// `index` (see [`SlotIndex`] and the module documentation).
+    pub(crate) fn select(&self, index: &dyn SlotIndex) -> Result<Vec<u64>> {
+        self.select_with_ratio(index, VERIFY_RATIO)
     }
 }
 
@@ -449,157 +441,381 @@ fn eval(node: &Node, text: Option<&str>, metadata: Option<&Map<String, Value>>) 
     }
 }
 
-/// The JSON path of a top-level key, in the form SQLite's JSON functions accept:
-/// `$."key"`, with `"` and `\` escaped by a backslash. (Keys never hold NUL,
-/// which SQLite's path parser would take for the end of the path.)
-fn json_path(key: &str) -> String {
-    let mut path = String::with_capacity(key.len() + 4);
-    path.push_str("$.\"");
-    for c in key.chars() {
-        if c == '"' || c == '\\' {
-            path.push('\\');
-        }
-        path.push(c);
-    }
-    path.push('"');
-    path
+/// The type code of a boolean in the metadata index; its value is 0 or 1.
+pub(crate) const TYPE_BOOL: i64 = 0;
+/// The type code of a number in the metadata index; its value is an INTEGER (an `i64`) or a
+/// REAL (any other number, as [`Num`] sees it), which SQLite compares exactly.
+pub(crate) const TYPE_NUM: i64 = 1;
+/// The type code of a string in the metadata index; its value is TEXT, compared by bytes.
+pub(crate) const TYPE_STR: i64 = 2;
+
+/// How a metadata value or an operand appears in the mirror's metadata index: a type code
+/// (`TYPE_*`) and a value that SQLite orders within that type as [`compare`] does.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct IndexValue {
+    /// `TYPE_BOOL`, `TYPE_NUM` or `TYPE_STR`.
+    pub(crate) ty: i64,
+    /// The value: INTEGER 0/1, INTEGER or REAL, or TEXT.
+    pub(crate) value: SqlValue,
 }
 
-/// The SQL types (`json_type` names) of a JSON scalar type.
-const NUMBER_TYPES: &str = "('integer', 'real')";
-
-fn write_sql(node: &Node, sql: &mut String, params: &mut Vec<SqlValue>) {
-    match node {
-        Node::All => sql.push('1'),
-        Node::And(children) => write_balanced(children, " AND ", sql, params),
-        Node::Or(children) => write_balanced(children, " OR ", sql, params),
-        Node::Cmp { key, op, value } => {
-            let path = json_path(key);
-            if *op == CmpOp::Ne {
-                sql.push_str("(NOT ");
-                write_cmp(&path, CmpOp::Eq, value, sql, params);
-                sql.push(')');
-            } else {
-                write_cmp(&path, *op, value, sql, params);
-            }
-        }
-        Node::In { key, negated, values } => {
-            let path = json_path(key);
-            if *negated {
-                sql.push_str("(NOT ");
-            }
-            write_in(&path, values, sql, params);
-            if *negated {
-                sql.push(')');
-            }
-        }
-        Node::Contains { needle, negated } => {
-            if *negated {
-                sql.push_str("(text IS NULL OR instr(text, ?) = 0)");
-            } else {
-                sql.push_str("(text IS NOT NULL AND instr(text, ?) > 0)");
-            }
-            params.push(SqlValue::Text(needle.clone()));
+impl Scalar {
+    fn index_value(&self) -> IndexValue {
+        match self {
+            Scalar::Bool(b) => IndexValue { ty: TYPE_BOOL, value: SqlValue::Integer(i64::from(*b)) },
+            Scalar::Num(Num::Int(i)) => IndexValue { ty: TYPE_NUM, value: SqlValue::Integer(*i) },
+            Scalar::Num(Num::Float(f)) => IndexValue { ty: TYPE_NUM, value: SqlValue::Real(*f) },
+            Scalar::Str(s) => IndexValue { ty: TYPE_STR, value: SqlValue::Text(s.clone()) },
         }
     }
 }
 
-/// Writes `(a AND b AND ...)` as a balanced tree, so that SQLite's expression
-/// depth grows with the logarithm of the number of children, not linearly.
-fn write_balanced(children: &[Node], joiner: &str, sql: &mut String, params: &mut Vec<SqlValue>) {
-    match children {
-        [] => sql.push('1'),
-        [only] => write_sql(only, sql, params),
-        _ => {
-            let (left, right) = children.split_at(children.len() / 2);
-            sql.push('(');
-            write_balanced(left, joiner, sql, params);
-            sql.push_str(joiner);
-            write_balanced(right, joiner, sql, params);
-            sql.push(')');
+/// How the metadata value `v` is indexed: `None` for `null`, lists and objects, which no
+/// operator matches (and for a number that [`Num`] cannot represent, which none matches
+/// either). A value and an operand with equal [`IndexValue`] types compare in SQLite as
+/// [`compare`] compares them.
+pub(crate) fn index_value(v: &Value) -> Option<IndexValue> {
+    match v {
+        Value::Bool(b) => Some(Scalar::Bool(*b).index_value()),
+        Value::Number(n) => Num::from_json(n).map(|n| Scalar::Num(n).index_value()),
+        Value::String(s) => Some(IndexValue { ty: TYPE_STR, value: SqlValue::Text(s.clone()) }),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
+/// One end of a range look-up.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Bound {
+    /// The bound's value (a number or a string; the look-up's type tells which).
+    pub(crate) value: SqlValue,
+    /// Whether the bound itself is in the range.
+    pub(crate) inclusive: bool,
+}
+
+/// The look-ups [`Filter::select`] is built from; the mirror answers them from its tables.
+/// Every set of slots is sorted and deduplicated, and holds live slots only.
+pub(crate) trait SlotIndex {
+    /// The slots whose metadata holds `key` with a value of type `ty` equal to one of
+    /// `values` (which are all of that type); `None` if there are more than `limit`.
+    fn equal_any(&self, key: &str, ty: i64, values: &[SqlValue], limit: Option<usize>) -> Result<Option<Vec<u64>>>;
+    /// The slots whose metadata holds `key` with a value of type `ty` within the bounds (at
+    /// least one of which is given); `None` if there are more than `limit`.
+    fn range(&self, key: &str, ty: i64, lower: Option<&Bound>, upper: Option<&Bound>, limit: Option<usize>) -> Result<Option<Vec<u64>>>;
+    /// The slots whose text contains `needle`.
+    fn containing(&self, needle: &str) -> Result<Vec<u64>>;
+    /// Every live slot.
+    fn live(&self) -> Result<Vec<u64>>;
+    /// A cheap upper bound on the number of live records.
+    fn size_bound(&self) -> Result<u64>;
+    /// Calls `f` with the slot, text and metadata of each live record among `slots`.
+    fn for_each_record(&self, slots: &[u64], f: &mut RecordFn<'_>) -> Result<()>;
+}
+
+/// What [`SlotIndex::for_each_record`] calls: slot, text, metadata.
+pub(crate) type RecordFn<'a> = dyn FnMut(u64, Option<&str>, Option<&Map<String, Value>>) + 'a;
+
+/// When an AND has a set of candidates, a further condition is tested on the candidates'
+/// records (read and evaluated with [`Filter::matches`]'s code) rather than looked up, if
+/// looking it up would read more than this many slots per candidate: reading and parsing a
+/// record costs about as much as reading this many slots from the index.
+pub(crate) const VERIFY_RATIO: u64 = 16;
+
+/// A set of live slots, kept as whichever side is cheaper to know: `Only(s)` is exactly `s`,
+/// `AllBut(s)` is every live slot not in `s`. Negations (`$ne`, `$nin`, `$not_contains`) are
+/// `AllBut` of the look-up they negate, so the live slots are read only when the whole
+/// filter comes out as `AllBut`.
+enum Sel {
+    Only(Vec<u64>),
+    AllBut(Vec<u64>),
+}
+
+/// The evaluation of one filter: the index and the verification ratio (see [`VERIFY_RATIO`];
+/// 0 tests every condition it can on the records, `u64::MAX` never does).
+struct Selector<'a> {
+    ix: &'a dyn SlotIndex,
+    ratio: u64,
+}
+
+impl Filter {
+    /// [`Filter::select`] with another verification ratio than [`VERIFY_RATIO`].
+    pub(crate) fn select_with_ratio(&self, index: &dyn SlotIndex, ratio: u64) -> Result<Vec<u64>> {
+        let sel = Selector { ix: index, ratio };
+        match sel.node(&self.node)? {
+            Sel::Only(s) => Ok(s),
+            Sel::AllBut(s) => Ok(slots::difference(&index.live()?, &s)),
         }
     }
 }
 
-/// Writes a comparison that is never NULL: the type test comes first and is
-/// 0 or 1 (`IS`, or `ifnull(...)`), and once it holds the value is not NULL.
-fn write_cmp(path: &str, op: CmpOp, value: &Scalar, sql: &mut String, params: &mut Vec<SqlValue>) {
-    match value {
-        Scalar::Bool(b) => {
-            // Only $eq reaches here for booleans ($ne is NOT $eq; parsing rejects the rest).
-            sql.push_str(if *b { "(json_type(metadata, ?) IS 'true')" } else { "(json_type(metadata, ?) IS 'false')" });
-            params.push(SqlValue::Text(path.to_owned()));
-        }
-        Scalar::Str(s) => {
-            sql.push_str("(json_type(metadata, ?) IS 'text' AND json_extract(metadata, ?) ");
-            sql.push_str(op.sql());
-            sql.push_str(" ? COLLATE BINARY)");
-            params.push(SqlValue::Text(path.to_owned()));
-            params.push(SqlValue::Text(path.to_owned()));
-            params.push(SqlValue::Text(s.clone()));
-        }
-        Scalar::Num(n) => {
-            sql.push_str("(ifnull(json_type(metadata, ?), '') IN ");
-            sql.push_str(NUMBER_TYPES);
-            sql.push_str(" AND json_extract(metadata, ?) ");
-            sql.push_str(op.sql());
-            sql.push_str(" ?)");
-            params.push(SqlValue::Text(path.to_owned()));
-            params.push(SqlValue::Text(path.to_owned()));
-            params.push(n.to_sql());
-        }
+/// The tightest bounds on one key and one type (numbers or strings) that an AND of ordering
+/// comparisons sets, and those comparisons.
+struct Range<'a> {
+    key: &'a str,
+    ty: i64,
+    lower: Option<(&'a Scalar, bool)>,
+    upper: Option<(&'a Scalar, bool)>,
+    nodes: Vec<&'a Node>,
+}
+
+/// Orders two operands of the same type (a number and a string never meet here).
+fn order(a: &Scalar, b: &Scalar) -> Ordering {
+    match (a, b) {
+        (Scalar::Num(x), Scalar::Num(y)) => x.cmp(*y).unwrap_or(Ordering::Equal),
+        (Scalar::Str(x), Scalar::Str(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (Scalar::Bool(x), Scalar::Bool(y)) => x.cmp(y),
+        _ => Ordering::Equal,
     }
 }
 
-/// Writes `$in` as an OR of one test per operand type present in the list.
-fn write_in(path: &str, values: &[Scalar], sql: &mut String, params: &mut Vec<SqlValue>) {
-    let strings: Vec<&String> = values.iter().filter_map(|v| if let Scalar::Str(s) = v { Some(s) } else { None }).collect();
-    let numbers: Vec<Num> = values.iter().filter_map(|v| if let Scalar::Num(n) = v { Some(*n) } else { None }).collect();
-    let has_true = values.contains(&Scalar::Bool(true));
-    let has_false = values.contains(&Scalar::Bool(false));
-
-    let mut first = true;
-    sql.push('(');
-    let mut sep = |sql: &mut String| {
-        if !first {
-            sql.push_str(" OR ");
-        }
-        first = false;
-    };
-    if !strings.is_empty() {
-        sep(sql);
-        sql.push_str("(json_type(metadata, ?) IS 'text' AND json_extract(metadata, ?) COLLATE BINARY IN (");
-        params.push(SqlValue::Text(path.to_owned()));
-        params.push(SqlValue::Text(path.to_owned()));
-        for (i, s) in strings.iter().enumerate() {
-            sql.push_str(if i == 0 { "?" } else { ", ?" });
-            params.push(SqlValue::Text((*s).clone()));
-        }
-        sql.push_str("))");
-    }
-    if !numbers.is_empty() {
-        sep(sql);
-        sql.push_str("(ifnull(json_type(metadata, ?), '') IN ");
-        sql.push_str(NUMBER_TYPES);
-        sql.push_str(" AND json_extract(metadata, ?) IN (");
-        params.push(SqlValue::Text(path.to_owned()));
-        params.push(SqlValue::Text(path.to_owned()));
-        for (i, n) in numbers.iter().enumerate() {
-            sql.push_str(if i == 0 { "?" } else { ", ?" });
-            params.push(n.to_sql());
-        }
-        sql.push_str("))");
-    }
-    if has_true || has_false {
-        sep(sql);
-        sql.push_str(match (has_true, has_false) {
-            (true, true) => "(ifnull(json_type(metadata, ?), '') IN ('true', 'false'))",
-            (true, false) => "(json_type(metadata, ?) IS 'true')",
-            _ => "(json_type(metadata, ?) IS 'false')",
+impl<'a> Range<'a> {
+    /// Narrows the range by `node`, `{key: {op: value}}` with `op` one of `$gt`, `$gte`,
+    /// `$lt`, `$lte`.
+    fn narrow(&mut self, node: &'a Node, op: CmpOp, value: &'a Scalar) {
+        self.nodes.push(node);
+        let inclusive = matches!(op, CmpOp::Gte | CmpOp::Lte);
+        let (bound, wanted) = if matches!(op, CmpOp::Gt | CmpOp::Gte) { (&mut self.lower, Ordering::Greater) } else { (&mut self.upper, Ordering::Less) };
+        // A larger lower bound (a smaller upper bound) is tighter; at the same value, an
+        // exclusive one is.
+        let tighter = bound.is_none_or(|(v, inc)| {
+            let o = order(value, v);
+            o == wanted || (o == Ordering::Equal && inc && !inclusive)
         });
-        params.push(SqlValue::Text(path.to_owned()));
+        if tighter {
+            *bound = Some((value, inclusive));
+        }
     }
-    sql.push(')');
+
+    fn look_up(&self, ix: &dyn SlotIndex, limit: Option<usize>) -> Result<Option<Vec<u64>>> {
+        let bound = |b: Option<(&Scalar, bool)>| b.map(|(v, inclusive)| Bound { value: v.index_value().value, inclusive });
+        let (lower, upper) = (bound(self.lower), bound(self.upper));
+        ix.range(self.key, self.ty, lower.as_ref(), upper.as_ref(), limit)
+    }
+}
+
+/// One condition of an AND.
+enum Conjunct<'a> {
+    /// Ordering comparisons on one key, merged.
+    Range(Range<'a>),
+    /// Any other node (never an AND).
+    Node(&'a Node),
+}
+
+impl Conjunct<'_> {
+    /// The order in which an AND evaluates its conditions: those likely to select few records
+    /// first (an equality on a string or a number, a list of values, a range bounded on both
+    /// sides), then broader look-ups, negations, ORs, and text scans last.
+    fn rank(&self) -> u8 {
+        match self {
+            Conjunct::Node(Node::Cmp { op: CmpOp::Eq, value: Scalar::Str(_) | Scalar::Num(_), .. }) => 0,
+            Conjunct::Node(Node::In { negated: false, .. }) => 1,
+            Conjunct::Range(r) if r.lower.is_some() && r.upper.is_some() => 2,
+            Conjunct::Range(_) | Conjunct::Node(Node::Cmp { op: CmpOp::Eq, .. }) => 3,
+            Conjunct::Node(Node::Cmp { .. } | Node::In { .. }) => 4,
+            Conjunct::Node(Node::Or(_) | Node::And(_) | Node::All) => 5,
+            Conjunct::Node(Node::Contains { .. }) => 6,
+        }
+    }
+
+    /// Whether the record satisfies this condition.
+    fn matches(&self, text: Option<&str>, metadata: Option<&Map<String, Value>>) -> bool {
+        match self {
+            Conjunct::Range(r) => r.nodes.iter().all(|n| eval(n, text, metadata)),
+            Conjunct::Node(n) => eval(n, text, metadata),
+        }
+    }
+}
+
+/// The children of nested ANDs, as one list.
+fn flatten<'a>(children: &'a [Node], out: &mut Vec<&'a Node>) {
+    for c in children {
+        match c {
+            Node::And(grandchildren) => flatten(grandchildren, out),
+            other => out.push(other),
+        }
+    }
+}
+
+/// The error for a look-up without a limit that says it went over its limit (it cannot).
+fn unlimited() -> Error {
+    Error::Mirror { reason: "a filter look-up without a limit reported too many slots".into() }
+}
+
+/// Sets `only` to its intersection with `s`; true if that is empty.
+fn keep(only: &mut Option<Vec<u64>>, s: Vec<u64>) -> bool {
+    *only = Some(match only.take() {
+        None => s,
+        Some(o) => slots::intersect(&o, &s),
+    });
+    only.as_ref().is_some_and(Vec::is_empty)
+}
+
+impl Selector<'_> {
+    fn node(&self, node: &Node) -> Result<Sel> {
+        Ok(match node {
+            Node::All => Sel::AllBut(Vec::new()),
+            Node::And(children) => self.and(children)?,
+            Node::Or(children) => self.or(children)?,
+            Node::Contains { needle, negated } => {
+                let found = self.ix.containing(needle)?;
+                if *negated {
+                    Sel::AllBut(found)
+                } else {
+                    Sel::Only(found)
+                }
+            }
+            Node::Cmp { .. } | Node::In { .. } => self.look_up(node, None)?.ok_or_else(unlimited)?,
+        })
+    }
+
+    /// A comparison or `$in` by index look-up; `None` if it reads more than `limit` slots.
+    fn look_up(&self, node: &Node, limit: Option<usize>) -> Result<Option<Sel>> {
+        let (found, negated) = match node {
+            Node::Cmp { key, op, value } => {
+                let v = value.index_value();
+                let bound = Bound { value: v.value, inclusive: matches!(op, CmpOp::Gte | CmpOp::Lte) };
+                let found = match op {
+                    CmpOp::Eq | CmpOp::Ne => self.ix.equal_any(key, v.ty, std::slice::from_ref(&bound.value), limit)?,
+                    CmpOp::Gt | CmpOp::Gte => self.ix.range(key, v.ty, Some(&bound), None, limit)?,
+                    CmpOp::Lt | CmpOp::Lte => self.ix.range(key, v.ty, None, Some(&bound), limit)?,
+                };
+                (found, *op == CmpOp::Ne)
+            }
+            Node::In { key, negated, values } => (self.look_up_in(key, values, limit)?, *negated),
+            _ => return Ok(Some(self.node(node)?)),
+        };
+        Ok(found.map(|s| if negated { Sel::AllBut(s) } else { Sel::Only(s) }))
+    }
+
+    /// `$in`: one look-up per type present in the list.
+    fn look_up_in(&self, key: &str, values: &[Scalar], limit: Option<usize>) -> Result<Option<Vec<u64>>> {
+        let mut found = Vec::new();
+        let mut left = limit;
+        for ty in [TYPE_BOOL, TYPE_NUM, TYPE_STR] {
+            let of_type: Vec<SqlValue> = values.iter().map(Scalar::index_value).filter(|v| v.ty == ty).map(|v| v.value).collect();
+            if of_type.is_empty() {
+                continue;
+            }
+            let Some(s) = self.ix.equal_any(key, ty, &of_type, left)? else {
+                return Ok(None);
+            };
+            left = left.map(|l| l.saturating_sub(s.len()));
+            found.push(s);
+        }
+        Ok(Some(slots::union_all(found)))
+    }
+
+    /// AND. The ordering comparisons on one key and type become one range look-up (`{"n":
+    /// {"$gte": 500, "$lt": 1500}}` reads the slots between the bounds, not all those above
+    /// 500). The conditions run in [`Conjunct::rank`] order, and evaluation stops at an empty
+    /// set. Once there are candidates, a condition that would read many more slots than there
+    /// are candidates (or scan the texts, or evaluate an OR, on a store many times larger) is
+    /// tested on the candidates' records instead, with all the conditions after it.
+    fn and(&self, children: &[Node]) -> Result<Sel> {
+        let mut nodes = Vec::new();
+        flatten(children, &mut nodes);
+        let mut conjuncts: Vec<Conjunct<'_>> = Vec::new();
+        for node in nodes {
+            match node {
+                Node::Cmp { key, op: op @ (CmpOp::Gt | CmpOp::Gte | CmpOp::Lt | CmpOp::Lte), value } => {
+                    let ty = value.index_value().ty;
+                    let found = conjuncts.iter_mut().find_map(|c| match c {
+                        Conjunct::Range(r) if r.key == key && r.ty == ty => Some(r),
+                        _ => None,
+                    });
+                    match found {
+                        Some(r) => r.narrow(node, *op, value),
+                        None => {
+                            let mut r = Range { key, ty, lower: None, upper: None, nodes: Vec::new() };
+                            r.narrow(node, *op, value);
+                            conjuncts.push(Conjunct::Range(r));
+                        }
+                    }
+                }
+                other => conjuncts.push(Conjunct::Node(other)),
+            }
+        }
+        conjuncts.sort_by_key(Conjunct::rank);
+
+        // The intersection of the positive sets so far (None: no positive set yet), and the
+        // sets to remove from it.
+        let mut only: Option<Vec<u64>> = None;
+        let mut but: Vec<Vec<u64>> = Vec::new();
+        for (i, c) in conjuncts.iter().enumerate() {
+            // With candidates, a limit on what a look-up may read (None: no candidates, no limit).
+            let limit = only.as_ref().map(|o| usize::try_from((o.len() as u64).saturating_mul(self.ratio)).unwrap_or(usize::MAX));
+            let sel = match (c, limit) {
+                (Conjunct::Range(r), _) => r.look_up(self.ix, limit)?.map(Sel::Only),
+                (Conjunct::Node(n @ (Node::Cmp { .. } | Node::In { .. })), _) => self.look_up(n, limit)?,
+                (Conjunct::Node(n), None) => Some(self.node(n)?),
+                // An OR or a text scan costs about as much as the store is large.
+                (Conjunct::Node(n), Some(limit)) => {
+                    if limit as u64 >= self.ix.size_bound()? {
+                        Some(self.node(n)?)
+                    } else {
+                        None
+                    }
+                }
+            };
+            match sel {
+                Some(Sel::Only(s)) => {
+                    if keep(&mut only, s) {
+                        return Ok(Sel::Only(Vec::new()));
+                    }
+                }
+                Some(Sel::AllBut(s)) => but.push(s),
+                None => {
+                    let candidates = only.ok_or_else(unlimited)?;
+                    let candidates = slots::difference(&candidates, &slots::union_all(but));
+                    return self.verify(&candidates, &conjuncts[i..]).map(Sel::Only);
+                }
+            }
+        }
+        let excluded = slots::union_all(but);
+        Ok(match only {
+            Some(s) => Sel::Only(slots::difference(&s, &excluded)),
+            None => Sel::AllBut(excluded),
+        })
+    }
+
+    /// The candidates whose records satisfy all of `conjuncts`, in order.
+    fn verify(&self, candidates: &[u64], conjuncts: &[Conjunct<'_>]) -> Result<Vec<u64>> {
+        let mut kept = Vec::new();
+        self.ix.for_each_record(candidates, &mut |slot, text, metadata| {
+            if conjuncts.iter().all(|c| c.matches(text, metadata)) {
+                kept.push(slot);
+            }
+        })?;
+        slots::normalize(&mut kept);
+        Ok(kept)
+    }
+
+    /// OR: the union of the positive sets, or, if some child is a negation, every live slot
+    /// but those outside all of them.
+    fn or(&self, children: &[Node]) -> Result<Sel> {
+        let mut only: Vec<Vec<u64>> = Vec::new();
+        // The intersection of the excluded sets (None: no negated child yet).
+        let mut but: Option<Vec<u64>> = None;
+        for c in children {
+            match self.node(c)? {
+                Sel::Only(s) => only.push(s),
+                Sel::AllBut(s) => {
+                    let b = match but.take() {
+                        None => s,
+                        Some(b) => slots::intersect(&b, &s),
+                    };
+                    if b.is_empty() {
+                        return Ok(Sel::AllBut(b));
+                    }
+                    but = Some(b);
+                }
+            }
+        }
+        let found = slots::union_all(only);
+        Ok(match but {
+            None => Sel::Only(found),
+            Some(b) => Sel::AllBut(slots::difference(&b, &found)),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -744,7 +960,6 @@ mod tests {
         let f = parse(json!({}));
         assert!(f.is_match_all());
         assert!(f.matches(None, None));
-        assert_eq!(f.to_sql(), ("1".to_owned(), vec![]));
         assert_eq!(Filter::all(), f);
         assert!(parse(json!({"$or": [{}, {"a": 1}]})).is_match_all());
         assert!(parse(json!({"$and": [{}, {}]})).is_match_all());
@@ -810,137 +1025,5 @@ mod tests {
         parse(json!({"a": {"$in": many}}));
         let too_many: Vec<Value> = (0..=MAX_TERMS).map(Value::from).collect();
         assert!(parse_err(json!({"a": {"$in": too_many}})).contains("more than"));
-    }
-
-    #[test]
-    fn json_paths() {
-        assert_eq!(json_path("a"), r#"$."a""#);
-        assert_eq!(json_path(r#"a"b\c"#), r#"$."a\"b\\c""#);
-        assert_eq!(json_path("a.b c"), r#"$."a.b c""#);
-        assert_eq!(json_path(""), r#"$."""#);
-    }
-
-    /// Evaluates `to_sql` in SQLite on one record and compares with `matches`.
-    fn sql_matches(f: &Filter, text: Option<&str>, meta: Option<&Map<String, Value>>) -> bool {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        let (expr, mut params) = f.to_sql();
-        // The record's two values come first in the text, so they are the first parameters.
-        let sql = format!("WITH r(text, metadata) AS (SELECT ?, ?) SELECT {expr} FROM r");
-        params.insert(0, meta.map_or(SqlValue::Null, |m| SqlValue::Text(Value::Object(m.clone()).to_string())));
-        params.insert(0, text.map_or(SqlValue::Null, |t| SqlValue::Text(t.to_owned())));
-        let v: rusqlite::types::Value =
-            conn.query_row(&sql, rusqlite::params_from_iter(params), |r| r.get(0)).unwrap_or_else(|e| panic!("{}: {e}", &sql[..sql.len().min(300)]));
-        match v {
-            SqlValue::Integer(0) => false,
-            SqlValue::Integer(1) => true,
-            other => panic!("{} gave {other:?}", &sql[..sql.len().min(300)]),
-        }
-    }
-
-    #[test]
-    fn sql_agrees_on_awkward_keys_and_values() {
-        let keys = ["a.b", "a\"b", "a\\b", "a b", "é", "😀", "", "$x", "a\nb", "\\\"", "k\u{1f}"];
-        for key in keys {
-            let meta = md(json!({ key: "v", "other": 1 }));
-            for filter in
-                [json!({ key: "v" }), json!({ key: {"$ne": "v"} }), json!({ key: {"$in": ["w", "v"]} }), json!({ key: {"$nin": ["v"]} }), json!({ key: 1 })]
-            {
-                // Keys starting with '$' cannot be filtered on; skip those.
-                let Ok(f) = Filter::parse(&filter) else {
-                    continue;
-                };
-                assert_eq!(sql_matches(&f, None, Some(&meta)), f.matches(None, Some(&meta)), "{key:?} {filter}");
-                assert_eq!(sql_matches(&f, None, None), f.matches(None, None), "{key:?} {filter}");
-            }
-            let f = parse(json!({ "other": 1 }));
-            assert!(sql_matches(&f, None, Some(&meta)));
-        }
-        // Strings with NUL and non-ASCII, in values and documents.
-        let meta = md(json!({"s": "x\u{0}y", "t": "ü"}));
-        for filter in [
-            json!({"s": "x\u{0}y"}),
-            json!({"s": "x"}),
-            json!({"s": {"$lt": "x\u{0}z"}}),
-            json!({"s": {"$gt": "x"}}),
-            json!({"t": {"$gt": "z"}}),
-            json!({"$contains": "\u{0}c"}),
-            json!({"$contains": "\u{0}x"}),
-            json!({"$not_contains": "b\u{0}"}),
-        ] {
-            let f = parse(filter.clone());
-            assert_eq!(sql_matches(&f, Some("ab\u{0}cd"), Some(&meta)), f.matches(Some("ab\u{0}cd"), Some(&meta)), "{filter}");
-        }
-        // Numbers at the edges.
-        for value in [json!(i64::MAX), json!(i64::MIN), json!(u64::MAX), json!(9_007_199_254_740_993_i64), json!(0.1), json!(-0.0), json!(1e300)] {
-            let meta = md(json!({ "n": value }));
-            for op in ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"] {
-                for operand in
-                    [json!(i64::MAX), json!(u64::MAX), json!(9.223372036854776e18), json!(9_007_199_254_740_992.0), json!(0), json!(0.1), json!(1e300)]
-                {
-                    let filter = json!({"n": { op: operand }});
-                    let f = parse(filter.clone());
-                    assert_eq!(sql_matches(&f, None, Some(&meta)), f.matches(None, Some(&meta)), "{filter} on {value}");
-                }
-            }
-        }
-        // Non-scalar metadata values.
-        for value in [json!(null), json!([1]), json!({"x": 1}), json!(true), json!(false)] {
-            let meta = md(json!({ "k": value }));
-            for filter in [
-                json!({"k": 1}),
-                json!({"k": {"$ne": 1}}),
-                json!({"k": {"$in": [1, "1", true]}}),
-                json!({"k": {"$nin": [false]}}),
-                json!({"k": true}),
-                json!({"k": {"$ne": false}}),
-            ] {
-                let f = parse(filter.clone());
-                assert_eq!(sql_matches(&f, None, Some(&meta)), f.matches(None, Some(&meta)), "{filter} on {value}");
-            }
-        }
-    }
-
-    #[test]
-    fn wide_filters_stay_within_sqlite_expression_depth() {
-        let many: Vec<Value> = (0..3000).map(|i| json!({ format!("k{i}"): i })).collect();
-        let f = parse(json!({"$or": many}));
-        let meta = md(json!({"k2999": 2999}));
-        assert!(sql_matches(&f, None, Some(&meta)));
-        let and: Vec<Value> = (0..3000).map(|i| json!({ "k": {"$ne": i} })).collect();
-        let f = parse(json!({"$and": and}));
-        assert!(sql_matches(&f, None, Some(&meta)));
-    }
-
-    /// Why the engine must refuse metadata keys containing U+0000: SQLite's
-    /// JSON lookup compares escaped object keys up to the first NUL, so it
-    /// finds the key "a\u0000" under the path `$."a"`, where `matches` does not.
-    /// If this test starts failing, SQLite has fixed it.
-    #[test]
-    fn sqlite_stops_object_keys_at_nul() {
-        let meta = md(json!({"a\u{0}": 1}));
-        let f = parse(json!({"a": 1}));
-        assert!(!f.matches(None, Some(&meta)));
-        assert!(sql_matches(&f, None, Some(&meta)));
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
-
-        /// Any key without NUL and not starting with '$' is found by its JSON path,
-        /// and only by it.
-        #[test]
-        fn json_paths_find_exactly_their_key(
-            key in "[^\u{0}$][^\u{0}]{0,6}|",
-            other in "[^\u{0}]{0,6}",
-            value in proptest::prelude::any::<i64>(),
-        ) {
-            let f = parse(json!({ key.clone(): value }));
-            for meta in [json!({ key.clone(): value }), json!({ other.clone(): value }), json!({ other.clone(): value, key.clone(): value })] {
-                let meta = md(meta);
-                proptest::prop_assert_eq!(sql_matches(&f, None, Some(&meta)), f.matches(None, Some(&meta)), "{:?} {:?}", key, meta);
-            }
-            let own = md(json!({ key.clone(): value }));
-            proptest::prop_assert!(sql_matches(&f, None, Some(&own)));
-        }
     }
 }

@@ -42,6 +42,7 @@ mod filter;
 pub mod index;
 pub mod kernels;
 mod mirror;
+mod slots;
 pub mod storage;
 mod vecfile;
 mod wal;

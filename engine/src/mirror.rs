@@ -19,33 +19,64 @@
 //! damaged or is not a mirror at all (SQLite's `SQLITE_CORRUPT` or
 //! `SQLITE_NOTADB`, a failed `integrity_check`, an SQLite file with foreign
 //! content), in which case the engine should delete it and rebuild; such errors'
-//! reasons begin with [`DAMAGED`]. [`Mirror::open_file_checked`] returns damage
-//! at open as a value instead. Every other SQLite failure is an
-//! [`Error::Mirror`] too, but not damage.
+//! reasons begin with [`DAMAGED`]. A mirror of an older schema version is
+//! reported the same way: it is derived state, so it is rebuilt rather than
+//! migrated. [`Mirror::open_file_checked`] returns damage at open as a value
+//! instead. A mirror of a newer schema version is refused with an
+//! [`Error::Mirror`] that is not damage, and so is every other SQLite failure.
 //!
-//! Schema (version 1, kept in `PRAGMA user_version`):
+//! Schema (version 2, kept in `PRAGMA user_version`; version 1 had no
+//! `fields` and `field_values`):
 //!
 //! ```sql
 //! CREATE TABLE records (slot INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
 //!                       text TEXT, metadata TEXT /* a JSON object */);
 //! CREATE TABLE meta (one INTEGER PRIMARY KEY CHECK (one = 0), store_uuid BLOB, applied_lsn INTEGER);
+//! -- The metadata index. A field is a top-level metadata key with a value type:
+//! -- 0 boolean, 1 number, 2 string.
+//! CREATE TABLE fields (id INTEGER PRIMARY KEY, key TEXT NOT NULL, type INTEGER NOT NULL,
+//!                      UNIQUE (key, type));
+//! -- One row per top-level string, number or boolean of a record's metadata
+//! -- (null, lists and objects are not indexed: no operator matches them).
+//! CREATE TABLE field_values (field INTEGER NOT NULL, value NOT NULL, slot INTEGER NOT NULL,
+//!                            PRIMARY KEY (field, value, slot)) WITHOUT ROWID;
 //! ```
+//!
+//! `field_values.value` has no declared type, so SQLite keeps what is bound: a
+//! boolean is INTEGER 0 or 1, a number is INTEGER if it is an `i64` and REAL
+//! otherwise (SQLite compares INTEGER with REAL exactly), a string is TEXT,
+//! compared with the column's BINARY collation, byte by byte. Its primary key
+//! serves equality, `IN` and range look-ups on one field, each returning slots.
+//! [`Mirror::apply`] keeps the index in the same transaction as `records`: a put
+//! adds the rows of the new metadata, a delete or a metadata update first
+//! removes the rows of the old metadata (read from `records`). The metadata is
+//! parsed by `serde_json`, as [`Filter::matches`] sees it, so both agree on keys
+//! (even duplicated ones, or ones holding U+0000) and on numbers. Fields are
+//! never removed except by [`Mirror::reset`]; a field no row uses is harmless.
+//! [`Mirror::integrity_check`] checks that the index holds exactly the rows the
+//! records' metadata gives.
+//!
+//! [`Mirror::filter_slots`] evaluates a filter with these look-ups (see
+//! [`Filter::select`]); `$contains` scans `records.text`.
 //!
 //! Slots are `u64` in the engine and `INTEGER` (i64) in SQLite: a slot above
 //! `i64::MAX` is refused with an [`Error::Mirror`]. The same holds for LSNs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{ErrorCode, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{ErrorCode, OptionalExtension, Row, ToSql, TransactionBehavior};
+use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::filter::Filter;
+use crate::filter::{index_value, Bound, Filter, IndexValue, RecordFn, SlotIndex};
+use crate::slots;
 
 /// The schema version this code writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The beginning of the reason of every [`Error::Mirror`] that means the
 /// mirror file is damaged (see [`is_damage`]).
@@ -67,15 +98,37 @@ CREATE TABLE meta (
     store_uuid BLOB NOT NULL CHECK (typeof(store_uuid) = 'blob' AND length(store_uuid) = 16),
     applied_lsn INTEGER NOT NULL CHECK (typeof(applied_lsn) = 'integer' AND applied_lsn >= 0)
 );
-PRAGMA user_version = 1;
+CREATE TABLE fields (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    type INTEGER NOT NULL CHECK (type IN (0, 1, 2)),
+    UNIQUE (key, type)
+);
+CREATE TABLE field_values (
+    field INTEGER NOT NULL,
+    value NOT NULL,
+    slot INTEGER NOT NULL,
+    PRIMARY KEY (field, value, slot)
+) WITHOUT ROWID;
+PRAGMA user_version = 2;
 ";
+
+/// The tables of a current mirror.
+const TABLES: [&str; 4] = ["records", "meta", "fields", "field_values"];
 
 const SQL_PUT: &str = "INSERT INTO records (slot, id, text, metadata) VALUES (?1, ?2, ?3, ?4)";
 const SQL_UPDATE: &str = "UPDATE records SET \
      text = CASE WHEN ?2 THEN ?3 ELSE text END, \
      metadata = CASE WHEN ?4 THEN ?5 ELSE metadata END \
      WHERE slot = ?1";
-const SQL_DELETE: &str = "DELETE FROM records WHERE slot = ?1";
+const SQL_DELETE: &str = "DELETE FROM records WHERE slot = ?1 RETURNING metadata";
+const SQL_METADATA_OF: &str = "SELECT metadata FROM records WHERE slot = ?1";
+const SQL_FIELD_ID: &str = "SELECT id FROM fields WHERE key = ?1 AND type = ?2";
+const SQL_FIELD_NEW: &str = "INSERT INTO fields (key, type) VALUES (?1, ?2)";
+const SQL_INDEX_DELETE: &str = "DELETE FROM field_values WHERE field = ?1 AND value = ?2 AND slot = ?3";
+/// The field id of a key and a type, in a look-up (NULL, which matches nothing, if the field
+/// was never written).
+const SQL_FIELD: &str = "(SELECT id FROM fields WHERE key = ?1 AND type = ?2)";
 const SQL_APPLIED_LSN: &str = "SELECT applied_lsn FROM meta WHERE one = 0";
 const SQL_SET_APPLIED_LSN: &str = "UPDATE meta SET applied_lsn = ?1 WHERE one = 0";
 const SQL_SLOT_OF: &str = "SELECT slot FROM records WHERE id = ?1";
@@ -258,7 +311,8 @@ impl Mirror {
 
     /// Settings and schema common to files and memory.
     fn init(conn: &mut rusqlite::Connection) -> Result<()> {
-        conn.set_prepared_statement_cache_capacity(64);
+        // Look-ups bind lists of a few widths, and the index writes rows in several widths too.
+        conn.set_prepared_statement_cache_capacity(128);
         conn.execute_batch("PRAGMA synchronous = NORMAL").ctx("setting synchronous = NORMAL")?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("reading the schema version")?;
         match version {
@@ -272,10 +326,11 @@ impl Mirror {
                 tx.commit().ctx("committing the schema")?;
             }
             SCHEMA_VERSION => {
+                let names = TABLES.map(|t| format!("'{t}'")).join(", ");
                 let tables: i64 = conn
-                    .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('records', 'meta')", [], |r| r.get(0))
+                    .query_row(&format!("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ({names})"), [], |r| r.get(0))
                     .ctx("reading the schema")?;
-                if tables != 2 {
+                if tables != TABLES.len() as i64 {
                     return Err(damaged("its tables are missing"));
                 }
             }
@@ -285,7 +340,8 @@ impl Mirror {
                      (this version reads version {SCHEMA_VERSION})"
                 )))
             }
-            v => return Err(damaged(format_args!("its schema version is {v}"))),
+            // Derived state written by an older version (or nonsense): rebuilt, like damage.
+            v => return Err(damaged(format_args!("its schema version is {v}, not {SCHEMA_VERSION}, so it must be rebuilt"))),
         }
         Ok(())
     }
@@ -309,7 +365,7 @@ impl Mirror {
     /// `applied_lsn = 0`, in one transaction (done before a rebuild).
     pub fn reset(&mut self, store_uuid: [u8; 16]) -> Result<()> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("starting the reset transaction")?;
-        tx.execute_batch("DELETE FROM records; DELETE FROM meta;").ctx("deleting all rows")?;
+        tx.execute_batch("DELETE FROM records; DELETE FROM meta; DELETE FROM field_values; DELETE FROM fields;").ctx("deleting all rows")?;
         tx.execute("INSERT INTO meta (one, store_uuid, applied_lsn) VALUES (0, ?1, 0)", [&store_uuid[..]]).ctx("writing the header")?;
         tx.commit().ctx("committing the reset")
     }
@@ -336,31 +392,53 @@ impl Mirror {
             let mut put = tx.prepare_cached(SQL_PUT).ctx("preparing the insert")?;
             let mut update = tx.prepare_cached(SQL_UPDATE).ctx("preparing the update")?;
             let mut delete = tx.prepare_cached(SQL_DELETE).ctx("preparing the delete")?;
+            let mut metadata_of = tx.prepare_cached(SQL_METADATA_OF).ctx("preparing a metadata lookup")?;
+            let mut index = IndexWriter::default();
             for op in ops {
                 match *op {
                     MirrorOp::Put { slot, id, text, metadata } => {
                         let s = slot_to_sql(slot)?;
                         put.execute(rusqlite::params![s, id, text, metadata])
                             .map_err(|e| sql_error(format_args!("could not insert the record {id:?} in slot {slot}"), e))?;
+                        index.add(&tx, slot, s, metadata)?;
                     }
                     MirrorOp::Update { slot, text, metadata } => {
                         let s = slot_to_sql(slot)?;
+                        let old: Option<Option<String>> = match metadata {
+                            Some(_) => Some(
+                                metadata_of
+                                    .query_row([s], |r| r.get(0))
+                                    .optional()
+                                    .map_err(|e| sql_error(format_args!("could not read the metadata of slot {slot}"), e))?
+                                    .ok_or_else(|| mirror_err(format!("no record is in slot {slot} to update")))?,
+                            ),
+                            None => None,
+                        };
                         let n = update
                             .execute(rusqlite::params![s, text.is_some(), text.flatten(), metadata.is_some(), metadata.flatten()])
                             .map_err(|e| sql_error(format_args!("could not update the record in slot {slot}"), e))?;
                         if n != 1 {
                             return Err(mirror_err(format!("no record is in slot {slot} to update")));
                         }
+                        if let (Some(old), Some(new)) = (old, metadata) {
+                            index.remove(&tx, slot, s, old.as_deref())?;
+                            index.add(&tx, slot, s, new)?;
+                        }
                     }
                     MirrorOp::Delete { slot } => {
                         let s = slot_to_sql(slot)?;
-                        let n = delete.execute([s]).map_err(|e| sql_error(format_args!("could not delete the record in slot {slot}"), e))?;
-                        if n != 1 {
+                        let old: Option<Option<String>> = delete
+                            .query_row([s], |r| r.get(0))
+                            .optional()
+                            .map_err(|e| sql_error(format_args!("could not delete the record in slot {slot}"), e))?;
+                        let Some(old) = old else {
                             return Err(mirror_err(format!("no record is in slot {slot} to delete")));
-                        }
+                        };
+                        index.remove(&tx, slot, s, old.as_deref())?;
                     }
                 }
             }
+            index.flush(&tx)?;
             tx.prepare_cached(SQL_SET_APPLIED_LSN).and_then(|mut st| st.execute([lsn_sql])).ctx("recording the applied LSN")?;
         }
         tx.commit().ctx("committing")?;
@@ -424,16 +502,18 @@ impl Mirror {
         Ok(sql_slots.iter().map(|s| found.get(s).cloned()).collect())
     }
 
-    /// The slots of the live records that match `filter`, ascending.
+    /// The slots of the live records that match `filter`, ascending: look-ups in the metadata
+    /// index combined as sets (see [`Filter::select`]), a scan of the texts for `$contains`.
     pub fn filter_slots(&self, filter: &Filter) -> Result<Vec<u64>> {
-        let (expr, params) = filter.to_sql();
-        let sql = format!("SELECT slot FROM records WHERE {expr} ORDER BY slot");
-        let mut st = self.conn.prepare_cached(&sql).ctx("preparing a filter query")?;
-        let slots = st
-            .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, i64>(0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
-            .ctx("running a filter query")?;
-        slots.into_iter().map(slot_from_sql).collect()
+        filter.select(self)
+    }
+
+    /// One more than the largest live slot (0 if there is none): a bound on the number of
+    /// live records, found without counting them.
+    fn slot_bound(&self) -> Result<u64> {
+        let max: Option<i64> =
+            self.conn.prepare_cached("SELECT max(slot) FROM records").and_then(|mut st| st.query_row([], |r| r.get(0))).ctx("reading the largest slot")?;
+        max.map_or(Ok(0), |m| slot_from_sql(m).map(|m| m + 1))
     }
 
     /// The number of live records.
@@ -488,18 +568,271 @@ impl Mirror {
         Ok(())
     }
 
-    /// Runs `PRAGMA integrity_check`; anything but "ok" is damage.
+    /// Runs `PRAGMA integrity_check`, then checks that the metadata index holds exactly the
+    /// rows the records' metadata gives; anything else is damage.
     pub fn integrity_check(&self) -> Result<()> {
         let problems = self
             .conn
             .prepare("PRAGMA integrity_check(20)")
             .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<String>>>())
             .ctx("checking integrity")?;
-        if problems.len() == 1 && problems[0] == "ok" {
-            Ok(())
-        } else {
-            Err(damaged(format_args!("integrity_check reports: {}", problems.join("; "))))
+        if problems.len() != 1 || problems[0] != "ok" {
+            return Err(damaged(format_args!("integrity_check reports: {}", problems.join("; "))));
         }
+        self.check_index()
+    }
+
+    /// Every index row the records' metadata gives is present, and there are no others (a row
+    /// is unique, so equal counts leave no room for another). Fields no row uses are allowed.
+    fn check_index(&self) -> Result<()> {
+        let mut records = self.conn.prepare("SELECT slot, metadata FROM records WHERE metadata IS NOT NULL").ctx("checking the metadata index")?;
+        let mut probe = self
+            .conn
+            .prepare(&format!("SELECT 1 FROM field_values WHERE field = {SQL_FIELD} AND value = ?3 AND slot = ?4"))
+            .ctx("checking the metadata index")?;
+        let mut rows = records.query([]).ctx("checking the metadata index")?;
+        let mut expected: u64 = 0;
+        while let Some(r) = rows.next().ctx("checking the metadata index")? {
+            let s: i64 = r.get(0).ctx("reading a slot")?;
+            let metadata: String = r.get(1).ctx("reading metadata")?;
+            let slot = slot_from_sql(s)?;
+            let entries = index_entries(slot, &metadata).map_err(|e| damaged(format_args!("slot {slot}: {e}")))?;
+            for (key, v) in entries {
+                let found = probe.exists([&key as &dyn ToSql, &v.ty, &v.value, &s]).ctx("checking the metadata index")?;
+                if !found {
+                    return Err(damaged(format_args!("the metadata index lacks the key {key:?} of slot {slot}")));
+                }
+                expected += 1;
+            }
+        }
+        let rows: i64 = self.conn.query_row("SELECT count(*) FROM field_values", [], |r| r.get(0)).ctx("counting the metadata index")?;
+        if u64::try_from(rows).ok() != Some(expected) {
+            return Err(damaged(format_args!("the metadata index holds {rows} rows where the records' metadata gives {expected}")));
+        }
+        Ok(())
+    }
+}
+
+/// The index rows of one record's metadata: each top-level key whose value a filter can match
+/// (a string, a number or a boolean), with its [`IndexValue`]. The metadata is parsed as
+/// `serde_json` parses it for [`Filter::matches`], so both see the same keys and numbers.
+fn index_entries(slot: u64, metadata: &str) -> Result<Vec<(String, IndexValue)>> {
+    let map: Map<String, Value> = serde_json::from_str(metadata).map_err(|e| mirror_err(format!("the metadata of slot {slot} is not a JSON object: {e}")))?;
+    Ok(map.into_iter().filter_map(|(k, v)| index_value(&v).map(|iv| (k, iv))).collect())
+}
+
+/// How many rows one index insert statement writes at most.
+const INSERT_ROWS: usize = 64;
+
+/// Buffers the index rows that [`Mirror::apply`] adds, to write them sorted by the index's
+/// key and many per statement: a batch of puts then walks the index in order, and SQLite
+/// executes a few statements instead of one per row. Rows are removed at once (a removal
+/// first writes the buffered rows of its slot, in case they are the ones to go).
+#[derive(Default)]
+struct IndexWriter {
+    /// (field, value, slot).
+    rows: Vec<(i64, SqlValue, i64)>,
+    /// The slots in `rows`.
+    slots: HashSet<i64>,
+    /// Field ids by key, then by type, as far as this call has looked them up.
+    fields: HashMap<String, [Option<i64>; 3]>,
+}
+
+impl IndexWriter {
+    /// The id of the field (`key`, `ty`); if there is none, a new one when `create`, else `None`.
+    fn field(&mut self, conn: &rusqlite::Connection, key: &str, ty: i64, create: bool) -> Result<Option<i64>> {
+        let t = usize::try_from(ty).ok().filter(|&t| t < 3).ok_or_else(|| mirror_err(format!("{ty} is not an index type")))?;
+        if let Some(id) = self.fields.get(key).and_then(|ids| ids[t]) {
+            return Ok(Some(id));
+        }
+        let params: [&dyn ToSql; 2] = [&key, &ty];
+        let found: Option<i64> =
+            conn.prepare_cached(SQL_FIELD_ID).and_then(|mut st| st.query_row(params, |r| r.get(0)).optional()).ctx("looking up an index field")?;
+        let id = match found {
+            Some(id) => id,
+            None if create => {
+                conn.prepare_cached(SQL_FIELD_NEW).and_then(|mut st| st.execute(params)).ctx("adding an index field")?;
+                conn.last_insert_rowid()
+            }
+            None => return Ok(None),
+        };
+        self.fields.entry(key.to_owned()).or_default()[t] = Some(id);
+        Ok(Some(id))
+    }
+
+    /// Buffers the rows of `metadata`, the new metadata of `slot`.
+    fn add(&mut self, conn: &rusqlite::Connection, slot: u64, s: i64, metadata: Option<&str>) -> Result<()> {
+        let Some(metadata) = metadata else {
+            return Ok(());
+        };
+        for (key, v) in index_entries(slot, metadata)? {
+            if let Some(field) = self.field(conn, &key, v.ty, true)? {
+                self.rows.push((field, v.value, s));
+                self.slots.insert(s);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the rows of `metadata`, the old metadata of `slot`.
+    fn remove(&mut self, conn: &rusqlite::Connection, slot: u64, s: i64, metadata: Option<&str>) -> Result<()> {
+        let Some(metadata) = metadata else {
+            return Ok(());
+        };
+        if self.slots.contains(&s) {
+            self.flush(conn)?;
+        }
+        for (key, v) in index_entries(slot, metadata)? {
+            if let Some(field) = self.field(conn, &key, v.ty, false)? {
+                conn.prepare_cached(SQL_INDEX_DELETE)
+                    .and_then(|mut st| st.execute([&field as &dyn ToSql, &v.value, &s]))
+                    .map_err(|e| sql_error(format_args!("could not unindex the metadata of slot {slot}"), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered rows.
+    fn flush(&mut self, conn: &rusqlite::Connection) -> Result<()> {
+        // Sorted roughly as the index is (numbers by their f64 value: only locality matters here).
+        let approx = |v: &SqlValue| match v {
+            SqlValue::Integer(i) => *i as f64,
+            SqlValue::Real(f) => *f,
+            _ => 0.0,
+        };
+        self.rows.sort_unstable_by(|(f1, v1, s1), (f2, v2, s2)| {
+            f1.cmp(f2)
+                .then_with(|| match (v1, v2) {
+                    (SqlValue::Text(a), SqlValue::Text(b)) => a.cmp(b),
+                    (a, b) => approx(a).total_cmp(&approx(b)),
+                })
+                .then(s1.cmp(s2))
+        });
+        let mut rest = &self.rows[..];
+        while !rest.is_empty() {
+            // 64 rows per statement, then the remainder in powers of two (few distinct statements).
+            let n = if rest.len() >= INSERT_ROWS { INSERT_ROWS } else { 1 << rest.len().ilog2() };
+            let (chunk, tail) = rest.split_at(n);
+            let mut sql = String::from("INSERT INTO field_values (field, value, slot) VALUES (?, ?, ?)");
+            for _ in 1..n {
+                sql.push_str(", (?, ?, ?)");
+            }
+            let mut st = conn.prepare_cached(&sql).ctx("preparing the index insert")?;
+            let params: Vec<&dyn ToSql> = chunk.iter().flat_map(|(f, v, s)| [f as &dyn ToSql, v, s]).collect();
+            st.execute(params.as_slice()).map_err(|e| sql_error("could not index the metadata", e))?;
+            rest = tail;
+        }
+        self.rows.clear();
+        self.slots.clear();
+        Ok(())
+    }
+}
+
+/// Appends the slots a query returns (one column) to `out`.
+fn read_slots(st: &mut rusqlite::CachedStatement<'_>, params: &[&dyn ToSql], out: &mut Vec<u64>) -> Result<()> {
+    let mut rows = st.query(params).ctx("running a filter look-up")?;
+    while let Some(r) = rows.next().ctx("running a filter look-up")? {
+        out.push(slot_from_sql(r.get(0).ctx("reading a slot")?)?);
+    }
+    Ok(())
+}
+
+/// The `LIMIT` that reads one row more than `limit` (-1: no limit).
+fn sql_limit(limit: Option<usize>) -> i64 {
+    limit.and_then(|l| i64::try_from(l).ok()).map_or(-1, |l| l.saturating_add(1))
+}
+
+/// `Some(out)`, or `None` if it holds more than `limit` slots; sorted and deduplicated.
+fn within(mut out: Vec<u64>, limit: Option<usize>) -> Option<Vec<u64>> {
+    if limit.is_some_and(|l| out.len() > l) {
+        return None;
+    }
+    slots::normalize(&mut out);
+    Some(out)
+}
+
+impl SlotIndex for Mirror {
+    fn equal_any(&self, key: &str, ty: i64, values: &[SqlValue], limit: Option<usize>) -> Result<Option<Vec<u64>>> {
+        let mut out = Vec::new();
+        if let [value] = values {
+            let sql = format!("SELECT slot FROM field_values WHERE field = {SQL_FIELD} AND value = ?3 LIMIT ?4");
+            let mut st = self.conn.prepare_cached(&sql).ctx("preparing a look-up")?;
+            read_slots(&mut st, &[&key, &ty, value, &sql_limit(limit)], &mut out)?;
+        } else {
+            for chunk in values.chunks(IN_CHUNK) {
+                let width = in_width(chunk.len());
+                let sql = format!("SELECT slot FROM field_values WHERE field = {SQL_FIELD} AND value IN ({}) LIMIT ?", placeholders(width));
+                let mut st = self.conn.prepare_cached(&sql).ctx("preparing a look-up")?;
+                let left = sql_limit(limit.map(|l| l.saturating_sub(out.len())));
+                let mut params: Vec<&dyn ToSql> = vec![&key, &ty];
+                params.extend(chunk.iter().map(|v| v as &dyn ToSql));
+                params.extend(std::iter::repeat_n(&chunk[0] as &dyn ToSql, width - chunk.len()));
+                params.push(&left);
+                read_slots(&mut st, &params, &mut out)?;
+                if limit.is_some_and(|l| out.len() > l) {
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(within(out, limit))
+    }
+
+    fn range(&self, key: &str, ty: i64, lower: Option<&Bound>, upper: Option<&Bound>, limit: Option<usize>) -> Result<Option<Vec<u64>>> {
+        let mut sql = format!("SELECT slot FROM field_values WHERE field = {SQL_FIELD}");
+        let mut params: Vec<&dyn ToSql> = vec![&key, &ty];
+        if let Some(b) = lower {
+            sql.push_str(if b.inclusive { " AND value >= ?" } else { " AND value > ?" });
+            params.push(&b.value);
+        }
+        if let Some(b) = upper {
+            sql.push_str(if b.inclusive { " AND value <= ?" } else { " AND value < ?" });
+            params.push(&b.value);
+        }
+        sql.push_str(" LIMIT ?");
+        let l = sql_limit(limit);
+        params.push(&l);
+        let mut st = self.conn.prepare_cached(&sql).ctx("preparing a range look-up")?;
+        let mut out = Vec::new();
+        read_slots(&mut st, &params, &mut out)?;
+        Ok(within(out, limit))
+    }
+
+    fn containing(&self, needle: &str) -> Result<Vec<u64>> {
+        let mut st = self.conn.prepare_cached("SELECT slot FROM records WHERE instr(text, ?1) > 0 ORDER BY slot").ctx("preparing a text search")?;
+        let mut out = Vec::new();
+        read_slots(&mut st, &[&needle], &mut out)?;
+        slots::normalize(&mut out);
+        Ok(out)
+    }
+
+    fn live(&self) -> Result<Vec<u64>> {
+        self.all_slots()
+    }
+
+    fn size_bound(&self) -> Result<u64> {
+        self.slot_bound()
+    }
+
+    fn for_each_record(&self, slots: &[u64], f: &mut RecordFn<'_>) -> Result<()> {
+        let slots = slots.iter().map(|&s| slot_to_sql(s)).collect::<Result<Vec<i64>>>()?;
+        for chunk in slots.chunks(IN_CHUNK) {
+            let width = in_width(chunk.len());
+            let sql = format!("SELECT slot, text, metadata FROM records WHERE slot IN ({})", placeholders(width));
+            let mut st = self.conn.prepare_cached(&sql).ctx("preparing a record look-up")?;
+            let padding = std::iter::repeat_n(chunk[0], width - chunk.len());
+            let mut rows = st.query(rusqlite::params_from_iter(chunk.iter().copied().chain(padding))).ctx("reading records")?;
+            while let Some(r) = rows.next().ctx("reading records")? {
+                let slot = slot_from_sql(r.get(0).ctx("reading a slot")?)?;
+                let text = r.get_ref(1).ctx("reading a text")?.as_str_or_null().map_err(|e| mirror_err(format!("the text of slot {slot} is not text: {e}")))?;
+                let metadata: Option<Map<String, Value>> = match r.get_ref(2).ctx("reading metadata")?.as_str_or_null() {
+                    Ok(Some(m)) => Some(serde_json::from_str(m).map_err(|e| mirror_err(format!("the metadata of slot {slot} is not a JSON object: {e}")))?),
+                    Ok(None) => None,
+                    Err(e) => return Err(mirror_err(format!("the metadata of slot {slot} is not text: {e}"))),
+                };
+                f(slot, text, metadata.as_ref());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -508,7 +841,7 @@ impl Mirror {
 mod tests {
     use super::*;
     use serde_json::{json, Map, Value};
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     const UUID: [u8; 16] = *b"0123456789abcdef";
 
@@ -704,12 +1037,49 @@ mod tests {
         drop(Mirror::open_file(&newer).unwrap());
         {
             let c = rusqlite::Connection::open(&newer).unwrap();
-            c.execute_batch("PRAGMA user_version = 2").unwrap();
+            c.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1)).unwrap();
         }
         let err = Mirror::open_file(&newer).unwrap_err();
         assert!(!is_damage(&err), "{err}");
         assert!(err.to_string().contains("newer version"), "{err}");
         assert!(Mirror::open_file_checked(&newer).is_err());
+    }
+
+    /// A mirror of schema version 1 (no metadata index) is reported for a rebuild, like damage.
+    #[test]
+    fn version_1_mirror_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite");
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE records (slot INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT, \
+                     metadata TEXT CHECK (metadata IS NULL OR json_type(metadata) = 'object'));
+                 CREATE TABLE meta (one INTEGER PRIMARY KEY CHECK (one = 0), store_uuid BLOB NOT NULL, applied_lsn INTEGER NOT NULL);
+                 INSERT INTO meta VALUES (0, x'30313233343536373839616263646566', 3);
+                 INSERT INTO records VALUES (0, 'a', NULL, '{\"k\":1}');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        match Mirror::open_file_checked(&path) {
+            Ok(Err(reason)) => {
+                assert!(reason.starts_with(DAMAGED), "{reason}");
+                assert!(reason.contains("schema version is 1"), "{reason}");
+            }
+            Ok(Ok(_)) => panic!("a version 1 mirror opened as current"),
+            Err(e) => panic!("a version 1 mirror should be rebuilt, not refused: {e}"),
+        }
+    }
+
+    /// A current mirror whose metadata index is missing is damage.
+    #[test]
+    fn missing_index_table_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        drop(Mirror::open_file(&path).unwrap());
+        rusqlite::Connection::open(&path).unwrap().execute_batch("DROP TABLE field_values").unwrap();
+        assert!(matches!(Mirror::open_file_checked(&path), Ok(Err(_))));
     }
 
     #[test]
@@ -833,19 +1203,356 @@ mod tests {
         }
     }
 
+    /// Whether `filter_slots` selects the one record of a mirror holding `text` and `meta`,
+    /// checked against `matches`.
+    fn agrees_on_one(f: &Filter, text: Option<&str>, meta: Option<&Map<String, Value>>, what: &str) {
+        let mut m = fresh();
+        let md = meta.map(|m| Value::Object(m.clone()).to_string());
+        m.apply(1, &[put(0, "only", text, md.as_deref())]).unwrap();
+        let selected = m.filter_slots(f).unwrap() == vec![0];
+        assert_eq!(selected, f.matches(text, meta), "{what}: {f:?} on {md:?}");
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn index_agrees_on_awkward_keys_and_values() {
+        let keys = ["a.b", "a\"b", "a\\b", "a b", "é", "😀", "", "$x", "a\nb", "\\\"", "k\u{1f}"];
+        for key in keys {
+            let meta = obj(json!({ key: "v", "other": 1 }));
+            for filter in
+                [json!({ key: "v" }), json!({ key: {"$ne": "v"} }), json!({ key: {"$in": ["w", "v"]} }), json!({ key: {"$nin": ["v"]} }), json!({ key: 1 })]
+            {
+                // Keys starting with '$' cannot be filtered on; skip those.
+                let Ok(f) = Filter::parse(&filter) else {
+                    continue;
+                };
+                agrees_on_one(&f, None, Some(&meta), key);
+                agrees_on_one(&f, None, None, key);
+            }
+        }
+        // Strings with NUL and non-ASCII, in values and documents.
+        let meta = obj(json!({"s": "x\u{0}y", "t": "ü"}));
+        for filter in [
+            json!({"s": "x\u{0}y"}),
+            json!({"s": "x"}),
+            json!({"s": {"$lt": "x\u{0}z"}}),
+            json!({"s": {"$gt": "x"}}),
+            json!({"t": {"$gt": "z"}}),
+            json!({"$contains": "\u{0}c"}),
+            json!({"$contains": "\u{0}x"}),
+            json!({"$not_contains": "b\u{0}"}),
+        ] {
+            agrees_on_one(&Filter::parse(&filter).unwrap(), Some("ab\u{0}cd"), Some(&meta), "NUL");
+        }
+        // Numbers at the edges.
+        let numbers = [
+            json!(i64::MAX),
+            json!(i64::MIN),
+            json!(u64::MAX),
+            json!(9_007_199_254_740_993_i64),
+            json!(9_007_199_254_740_992.0),
+            json!(9.223372036854776e18),
+            json!(0),
+            json!(0.1),
+            json!(-0.0),
+            json!(1e300),
+        ];
+        for value in &numbers {
+            let meta = obj(json!({ "n": value }));
+            for op in ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"] {
+                for operand in &numbers {
+                    let f = Filter::parse(&json!({"n": { op: operand }})).unwrap();
+                    agrees_on_one(&f, None, Some(&meta), "numbers");
+                }
+            }
+        }
+        // Number spellings: 1 == 1.0 == 1e0, and a big integer written as a float.
+        for text in [r#"{"n":1}"#, r#"{"n":1.0}"#, r#"{"n":1e0}"#, r#"{"n":10e-1}"#, r#"{"n":18446744073709551615}"#, r#"{"n":-9223372036854775809}"#] {
+            let meta: Map<String, Value> = serde_json::from_str(text).unwrap();
+            for filter in [json!({"n": 1}), json!({"n": 1.0}), json!({"n": {"$gte": 1, "$lte": 1}}), json!({"n": u64::MAX}), json!({"n": {"$lt": i64::MIN}})] {
+                let f = Filter::parse(&filter).unwrap();
+                let mut m = fresh();
+                m.apply(1, &[put(0, "only", None, Some(text))]).unwrap();
+                assert_eq!(m.filter_slots(&f).unwrap() == vec![0], f.matches(None, Some(&meta)), "{filter} on {text}");
+            }
+        }
+        // Non-scalar metadata values are never matched, and are "not equal" to everything.
+        for value in [json!(null), json!([1]), json!({"x": 1}), json!(true), json!(false), json!([]), json!({})] {
+            let meta = obj(json!({ "k": value }));
+            for filter in [
+                json!({"k": 1}),
+                json!({"k": {"$ne": 1}}),
+                json!({"k": {"$in": [1, "1", true]}}),
+                json!({"k": {"$nin": [false]}}),
+                json!({"k": true}),
+                json!({"k": {"$ne": false}}),
+                json!({"k": {"$gte": 0}}),
+                json!({"k": {"$lt": "z"}}),
+            ] {
+                agrees_on_one(&Filter::parse(&filter).unwrap(), None, Some(&meta), "non-scalar");
+            }
+        }
+    }
+
+    /// Unlike SQLite's JSON path lookup, the index keeps a key holding U+0000 whole: the key
+    /// "a\u0000" is not found under "a".
+    #[test]
+    fn a_key_with_nul_is_not_found_under_its_prefix() {
+        let meta = obj(json!({"a\u{0}": 1, "b\u{0}c": 2}));
+        for filter in [json!({"a": 1}), json!({"a": {"$ne": 1}}), json!({"b": 2}), json!({"b\u{1}c": 2})] {
+            agrees_on_one(&Filter::parse(&filter).unwrap(), None, Some(&meta), "NUL key");
+        }
+    }
+
+    #[test]
+    fn wide_filters() {
+        let mut m = fresh();
+        m.apply(1, &[put(0, "a", None, Some(r#"{"k2999":2999,"k":7}"#)), put(1, "b", None, Some(r#"{"k":3000}"#))]).unwrap();
+        let many: Vec<Value> = (0..3000).map(|i| json!({ format!("k{i}"): i })).collect();
+        assert_eq!(m.filter_slots(&Filter::parse(&json!({"$or": many})).unwrap()).unwrap(), vec![0]);
+        let and: Vec<Value> = (0..3000).map(|i| json!({ "k": {"$ne": i} })).collect();
+        assert_eq!(m.filter_slots(&Filter::parse(&json!({"$and": and})).unwrap()).unwrap(), vec![1]);
+        let values: Vec<Value> = (0..4000).map(|i| if i % 3 == 2 { json!(format!("{i}")) } else { json!(i) }).collect();
+        assert_eq!(m.filter_slots(&Filter::parse(&json!({"k": {"$in": values}})).unwrap()).unwrap(), vec![0, 1]);
+    }
+
+    /// The index follows puts, updates (of text only, of metadata, to and from none),
+    /// deletes and upserts, and stays equal to what the records' metadata gives.
+    #[test]
+    fn index_follows_updates_and_deletes() {
+        let mut m = fresh();
+        let slots = |m: &Mirror, f: Value| m.filter_slots(&Filter::parse(&f).unwrap()).unwrap();
+        m.apply(1, &[put(0, "a", Some("t"), Some(r#"{"k":1,"s":"x"}"#)), put(1, "b", None, Some(r#"{"k":2}"#)), put(2, "c", None, None)]).unwrap();
+        assert_eq!(slots(&m, json!({"k": {"$gte": 1}})), vec![0, 1]);
+        m.apply(2, &[MirrorOp::Update { slot: 0, text: Some(None), metadata: None }]).unwrap();
+        assert_eq!(slots(&m, json!({"k": 1})), vec![0]);
+        m.apply(3, &[MirrorOp::Update { slot: 0, text: None, metadata: Some(Some(r#"{"k":3}"#)) }]).unwrap();
+        assert_eq!(slots(&m, json!({"k": 1})), Vec::<u64>::new());
+        assert_eq!(slots(&m, json!({"s": "x"})), Vec::<u64>::new());
+        assert_eq!(slots(&m, json!({"k": 3})), vec![0]);
+        m.apply(
+            4,
+            &[MirrorOp::Update { slot: 1, text: None, metadata: Some(None) }, MirrorOp::Update { slot: 2, text: None, metadata: Some(Some(r#"{"k":2}"#)) }],
+        )
+        .unwrap();
+        assert_eq!(slots(&m, json!({"k": 2})), vec![2]);
+        assert_eq!(slots(&m, json!({"k": {"$ne": 2}})), vec![0, 1]);
+        m.integrity_check().unwrap();
+        // An upsert: the old slot's rows go, the new slot's come.
+        m.apply(5, &[MirrorOp::Delete { slot: 2 }, put(3, "c", None, Some(r#"{"k":2,"z":true}"#))]).unwrap();
+        assert_eq!(slots(&m, json!({"k": 2})), vec![3]);
+        m.apply(6, &[MirrorOp::Delete { slot: 0 }]).unwrap();
+        assert_eq!(slots(&m, json!({"k": {"$gt": 0}})), vec![3]);
+        m.integrity_check().unwrap();
+        let rows: i64 = m.conn.query_row("SELECT count(*) FROM field_values", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 2);
+        // A failed call leaves the index as it was.
+        assert!(m.apply(7, &[MirrorOp::Delete { slot: 3 }, MirrorOp::Delete { slot: 3 }]).is_err());
+        assert_eq!(slots(&m, json!({"k": 2})), vec![3]);
+        m.integrity_check().unwrap();
+        m.reset(UUID).unwrap();
+        let rows: i64 = m.conn.query_row("SELECT count(*) FROM field_values", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 0);
+        let fields: i64 = m.conn.query_row("SELECT count(*) FROM fields", [], |r| r.get(0)).unwrap();
+        assert_eq!(fields, 0);
+    }
+
+    #[test]
+    fn integrity_check_notices_an_index_that_disagrees() {
+        for tamper in [
+            "DELETE FROM field_values WHERE slot = 1",
+            "INSERT INTO field_values VALUES ((SELECT id FROM fields WHERE key = 'k'), 5, 9)",
+            "UPDATE field_values SET value = 3 WHERE slot = 0 AND value = 1",
+            "UPDATE records SET metadata = '{\"k\":1,\"new\":1}' WHERE slot = 0",
+            "UPDATE fields SET key = 'j' WHERE key = 'k'",
+        ] {
+            let mut m = fresh();
+            m.apply(1, &[put(0, "a", None, Some(r#"{"k":1,"s":"x"}"#)), put(1, "b", None, Some(r#"{"k":2}"#))]).unwrap();
+            m.integrity_check().unwrap();
+            m.conn.execute_batch(tamper).unwrap();
+            let err = m.integrity_check().unwrap_err();
+            assert!(is_damage(&err), "{tamper}: {err}");
+        }
+    }
+
+    /// Every look-up is a search of the index's key, never a scan.
+    #[test]
+    fn look_ups_search_the_index() {
+        let m = fresh();
+        for sql in [
+            format!("SELECT slot FROM field_values WHERE field = {SQL_FIELD} AND value = ?3"),
+            format!("SELECT slot FROM field_values WHERE field = {SQL_FIELD} AND value IN (?, ?, ?, ?, ?, ?, ?, ?)"),
+            format!("SELECT slot FROM field_values WHERE field = {SQL_FIELD} AND value > ? AND value <= ?"),
+            format!("SELECT slot FROM field_values WHERE field = {SQL_FIELD} AND value >= ?"),
+            format!("SELECT 1 FROM field_values WHERE field = {SQL_FIELD} AND value = ?3 AND slot = ?4"),
+            SQL_INDEX_DELETE.to_owned(),
+        ] {
+            let mut st = m.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let nulls = vec![SqlValue::Null; st.parameter_count()];
+            let plan: Vec<String> = st.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3)).unwrap().map(|r| r.unwrap()).collect();
+            let plan = plan.join("; ");
+            assert!(plan.contains("SEARCH field_values USING PRIMARY KEY (field=? AND value"), "{sql}: {plan}");
+            assert!(!plan.contains("SCAN"), "{sql}: {plan}");
+        }
+    }
+
+    /// An AND whose later conditions are tested on the candidates' records still removes what
+    /// an earlier negation excluded, and merges bounds that tie.
+    #[test]
+    fn and_paths() {
+        let mut m = fresh();
+        let metas: Vec<String> = (0..40).map(|i| json!({"g": i % 4, "n": i, "s": format!("s{}", i % 3)}).to_string()).collect();
+        let ids: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
+        let texts: Vec<&str> = (0..40).map(|i| if i % 2 == 0 { "even" } else { "odd" }).collect();
+        let ops: Vec<MirrorOp<'_>> = (0..40).map(|i| put(i as u64, &ids[i], Some(texts[i]), Some(&metas[i]))).collect();
+        m.apply(1, &ops).unwrap();
+        let records: Vec<Map<String, Value>> = metas.iter().map(|t| serde_json::from_str(t).unwrap()).collect();
+        for filter in [
+            json!({"g": 0, "n": {"$ne": 8}, "$or": [{"s": "s0"}, {"s": "s1"}]}),
+            json!({"g": 0, "n": {"$nin": [8, 12]}, "$contains": "ev"}),
+            json!({"g": 0, "n": {"$ne": 8}, "$not_contains": "odd"}),
+            json!({"n": {"$gt": 10, "$gte": 10, "$lt": 20, "$lte": 20.0}}),
+            json!({"n": {"$gte": 10, "$gt": 10.0, "$lte": 20, "$lt": 20}}),
+            json!({"$and": [{"n": {"$gte": 10}}, {"n": {"$gt": 9.5}}, {"n": {"$lt": 12}}, {"n": {"$lte": 12}}]}),
+            json!({"$and": [{"n": {"$gte": 10}}, {"n": {"$lt": 10}}]}),
+            // Ties between an inclusive bound and a later exclusive one (in one object, the
+            // keys come sorted, so "$gt" before "$gte").
+            json!({"$and": [{"n": {"$gte": 10}}, {"n": {"$gt": 10.0}}, {"n": {"$lte": 20}}, {"n": {"$lt": 20}}]}),
+            json!({"$and": [{"n": {"$gte": 10}}, {"s": {"$gte": "s1"}}, {"s": {"$lt": "s2"}}]}),
+        ] {
+            let f = Filter::parse(&filter).unwrap();
+            let expected: Vec<u64> = (0..40u64).filter(|&i| f.matches(Some(texts[i as usize]), Some(&records[i as usize]))).collect();
+            assert_eq!(select_all_ways(&m, &f), expected, "{filter}");
+        }
+    }
+
+    fn median(mut v: Vec<Duration>) -> Duration {
+        v.sort();
+        v[v.len() / 2]
+    }
+
+    /// CPU time of this thread so far (Linux), steadier than wall time on a busy machine.
+    fn thread_cpu() -> Option<Duration> {
+        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        stat.split(' ').next()?.parse().ok().map(Duration::from_nanos)
+    }
+
+    /// Times the mirror at 100,000 records: `apply` of 100 batches of 1,000 puts (a fresh file
+    /// mirror per round, median of the rounds, wall and thread CPU time), `integrity_check`,
+    /// then `filter_slots` for filters of several selectivities (median of repeated runs). A
+    /// timing run, not a test; run it in release:
+    /// `cargo test --release -p memento --lib -- --ignored --nocapture filter_timing_100k`
+    #[test]
+    #[ignore = "a timing run: cargo test --release -p memento --lib -- --ignored --nocapture filter_timing_100k"]
+    fn filter_timing_100k() {
+        const N: usize = 100_000;
+        const BATCH: usize = 1_000;
+        const ROUNDS: usize = 5;
+        const RUNS: usize = 41;
+        let ids: Vec<String> = (0..N).map(|i| format!("doc-{i:06}")).collect();
+        // 1% of the texts hold an "x".
+        let texts: Vec<String> = (0..N).map(|i| if i % 100 == 42 { format!("document {i} with an x") } else { format!("document {i}") }).collect();
+        let metas: Vec<String> =
+            (0..N).map(|i| json!({"cat": format!("c{}", i % 100), "n": i, "tag": i % 2 == 0, "group": format!("g{}", i % 10)}).to_string()).collect();
+        let ops: Vec<MirrorOp<'_>> = (0..N).map(|i| put(i as u64, &ids[i], Some(&texts[i]), Some(&metas[i]))).collect();
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut totals = Vec::new();
+        let mut cpu = Vec::new();
+        let mut batches = Vec::new();
+        let mut last = None;
+        for round in 0..ROUNDS {
+            let path = dir.path().join(format!("m{round}.sqlite"));
+            let mut m = Mirror::open_file(&path).unwrap();
+            m.reset(UUID).unwrap();
+            let t = Instant::now();
+            let c = thread_cpu();
+            for (b, chunk) in ops.chunks(BATCH).enumerate() {
+                let tb = Instant::now();
+                assert!(m.apply(b as u64 + 1, chunk).unwrap());
+                batches.push(tb.elapsed());
+            }
+            totals.push(t.elapsed());
+            if let (Some(c0), Some(c1)) = (c, thread_cpu()) {
+                cpu.push(c1 - c0);
+            }
+            last = Some(m);
+        }
+        println!(
+            "apply of {N} puts in batches of {BATCH} (file mirror): median of {ROUNDS} rounds {:?} (rounds: {totals:?}); median batch {:?}",
+            median(totals.clone()),
+            median(batches)
+        );
+        if !cpu.is_empty() {
+            println!("apply of {N} puts, CPU time of the thread: median {:?} (rounds: {cpu:?})", median(cpu.clone()));
+        }
+        let m = last.unwrap();
+        assert_eq!(m.count().unwrap(), N as u64);
+        let t = Instant::now();
+        m.integrity_check().unwrap();
+        println!("integrity_check at {N} records: {:?}", t.elapsed());
+
+        let cases: Vec<(Value, usize)> = vec![
+            (json!({"cat": "c7"}), N / 100),
+            (json!({"cat": {"$in": ["c1", "c2"]}}), N / 50),
+            (json!({"n": {"$gte": 500, "$lt": 1500}}), 1000),
+            (json!({"$and": [{"group": "g3"}, {"tag": true}]}), 0),
+            (json!({"$and": [{"group": "g4"}, {"tag": true}]}), N / 10),
+            (json!({"cat": {"$ne": "c7"}}), N - N / 100),
+            (json!({"$contains": "x"}), N / 100),
+            (json!({"$and": [{"cat": "c7"}, {"n": {"$gt": 5}}]}), N / 100),
+            (json!({"$or": [{"cat": "c7"}, {"group": "g3"}]}), N / 100 + N / 10),
+            (json!({"cat": "c42", "$contains": "x"}), N / 100),
+            (json!({"n": {"$lt": 1000}, "tag": true}), 500),
+        ];
+        for (fv, expected) in cases {
+            let f = Filter::parse(&fv).unwrap();
+            let first = m.filter_slots(&f).unwrap();
+            assert_eq!(first.len(), expected, "{fv}");
+            let times: Vec<Duration> = (0..RUNS)
+                .map(|_| {
+                    let t = Instant::now();
+                    let got = m.filter_slots(&f).unwrap();
+                    let e = t.elapsed();
+                    assert_eq!(got.len(), expected);
+                    e
+                })
+                .collect();
+            let min = times.iter().min().copied().unwrap();
+            println!("filter_slots {fv}: {} hits, median {:?}, min {min:?}", expected, median(times));
+        }
+    }
+
+    /// `filter_slots`, after checking that every way of evaluating the filter agrees: the
+    /// usual one, testing every condition it can on the records (ratio 0), and never doing so.
+    fn select_all_ways(m: &Mirror, f: &Filter) -> Vec<u64> {
+        let got = m.filter_slots(f).unwrap();
+        for ratio in [0, 1, u64::MAX] {
+            assert_eq!(f.select_with_ratio(m, ratio).unwrap(), got, "ratio {ratio}: {f:?}");
+        }
+        got
+    }
+
     mod proptests {
         use super::*;
         use proptest::prelude::*;
 
         const KEYS: &[&str] = &["a", "b", "c.d", "q\"k", "é"];
-        const STRINGS: &[&str] = &["", "a", "b", "ab", "B", "é", "a\u{0}", "10", "true"];
+        const STRINGS: &[&str] = &["", "a", "b", "ab", "B", "é", "a\u{0}", "10", "true", "q\"", "a\\b", "😀", "ü"];
         const TEXTS: &[&str] = &["hello world", "Hello", "a\u{0}b", "", "wörld"];
         const NEEDLES: &[&str] = &["hello", "Hello", "o", "\u{0}", "ö", "xyz"];
 
         fn number() -> impl Strategy<Value = Value> {
             prop_oneof![
                 (-3i64..4).prop_map(Value::from),
-                prop::sample::select(vec![-1.5, -0.0, 0.0, 0.5, 1.0, 2.0, 2.5, 1e300]).prop_map(Value::from),
+                prop::sample::select(vec![-1.5, -0.0, 0.0, 0.5, 1.0, 2.0, 2.5, 1e300, 9_007_199_254_740_992.0, 9.223372036854776e18, -9.223372036854776e18])
+                    .prop_map(Value::from),
                 prop::sample::select(vec![i64::MAX, i64::MIN, 9_007_199_254_740_993]).prop_map(Value::from),
                 Just(Value::from(u64::MAX)),
             ]
@@ -860,7 +1567,11 @@ mod tests {
         }
 
         fn metadata() -> impl Strategy<Value = Option<Map<String, Value>>> {
-            let value = prop_oneof![8 => scalar(), 1 => Just(Value::Null), 1 => Just(json!([1]))];
+            let value = prop_oneof![
+                8 => scalar(),
+                1 => Just(Value::Null),
+                1 => prop_oneof![Just(json!([1])), Just(json!([])), Just(json!({"a": 1})), Just(json!({}))],
+            ];
             prop::option::weighted(
                 0.85,
                 prop::collection::btree_map(prop::sample::select(KEYS), value, 0..4)
@@ -877,7 +1588,22 @@ mod tests {
             prop_oneof![
                 (key(), scalar()).prop_map(|(k, v)| json!({ k: v })),
                 (key(), prop::sample::select(vec!["$eq", "$ne"]), scalar()).prop_map(|(k, op, v)| json!({ k: { op: v } })),
-                (key(), prop::sample::select(vec!["$gt", "$gte", "$lt", "$lte"]), ordered).prop_map(|(k, op, v)| json!({ k: { op: v } })),
+                (key(), prop::sample::select(vec!["$gt", "$gte", "$lt", "$lte"]), ordered.clone()).prop_map(|(k, op, v)| json!({ k: { op: v } })),
+                // Two bounds on one key, as a range.
+                (key(), prop::sample::select(vec!["$gt", "$gte"]), ordered.clone(), prop::sample::select(vec!["$lt", "$lte"]), ordered)
+                    .prop_map(|(k, lo, a, hi, b)| json!({ k: { lo: a, hi: b } })),
+                // Several bounds on one key from a few values, so that bounds often tie (1 == 1.0).
+                (
+                    key(),
+                    prop::collection::vec(
+                        (
+                            prop::sample::select(vec!["$gt", "$gte", "$lt", "$lte"]),
+                            prop::sample::select(vec![json!(1), json!(1.0), json!(2), json!("a"), json!("b")])
+                        ),
+                        1..4
+                    )
+                )
+                    .prop_map(|(k, bounds)| json!({ k: Value::Object(bounds.into_iter().map(|(op, v)| (op.to_owned(), v)).collect()) })),
                 (key(), prop::sample::select(vec!["$in", "$nin"]), prop::collection::vec(scalar(), 1..4)).prop_map(|(k, op, v)| json!({ k: { op: v } })),
                 (prop::sample::select(vec!["$contains", "$not_contains"]), prop::sample::select(NEEDLES)).prop_map(|(op, n)| json!({ op: n })),
                 Just(json!({})),
@@ -909,30 +1635,127 @@ mod tests {
             prop::collection::vec((prop::option::of(prop::sample::select(TEXTS)), metadata()), 0..12)
         }
 
-        proptest! {
-            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        /// A change to the record at some position among the live ones.
+        #[derive(Clone, Debug)]
+        enum Change {
+            Delete,
+            Text(Option<&'static str>),
+            Metadata(Option<Map<String, Value>>),
+            Upsert(Record),
+        }
 
+        fn changes() -> impl Strategy<Value = Vec<(usize, Change)>> {
+            let change = prop_oneof![
+                Just(Change::Delete),
+                prop::option::of(prop::sample::select(TEXTS)).prop_map(Change::Text),
+                metadata().prop_map(Change::Metadata),
+                (prop::option::of(prop::sample::select(TEXTS)), metadata()).prop_map(Change::Upsert),
+            ];
+            prop::collection::vec((any::<usize>(), change), 0..6)
+        }
+
+        /// A [`MirrorOp`] that owns its strings.
+        enum Owned {
+            Put(u64, String, Option<&'static str>, Option<String>),
+            Update(u64, Option<Option<&'static str>>, Option<Option<String>>),
+            Delete(u64),
+        }
+
+        impl Owned {
+            fn op(&self) -> MirrorOp<'_> {
+                match self {
+                    Owned::Put(slot, id, text, md) => put(*slot, id, *text, md.as_deref()),
+                    Owned::Update(slot, text, md) => MirrorOp::Update { slot: *slot, text: *text, metadata: md.as_ref().map(|m| m.as_deref()) },
+                    Owned::Delete(slot) => MirrorOp::Delete { slot: *slot },
+                }
+            }
+        }
+
+        /// A live record of the model: slot, id, text, metadata.
+        type Live = (u64, String, Option<&'static str>, Option<Map<String, Value>>);
+
+        fn json_text(md: &Option<Map<String, Value>>) -> Option<String> {
+            md.as_ref().map(|md| Value::Object(md.clone()).to_string())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+            /// Any key (without NUL, not starting with '$') is found by itself and only by it.
             #[test]
-            fn sql_agrees_with_matches(recs in records(), filters in prop::collection::vec(filter(), 1..4)) {
+            fn keys_find_exactly_themselves(key in "[^\u{0}$][^\u{0}]{0,6}|", other in "[^\u{0}]{0,6}", value in any::<i64>()) {
                 let mut m = fresh();
-                let ids: Vec<String> = (0..recs.len()).map(|i| format!("id{i}")).collect();
-                let metas: Vec<Option<String>> =
-                    recs.iter().map(|(_, md)| md.as_ref().map(|md| Value::Object(md.clone()).to_string())).collect();
-                let ops: Vec<MirrorOp<'_>> = recs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (text, _))| put(i as u64 * 3, &ids[i], *text, metas[i].as_deref()))
-                    .collect();
+                let metas = [json!({ key.clone(): value }), json!({ other.clone(): value }), json!({ other.clone(): value, key.clone(): value })];
+                let texts: Vec<String> = metas.iter().map(Value::to_string).collect();
+                let ops: Vec<MirrorOp<'_>> = (0..3).map(|i| put(i as u64, ["a", "b", "c"][i], None, Some(&texts[i]))).collect();
                 m.apply(1, &ops).unwrap();
+                let f = Filter::parse(&json!({ key.clone(): value })).unwrap();
+                let expected: Vec<u64> = (0..3u64).filter(|&i| f.matches(None, metas[i as usize].as_object())).collect();
+                prop_assert!(expected.contains(&0));
+                prop_assert_eq!(select_all_ways(&m, &f), expected);
+            }
+
+            /// The index-based evaluation selects exactly the records `Filter::matches` selects,
+            /// after puts, updates, deletes and upserts, applied in one call or one per LSN.
+            #[test]
+            fn index_agrees_with_matches(
+                recs in records(),
+                changes in changes(),
+                one_call in any::<bool>(),
+                filters in prop::collection::vec(filter(), 1..4),
+            ) {
+                let mut m = fresh();
+                // The model: (slot, id, text, metadata) of the live records.
+                let mut live: Vec<Live> = Vec::new();
+                let mut ops: Vec<Owned> = Vec::new();
+                for (i, (text, md)) in recs.into_iter().enumerate() {
+                    let slot = i as u64 * 3;
+                    ops.push(Owned::Put(slot, format!("id{i}"), text, json_text(&md)));
+                    live.push((slot, format!("id{i}"), text, md));
+                }
+                let mut next_slot = live.len() as u64 * 3;
+                for (pos, change) in changes {
+                    if live.is_empty() {
+                        break;
+                    }
+                    let at = pos % live.len();
+                    let slot = live[at].0;
+                    match change {
+                        Change::Delete => {
+                            ops.push(Owned::Delete(slot));
+                            live.remove(at);
+                        }
+                        Change::Text(t) => {
+                            ops.push(Owned::Update(slot, Some(t), None));
+                            live[at].2 = t;
+                        }
+                        Change::Metadata(md) => {
+                            ops.push(Owned::Update(slot, None, Some(json_text(&md))));
+                            live[at].3 = md;
+                        }
+                        Change::Upsert((t, md)) => {
+                            let id = live[at].1.clone();
+                            ops.push(Owned::Delete(slot));
+                            ops.push(Owned::Put(next_slot, id.clone(), t, json_text(&md)));
+                            live[at] = (next_slot, id, t, md);
+                            next_slot += 1;
+                        }
+                    }
+                }
+                if one_call {
+                    let batch: Vec<MirrorOp<'_>> = ops.iter().map(Owned::op).collect();
+                    m.apply(1, &batch).unwrap();
+                } else {
+                    for (lsn, op) in ops.iter().enumerate() {
+                        m.apply(lsn as u64 + 1, &[op.op()]).unwrap();
+                    }
+                }
+                m.integrity_check().unwrap();
                 for fv in filters {
                     let f = Filter::parse(&fv).unwrap();
-                    let expected: Vec<u64> = recs
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, (text, md))| f.matches(*text, md.as_ref()))
-                        .map(|(i, _)| i as u64 * 3)
-                        .collect();
-                    let got = m.filter_slots(&f).unwrap();
+                    let mut expected: Vec<u64> = live.iter().filter(|(_, _, text, md)| f.matches(*text, md.as_ref())).map(|r| r.0).collect();
+                    expected.sort_unstable();
+                    let got = select_all_ways(&m, &f);
                     prop_assert_eq!(got, expected, "filter {}", fv);
                 }
             }

@@ -436,6 +436,25 @@ fn a_mirror_with_an_older_unknown_schema_version_is_replaced() {
     reopen_and_check(&path, &want, "mirror with user_version -3", true);
 }
 
+/// A mirror written by the previous schema (version 1: no metadata index) is derived state of
+/// an older layout: it is replaced and rebuilt, and filtered searches then use the new index.
+#[test]
+fn a_version_1_mirror_is_rebuilt() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let want = expected(root.path());
+    let (path, _, _) = setup(root.path(), "version-1");
+    {
+        let c = rusqlite::Connection::open(path.join(MIRROR_FILE)).expect("open the mirror");
+        c.execute_batch("DROP TABLE field_values; DROP TABLE fields; PRAGMA user_version = 1;").expect("make it a version 1 mirror");
+    }
+    reopen_and_check(&path, &want, "version 1 mirror", true);
+    let c = rusqlite::Connection::open(path.join(MIRROR_FILE)).expect("open the mirror");
+    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("user_version");
+    assert_eq!(version, 2);
+    let rows: i64 = c.query_row("SELECT count(*) FROM field_values", [], |r| r.get(0)).expect("count the index");
+    assert!(rows > 100, "{rows}");
+}
+
 /// A mirror ahead of the log: the WAL lost its tail (as after a power loss under `Buffered`),
 /// but the mirror had applied those commits. The store recovers to the shorter log.
 #[test]
@@ -508,6 +527,26 @@ fn check_integrity_notices_a_mirror_missing_a_row() {
     match e.check_integrity() {
         Err(memento::Error::Corrupted { .. }) => {}
         other => panic!("expected Corrupted from check_integrity, got {other:?}"),
+    }
+    e.abandon();
+}
+
+/// A metadata index that lost a row (behind the engine's back) would make filters miss that
+/// record: `check_integrity` must notice.
+#[test]
+fn check_integrity_notices_a_metadata_index_missing_a_row() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (path, _, _) = setup(root.path(), "lying-index");
+    {
+        let c = rusqlite::Connection::open(path.join(MIRROR_FILE)).expect("open the mirror");
+        let slot: i64 = c.query_row("SELECT slot FROM records WHERE id = ?1", ["r11-ü"], |r| r.get(0)).expect("slot of r11");
+        let n = c.execute("DELETE FROM field_values WHERE slot = ?1", [slot]).expect("delete index rows");
+        assert!(n > 0);
+    }
+    let e = Engine::open(&path).expect("open");
+    match e.check_integrity() {
+        Err(memento::Error::Mirror { reason }) => assert!(reason.contains("damaged") && reason.contains("index"), "{reason}"),
+        other => panic!("expected a damaged mirror from check_integrity, got {other:?}"),
     }
     e.abandon();
 }
