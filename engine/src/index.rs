@@ -169,10 +169,17 @@ impl TopK {
                 self.worst = self.heap.peek().copied().unwrap_or(self.worst);
             }
         } else if e < self.worst {
-            self.heap.pop();
-            self.heap.push(e);
+            // Replace the worst in place: one sift instead of a pop and a push.
+            if let Some(mut top) = self.heap.peek_mut() {
+                *top = e;
+            }
             self.worst = self.heap.peek().copied().unwrap_or(self.worst);
         }
+    }
+    /// A distance above this cannot enter (equal ones may, by slot).
+    #[inline]
+    fn bound(&self) -> f32 {
+        self.worst.0
     }
     fn merge(&mut self, other: TopK) {
         for e in other.heap {
@@ -280,10 +287,11 @@ impl FlatIndex {
             } else {
                 kernels::distances_multi(plan.metric, dim, queries, &vecs, &mut out);
             }
-            for (j, &slot) in slots.iter().enumerate() {
-                if scope.admits(slot) {
-                    for (qi, top) in tops.iter_mut().enumerate() {
-                        top.push(slot, out[qi * n + j]);
+            for (qi, top) in tops.iter_mut().enumerate() {
+                for (&slot, &d) in slots.iter().zip(&out[qi * n..(qi + 1) * n]) {
+                    // Most vectors lose to the k-th best: one comparison refuses them.
+                    if d <= top.bound() && scope.admits(slot) {
+                        top.push(slot, d);
                     }
                 }
             }
@@ -296,6 +304,7 @@ impl FlatIndex {
         let src = scope.src;
         let mut tops: Vec<TopK> = queries.iter().map(|_| TopK::new(keep)).collect();
         let mut raw: Vec<i32> = Vec::new();
+        let mut dist: Vec<f32> = Vec::new();
         for i in range {
             let b = src.quant_block(i)?;
             if !scope.block_admits_any(&b.slots) {
@@ -303,11 +312,13 @@ impl FlatIndex {
             }
             let n = b.slots.len();
             raw.resize(n, 0);
+            dist.resize(n, 0.0);
             for (q, top) in queries.iter().zip(&mut tops) {
                 kernels::dots_u8i8(&q.codes, &b.codes, &mut raw);
-                for (j, &slot) in b.slots.iter().enumerate() {
-                    if scope.admits(slot) {
-                        top.push(slot, kernels::approx_distance(plan.metric, q, raw[j], &b.params[j]));
+                kernels::approx_distances(plan.metric, q, &raw, &b.params, &mut dist);
+                for (&slot, &d) in b.slots.iter().zip(&dist) {
+                    if d <= top.bound() && scope.admits(slot) {
+                        top.push(slot, d);
                     }
                 }
             }

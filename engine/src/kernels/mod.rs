@@ -480,7 +480,12 @@ pub fn approx_distance(metric: Metric, q: &QuantQuery, raw: i32, p: &QuantParams
 /// Panics unless the three slices have the same length.
 pub fn approx_distances(metric: Metric, q: &QuantQuery, raws: &[i32], params: &[QuantParams], out: &mut [f32]) {
     assert!(raws.len() == params.len() && raws.len() == out.len(), "approx_distances: {} raws, {} params, {} outputs", raws.len(), params.len(), out.len());
-    for ((o, &raw), p) in out.iter_mut().zip(raws).zip(params) {
-        *o = approx_distance(metric, q, raw, p);
+    // One loop per metric (the same arithmetic as `approx_distance`), so each can vectorise.
+    let dots = out.iter_mut().zip(raws).zip(params);
+    let approx_dot = |raw: i32, p: &QuantParams| q.scale * p.scale * (i64::from(raw) - 128 * i64::from(p.code_sum)) as f32;
+    match metric {
+        Metric::Cosine => dots.for_each(|((o, &raw), p)| *o = 1.0 - approx_dot(raw, p)),
+        Metric::Dot => dots.for_each(|((o, &raw), p)| *o = -approx_dot(raw, p)),
+        Metric::L2 => dots.for_each(|((o, &raw), p)| *o = q.sq_norm + p.sq_norm - 2.0 * approx_dot(raw, p)),
     }
 }
