@@ -209,6 +209,40 @@ pub fn verify(page: &[u8], salt: u32, expected_page_no: u64, page_size: usize) -
     Ok(h)
 }
 
+/// Write the slot array that starts every vector and quantized page body.
+fn put_slots(p: &mut [u8], slots: &[u64]) {
+    for (i, s) in slots.iter().enumerate() {
+        let o = HEADER_LEN + 8 * i;
+        p[o..o + 8].copy_from_slice(&s.to_le_bytes());
+    }
+}
+
+/// Slot `i` of a vector or quantized page.
+fn slot_at(page: &[u8], i: usize) -> u64 {
+    let o = HEADER_LEN + 8 * i;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&page[o..o + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// The checks shared by vector and quantized pages: `count` in 1..=capacity, slots strictly
+/// increasing. Returns the count.
+fn check_slots(page: &[u8], h: &PageHeader, capacity: usize, what: &str) -> Result<usize, DecodeError> {
+    let n = h.count as usize;
+    if n == 0 || n > capacity {
+        return Err(DecodeError::new(header::count.offset, format!("{what} page count {n} is outside 1..={capacity}")));
+    }
+    if HEADER_LEN + 8 * n > page.len() {
+        return Err(DecodeError::new(header::count.offset, format!("{what} page count {n} exceeds the page")));
+    }
+    for i in 1..n {
+        if slot_at(page, i) <= slot_at(page, i - 1) {
+            return Err(DecodeError::new(HEADER_LEN + 8 * i, format!("{what} page slots are not increasing")));
+        }
+    }
+    Ok(n)
+}
+
 /// Where things are in a vector page for a given dimension and page size (FORMAT.md §2.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VectorLayout {
@@ -253,10 +287,7 @@ impl VectorLayout {
     #[allow(clippy::too_many_arguments, reason = "one argument per header field")]
     pub fn encode_into(&self, p: &mut [u8], page_no: u64, checkpoint_seq: u64, min_lsn: u64, max_lsn: u64, slots: &[u64], vectors: &[f32], salt: u32) {
         assert!(slots.len() <= self.capacity && vectors.len() == slots.len() * self.dim && p.len() == self.page_size);
-        for (i, s) in slots.iter().enumerate() {
-            let o = HEADER_LEN + 8 * i;
-            p[o..o + 8].copy_from_slice(&s.to_le_bytes());
-        }
+        put_slots(p, slots);
         let vb: &[u8] = bytemuck::cast_slice(vectors);
         p[self.vec_offset..self.vec_offset + vb.len()].copy_from_slice(vb);
         let h = PageHeader {
@@ -275,27 +306,12 @@ impl VectorLayout {
 
     /// Check a verified vector page's body: count within capacity, slots strictly increasing.
     pub fn check(&self, page: &[u8], h: &PageHeader) -> Result<(), DecodeError> {
-        let n = h.count as usize;
-        if n == 0 || n > self.capacity {
-            return Err(DecodeError::new(header::count.offset, format!("vector page count {n} is outside 1..={}", self.capacity)));
-        }
-        let mut prev: Option<u64> = None;
-        for i in 0..n {
-            let s = self.slot(page, i);
-            if prev.is_some_and(|p| s <= p) {
-                return Err(DecodeError::new(HEADER_LEN + 8 * i, "vector page slots are not increasing"));
-            }
-            prev = Some(s);
-        }
-        Ok(())
+        check_slots(page, h, self.capacity, "vector").map(|_| ())
     }
 
     /// Slot of vector `i` of a page.
     pub fn slot(&self, page: &[u8], i: usize) -> u64 {
-        let o = HEADER_LEN + 8 * i;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&page[o..o + 8]);
-        u64::from_le_bytes(a)
+        slot_at(page, i)
     }
 
     /// The raw bytes of the first `count` vectors of a page.
@@ -420,10 +436,7 @@ impl QuantLayout {
     ) {
         let n = slots.len();
         assert!(n <= self.capacity && params.len() == n && codes.len() == n * self.dim && p.len() == self.page_size);
-        for (i, s) in slots.iter().enumerate() {
-            let o = HEADER_LEN + 8 * i;
-            p[o..o + 8].copy_from_slice(&s.to_le_bytes());
-        }
+        put_slots(p, slots);
         for (i, e) in params.iter().enumerate() {
             let o = self.params_offset + quant_params::LEN * i;
             quant_params::scale.put_u32(&mut p[o..], e.scale.to_bits());
@@ -450,21 +463,10 @@ impl QuantLayout {
     /// increasing, every scale finite and non-negative, every `code_sum` the sum of its codes,
     /// reserved fields zero.
     pub fn check(&self, page: &[u8], h: &PageHeader) -> Result<(), DecodeError> {
-        let n = h.count as usize;
-        if n == 0 || n > self.capacity {
-            return Err(DecodeError::new(header::count.offset, format!("quantized page count {n} is outside 1..={}", self.capacity)));
-        }
         if page.len() != self.page_size {
             return Err(DecodeError::new(header::span.offset, "a quantized page spans one page"));
         }
-        let mut prev: Option<u64> = None;
-        for i in 0..n {
-            let s = self.slot(page, i);
-            if prev.is_some_and(|p| s <= p) {
-                return Err(DecodeError::new(HEADER_LEN + 8 * i, "quantized page slots are not increasing"));
-            }
-            prev = Some(s);
-        }
+        let n = check_slots(page, h, self.capacity, "quantized")?;
         for i in 0..n {
             let at = self.params_offset + quant_params::LEN * i;
             let e = &page[at..at + quant_params::LEN];
@@ -487,10 +489,7 @@ impl QuantLayout {
 
     /// Slot of entry `i`.
     pub fn slot(&self, page: &[u8], i: usize) -> u64 {
-        let o = HEADER_LEN + 8 * i;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&page[o..o + 8]);
-        u64::from_le_bytes(a)
+        slot_at(page, i)
     }
 
     /// The first `count` parameter entries, without copying when `page` is 4-byte aligned
