@@ -92,7 +92,7 @@ impl Pending {
         if let Some(p) = self.quant.last_mut() {
             let at = p.codes.len();
             p.codes.resize(at + v.len(), 0);
-            p.params.push(page::quantize(v, &mut p.codes[at..]));
+            p.params.push(crate::kernels::quantize_vector(v, &mut p.codes[at..]));
             p.slots.push(slot);
             p.min_lsn = p.min_lsn.min(lsns.0);
             p.max_lsn = p.max_lsn.max(lsns.1);

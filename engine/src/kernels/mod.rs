@@ -416,7 +416,14 @@ pub struct QuantQuery {
 /// integrity check recomputes is bit-identical to what was written): `scale = m / 127` where
 /// `m = max|vᵢ|` (0 when m is 0); `codesᵢ = round(vᵢ / scale)`, rounding half away from zero,
 /// clamped to [−127, 127] (all 0 when the scale is 0); `code_sum = Σ codesᵢ`; `sq_norm = Σ vᵢ²`.
+///
+/// Runs for every vector written, so where the chosen table is AVX2 or AVX-512 it uses an AVX2
+/// version that gives bit-identical results (tested against the format crate's).
 pub fn quantize_vector(v: &[f32], codes: &mut [i8]) -> QuantParams {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(kernels().isa, Isa::Avx2 | Isa::Avx512) {
+        return x86::quantize(v, codes);
+    }
     memento_format::page::quantize(v, codes)
 }
 

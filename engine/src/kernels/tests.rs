@@ -495,3 +495,32 @@ fn normalize_refuses_zero() {
     assert!(normalize(&mut v));
     assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
 }
+
+proptest! {
+    /// The quantizer used on writes (AVX2 where the chosen table allows it) gives exactly the
+    /// format crate's result, bit for bit: the integrity check recomputes it with the latter.
+    #[test]
+    fn fast_quantizer_is_bit_identical_to_the_format_crate(
+        v in prop_oneof![proptest::collection::vec(value(), 0..140), proptest::collection::vec(-1.0f32..1.0, 384..=384)],
+        halves in proptest::collection::vec(-300i32..300, 0..40),
+    ) {
+        // Also values that land exactly on halves of the scale (ties in the rounding).
+        let mut v = v;
+        if let Some(m) = v.iter().map(|x| x.abs()).reduce(f32::max).filter(|m| *m > 0.0 && m.is_finite()) {
+            let scale = m / 127.0;
+            v.extend(halves.iter().map(|h| (*h as f32 * 0.5 * scale).clamp(-m, m)));
+        }
+        let (mut a, mut b) = (vec![0i8; v.len()], vec![0i8; v.len()]);
+        let fast = quantize_vector(&v, &mut a);
+        let spec = memento_format::page::quantize(&v, &mut b);
+        prop_assert_eq!(&a, &b);
+        prop_assert_eq!((fast.scale.to_bits(), fast.code_sum, fast.sq_norm.to_bits()), (spec.scale.to_bits(), spec.code_sum, spec.sq_norm.to_bits()));
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut c = vec![0i8; v.len()];
+            let x = super::x86::quantize(&v, &mut c);
+            prop_assert_eq!(&c, &b);
+            prop_assert_eq!((x.scale.to_bits(), x.code_sum, x.sq_norm.to_bits()), (spec.scale.to_bits(), spec.code_sum, spec.sq_norm.to_bits()));
+        }
+    }
+}

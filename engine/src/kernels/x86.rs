@@ -301,8 +301,88 @@ mod avx512 {
     }
 }
 
+/// FORMAT.md §2.8's quantization with AVX2 where the CPU has it, bit-identical to
+/// [`memento_format::page::quantize`] (the same operations in the same order per lane: an
+/// exact maximum, IEEE division, truncation and the exact remainder, products added without
+/// FMA, the eight lane sums added in order); otherwise that scalar function.
+pub(super) fn quantize(v: &[f32], codes: &mut [i8]) -> super::QuantParams {
+    assert_eq!(v.len(), codes.len(), "quantize: {} elements into {} codes", v.len(), codes.len());
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: avx2 was detected just above; the lengths are equal (asserted).
+        unsafe { avx2::quantize(v, codes) }
+    } else {
+        memento_format::page::quantize(v, codes)
+    }
+}
+
 mod avx2 {
     use super::*;
+
+    /// See [`super::quantize`]. `v.len() == codes.len()`.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn quantize(v: &[f32], codes: &mut [i8]) -> crate::kernels::QuantParams {
+        let n = v.len();
+        assert_eq!(n, codes.len());
+        let chunks = n / 8;
+        let (_, rest) = v.as_chunks::<8>();
+        let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+        let mut mx = _mm256_setzero_ps();
+        let mut sq = _mm256_setzero_ps();
+        for c in 0..chunks {
+            // SAFETY: 8c + 8 ≤ 8·chunks ≤ n = v.len().
+            let x = unsafe { _mm256_loadu_ps(v.as_ptr().add(8 * c)) };
+            // max(a, b) returns b when a is not greater, as the scalar `if a > m { a } else { m }`.
+            mx = _mm256_max_ps(_mm256_and_ps(x, abs), mx);
+            sq = _mm256_add_ps(sq, _mm256_mul_ps(x, x));
+        }
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds 8 floats; storeu has no alignment requirement.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), mx) };
+        let m = lanes.iter().chain(rest).fold(0f32, |m, &x| if x.abs() > m { x.abs() } else { m });
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sq) };
+        let sq_norm = lanes.iter().sum::<f32>() + rest.iter().map(|x| x * x).sum::<f32>();
+        let scale = m / 127.0;
+        if !(scale > 0.0 && scale.is_finite()) {
+            codes.fill(0);
+            return crate::kernels::QuantParams { scale: if scale.is_finite() { scale } else { 0.0 }, code_sum: 0, sq_norm, reserved: 0 };
+        }
+        let sc = _mm256_set1_ps(scale);
+        let (lo, hi) = (_mm256_set1_ps(-128.0), _mm256_set1_ps(128.0));
+        let (half, neg_half) = (_mm256_set1_ps(0.5), _mm256_set1_ps(-0.5));
+        let (cmin, cmax) = (_mm256_set1_epi32(-127), _mm256_set1_epi32(127));
+        let mut sum = _mm256_setzero_si256();
+        let mut out = [0i32; 8];
+        for c in 0..chunks {
+            // SAFETY: as in the first loop.
+            let x = unsafe { _mm256_loadu_ps(v.as_ptr().add(8 * c)) };
+            // The scalar clamp: below −128 gives −128, above 128 gives 128 (no NaN here).
+            let y = _mm256_min_ps(_mm256_max_ps(_mm256_div_ps(x, sc), lo), hi);
+            let t = _mm256_cvttps_epi32(y);
+            let f = _mm256_sub_ps(y, _mm256_cvtepi32_ps(t));
+            // Comparison masks are −1 where true: t + [f ≥ ½] − [f ≤ −½].
+            let up = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(f, half));
+            let down = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(f, neg_half));
+            let r = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(_mm256_sub_epi32(t, up), down), cmin), cmax);
+            sum = _mm256_add_epi32(sum, r);
+            // SAFETY: `out` holds 8 i32; storeu has no alignment requirement.
+            unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), r) };
+            for (d, &o) in codes[8 * c..8 * c + 8].iter_mut().zip(&out) {
+                *d = o as i8;
+            }
+        }
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), sum) };
+        let mut code_sum: i32 = out.iter().sum();
+        for (d, &x) in codes[8 * chunks..].iter_mut().zip(rest) {
+            let y = (x / scale).clamp(-128.0, 128.0);
+            let t = y as i32;
+            let f = y - t as f32;
+            *d = (t + i32::from(f >= 0.5) - i32::from(f <= -0.5)).clamp(-127, 127) as i8;
+            code_sum += i32::from(*d);
+        }
+        crate::kernels::QuantParams { scale, code_sum, sq_norm, reserved: 0 }
+    }
 
     /// All ones in the first `min(rem, 8)` lanes.
     #[inline]
