@@ -166,7 +166,8 @@ pub struct SearchOptions<'a> {
     /// Only records matching this filter.
     pub filter: Option<&'a Filter>,
     /// Which scan: [`ScanMode::Auto`] (default) uses the int8 copies with exact rescoring on
-    /// stores large enough for it to win, [`ScanMode::Exact`] scores every vector in float32.
+    /// stores large enough for it to win (recall measured at 1.0, not guaranteed);
+    /// [`ScanMode::Exact`] scores every vector in float32 and always returns the true top k.
     pub mode: ScanMode,
     /// Threads for this search; `None`: the engine's setting
     /// ([`EngineBuilder::search_threads`]).
