@@ -16,6 +16,7 @@ use crate::filter::Filter;
 use crate::index::{FlatIndex, QuantBlock, ScanMode, SearchPlan, VectorIndex, VectorSource};
 use crate::kernels;
 use crate::mirror::{Mirror, MirrorOp};
+use crate::slots::SlotBitmap;
 use crate::storage::{FsStorage, LockError, Storage, StorageFile, StoreLock};
 use crate::vecfile::{self, Pending, PendingRecord, VecFile};
 use crate::wal::{self, Op, Wal};
@@ -298,35 +299,11 @@ struct Writer {
     next_slot: u64,
 }
 
-/// Deleted slots, one bit each.
-#[derive(Default)]
-struct DeadSet {
-    bits: Vec<u64>,
-    count: u64,
-}
-
-impl DeadSet {
-    fn insert(&mut self, slot: u64) {
-        let w = (slot / 64) as usize;
-        if w >= self.bits.len() {
-            self.bits.resize(w + 1, 0);
-        }
-        let b = 1u64 << (slot % 64);
-        if self.bits[w] & b == 0 {
-            self.bits[w] |= b;
-            self.count += 1;
-        }
-    }
-    #[inline]
-    fn contains(&self, slot: u64) -> bool {
-        self.bits.get((slot / 64) as usize).is_some_and(|w| w & (1u64 << (slot % 64)) != 0)
-    }
-}
-
 struct State {
     vf: VecFile,
     pending: Pending,
-    dead: DeadSet,
+    /// Deleted slots.
+    dead: SlotBitmap,
     live_count: u64,
 }
 
@@ -456,7 +433,7 @@ impl Engine {
             recovery.push(format!("dropped {n} bytes of torn WAL tail at offset {at} ({why})"));
         }
         // Rebuild the in-memory state since the checkpoint.
-        let mut dead = DeadSet::default();
+        let mut dead = SlotBitmap::default();
         for (slot, _) in vf.tombstones()? {
             dead.insert(slot);
         }
@@ -959,7 +936,7 @@ impl Engine {
         Stats {
             count: st.live_count,
             slots: w.next_slot,
-            deleted: st.dead.count,
+            deleted: st.dead.len(),
             dimension: self.dim,
             metric: self.metric,
             pages: st.vf.sb.page_count,
@@ -1181,6 +1158,18 @@ struct Source<'a> {
     dim: usize,
 }
 
+impl Source<'_> {
+    /// Quantized pages in the vector file. A version-1 file has none: its sealed vectors'
+    /// int8 copies are among the pending ones.
+    fn sealed_quant_blocks(&self) -> usize {
+        if self.st.vf.is_quantized() {
+            self.st.vf.quant_dir.len()
+        } else {
+            0
+        }
+    }
+}
+
 impl VectorSource for Source<'_> {
     fn dim(&self) -> usize {
         self.dim
@@ -1201,12 +1190,10 @@ impl VectorSource for Source<'_> {
         Ok((Cow::Borrowed(&p.slots), Cow::Borrowed(&p.vectors)))
     }
     fn quant_blocks(&self) -> usize {
-        // A version-1 file's sealed vectors have their int8 copies among the pending ones.
-        let sealed = if self.st.vf.is_quantized() { self.st.vf.quant_dir.len() } else { 0 };
-        sealed + self.st.pending.quant.len()
+        self.sealed_quant_blocks() + self.st.pending.quant.len()
     }
     fn quant_block(&self, i: usize) -> Result<QuantBlock<'_>> {
-        let n = if self.st.vf.is_quantized() { self.st.vf.quant_dir.len() } else { 0 };
+        let n = self.sealed_quant_blocks();
         if i < n {
             let (slots, params, codes) = self.st.vf.quant_page(i)?;
             return Ok(QuantBlock { slots, params, codes: Cow::Borrowed(codes) });

@@ -28,6 +28,7 @@ use memento_format::superblock::Metric;
 
 use crate::error::Result;
 use crate::kernels;
+use crate::slots::SlotBitmap;
 
 /// Where an index reads vectors from. Block `i` is a vector page (or the vectors of a future
 /// one); slots increase across and within blocks.
@@ -194,49 +195,11 @@ impl TopK {
     }
 }
 
-/// A set of slots as a bitmap.
-struct SlotBits {
-    words: Vec<u64>,
-}
-
-impl SlotBits {
-    fn from_sorted(slots: &[u64]) -> SlotBits {
-        let n = slots.last().map_or(0, |&s| (s / 64 + 1) as usize);
-        let mut words = vec![0u64; n];
-        for &s in slots {
-            words[(s / 64) as usize] |= 1 << (s % 64);
-        }
-        SlotBits { words }
-    }
-    #[inline]
-    fn contains(&self, s: u64) -> bool {
-        self.words.get((s / 64) as usize).is_some_and(|w| w & (1 << (s % 64)) != 0)
-    }
-    /// Whether any slot in `lo..=hi` is in the set.
-    fn any_in(&self, lo: u64, hi: u64) -> bool {
-        let (a, b) = ((lo / 64) as usize, (hi / 64) as usize);
-        if a >= self.words.len() {
-            return false;
-        }
-        let b = b.min(self.words.len() - 1);
-        (a..=b).any(|i| {
-            let mut w = self.words[i];
-            if i == a {
-                w &= u64::MAX << (lo % 64);
-            }
-            if i == (hi / 64) as usize && hi % 64 != 63 {
-                w &= (1u64 << (hi % 64 + 1)) - 1;
-            }
-            w != 0
-        })
-    }
-}
-
 /// What a scan thread keeps: the filter, if any.
 #[derive(Clone, Copy)]
 struct Scope<'a> {
     src: &'a dyn VectorSource,
-    allowed: Option<&'a SlotBits>,
+    allowed: Option<&'a SlotBitmap>,
 }
 
 impl Scope<'_> {
@@ -371,7 +334,7 @@ impl VectorIndex for FlatIndex {
         if let Some(c) = candidates.filter(|c| c.len().saturating_mul(DIRECT_FRACTION) <= src.len()) {
             return Ok(Self::direct(src, plan, queries, c)?.into_iter().map(TopK::into_sorted).collect());
         }
-        let bits = candidates.map(SlotBits::from_sorted);
+        let bits = candidates.map(SlotBitmap::from_slots);
         let scope = Scope { src, allowed: bits.as_ref() };
         let quantized = src.quant_blocks() > 0
             && match plan.mode {
@@ -541,13 +504,5 @@ mod tests {
         }
         let plan = SearchPlan { metric: Metric::Cosine, k: 0, mode: ScanMode::Auto, threads: 2, oversample: 8, parallel_min_bytes: 0 };
         assert_eq!(FlatIndex.search(&m, &plan, &queries, None).expect("k = 0"), vec![Vec::new(); 5]);
-    }
-
-    #[test]
-    fn slot_bits_ranges() {
-        let b = SlotBits::from_sorted(&[3, 64, 200]);
-        assert!(b.contains(3) && b.contains(64) && b.contains(200) && !b.contains(4) && !b.contains(10_000));
-        assert!(b.any_in(0, 3) && !b.any_in(4, 63) && b.any_in(4, 64) && b.any_in(65, 200) && !b.any_in(65, 199) && !b.any_in(201, 5000));
-        assert!(b.any_in(0, u64::MAX / 2) && !SlotBits::from_sorted(&[]).any_in(0, 100));
     }
 }

@@ -1,5 +1,6 @@
-//! Sets of slots as sorted, deduplicated `Vec<u64>`s: the operations the filter evaluator
-//! combines index look-ups with.
+//! Sets of slots: as sorted, deduplicated `Vec<u64>`s (the operations the filter evaluator
+//! combines index look-ups with), and as a bitmap ([`SlotBitmap`]: the deleted slots, and a
+//! filter's candidates during a scan).
 //!
 //! Every function takes sorted, deduplicated slices and returns a sorted, deduplicated vector.
 //! When one operand is much smaller than the other, the larger one is searched (binary search
@@ -119,6 +120,66 @@ pub(crate) fn difference(a: &[u64], b: &[u64]) -> Vec<u64> {
     out
 }
 
+/// A set of slots, one bit each (slots are dense, from 0 up).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SlotBitmap {
+    words: Vec<u64>,
+    count: u64,
+}
+
+impl SlotBitmap {
+    /// The set of `slots` (sorted or not).
+    pub(crate) fn from_slots(slots: &[u64]) -> SlotBitmap {
+        let mut b = SlotBitmap::default();
+        if let Some(&max) = slots.iter().max() {
+            b.words.reserve((max / 64 + 1) as usize);
+        }
+        for &s in slots {
+            b.insert(s);
+        }
+        b
+    }
+    /// Add a slot.
+    pub(crate) fn insert(&mut self, slot: u64) {
+        let w = (slot / 64) as usize;
+        if w >= self.words.len() {
+            self.words.resize(w + 1, 0);
+        }
+        let b = 1u64 << (slot % 64);
+        if self.words[w] & b == 0 {
+            self.words[w] |= b;
+            self.count += 1;
+        }
+    }
+    /// Whether the slot is in the set.
+    #[inline]
+    pub(crate) fn contains(&self, slot: u64) -> bool {
+        self.words.get((slot / 64) as usize).is_some_and(|w| w & (1u64 << (slot % 64)) != 0)
+    }
+    /// Number of slots in the set.
+    pub(crate) fn len(&self) -> u64 {
+        self.count
+    }
+    /// Whether any slot in `lo..=hi` is in the set.
+    pub(crate) fn any_in(&self, lo: u64, hi: u64) -> bool {
+        let (a, b) = ((lo / 64) as usize, (hi / 64) as usize);
+        if a >= self.words.len() {
+            return false;
+        }
+        let b = b.min(self.words.len() - 1);
+        (a..=b).any(|i| {
+            let mut w = self.words[i];
+            if i == a {
+                w &= u64::MAX << (lo % 64);
+            }
+            if i == (hi / 64) as usize && hi % 64 != 63 {
+                w &= (1u64 << (hi % 64 + 1)) - 1;
+            }
+            w != 0
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +223,13 @@ mod tests {
         let big: Vec<u64> = (0..1000).collect();
         assert_eq!(intersect(&[5, 999, 1000], &big), vec![5, 999]);
         assert_eq!(difference(&big, &[0, 500, 999, 2000]).len(), 997);
+    }
+
+    #[test]
+    fn slot_bitmap_ranges() {
+        let b = SlotBitmap::from_slots(&[3, 64, 200]);
+        assert!(b.contains(3) && b.contains(64) && b.contains(200) && !b.contains(4) && !b.contains(10_000));
+        assert!(b.any_in(0, 3) && !b.any_in(4, 63) && b.any_in(4, 64) && b.any_in(65, 200) && !b.any_in(65, 199) && !b.any_in(201, 5000));
+        assert!(b.any_in(0, u64::MAX / 2) && !SlotBitmap::from_slots(&[]).any_in(0, 100));
     }
 }

@@ -431,7 +431,7 @@ pub fn quantize_vector(v: &[f32], codes: &mut [i8]) -> QuantParams {
 /// byte `cᵢ + 128` ∈ [1, 255], the unsigned operand of [`Kernels::dot_u8i8`].
 pub fn quantize_query(q: &[f32]) -> QuantQuery {
     let mut c = vec![0i8; q.len()];
-    let p = memento_format::page::quantize(q, &mut c);
+    let p = quantize_vector(q, &mut c);
     QuantQuery { codes: c.iter().map(|&x| (i16::from(x) + 128) as u8).collect(), scale: p.scale, sq_norm: p.sq_norm }
 }
 
@@ -465,6 +465,13 @@ pub fn dots_u8i8(query: &[u8], codes: &[i8], out: &mut [i32]) {
     kernels().dots_u8i8(query, codes, out);
 }
 
+/// `q·v ≈ q.scale · p.scale · (raw − 128·code_sum)`: the integer difference is exact in i64
+/// (the query's codes are offset by 128) and converted to f32 once.
+#[inline]
+fn approx_dot(q: &QuantQuery, raw: i32, p: &QuantParams) -> f32 {
+    q.scale * p.scale * (i64::from(raw) - 128 * i64::from(p.code_sum)) as f32
+}
+
 /// The approximate distance (smaller is closer) of a quantized vector `p` from a quantized
 /// query, given `raw = dot_u8i8(&q.codes, codes)`.
 ///
@@ -474,8 +481,7 @@ pub fn dots_u8i8(query: &[u8], codes: &[i8], out: &mut [i32]) {
 /// L2 → `q.sq_norm + p.sq_norm − 2·approx_dot`.
 #[inline]
 pub fn approx_distance(metric: Metric, q: &QuantQuery, raw: i32, p: &QuantParams) -> f32 {
-    let int_dot = i64::from(raw) - 128 * i64::from(p.code_sum);
-    let approx_dot = q.scale * p.scale * int_dot as f32;
+    let approx_dot = approx_dot(q, raw, p);
     match metric {
         Metric::Cosine => 1.0 - approx_dot,
         Metric::Dot => -approx_dot,
@@ -489,10 +495,9 @@ pub fn approx_distances(metric: Metric, q: &QuantQuery, raws: &[i32], params: &[
     assert!(raws.len() == params.len() && raws.len() == out.len(), "approx_distances: {} raws, {} params, {} outputs", raws.len(), params.len(), out.len());
     // One loop per metric (the same arithmetic as `approx_distance`), so each can vectorise.
     let dots = out.iter_mut().zip(raws).zip(params);
-    let approx_dot = |raw: i32, p: &QuantParams| q.scale * p.scale * (i64::from(raw) - 128 * i64::from(p.code_sum)) as f32;
     match metric {
-        Metric::Cosine => dots.for_each(|((o, &raw), p)| *o = 1.0 - approx_dot(raw, p)),
-        Metric::Dot => dots.for_each(|((o, &raw), p)| *o = -approx_dot(raw, p)),
-        Metric::L2 => dots.for_each(|((o, &raw), p)| *o = q.sq_norm + p.sq_norm - 2.0 * approx_dot(raw, p)),
+        Metric::Cosine => dots.for_each(|((o, &raw), p)| *o = 1.0 - approx_dot(q, raw, p)),
+        Metric::Dot => dots.for_each(|((o, &raw), p)| *o = -approx_dot(q, raw, p)),
+        Metric::L2 => dots.for_each(|((o, &raw), p)| *o = q.sq_norm + p.sq_norm - 2.0 * approx_dot(q, raw, p)),
     }
 }
