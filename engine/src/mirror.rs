@@ -841,7 +841,7 @@ impl SlotIndex for Mirror {
 mod tests {
     use super::*;
     use serde_json::{json, Map, Value};
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     const UUID: [u8; 16] = *b"0123456789abcdef";
 
@@ -1429,103 +1429,6 @@ mod tests {
             let f = Filter::parse(&filter).unwrap();
             let expected: Vec<u64> = (0..40u64).filter(|&i| f.matches(Some(texts[i as usize]), Some(&records[i as usize]))).collect();
             assert_eq!(select_all_ways(&m, &f), expected, "{filter}");
-        }
-    }
-
-    fn median(mut v: Vec<Duration>) -> Duration {
-        v.sort();
-        v[v.len() / 2]
-    }
-
-    /// CPU time of this thread so far (Linux), steadier than wall time on a busy machine.
-    fn thread_cpu() -> Option<Duration> {
-        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-        stat.split(' ').next()?.parse().ok().map(Duration::from_nanos)
-    }
-
-    /// Times the mirror at 100,000 records: `apply` of 100 batches of 1,000 puts (a fresh file
-    /// mirror per round, median of the rounds, wall and thread CPU time), `integrity_check`,
-    /// then `filter_slots` for filters of several selectivities (median of repeated runs). A
-    /// timing run, not a test; run it in release:
-    /// `cargo test --release -p memento --lib -- --ignored --nocapture filter_timing_100k`
-    #[test]
-    #[ignore = "a timing run: cargo test --release -p memento --lib -- --ignored --nocapture filter_timing_100k"]
-    fn filter_timing_100k() {
-        const N: usize = 100_000;
-        const BATCH: usize = 1_000;
-        const ROUNDS: usize = 5;
-        const RUNS: usize = 41;
-        let ids: Vec<String> = (0..N).map(|i| format!("doc-{i:06}")).collect();
-        // 1% of the texts hold an "x".
-        let texts: Vec<String> = (0..N).map(|i| if i % 100 == 42 { format!("document {i} with an x") } else { format!("document {i}") }).collect();
-        let metas: Vec<String> =
-            (0..N).map(|i| json!({"cat": format!("c{}", i % 100), "n": i, "tag": i % 2 == 0, "group": format!("g{}", i % 10)}).to_string()).collect();
-        let ops: Vec<MirrorOp<'_>> = (0..N).map(|i| put(i as u64, &ids[i], Some(&texts[i]), Some(&metas[i]))).collect();
-
-        let dir = tempfile::tempdir().unwrap();
-        let mut totals = Vec::new();
-        let mut cpu = Vec::new();
-        let mut batches = Vec::new();
-        let mut last = None;
-        for round in 0..ROUNDS {
-            let path = dir.path().join(format!("m{round}.sqlite"));
-            let mut m = Mirror::open_file(&path).unwrap();
-            m.reset(UUID).unwrap();
-            let t = Instant::now();
-            let c = thread_cpu();
-            for (b, chunk) in ops.chunks(BATCH).enumerate() {
-                let tb = Instant::now();
-                assert!(m.apply(b as u64 + 1, chunk).unwrap());
-                batches.push(tb.elapsed());
-            }
-            totals.push(t.elapsed());
-            if let (Some(c0), Some(c1)) = (c, thread_cpu()) {
-                cpu.push(c1 - c0);
-            }
-            last = Some(m);
-        }
-        println!(
-            "apply of {N} puts in batches of {BATCH} (file mirror): median of {ROUNDS} rounds {:?} (rounds: {totals:?}); median batch {:?}",
-            median(totals.clone()),
-            median(batches)
-        );
-        if !cpu.is_empty() {
-            println!("apply of {N} puts, CPU time of the thread: median {:?} (rounds: {cpu:?})", median(cpu.clone()));
-        }
-        let m = last.unwrap();
-        assert_eq!(m.count().unwrap(), N as u64);
-        let t = Instant::now();
-        m.integrity_check().unwrap();
-        println!("integrity_check at {N} records: {:?}", t.elapsed());
-
-        let cases: Vec<(Value, usize)> = vec![
-            (json!({"cat": "c7"}), N / 100),
-            (json!({"cat": {"$in": ["c1", "c2"]}}), N / 50),
-            (json!({"n": {"$gte": 500, "$lt": 1500}}), 1000),
-            (json!({"$and": [{"group": "g3"}, {"tag": true}]}), 0),
-            (json!({"$and": [{"group": "g4"}, {"tag": true}]}), N / 10),
-            (json!({"cat": {"$ne": "c7"}}), N - N / 100),
-            (json!({"$contains": "x"}), N / 100),
-            (json!({"$and": [{"cat": "c7"}, {"n": {"$gt": 5}}]}), N / 100),
-            (json!({"$or": [{"cat": "c7"}, {"group": "g3"}]}), N / 100 + N / 10),
-            (json!({"cat": "c42", "$contains": "x"}), N / 100),
-            (json!({"n": {"$lt": 1000}, "tag": true}), 500),
-        ];
-        for (fv, expected) in cases {
-            let f = Filter::parse(&fv).unwrap();
-            let first = m.filter_slots(&f).unwrap();
-            assert_eq!(first.len(), expected, "{fv}");
-            let times: Vec<Duration> = (0..RUNS)
-                .map(|_| {
-                    let t = Instant::now();
-                    let got = m.filter_slots(&f).unwrap();
-                    let e = t.elapsed();
-                    assert_eq!(got.len(), expected);
-                    e
-                })
-                .collect();
-            let min = times.iter().min().copied().unwrap();
-            println!("filter_slots {fv}: {} hits, median {:?}, min {min:?}", expected, median(times));
         }
     }
 
