@@ -8,7 +8,8 @@
 //! - `kernels_dots_multi8_384/{isa}/{1k,100k,1M}`: 8 queries against the same vectors in one
 //!   pass;
 //! - `kernels_dots_u8i8_384/{isa}-{int8 impl}/{1k,100k,1M}`: one quantized query against i8
-//!   code vectors (384 kB, 38 MB or 384 MB).
+//!   code vectors (384 kB, 38 MB or 384 MB);
+//! - `kernels_quantize_384/{format_scalar,quantize_vector}`: quantizing one vector.
 //!
 //! Throughput is in bytes of vectors (or codes) streamed per call; the queries stay in cache.
 //! 1k fits in L2 (the compute ceiling); 100k × 384 f32 is larger than most caches but fits some
@@ -138,6 +139,18 @@ fn dots_u8i8_384(c: &mut Criterion, d: &Data) {
     g.finish();
 }
 
+/// Quantizing one 384-d vector (done for every vector written): the format crate's scalar
+/// definition against `quantize_vector` (AVX2 where the CPU has it, bit-identical).
+fn quantize_384(c: &mut Criterion, d: &Data) {
+    let mut g = c.benchmark_group("kernels_quantize_384");
+    g.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
+    let v = d.query();
+    let mut codes = vec![0i8; DIM];
+    g.bench_function("format_scalar", |b| b.iter(|| memento_format::page::quantize(black_box(v), &mut codes)));
+    g.bench_function("quantize_vector", |b| b.iter(|| quantize_vector(black_box(v), &mut codes)));
+    g.finish();
+}
+
 /// Runs every group (what `criterion_group!`/`criterion_main!` would generate, written out so
 /// each item carries documentation).
 fn main() {
@@ -148,5 +161,6 @@ fn main() {
     l2sqs_384(&mut c, &d);
     dots_multi8_384(&mut c, &d);
     dots_u8i8_384(&mut c, &d);
+    quantize_384(&mut c, &d);
     c.final_summary();
 }
