@@ -81,6 +81,22 @@ pub enum Error {
         /// The first failure.
         cause: String,
     },
+    /// The embedding model or the ONNX Runtime library is missing, unusable or failed; the
+    /// message says how to fix it.
+    Model {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store was written with another embedding model than the one given, or a vector
+    /// comes from another model than the store's.
+    ModelMismatch {
+        /// The store's model (id and hash prefix).
+        store: String,
+        /// The model that was given.
+        given: String,
+    },
+    /// A text operation on an engine opened without an embedding model.
+    NoModel,
     /// The engine was closed.
     Closed,
 }
@@ -125,6 +141,11 @@ impl std::fmt::Display for Error {
             Error::Io { context, source } => write!(f, "I/O error while {context}: {source}."),
             Error::Mirror { reason } => write!(f, "The SQLite mirror failed: {reason}."),
             Error::Poisoned { cause } => write!(f, "The store refuses writes after an earlier I/O failure ({cause}); close and reopen it to recover."),
+            Error::Model { reason } => write!(f, "Embedding model problem: {reason}."),
+            Error::ModelMismatch { store, given } => {
+                write!(f, "The store was written with the embedding model {store}, not {given}; vectors of different models cannot be mixed.")
+            }
+            Error::NoModel => write!(f, "This engine was opened without an embedding model; open it with one (EngineBuilder::model) to store or search text."),
             Error::Closed => write!(f, "The engine is closed."),
         }
     }
