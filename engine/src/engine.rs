@@ -11,6 +11,7 @@ use memento_format::superblock::{Metric, Superblock};
 use memento_format::wal::{MAX_ID_LEN, MAX_RECORD_LEN};
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::embed::{Embedder, EmbeddingCache, ModelIdentity, OnnxEmbedder, OnnxOptions};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::index::{FlatIndex, QuantBlock, ScanMode, SearchPlan, VectorIndex, VectorSource};
@@ -20,6 +21,9 @@ use crate::slots::SlotBitmap;
 use crate::storage::{FsStorage, LockError, Storage, StorageFile, StoreLock};
 use crate::vecfile::{self, Pending, PendingRecord, VecFile};
 use crate::wal::{self, Op, Wal};
+
+mod text;
+pub use text::{CacheStats, Embedding, Memory, EMBEDDING_CACHE_FILE};
 
 /// Metadata of a record: a JSON object.
 pub type Metadata = serde_json::Map<String, serde_json::Value>;
@@ -231,6 +235,8 @@ pub struct Stats {
     pub pending_vectors: u64,
     /// What recovery did at open: a torn WAL tail dropped, a mirror rebuilt.
     pub recovery: Vec<String>,
+    /// The embedding model the store was created with; `None` for a raw-vector store.
+    pub model: Option<ModelIdentity>,
 }
 
 /// Options for opening or creating a store. Consumed by [`EngineBuilder::open`].
@@ -246,9 +252,44 @@ pub struct EngineBuilder {
     wal_limit: u64,
     create: bool,
     search_threads: usize,
+    embedder: Option<EmbedderSource>,
+    cache_entries: usize,
+    disk_cache_entries: usize,
+}
+
+/// Where the builder gets its embedding model.
+enum EmbedderSource {
+    Ready(Arc<dyn Embedder>),
+    /// Loaded on a second thread while the store opens.
+    Load(PathBuf, OnnxOptions),
 }
 
 impl EngineBuilder {
+    /// The embedding model for text ([`Engine::remember`], [`Engine::recall`]). A new store
+    /// takes its dimension from the model and records the model's identity; an existing store
+    /// must have been created with the same model ([`Error::ModelMismatch`] otherwise).
+    pub fn embedder(mut self, e: Arc<dyn Embedder>) -> Self {
+        self.embedder = Some(EmbedderSource::Ready(e));
+        self
+    }
+    /// Like [`Self::embedder`] with an [`OnnxEmbedder`] loaded from a model directory. The
+    /// model loads on a second thread while the store is opened and recovered.
+    pub fn model_dir(mut self, dir: impl AsRef<Path>, opts: OnnxOptions) -> Self {
+        self.embedder = Some(EmbedderSource::Load(dir.as_ref().to_path_buf(), opts));
+        self
+    }
+    /// The default model ([`crate::embed::DEFAULT_MODEL`], as provisioned in
+    /// [`crate::embed::model_dir`]) with default options.
+    pub fn default_model(self) -> Self {
+        self.model_dir(crate::embed::model_dir(crate::embed::DEFAULT_MODEL), OnnxOptions::default())
+    }
+    /// Entries of the in-memory embedding cache (default 10,000; 0 disables it) and of the
+    /// cache persisted in the store directory (default 20,000; 0 disables it).
+    pub fn embedding_cache(mut self, memory_entries: usize, persisted_entries: usize) -> Self {
+        self.cache_entries = memory_entries;
+        self.disk_cache_entries = persisted_entries;
+        self
+    }
     /// The vector dimension. Required to create a store; checked against the store otherwise.
     /// Default: none.
     pub fn dimension(mut self, d: usize) -> Self {
@@ -340,6 +381,11 @@ pub struct Engine {
     index: FlatIndex,
     search_threads: usize,
     recovery: Vec<String>,
+    /// The store's model (superblock); empty id for a raw-vector store.
+    model: ModelIdentity,
+    embedder: Option<Arc<dyn Embedder>>,
+    emb_cache: Mutex<EmbeddingCache>,
+    disk_cache: Mutex<text::DiskCacheSlot>,
     _lock: Box<dyn StoreLock>,
 }
 
@@ -374,7 +420,13 @@ impl Engine {
         self.dir.join(name)
     }
 
-    fn open_with(b: EngineBuilder) -> Result<Engine> {
+    fn open_with(mut b: EngineBuilder) -> Result<Engine> {
+        let mut model_load = b.embedder.take().map(|src| match src {
+            EmbedderSource::Ready(e) => text::ModelLoad::Ready(e),
+            EmbedderSource::Load(dir, opts) => {
+                text::ModelLoad::Loading(std::thread::spawn(move || OnnxEmbedder::load(&dir, &opts).map(|e| Arc::new(e) as Arc<dyn Embedder>)))
+            }
+        });
         let storage = match &b.storage {
             Ok(s) => Arc::clone(s),
             Err(path) => {
@@ -401,7 +453,23 @@ impl Engine {
             if storage.exists(wal::WAL_FILE).map_err(io_err("looking for the WAL"))? {
                 return Err(Error::corrupted(&vec_path, 0, "the vector file is missing but a WAL exists"));
             }
-            let dim = b.dimension.ok_or_else(|| Error::invalid(format!("there is no store at {}; give a dimension to create one", dir.display())))?;
+            let model = match model_load.take() {
+                Some(l) => {
+                    let e = l.wait()?;
+                    model_load = Some(text::ModelLoad::Ready(Arc::clone(&e)));
+                    Some(e.identity().clone())
+                }
+                None => None,
+            };
+            if let (Some(m), Some(d)) = (&model, b.dimension) {
+                if m.dim as usize != d {
+                    return Err(Error::invalid(format!("the model {} makes {}-dimensional vectors, not {d}", m.id, m.dim)));
+                }
+            }
+            let dim = b
+                .dimension
+                .or(model.as_ref().map(|m| m.dim as usize))
+                .ok_or_else(|| Error::invalid(format!("there is no store at {}; give a dimension or a model to create one", dir.display())))?;
             if dim == 0 || dim > memento_format::superblock::MAX_DIMENSION as usize {
                 return Err(Error::invalid(format!("dimension {dim} is outside 1 to 65,536")));
             }
@@ -414,7 +482,13 @@ impl Engine {
             let mut uuid = [0u8; 16];
             uuid[..8].copy_from_slice(&wal::random_u64().to_le_bytes());
             uuid[8..].copy_from_slice(&wal::random_u64().to_le_bytes());
-            let sb = Superblock::new(uuid, wal::random_u64() as u32, dim as u32, b.metric.unwrap_or(Metric::Cosine), b.page_size);
+            let mut sb = Superblock::new(uuid, wal::random_u64() as u32, dim as u32, b.metric.unwrap_or(Metric::Cosine), b.page_size);
+            if let Some(m) = model {
+                if m.id.is_empty() || m.id.len() > 64 {
+                    return Err(Error::invalid(format!("a model id must be 1 to 64 bytes, not {:?}", m.id)));
+                }
+                sb.model = m;
+            }
             VecFile::create(storage.as_ref(), &sb)?;
         }
         let vf = VecFile::open(storage.as_ref(), vec_path)?;
@@ -490,6 +564,14 @@ impl Engine {
         for t in &rec.txns {
             mirror.apply(t.commit_lsn, &mirror_ops(&t.ops))?;
         }
+        let embedder = match model_load {
+            Some(l) => {
+                let e = l.wait()?;
+                text::check_model(&sb.model, e.identity())?;
+                Some(e)
+            }
+            None => None,
+        };
         let wal_gen = rec.wal.header.generation;
         let wal_end = rec.wal.end;
         let engine = Engine {
@@ -510,6 +592,10 @@ impl Engine {
             index: FlatIndex,
             search_threads: if b.search_threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { b.search_threads },
             recovery,
+            model: sb.model.clone(),
+            embedder,
+            emb_cache: Mutex::new(EmbeddingCache::new(b.cache_entries)),
+            disk_cache: Mutex::new(text::DiskCacheSlot::new(b.disk_cache_entries)),
             _lock: lock,
         };
         Ok(engine)
@@ -946,6 +1032,7 @@ impl Engine {
             last_lsn: w.next_lsn - 1,
             pending_vectors: st.pending.n_vectors as u64,
             recovery: self.recovery.clone(),
+            model: (!self.model.id.is_empty()).then(|| self.model.clone()),
         }
     }
 
@@ -1067,6 +1154,9 @@ impl EngineBuilder {
             wal_limit: 64 << 20,
             create: true,
             search_threads: 0,
+            embedder: None,
+            cache_entries: 10_000,
+            disk_cache_entries: 20_000,
         }
     }
 }

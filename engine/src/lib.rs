@@ -48,7 +48,10 @@ pub mod storage;
 mod vecfile;
 mod wal;
 
-pub use engine::{CommitInfo, Durability, Engine, EngineBuilder, Metadata, Record, RecordIter, SearchHit, SearchOptions, Stats, WriteBatch, MIRROR_FILE};
+pub use engine::{
+    CacheStats, CommitInfo, Durability, Embedding, Engine, EngineBuilder, Memory, Metadata, Record, RecordIter, SearchHit, SearchOptions, Stats, WriteBatch,
+    MIRROR_FILE,
+};
 pub use error::{Error, Result};
 pub use filter::Filter;
 pub use index::ScanMode;
@@ -56,6 +59,7 @@ pub use memento_format::superblock::Metric;
 
 /// File names inside a store directory.
 pub mod files {
+    pub use crate::engine::EMBEDDING_CACHE_FILE as EMBEDDING_CACHE;
     pub use crate::engine::MIRROR_FILE as MIRROR;
     pub use crate::vecfile::VEC_FILE as VECTORS;
     pub use crate::wal::WAL_FILE as WAL;

@@ -247,7 +247,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 fn hex_decode(s: &str) -> std::result::Result<Vec<u8>, ()> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(());
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| ())).collect()
@@ -382,13 +382,13 @@ mod tests {
     fn manifest_round_trips_and_rejects_bad_fields() {
         let mut m = Manifest::default_model();
         m.optimized = Some(Optimized { file: "model.opt.onnx".into(), data_file: "model.opt.data".into(), onnxruntime: "1.31.1".into() });
-        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        assert_eq!(Manifest::from_json(&m.to_json()).expect("parses"), m);
         m.token_type_ids = None;
         m.pooling = Pooling::Cls;
-        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        assert_eq!(Manifest::from_json(&m.to_json()).expect("parses"), m);
         assert!(Manifest::from_json("{").is_err());
-        assert!(Manifest::from_json(r#"{"id":"x","dimension":0,"model_sha256":"00"}"#).unwrap_err().contains("dimension"));
-        assert!(Manifest::from_json(r#"{"id":"x","dimension":3,"model_sha256":"00"}"#).unwrap_err().contains("64 hex"));
+        assert!(Manifest::from_json(r#"{"id":"x","dimension":0,"model_sha256":"00"}"#).expect_err("refused").contains("dimension"));
+        assert!(Manifest::from_json(r#"{"id":"x","dimension":3,"model_sha256":"00"}"#).expect_err("refused").contains("64 hex"));
         let long = "x".repeat(65);
         assert!(Manifest::from_json(&format!(r#"{{"id":"{long}","dimension":3,"model_sha256":"{}"}}"#, "0".repeat(64))).is_err());
         let id = Manifest::default_model().identity();

@@ -1,0 +1,387 @@
+//! The text API: [`Engine::remember`], [`Engine::recall`] and their batch forms, on top of an
+//! [`Embedder`] and the embedding cache (in memory, and persisted in the store directory).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use sha2::Digest;
+
+use super::{Engine, Metadata, Record, SearchHit, SearchOptions, WriteBatch};
+use crate::embed::{hex, text_key, Embedder, ModelIdentity, Progress, TextKey};
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+
+/// File name of the persisted embedding cache inside a store directory. A cache: it may be
+/// deleted at any time, and a damaged one is replaced by an empty one.
+pub const EMBEDDING_CACHE_FILE: &str = "memento.embeddings.sqlite";
+
+/// Something to remember: a text, its metadata, and an id (derived from the text when `None`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Memory {
+    /// The id; `None`: [`Engine::content_id`] of the text, so the same text is stored once.
+    pub id: Option<String>,
+    /// The text.
+    pub text: String,
+    /// Its metadata.
+    pub metadata: Option<Metadata>,
+}
+
+impl Memory {
+    /// A memory with a content-derived id and no metadata.
+    pub fn new(text: impl Into<String>) -> Self {
+        Memory { id: None, text: text.into(), metadata: None }
+    }
+    /// With an explicit id (remembering it again replaces it).
+    #[must_use]
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+    /// With metadata.
+    #[must_use]
+    pub fn with_metadata(mut self, m: Metadata) -> Self {
+        self.metadata = Some(m);
+        self
+    }
+}
+
+/// A vector together with the model that made it; [`Engine::search_embedding`] refuses one
+/// from another model than the store's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding {
+    /// The model.
+    pub model: ModelIdentity,
+    /// The vector (L2-normalised for the default model).
+    pub vector: Vec<f32>,
+}
+
+/// Figures about the embedding cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Entries in memory.
+    pub memory_entries: usize,
+    /// Texts found in memory.
+    pub memory_hits: u64,
+    /// Texts found in the persisted cache.
+    pub disk_hits: u64,
+    /// Texts that needed inference.
+    pub inferred: u64,
+}
+
+/// The embedder given to the builder: ready, or loading on another thread.
+pub(super) enum ModelLoad {
+    Ready(Arc<dyn Embedder>),
+    Loading(JoinHandle<Result<Arc<dyn Embedder>>>),
+}
+
+impl ModelLoad {
+    pub(super) fn wait(self) -> Result<Arc<dyn Embedder>> {
+        match self {
+            ModelLoad::Ready(e) => Ok(e),
+            ModelLoad::Loading(h) => h.join().unwrap_or_else(|_| Err(Error::Model { reason: "loading the model panicked".into() })),
+        }
+    }
+}
+
+fn describe(m: &ModelIdentity) -> String {
+    if m.id.is_empty() {
+        "none (a raw-vector store)".into()
+    } else {
+        format!("{} ({}-d, sha256 {}…)", m.id, m.dim, &hex(&m.hash)[..12])
+    }
+}
+
+/// Refuses an embedder whose model is not the store's.
+pub(super) fn check_model(store: &ModelIdentity, given: &ModelIdentity) -> Result<()> {
+    if store == given {
+        Ok(())
+    } else {
+        Err(Error::ModelMismatch { store: describe(store), given: describe(given) })
+    }
+}
+
+/// The persisted cache, opened on first use.
+pub(super) struct DiskCacheSlot {
+    capacity: usize,
+    state: Option<std::result::Result<DiskCache, ()>>,
+    hits: u64,
+    inferred: u64,
+}
+
+impl DiskCacheSlot {
+    pub(super) fn new(capacity: usize) -> Self {
+        DiskCacheSlot { capacity, state: None, hits: 0, inferred: 0 }
+    }
+
+    fn get(&mut self, dir: Option<&Path>) -> Option<&mut DiskCache> {
+        if self.state.is_none() {
+            self.state = Some(match dir {
+                Some(d) if self.capacity > 0 => DiskCache::open(&d.join(EMBEDDING_CACHE_FILE), self.capacity).map_err(|_| ()),
+                _ => Err(()),
+            });
+        }
+        self.state.as_mut().and_then(|s| s.as_mut().ok())
+    }
+}
+
+/// A SQLite table of (key, vector), bounded by evicting the oldest entries. Failures are never
+/// the caller's problem: a cache that cannot be read or written is skipped.
+struct DiskCache {
+    conn: rusqlite::Connection,
+    capacity: usize,
+}
+
+impl DiskCache {
+    fn open(path: &Path, capacity: usize) -> rusqlite::Result<DiskCache> {
+        let attempt = || -> rusqlite::Result<DiskCache> {
+            let conn = rusqlite::Connection::open(path)?;
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                 CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, vector BLOB NOT NULL);
+                 PRAGMA quick_check;",
+            )?;
+            Ok(DiskCache { conn, capacity })
+        };
+        attempt().or_else(|_| {
+            // Damaged or unreadable: start again with an empty cache.
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            attempt()
+        })
+    }
+
+    fn get(&self, key: &TextKey, dim: usize) -> Option<Vec<f32>> {
+        let mut st = self.conn.prepare_cached("SELECT vector FROM embeddings WHERE key = ?1").ok()?;
+        let blob: Vec<u8> = st.query_row([&key[..]], |r| r.get(0)).ok()?;
+        (blob.len() == dim * 4).then(|| blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+
+    fn put(&mut self, entries: &[(TextKey, Arc<[f32]>)]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached("INSERT OR REPLACE INTO embeddings (key, vector) VALUES (?1, ?2)")?;
+            for (k, v) in entries {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                st.execute(rusqlite::params![&k[..], bytes])?;
+            }
+            let n: i64 = tx.query_row("SELECT count(*) FROM embeddings", [], |r| r.get(0))?;
+            let excess = n - self.capacity as i64;
+            if excess > 0 {
+                // Oldest first, and a tenth more, so eviction runs rarely.
+                let drop = excess + self.capacity as i64 / 10;
+                tx.execute("DELETE FROM embeddings WHERE rowid IN (SELECT rowid FROM embeddings ORDER BY rowid LIMIT ?1)", [drop])?;
+            }
+        }
+        tx.commit()
+    }
+}
+
+impl Engine {
+    /// The embedding model the store was created with; `None` for a raw-vector store.
+    pub fn model(&self) -> Option<&ModelIdentity> {
+        (!self.model.id.is_empty()).then_some(&self.model)
+    }
+
+    /// The embedder the engine was opened with, if any.
+    pub fn embedder(&self) -> Option<&Arc<dyn Embedder>> {
+        self.embedder.as_ref()
+    }
+
+    /// The id [`Engine::remember`] gives a text: `m-` and 32 hex digits of its SHA-256.
+    pub fn content_id(text: &str) -> String {
+        let h = sha2::Sha256::digest(text.as_bytes());
+        format!("m-{}", hex(&h[..16]))
+    }
+
+    fn require_embedder(&self) -> Result<&Arc<dyn Embedder>> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.embedder.as_ref().ok_or(Error::NoModel)
+    }
+
+    /// Vectors of `texts`: from the memory cache, else the persisted cache, else the model (one
+    /// batch for all the misses, each distinct text once).
+    fn embed_cached(&self, texts: &[&str], mut progress: Option<Progress<'_>>) -> Result<Vec<Arc<[f32]>>> {
+        let embedder = self.require_embedder()?;
+        let model = embedder.identity();
+        let dim = embedder.dimension();
+        let keys: Vec<TextKey> = texts.iter().map(|t| text_key(model, t)).collect();
+        let mut out: Vec<Option<Arc<[f32]>>> = {
+            let mut c = self.emb_cache.lock();
+            keys.iter().map(|k| c.get(k)).collect()
+        };
+        if out.iter().all(Option::is_some) {
+            return Ok(out.into_iter().flatten().collect());
+        }
+        let on_disk = self.storage.dir_path().map(Path::to_path_buf);
+        let mut disk_found = Vec::new();
+        {
+            let mut slot = self.disk_cache.lock();
+            if let Some(dc) = slot.get(on_disk.as_deref()) {
+                for (i, k) in keys.iter().enumerate() {
+                    if out[i].is_none() {
+                        if let Some(v) = dc.get(k, dim) {
+                            let v: Arc<[f32]> = Arc::from(v);
+                            disk_found.push((*k, Arc::clone(&v)));
+                            out[i] = Some(v);
+                        }
+                    }
+                }
+            }
+            slot.hits += disk_found.len() as u64;
+        }
+        // Each distinct missing text once.
+        let mut first_of: HashMap<TextKey, usize> = HashMap::new();
+        let mut todo: Vec<usize> = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            if out[i].is_none() && !first_of.contains_key(k) {
+                first_of.insert(*k, i);
+                todo.push(i);
+            }
+        }
+        let cached = texts.len() - todo.len();
+        let mut fresh = Vec::with_capacity(todo.len());
+        if !todo.is_empty() {
+            let batch: Vec<&str> = todo.iter().map(|&i| texts[i]).collect();
+            let mut report = |done: usize, _all: usize| {
+                if let Some(p) = progress.as_mut() {
+                    p(cached + done, texts.len());
+                }
+            };
+            let vectors = embedder.embed_batch(&batch, Some(&mut report))?;
+            if vectors.len() != batch.len() || vectors.iter().any(|v| v.len() != dim) {
+                return Err(Error::Model {
+                    reason: format!("the embedder returned {} vectors for {} texts, or of a dimension other than {dim}", vectors.len(), batch.len()),
+                });
+            }
+            for (&i, v) in todo.iter().zip(vectors) {
+                let v: Arc<[f32]> = Arc::from(v);
+                fresh.push((keys[i], Arc::clone(&v)));
+                out[i] = Some(v);
+            }
+            for i in 0..texts.len() {
+                if out[i].is_none() {
+                    out[i] = out[first_of[&keys[i]]].clone();
+                }
+            }
+        } else if let Some(p) = progress.as_mut() {
+            p(texts.len(), texts.len());
+        }
+        {
+            let mut c = self.emb_cache.lock();
+            for (k, v) in disk_found.iter().chain(&fresh) {
+                c.put(*k, Arc::clone(v));
+            }
+        }
+        if !fresh.is_empty() {
+            let mut slot = self.disk_cache.lock();
+            slot.inferred += fresh.len() as u64;
+            if let Some(dc) = slot.get(on_disk.as_deref()) {
+                let _ = dc.put(&fresh);
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// The vector of `text` under the engine's model (cached).
+    pub fn embed(&self, text: &str) -> Result<Embedding> {
+        let v = self.embed_cached(&[text], None)?.pop().ok_or(Error::NoModel)?;
+        Ok(Embedding { model: self.require_embedder()?.identity().clone(), vector: v.to_vec() })
+    }
+
+    /// Stores `text` with its metadata under [`Engine::content_id`] and returns that id. A
+    /// text already stored is not stored again (and costs no inference); given metadata then
+    /// replaces the stored metadata.
+    pub fn remember(&self, text: &str, metadata: Option<Metadata>) -> Result<String> {
+        let mut ids = self.remember_batch(vec![Memory { id: None, text: text.to_owned(), metadata }], None)?;
+        ids.pop().ok_or(Error::NoModel)
+    }
+
+    /// Stores many memories in one commit and returns their ids, in order. Texts are embedded
+    /// in batches sorted by length, using every core; `progress` sees (texts embedded, texts in
+    /// all). Memories without an id that are already stored only have their metadata replaced
+    /// (when given); memories with an id replace that record.
+    pub fn remember_batch(&self, memories: Vec<Memory>, progress: Option<Progress<'_>>) -> Result<Vec<String>> {
+        self.require_embedder()?;
+        let ids: Vec<String> = memories.iter().map(|m| m.id.clone().unwrap_or_else(|| Engine::content_id(&m.text))).collect();
+        // Which content-derived ids are stored already.
+        let derived: Vec<&str> = memories.iter().zip(&ids).filter(|(m, _)| m.id.is_none()).map(|(_, id)| id.as_str()).collect();
+        let present: std::collections::HashSet<String> = {
+            let slots = self.mirror.lock().slots_of(&derived)?;
+            derived.iter().zip(slots).filter(|(_, s)| s.is_some()).map(|(id, _)| (*id).to_owned()).collect()
+        };
+        let mut need: Vec<usize> = Vec::new();
+        for (i, m) in memories.iter().enumerate() {
+            if m.id.is_some() || !present.contains(&ids[i]) {
+                need.push(i);
+            }
+        }
+        let texts: Vec<&str> = need.iter().map(|&i| memories[i].text.as_str()).collect();
+        let vectors = self.embed_cached(&texts, progress)?;
+        let mut batch = WriteBatch::new();
+        let mut vec_of: HashMap<usize, Arc<[f32]>> = need.into_iter().zip(vectors).collect();
+        for (i, m) in memories.into_iter().enumerate() {
+            match vec_of.remove(&i) {
+                Some(v) => {
+                    let mut r = Record::new(ids[i].clone(), v.to_vec()).with_text(m.text);
+                    r.metadata = m.metadata;
+                    batch.upsert(r);
+                }
+                None => {
+                    if let Some(md) = m.metadata {
+                        batch.update_metadata(ids[i].clone(), Some(md));
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.write(batch)?;
+        }
+        Ok(ids)
+    }
+
+    /// The `k` stored texts closest in meaning to `query`, closest first; see
+    /// [`Engine::search`] for filters and distances.
+    pub fn recall(&self, query: &str, k: usize, filter: Option<&Filter>) -> Result<Vec<SearchHit>> {
+        let mut o = SearchOptions::new(k);
+        o.filter = filter;
+        self.recall_with(query, &o)
+    }
+
+    /// [`Engine::recall`] with search options.
+    pub fn recall_with(&self, query: &str, opts: &SearchOptions<'_>) -> Result<Vec<SearchHit>> {
+        Ok(self.recall_batch(&[query], opts)?.pop().unwrap_or_default())
+    }
+
+    /// Several queries: embedded as one batch, searched as one batch.
+    pub fn recall_batch(&self, queries: &[&str], opts: &SearchOptions<'_>) -> Result<Vec<Vec<SearchHit>>> {
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let vectors = self.embed_cached(queries, None)?;
+        let mut flat = Vec::with_capacity(vectors.len() * self.dim);
+        for v in &vectors {
+            flat.extend_from_slice(v);
+        }
+        self.search_batch(&flat, opts)
+    }
+
+    /// Searches with an [`Embedding`], refusing one made by another model than the store's
+    /// ([`Error::ModelMismatch`]).
+    pub fn search_embedding(&self, e: &Embedding, opts: &SearchOptions<'_>) -> Result<Vec<SearchHit>> {
+        check_model(&self.model, &e.model)?;
+        self.search_with(&e.vector, opts)
+    }
+
+    /// Figures about the embedding cache.
+    pub fn cache_stats(&self) -> CacheStats {
+        let (memory_hits, _) = self.emb_cache.lock().stats();
+        let memory_entries = self.emb_cache.lock().len();
+        let d = self.disk_cache.lock();
+        CacheStats { memory_entries, memory_hits, disk_hits: d.hits, inferred: d.inferred }
+    }
+}
