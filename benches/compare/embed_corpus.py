@@ -34,18 +34,20 @@ Usage: ``python embed_corpus.py [--data-dir target/bench-data] [--force]``
 from __future__ import annotations
 
 import argparse
-import ast
 import hashlib
 import importlib.util
 import json
 import os
-import re
 import sys
 import sysconfig
 import time
 from pathlib import Path
 
 import numpy as np
+
+# The text extraction is shared with the main job (make run).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "corpus"))
+from docstrings import MAX_CHARS, MIN_CHARS, docstrings, paragraphs, py_files  # noqa: E402
 
 # Bump when the texts or the embedding change, so that cached data sets are rebuilt.
 FORMAT_VERSION = 1
@@ -60,8 +62,6 @@ HELLO_WORLD_TOLERANCE = 0.01
 
 MAX_TOKENS = 256
 BATCH = 64
-MIN_CHARS = 60
-MAX_CHARS = 500
 MIN_TEXTS = 20_300
 N_QUERIES = 300
 QUERY_SEED = 20_261_121
@@ -73,43 +73,6 @@ PACKAGES = ["numpy", "faiss", "onnxruntime", "huggingface_hub", "fsspec", "click
 
 # --------------------------------------------------------------------------------------------
 # Texts
-
-
-def _paragraphs(doc: str):
-    for para in re.split(r"\n\s*\n", doc):
-        stripped = para.strip()
-        if stripped.startswith((">>>", "..", "::")):
-            continue
-        text = " ".join(stripped.split())
-        if len(text) < MIN_CHARS:
-            continue
-        prose = sum(c.isalpha() or c == " " for c in text) / len(text)
-        if prose < 0.8:
-            continue
-        if len(text) > MAX_CHARS:
-            cut = text.rfind(" ", 0, MAX_CHARS)
-            text = text[: cut if cut > MIN_CHARS else MAX_CHARS]
-        yield text
-
-
-def _docstrings(path: Path):
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (SyntaxError, UnicodeDecodeError, ValueError):
-        return
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            doc = ast.get_docstring(node)
-            if doc:
-                yield doc
-
-
-def _py_files(root: Path, skip_dirs: set[str]):
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs and d != "__pycache__")
-        for name in sorted(filenames):
-            if name.endswith(".py"):
-                yield Path(dirpath) / name
 
 
 def collect_texts() -> tuple[list[dict], dict]:
@@ -125,16 +88,16 @@ def collect_texts() -> tuple[list[dict], dict]:
             counts[group] = counts.get(group, 0) + 1
 
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    for path in _py_files(stdlib, {"site-packages", "dist-packages"}):
+    for path in py_files(stdlib, {"site-packages", "dist-packages"}):
         rel = path.relative_to(stdlib).as_posix()
-        for doc in _docstrings(path):
-            for text in _paragraphs(doc):
+        for doc in docstrings(path):
+            for text in paragraphs(doc):
                 add(text, f"stdlib:{rel}", "python-stdlib")
 
     from pydoc_data.topics import topics
 
     for key in sorted(topics):
-        for text in _paragraphs(topics[key]):
+        for text in paragraphs(topics[key]):
             add(text, f"pydoc_data.topics:{key}", "pydoc-topics")
 
     for pkg in PACKAGES:
@@ -142,10 +105,10 @@ def collect_texts() -> tuple[list[dict], dict]:
         if spec is None or not spec.submodule_search_locations:
             raise SystemExit(f"embed_corpus: package {pkg!r} is not installed (see requirements.txt)")
         root = Path(list(spec.submodule_search_locations)[0])
-        for path in _py_files(root, set()):
+        for path in py_files(root, set()):
             rel = path.relative_to(root.parent).as_posix()
-            for doc in _docstrings(path):
-                for text in _paragraphs(doc):
+            for doc in docstrings(path):
+                for text in paragraphs(doc):
                     add(text, f"{pkg}:{rel}", pkg)
     return texts, counts
 
