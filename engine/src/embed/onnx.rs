@@ -24,7 +24,9 @@ pub struct OnnxOptions {
     pub threads: usize,
     /// Most texts per inference call. Default 32.
     pub batch_size: usize,
-    /// Most tokens (texts × padded length) per inference call. Default 8,192.
+    /// Most tokens (texts × padded length) per inference call. Default 2,048: with 256-token
+    /// texts, 8 per call, whose attention scores take about 25 MB. Larger batches were not
+    /// faster and raised the peak memory (455 MB at 4,096, 280 MB at 2,048).
     pub batch_tokens: usize,
     /// Load the optimised copy of the graph made at provisioning, when there is one and it was
     /// made by the loaded ONNX Runtime version. Default true.
@@ -35,11 +37,15 @@ pub struct OnnxOptions {
     /// Let idle pool threads spin between inferences (lower latency for back-to-back calls,
     /// but busy cores). Default false.
     pub spin: bool,
+    /// Use ONNX Runtime's memory arena (default true). It keeps the largest batch's buffers for
+    /// the life of the session; without it, the system allocator fragments more and is slower
+    /// (measured: 480 vs 280 MB peak, 15% slower, on 1,000 docstring paragraphs).
+    pub arena: bool,
 }
 
 impl Default for OnnxOptions {
     fn default() -> Self {
-        OnnxOptions { runtime_library: None, threads: 0, batch_size: 32, batch_tokens: 8192, use_optimized: true, verify_hash: false, spin: false }
+        OnnxOptions { runtime_library: None, threads: 0, batch_size: 32, batch_tokens: 2048, use_optimized: true, verify_hash: false, spin: false, arena: true }
     }
 }
 
@@ -140,7 +146,9 @@ fn session_builder(env: &Environment, opts: &OnnxOptions, level: GraphOptimizati
         .with_inter_op_spinning(false)
         .map_err(builder_err("setting thread spinning"))?
         .with_optimization_level(level)
-        .map_err(builder_err("setting the optimisation level"))
+        .map_err(builder_err("setting the optimisation level"))?
+        .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(opts.arena).build()])
+        .map_err(builder_err("configuring the CPU execution provider"))?
 }
 
 /// SHA-256 of a file, lowercase hex.
@@ -448,7 +456,7 @@ pub fn optimize_model(dir: &Path, runtime_library: Option<&Path>) -> Result<Mani
             tokenizer,
             session: Mutex::new(session),
             batch_size: 32,
-            batch_tokens: 8192,
+            batch_tokens: 2048,
             graph,
             times,
             manifest: trial,
