@@ -148,7 +148,7 @@ fn session_builder(env: &Environment, opts: &OnnxOptions, level: GraphOptimizati
         .with_optimization_level(level)
         .map_err(builder_err("setting the optimisation level"))?
         .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(opts.arena).build()])
-        .map_err(builder_err("configuring the CPU execution provider"))?
+        .map_err(builder_err("configuring the CPU execution provider"))
 }
 
 /// SHA-256 of a file, lowercase hex.
