@@ -12,9 +12,15 @@ setup:
 	$(CARGO) fetch --locked
 	$(CARGO) run --release --locked -p memento-tools --bin memento -- model provision
 
-## The main job on the embedded default store.
-run: setup
-	$(CARGO) run --release --locked -p memento --example quickstart
+## The main job: the embedded default store with the default model remembers the prose
+## paragraphs of the Python standard library's docstrings (10k+ texts no one here wrote; made once
+## into target/corpus/), then answers questions by meaning. A second run embeds nothing.
+CORPUS := target/corpus/stdlib-docstrings.jsonl
+$(CORPUS): tools/corpus/docstrings.py
+	$(PYTHON) tools/corpus/docstrings.py --out $@
+
+run: setup $(CORPUS)
+	$(CARGO) run --release --locked -p memento --example quickstart -- $(CORPUS)
 
 ## Every test: unit, property, scenario, damage, fault and doc tests.
 test: setup
