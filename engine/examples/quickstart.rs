@@ -58,7 +58,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = default_store();
     let engine = match Engine::builder(&path).default_model().open() {
         Err(Error::ModelMismatch { store, .. }) if store.starts_with("none") => {
-            return Err(format!("{} holds a raw-vector store from an older main job; move it away (or set MEMENTO_HOME) to make a text store there", path.display()).into())
+            return Err(format!(
+                "{} holds a raw-vector store from an older main job; move it away (or set MEMENTO_HOME) to make a text store there",
+                path.display()
+            )
+            .into())
         }
         r => r?,
     };
