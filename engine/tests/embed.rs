@@ -222,6 +222,10 @@ fn the_same_text_is_stored_once_and_embedded_once() {
     e.recall("what to buy", 1, None).expect("recall");
     let s = e.cache_stats();
     assert_eq!((s.disk_hits, s.inferred), (1, 0));
+    // Remembering an explicit id with its unchanged text writes the metadata only.
+    e.remember_batch(vec![Memory::new("Remember the milk.").with_id("note-1").with_metadata(meta("v", "2"))], None).expect("remember");
+    assert_eq!(e.cache_stats().inferred, 0);
+    assert_eq!(e.get("note-1").expect("get").expect("record").metadata, Some(meta("v", "2")));
     e.close().expect("close");
     // A damaged cache file is replaced, not an error.
     std::fs::write(

@@ -137,11 +137,16 @@ impl DiskCache {
     fn open(path: &Path, capacity: usize) -> rusqlite::Result<DiskCache> {
         let attempt = || -> rusqlite::Result<DiskCache> {
             let conn = rusqlite::Connection::open(path)?;
-            conn.execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-                 CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, vector BLOB NOT NULL);
-                 PRAGMA quick_check;",
-            )?;
+            conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version != 1 {
+                // Another layout (or none yet): a cache can simply start again.
+                conn.execute_batch(
+                    "DROP TABLE IF EXISTS embeddings;
+                     CREATE TABLE embeddings (key BLOB PRIMARY KEY, vector BLOB NOT NULL, crc INTEGER NOT NULL);
+                     PRAGMA user_version = 1;",
+                )?;
+            }
             Ok(DiskCache { conn, capacity })
         };
         attempt().or_else(|_| {
@@ -153,19 +158,27 @@ impl DiskCache {
         })
     }
 
+    /// CRC32 of key and vector bytes: a damaged entry is a miss, never a wrong vector.
+    fn crc(key: &TextKey, bytes: &[u8]) -> i64 {
+        let mut h = crc32fast::Hasher::new();
+        h.update(key);
+        h.update(bytes);
+        i64::from(h.finalize())
+    }
+
     fn get(&self, key: &TextKey, dim: usize) -> Option<Vec<f32>> {
-        let mut st = self.conn.prepare_cached("SELECT vector FROM embeddings WHERE key = ?1").ok()?;
-        let blob: Vec<u8> = st.query_row([&key[..]], |r| r.get(0)).ok()?;
-        (blob.len() == dim * 4).then(|| blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        let mut st = self.conn.prepare_cached("SELECT vector, crc FROM embeddings WHERE key = ?1").ok()?;
+        let (blob, crc): (Vec<u8>, i64) = st.query_row([&key[..]], |r| Ok((r.get(0)?, r.get(1)?))).ok()?;
+        (blob.len() == dim * 4 && crc == Self::crc(key, &blob)).then(|| blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
     fn put(&mut self, entries: &[(TextKey, Arc<[f32]>)]) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
-            let mut st = tx.prepare_cached("INSERT OR REPLACE INTO embeddings (key, vector) VALUES (?1, ?2)")?;
+            let mut st = tx.prepare_cached("INSERT OR REPLACE INTO embeddings (key, vector, crc) VALUES (?1, ?2, ?3)")?;
             for (k, v) in entries {
                 let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                st.execute(rusqlite::params![&k[..], bytes])?;
+                st.execute(rusqlite::params![&k[..], &bytes, Self::crc(k, &bytes)])?;
             }
             let n: i64 = tx.query_row("SELECT count(*) FROM embeddings", [], |r| r.get(0))?;
             let excess = n - self.capacity as i64;
@@ -204,8 +217,9 @@ impl Engine {
     }
 
     /// Vectors of `texts`: from the memory cache, else the persisted cache, else the model (one
-    /// batch for all the misses, each distinct text once).
-    fn embed_cached(&self, texts: &[&str], mut progress: Option<Progress<'_>>) -> Result<Vec<Arc<[f32]>>> {
+    /// batch for all the misses, each distinct text once). `persist`: write new vectors to the
+    /// persisted cache (queries; remembered texts are in the store already).
+    fn embed_cached(&self, texts: &[&str], persist: bool, mut progress: Option<Progress<'_>>) -> Result<Vec<Arc<[f32]>>> {
         let embedder = self.require_embedder()?;
         let model = embedder.identity();
         let dim = embedder.dimension();
@@ -280,8 +294,10 @@ impl Engine {
         if !fresh.is_empty() {
             let mut slot = self.disk_cache.lock();
             slot.inferred += fresh.len() as u64;
-            if let Some(dc) = slot.get(on_disk.as_deref()) {
-                let _ = dc.put(&fresh);
+            if persist {
+                if let Some(dc) = slot.get(on_disk.as_deref()) {
+                    let _ = dc.put(&fresh);
+                }
             }
         }
         Ok(out.into_iter().flatten().collect())
@@ -289,7 +305,7 @@ impl Engine {
 
     /// The vector of `text` under the engine's model (cached).
     pub fn embed(&self, text: &str) -> Result<Embedding> {
-        let v = self.embed_cached(&[text], None)?.pop().ok_or(Error::NoModel)?;
+        let v = self.embed_cached(&[text], true, None)?.pop().ok_or(Error::NoModel)?;
         Ok(Embedding { model: self.require_embedder()?.identity().clone(), vector: v.to_vec() })
     }
 
@@ -304,7 +320,8 @@ impl Engine {
     /// Stores many memories in one commit and returns their ids, in order. Texts are embedded
     /// in batches sorted by length, using every core; `progress` sees (texts embedded, texts in
     /// all). Memories without an id that are already stored only have their metadata replaced
-    /// (when given); memories with an id replace that record.
+    /// (when given); memories with an id replace that record (when its text is unchanged, only
+    /// its metadata is written: no inference).
     pub fn remember_batch(&self, memories: Vec<Memory>, progress: Option<Progress<'_>>) -> Result<Vec<String>> {
         self.require_embedder()?;
         let ids: Vec<String> = memories.iter().map(|m| m.id.clone().unwrap_or_else(|| Engine::content_id(&m.text))).collect();
@@ -314,14 +331,24 @@ impl Engine {
             let slots = self.mirror.lock().slots_of(&derived)?;
             derived.iter().zip(slots).filter(|(_, s)| s.is_some()).map(|(id, _)| (*id).to_owned()).collect()
         };
+        // Explicit ids already holding the same text keep their vector.
+        let mut same_text = std::collections::HashSet::new();
+        {
+            let mirror = self.mirror.lock();
+            for (i, m) in memories.iter().enumerate() {
+                if m.id.is_some() && mirror.row_by_id(&ids[i])?.is_some_and(|row| row.text.as_deref() == Some(m.text.as_str())) {
+                    same_text.insert(i);
+                }
+            }
+        }
         let mut need: Vec<usize> = Vec::new();
         for (i, m) in memories.iter().enumerate() {
-            if m.id.is_some() || !present.contains(&ids[i]) {
+            if (m.id.is_some() && !same_text.contains(&i)) || (m.id.is_none() && !present.contains(&ids[i])) {
                 need.push(i);
             }
         }
         let texts: Vec<&str> = need.iter().map(|&i| memories[i].text.as_str()).collect();
-        let vectors = self.embed_cached(&texts, progress)?;
+        let vectors = self.embed_cached(&texts, false, progress)?;
         let mut batch = WriteBatch::new();
         let mut vec_of: HashMap<usize, Arc<[f32]>> = need.into_iter().zip(vectors).collect();
         for (i, m) in memories.into_iter().enumerate() {
@@ -330,6 +357,10 @@ impl Engine {
                     let mut r = Record::new(ids[i].clone(), v.to_vec()).with_text(m.text);
                     r.metadata = m.metadata;
                     batch.upsert(r);
+                }
+                // The same text under its explicit id: the metadata is replaced.
+                None if same_text.contains(&i) => {
+                    batch.update_metadata(ids[i].clone(), m.metadata);
                 }
                 None => {
                     if let Some(md) = m.metadata {
@@ -362,7 +393,7 @@ impl Engine {
         if queries.is_empty() {
             return Ok(Vec::new());
         }
-        let vectors = self.embed_cached(queries, None)?;
+        let vectors = self.embed_cached(queries, true, None)?;
         let mut flat = Vec::with_capacity(vectors.len() * self.dim);
         for v in &vectors {
             flat.extend_from_slice(v);
