@@ -24,9 +24,10 @@ pub struct OnnxOptions {
     pub threads: usize,
     /// Most texts per inference call. Default 32.
     pub batch_size: usize,
-    /// Most tokens (texts × padded length) per inference call. Default 2,048: with 256-token
-    /// texts, 8 per call, whose attention scores take about 25 MB. Larger batches were not
-    /// faster and raised the peak memory (455 MB at 4,096, 280 MB at 2,048).
+    /// Most tokens (texts × padded length) per inference call. Default 1,024: with 256-token
+    /// texts, 4 per call. Larger batches were not faster and raised the peak memory (128 texts
+    /// of ~230 tokens: 29.2 texts/s and 305 MiB at 1,024; 25.8 and 477 MiB at 2,048; 24.1 and
+    /// 818 MiB at 4,096; BENCHMARKS.md).
     pub batch_tokens: usize,
     /// Load the optimised copy of the graph made at provisioning, when there is one and it was
     /// made by the loaded ONNX Runtime version. Default true.
@@ -34,8 +35,9 @@ pub struct OnnxOptions {
     /// Hash the model file at load and refuse it if it differs from the manifest. Default
     /// false: provisioning checked it, and hashing costs time at every start.
     pub verify_hash: bool,
-    /// Let idle pool threads spin between inferences (lower latency for back-to-back calls,
-    /// but busy cores). Default false.
+    /// Let pool threads keep spinning between inferences (slightly lower latency for
+    /// back-to-back calls, but busy cores while idle). Default false: they spin only while an
+    /// inference runs.
     pub spin: bool,
     /// Use ONNX Runtime's memory arena (default true). It keeps the largest batch's buffers for
     /// the life of the session; without it, the system allocator fragments more and is slower
@@ -45,7 +47,7 @@ pub struct OnnxOptions {
 
 impl Default for OnnxOptions {
     fn default() -> Self {
-        OnnxOptions { runtime_library: None, threads: 0, batch_size: 32, batch_tokens: 2048, use_optimized: true, verify_hash: false, spin: false, arena: true }
+        OnnxOptions { runtime_library: None, threads: 0, batch_size: 32, batch_tokens: 1024, use_optimized: true, verify_hash: false, spin: false, arena: true }
     }
 }
 
@@ -141,7 +143,12 @@ fn session_builder(env: &Environment, opts: &OnnxOptions, level: GraphOptimizati
         .map_err(model_err("creating an inference session"))?
         .with_intra_threads(threads)
         .map_err(builder_err("setting the thread count"))?
-        .with_intra_op_spinning(opts.spin)
+        // Pool threads spin while a run is in progress (their hand-offs inside one inference are
+        // then fast: 3.1 instead of 4.6 ms for a short text on 2 threads) and, unless `spin`,
+        // stop when it ends, so an idle engine does not keep cores busy.
+        .with_intra_op_spinning(true)
+        .map_err(builder_err("setting thread spinning"))?
+        .with_config_entry("session.force_spinning_stop", if opts.spin { "0" } else { "1" })
         .map_err(builder_err("setting thread spinning"))?
         .with_inter_op_spinning(false)
         .map_err(builder_err("setting thread spinning"))?
