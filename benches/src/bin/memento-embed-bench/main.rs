@@ -12,7 +12,8 @@
 //! memento-embed-bench cold --store DIR --query TEXT [--threads 0] [--k 5] [--via builder|manual]
 //! memento-embed-bench warm [--threads 1] [--n 200] [--warmup 10] [--texts FILE] [--spin 0|1] [--optimized 0|1]
 //! memento-embed-bench batch [--threads 0] [--kind short|long] [--n 512] [--reps 3] [--texts FILE]
-//!     [--batch-size 32] [--spin 0|1] [--optimized 0|1]
+//!     [--batch-size 32] [--batch-tokens N] [--spin 0|1] [--optimized 0|1] [--arena 0|1]
+//! memento-embed-bench vectors --texts FILE [--n 8] [--optimized 0|1]
 //! memento-embed-bench cache [--n 100000] [--distinct 64] [--texts FILE]
 //! memento-embed-bench rss [--threads 0]
 //! ```
@@ -27,6 +28,8 @@
 //! - `batch`: texts/s of one `Embedder::embed_batch` call over `n` distinct texts.
 //! - `cache`: `Engine::embed` of a text already embedded (memory cache hit), and of texts
 //!   found in the persisted cache after a reopen.
+//! - `vectors`: the vectors of the first `n` texts, one at a time and as one batch, so that
+//!   the caller can check that both sides compute the same thing.
 //! - `rss`: the process's resident memory with the model loaded, an empty store, one text
 //!   embedded.
 //!
@@ -54,7 +57,8 @@ const USAGE: &str = "usage:
   memento-embed-bench cold --store DIR --query TEXT [--threads 0] [--k 5] [--via builder|manual]
   memento-embed-bench warm [--threads 1] [--n 200] [--warmup 10] [--texts FILE] [--spin 0|1] [--optimized 0|1]
   memento-embed-bench batch [--threads 0] [--kind short|long] [--n 512] [--reps 3] [--texts FILE]
-      [--batch-size 32] [--spin 0|1] [--optimized 0|1]
+      [--batch-size 32] [--batch-tokens N] [--spin 0|1] [--optimized 0|1] [--arena 0|1]
+  memento-embed-bench vectors --texts FILE [--n 8] [--optimized 0|1]
   memento-embed-bench cache [--n 100000] [--distinct 64] [--texts FILE]
   memento-embed-bench rss [--threads 0]";
 
@@ -106,7 +110,8 @@ impl Args {
         }
     }
 
-    /// Embedder options from `--threads`, `--spin`, `--optimized`, `--batch-size`.
+    /// Embedder options from `--threads`, `--spin`, `--optimized`, `--batch-size`,
+    /// `--batch-tokens`, `--arena`.
     fn onnx_options(&self, default_threads: usize) -> BoxResult<OnnxOptions> {
         let d = OnnxOptions::default();
         Ok(OnnxOptions {
@@ -114,6 +119,8 @@ impl Args {
             spin: self.flag("spin", d.spin)?,
             use_optimized: self.flag("optimized", d.use_optimized)?,
             batch_size: self.num("batch-size", d.batch_size)?,
+            batch_tokens: self.num("batch-tokens", d.batch_tokens)?,
+            arena: self.flag("arena", d.arena)?,
             ..d
         })
     }
@@ -143,6 +150,7 @@ fn options_json(o: &OnnxOptions) -> Value {
         "use_optimized": o.use_optimized,
         "batch_size": o.batch_size,
         "batch_tokens": o.batch_tokens,
+        "arena": o.arena,
     })
 }
 
@@ -352,7 +360,7 @@ fn warm(a: &Args) -> BoxResult<Value> {
 }
 
 fn batch(a: &Args) -> BoxResult<Value> {
-    a.check_known(&["threads", "kind", "n", "reps", "texts", "batch-size", "spin", "optimized"])?;
+    a.check_known(&["threads", "kind", "n", "reps", "texts", "batch-size", "batch-tokens", "spin", "optimized", "arena"])?;
     let kind_name = a.get("kind").unwrap_or("short");
     let kind = Kind::parse(kind_name)?;
     let n = a.num("n", 512)?;
@@ -447,6 +455,18 @@ fn cache(a: &Args) -> BoxResult<Value> {
     }))
 }
 
+fn vectors(a: &Args) -> BoxResult<Value> {
+    a.check_known(&["texts", "n", "optimized"])?;
+    let n = a.num("n", 8)?;
+    let opts = a.onnx_options(1)?;
+    let all = texts::load(Some(a.required("texts")?), Kind::Short, n)?;
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let e = load_embedder(&opts)?;
+    let one: Vec<Vec<f32>> = refs.iter().map(|t| e.embed(t)).collect::<memento::Result<_>>()?;
+    let batch = e.embed_batch(&refs, None)?;
+    Ok(json!({"graph": e.graph_path(), "one_at_a_time": one, "batch": batch}))
+}
+
 fn rss(a: &Args) -> BoxResult<Value> {
     a.check_known(&["threads"])?;
     let opts = a.onnx_options(0)?;
@@ -482,6 +502,7 @@ fn run(start: Instant) -> BoxResult<Value> {
         "warm" => warm(&a),
         "batch" => batch(&a),
         "cache" => cache(&a),
+        "vectors" => vectors(&a),
         "rss" => rss(&a),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
