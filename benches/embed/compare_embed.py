@@ -106,7 +106,7 @@ print(json.dumps({"import_ms": (t1 - t0) * 1e3, "tokenizer_ms": (t2 - t1) * 1e3,
 class PyEmbedder:
     """The Python side's embedder: the model file in onnxruntime, the tokenizer in tokenizers."""
 
-    def __init__(self, model: str, tokenizer: str, threads: int, spin: bool | None = None, optimised: bool = False):
+    def __init__(self, model: str, tokenizer: str, threads: int, spin: bool | str | None = None, optimised: bool = False):
         import numpy as np
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -120,6 +120,8 @@ class PyEmbedder:
         so.intra_op_num_threads = threads
         if spin is not None:
             so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        if spin == "run":  # spin inside a Run, stop when it ends (no busy cores between calls)
+            so.add_session_config_entry("session.force_spinning_stop", "1")
         if optimised:
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         t = time.perf_counter()
@@ -213,7 +215,8 @@ def worker(argv: list[str]):
     ap.add_argument("--model", required=True)
     ap.add_argument("--tokenizer", required=True)
     ap.add_argument("--threads", type=int, required=True)
-    ap.add_argument("--spin", choices=["default", "0", "1"], default="default")
+    ap.add_argument("--spin", choices=["default", "0", "1", "run"], default="default",
+                    help="pool threads spin: ORT's default (yes), 0, 1, or 'run': only during a Run (session.force_spinning_stop)")
     ap.add_argument("--optimised", action="store_true")
     ap.add_argument("--texts")
     ap.add_argument("--n", type=int, default=200)
@@ -222,7 +225,7 @@ def worker(argv: list[str]):
     ap.add_argument("--batching", choices=["input-order", "sorted"], default="input-order")
     ap.add_argument("--batch", type=int, default=32)
     a = ap.parse_args(argv)
-    spin = None if a.spin == "default" else a.spin == "1"
+    spin = {"default": None, "0": False, "1": True, "run": "run"}[a.spin]
     if a.what == "rss":
         start = memory_mib()[0]
         e = PyEmbedder(a.model, a.tokenizer, a.threads, spin, a.optimised)
@@ -237,16 +240,19 @@ def worker(argv: list[str]):
         for t in texts[: a.warmup]:
             e.embed_one(t)
         samples, tok = [], []
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         for t in texts[a.warmup :]:
             t0 = time.perf_counter()
             e.embed_one(t)
             samples.append(time.perf_counter() - t0)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         for t in texts[a.warmup :]:
             t0 = time.perf_counter()
             e.tok.encode(t)
             tok.append(time.perf_counter() - t0)
         lens = [len(x.ids) for x in e.tok.encode_batch(texts[a.warmup :])]
         print(json.dumps({"embed": summary_ms(samples), "tokenize_p50_ms": pct(tok, 50) * 1e3, "session_ms": e.session_ms,
+                          "cpu_per_text_ms": cpu / len(samples) * 1e3, "cpu_per_wall": cpu / wall,
                           "tokens": {"mean": sum(lens) / len(lens), "min": min(lens), "max": max(lens)}}))
     else:
         texts = read_texts(a.texts, a.n)
@@ -507,6 +513,7 @@ def measure_warm(run: Runner, info: dict, data_dir: Path, n: int, rounds: int, l
         "t2/rust-spin": lambda: run.rust("warm", "--threads", 2, "--spin", 1, *common_rs),
         "t2/python": lambda: run.py("warm", "--threads", 2, *common_py),
         "t2/python-nospin": lambda: run.py("warm", "--threads", 2, "--spin", 0, *common_py),
+        "t2/python-spin-run": lambda: run.py("warm", "--threads", 2, "--spin", "run", *common_py),
     }
     names = list(configs)
     res = {k: [] for k in names}
@@ -516,6 +523,7 @@ def measure_warm(run: Runner, info: dict, data_dir: Path, n: int, rounds: int, l
             res[k].append(configs[k]())
     return {k: {"p50_ms": med([x["embed"]["p50_ms"] for x in v]), "p90_ms": med([x["embed"]["p90_ms"] for x in v]),
                 "p50_each_ms": [x["embed"]["p50_ms"] for x in v], "tokenize_p50_ms": med([x["tokenize_p50_ms"] for x in v]),
+                "cpu_per_text_ms": med([x["cpu_per_text_ms"] for x in v]),
                 "tokens": v[0].get("tokens"), "runs": v} for k, v in res.items()}
 
 
@@ -647,13 +655,15 @@ def report(R: dict) -> tuple[str, list[str]]:
             lines.append(f"| {desc.get(n, n)} | {r['wall_median_s'] * 1e3:.0f} ms | {r['wall_min_s'] * 1e3:.0f}-{r['wall_max_s'] * 1e3:.0f} ms | {inside} |")
     if "warm" in R:
         lines += ["", "Warm latency, one short text (distinct texts, no cache), every configuration:", "",
-                  "| configuration | p50 | p90 | p50 of each run | tokenizer p50 |", "|---|---|---|---|---|"]
+                  "| configuration | p50 | p90 | p50 of each run | CPU time per text (all threads) | tokenizer p50 |",
+                  "|---|---|---|---|---|---|"]
         desc = {"rust": "Memento (default: pre-optimised graph, no spinning)", "rust-model.onnx": "Memento loading model.onnx itself",
-                "rust-spin": "Memento, pool threads spinning", "python": "Python (default: spinning)", "python-nospin": "Python, no spinning"}
+                "rust-spin": "Memento, pool threads spinning", "python": "Python (default: spinning)", "python-nospin": "Python, no spinning",
+                "python-spin-run": "Python, spinning during a Run only (session.force_spinning_stop=1)"}
         for k, v in R["warm"].items():
             th, name = k.split("/")
             lines.append(f"| {th[1:]} thread(s): {desc.get(name, name)} | {v['p50_ms']:.2f} ms | {v['p90_ms']:.2f} ms | "
-                         f"{', '.join(f'{x:.2f}' for x in v['p50_each_ms'])} | {v['tokenize_p50_ms'] * 1e3:.0f} µs |")
+                         f"{', '.join(f'{x:.2f}' for x in v['p50_each_ms'])} | {v['cpu_per_text_ms']:.2f} ms | {v['tokenize_p50_ms'] * 1e3:.0f} µs |")
     if "batch" in R:
         opts = R["info"]["defaults"]
         lines += ["", f"Batch throughput, {t} threads (texts/s, median of runs; each run's figure). Memento: one `embed_batch` call, "

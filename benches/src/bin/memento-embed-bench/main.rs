@@ -189,6 +189,18 @@ fn memory_mib() -> BoxResult<(f64, f64)> {
     Ok((field("VmRSS:").ok_or("no VmRSS in /proc/self/status")?, field("VmHWM:").ok_or("no VmHWM in /proc/self/status")?))
 }
 
+/// CPU time of the whole process (every thread), user + system, from `/proc/self/stat` (in
+/// USER_HZ ticks, 100 per second on Linux).
+fn process_cpu() -> BoxResult<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("unexpected /proc/self/stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = f.get(11).ok_or("no utime")?.parse::<u64>()? + f.get(12).ok_or("no stime")?.parse::<u64>()?;
+    Ok(Duration::from_millis(ticks * 10))
+}
+
 fn token_stats(e: &OnnxEmbedder, texts: &[&str]) -> BoxResult<Value> {
     let encs = e.tokenize(texts)?;
     let lens: Vec<usize> = encs.iter().map(|x| x.len()).collect();
@@ -336,12 +348,14 @@ fn warm(a: &Args) -> BoxResult<Value> {
     }
     let timed: Vec<&str> = all[warmup..].iter().map(String::as_str).collect();
     let mut samples = Vec::with_capacity(n);
+    let (cpu0, wall0) = (process_cpu()?, Instant::now());
     for t in &timed {
         let t0 = Instant::now();
         let v = e.embed(t)?;
         samples.push(t0.elapsed());
         std::hint::black_box(v);
     }
+    let (cpu, wall) = (process_cpu()? - cpu0, wall0.elapsed());
     // Where the time goes: the tokenizer alone on the same texts.
     let mut tok = Vec::with_capacity(n);
     for t in &timed {
@@ -355,6 +369,8 @@ fn warm(a: &Args) -> BoxResult<Value> {
         "load_times": load_times_json(e.load_times()),
         "tokens": token_stats(&e, &timed)?,
         "embed": summary(&mut samples),
+        "cpu_per_text_ms": ms(cpu) / n.max(1) as f64,
+        "cpu_per_wall": cpu.as_secs_f64() / wall.as_secs_f64(),
         "tokenize_p50_ms": ms(percentile(&mut tok, 50.0)),
     }))
 }
