@@ -232,7 +232,13 @@ def worker(argv: list[str]):
         loaded = memory_mib()
         e.embed_one("How much memory does the process use with the model loaded?")
         rss, hwm = memory_mib()
-        print(json.dumps({"start_rss_mib": start, "after_load_rss_mib": loaded[0], "after_load_hwm_mib": loaded[1], "rss_mib": rss, "hwm_mib": hwm}))
+        after = None
+        if a.texts:  # then one batch job, as in the batch measurement (input order, batches of 32)
+            e.embed_input_order(read_texts(a.texts, a.n), a.batch)
+            r, h = memory_mib()
+            after = {"texts": a.n, "rss_mib": r, "hwm_mib": h}
+        print(json.dumps({"start_rss_mib": start, "after_load_rss_mib": loaded[0], "after_load_hwm_mib": loaded[1], "rss_mib": rss, "hwm_mib": hwm,
+                          "after_batch": after}))
         return
     e = PyEmbedder(a.model, a.tokenizer, a.threads, spin, a.optimised)
     if a.what == "warm":
@@ -571,14 +577,21 @@ def check_same_vectors(run: Runner, info: dict, data_dir: Path, log) -> dict:
     return out
 
 
-def measure_rss(run: Runner, info: dict, threads: int, rounds: int, log) -> dict:
+def measure_rss(run: Runner, info: dict, data_dir: Path, threads: int, rounds: int, long_n: int, log) -> dict:
+    """Model loaded + one text; then (same process, measured after) one batch of long texts."""
     log(f"rss: {rounds} rounds")
+    long_file = data_dir / "embed" / "texts" / "long.jsonl"
     rs, py = [], []
     for _ in range(rounds):
-        rs.append(run.rust("rss", "--threads", threads))
-        py.append(run.py("rss", "--model", info["model_file"], "--tokenizer", info["tokenizer_file"], "--threads", threads))
-    return {"rust": {"rss_mib": med([x["rss_mib"] for x in rs]), "hwm_mib": med([x["hwm_mib"] for x in rs]), "runs": rs},
-            "python": {"rss_mib": med([x["rss_mib"] for x in py]), "hwm_mib": med([x["hwm_mib"] for x in py]), "runs": py}}
+        rs.append(run.rust("rss", "--threads", threads, "--then-texts", long_file, "--then-n", long_n))
+        py.append(run.py("rss", "--model", info["model_file"], "--tokenizer", info["tokenizer_file"], "--threads", threads,
+                         "--texts", long_file, "--n", long_n))
+    out = {}
+    for name, runs in (("rust", rs), ("python", py)):
+        out[name] = {"rss_mib": med([x["rss_mib"] for x in runs]), "hwm_mib": med([x["hwm_mib"] for x in runs]),
+                     "after_batch_hwm_mib": med([x["after_batch"]["hwm_mib"] for x in runs]),
+                     "after_batch_rss_mib": med([x["after_batch"]["rss_mib"] for x in runs]), "batch_texts": long_n, "runs": runs}
+    return out
 
 
 def verdict(ok: bool) -> str:
@@ -637,6 +650,10 @@ def report(R: dict) -> tuple[str, list[str]]:
         lines.append(f"| memory, model loaded + one text embedded: VmRSS / peak (VmHWM) | **{s['rust']['rss_mib']:.0f} / "
                      f"{s['rust']['hwm_mib']:.0f} MiB** (and an empty store) | {s['python']['rss_mib']:.0f} / {s['python']['hwm_mib']:.0f} MiB | "
                      f"{s['python']['hwm_mib'] / s['rust']['hwm_mib']:.2f}x | < 200 MB | {verdict(ok)} |")
+        lines.append(f"| memory, then {s['rust']['batch_texts']} long texts embedded in one job: VmRSS / peak | {s['rust']['after_batch_rss_mib']:.0f} / "
+                     f"{s['rust']['after_batch_hwm_mib']:.0f} MiB (its batching) | {s['python']['after_batch_rss_mib']:.0f} / "
+                     f"{s['python']['after_batch_hwm_mib']:.0f} MiB (batches of 32) | "
+                     f"{s['python']['after_batch_hwm_mib'] / s['rust']['after_batch_hwm_mib']:.2f}x | | |")
 
     if "cold" in R:
         c = R["cold"]
@@ -745,7 +762,7 @@ def main():
         log("cache: memento-embed-bench cache")
         R["cache"] = run.rust("cache", "--n", 100_000, "--texts", a.data_dir / "embed" / "texts" / "short.jsonl")
     if "rss" in only:
-        R["rss"] = measure_rss(run, info, a.threads, rounds, log)
+        R["rss"] = measure_rss(run, info, a.data_dir, a.threads, rounds, sizes["long"][0], log)
     R["load_end"] = load_avg()
     text, checks = report(R)
     R["checks"] = checks

@@ -15,7 +15,7 @@
 //!     [--batch-size 32] [--batch-tokens N] [--spin 0|1] [--optimized 0|1] [--arena 0|1]
 //! memento-embed-bench vectors --texts FILE [--n 8] [--optimized 0|1]
 //! memento-embed-bench cache [--n 100000] [--distinct 64] [--texts FILE]
-//! memento-embed-bench rss [--threads 0]
+//! memento-embed-bench rss [--threads 0] [--then-texts FILE --then-n N]
 //! ```
 //!
 //! - `build-store`: a new text store of `n` records (`remember_batch`, 1,000 at a time).
@@ -60,7 +60,7 @@ const USAGE: &str = "usage:
       [--batch-size 32] [--batch-tokens N] [--spin 0|1] [--optimized 0|1] [--arena 0|1]
   memento-embed-bench vectors --texts FILE [--n 8] [--optimized 0|1]
   memento-embed-bench cache [--n 100000] [--distinct 64] [--texts FILE]
-  memento-embed-bench rss [--threads 0]";
+  memento-embed-bench rss [--threads 0] [--then-texts FILE --then-n N]";
 
 /// `--name value` pairs after the subcommand.
 struct Args {
@@ -484,8 +484,13 @@ fn vectors(a: &Args) -> BoxResult<Value> {
 }
 
 fn rss(a: &Args) -> BoxResult<Value> {
-    a.check_known(&["threads"])?;
+    a.check_known(&["threads", "then-texts", "then-n", "batch-tokens", "arena"])?;
     let opts = a.onnx_options(0)?;
+    let then_n = a.num("then-n", 0)?;
+    let then = match a.get("then-texts") {
+        Some(f) if then_n > 0 => Some(texts::load(Some(f), Kind::Long, then_n)?),
+        _ => None,
+    };
     let (start_rss, _) = memory_mib()?;
     let tmp = tempfile::Builder::new().prefix("memento-embed-rss-").tempdir()?;
     let engine = Engine::builder(tmp.path().join("store")).model_dir(model_dir(), opts.clone()).open()?;
@@ -494,8 +499,18 @@ fn rss(a: &Args) -> BoxResult<Value> {
     let hits = engine.recall("an empty store answers nothing", 5, None)?;
     let (rss, hwm) = memory_mib()?;
     let count = engine.count();
+    // Then, optionally, one batch of texts through the embedder (the figures above are
+    // measured first, so they do not include it).
+    let mut after_batch = Value::Null;
+    if let (Some(texts), Some(e)) = (&then, engine.embedder()) {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        e.embed_batch(&refs, None)?;
+        let (r, h) = memory_mib()?;
+        after_batch = json!({"texts": refs.len(), "rss_mib": r, "hwm_mib": h});
+    }
     engine.close()?;
     Ok(json!({
+        "after_batch": after_batch,
         "options": options_json(&opts),
         "store_records": count,
         "recall_hits": hits.len(),
