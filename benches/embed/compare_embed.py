@@ -437,7 +437,12 @@ class Runner:
 def ensure_store(run: Runner, data_dir: Path, texts_manifest: dict, threads: int, log) -> dict:
     store = data_dir / "embed" / "store-10k"
     stamp = data_dir / "embed" / "store-10k.json"
-    want = {"version": FORMAT_VERSION, "texts_sha256": texts_manifest["sha256"]["store"], "n": STORE_N}
+    # The store is rebuilt when the engine's sources change (git tree of engine/), so that the
+    # cold start reads a store (and cache file) written by the engine being measured.
+    engine_tree = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD:engine"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "engine"], capture_output=True, text=True).stdout.strip()
+    want = {"version": FORMAT_VERSION, "texts_sha256": texts_manifest["sha256"]["store"], "n": STORE_N,
+            "engine_tree": engine_tree + ("-dirty" if dirty else "")}
     if stamp.is_file() and store.is_dir():
         built = json.loads(stamp.read_text())
         if built.get("key") == want:
