@@ -463,7 +463,7 @@ pub fn optimize_model(dir: &Path, runtime_library: Option<&Path>) -> Result<Mani
             tokenizer,
             session: Mutex::new(session),
             batch_size: 32,
-            batch_tokens: 2048,
+            batch_tokens: 1024,
             graph,
             times,
             manifest: trial,
