@@ -679,8 +679,8 @@ def report(R: dict) -> tuple[str, list[str]]:
         lines += ["", "Warm latency, one short text (distinct texts, no cache), every configuration:", "",
                   "| configuration | p50 | p90 | p50 of each run | CPU time per text (all threads) | tokenizer p50 |",
                   "|---|---|---|---|---|---|"]
-        desc = {"rust": "Memento (default: pre-optimised graph, no spinning)", "rust-model.onnx": "Memento loading model.onnx itself",
-                "rust-spin": "Memento, pool threads spinning", "python": "Python (default: spinning)", "python-nospin": "Python, no spinning",
+        desc = {"rust": "Memento (default: pre-optimised graph, spinning during a run only)", "rust-model.onnx": "Memento loading model.onnx itself",
+                "rust-spin": "Memento, pool threads spinning between runs too", "python": "Python (default: spinning)", "python-nospin": "Python, no spinning",
                 "python-spin-run": "Python, spinning during a Run only (session.force_spinning_stop=1)"}
         for k, v in R["warm"].items():
             th, name = k.split("/")
@@ -689,7 +689,7 @@ def report(R: dict) -> tuple[str, list[str]]:
     if "batch" in R:
         opts = R["info"]["defaults"]
         lines += ["", f"Batch throughput, {t} threads (texts/s, median of runs; each run's figure). Memento: one `embed_batch` call, "
-                  f"sorted by length, batches of up to {opts['batch_size']} texts and {opts['batch_tokens']:,} tokens, no spinning. "
+                  f"sorted by length, batches of up to {opts['batch_size']} texts and {opts['batch_tokens']:,} tokens, spinning during a run only. "
                   "Python: batches of 32, default session options (pool threads spin) unless said:", "",
                   "| texts | Memento embed_batch | Python, input order | Python, sorted by length | Python, sorted, no spinning |",
                   "|---|---|---|---|---|"]

@@ -4,6 +4,8 @@
 //!
 //! Everything here is deterministic: the same seed gives the same vectors on every machine.
 
+pub mod args;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -49,7 +49,7 @@ use serde_json::{json, Value};
 
 use texts::Kind;
 
-type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
+use memento_benches::args::{Args, BoxResult};
 
 const USAGE: &str = "usage:
   memento-embed-bench info
@@ -62,68 +62,19 @@ const USAGE: &str = "usage:
   memento-embed-bench cache [--n 100000] [--distinct 64] [--texts FILE]
   memento-embed-bench rss [--threads 0] [--then-texts FILE --then-n N]";
 
-/// `--name value` pairs after the subcommand.
-struct Args {
-    pairs: Vec<(String, String)>,
-}
-
-impl Args {
-    fn parse(raw: impl Iterator<Item = String>) -> BoxResult<Args> {
-        let mut pairs = Vec::new();
-        let mut raw = raw.peekable();
-        while let Some(name) = raw.next() {
-            let key = name.strip_prefix("--").ok_or_else(|| format!("expected an option, got {name:?}\n{USAGE}"))?;
-            let value = raw.next().ok_or_else(|| format!("--{key} needs a value"))?;
-            pairs.push((key.to_string(), value));
-        }
-        Ok(Args { pairs })
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
-
-    fn required(&self, key: &str) -> BoxResult<&str> {
-        self.get(key).ok_or_else(|| format!("--{key} is required\n{USAGE}").into())
-    }
-
-    fn num(&self, key: &str, default: usize) -> BoxResult<usize> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v.replace('_', "").parse().map_err(|e| format!("--{key} {v:?}: {e}").into()),
-        }
-    }
-
-    fn flag(&self, key: &str, default: bool) -> BoxResult<bool> {
-        match self.get(key) {
-            None => Ok(default),
-            Some("1" | "true" | "yes") => Ok(true),
-            Some("0" | "false" | "no") => Ok(false),
-            Some(v) => Err(format!("--{key} {v:?}: expected 0 or 1").into()),
-        }
-    }
-
-    fn check_known(&self, known: &[&str]) -> BoxResult<()> {
-        match self.pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-            Some((k, _)) => Err(format!("unknown option --{k}\n{USAGE}").into()),
-            None => Ok(()),
-        }
-    }
-
-    /// Embedder options from `--threads`, `--spin`, `--optimized`, `--batch-size`,
-    /// `--batch-tokens`, `--arena`.
-    fn onnx_options(&self, default_threads: usize) -> BoxResult<OnnxOptions> {
-        let d = OnnxOptions::default();
-        Ok(OnnxOptions {
-            threads: self.num("threads", default_threads)?,
-            spin: self.flag("spin", d.spin)?,
-            use_optimized: self.flag("optimized", d.use_optimized)?,
-            batch_size: self.num("batch-size", d.batch_size)?,
-            batch_tokens: self.num("batch-tokens", d.batch_tokens)?,
-            arena: self.flag("arena", d.arena)?,
-            ..d
-        })
-    }
+/// Embedder options from `--threads`, `--spin`, `--optimized`, `--batch-size`,
+/// `--batch-tokens`, `--arena`.
+fn onnx_options(a: &Args, default_threads: usize) -> BoxResult<OnnxOptions> {
+    let d = OnnxOptions::default();
+    Ok(OnnxOptions {
+        threads: a.num("threads", default_threads)?,
+        spin: a.flag("spin", d.spin)?,
+        use_optimized: a.flag("optimized", d.use_optimized)?,
+        batch_size: a.num("batch-size", d.batch_size)?,
+        batch_tokens: a.num("batch-tokens", d.batch_tokens)?,
+        arena: a.flag("arena", d.arena)?,
+        ..d
+    })
 }
 
 fn model_dir() -> PathBuf {
@@ -241,7 +192,7 @@ fn build_store(a: &Args) -> BoxResult<Value> {
         return Err(format!("{} exists and is not empty; remove it first", dir.display()).into());
     }
     let texts = texts::load(a.get("texts"), Kind::Store, n)?;
-    let opts = a.onnx_options(0)?;
+    let opts = onnx_options(a, 0)?;
     let t0 = Instant::now();
     let engine = Engine::builder(&dir).model_dir(model_dir(), opts.clone()).open()?;
     let open = t0.elapsed();
@@ -290,7 +241,7 @@ fn cold(a: &Args, start: Instant) -> BoxResult<Value> {
     let dir = PathBuf::from(a.required("store")?);
     let query = a.required("query")?.to_owned();
     let k = a.num("k", 5)?;
-    let opts = a.onnx_options(0)?;
+    let opts = onnx_options(a, 0)?;
     let via = a.get("via").unwrap_or("builder");
     let mut out = json!({"via": via, "options": options_json(&opts), "query": query, "k": k});
     let (engine, hits) = match via {
@@ -340,7 +291,7 @@ fn warm(a: &Args) -> BoxResult<Value> {
     a.check_known(&["threads", "n", "warmup", "texts", "spin", "optimized"])?;
     let n = a.num("n", 200)?;
     let warmup = a.num("warmup", 10)?;
-    let opts = a.onnx_options(1)?;
+    let opts = onnx_options(a, 1)?;
     let all = texts::load(a.get("texts"), Kind::Short, warmup + n)?;
     let e = load_embedder(&opts)?;
     for t in &all[..warmup] {
@@ -381,7 +332,7 @@ fn batch(a: &Args) -> BoxResult<Value> {
     let kind = Kind::parse(kind_name)?;
     let n = a.num("n", 512)?;
     let reps = a.num("reps", 3)?.max(1);
-    let opts = a.onnx_options(0)?;
+    let opts = onnx_options(a, 0)?;
     let all = texts::load(a.get("texts"), kind, n)?;
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     let e = load_embedder(&opts)?;
@@ -474,7 +425,7 @@ fn cache(a: &Args) -> BoxResult<Value> {
 fn vectors(a: &Args) -> BoxResult<Value> {
     a.check_known(&["texts", "n", "optimized"])?;
     let n = a.num("n", 8)?;
-    let opts = a.onnx_options(1)?;
+    let opts = onnx_options(a, 1)?;
     let all = texts::load(Some(a.required("texts")?), Kind::Short, n)?;
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     let e = load_embedder(&opts)?;
@@ -485,7 +436,7 @@ fn vectors(a: &Args) -> BoxResult<Value> {
 
 fn rss(a: &Args) -> BoxResult<Value> {
     a.check_known(&["threads", "then-texts", "then-n", "batch-tokens", "arena"])?;
-    let opts = a.onnx_options(0)?;
+    let opts = onnx_options(a, 0)?;
     let then_n = a.num("then-n", 0)?;
     let then = match a.get("then-texts") {
         Some(f) if then_n > 0 => Some(texts::load(Some(f), Kind::Long, then_n)?),
@@ -525,7 +476,7 @@ fn rss(a: &Args) -> BoxResult<Value> {
 fn run(start: Instant) -> BoxResult<Value> {
     let mut raw = std::env::args().skip(1);
     let cmd = raw.next().ok_or(USAGE)?;
-    let a = Args::parse(raw)?;
+    let a = Args::parse(raw, USAGE)?;
     match cmd.as_str() {
         "info" => info(),
         "build-store" => build_store(&a),

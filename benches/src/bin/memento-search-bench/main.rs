@@ -30,57 +30,13 @@ use std::path::{Path, PathBuf};
 
 use memento_benches::{Rng, DATA_SEED, DIM, QUERY_SEED};
 
-type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
+use memento_benches::args::{Args, BoxResult};
 
 const USAGE: &str = "usage:
   memento-search-bench gen --out FILE --n N --seed data|queries|SEED
   memento-search-bench bandwidth [--mib 1024] [--all-core-mib MIB] [--reps 7] [--threads N]
   memento-search-bench search --base FILE --queries FILE [--nq 200] [--warmup 5] [--k 10]
       [--modes exact,quantized] [--threads 1,2] [--store-parent DIR] [--filter-mod 100]";
-
-/// `--name value` pairs after the subcommand.
-struct Args {
-    pairs: Vec<(String, String)>,
-}
-
-impl Args {
-    fn parse(raw: impl Iterator<Item = String>) -> BoxResult<Args> {
-        let mut pairs = Vec::new();
-        let mut raw = raw.peekable();
-        while let Some(name) = raw.next() {
-            let key = name.strip_prefix("--").ok_or_else(|| format!("expected an option, got {name:?}\n{USAGE}"))?;
-            let value = raw.next().ok_or_else(|| format!("--{key} needs a value"))?;
-            pairs.push((key.to_string(), value));
-        }
-        Ok(Args { pairs })
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
-
-    fn required(&self, key: &str) -> BoxResult<&str> {
-        self.get(key).ok_or_else(|| format!("--{key} is required\n{USAGE}").into())
-    }
-
-    fn num(&self, key: &str, default: usize) -> BoxResult<usize> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v.replace('_', "").parse().map_err(|e| format!("--{key} {v:?}: {e}").into()),
-        }
-    }
-
-    fn list(&self, key: &str, default: &str) -> Vec<String> {
-        self.get(key).unwrap_or(default).split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
-    }
-
-    fn check_known(&self, known: &[&str]) -> BoxResult<()> {
-        match self.pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-            Some((k, _)) => Err(format!("unknown option --{k}\n{USAGE}").into()),
-            None => Ok(()),
-        }
-    }
-}
 
 /// Read a whole `.f32` file (raw little-endian f32) of `dim`-element rows.
 pub fn read_f32_file(path: &Path, dim: usize) -> BoxResult<Vec<f32>> {
@@ -170,7 +126,7 @@ fn bandwidth_cmd(args: &Args) -> BoxResult<()> {
 fn main() -> std::process::ExitCode {
     let mut raw = std::env::args().skip(1);
     let cmd = raw.next().unwrap_or_default();
-    let result = Args::parse(raw).and_then(|args| match cmd.as_str() {
+    let result = Args::parse(raw, USAGE).and_then(|args| match cmd.as_str() {
         "gen" => gen(&args),
         "bandwidth" => bandwidth_cmd(&args),
         "search" => search::run(&args),
