@@ -999,6 +999,29 @@ impl Engine {
         Ok(Some(Record { id: row.id, vector: v.into_owned(), text: row.text, metadata: parse_meta(row.metadata)? }))
     }
 
+    /// The records matching `filter`, in insertion order, at most `limit` of them.
+    pub fn get_where(&self, filter: &Filter, limit: Option<usize>) -> Result<Vec<Record>> {
+        let st = self.state.read();
+        let rows = {
+            let m = self.mirror.lock();
+            let mut slots = m.filter_slots(filter)?;
+            slots.sort_unstable();
+            if let Some(n) = limit {
+                slots.truncate(n);
+            }
+            m.rows_by_slots(&slots)?
+        };
+        let src = Source { st: &st, dim: self.dim };
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows.into_iter().flatten() {
+            let v = src
+                .vector(row.slot)?
+                .ok_or_else(|| Error::corrupted(self.file_path(vecfile::VEC_FILE), 0, format!("no vector for slot {} of id {:?}", row.slot, row.id)))?;
+            out.push(Record { id: row.id, vector: v.into_owned(), text: row.text, metadata: parse_meta(row.metadata)? });
+        }
+        Ok(out)
+    }
+
     /// Whether a record has this id.
     pub fn contains(&self, id: &str) -> Result<bool> {
         Ok(self.mirror.lock().slot_of(id)?.is_some())

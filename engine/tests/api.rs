@@ -1474,3 +1474,21 @@ fn every_scan_mode_thread_count_and_batch_gives_the_same_answer() {
         e.close().expect("close");
     }
 }
+
+#[test]
+fn get_where_returns_the_matching_records_in_insertion_order() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let e = Engine::builder(dir.path()).dimension(2).open().expect("open");
+    for i in 0..10u32 {
+        let mut m = memento::Metadata::new();
+        m.insert("even".into(), (i % 2 == 0).into());
+        e.add(Record::new(format!("r{i}"), vec![1.0, i as f32]).with_metadata(m)).expect("add");
+    }
+    e.delete("r4").expect("delete");
+    let f = Filter::from_json_str(r#"{"even": true}"#).expect("filter");
+    let ids: Vec<String> = e.get_where(&f, None).expect("get").into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["r0", "r2", "r6", "r8"]);
+    let two = e.get_where(&f, Some(2)).expect("get");
+    assert_eq!(two.len(), 2);
+    assert_eq!(two[1].vector, e.get("r2").expect("get").expect("r2").vector);
+}
