@@ -106,7 +106,7 @@ def resolve_model(model: object, dim: int | None, existing: StoreInfo | None) ->
     there, with the default model, which the engine then refuses with ModelMismatchError) or
     with none if it is a raw-vector store; a new store gets the default model when ``dim`` is
     None and no model when a dimension is given. None: no model. Anything else: that model
-    directory."""
+    directory (refused with ModelMismatchError by a store of another model or of none)."""
     if model is None:
         return None
     if isinstance(model, bytes) or not isinstance(model, (str, os.PathLike)):

@@ -82,7 +82,7 @@ def _to_array(x: object, name: str) -> npt.NDArray[Any]:
     else:
         try:
             a = np.asarray(x)
-        except (ValueError, TypeError) as e:  # ragged nested lists
+        except (ValueError, TypeError, OverflowError) as e:  # ragged nested lists, ...
             raise InvalidArgumentError(f"Invalid argument: {name} cannot be read as an array of floats ({e}).") from None
     kind = a.dtype.kind
     if kind not in "fiub":
@@ -96,7 +96,7 @@ def _to_array(x: object, name: str) -> npt.NDArray[Any]:
 
 def _float32(a: npt.NDArray[Any]) -> FloatMatrix:
     """``a`` as C-contiguous native float32: no copy when it already is."""
-    if a.dtype == np.float32 and a.flags.c_contiguous and a.dtype.isnative:
+    if a.dtype == np.float32 and a.dtype.isnative and a.flags.c_contiguous and a.flags.aligned:
         return a
     with np.errstate(over="ignore", invalid="ignore"):
         return np.ascontiguousarray(a, dtype=np.float32)
