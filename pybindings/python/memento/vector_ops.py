@@ -99,7 +99,8 @@ def _float32(a: npt.NDArray[Any]) -> FloatMatrix:
     if a.dtype == np.float32 and a.dtype.isnative and a.flags.c_contiguous and a.flags.aligned:
         return a
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.ascontiguousarray(a, dtype=np.float32)
+        # A copy (np.ascontiguousarray would return an unaligned contiguous array as it is).
+        return np.array(a, dtype=np.float32, order="C", copy=True)
 
 
 def as_matrix(x: object, dim: int | None = None, *, name: str = "vectors") -> FloatMatrix:
