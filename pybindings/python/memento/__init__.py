@@ -25,11 +25,10 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import base, errors, vector_ops
-from ._pure import PythonEngine
-from ._pure import content_id as content_id
+from ._ids import content_id as content_id
 from ._rust import RustEngine
 from .base import UNSET, SearchArrays, VectorIndex
 from .errors import (
@@ -87,6 +86,20 @@ __all__ = [
     "ModelMismatchError",
     "NoModelError",
 ]
+
+if TYPE_CHECKING:
+    from ._pure import PythonEngine as PythonEngine
+else:
+
+    def __getattr__(name: str) -> Any:
+        # The pure-Python engine (sqlite3 and the rest) is imported when first asked for.
+        if name == "PythonEngine":
+            from ._pure import PythonEngine
+
+            globals()["PythonEngine"] = PythonEngine
+            return PythonEngine
+        raise AttributeError(f"module 'memento' has no attribute {name!r}")
+
 
 #: The package version (the native module's, which is the crate's).
 __version__ = "0.1.0"
@@ -195,4 +208,6 @@ def Engine(
     """
     if using_rust():
         return RustEngine(path, dim, metric, model, durability, create=create)
+    from ._pure import PythonEngine
+
     return PythonEngine(path, dim, metric, model, durability, create=create)

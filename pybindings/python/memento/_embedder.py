@@ -236,9 +236,11 @@ class EmbeddingCache:
 
 
 def _import_runtime() -> tuple[Any, Any]:
+    import importlib
+
     try:
-        import onnxruntime
-        from tokenizers import Tokenizer
+        onnxruntime = importlib.import_module("onnxruntime")
+        Tokenizer = importlib.import_module("tokenizers").Tokenizer
     except ImportError as e:
         raise ModelError(
             f"Embedding model problem: the Python engine embeds text with the onnxruntime and tokenizers packages, "
@@ -411,4 +413,5 @@ class PyEmbedder:
 
     def embed(self, text: str) -> npt.NDArray[np.float32]:
         """Embeds one text: a 1-D float32 vector."""
-        return self.embed_batch([text])[0]
+        v: npt.NDArray[np.float32] = self.embed_batch([text])[0]
+        return v

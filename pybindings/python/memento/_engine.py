@@ -337,7 +337,9 @@ class CoreEngine(base.Engine):
         return Memory(row[0], row[2], _metadata_obj(row[3]), _frozen(row[1]))
 
     @overload
-    def get(self, ids: str, where: Where | None = None, limit: int | None = None) -> Memory | None: ...
+    def get(  # type: ignore[overload-overlap]  # a str is a Sequence[str]: one id, one Memory
+        self, ids: str, where: Where | None = None, limit: int | None = None
+    ) -> Memory | None: ...
 
     @overload
     def get(self, ids: Sequence[str] | None = None, where: Where | None = None, limit: int | None = None) -> list[Memory]: ...
@@ -425,7 +427,9 @@ class CoreEngine(base.Engine):
     # ---------------------------------------------------------------- text
 
     @overload
-    def remember(self, text: str, metadata: Mapping[str, Any] | None = None, id: str | None = None) -> str: ...
+    def remember(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
+        self, text: str, metadata: Mapping[str, Any] | None = None, id: str | None = None
+    ) -> str: ...
 
     @overload
     def remember(
@@ -449,7 +453,9 @@ class CoreEngine(base.Engine):
         return out[0] if single else out
 
     @overload
-    def recall(self, text: str, k: int = 5, where: Where | None = None) -> list[SearchResult]: ...
+    def recall(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
+        self, text: str, k: int = 5, where: Where | None = None
+    ) -> list[SearchResult]: ...
 
     @overload
     def recall(self, text: Sequence[str], k: int = 5, where: Where | None = None) -> list[list[SearchResult]]: ...

@@ -24,7 +24,6 @@ evaluated on them (:mod:`memento._filter`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -40,6 +39,7 @@ import numpy.typing as npt
 from . import vector_ops as vo
 from ._embedder import ModelIdentity, PyEmbedder, model_dir
 from ._engine import Core, CoreEngine
+from ._ids import content_id
 from ._filter import Predicate, compile_filter_json
 from ._store import (
     PY_STORE_FILE,
@@ -78,18 +78,6 @@ _LOCK_FILE: Final = "LOCK"
 
 _Hit = tuple[str, float, "str | None", "str | None"]
 _Row = tuple[str, npt.NDArray[np.float32], "str | None", "str | None"]
-
-
-def content_id(text: str) -> str:
-    """The id ``remember`` gives a text: ``"m-"`` and the first 32 hex digits of the SHA-256 of
-    its UTF-8 bytes (``memento::Engine::content_id``)."""
-    if not isinstance(text, str):
-        raise InvalidArgumentError(f"Invalid argument: a text must be a string, not {type(text).__name__}.")
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidArgumentError("Invalid argument: a text is not valid Unicode (it holds a lone surrogate).") from None
-    return "m-" + hashlib.sha256(data).hexdigest()[:32]
 
 
 # ------------------------------------------------------------------------------------------
@@ -585,10 +573,10 @@ class PythonCore:
             raise DimensionMismatchError(
                 f"The vector has {got} dimensions but the store holds {self._dim}-dimensional vectors.", expected=self._dim, got=got
             )
-        finite = np.isfinite(vectors).all(axis=1)
+        finite: npt.NDArray[np.bool_] = np.asarray(np.isfinite(vectors).all(axis=1))
         if self._metric == "cosine":
             with np.errstate(over="ignore"):
-                nonzero = (vectors != 0).any(axis=1)
+                nonzero: npt.NDArray[np.bool_] = np.asarray((vectors != 0).any(axis=1))
         else:
             nonzero = np.ones(vectors.shape[0], dtype=bool)
         if finite.all() and nonzero.all():

@@ -44,7 +44,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, NamedTuple, Optional, Union, overload
+from typing import Any, NamedTuple, Optional, Self, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -195,7 +195,9 @@ class VectorIndex(ABC):
     # ---------------------------------------------------------------- reads
 
     @overload
-    def get(self, ids: str, where: Where | None = None, limit: int | None = None) -> Memory | None: ...
+    def get(  # type: ignore[overload-overlap]  # a str is a Sequence[str]: one id, one Memory
+        self, ids: str, where: Where | None = None, limit: int | None = None
+    ) -> Memory | None: ...
 
     @overload
     def get(self, ids: Sequence[str] | None = None, where: Where | None = None, limit: int | None = None) -> list[Memory]: ...
@@ -300,7 +302,7 @@ class VectorIndex(ABC):
         """Every record, in insertion order (read at once: a snapshot)."""
         return iter(self.get())
 
-    def __enter__(self) -> VectorIndex:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -323,7 +325,9 @@ class Engine(VectorIndex):
         raw-vector store."""
 
     @overload
-    def remember(self, text: str, metadata: MetadataArg = None, id: str | None = None) -> str: ...
+    def remember(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
+        self, text: str, metadata: MetadataArg = None, id: str | None = None
+    ) -> str: ...
 
     @overload
     def remember(
@@ -348,7 +352,9 @@ class Engine(VectorIndex):
         """
 
     @overload
-    def recall(self, text: str, k: int = 5, where: Where | None = None) -> list[SearchResult]: ...
+    def recall(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
+        self, text: str, k: int = 5, where: Where | None = None
+    ) -> list[SearchResult]: ...
 
     @overload
     def recall(self, text: Sequence[str], k: int = 5, where: Where | None = None) -> list[list[SearchResult]]: ...
@@ -376,6 +382,3 @@ class Engine(VectorIndex):
         Raises:
             NoModelError: the engine has no model.
         """
-
-    def __enter__(self) -> Engine:
-        return self

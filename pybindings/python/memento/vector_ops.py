@@ -170,7 +170,8 @@ def normalize(m: npt.NDArray[np.float32]) -> FloatMatrix:
     if not normal.all():
         rows = ~normal
         res[rows] = (m2[rows].astype(np.float64) * inv[rows][:, None]).astype(np.float32)
-    return res.reshape(m.shape)
+    out: FloatMatrix = res.reshape(m.shape)
+    return out
 
 
 def prepare(m: npt.NDArray[np.float32], metric: str) -> FloatMatrix:
