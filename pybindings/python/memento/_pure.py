@@ -216,6 +216,8 @@ class PythonCore:
         self._mutex = threading.RLock()
         self._poisoned: str | None = None
         p = fspath(path)
+        if not isinstance(create, bool):
+            raise InvalidArgumentError(f"Invalid argument: create must be True or False, not {create!r}.")
         dim = check_dim(dim)
         durability = check_durability(durability)
         if metric is not None:
