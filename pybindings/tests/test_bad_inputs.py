@@ -135,6 +135,17 @@ def test_bad_input(open_engine, action, expected):
     assert m.text == "text a" and m.metadata == {"a": 1}
 
 
+def test_a_rust_panic_becomes_a_memento_error():
+    """The native module's test hook panics inside Rust (with the GIL released, as an engine
+    call does): Python sees MementoError("internal error: ..."), never pyo3's PanicException,
+    and the module keeps working."""
+    import memento._native as native
+
+    with raises_memento(E.MementoError, match="internal error"):
+        native._panic("deliberate panic for the test")
+    assert native.content_id("x") == memento.content_id("x")
+
+
 # ------------------------------------------------------------------------------------------
 # Not errors
 

@@ -40,7 +40,7 @@ def public_modules() -> list[str]:
 
 def source_for(modname: str) -> Path:
     mod = importlib.import_module(modname)
-    f = Path(mod.__file__).resolve()
+    f = Path(mod.__file__)
     stem = f.name.split(".")[0]
     pyi = f.with_name(stem + ".pyi")
     if pyi.exists():
@@ -96,8 +96,8 @@ def stub_all(tree: ast.Module) -> list[str] | None:
 
 def runtime_public(mod) -> set[str]:
     names = getattr(mod, "__all__", None)
-    if names is not None:
-        return set(names)
+    if names is not None:  # private hooks listed in __all__ (memento._native._panic) need no stub
+        return {n for n in names if not n.startswith("_") or n in ALLOWED_DUNDERS}
     out = set()
     for n, v in vars(mod).items():
         if n.startswith("_") and n not in ALLOWED_DUNDERS:
@@ -147,7 +147,10 @@ def _reexport(node, name) -> bool:
 def stub_classes() -> list[tuple[str, str]]:
     out = []
     for modname in public_modules():
-        src = source_for(modname)
+        try:
+            src = source_for(modname)
+        except BaseException:  # noqa: BLE001 - test_module_names_match reports it
+            continue
         if src.suffix != ".pyi":
             continue
         tree = ast.parse(src.read_text())
