@@ -27,7 +27,7 @@ import threading
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from . import base, errors, vector_ops
+from . import base, embed, errors, vector_ops
 from ._ids import content_id as content_id
 from ._rust import RustEngine
 from .base import UNSET, SearchArrays, VectorIndex
@@ -67,6 +67,7 @@ __all__ = [
     "default_model_dir",
     "__version__",
     "base",
+    "embed",
     "errors",
     "vector_ops",
     "MementoError",
