@@ -88,3 +88,6 @@ def default_model_dir() -> str:
 
 def content_id(text: str) -> str:
     """The id ``remember`` gives a text: ``m-`` and 32 hex digits of its SHA-256."""
+
+def _panic(message: str) -> None:
+    """Test hook: panics inside Rust (GIL released); surfaces as MementoError("internal error: ...")."""
