@@ -1,8 +1,8 @@
 """A store written by the Rust library opens through the Python package, and back.
 
 The Rust side is a tiny separate cargo project, ``rust_writer/`` (a path dependency on the
-``memento`` crate in ``engine/``), built by the session fixture with
-``CARGO_TARGET_DIR=target/rust-writer`` (a no-op once built). It writes a store, the package
+``memento`` crate in ``engine/``), built by the session fixture under ``target/rust-writer``
+with the workspace's Cargo.lock (a no-op once built; the first build takes 1-2 minutes). It writes a store, the package
 opens it (``memento.Engine``, the native engine), checks every record and a search against what
 Rust reads, modifies it, closes it, and the Rust program reads it again and sees exactly what
 the package saw; then Rust writes again and the package reopens. The same with a text store and
@@ -33,16 +33,35 @@ QUERY = [0.5, -1.0, 2.0, 0.0, 1.0, 1.0, -0.5, 0.25]
 
 @pytest.fixture(scope="session")
 def rust_writer():
+    """The writer, built with the workspace's own Cargo.lock (so the very crate versions the
+    repo builds with, fetched by `make setup`): rust_writer/ is copied to
+    target/rust-writer/project with the path to engine/ made absolute and the lock file beside
+    it; the build is a no-op once done."""
     cargo = shutil.which("cargo") or str(os.path.expanduser("~/.cargo/bin/cargo"))
     if not os.path.exists(cargo):
         pytest.fail("cargo is needed to build pybindings/tests/rust_writer (install a Rust toolchain)", pytrace=False)
     target = REPO / "target" / "rust-writer"
+    project = target / "project"
+    (project / "src").mkdir(parents=True, exist_ok=True)
+    manifest = (WRITER / "Cargo.toml").read_text().replace('path = "../../../engine"', f'path = "{(REPO / "engine").as_posix()}"')
+    assert str(REPO / "engine") in manifest, "rust_writer/Cargo.toml no longer names ../../../engine"
+    _write_if_changed(project / "Cargo.toml", manifest)
+    _write_if_changed(project / "src" / "main.rs", (WRITER / "src" / "main.rs").read_text())
+    lock = (REPO / "Cargo.lock").read_text()
+    if not (project / ".lock-source").exists() or (project / ".lock-source").read_text() != lock:
+        _write_if_changed(project / "Cargo.lock", lock)
+        (project / ".lock-source").write_text(lock)
     env = dict(os.environ, CARGO_TARGET_DIR=str(target))
-    r = subprocess.run([cargo, "build", "--locked", "--quiet", "--manifest-path", str(WRITER / "Cargo.toml")], env=env, capture_output=True, text=True, timeout=900)
+    r = subprocess.run([cargo, "build", "--quiet", "--manifest-path", str(project / "Cargo.toml")], env=env, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, f"building the Rust writer failed:\n{r.stderr}"
     exe = target / "debug" / "memento-rust-writer"
     assert exe.is_file(), exe
     return exe
+
+
+def _write_if_changed(path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
 
 
 def run_rust(exe, *args, stdin: str | None = None, env: dict | None = None) -> dict:
