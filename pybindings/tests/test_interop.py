@@ -3,7 +3,7 @@
 The Rust side is a tiny separate cargo project, ``rust_writer/`` (a path dependency on the
 ``memento`` crate in ``engine/``), built by the session fixture under ``target/rust-writer``
 with the workspace's Cargo.lock (a no-op once built; the first build takes 1-2 minutes). It writes a store, the package
-opens it (``memento.Engine``, the native engine), checks every record and a search against what
+opens it (``memento.RustEngine``, what ``memento.Engine`` returns), checks every record and a search against what
 Rust reads, modifies it, closes it, and the Rust program reads it again and sees exactly what
 the package saw; then Rust writes again and the package reopens. The same with a text store and
 the default model (content ids, recall, the model identity).
@@ -64,6 +64,12 @@ def _write_if_changed(path, text: str) -> None:
         path.write_text(text)
 
 
+def RustEngine(*args, **kw):
+    """The package's native engine (the class ``memento.Engine`` returns unless MEMENTO_RUST=0),
+    used directly so that the environment does not matter."""
+    return engine_class("rust")(*args, **kw)
+
+
 def run_rust(exe, *args, stdin: str | None = None, env: dict | None = None) -> dict:
     r = subprocess.run([str(exe), *map(str, args)], input=stdin, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
     out = json.loads(r.stdout.strip().splitlines()[-1]) if r.stdout.strip() else {}
@@ -96,7 +102,7 @@ def test_raw_store_round_trip(rust_writer, tmp_path):
     before = run_rust(rust_writer, "dump", d, env={"QUERY": ",".join(map(str, QUERY))})
 
     # 1. the package opens what Rust wrote, and reads exactly what Rust reads
-    with memento.Engine(str(d), model=None) as e:
+    with RustEngine(str(d), model=None) as e:
         assert type(e).__name__ == "RustEngine"
         assert (e.dimension, e.metric, e.count()) == (8, "cosine", 38)
         assert as_py(e) == as_rust(before)
@@ -126,7 +132,7 @@ def test_raw_store_round_trip(rust_writer, tmp_path):
 
     # 4. Rust writes again, the package reopens
     assert run_rust(rust_writer, "append", d, "rust-2", "1,1,1,1,0,0,0,0")["count"] == count + 1
-    with memento.Engine(str(d), model=None) as e:
+    with RustEngine(str(d), model=None) as e:
         assert e.count() == count + 1
         assert e.get("rust-2").text == "from rust"
         assert as_py(e)[:-1] == py_after
@@ -136,7 +142,7 @@ def test_store_created_by_the_package_opens_in_rust(rust_writer, tmp_path):
     d = tmp_path / "store"
     rng = np.random.default_rng(5)
     data = rng.standard_normal((300, 16)).astype(np.float32)
-    with memento.Engine(str(d), dim=16, metric="l2", model=None) as e:
+    with RustEngine(str(d), dim=16, metric="l2", model=None) as e:
         e.add([f"p{i}" for i in range(300)], data, metadatas=[{"i": i} for i in range(300)])
         e.delete([f"p{i}" for i in range(0, 300, 3)])
         py = as_py(e)
@@ -161,7 +167,7 @@ def test_text_store_round_trip(rust_writer, tmp_path, default_model):
     d = tmp_path / "text"
     out = run_rust(rust_writer, "write-text", d, stdin="\n".join(TEXTS) + "\n")
     assert out["ids"] == [memento.content_id(t) for t in TEXTS]
-    with memento.Engine(str(d)) as e:  # no dim: the default model, which the store was made with
+    with RustEngine(str(d)) as e:  # no dim: the default model, which the store was made with
         assert type(e).__name__ == "RustEngine" and e.dimension == 384 and e.count() == 4
         assert e.recall("how do I bake bread?", k=1)[0].id == memento.content_id(TEXTS[2])
         assert e.get(memento.content_id(TEXTS[3])).metadata == {"line": 3}
