@@ -325,6 +325,9 @@ class PyEmbedder:
                 if self.threads > 0:
                     so.intra_op_num_threads = self.threads
                 so.log_severity_level = 3
+                # As the Rust embedder: pool threads spin during a run only, so an idle engine (or
+                # the numpy search right after an embedding) does not compete with spinning threads.
+                so.add_session_config_entry("session.force_spinning_stop", "1")
                 session = ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"])
             except Exception as e:
                 raise ModelError(f"Embedding model problem: ONNX Runtime cannot load {graph}: {e}.") from None
