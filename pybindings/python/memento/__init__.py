@@ -1,0 +1,214 @@
+"""Memento: an embedded vector database, a fast, durable, local semantic memory.
+
+::
+
+    import memento
+
+    with memento.Engine("notes") as db:                    # a text store, default model
+        db.remember("The meeting moved to Thursday at 10.", {"topic": "work"})
+        for hit in db.recall("when is the meeting?", k=3):
+            print(f"{hit.score:.3f} {hit.text}")
+
+    with memento.Engine("vectors", dim=384, metric="cosine") as db:   # raw vectors
+        db.add(["a", "b"], np.random.rand(2, 384).astype("float32"), metadatas=[{"lang": "en"}, None])
+        hits = db.search(query, k=10, where={"lang": "en"})
+
+Two engines implement one API (:mod:`memento.base`): :class:`RustEngine`, the native engine
+(``memento._native``), and :class:`PythonEngine`, a pure-Python fallback (numpy, sqlite3, and
+onnxruntime + tokenizers for text). :func:`Engine` returns the Rust one, unless the native
+module cannot be imported (then it warns once and falls back) or ``MEMENTO_RUST=0``.
+Errors are the classes of :mod:`memento.errors`, all subclasses of :class:`MementoError`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from . import base, embed, errors, vector_ops
+from ._ids import content_id as content_id
+from ._rust import RustEngine
+from .base import UNSET, SearchArrays, VectorIndex
+from .errors import (
+    ClosedError,
+    CorruptedError,
+    DimensionMismatchError,
+    DuplicateIdError,
+    IncompatibleError,
+    InvalidArgumentError,
+    InvalidFilterError,
+    InvalidVectorError,
+    LockedError,
+    MementoError,
+    MementoIOError,
+    ModelError,
+    ModelMismatchError,
+    NoModelError,
+    NotFoundError,
+    PoisonedError,
+)
+from .types import Memory, SearchResult
+
+__all__ = [
+    "Engine",
+    "RustEngine",
+    "PythonEngine",
+    "VectorIndex",
+    "Memory",
+    "SearchResult",
+    "SearchArrays",
+    "UNSET",
+    "content_id",
+    "backend",
+    "using_rust",
+    "native_error",
+    "default_model_dir",
+    "__version__",
+    "base",
+    "embed",
+    "errors",
+    "vector_ops",
+    "MementoError",
+    "DimensionMismatchError",
+    "InvalidVectorError",
+    "InvalidArgumentError",
+    "InvalidFilterError",
+    "NotFoundError",
+    "DuplicateIdError",
+    "CorruptedError",
+    "IncompatibleError",
+    "LockedError",
+    "MementoIOError",
+    "PoisonedError",
+    "ClosedError",
+    "ModelError",
+    "ModelMismatchError",
+    "NoModelError",
+]
+
+if TYPE_CHECKING:
+    from ._pure import PythonEngine as PythonEngine
+else:
+
+    def __getattr__(name: str) -> Any:
+        # The pure-Python engine (sqlite3 and the rest) is imported when first asked for.
+        if name == "PythonEngine":
+            from ._pure import PythonEngine
+
+            globals()["PythonEngine"] = PythonEngine
+            return PythonEngine
+        raise AttributeError(f"module 'memento' has no attribute {name!r}")
+
+
+#: The package version (the native module's, which is the crate's).
+__version__ = "0.1.0"
+
+_native_state: tuple[Any, BaseException | None] | None = None
+_native_lock = threading.Lock()
+_warned = False
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside this package."""
+    import sys
+
+    pkg = os.path.dirname(os.path.abspath(__file__))
+    f = sys._getframe(1)
+    level = 1
+    while f is not None and os.path.dirname(os.path.abspath(f.f_code.co_filename)).startswith(pkg):
+        f = f.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
+def _rust_disabled() -> bool:
+    return os.environ.get("MEMENTO_RUST", "").strip().lower() in ("0", "false", "no", "off")
+
+
+def _load_native() -> Any:
+    """The native module, or None (warning once, unless MEMENTO_RUST=0, when it cannot be
+    imported)."""
+    global _native_state, _warned
+    with _native_lock:
+        if _native_state is None:
+            try:
+                from . import _native
+
+                _native_state = (_native, None)
+            except ImportError as e:
+                _native_state = (None, e)
+        mod, err = _native_state
+        if mod is None and not _warned and not _rust_disabled():
+            _warned = True
+            warnings.warn(
+                f"memento: the native module memento._native cannot be imported ({err}); "
+                "using the pure-Python engine, which is slower (set MEMENTO_RUST=0 to choose it without this warning)",
+                RuntimeWarning,
+                stacklevel=_user_stacklevel(),
+            )
+        return mod
+
+
+def using_rust() -> bool:
+    """Whether :func:`Engine` (and :mod:`memento.embed`) use the Rust engine: the native module
+    imports and ``MEMENTO_RUST`` is not 0."""
+    if _rust_disabled():
+        return False
+    return _load_native() is not None
+
+
+def backend() -> str:
+    """"rust" or "python": the engine :func:`Engine` returns."""
+    return "rust" if using_rust() else "python"
+
+
+def native_error() -> BaseException | None:
+    """Why the native module could not be imported (None if it was, or was not tried)."""
+    return None if _native_state is None else _native_state[1]
+
+
+def default_model_dir() -> str:
+    """Where the default model is looked for (``$MEMENTO_MODEL_DIR``, else
+    ``$MEMENTO_CACHE_DIR/models/all-minilm-l6-v2``, else under ``$XDG_CACHE_HOME/memento`` or
+    ``~/.cache/memento``)."""
+    from ._embedder import model_dir
+
+    return str(model_dir())
+
+
+def Engine(
+    path: str | os.PathLike[str],
+    dim: int | None = None,
+    metric: str | None = None,
+    model: str | os.PathLike[str] | None = "default",
+    durability: str = "sync",
+    *,
+    create: bool = True,
+) -> base.Engine:
+    """Opens (creating it if needed) the store in directory ``path``: a :class:`RustEngine`, or
+    a :class:`PythonEngine` when the native module cannot be imported (with one
+    RuntimeWarning) or ``MEMENTO_RUST=0``.
+
+    Args:
+        path: The store directory.
+        dim: The vector dimension: needed to create a raw-vector store, checked otherwise.
+        metric: "cosine", "dot" or "l2"; None (default): the store's, or cosine when creating.
+        model: "default" (the default): an existing store opens with its own model (none for a
+            raw-vector store); a new one gets the default model (all-MiniLM-L6-v2, 384
+            dimensions) when ``dim`` is None, and no model when ``dim`` is given. None: no
+            model. A directory: that model (any BERT-style ONNX model with a
+            ``memento-model.json`` manifest).
+        durability: "sync" (default), "group" or "buffered" (see the README).
+        create: Create the store if it does not exist (else InvalidArgumentError).
+
+    Returns:
+        The engine (a context manager: ``with memento.Engine(path) as db: ...``). See
+        :mod:`memento.base` for its methods.
+    """
+    if using_rust():
+        return RustEngine(path, dim, metric, model, durability, create=create)
+    from ._pure import PythonEngine
+
+    return PythonEngine(path, dim, metric, model, durability, create=create)

@@ -1,0 +1,485 @@
+"""The public API of both engines over a *core*: the native ``NativeEngine`` (Rust) or the pure-
+Python ``PythonCore``, which have the same low-level interface (:class:`Core`, as SPEC.md
+specifies ``memento._native.NativeEngine``).
+
+Everything user-facing is done here, once for both engines: argument checking and conversion
+(ids, vectors to C-contiguous float32 arrays, metadata to JSON, filters to JSON, k), results
+to dataclasses, the closed check. So the two engines accept and refuse exactly the same
+inputs; the cores only store, search and embed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, Protocol, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from . import base
+from ._filter import compile_filter, filter_json
+from .base import UNSET, Ids, Metadatas, SearchArrays, Texts, Unset, VectorsArg, Where
+from .errors import ClosedError, InvalidArgumentError
+from .types import Memory, SearchResult, score_of
+from .vector_ops import as_batch
+
+__all__ = ["Core", "CoreEngine", "MAX_ID_BYTES"]
+
+#: The longest id, in bytes of UTF-8.
+MAX_ID_BYTES: Final = 1024
+#: k is capped at this (no store holds more records).
+_MAX_K: Final = 2**40
+
+Hit = tuple[str, float, "str | None", "str | None"]
+Row = tuple[str, npt.NDArray[np.float32], "str | None", "str | None"]
+
+
+class Core(Protocol):
+    """The low-level engine interface (``memento._native.NativeEngine``; see SPEC.md)."""
+
+    @property
+    def dimension(self) -> int: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def model_id(self) -> str | None: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def write(self, ops: list[tuple[Any, ...]]) -> None: ...
+    def add_arrays(
+        self, ids: list[str], vectors: npt.NDArray[np.float32], texts: list[str | None] | None, metadatas_json: list[str | None] | None, upsert: bool
+    ) -> None: ...
+    def delete(self, ids: list[str]) -> int: ...
+    def delete_where(self, where_json: str) -> int: ...
+    def get(self, ids: list[str]) -> list[Row | None]: ...
+    def get_where(self, where_json: str, limit: int | None) -> list[Row]: ...
+    def search(self, queries: npt.NDArray[np.float32], k: int, where_json: str | None) -> list[list[Hit]]: ...
+    def remember(self, texts: list[str], metadatas_json: list[str | None] | None, ids: list[str | None] | None) -> list[str]: ...
+    def recall(self, texts: list[str], k: int, where_json: str | None) -> list[list[Hit]]: ...
+    def embed(self, texts: list[str]) -> npt.NDArray[np.float32]: ...
+    def count(self) -> int: ...
+    def checkpoint(self) -> None: ...
+    def stats(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+# ------------------------------------------------------------------------------------------
+# Argument conversion
+
+
+def _bad(msg: str) -> InvalidArgumentError:
+    return InvalidArgumentError(f"Invalid argument: {msg}.")
+
+
+def _utf8_ok(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_id(i: object, *, write: bool) -> str:
+    if not isinstance(i, str):
+        raise _bad(f"an id must be a string, not {type(i).__name__}")
+    if not _utf8_ok(i):
+        raise _bad(f"the id {i!r} is not valid Unicode (it holds a lone surrogate)")
+    if write:
+        n = len(i.encode("utf-8"))
+        if n == 0 or n > MAX_ID_BYTES:
+            shown = i if len(i) <= 64 else i[:64] + "…"
+            raise _bad(f"an id must be 1 to {MAX_ID_BYTES} bytes long, and {shown!r} is {n}")
+    return i
+
+
+def _to_list(x: object, name: str) -> list[Any]:
+    """A sequence argument as a list (1-D numpy arrays included); InvalidArgumentError otherwise."""
+    if isinstance(x, np.ndarray):
+        if x.ndim != 1:
+            raise _bad(f"{name} must be a 1-D sequence, not a {x.ndim}-D array")
+        return list(x.tolist())
+    if isinstance(x, (str, bytes, bytearray, Mapping, set, frozenset)) or not isinstance(x, Iterable):
+        raise _bad(f"{name} must be a list, not {type(x).__name__}")
+    return list(x)
+
+
+def ids_arg(ids: object, *, write: bool, name: str = "ids") -> tuple[list[str], bool]:
+    """Ids as a list, and whether one id (a str) was given."""
+    if isinstance(ids, str):
+        return [_check_id(ids, write=write)], True
+    if ids is None:
+        raise _bad(f"{name} must be a string or a list of strings, not None")
+    return [_check_id(i, write=write) for i in _to_list(ids, name)], False
+
+
+def _per_id(value: object, n: int, single: bool, name: str, one: type | tuple[type, ...]) -> list[Any] | None:
+    """``texts`` / ``metadatas``: one value (with one id) or a list of ``n``; None: none."""
+    if value is None:
+        return None
+    if isinstance(value, one) and (single or not isinstance(value, (list, tuple))):
+        if not single and n != 1:
+            raise _bad(f"{name} must be a list with one entry per id ({n} ids), not one {type(value).__name__}")
+        return [value]
+    vals = _to_list(value, name)
+    if len(vals) != n:
+        raise _bad(f"there are {n} ids but {len(vals)} {name}")
+    return vals
+
+
+def _text(t: object, name: str = "text") -> str | None:
+    if t is None:
+        return None
+    if not isinstance(t, str):
+        raise _bad(f"a {name} must be a string, not {type(t).__name__}")
+    if not _utf8_ok(t):
+        raise _bad(f"a {name} is not valid Unicode (it holds a lone surrogate)")
+    return t
+
+
+def metadata_json(m: object) -> str | None:
+    """One metadata dict as JSON text (None stays None); InvalidArgumentError if it is not a
+    JSON object with string keys, free of NUL in keys, NaN and infinities."""
+    if m is None:
+        return None
+    if not isinstance(m, Mapping):
+        raise _bad(f"metadata must be a dict (a JSON object), not {type(m).__name__}")
+    for k in m:
+        if not isinstance(k, str):
+            raise _bad(f"metadata keys must be strings, not {type(k).__name__} ({k!r})")
+        if "\0" in k:
+            raise _bad(f"metadata key {k!r} contains a NUL character")
+    try:
+        s = json.dumps(m if isinstance(m, dict) else dict(m), allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as e:
+        raise _bad(f"metadata cannot be stored as JSON ({e})") from None
+    except RecursionError:
+        raise _bad("metadata is nested too deeply to be stored as JSON") from None
+    if not _utf8_ok(s):
+        raise _bad("metadata holds a string that is not valid Unicode (a lone surrogate)")
+    return s
+
+
+def _metadata_obj(s: str | None) -> dict[str, Any] | None:
+    if s is None:
+        return None
+    v = json.loads(s)
+    return v if isinstance(v, dict) else None
+
+
+def k_arg(k: object) -> int:
+    """``k`` as a positive int (InvalidArgumentError otherwise), capped at 2**40."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise _bad(f"k must be a positive integer, not {type(k).__name__}")
+    k = int(k)
+    if k <= 0:
+        raise _bad(f"k must be at least 1, not {k}")
+    return min(k, _MAX_K)
+
+
+def where_arg(where: object) -> str | None:
+    """A filter as JSON text (None: no filter). Validated by the engine's parser later; here
+    only its type and JSON-ness (InvalidFilterError)."""
+    if where is None:
+        return None
+    return filter_json(where)
+
+
+def _texts_list(texts: object, name: str = "text") -> tuple[list[str], bool]:
+    if isinstance(texts, str):
+        return [_text(texts, name) or ""], True
+    if texts is None:
+        raise _bad(f"{name} must be a string or a list of strings, not None")
+    out: list[str] = []
+    for t in _to_list(texts, name + "s"):
+        if t is None:
+            raise _bad(f"a {name} must be a string, not None")
+        out.append(_text(t, name) or "")
+    return out, False
+
+
+def _frozen(v: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    if v.flags.writeable:
+        try:
+            v.setflags(write=False)
+        except ValueError:
+            v = v.copy()
+            v.setflags(write=False)
+    return v
+
+
+# ------------------------------------------------------------------------------------------
+# The engine
+
+
+class CoreEngine(base.Engine):
+    """:class:`memento.base.Engine` over a :class:`Core`. Subclasses open the core."""
+
+    _core: Core
+    _kind: str = "?"
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        self._dimension = int(core.dimension)
+        self._metric = str(core.metric)
+        self._path = str(core.path)
+        mid = core.model_id
+        self._model_id = None if mid is None else str(mid)
+
+    # ---------------------------------------------------------------- properties
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def metric(self) -> str:
+        return self._metric
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def model_id(self) -> str | None:
+        return self._model_id
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._core.closed)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        model = f", model={self._model_id!r}" if self._model_id else ""
+        return f"{type(self).__name__}({self._path!r}, dim={self._dimension}, metric={self._metric!r}{model}, {state})"
+
+    def _check_open(self) -> None:
+        if self._core.closed:
+            raise ClosedError("The engine is closed.")
+
+    # ---------------------------------------------------------------- writes
+
+    def _put(self, ids: Ids, vectors: VectorsArg | None, texts: Texts, metadatas: Metadatas, upsert: bool) -> None:
+        self._check_open()
+        id_list, single = ids_arg(ids, write=True)
+        n = len(id_list)
+        text_list = _per_id(texts, n, single, "texts", str)
+        if text_list is not None:
+            text_list = [_text(t) for t in text_list]
+        meta_list = _per_id(metadatas, n, single, "metadatas", Mapping)
+        metas_json = None if meta_list is None else [metadata_json(m) for m in meta_list]
+        if vectors is not None:
+            batch, one = as_batch(vectors, self._dimension)
+            if single and batch.shape[0] != 1:
+                raise _bad(f"one id but {batch.shape[0]} vectors")
+            if not single and one and n != 1:
+                raise _bad(f"{n} ids but one 1-D vector; give a 2-D array with one row per id")
+            if batch.shape[0] != n:
+                raise _bad(f"there are {n} ids but {batch.shape[0]} vectors")
+            if n == 0:
+                return
+            self._core.add_arrays(id_list, batch, text_list, metas_json, upsert)
+            return
+        if n == 0:
+            return
+        if text_list is None:
+            raise _bad("give vectors, or texts to embed with the engine's model")
+        for i, t in zip(id_list, text_list):
+            if t is None:
+                raise _bad(f"the record {i!r} has neither a vector nor a text to embed")
+        op = "upsert" if upsert else "add"
+        mj: list[str | None] = metas_json if metas_json is not None else [None] * n
+        self._core.write([(op, i, None, t, m) for i, t, m in zip(id_list, text_list, mj)])
+
+    def add(self, ids: Ids, vectors: VectorsArg | None = None, texts: Texts = None, metadatas: Metadatas = None) -> None:
+        self._put(ids, vectors, texts, metadatas, upsert=False)
+
+    def upsert(self, ids: Ids, vectors: VectorsArg | None = None, texts: Texts = None, metadatas: Metadatas = None) -> None:
+        self._put(ids, vectors, texts, metadatas, upsert=True)
+
+    def update(self, ids: Ids, *, texts: Texts | Unset = UNSET, metadatas: Metadatas | Unset = UNSET) -> None:
+        self._check_open()
+        id_list, single = ids_arg(ids, write=True)
+        n = len(id_list)
+        ops: list[tuple[Any, ...]] = []
+        if not isinstance(texts, Unset):
+            tl = [None] * n if texts is None else _per_id(texts, n, single, "texts", str)
+            assert tl is not None
+            ops.extend(("update_text", i, _text(t)) for i, t in zip(id_list, tl))
+        if not isinstance(metadatas, Unset):
+            ml = [None] * n if metadatas is None else _per_id(metadatas, n, single, "metadatas", Mapping)
+            assert ml is not None
+            ops.extend(("update_metadata", i, metadata_json(m)) for i, m in zip(id_list, ml))
+        if ops:
+            self._core.write(ops)
+
+    def delete(self, ids: Ids | None = None, where: Where | None = None) -> int:
+        self._check_open()
+        if ids is None and where is None:
+            raise _bad("delete needs ids, a where filter, or both")
+        if ids is None:
+            return int(self._core.delete_where(where_arg(where) or "{}"))
+        id_list, _ = ids_arg(ids, write=True)
+        if where is not None:
+            pred = compile_filter(where)
+            if pred is not None:
+                rows = self._core.get(id_list)
+                id_list = [r[0] for r in rows if r is not None and pred(r[2], _metadata_obj(r[3]))]
+        if not id_list:
+            return 0
+        return int(self._core.delete(id_list))
+
+    # ---------------------------------------------------------------- reads
+
+    def _memory(self, row: Row) -> Memory:
+        return Memory(row[0], row[2], _metadata_obj(row[3]), _frozen(row[1]))
+
+    @overload
+    def get(  # type: ignore[overload-overlap]  # a str is a Sequence[str]: one id, one Memory
+        self, ids: str, where: Where | None = None, limit: int | None = None
+    ) -> Memory | None: ...
+
+    @overload
+    def get(self, ids: Sequence[str] | None = None, where: Where | None = None, limit: int | None = None) -> list[Memory]: ...
+
+    def get(self, ids: Ids | None = None, where: Where | None = None, limit: int | None = None) -> Memory | None | list[Memory]:
+        self._check_open()
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
+                raise _bad(f"limit must be None or a non-negative integer, not {limit!r}")
+            limit = int(limit)
+        if ids is None:
+            rows = self._core.get_where(where_arg(where) or "{}", limit)
+            return [self._memory(r) for r in rows]
+        id_list, single = ids_arg(ids, write=False)
+        pred = compile_filter(where) if where is not None else None
+        out: list[Memory] = []
+        for r in self._core.get(id_list) if id_list else []:
+            if r is None:
+                continue
+            m = self._memory(r)
+            if pred is None or pred(m.text, m.metadata):
+                out.append(m)
+        if single:
+            return out[0] if out else None
+        return out if limit is None else out[:limit]
+
+    def _results(self, hits: list[list[Hit]]) -> list[list[SearchResult]]:
+        metric = self._metric
+        return [[SearchResult(h[0], score_of(metric, float(h[1])), float(h[1]), h[2], _metadata_obj(h[3])) for h in row] for row in hits]
+
+    @overload
+    def search(self, queries: Sequence[float], k: int = 10, where: Where | None = None) -> list[SearchResult]: ...
+
+    @overload
+    def search(self, queries: Sequence[Sequence[float]], k: int = 10, where: Where | None = None) -> list[list[SearchResult]]: ...
+
+    @overload
+    def search(self, queries: npt.NDArray[Any], k: int = 10, where: Where | None = None) -> list[Any]: ...
+
+    def search(self, queries: VectorsArg, k: int = 10, where: Where | None = None) -> list[Any]:
+        self._check_open()
+        kk = k_arg(k)
+        batch, single = as_batch(queries, self._dimension, name="queries")
+        wj = where_arg(where)
+        if batch.shape[0] == 0:
+            if wj is not None:
+                compile_filter(where)  # still refuse a malformed filter
+            return []
+        res = self._results(self._core.search(batch, kk, wj))
+        return res[0] if single else res
+
+    def search_arrays(self, queries: VectorsArg, k: int = 10, where: Where | None = None) -> SearchArrays:
+        self._check_open()
+        kk = k_arg(k)
+        batch, _ = as_batch(queries, self._dimension, name="queries")
+        wj = where_arg(where)
+        hits = self._core.search(batch, kk, wj) if batch.shape[0] else []
+        n, m = len(hits), max((len(r) for r in hits), default=0)
+        dist = np.full((n, m), np.nan, dtype=np.float32)
+        ids: list[list[str]] = []
+        for i, row in enumerate(hits):
+            ids.append([h[0] for h in row])
+            if row:
+                dist[i, : len(row)] = [h[1] for h in row]
+        score = (np.float32(1.0) - dist) if self._metric == "cosine" else -dist
+        return SearchArrays(ids, dist, score.astype(np.float32, copy=False))
+
+    def count(self) -> int:
+        self._check_open()
+        return int(self._core.count())
+
+    def stats(self) -> dict[str, Any]:
+        self._check_open()
+        s = dict(self._core.stats())
+        s.setdefault("engine", self._kind)
+        return s
+
+    def checkpoint(self) -> None:
+        self._check_open()
+        self._core.checkpoint()
+
+    def close(self) -> None:
+        self._core.close()
+
+    # ---------------------------------------------------------------- text
+
+    @overload
+    def remember(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
+        self, text: str, metadata: Mapping[str, Any] | None = None, id: str | None = None
+    ) -> str: ...
+
+    @overload
+    def remember(
+        self, text: Sequence[str], metadata: Sequence[Mapping[str, Any] | None] | None = None, id: Sequence[str | None] | None = None
+    ) -> list[str]: ...
+
+    def remember(self, text: str | Sequence[str], metadata: Any = None, id: Any = None) -> str | list[str]:
+        self._check_open()
+        texts, single = _texts_list(text)
+        n = len(texts)
+        metas = _per_id(metadata, n, single, "metadata", Mapping)
+        metas_json = None if metas is None else [metadata_json(m) for m in metas]
+        ids: list[str | None] | None = None
+        if id is not None:
+            raw = _per_id(id, n, single, "id", str)
+            assert raw is not None
+            ids = [None if i is None else _check_id(i, write=True) for i in raw]
+        if n == 0:
+            return []
+        out = [str(i) for i in self._core.remember(texts, metas_json, ids)]
+        return out[0] if single else out
+
+    @overload
+    def recall(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
+        self, text: str, k: int = 5, where: Where | None = None
+    ) -> list[SearchResult]: ...
+
+    @overload
+    def recall(self, text: Sequence[str], k: int = 5, where: Where | None = None) -> list[list[SearchResult]]: ...
+
+    def recall(self, text: str | Sequence[str], k: int = 5, where: Where | None = None) -> list[Any]:
+        self._check_open()
+        kk = k_arg(k)
+        texts, single = _texts_list(text)
+        wj = where_arg(where)
+        if not texts:
+            return []
+        res = self._results(self._core.recall(texts, kk, wj))
+        return res[0] if single else res
+
+    @overload
+    def embed(self, text: str) -> npt.NDArray[np.float32]: ...
+
+    @overload
+    def embed(self, text: Sequence[str]) -> npt.NDArray[np.float32]: ...
+
+    def embed(self, text: str | Sequence[str]) -> npt.NDArray[np.float32]:
+        self._check_open()
+        texts, single = _texts_list(text)
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        m = np.asarray(self._core.embed(texts), dtype=np.float32)
+        return m[0].copy() if single else m

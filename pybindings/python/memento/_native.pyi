@@ -1,0 +1,93 @@
+"""Type stubs of ``memento._native``, the native module (Rust, PyO3): see pybindings/SPEC.md.
+
+It only converts types and maps errors (to the classes of :mod:`memento.errors`); every call
+that does I/O, embeds or searches releases the GIL. The public API is :mod:`memento`
+(:class:`memento.RustEngine` wraps :class:`NativeEngine`).
+"""
+
+from typing import Any, final
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+#: A search hit: (id, distance, text, metadata JSON).
+_Hit = tuple[str, float, str | None, str | None]
+#: A record: (id, vector, text, metadata JSON).
+_Record = tuple[str, npt.NDArray[np.float32], str | None, str | None]
+
+@final
+class NativeEngine:
+    """An open store (memento::Engine). ``metric``: "cosine" | "dot" | "l2" (None: the store's,
+    cosine when creating); ``model``: None (no model), "default", or a model directory;
+    ``durability``: "sync" | "group" | "buffered" (None: sync)."""
+
+    def __init__(
+        self,
+        path: str,
+        dim: int | None,
+        metric: str | None,
+        model: str | None,
+        durability: str | None,
+        create: bool = True,
+    ) -> None: ...
+    @property
+    def dimension(self) -> int: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def model_id(self) -> str | None: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def write(self, ops: list[tuple[Any, ...]]) -> None:
+        """One commit, all or nothing. Operations: ("add" | "upsert", id, vector | None, text,
+        metadata_json) (a None vector: the text is embedded), ("delete", id),
+        ("update_metadata", id, metadata_json | None), ("update_text", id, text | None)."""
+    def add_arrays(
+        self,
+        ids: list[str],
+        vectors: npt.NDArray[np.float32],
+        texts: list[str | None] | None,
+        metadatas_json: list[str | None] | None,
+        upsert: bool,
+    ) -> None:
+        """Adds (or upserts) n records from an (n, dim) float32 C-contiguous array (borrowed,
+        not copied), in one commit."""
+    def delete(self, ids: list[str]) -> int: ...
+    def delete_where(self, where_json: str) -> int: ...
+    def get(self, ids: list[str]) -> list[_Record | None]: ...
+    def get_where(self, where_json: str, limit: int | None = None) -> list[_Record]: ...
+    def search(self, queries: npt.NDArray[np.float32], k: int, where_json: str | None = None, exact: bool = False) -> list[list[_Hit]]:
+        """The k nearest records to each row of an (n, dim) float32 C-contiguous array."""
+    def remember(self, texts: list[str], metadatas_json: list[str | None] | None = None, ids: list[str | None] | None = None) -> list[str]: ...
+    def recall(self, texts: list[str], k: int, where_json: str | None = None) -> list[list[_Hit]]: ...
+    def embed(self, texts: list[str]) -> npt.NDArray[np.float32]: ...
+    def count(self) -> int: ...
+    def checkpoint(self) -> None: ...
+    def stats(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+@final
+class NativeEmbedder:
+    """An embedding model on its own (memento::embed::OnnxEmbedder): the default model
+    (``model_dir=None``) or a model directory."""
+
+    def __init__(self, model_dir: str | None = None, threads: int = 0) -> None: ...
+    @property
+    def model_id(self) -> str: ...
+    @property
+    def dimension(self) -> int: ...
+    def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """The vectors of texts: an (n, dim) float32 array."""
+
+def default_model_dir() -> str:
+    """The directory of the default model (provisioned by ``make setup``)."""
+
+def content_id(text: str) -> str:
+    """The id ``remember`` gives a text: ``m-`` and 32 hex digits of its SHA-256."""
+
+def _panic(message: str) -> None:
+    """Test hook: panics inside Rust (GIL released); surfaces as MementoError("internal error: ...")."""

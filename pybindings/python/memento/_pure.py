@@ -1,0 +1,905 @@
+"""The pure-Python engine: numpy + sqlite3 (+ onnxruntime and tokenizers for text), with the
+API, results and errors of the Rust engine. Used when the native module cannot be imported or
+``MEMENTO_RUST=0``, and always available as :class:`PythonEngine`.
+
+A store is a directory holding:
+
+* ``memento.python.sqlite``: one SQLite database in WAL mode: a ``meta`` table (format version,
+  dimension, metric, the model's id, dimension and SHA-256) and a ``records`` table (an
+  insertion sequence, the id, the vector as little-endian float32, the text, the metadata as
+  JSON). Every write is one transaction, synced before it returns (``durability="sync"`` or
+  ``"group"``: ``synchronous=FULL``; ``"buffered"``: ``synchronous=NORMAL``, which survives a
+  process crash but maybe not a power loss).
+* ``LOCK``: held with an exclusive ``flock`` while the store is open and holding the holder's
+  pid, like the Rust engine's: a second opener gets :class:`~memento.errors.LockedError` at
+  once.
+
+This is not the Rust engine's format: each engine opens only its own stores (the other's is
+refused with :class:`~memento.errors.IncompatibleError`).
+
+The vectors are held in memory in one float32 matrix, in insertion order, and searched by brute
+force (:mod:`memento.vector_ops`); texts and metadata are held in memory too, and filters are
+evaluated on them (:mod:`memento._filter`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from . import vector_ops as vo
+from ._embedder import ModelIdentity, PyEmbedder, model_dir
+from ._engine import Core, CoreEngine
+from ._ids import content_id
+from ._filter import Predicate, compile_filter_json
+from ._store import (
+    PY_STORE_FILE,
+    RUST_VEC_FILE,
+    StoreInfo,
+    check_dim,
+    check_durability,
+    fspath,
+    resolve_metric,
+    resolve_model,
+)
+from .errors import (
+    ClosedError,
+    CorruptedError,
+    DimensionMismatchError,
+    DuplicateIdError,
+    IncompatibleError,
+    InvalidArgumentError,
+    InvalidVectorError,
+    LockedError,
+    MementoError,
+    MementoIOError,
+    ModelError,
+    ModelMismatchError,
+    NoModelError,
+    NotFoundError,
+    PoisonedError,
+)
+
+__all__ = ["PythonEngine", "PythonCore", "content_id", "FORMAT_VERSION"]
+
+#: The Python store's format version (the ``meta`` table's ``version``).
+FORMAT_VERSION: Final = 1
+_FORMAT_NAME: Final = "memento-python"
+_LOCK_FILE: Final = "LOCK"
+
+_Hit = tuple[str, float, "str | None", "str | None"]
+_Row = tuple[str, npt.NDArray[np.float32], "str | None", "str | None"]
+
+
+# ------------------------------------------------------------------------------------------
+# The lock
+
+
+class _StoreLock:
+    """An exclusive lock on ``dir/LOCK`` that records the holder's pid: ``flock`` (POSIX), or a
+    byte-range lock far past the pid (Windows). Released when closed or when the process dies."""
+
+    _WIN_OFFSET: Final = 1 << 30
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / _LOCK_FILE
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise MementoIOError(f"I/O error while taking the store's lock: {e}.") from None
+        self._fh: IO[bytes] | None = os.fdopen(fd, "r+b", buffering=0)
+        try:
+            held = not self._try_lock()
+        except OSError as e:
+            self._fh.close()
+            self._fh = None
+            raise MementoIOError(f"I/O error while taking the store's lock: {e}.") from None
+        if held:
+            try:
+                self._fh.seek(0)
+                text = self._fh.read(64).decode("ascii", "replace").strip()
+                pid = int(text) if text.isdigit() else 0
+            except (OSError, ValueError):
+                pid = 0
+            self._fh.close()
+            self._fh = None
+            if pid:
+                msg = f"The store {directory} is already open by process {pid}."
+            else:
+                msg = f"The store {directory} is already open by another process."
+            raise LockedError(msg, path=str(directory), pid=pid)
+        try:
+            self._fh.seek(0)
+            self._fh.truncate(0)
+            self._fh.write(f"{os.getpid()}\n".encode())
+        except OSError as e:
+            self.release()
+            raise MementoIOError(f"I/O error while taking the store's lock: {e}.") from None
+
+    def _try_lock(self) -> bool:
+        assert self._fh is not None
+        if sys.platform == "win32":  # pragma: no cover - not run here
+            import msvcrt
+
+            self._fh.seek(self._WIN_OFFSET)
+            try:
+                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)
+            except OSError:
+                return False
+            return True
+        import fcntl
+
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            try:
+                fh.close()  # closing the file releases the lock
+            except OSError:
+                pass
+
+
+# ------------------------------------------------------------------------------------------
+# Embedders, shared by the engines of one process per model directory
+
+
+_EMBEDDERS: dict[str, PyEmbedder] = {}
+_EMBEDDERS_LOCK = threading.Lock()
+
+
+def _embedder_for(model: str) -> PyEmbedder:
+    d = model_dir() if model == "default" else Path(model)
+    key = os.path.realpath(d)
+    with _EMBEDDERS_LOCK:
+        e = _EMBEDDERS.get(key)
+        if e is not None:
+            # Still the same model? (A manifest replaced on disk is another model.)
+            try:
+                same = e.manifest == type(e.manifest).load(d)
+            except ModelError:
+                same = False
+            if same:
+                return e
+        e = PyEmbedder(d)
+        _EMBEDDERS[key] = e
+        return e
+
+
+def _describe(m: ModelIdentity | None) -> str:
+    return "none (a raw-vector store)" if m is None else m.describe()
+
+
+# ------------------------------------------------------------------------------------------
+# The core
+
+
+class PythonCore:
+    """The pure-Python engine's core: the interface of ``memento._native.NativeEngine`` (see
+    SPEC.md), over SQLite and numpy. Thread-safe (one lock around every call).
+
+    Args:
+        path: The store directory (created with its parents when ``create``).
+        dim: The dimension; needed to create a raw-vector store, checked otherwise.
+        metric: "cosine", "dot", "l2", or None (the store's, cosine for a new one).
+        model: None (no model), "default" (the store's model, see ``_store.resolve_model``), or
+            a model directory.
+        durability: "sync", "group" or "buffered".
+        create: Create the store if it does not exist.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        dim: int | None = None,
+        metric: str | None = None,
+        model: str | os.PathLike[str] | None = "default",
+        durability: str = "sync",
+        create: bool = True,
+    ) -> None:
+        self._closed = True
+        self._lock_obj: _StoreLock | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._mutex = threading.RLock()
+        self._poisoned: str | None = None
+        p = fspath(path)
+        if not isinstance(create, bool):
+            raise InvalidArgumentError(f"Invalid argument: create must be True or False, not {create!r}.")
+        dim = check_dim(dim)
+        durability = check_durability(durability)
+        if metric is not None:
+            vo.check_metric(metric)
+        directory = Path(p)
+        self._dir = directory
+        db_path = directory / PY_STORE_FILE
+        if (directory / RUST_VEC_FILE).exists():
+            raise IncompatibleError(
+                f"The store cannot be opened this way: {directory} holds a store of the Rust engine ({RUST_VEC_FILE}), "
+                "which the Python engine cannot read; open it with memento.RustEngine."
+            )
+        if directory.exists() and not directory.is_dir():
+            raise MementoIOError(f"I/O error while creating the store directory {directory}: it exists and is not a directory.")
+        if not db_path.exists() and not create:
+            raise InvalidArgumentError(f"Invalid argument: there is no store at {directory}.")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise MementoIOError(f"I/O error while creating the store directory {directory}: {e}.") from None
+        self._lock_obj = _StoreLock(directory)
+        try:
+            self._open(db_path, dim, metric, model, durability, create)
+        except BaseException:
+            self._release()
+            raise
+        self._closed = False
+
+    # ---------------------------------------------------------------- opening
+
+    def _sql_error(self, e: sqlite3.Error, doing: str) -> MementoError:
+        msg = str(e)
+        if isinstance(e, sqlite3.DatabaseError) and ("malformed" in msg or "not a database" in msg or "corrupt" in msg):
+            return CorruptedError(
+                f"{self._dir / PY_STORE_FILE} is corrupted at byte offset 0: {msg}.", file=str(self._dir / PY_STORE_FILE), offset=0, reason=msg
+            )
+        return MementoIOError(f"I/O error while {doing}: {msg}.")
+
+    def _open(self, db_path: Path, dim: int | None, metric: str | None, model: Any, durability: str, create: bool) -> None:
+        new = not db_path.exists()
+        try:
+            conn = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise self._sql_error(e, f"opening {db_path}") from None
+        self._conn = conn
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {'NORMAL' if durability == 'buffered' else 'FULL'}")
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.Error as e:
+            raise self._sql_error(e, f"opening {db_path}") from None
+        existing: StoreInfo | None = None
+        stored_model: ModelIdentity | None = None
+        if "meta" in tables:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("format") != _FORMAT_NAME:
+                raise CorruptedError(f"{db_path} is corrupted at byte offset 0: it is not a store of the Python engine.", file=str(db_path), offset=0)
+            try:
+                version = int(meta.get("version", "0"))
+                sdim = int(meta["dimension"])
+                smetric = meta["metric"]
+            except (KeyError, ValueError):
+                raise CorruptedError(f"{db_path} is corrupted at byte offset 0: its meta table is incomplete.", file=str(db_path), offset=0) from None
+            if version > FORMAT_VERSION:
+                raise IncompatibleError(
+                    f"The store cannot be opened this way: it was written in format version {version} of the Python engine, "
+                    f"and this version reads up to {FORMAT_VERSION}."
+                )
+            if smetric not in vo.METRICS or "records" not in tables:
+                raise CorruptedError(f"{db_path} is corrupted at byte offset 0: its meta table is not valid.", file=str(db_path), offset=0)
+            if meta.get("model_id"):
+                stored_model = ModelIdentity(meta["model_id"], int(meta.get("model_dim", sdim)), meta.get("model_sha256", ""))
+            existing = StoreInfo(sdim, smetric, stored_model.id if stored_model else None)
+        elif not create:
+            raise InvalidArgumentError(f"Invalid argument: there is no store at {self._dir}.")
+        model_spec = resolve_model(model, dim, existing)
+        metric_res = resolve_metric(metric, existing)
+        embedder = _embedder_for(model_spec) if model_spec is not None else None
+        given = embedder.identity if embedder is not None else None
+        if existing is None:
+            if given is not None and dim is not None and dim != given.dim:
+                raise InvalidArgumentError(f"Invalid argument: the model {given.id} makes {given.dim}-dimensional vectors, not {dim}.")
+            if dim is None and given is None:
+                raise InvalidArgumentError(f"Invalid argument: there is no store at {self._dir}; give a dimension or a model to create one.")
+            sdim = dim if dim is not None else given.dim  # type: ignore[union-attr]
+            rows = {
+                "format": _FORMAT_NAME,
+                "version": str(FORMAT_VERSION),
+                "dimension": str(sdim),
+                "metric": metric_res,
+                "model_id": given.id if given else "",
+                "model_dim": str(given.dim if given else 0),
+                "model_sha256": given.sha256 if given else "",
+            }
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
+                    "vector BLOB NOT NULL, text TEXT, metadata TEXT)"
+                )
+                conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(rows.items()))
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise self._sql_error(e, f"creating {db_path}") from None
+            stored_model = given
+            self._dim = sdim
+            self._metric = metric_res
+        else:
+            if dim is not None and dim != existing.dimension:
+                raise IncompatibleError(f"The store cannot be opened this way: the store holds {existing.dimension}-dimensional vectors, not {dim}.")
+            if metric is not None and metric != existing.metric:
+                raise IncompatibleError(f"The store cannot be opened this way: the store uses the {existing.metric} metric, not {metric}.")
+            if given is not None and given != stored_model:
+                store_desc = _describe(stored_model)
+                given_desc = _describe(given)
+                raise ModelMismatchError(
+                    f"The store was written with the embedding model {store_desc}, not {given_desc}; vectors of different models cannot be mixed.",
+                    store=store_desc,
+                    given=given_desc,
+                )
+            self._dim = existing.dimension
+            self._metric = existing.metric
+        self._model = stored_model
+        self._embedder = embedder
+        self._durability = durability
+        self._load(new)
+
+    def _load(self, new: bool) -> None:
+        dim = self._dim
+        self._ids: list[str | None] = []
+        self._texts: list[str | None] = []
+        self._metas: list[str | None] = []
+        self._parsed: list[dict[str, Any] | None] = []
+        self._row: dict[str, int] = {}
+        cap = 1024
+        self._vecs = np.zeros((cap, dim), dtype=np.float32)
+        self._alive = np.zeros(cap, dtype=bool)
+        self._n = 0
+        if new:
+            return
+        assert self._conn is not None
+        try:
+            rows = self._conn.execute("SELECT id, vector, text, metadata FROM records ORDER BY seq").fetchall()
+        except sqlite3.Error as e:
+            raise self._sql_error(e, "reading the records") from None
+        self._grow(len(rows))
+        path = str(self._dir / PY_STORE_FILE)
+        for i, (rid, blob, text, meta) in enumerate(rows):
+            if not isinstance(blob, bytes) or len(blob) != 4 * dim:
+                raise CorruptedError(f"{path} is corrupted at byte offset 0: the vector of {rid!r} is not {dim} float32 values.", file=path, offset=0)
+            self._vecs[i] = np.frombuffer(blob, dtype="<f4")
+            self._ids.append(rid)
+            self._texts.append(text)
+            self._metas.append(meta)
+            try:
+                self._parsed.append(_parse_meta(meta))
+            except ValueError:
+                raise CorruptedError(f"{path} is corrupted at byte offset 0: the metadata of {rid!r} is not a JSON object.", file=path, offset=0) from None
+            self._row[rid] = i
+        self._n = len(rows)
+        self._alive[: self._n] = True
+
+    def _grow(self, extra: int) -> None:
+        need = self._n + extra
+        cap = self._vecs.shape[0]
+        if need <= cap:
+            return
+        new_cap = max(need, cap * 2)
+        v = np.zeros((new_cap, self._dim), dtype=np.float32)
+        v[: self._n] = self._vecs[: self._n]
+        a = np.zeros(new_cap, dtype=bool)
+        a[: self._n] = self._alive[: self._n]
+        self._vecs, self._alive = v, a
+
+    def _compact(self) -> None:
+        """Drops deleted rows (keeping the order) once they outnumber the live ones."""
+        dead = self._n - len(self._row)
+        if dead <= 1024 or dead <= len(self._row):
+            return
+        keep = np.flatnonzero(self._alive[: self._n])
+        self._vecs = np.ascontiguousarray(self._vecs[keep]) if keep.size else np.zeros((1024, self._dim), dtype=np.float32)
+        self._alive = np.ones(self._vecs.shape[0], dtype=bool)
+        self._alive[keep.size :] = False
+        kl = keep.tolist()
+        self._ids = [self._ids[i] for i in kl]
+        self._texts = [self._texts[i] for i in kl]
+        self._metas = [self._metas[i] for i in kl]
+        self._parsed = [self._parsed[i] for i in kl]
+        self._n = len(kl)
+        self._row = {rid: i for i, rid in enumerate(self._ids) if rid is not None}
+
+    def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        lock, self._lock_obj = self._lock_obj, None
+        if lock is not None:
+            lock.release()
+
+    # ---------------------------------------------------------------- properties
+
+    @property
+    def dimension(self) -> int:
+        return self._dim
+
+    @property
+    def metric(self) -> str:
+        return self._metric
+
+    @property
+    def model_id(self) -> str | None:
+        return self._model.id if self._model else None
+
+    @property
+    def path(self) -> str:
+        return str(self._dir)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check(self) -> None:
+        if self._closed:
+            raise ClosedError("The engine is closed.")
+
+    def _check_writable(self) -> None:
+        self._check()
+        if self._poisoned is not None:
+            raise PoisonedError(
+                f"The store refuses writes after an earlier I/O failure ({self._poisoned}); close and reopen it to recover."
+            )
+
+    def _require_embedder(self) -> PyEmbedder:
+        self._check()
+        if self._embedder is None:
+            raise NoModelError(
+                "This engine was opened without an embedding model; open it with one (model=\"default\" or a model directory) "
+                "to store or search text."
+            )
+        return self._embedder
+
+    # ---------------------------------------------------------------- writes
+
+    def _commit(self, ops: list[tuple[Any, ...]], vectors: npt.NDArray[np.float32] | None) -> tuple[int, int]:
+        """Plans and commits a batch, all or nothing.
+
+        ``ops``: ("add" | "upsert", id, vector_index, text, metadata_json) where
+        ``vector_index`` is a row of ``vectors`` (already validated and normalised), or
+        ("delete", id), ("update_text", id, text), ("update_metadata", id, metadata_json).
+        Returns (records written, records deleted)."""
+        self._check_writable()
+        view: dict[str, bool] = {}
+
+        def exists(i: str) -> bool:
+            v = view.get(i)
+            return (i in self._row) if v is None else v
+
+        plan: list[tuple[Any, ...]] = []
+        written = deleted = 0
+        for op in ops:
+            kind, rid = op[0], op[1]
+            if kind == "add" or kind == "upsert":
+                if kind == "add" and exists(rid):
+                    raise DuplicateIdError(f"A record with the id {_rq(rid)} already exists; use upsert to replace it.", id=rid)
+                if exists(rid):
+                    plan.append(("del", rid))
+                    deleted += 1
+                if op[4] is not None:
+                    _check_meta_json(op[4])
+                plan.append(("put", rid, op[2], op[3], op[4]))
+                view[rid] = True
+                written += 1
+            elif kind == "delete":
+                if exists(rid):
+                    plan.append(("del", rid))
+                    view[rid] = False
+                    deleted += 1
+            elif kind in ("update_text", "update_metadata"):
+                if not exists(rid):
+                    raise NotFoundError(f"No record has the id {_rq(rid)}.", id=rid)
+                if kind == "update_metadata" and op[2] is not None:
+                    _check_meta_json(op[2])
+                plan.append(("set_text" if kind == "update_text" else "set_meta", rid, op[2]))
+            else:
+                raise InvalidArgumentError(f"Invalid argument: unknown write operation {kind!r}.")
+        if not plan:
+            return written, deleted
+        conn = self._conn
+        assert conn is not None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for p in plan:
+                if p[0] == "put":
+                    assert vectors is not None
+                    conn.execute(
+                        "INSERT INTO records (id, vector, text, metadata) VALUES (?, ?, ?, ?)",
+                        (p[1], vo.to_bytes(vectors[p[2]]), p[3], p[4]),
+                    )
+                elif p[0] == "del":
+                    conn.execute("DELETE FROM records WHERE id = ?", (p[1],))
+                elif p[0] == "set_text":
+                    conn.execute("UPDATE records SET text = ? WHERE id = ?", (p[2], p[1]))
+                else:
+                    conn.execute("UPDATE records SET metadata = ? WHERE id = ?", (p[2], p[1]))
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error as e2:
+                self._poisoned = str(e2)
+            raise self._sql_error(e, "committing a write") from None
+        # Apply to memory (cannot fail).
+        puts = sum(1 for p in plan if p[0] == "put")
+        self._grow(puts)
+        for p in plan:
+            if p[0] == "put":
+                assert vectors is not None
+                r = self._n
+                self._vecs[r] = vectors[p[2]]
+                self._alive[r] = True
+                self._ids.append(p[1])
+                self._texts.append(p[3])
+                self._metas.append(p[4])
+                self._parsed.append(_parse_meta(p[4]))
+                self._row[p[1]] = r
+                self._n += 1
+            elif p[0] == "del":
+                r = self._row.pop(p[1])
+                self._alive[r] = False
+                self._ids[r] = None
+                self._texts[r] = None
+                self._metas[r] = None
+                self._parsed[r] = None
+            elif p[0] == "set_text":
+                self._texts[self._row[p[1]]] = p[2]
+            else:
+                r = self._row[p[1]]
+                self._metas[r] = p[2]
+                self._parsed[r] = _parse_meta(p[2])
+        self._compact()
+        return written, deleted
+
+    def _validated(self, vectors: npt.NDArray[np.float32], ops: list[tuple[Any, ...]]) -> npt.NDArray[np.float32]:
+        """The vectors of ``ops`` checked in op order (so the first bad op's error is raised, as
+        Rust plans a batch: a duplicate id before its vector) and prepared for storage."""
+        if vectors.ndim != 2 or vectors.shape[1] != self._dim:
+            got = int(vectors.shape[-1]) if vectors.ndim else 0
+            raise DimensionMismatchError(
+                f"The vector has {got} dimensions but the store holds {self._dim}-dimensional vectors.", expected=self._dim, got=got
+            )
+        finite: npt.NDArray[np.bool_] = np.asarray(np.isfinite(vectors).all(axis=1))
+        if self._metric == "cosine":
+            with np.errstate(over="ignore"):
+                nonzero: npt.NDArray[np.bool_] = np.asarray((vectors != 0).any(axis=1))
+        else:
+            nonzero = np.ones(vectors.shape[0], dtype=bool)
+        if finite.all() and nonzero.all():
+            return vo.prepare(vectors, self._metric)
+        # Report the first op that fails, in order, with duplicates checked first.
+        seen: dict[str, bool] = {}
+        for op in ops:
+            kind, rid = op[0], op[1]
+            if kind in ("add", "upsert"):
+                present = seen.get(rid, rid in self._row)
+                if kind == "add" and present:
+                    raise DuplicateIdError(f"A record with the id {_rq(rid)} already exists; use upsert to replace it.", id=rid)
+                vi = op[2]
+                if not finite[vi]:
+                    vo.check_finite(vectors[vi : vi + 1])
+                if not nonzero[vi]:
+                    raise InvalidVectorError("The vector is not valid: a zero vector has no direction, so it cannot be compared by cosine.")
+                seen[rid] = True
+            elif kind == "delete":
+                seen[rid] = False
+        return vo.prepare(vectors, self._metric)  # unreachable in practice
+
+    def add_arrays(
+        self,
+        ids: list[str],
+        vectors: npt.NDArray[np.float32],
+        texts: list[str | None] | None,
+        metadatas_json: list[str | None] | None,
+        upsert: bool,
+    ) -> None:
+        with self._mutex:
+            self._check_writable()
+            if not isinstance(vectors, np.ndarray) or vectors.dtype != np.float32 or vectors.ndim != 2 or not vectors.flags.c_contiguous:
+                raise InvalidArgumentError("Invalid argument: vectors must be a 2-D C-contiguous float32 array.")
+            n = len(ids)
+            if vectors.shape[0] != n or (texts is not None and len(texts) != n) or (metadatas_json is not None and len(metadatas_json) != n):
+                raise InvalidArgumentError("Invalid argument: ids, vectors, texts and metadatas must have the same length.")
+            kind = "upsert" if upsert else "add"
+            ops = [
+                (kind, ids[i], i, texts[i] if texts is not None else None, metadatas_json[i] if metadatas_json is not None else None)
+                for i in range(n)
+            ]
+            prepared = self._validated(vectors, ops)
+            self._commit(ops, prepared)
+
+    def write(self, ops: list[tuple[Any, ...]]) -> None:
+        with self._mutex:
+            self._check_writable()
+            # Texts to embed: the add/upsert ops without a vector.
+            to_embed = [i for i, op in enumerate(ops) if op[0] in ("add", "upsert") and op[2] is None]
+            vec_rows: list[npt.NDArray[np.float32]] = []
+            norm_ops: list[tuple[Any, ...]] = []
+            embedded: npt.NDArray[np.float32] | None = None
+            if to_embed:
+                emb = self._require_embedder()
+                texts = [ops[i][3] for i in to_embed]
+                if any(t is None for t in texts):
+                    raise InvalidArgumentError("Invalid argument: a record without a vector needs a text to embed.")
+                embedded = emb.embed_batch(texts)
+            ei = 0
+            for op in ops:
+                if op[0] in ("add", "upsert"):
+                    if op[2] is None:
+                        assert embedded is not None
+                        v = embedded[ei]
+                        ei += 1
+                    else:
+                        v = vo.as_vector(op[2], self._dim)
+                    norm_ops.append((op[0], op[1], len(vec_rows), op[3], op[4]))
+                    vec_rows.append(v)
+                else:
+                    norm_ops.append(tuple(op))
+            vectors = np.ascontiguousarray(np.stack(vec_rows), dtype=np.float32) if vec_rows else None
+            prepared = self._validated(vectors, norm_ops) if vectors is not None else None
+            self._commit(norm_ops, prepared)
+
+    def delete(self, ids: list[str]) -> int:
+        with self._mutex:
+            return self._commit([("delete", i) for i in ids], None)[1]
+
+    def delete_where(self, where_json: str) -> int:
+        with self._mutex:
+            self._check_writable()
+            rows = self._matching(compile_filter_json(where_json))
+            return self._commit([("delete", self._ids[r]) for r in rows.tolist()], None)[1]
+
+    # ---------------------------------------------------------------- reads
+
+    def _matching(self, pred: Predicate | None) -> npt.NDArray[np.intp]:
+        """The live rows matching a filter, ascending (insertion order)."""
+        live = np.flatnonzero(self._alive[: self._n])
+        if pred is None:
+            return live
+        texts, parsed = self._texts, self._parsed
+        return np.fromiter((r for r in live.tolist() if pred(texts[r], parsed[r])), dtype=np.intp)
+
+    def _row_tuple(self, r: int) -> _Row:
+        rid = self._ids[r]
+        assert rid is not None
+        return (rid, self._vecs[r].copy(), self._texts[r], self._metas[r])
+
+    def get(self, ids: list[str]) -> list[_Row | None]:
+        with self._mutex:
+            self._check()
+            out: list[_Row | None] = []
+            for i in ids:
+                r = self._row.get(i) if isinstance(i, str) else None
+                out.append(None if r is None else self._row_tuple(r))
+            return out
+
+    def get_where(self, where_json: str, limit: int | None) -> list[_Row]:
+        with self._mutex:
+            self._check()
+            rows = self._matching(compile_filter_json(where_json)).tolist()
+            if limit is not None:
+                rows = rows[:limit]
+            return [self._row_tuple(r) for r in rows]
+
+    def _search(self, queries: npt.NDArray[np.float32], k: int, where_json: str | None) -> list[list[_Hit]]:
+        q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if q.ndim != 2 or q.shape[1] != self._dim:
+            got = int(q.shape[-1])
+            raise DimensionMismatchError(
+                f"The vector has {got} dimensions but the store holds {self._dim}-dimensional vectors.", expected=self._dim, got=got
+            )
+        prepared = vo.prepare(q, self._metric)
+        pred = compile_filter_json(where_json) if where_json is not None else None
+        if pred is not None:
+            cand: npt.NDArray[np.intp] | None = self._matching(pred)
+        elif len(self._row) < self._n:
+            cand = np.flatnonzero(self._alive[: self._n])
+        else:
+            cand = None
+        res = vo.search(self._vecs[: self._n], prepared, k, self._metric, cand)
+        out: list[list[_Hit]] = []
+        for pos, dist in res:
+            row: list[_Hit] = []
+            for r, d in zip(pos.tolist(), dist.tolist()):
+                rid = self._ids[r]
+                assert rid is not None
+                row.append((rid, d, self._texts[r], self._metas[r]))
+            out.append(row)
+        return out
+
+    def search(self, queries: npt.NDArray[np.float32], k: int, where_json: str | None, exact: bool = False) -> list[list[_Hit]]:
+        with self._mutex:
+            self._check()
+            return self._search(queries, k, where_json)
+
+    def count(self) -> int:
+        with self._mutex:
+            self._check()
+            return len(self._row)
+
+    # ---------------------------------------------------------------- text
+
+    def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        emb = self._require_embedder()
+        return emb.embed_batch(texts)
+
+    def remember(self, texts: list[str], metadatas_json: list[str | None] | None, ids: list[str | None] | None) -> list[str]:
+        with self._mutex:
+            emb = self._require_embedder()
+            self._check_writable()
+            n = len(texts)
+            metas = metadatas_json if metadatas_json is not None else [None] * n
+            given = ids if ids is not None else [None] * n
+            out = [g if g is not None else content_id(t) for g, t in zip(given, texts)]
+            need: list[int] = []
+            same_text: set[int] = set()
+            for i in range(n):
+                r = self._row.get(out[i])
+                if given[i] is not None:
+                    if r is not None and self._texts[r] == texts[i]:
+                        same_text.add(i)
+                    else:
+                        need.append(i)
+                elif r is None:
+                    need.append(i)
+            vecs = emb.embed_batch([texts[i] for i in need]) if need else np.zeros((0, self._dim), dtype=np.float32)
+            vec_of = {i: j for j, i in enumerate(need)}
+            ops: list[tuple[Any, ...]] = []
+            for i in range(n):
+                if i in vec_of:
+                    ops.append(("upsert", out[i], vec_of[i], texts[i], metas[i]))
+                elif i in same_text:
+                    ops.append(("update_metadata", out[i], metas[i]))
+                elif metas[i] is not None:
+                    ops.append(("update_metadata", out[i], metas[i]))
+            if ops:
+                prepared = self._validated(np.ascontiguousarray(vecs, dtype=np.float32), ops) if need else None
+                self._commit(ops, prepared)
+            return out
+
+    def recall(self, texts: list[str], k: int, where_json: str | None) -> list[list[_Hit]]:
+        emb = self._require_embedder()
+        q = emb.embed_batch(texts)
+        with self._mutex:
+            self._check()
+            return self._search(q, k, where_json)
+
+    # ---------------------------------------------------------------- housekeeping
+
+    def checkpoint(self) -> None:
+        with self._mutex:
+            self._check_writable()
+            assert self._conn is not None
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as e:
+                raise self._sql_error(e, "checkpointing") from None
+
+    def stats(self) -> dict[str, Any]:
+        with self._mutex:
+            self._check()
+            emb = self._embedder
+            return {
+                "engine": "python",
+                "count": len(self._row),
+                "rows": self._n,
+                "deleted": self._n - len(self._row),
+                "dimension": self._dim,
+                "metric": self._metric,
+                "durability": self._durability,
+                "model": None if self._model is None else {"id": self._model.id, "dimension": self._model.dim, "sha256": self._model.sha256},
+                "embedding_cache": {
+                    "memory_entries": 0 if emb is None else len(emb.cache),
+                    "memory_hits": 0 if emb is None else emb.cache.hits,
+                    "disk_hits": 0,
+                    "inferred": 0 if emb is None else emb.inferred,
+                },
+            }
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self._conn is not None and self._poisoned is None:
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+            finally:
+                self._release()
+            # Free the memory now (the engine object may live on).
+            self._vecs = np.zeros((0, self._dim), dtype=np.float32)
+            self._alive = np.zeros(0, dtype=bool)
+            self._ids, self._texts, self._metas, self._parsed, self._row = [], [], [], [], {}
+            self._n = 0
+
+    def __del__(self) -> None:
+        try:
+            if not getattr(self, "_closed", True):
+                self.close()
+            else:
+                self._release()
+        except Exception:
+            pass
+
+
+def _rq(s: str) -> str:
+    """A string quoted as Rust's ``{:?}`` shows it."""
+    return json.dumps(s, ensure_ascii=False)
+
+
+def _parse_meta(s: str | None) -> dict[str, Any] | None:
+    if s is None:
+        return None
+    v = json.loads(s)
+    if not isinstance(v, dict):
+        raise ValueError("metadata is not a JSON object")
+    return v
+
+
+def _check_meta_json(s: str) -> None:
+    try:
+        v = json.loads(s)
+    except ValueError as e:
+        raise InvalidArgumentError(f"Invalid argument: metadata is not valid JSON ({e}).") from None
+    if not isinstance(v, dict):
+        raise InvalidArgumentError("Invalid argument: metadata must be a JSON object.")
+    if any("\0" in k for k in v):
+        raise InvalidArgumentError("Invalid argument: a metadata key contains a NUL character.")
+
+
+# ------------------------------------------------------------------------------------------
+# The engine
+
+
+class PythonEngine(CoreEngine):
+    """The pure-Python engine (numpy, sqlite3, and onnxruntime + tokenizers for text): the same
+    API, results and errors as :class:`memento.RustEngine` (see :mod:`memento.base`), in its own
+    store format (a directory with ``memento.python.sqlite`` and ``LOCK``).
+
+    Args:
+        path: The store directory (created if missing, with ``create=True``).
+        dim: The vector dimension. Needed to create a raw-vector store; checked against an
+            existing store (IncompatibleError if it differs).
+        metric: "cosine", "dot" or "l2"; None: the store's, or cosine for a new store.
+        model: "default": the store's own model for an existing store (none for a raw-vector
+            store); for a new store, the default model (all-MiniLM-L6-v2) when ``dim`` is None
+            and none when a dimension is given. None: no model (text calls raise
+            NoModelError). A path: that model directory.
+        durability: "sync" (default) or "group": each write is synced before it returns;
+            "buffered": writes survive a process crash, maybe not a power loss.
+        create: Create the store if it does not exist (else InvalidArgumentError).
+    """
+
+    _kind = "python"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        dim: int | None = None,
+        metric: str | None = None,
+        model: str | os.PathLike[str] | None = "default",
+        durability: str = "sync",
+        *,
+        create: bool = True,
+    ) -> None:
+        core: Core = PythonCore(path, dim, metric, model, durability, create)
+        super().__init__(core)
+

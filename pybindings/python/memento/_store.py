@@ -1,0 +1,165 @@
+"""Settling an engine's open arguments before the store is opened: what is in the directory
+already (a Rust store's superblock, FORMAT.md §2.1, or a Python-engine store), and from that
+the model, metric and dimension to open it with. Shared by both engines so that
+``Engine(path, ...)`` means the same thing for each."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ._embedder import DEFAULT_MODEL, MANIFEST_FILE, model_dir
+from .errors import InvalidArgumentError
+from .vector_ops import check_metric
+
+__all__ = [
+    "RUST_VEC_FILE",
+    "PY_STORE_FILE",
+    "StoreInfo",
+    "read_rust_store",
+    "resolve_model",
+    "resolve_metric",
+    "check_dim",
+    "check_durability",
+    "DURABILITIES",
+    "fspath",
+]
+
+#: The Rust engine's vector file (its presence means a Rust store).
+RUST_VEC_FILE: Final = "memento.vec"
+#: The Python engine's SQLite file (its presence means a Python-engine store).
+PY_STORE_FILE: Final = "memento.python.sqlite"
+
+#: Durability names, as NativeEngine takes them.
+DURABILITIES: Final = ("sync", "group", "buffered")
+_DURABILITY_ALIASES: Final = {"group_commit": "group", "groupcommit": "group"}
+
+_METRIC_CODES: Final = {1: "cosine", 2: "dot", 3: "l2"}
+_SUPERBLOCK_LEN: Final = 512
+_MAX_DIMENSION: Final = 65_536
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What an existing store says about itself."""
+
+    dimension: int
+    metric: str
+    model_id: str | None
+
+
+def fspath(path: object) -> str:
+    """A path argument as a string (InvalidArgumentError for anything else)."""
+    if isinstance(path, bytes):
+        return os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgumentError(f"Invalid argument: path must be a string or a path, not {type(path).__name__}.")
+    p = os.fspath(path)
+    if isinstance(p, bytes):
+        p = os.fsdecode(p)
+    if not p:
+        raise InvalidArgumentError("Invalid argument: the store path is empty.")
+    return p
+
+
+def _superblock(buf: bytes) -> tuple[int, StoreInfo] | None:
+    if len(buf) < _SUPERBLOCK_LEN or buf[:8] != b"MEMENTOV":
+        return None
+    (crc,) = struct.unpack_from("<I", buf, 508)
+    if zlib.crc32(buf[:508]) != crc:
+        return None
+    (seq,) = struct.unpack_from("<Q", buf, 16)
+    (dim,) = struct.unpack_from("<I", buf, 44)
+    metric = _METRIC_CODES.get(buf[49], "cosine")
+    raw_id = buf[112:176].rstrip(b"\0")
+    model_id = raw_id.decode("utf-8", "replace") if raw_id else None
+    return seq, StoreInfo(dim, metric, model_id)
+
+
+def read_rust_store(path: str | os.PathLike[str]) -> StoreInfo | None:
+    """The dimension, metric and model of the Rust store in ``path`` (from the newer valid
+    superblock copy); None if there is none or it cannot be read (the engine then says why)."""
+    f = Path(path) / RUST_VEC_FILE
+    try:
+        with open(f, "rb") as fh:
+            a = fh.read(_SUPERBLOCK_LEN)
+            fh.seek(4096)
+            b = fh.read(_SUPERBLOCK_LEN)
+    except OSError:
+        return None
+    best = None
+    for sb in (_superblock(a), _superblock(b)):
+        if sb is not None and (best is None or sb[0] > best[0]):
+            best = sb
+    return best[1] if best else None
+
+
+def resolve_model(model: object, dim: int | None, existing: StoreInfo | None) -> str | None:
+    """The model to open with: None (no model), "default", or a model directory.
+
+    ``model="default"`` follows the store: an existing store opens with its own model (the
+    default one, or the provisioned ``cache_dir()/models/<id>`` of another id; if that is not
+    there, with the default model, which the engine then refuses with ModelMismatchError) or
+    with none if it is a raw-vector store; a new store gets the default model when ``dim`` is
+    None and no model when a dimension is given. None: no model. Anything else: that model
+    directory (refused with ModelMismatchError by a store of another model or of none)."""
+    if model is None:
+        return None
+    if isinstance(model, bytes) or not isinstance(model, (str, os.PathLike)):
+        raise InvalidArgumentError(f'Invalid argument: model must be None, "default" or a model directory, not {type(model).__name__}.')
+    m = os.fspath(model)
+    if not m:
+        raise InvalidArgumentError('Invalid argument: model must be None, "default" or a model directory, not an empty string.')
+    if m != "default":
+        return m
+    if existing is not None:
+        if existing.model_id is None:
+            return None
+        if existing.model_id == DEFAULT_MODEL:
+            return "default"
+        d = model_dir(existing.model_id)
+        if (d / MANIFEST_FILE).is_file():
+            return str(d)
+        return "default"
+    return "default" if dim is None else None
+
+
+def resolve_metric(metric: object, existing: StoreInfo | None) -> str:
+    """The metric to open with: the given one, else the store's, else cosine."""
+    if metric is None:
+        return existing.metric if existing is not None else "cosine"
+    return check_metric(metric)
+
+
+def check_dim(dim: object) -> int | None:
+    """``dim`` if it is None or an integer from 1 to 65,536."""
+    if dim is None:
+        return None
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        try:
+            import numpy as np
+
+            if isinstance(dim, np.integer):
+                dim = int(dim)
+            else:
+                raise TypeError
+        except TypeError:
+            raise InvalidArgumentError(f"Invalid argument: dim must be an integer, not {type(dim).__name__}.") from None
+    assert isinstance(dim, int)
+    if not (1 <= dim <= _MAX_DIMENSION):
+        raise InvalidArgumentError(f"Invalid argument: dimension {dim} is outside 1 to 65,536.")
+    return dim
+
+
+def check_durability(durability: object) -> str:
+    """A durability name: "sync" (default), "group" (or "group_commit") or "buffered"."""
+    if isinstance(durability, str):
+        d = durability.lower()
+        d = _DURABILITY_ALIASES.get(d, d)
+        if d in DURABILITIES:
+            return d
+    raise InvalidArgumentError(f"Invalid argument: durability must be one of sync, group, buffered, not {durability!r}.")

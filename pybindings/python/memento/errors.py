@@ -1,0 +1,242 @@
+"""The exceptions of Memento: one tree rooted at :class:`MementoError`.
+
+Both engines raise these very classes: the native module (``memento._native``) imports this
+module when it initialises and maps each ``memento::Error`` variant to its class, and the
+pure-Python engine raises them itself. Some classes also derive from the built-in exception a
+Python programmer would expect (``ValueError``, ``KeyError``, ``OSError``), so that generic
+handlers keep working::
+
+    MementoError
+    ├── DimensionMismatchError      a vector's length is not the store's dimension
+    ├── InvalidVectorError          NaN, an infinity, or a zero vector under cosine
+    ├── InvalidArgumentError        (also ValueError) any other unacceptable argument
+    ├── InvalidFilterError          (also ValueError) a ``where`` filter that is not well formed
+    ├── NotFoundError               (also KeyError) no record has this id
+    ├── DuplicateIdError            ``add`` of an id that is already stored
+    ├── CorruptedError              a file of the store is damaged
+    ├── IncompatibleError           another format version, or options that contradict the store
+    ├── LockedError                 another process (or engine) has the store open
+    ├── MementoIOError              (also OSError) an operating-system I/O error
+    ├── PoisonedError               an earlier write failed; reopen the store to recover
+    ├── ClosedError                 the engine was closed
+    ├── ModelError                  the embedding model or its runtime is missing or failed
+    ├── ModelMismatchError          the store was written with another embedding model
+    └── NoModelError                a text operation on an engine without a model
+
+Every class is built as ``cls(message, **details)``. The details become attributes (``pid`` of
+a :class:`LockedError`, ``expected`` and ``got`` of a :class:`DimensionMismatchError`, ...);
+when they are not given they are recovered from the message where it states them, so that an
+exception raised by the native module with only its message still carries them.
+
+This module imports nothing but the standard library, so the exceptions are available even
+when the native module is not.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+__all__ = [
+    "MementoError",
+    "DimensionMismatchError",
+    "InvalidVectorError",
+    "InvalidArgumentError",
+    "InvalidFilterError",
+    "NotFoundError",
+    "DuplicateIdError",
+    "CorruptedError",
+    "IncompatibleError",
+    "LockedError",
+    "MementoIOError",
+    "PoisonedError",
+    "ClosedError",
+    "ModelError",
+    "ModelMismatchError",
+    "NoModelError",
+]
+
+
+class MementoError(Exception):
+    """The root of every error Memento raises.
+
+    ``message`` is a whole sentence saying what went wrong (and, where it can, how to fix it).
+    Keyword ``details`` are set as attributes of the exception.
+    """
+
+    #: Attributes every instance of the class has (None when unknown).
+    _detail_names: ClassVar[tuple[str, ...]] = ()
+    #: Patterns that recover details from a message (named groups).
+    _detail_patterns: ClassVar[tuple[str, ...]] = ()
+    #: Details that are integers.
+    _int_details: ClassVar[frozenset[str]] = frozenset()
+
+    message: str
+
+    def __init__(self, message: str = "", /, **details: Any) -> None:
+        message = str(message)
+        super().__init__(message)
+        self.message = message
+        for name in self._detail_names:
+            setattr(self, name, None)
+        for pattern in self._detail_patterns:
+            m = re.search(pattern, message, re.S)
+            if m:
+                for name, value in m.groupdict().items():
+                    if value is not None and getattr(self, name, None) is None:
+                        setattr(self, name, int(value) if name in self._int_details else value)
+        for name, value in details.items():
+            setattr(self, name, value)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        details = {k: v for k, v in self.__dict__.items() if k != "message"}
+        return (_rebuild, (type(self), self.message, details))
+
+
+_RUST_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "0": "\0", "\\": "\\", '"': '"', "'": "'"}
+
+
+def _unescape_rust(s: str) -> str:
+    """Undoes Rust's ``{:?}`` escaping of a string (what the native module's messages quote)."""
+
+    def one(m: re.Match[str]) -> str:
+        esc = m.group(1)
+        if esc.startswith("u{"):
+            return chr(int(esc[2:-1], 16))
+        return _RUST_ESCAPES.get(esc, esc)
+
+    return re.sub(r"\\(u\{[0-9a-fA-F]+\}|.)", one, s, flags=re.S)
+
+
+def _rebuild(cls: type[MementoError], message: str, details: dict[str, Any]) -> MementoError:
+    """Unpickles an exception (keyword details do not survive the default protocol)."""
+    return cls(message, **details)
+
+
+class DimensionMismatchError(MementoError):
+    """A vector's length is not the store's dimension. ``expected``: the store's dimension;
+    ``got``: the length given."""
+
+    expected: int | None
+    got: int | None
+    _detail_names = ("expected", "got")
+    _detail_patterns = (r"has (?P<got>\d+) dimensions but the store holds (?P<expected>\d+)-dimensional",)
+    _int_details = frozenset({"expected", "got"})
+
+
+class InvalidVectorError(MementoError):
+    """A vector holds NaN or an infinity, or is all zeros under the cosine metric."""
+
+
+class InvalidArgumentError(MementoError, ValueError):
+    """An argument other than a vector's values is not acceptable: an empty id, metadata that
+    is not a JSON object, an array of strings, a ragged list, k < 1, ... Also a ValueError."""
+
+
+class InvalidFilterError(MementoError, ValueError):
+    """A ``where`` filter is not well formed (unknown operator, empty ``$in`` list, ...).
+    Also a ValueError."""
+
+
+class NotFoundError(MementoError, KeyError):
+    """No record has this id (``id``). Also a KeyError."""
+
+    id: str | None
+    _detail_names = ("id",)
+    _detail_patterns = (r'No record has the id "(?P<id>(?:[^"\\]|\\.)*)"',)
+
+    def __init__(self, message: str = "", /, **details: Any) -> None:
+        super().__init__(message, **details)
+        if "id" not in details and self.id is not None:
+            self.id = _unescape_rust(self.id)
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class DuplicateIdError(MementoError):
+    """``add`` was given an id that is already stored (``id``); use ``upsert`` to replace."""
+
+    id: str | None
+    _detail_names = ("id",)
+    _detail_patterns = (r'A record with the id "(?P<id>(?:[^"\\]|\\.)*)" already exists',)
+
+    def __init__(self, message: str = "", /, **details: Any) -> None:
+        super().__init__(message, **details)
+        if "id" not in details and self.id is not None:
+            self.id = _unescape_rust(self.id)
+
+
+class CorruptedError(MementoError):
+    """A file of the store is damaged or is not what the store expects (``file``, ``offset``,
+    ``reason`` when known)."""
+
+    file: str | None
+    offset: int | None
+    reason: str | None
+    _detail_names = ("file", "offset", "reason")
+    _detail_patterns = (r"^(?P<file>.+) is corrupted at byte offset (?P<offset>\d+): (?P<reason>.*?)\.?$",)
+    _int_details = frozenset({"offset"})
+
+
+class IncompatibleError(MementoError):
+    """The store was written by an incompatible version, or the options given at open (dimension,
+    metric, engine kind) contradict the store."""
+
+
+class LockedError(MementoError):
+    """Another process, or another open engine in this process, holds the store. ``pid``: the
+    holder's process id (0 if unknown); ``path``: the store."""
+
+    pid: int | None
+    path: str | None
+    _detail_names = ("pid", "path")
+    _detail_patterns = (
+        r"The store (?P<path>.+) is already open by process (?P<pid>\d+)\.",
+        r"The store (?P<path>.+) is already open by another process\.",
+    )
+    _int_details = frozenset({"pid"})
+
+    def __init__(self, message: str = "", /, **details: Any) -> None:
+        super().__init__(message, **details)
+        if self.pid is None and "another process" in self.message:
+            self.pid = 0
+
+
+class MementoIOError(MementoError, OSError):
+    """An operating-system I/O error. Also an OSError."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PoisonedError(MementoError):
+    """An earlier write or fsync failed, so the store refuses writes until it is closed and
+    reopened (which recovers to the last durable commit)."""
+
+
+class ClosedError(MementoError):
+    """The engine was closed."""
+
+
+class ModelError(MementoError):
+    """The embedding model or the ONNX Runtime is missing, unusable or failed; the message says
+    how to fix it (usually: run ``make setup`` or ``memento model provision``)."""
+
+
+class ModelMismatchError(MementoError):
+    """The store was written with another embedding model than the one given (``store``,
+    ``given``)."""
+
+    store: str | None
+    given: str | None
+    _detail_names = ("store", "given")
+    _detail_patterns = (r"written with the embedding model (?P<store>.+?), not (?P<given>.+?); vectors",)
+
+
+class NoModelError(MementoError):
+    """A text operation (``remember``, ``recall``, ``add`` without vectors, ...) on an engine
+    opened without an embedding model."""

@@ -1,0 +1,819 @@
+//! `memento._native`: the native module of the Python package (pybindings/SPEC.md).
+//!
+//! It only converts types and maps errors; the Python layer (`memento`) shapes the API. Every
+//! call that does I/O, embeds or searches runs with the GIL released ([`Python::detach`]), and
+//! every entry point runs under [`catch_unwind`], so that a panic becomes
+//! `memento.errors.MementoError("internal error: ...")` instead of crossing into Python.
+//!
+//! Vectors come in as 2-D float32 C-contiguous numpy arrays, borrowed without copying through
+//! numpy's borrow checker ([`PyReadonlyArray2`]): the borrow guard and the array object it
+//! holds stay alive for the whole call, GIL released or not, so the memory cannot be freed or
+//! borrowed mutably by Rust code meanwhile. Python code writing into the same array from
+//! another thread during the call is a data race we do not (cannot) prevent: rust-numpy's
+//! documented position is that such unchecked code is its author's responsibility, the same
+//! contract numpy's own GIL-releasing functions have.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use memento::embed::{model_dir, Embedder, OnnxEmbedder, OnnxOptions, DEFAULT_MODEL};
+use memento::{Durability, Engine, Error, Filter, Memory, Metadata, Metric, Record, ScanMode, SearchHit, SearchOptions, WriteBatch};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
+use parking_lot::RwLock;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyModule, PyTuple, PyType};
+
+/// `memento.errors`, imported when the module is initialised.
+static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+/// Why a call failed, before it becomes a Python exception (built with the GIL held).
+enum Fail {
+    /// An engine error, mapped by kind.
+    Engine(Error),
+    /// A Python exception already made.
+    Py(PyErr),
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail::Engine(e)
+    }
+}
+
+impl From<PyErr> for Fail {
+    fn from(e: PyErr) -> Self {
+        Fail::Py(e)
+    }
+}
+
+type FResult<T> = std::result::Result<T, Fail>;
+
+/// The `memento.errors` class for an engine error (SPEC.md's mapping).
+fn class_name(e: &Error) -> &'static str {
+    match e {
+        Error::DimensionMismatch { .. } => "DimensionMismatchError",
+        Error::InvalidVector { .. } => "InvalidVectorError",
+        Error::InvalidArgument { .. } => "InvalidArgumentError",
+        Error::InvalidFilter { .. } => "InvalidFilterError",
+        Error::NotFound { .. } => "NotFoundError",
+        Error::DuplicateId { .. } => "DuplicateIdError",
+        Error::Corrupted { .. } | Error::Mirror { .. } => "CorruptedError",
+        Error::Incompatible { .. } => "IncompatibleError",
+        Error::Locked { .. } => "LockedError",
+        Error::Io { .. } => "MementoIOError",
+        Error::Poisoned { .. } => "PoisonedError",
+        Error::Closed => "ClosedError",
+        Error::Model { .. } => "ModelError",
+        Error::ModelMismatch { .. } => "ModelMismatchError",
+        Error::NoModel => "NoModelError",
+        _ => "MementoError",
+    }
+}
+
+/// An exception of the class `name` of `memento.errors` (falling back to `MementoError`, then
+/// to `RuntimeError` if the module lacks it) with message `msg`.
+fn raise(py: Python<'_>, name: &str, msg: String) -> PyErr {
+    let class = ERRORS.get(py).and_then(|m| {
+        let m = m.bind(py);
+        [name, "MementoError"].iter().find_map(|n| m.getattr(*n).ok().and_then(|c| c.cast_into::<PyType>().ok()))
+    });
+    match class {
+        Some(c) => PyErr::from_type(c, msg),
+        None => pyo3::exceptions::PyRuntimeError::new_err(msg),
+    }
+}
+
+/// A Python exception for an engine error, with the error's fields as attributes where useful
+/// (`expected`/`got`, `id`, `file`/`offset`, `path`/`pid`).
+fn engine_err(py: Python<'_>, e: Error) -> PyErr {
+    let err = raise(py, class_name(&e), e.to_string());
+    let value = err.value(py);
+    // Attributes are extras: failing to set one must not hide the error itself.
+    let _ = match &e {
+        Error::DimensionMismatch { expected, got } => value.setattr("expected", expected).and_then(|()| value.setattr("got", got)),
+        Error::NotFound { id } | Error::DuplicateId { id } => value.setattr("id", id),
+        Error::Corrupted { file, offset, .. } => value.setattr("file", file.display().to_string()).and_then(|()| value.setattr("offset", offset)),
+        Error::Locked { path, pid } => value.setattr("path", path.display().to_string()).and_then(|()| value.setattr("pid", pid)),
+        // MementoIOError is an OSError too: give it the errno a handler may look at.
+        Error::Io { source, .. } => source.raw_os_error().map_or(Ok(()), |n| value.setattr("errno", n)),
+        _ => Ok(()),
+    };
+    err
+}
+
+fn to_py(py: Python<'_>, f: Fail) -> PyErr {
+    match f {
+        Fail::Engine(e) => engine_err(py, e),
+        Fail::Py(e) => e,
+    }
+}
+
+fn invalid(reason: impl Into<String>) -> Fail {
+    Fail::Engine(Error::InvalidArgument { reason: reason.into() })
+}
+
+/// Runs an entry point: a panic becomes `MementoError("internal error: ...")`.
+fn guard<T>(py: Python<'_>, f: impl FnOnce() -> FResult<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(|e| to_py(py, e)),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            Err(raise(py, "MementoError", format!("internal error: {what}")))
+        }
+    }
+}
+
+fn parse_metric(s: &str) -> FResult<Metric> {
+    match s.to_ascii_lowercase().as_str() {
+        "cosine" => Ok(Metric::Cosine),
+        "dot" | "ip" => Ok(Metric::Dot),
+        "l2" | "euclidean" => Ok(Metric::L2),
+        _ => Err(invalid(format!("unknown metric {s:?}; use \"cosine\", \"dot\" or \"l2\""))),
+    }
+}
+
+fn parse_durability(s: &str) -> FResult<Durability> {
+    match s.to_ascii_lowercase().as_str() {
+        "sync" => Ok(Durability::Sync),
+        "group" | "group_commit" => Ok(Durability::GroupCommit),
+        "buffered" => Ok(Durability::Buffered),
+        _ => Err(invalid(format!("unknown durability {s:?}; use \"sync\", \"group\" or \"buffered\""))),
+    }
+}
+
+/// Metadata from its JSON text: an object, or `null` for none.
+fn parse_metadata(json: Option<&str>) -> FResult<Option<Metadata>> {
+    let Some(text) = json else { return Ok(None) };
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(m)) => Ok(Some(m)),
+        Ok(serde_json::Value::Null) => Ok(None),
+        Ok(other) => Err(invalid(format!("metadata must be a JSON object, not {other}"))),
+        Err(e) => Err(invalid(format!("metadata is not valid JSON ({e})"))),
+    }
+}
+
+fn metadata_json(m: Option<Metadata>) -> Option<String> {
+    m.map(|m| serde_json::Value::Object(m).to_string())
+}
+
+fn parse_filter(json: Option<&str>) -> FResult<Option<Filter>> {
+    json.map(Filter::from_json_str).transpose().map_err(Fail::Engine)
+}
+
+fn to_count(n: i64, what: &str) -> FResult<usize> {
+    usize::try_from(n).map_err(|_| invalid(format!("{what} must be 0 or more, not {n}")))
+}
+
+/// Borrows a 2-D float32 C-contiguous array (no copy); anything else is refused with
+/// `InvalidArgumentError` (the Python layer converts before calling).
+fn borrow_matrix<'py>(obj: &Bound<'py, PyAny>, what: &str) -> FResult<PyReadonlyArray2<'py, f32>> {
+    let arr = obj.cast::<PyArray2<f32>>().map_err(|_| {
+        let got = match obj.cast::<numpy::PyUntypedArray>() {
+            Ok(a) => format!("a {}-D array of {}", a.ndim(), a.dtype()),
+            Err(_) => format!("a {}", obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())),
+        };
+        invalid(format!("{what} must be a 2-D numpy array of float32, not {got}"))
+    })?;
+    if !arr.is_c_contiguous() {
+        return Err(invalid(format!("{what} must be C-contiguous (use numpy.ascontiguousarray)")));
+    }
+    arr.try_readonly().map_err(|e| invalid(format!("{what} cannot be borrowed: {e}")))
+}
+
+/// A 1-D vector: a float32 numpy array (any strides) or a sequence of floats.
+fn extract_vector(obj: &Bound<'_, PyAny>) -> FResult<Vec<f32>> {
+    if let Ok(a) = obj.cast::<PyArray1<f32>>() {
+        let ro = a.try_readonly().map_err(|e| invalid(format!("the vector cannot be borrowed: {e}")))?;
+        return Ok(ro.as_array().to_vec());
+    }
+    if obj.cast::<numpy::PyUntypedArray>().is_ok() {
+        return Err(invalid("a vector must be a 1-D numpy array of float32"));
+    }
+    obj.extract::<Vec<f32>>().map_err(|_| invalid("a vector must be a 1-D numpy array of float32 or a sequence of floats"))
+}
+
+fn hit_tuples<'py>(py: Python<'py>, lists: Vec<Vec<SearchHit>>) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for hits in lists {
+        let inner = PyList::empty(py);
+        for h in hits {
+            inner.append((h.id, h.distance, h.text, metadata_json(h.metadata)))?;
+        }
+        out.append(inner)?;
+    }
+    Ok(out)
+}
+
+fn record_tuple<'py>(py: Python<'py>, r: Record) -> PyResult<Bound<'py, PyTuple>> {
+    let v = r.vector.into_pyarray(py);
+    PyTuple::new(py, [r.id.into_pyobject(py)?.into_any(), v.into_any(), r.text.into_pyobject(py)?, metadata_json(r.metadata).into_pyobject(py)?])
+}
+
+fn matrix<'py>(py: Python<'py>, rows: Vec<Vec<f32>>, dim: usize) -> FResult<Bound<'py, PyArray2<f32>>> {
+    let n = rows.len();
+    let mut flat = Vec::with_capacity(n * dim);
+    for r in rows {
+        if r.len() != dim {
+            return Err(Fail::Engine(Error::Model { reason: format!("the model returned a {}-dimensional vector, not {dim}", r.len()) }));
+        }
+        flat.extend_from_slice(&r);
+    }
+    Ok(flat.into_pyarray(py).reshape([n, dim])?)
+}
+
+/// An open store. Holds the engine behind a lock: every call takes it shared (with the GIL
+/// released) and `close` takes it exclusively, so a close waits for the calls in flight and
+/// later calls find `None` and raise `ClosedError`.
+#[pyclass(module = "memento._native", name = "NativeEngine", frozen)]
+struct NativeEngine {
+    inner: RwLock<Option<Engine>>,
+    closed: AtomicBool,
+    dim: usize,
+    metric: Metric,
+    model_id: Option<String>,
+    path: String,
+}
+
+impl NativeEngine {
+    /// Runs `f` on the engine with the GIL released; `ClosedError` once closed.
+    fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&Engine) -> FResult<T> + Send) -> FResult<T> {
+        py.detach(|| {
+            let g = self.inner.read();
+            match g.as_ref() {
+                Some(e) => f(e),
+                None => Err(Fail::Engine(Error::Closed)),
+            }
+        })
+    }
+
+    fn check_dim(&self, got: usize) -> FResult<()> {
+        if got == self.dim {
+            Ok(())
+        } else {
+            Err(Fail::Engine(Error::DimensionMismatch { expected: self.dim, got }))
+        }
+    }
+}
+
+/// One parsed operation of `write`.
+enum WriteOp {
+    Put { upsert: bool, id: String, vector: Option<Vec<f32>>, text: Option<String>, metadata: Option<String> },
+    Delete(String),
+    Metadata(String, Option<String>),
+    Text(String, Option<String>),
+}
+
+fn parse_op(item: &Bound<'_, PyAny>) -> FResult<WriteOp> {
+    let t = item.cast::<PyTuple>().map_err(|_| invalid("each operation of write() is a tuple"))?;
+    let kind: String = t.get_item(0).and_then(|k| k.extract()).map_err(|_| invalid("an operation's first item is its name, a str"))?;
+    let arity = t.len();
+    let want = |n: usize| -> FResult<()> {
+        if arity == n {
+            Ok(())
+        } else {
+            Err(invalid(format!("a {kind:?} operation has {n} items, not {arity}")))
+        }
+    };
+    let s = |i: usize, what: &str| -> FResult<String> { t.get_item(i).and_then(|v| v.extract()).map_err(|_| invalid(format!("the {what} must be a str"))) };
+    let opt_s = |i: usize, what: &str| -> FResult<Option<String>> {
+        t.get_item(i).and_then(|v| v.extract()).map_err(|_| invalid(format!("the {what} must be a str or None")))
+    };
+    match kind.as_str() {
+        "add" | "upsert" => {
+            want(5)?;
+            let v = t.get_item(2)?;
+            let vector = if v.is_none() { None } else { Some(extract_vector(&v)?) };
+            Ok(WriteOp::Put { upsert: kind == "upsert", id: s(1, "id")?, vector, text: opt_s(3, "text")?, metadata: opt_s(4, "metadata JSON")? })
+        }
+        "delete" => {
+            want(2)?;
+            Ok(WriteOp::Delete(s(1, "id")?))
+        }
+        "update_metadata" => {
+            want(3)?;
+            Ok(WriteOp::Metadata(s(1, "id")?, opt_s(2, "metadata JSON")?))
+        }
+        "update_text" => {
+            want(3)?;
+            Ok(WriteOp::Text(s(1, "id")?, opt_s(2, "text")?))
+        }
+        other => Err(invalid(format!("unknown write operation {other:?}"))),
+    }
+}
+
+/// Builds the batch of `write` (GIL released): embeds the texts of records given without a
+/// vector, as one batch.
+fn build_batch(engine: &Engine, ops: Vec<WriteOp>) -> FResult<WriteBatch> {
+    let to_embed: Vec<&str> = ops
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::Put { vector: None, text: Some(t), .. } => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut embedded = if to_embed.is_empty() {
+        Vec::new()
+    } else {
+        let embedder = engine.embedder().ok_or(Error::NoModel)?;
+        let vs = embedder.embed_batch(&to_embed, None)?;
+        if vs.len() != to_embed.len() {
+            return Err(Fail::Engine(Error::Model { reason: format!("the model returned {} vectors for {} texts", vs.len(), to_embed.len()) }));
+        }
+        vs
+    }
+    .into_iter();
+    let mut batch = WriteBatch::new();
+    for op in ops {
+        match op {
+            WriteOp::Put { upsert, id, vector, text, metadata } => {
+                let vector = match vector {
+                    Some(v) => v,
+                    None if text.is_some() => embedded.next().ok_or_else(|| invalid("internal: fewer vectors than texts"))?,
+                    None => return Err(invalid(format!("the record {id:?} has neither a vector nor a text to embed"))),
+                };
+                let mut r = Record::new(id, vector);
+                r.text = text;
+                r.metadata = parse_metadata(metadata.as_deref())?;
+                if upsert {
+                    batch.upsert(r);
+                } else {
+                    batch.add(r);
+                }
+            }
+            WriteOp::Delete(id) => {
+                batch.delete(id);
+            }
+            WriteOp::Metadata(id, m) => {
+                batch.update_metadata(id, parse_metadata(m.as_deref())?);
+            }
+            WriteOp::Text(id, t) => {
+                batch.update_text(id, t);
+            }
+        }
+    }
+    Ok(batch)
+}
+
+fn check_len(what: &str, got: Option<usize>, n: usize) -> FResult<()> {
+    match got {
+        Some(g) if g != n => Err(invalid(format!("{g} {what} for {n} ids"))),
+        _ => Ok(()),
+    }
+}
+
+#[pymethods]
+impl NativeEngine {
+    #[new]
+    #[pyo3(signature = (path, dim, metric, model, durability, create = true))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        dim: Option<i64>,
+        metric: Option<&str>,
+        model: Option<&str>,
+        durability: Option<&str>,
+        create: bool,
+    ) -> PyResult<Self> {
+        guard(py, || {
+            let mut b = Engine::builder(&path).create(create);
+            if let Some(d) = dim {
+                let d = to_count(d, "the dimension")?;
+                if d == 0 {
+                    return Err(invalid("the dimension must be 1 or more"));
+                }
+                b = b.dimension(d);
+            }
+            if let Some(m) = metric {
+                b = b.metric(parse_metric(m)?);
+            }
+            if let Some(d) = durability {
+                b = b.durability(parse_durability(d)?);
+            }
+            b = match model {
+                None => b,
+                Some("default") => b.default_model(),
+                Some(dir) => b.model_dir(dir, OnnxOptions::default()),
+            };
+            let engine = py.detach(|| b.open())?;
+            Ok(NativeEngine {
+                dim: engine.dimension(),
+                metric: engine.metric(),
+                model_id: engine.model().map(|m| m.id.clone()),
+                path: engine.path().display().to_string(),
+                inner: RwLock::new(Some(engine)),
+                closed: AtomicBool::new(false),
+            })
+        })
+    }
+
+    /// The vector dimension.
+    #[getter]
+    fn dimension(&self) -> usize {
+        self.dim
+    }
+
+    /// "cosine", "dot" or "l2".
+    #[getter]
+    fn metric(&self) -> &'static str {
+        self.metric.name()
+    }
+
+    /// The store's model id; None for a raw-vector store.
+    #[getter]
+    fn model_id(&self) -> Option<String> {
+        self.model_id.clone()
+    }
+
+    /// The store directory.
+    #[getter]
+    fn path(&self) -> String {
+        self.path.clone()
+    }
+
+    /// Whether close() was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Commits the operations as one transaction, all or nothing.
+    fn write(&self, py: Python<'_>, ops: &Bound<'_, PyAny>) -> PyResult<()> {
+        guard(py, || {
+            let mut parsed = Vec::new();
+            for item in ops.try_iter().map_err(|_| invalid("write() takes a list of operations"))? {
+                parsed.push(parse_op(&item?)?);
+            }
+            self.with(py, |e| {
+                let batch = build_batch(e, parsed)?;
+                e.write(batch)?;
+                Ok(())
+            })
+        })
+    }
+
+    /// Adds (or upserts) n records from an (n, dim) float32 C-contiguous array, borrowed.
+    #[pyo3(signature = (ids, vectors, texts, metadatas_json, upsert))]
+    fn add_arrays(
+        &self,
+        py: Python<'_>,
+        ids: Vec<String>,
+        vectors: &Bound<'_, PyAny>,
+        texts: Option<Vec<Option<String>>>,
+        metadatas_json: Option<Vec<Option<String>>>,
+        upsert: bool,
+    ) -> PyResult<()> {
+        guard(py, || {
+            let arr = borrow_matrix(vectors, "vectors")?;
+            let shape = arr.shape();
+            let (n, d) = (shape[0], shape[1]);
+            if n != ids.len() {
+                return Err(invalid(format!("{} ids for {n} vectors", ids.len())));
+            }
+            check_len("texts", texts.as_ref().map(Vec::len), n)?;
+            check_len("metadatas", metadatas_json.as_ref().map(Vec::len), n)?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.check_dim(d)?;
+            let flat = arr.as_slice().map_err(|e| invalid(format!("vectors: {e}")))?;
+            self.with(py, move |e| {
+                let mut batch = WriteBatch::new();
+                let mut texts = texts.map(Vec::into_iter);
+                let mut metas = metadatas_json.map(Vec::into_iter);
+                for (id, row) in ids.into_iter().zip(flat.chunks_exact(d)) {
+                    let mut r = Record::new(id, row.to_vec());
+                    r.text = texts.as_mut().and_then(Iterator::next).flatten();
+                    r.metadata = parse_metadata(metas.as_mut().and_then(Iterator::next).flatten().as_deref())?;
+                    if upsert {
+                        batch.upsert(r);
+                    } else {
+                        batch.add(r);
+                    }
+                }
+                e.write(batch)?;
+                Ok(())
+            })
+        })
+    }
+
+    /// Deletes these ids in one commit; returns how many existed.
+    fn delete(&self, py: Python<'_>, ids: Vec<String>) -> PyResult<usize> {
+        guard(py, || {
+            if ids.is_empty() {
+                return self.with(py, |_| Ok(0));
+            }
+            self.with(py, |e| {
+                let mut b = WriteBatch::new();
+                for id in ids {
+                    b.delete(id);
+                }
+                Ok(e.write(b)?.deleted)
+            })
+        })
+    }
+
+    /// Deletes every record matching the filter; returns how many.
+    fn delete_where(&self, py: Python<'_>, where_json: &str) -> PyResult<usize> {
+        guard(py, || {
+            let f = Filter::from_json_str(where_json)?;
+            self.with(py, |e| Ok(e.delete_where(&f)?))
+        })
+    }
+
+    /// The records with these ids, in order: (id, vector, text, metadata_json) or None.
+    fn get<'py>(&self, py: Python<'py>, ids: Vec<String>) -> PyResult<Bound<'py, PyList>> {
+        guard(py, || {
+            let recs = self.with(py, |e| ids.iter().map(|id| e.get(id).map_err(Fail::Engine)).collect::<FResult<Vec<_>>>())?;
+            let out = PyList::empty(py);
+            for r in recs {
+                match r {
+                    Some(r) => out.append(record_tuple(py, r)?)?,
+                    None => out.append(py.None())?,
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The records matching the filter, in insertion order, at most `limit`.
+    #[pyo3(signature = (where_json, limit = None))]
+    fn get_where<'py>(&self, py: Python<'py>, where_json: &str, limit: Option<i64>) -> PyResult<Bound<'py, PyList>> {
+        guard(py, || {
+            let f = Filter::from_json_str(where_json)?;
+            let limit = limit.map(|l| to_count(l, "limit")).transpose()?;
+            let recs = self.with(py, |e| Ok(e.get_where(&f, limit)?))?;
+            let out = PyList::empty(py);
+            for r in recs {
+                out.append(record_tuple(py, r)?)?;
+            }
+            Ok(out)
+        })
+    }
+
+    /// The k nearest records to each row of an (n, dim) float32 C-contiguous array, borrowed.
+    #[pyo3(signature = (queries, k, where_json = None, exact = false))]
+    fn search<'py>(&self, py: Python<'py>, queries: &Bound<'py, PyAny>, k: i64, where_json: Option<&str>, exact: bool) -> PyResult<Bound<'py, PyList>> {
+        guard(py, || {
+            let arr = borrow_matrix(queries, "queries")?;
+            let k = to_count(k, "k")?;
+            let filter = parse_filter(where_json)?;
+            let shape = arr.shape();
+            let (n, d) = (shape[0], shape[1]);
+            self.check_dim(d)?;
+            if n == 0 {
+                return self.with(py, |_| Ok(())).map(|()| PyList::empty(py));
+            }
+            let flat = arr.as_slice().map_err(|e| invalid(format!("queries: {e}")))?;
+            let hits = self.with(py, |e| {
+                let mut o = SearchOptions::new(k);
+                o.filter = filter.as_ref();
+                if exact {
+                    o = o.mode(ScanMode::Exact);
+                }
+                Ok(e.search_batch(flat, &o)?)
+            })?;
+            Ok(hit_tuples(py, hits)?)
+        })
+    }
+
+    /// Stores texts (embedded in one batch) and returns their ids (content ids when None).
+    #[pyo3(signature = (texts, metadatas_json = None, ids = None))]
+    fn remember<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        metadatas_json: Option<Vec<Option<String>>>,
+        ids: Option<Vec<Option<String>>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        guard(py, || {
+            let n = texts.len();
+            check_len("metadatas", metadatas_json.as_ref().map(Vec::len), n)?;
+            check_len("ids", ids.as_ref().map(Vec::len), n)?;
+            let out = self.with(py, move |e| {
+                let mut metas = metadatas_json.map(Vec::into_iter);
+                let mut idents = ids.map(Vec::into_iter);
+                let mut mems = Vec::with_capacity(n);
+                for t in texts {
+                    let mut m = Memory::new(t);
+                    m.metadata = parse_metadata(metas.as_mut().and_then(Iterator::next).flatten().as_deref())?;
+                    m.id = idents.as_mut().and_then(Iterator::next).flatten();
+                    mems.push(m);
+                }
+                Ok(e.remember_batch(mems, None)?)
+            })?;
+            Ok(PyList::new(py, out)?)
+        })
+    }
+
+    /// The k stored texts closest in meaning to each query text.
+    #[pyo3(signature = (texts, k, where_json = None))]
+    fn recall<'py>(&self, py: Python<'py>, texts: Vec<String>, k: i64, where_json: Option<&str>) -> PyResult<Bound<'py, PyList>> {
+        guard(py, || {
+            let k = to_count(k, "k")?;
+            let filter = parse_filter(where_json)?;
+            let hits = self.with(py, |e| {
+                let qs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let mut o = SearchOptions::new(k);
+                o.filter = filter.as_ref();
+                Ok(e.recall_batch(&qs, &o)?)
+            })?;
+            Ok(hit_tuples(py, hits)?)
+        })
+    }
+
+    /// The vectors of texts under the store's model, an (n, dim) float32 array. One text goes
+    /// through the engine's embedding cache; several are embedded as one batch.
+    fn embed<'py>(&self, py: Python<'py>, texts: Vec<String>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        guard(py, || {
+            let dim = self.dim;
+            let rows = self.with(py, |e| {
+                let embedder = e.embedder().ok_or(Error::NoModel)?;
+                match texts.as_slice() {
+                    [] => Ok(Vec::new()),
+                    [one] => Ok(vec![e.embed(one)?.vector]),
+                    many => {
+                        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+                        Ok(embedder.embed_batch(&refs, None)?)
+                    }
+                }
+            })?;
+            matrix(py, rows, dim)
+        })
+    }
+
+    /// Live records.
+    fn count(&self, py: Python<'_>) -> PyResult<u64> {
+        guard(py, || self.with(py, |e| Ok(e.count())))
+    }
+
+    /// Writes everything since the last checkpoint into the vector file.
+    fn checkpoint(&self, py: Python<'_>) -> PyResult<()> {
+        guard(py, || self.with(py, |e| Ok(e.checkpoint()?)))
+    }
+
+    /// Figures about the store and its embedding cache.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        guard(py, || {
+            let (s, c) = self.with(py, |e| Ok((e.stats(), e.cache_stats())))?;
+            let d = PyDict::new(py);
+            d.set_item("count", s.count)?;
+            d.set_item("slots", s.slots)?;
+            d.set_item("deleted", s.deleted)?;
+            d.set_item("dimension", s.dimension)?;
+            d.set_item("metric", s.metric.name())?;
+            d.set_item("pages", s.pages)?;
+            d.set_item("vector_file_bytes", s.vector_file_bytes)?;
+            d.set_item("wal_bytes", s.wal_bytes)?;
+            d.set_item("checkpoint_lsn", s.checkpoint_lsn)?;
+            d.set_item("last_lsn", s.last_lsn)?;
+            d.set_item("pending_vectors", s.pending_vectors)?;
+            d.set_item("recovery", s.recovery)?;
+            match s.model {
+                Some(m) => {
+                    let md = PyDict::new(py);
+                    md.set_item("id", m.id)?;
+                    md.set_item("dimension", m.dim)?;
+                    md.set_item("sha256", memento::embed::hex(&m.hash))?;
+                    d.set_item("model", md)?;
+                }
+                None => d.set_item("model", py.None())?,
+            }
+            let cd = PyDict::new(py);
+            cd.set_item("memory_entries", c.memory_entries)?;
+            cd.set_item("memory_hits", c.memory_hits)?;
+            cd.set_item("disk_hits", c.disk_hits)?;
+            cd.set_item("inferred", c.inferred)?;
+            d.set_item("embedding_cache", cd)?;
+            Ok(d)
+        })
+    }
+
+    /// Checkpoints and closes; waits for calls in flight. Idempotent.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        guard(py, || {
+            self.closed.store(true, Ordering::Release);
+            let engine = py.detach(|| self.inner.write().take());
+            match engine {
+                Some(e) => py.detach(|| e.close()).map_err(Fail::Engine),
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.closed.load(Ordering::Acquire) { ", closed" } else { "" };
+        match &self.model_id {
+            Some(m) => format!("NativeEngine({:?}, dim={}, metric={:?}, model={m:?}{state})", self.path, self.dim, self.metric.name()),
+            None => format!("NativeEngine({:?}, dim={}, metric={:?}{state})", self.path, self.dim, self.metric.name()),
+        }
+    }
+}
+
+impl Drop for NativeEngine {
+    /// A store dropped without `close()` (garbage collected) is still closed, which checkpoints:
+    /// with the GIL released when the interpreter can be attached to (not during shutdown).
+    fn drop(&mut self) {
+        if let Some(engine) = self.inner.get_mut().take() {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                let mut engine = Some(engine);
+                Python::try_attach(|py| py.detach(|| drop(engine.take())));
+                drop(engine);
+            }));
+        }
+    }
+}
+
+/// An embedding model on its own: the default model, or a model directory.
+#[pyclass(module = "memento._native", name = "NativeEmbedder", frozen)]
+struct NativeEmbedder {
+    inner: Arc<OnnxEmbedder>,
+}
+
+#[pymethods]
+impl NativeEmbedder {
+    #[new]
+    #[pyo3(signature = (model_dir = None, threads = 0))]
+    fn new(py: Python<'_>, model_dir: Option<PathBuf>, threads: i64) -> PyResult<Self> {
+        guard(py, || {
+            let dir = model_dir.unwrap_or_else(|| memento::embed::model_dir(DEFAULT_MODEL));
+            let opts = OnnxOptions { threads: to_count(threads, "threads")?, ..OnnxOptions::default() };
+            let e = py.detach(|| OnnxEmbedder::load(&dir, &opts))?;
+            Ok(NativeEmbedder { inner: Arc::new(e) })
+        })
+    }
+
+    /// The model's id.
+    #[getter]
+    fn model_id(&self) -> String {
+        self.inner.identity().id.clone()
+    }
+
+    /// The vector dimension.
+    #[getter]
+    fn dimension(&self) -> usize {
+        self.inner.dimension()
+    }
+
+    /// The vectors of texts, an (n, dim) float32 array.
+    fn embed<'py>(&self, py: Python<'py>, texts: Vec<String>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        guard(py, || {
+            let rows = py.detach(|| {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                if refs.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    self.inner.embed_batch(&refs, None)
+                }
+            })?;
+            matrix(py, rows, self.inner.dimension())
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("NativeEmbedder({:?}, dim={})", self.inner.identity().id, self.inner.dimension())
+    }
+}
+
+/// The directory of the default model (provisioned by `make setup` / `memento model provision`).
+#[pyfunction]
+fn default_model_dir() -> String {
+    model_dir(DEFAULT_MODEL).display().to_string()
+}
+
+/// The id `remember` gives a text: `m-` and 32 hex digits of its SHA-256.
+#[pyfunction]
+fn content_id(text: &str) -> String {
+    Engine::content_id(text)
+}
+
+/// Test hook: panics with `message` inside an entry point, so that the suite can check that a
+/// panic surfaces as `MementoError("internal error: ...")` (on a thread with the GIL released,
+/// like the engine's own calls).
+#[pyfunction]
+fn _panic(py: Python<'_>, message: String) -> PyResult<()> {
+    guard(py, || py.detach(|| -> FResult<()> { std::panic::panic_any(message) }))
+}
+
+/// Memento's native module: NativeEngine, NativeEmbedder, default_model_dir, content_id.
+#[pymodule(name = "_native")]
+mod native {
+    #[pymodule_export]
+    use super::{_panic, content_id, default_model_dir, NativeEmbedder, NativeEngine};
+    use pyo3::prelude::*;
+    use pyo3::types::PyModule;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        let py = m.py();
+        super::ERRORS.get_or_try_init(py, || py.import("memento.errors").map(Bound::unbind))?;
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        Ok(())
+    }
+}
