@@ -325,9 +325,10 @@ class PyEmbedder:
                 if self.threads > 0:
                     so.intra_op_num_threads = self.threads
                 so.log_severity_level = 3
-                # As the Rust embedder: pool threads spin during a run only, so an idle engine (or
-                # the numpy search right after an embedding) does not compete with spinning threads.
-                so.add_session_config_entry("session.force_spinning_stop", "1")
+                # Pool threads do not spin: spinning threads (even with force_spinning_stop) slowed
+                # the numpy scan right after an embedding on 2 cores, and recall with it (p50 at
+                # 10k records: 7.2 ms without spinning, 15.9 ms with; BENCHMARKS.md).
+                so.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 session = ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"])
             except Exception as e:
                 raise ModelError(f"Embedding model problem: ONNX Runtime cannot load {graph}: {e}.") from None
