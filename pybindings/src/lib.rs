@@ -628,21 +628,19 @@ impl NativeEngine {
         })
     }
 
-    /// The vectors of texts under the store's model, an (n, dim) float32 array. One text goes
-    /// through the engine's embedding cache; several are embedded as one batch.
+    /// The vectors of texts under the store's model, an (n, dim) float32 array, through the
+    /// engine's embedding cache (the misses embedded as one batch).
     fn embed<'py>(&self, py: Python<'py>, texts: Vec<String>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         guard(py, || {
             let dim = self.dim;
             let rows = self.with(py, |e| {
-                let embedder = e.embedder().ok_or(Error::NoModel)?;
-                match texts.as_slice() {
-                    [] => Ok(Vec::new()),
-                    [one] => Ok(vec![e.embed(one)?.vector]),
-                    many => {
-                        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
-                        Ok(embedder.embed_batch(&refs, None)?)
-                    }
+                if texts.is_empty() {
+                    // No model needed to embed nothing, but text calls need one.
+                    e.embedder().ok_or(Error::NoModel)?;
+                    return Ok(Vec::new());
                 }
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                Ok(e.embed_batch(&refs)?.into_iter().map(|x| x.vector).collect())
             })?;
             matrix(py, rows, dim)
         })

@@ -305,8 +305,15 @@ impl Engine {
 
     /// The vector of `text` under the engine's model (cached).
     pub fn embed(&self, text: &str) -> Result<Embedding> {
-        let v = self.embed_cached(&[text], true, None)?.pop().ok_or(Error::NoModel)?;
-        Ok(Embedding { model: self.require_embedder()?.identity().clone(), vector: v.to_vec() })
+        self.embed_batch(&[text])?.pop().ok_or(Error::NoModel)
+    }
+
+    /// The vectors of `texts`, in order: cached ones from the caches, the others embedded as
+    /// one batch (each distinct text once) and cached like [`Engine::embed`]'s.
+    pub fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Embedding>> {
+        let vectors = self.embed_cached(texts, true, None)?;
+        let model = self.require_embedder()?.identity();
+        Ok(vectors.into_iter().map(|v| Embedding { model: model.clone(), vector: v.to_vec() }).collect())
     }
 
     /// Stores `text` with its metadata under [`Engine::content_id`] and returns that id. A
@@ -410,8 +417,10 @@ impl Engine {
 
     /// Figures about the embedding cache.
     pub fn cache_stats(&self) -> CacheStats {
-        let (memory_hits, _) = self.emb_cache.lock().stats();
-        let memory_entries = self.emb_cache.lock().len();
+        let (memory_hits, memory_entries) = {
+            let c = self.emb_cache.lock();
+            (c.stats().0, c.len())
+        };
         let d = self.disk_cache.lock();
         CacheStats { memory_entries, memory_hits, disk_hits: d.hits, inferred: d.inferred }
     }
