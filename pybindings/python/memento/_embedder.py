@@ -24,7 +24,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NamedTuple
@@ -235,6 +235,31 @@ class EmbeddingCache:
                 self._d.popitem(last=False)
 
 
+def embed_through_cache(
+    cache: EmbeddingCache,
+    dimension: int,
+    texts: Sequence[str],
+    embed_uncached: Callable[[list[str]], Any],
+) -> npt.NDArray[np.float32]:
+    """``(len(texts), dimension)`` float32 vectors: cached ones from ``cache``, the others from
+    ``embed_uncached`` (each distinct text once, in one call), then cached."""
+    out = np.zeros((len(texts), dimension), dtype=np.float32)
+    todo: dict[str, list[int]] = {}
+    for i, t in enumerate(texts):
+        v = cache.get(t)
+        if v is not None:
+            out[i] = v
+        else:
+            todo.setdefault(t, []).append(i)
+    if todo:
+        uniq = list(todo)
+        vecs = np.asarray(embed_uncached(uniq), dtype=np.float32)
+        for t, v in zip(uniq, vecs):
+            out[todo[t]] = v
+            cache.put(t, v)
+    return out
+
+
 def _import_runtime() -> tuple[Any, Any]:
     import importlib
 
@@ -399,21 +424,7 @@ class PyEmbedder:
     def embed_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Embeds texts, each distinct text once, from the cache when it can:
         ``(len(texts), dimension)`` float32."""
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        todo: dict[str, list[int]] = {}
-        for i, t in enumerate(texts):
-            v = self.cache.get(t)
-            if v is not None:
-                out[i] = v
-            else:
-                todo.setdefault(t, []).append(i)
-        if todo:
-            uniq = list(todo)
-            vecs = self.embed_uncached(uniq)
-            for t, v in zip(uniq, vecs):
-                out[todo[t]] = v
-                self.cache.put(t, v)
-        return out
+        return embed_through_cache(self.cache, self.dimension, texts, self.embed_uncached)
 
     def embed(self, text: str) -> npt.NDArray[np.float32]:
         """Embeds one text: a 1-D float32 vector."""

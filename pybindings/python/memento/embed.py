@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ._embedder import EmbeddingCache, PyEmbedder
+from ._embedder import EmbeddingCache, PyEmbedder, embed_through_cache
 from .errors import InvalidArgumentError
 
 __all__ = ["embed", "embed_batch", "Embedder", "get_embedder", "load_embedder"]
@@ -52,21 +52,7 @@ class _NativeEmbedder:
         return int(self._inner.dimension)
 
     def embed_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        todo: dict[str, list[int]] = {}
-        for i, t in enumerate(texts):
-            v = self.cache.get(t)
-            if v is not None:
-                out[i] = v
-            else:
-                todo.setdefault(t, []).append(i)
-        if todo:
-            uniq = list(todo)
-            vecs = np.asarray(self._inner.embed(uniq), dtype=np.float32)
-            for t, v in zip(uniq, vecs):
-                out[todo[t]] = v
-                self.cache.put(t, v)
-        return out
+        return embed_through_cache(self.cache, self.dimension, texts, self._inner.embed)
 
 
 class _PythonEmbedder(PyEmbedder):
