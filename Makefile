@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup run test test-rust check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed clean \
+.PHONY: setup run test test-rust check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python clean \
 	python-setup wheel test-python wheel-smoke
 
 ## Fetch every crate, then install the default embedding model and ONNX Runtime into the cache
@@ -111,6 +111,12 @@ bench-compare-quick: $(VENV_STAMP) bench-compare-build
 bench-embed: setup $(VENV_STAMP)
 	$(CARGO) build --release --locked -p memento-benches --bin memento-embed-bench
 	$(VENV)/bin/python benches/embed/compare_embed.py $(BENCH_EMBED_ARGS)
+
+## The Python package's two engines side by side (BENCHMARKS.md, "Python package"): cold start,
+## warm and cached embeds, RSS, 10k-text ingest, recall at 10k and 100k records. The wheel is built
+## and installed into .venv first. Options: make bench-python BENCH_PYTHON_ARGS=--quick (~3 min).
+bench-python: wheel $(VENV_STAMP) $(CORPUS)
+	$(VENV)/bin/python pybindings/bench/compare_engines.py $(BENCH_PYTHON_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -2,7 +2,6 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -41,7 +40,7 @@ impl FsStorage {
                 Some(parent) if !parent.as_os_str().is_empty() => parent,
                 _ => Path::new("."),
             };
-            File::open(parent)?.sync_all()?;
+            sync_directory(parent)?;
         }
         Ok(FsStorage { dir })
     }
@@ -73,7 +72,7 @@ impl Storage for FsStorage {
     }
 
     fn sync_dir(&self) -> io::Result<()> {
-        File::open(&self.dir)?.sync_all()
+        sync_directory(&self.dir)
     }
 
     fn lock(&self) -> Result<Box<dyn StoreLock>, LockError> {
@@ -95,12 +94,84 @@ impl Storage for FsStorage {
             Err(TryLockError::Error(e)) => return Err(LockError::Io(e)),
         }
         file.set_len(0).map_err(LockError::Io)?;
-        file.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0).map_err(LockError::Io)?;
+        positioned::write_all_at(&file, format!("{}\n", std::process::id()).as_bytes(), 0).map_err(LockError::Io)?;
         Ok(Box::new(FsLock { _file: file }))
     }
 
     fn dir_path(&self) -> Option<&Path> {
         Some(&self.dir)
+    }
+}
+
+/// Makes the entries of `dir` (new files, renames) durable. On Unix that is an
+/// fsync of the directory itself. Windows cannot open a directory as a file
+/// without backup semantics, and NTFS journals its metadata, so there it is a
+/// no-op.
+fn sync_directory(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Positioned reads and writes that do not move a shared file cursor.
+#[cfg(unix)]
+mod positioned {
+    use std::fs::File;
+    use std::io;
+    use std::os::unix::fs::FileExt;
+
+    pub(super) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        file.read_exact_at(buf, offset)
+    }
+
+    pub(super) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+        file.write_all_at(buf, offset)
+    }
+}
+
+/// Windows' `seek_read` / `seek_write` may transfer fewer bytes than asked (and
+/// move the cursor, which nothing here relies on), so both loop until done.
+/// Not run on this project's CI machines: only the Linux build is exercised.
+#[cfg(windows)]
+mod positioned {
+    use std::fs::File;
+    use std::io;
+    use std::os::windows::fs::FileExt;
+
+    pub(super) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match file.seek_read(buf, offset) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "failed to fill whole buffer")),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match file.seek_write(buf, offset) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "failed to write whole buffer")),
+                Ok(n) => {
+                    buf = &buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -125,11 +196,11 @@ impl StorageFile for FsFile {
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        FileExt::read_exact_at(&self.file, buf, offset)
+        positioned::read_exact_at(&self.file, buf, offset)
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        FileExt::write_all_at(&self.file, buf, offset)
+        positioned::write_all_at(&self.file, buf, offset)
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
