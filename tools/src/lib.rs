@@ -1,0 +1,91 @@
+//! What the `memento` and `memento-inspect` binaries share: where the default store lives, how a
+//! run ends (exit status, the one-line error, a quiet broken pipe). Both binaries reach the store
+//! only through the `memento` crate's API; nothing here knows the file format.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit status of a run that did what it was asked.
+pub const EXIT_OK: u8 = 0;
+/// Exit status of a run that failed (the error is one line on stderr), or of `verify` finding a
+/// problem.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit status of a usage error (clap's own convention, kept for errors found after parsing).
+pub const EXIT_USAGE: u8 = 2;
+
+/// The embedded default store: `$MEMENTO_HOME`, else `$XDG_DATA_HOME/memento/default`, else
+/// `~/.local/share/memento/default`. Created on first use with the default model.
+pub fn default_store_dir() -> PathBuf {
+    if let Some(home) = non_empty_var("MEMENTO_HOME") {
+        return PathBuf::from(home);
+    }
+    let data = non_empty_var("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty_var("HOME").map(|h| PathBuf::from(h).join(".local").join("share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data.join("memento").join("default")
+}
+
+fn non_empty_var(name: &str) -> Option<OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
+}
+
+/// True if the error (or any error in its chain) is a write to a closed pipe, as when the output
+/// goes to `head`: the run then ends quietly with status 0.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| e.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+}
+
+/// Ends a run: `Ok` is status 0; a broken pipe is status 0 and no message; any other error is one
+/// line `error: ...` on stderr (with `verbose`, each cause of the chain on its own line after it)
+/// and status 1, or 2 if it is a [`UsageError`].
+pub fn finish(result: anyhow::Result<()>, verbose: bool) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            if verbose {
+                eprintln!("error: {e}");
+                for cause in e.chain().skip(1) {
+                    eprintln!("  caused by: {cause}");
+                }
+            } else {
+                // `{:#}` joins the chain with ": " on one line.
+                eprintln!("error: {e:#}");
+            }
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::from(EXIT_ERROR)
+            }
+        }
+    }
+}
+
+/// A usage error found after the arguments were parsed (a bad `--where` JSON, an option that
+/// does not fit the store): exit status 2, like clap's own.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broken_pipe_is_found_in_the_chain() {
+        let e = anyhow::Error::new(io::Error::new(io::ErrorKind::BrokenPipe, "closed")).context("writing the table");
+        assert!(is_broken_pipe(&e));
+        let other = anyhow::Error::new(io::Error::other("disk")).context("writing");
+        assert!(!is_broken_pipe(&other));
+    }
+}
