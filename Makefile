@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup run test test-rust check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python clean \
+.PHONY: setup run test test-rust check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python fuzz-ci fuzz-build clean \
 	python-setup wheel test-python wheel-smoke
 
 ## Fetch every crate; build the two binaries (`memento`, `memento-inspect`) in release and install
@@ -29,7 +29,7 @@ run: setup $(CORPUS)
 ## Every test: the Rust suites (unit, property, scenario, damage, fault and doc tests), then the
 ## Python package's suite against both engines (test-python), then the wheel in a fresh venv
 ## (wheel-smoke).
-test: test-rust test-python wheel-smoke
+test: test-rust test-python wheel-smoke fuzz-ci
 
 test-rust: setup
 	$(CARGO) test --workspace --locked
@@ -114,6 +114,30 @@ bench-compare-quick: $(VENV_STAMP) bench-compare-build
 bench-embed: setup $(VENV_STAMP)
 	$(CARGO) build --release --locked -p memento-benches --bin memento-embed-bench
 	$(VENV)/bin/python benches/embed/compare_embed.py $(BENCH_EMBED_ARGS)
+
+## Fuzzing (fuzz/, its own cargo package): each cargo-fuzz target runs FUZZ_SECONDS (60) from the
+## committed corpus fuzz/corpus/<target>; what it finds new goes to target/fuzz-corpus/<target>,
+## a crash to fuzz/artifacts/ and a non-zero exit. cargo-fuzz is installed with cargo on first
+## use. It needs nightly flags: the nightly toolchain when there is one, else the stable one with
+## RUSTC_BOOTSTRAP=1. The same checks replay the corpus on stable in `cargo test`
+## (fuzz/checks/tests/replay.rs). `make fuzz-ci FUZZ_SECONDS=3600` for a long run.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := superblock page wal engine_ops
+FUZZ_CARGO := $(shell $(CARGO) +nightly --version >/dev/null 2>&1 && echo "$(CARGO) +nightly" || echo "env RUSTC_BOOTSTRAP=1 $(CARGO)")
+CARGO_FUZZ_VERSION := 0.13.2
+
+fuzz-build:
+	$(CARGO) fuzz --version 2>/dev/null | grep -q $(CARGO_FUZZ_VERSION) || $(CARGO) install --locked --quiet cargo-fuzz --version $(CARGO_FUZZ_VERSION)
+	cd fuzz && $(FUZZ_CARGO) fuzz build -O
+
+fuzz-ci: fuzz-build
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p ../target/fuzz-corpus/$$t && \
+		$(FUZZ_CARGO) fuzz run -O $$t ../target/fuzz-corpus/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			> ../target/fuzz-$$t.log 2>&1; rc=$$?; \
+		echo "fuzz $$t: $$(grep -E '^Done' ../target/fuzz-$$t.log)"; \
+		if [ $$rc -ne 0 ]; then tail -60 ../target/fuzz-$$t.log; exit 1; fi; \
+	done
 
 ## The Python package's two engines side by side (BENCHMARKS.md, "Python package"): cold start,
 ## warm and cached embeds, RSS, 10k-text ingest, recall at 10k and 100k records. The wheel is built

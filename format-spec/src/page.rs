@@ -688,7 +688,10 @@ pub fn record_entries<'a>(page: &'a [u8], h: &PageHeader) -> Result<Vec<RecordEn
     let end = HEADER_LEN + h.payload_len as usize;
     let body = page.get(..end).ok_or_else(|| DecodeError::new(header::payload_len.offset, "payload length exceeds the page"))?;
     let mut at = HEADER_LEN;
-    let mut out = Vec::with_capacity(h.count as usize);
+    // The count comes from the file: reserve no more entries than the payload can hold, or a
+    // page with a valid checksum and a huge count would abort the process on allocation.
+    let fit = (end - HEADER_LEN) / record_entry::LEN;
+    let mut out = Vec::with_capacity((h.count as usize).min(fit));
     for _ in 0..h.count {
         let (e, next) = RecordEntry::decode(body, at)?;
         out.push(e);
@@ -855,6 +858,19 @@ pub fn directory(page: &[u8], h: &PageHeader, page_count: u64) -> Result<Vec<Dir
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Found by the `page` fuzz target: `record_entries` reserved `count` entries before
+    /// decoding any, so a sealed page whose header claimed 4 billion entries aborted the process
+    /// (allocation failure) instead of returning an error.
+    #[test]
+    fn record_page_with_a_huge_count_is_an_error_not_an_abort() {
+        let mut body = Vec::new();
+        RecordEntry::Put { slot: 1, lsn: 2, id: "a", text: None, metadata: None }.encode_into(&mut body);
+        let p = encode_page(PageType::Record, 3, 1, u32::MAX, 2, 2, 0, &body, 8192, 9);
+        let h = verify(&p, 9, 3, 8192).expect("a sealed page verifies");
+        assert_eq!(h.count, u32::MAX);
+        assert!(record_entries(&p, &h).is_err());
+    }
 
     #[test]
     fn vector_layout_for_minilm() {
