@@ -41,6 +41,7 @@ mod engine;
 mod error;
 mod filter;
 pub mod index;
+pub mod inspect;
 pub mod kernels;
 mod mirror;
 mod slots;

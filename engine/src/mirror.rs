@@ -302,6 +302,59 @@ impl Mirror {
         }
     }
 
+    /// Opens an existing mirror file for reading only, for the inspector: nothing is created,
+    /// migrated or written, and the schema is checked as [`Mirror::open_file`] checks it
+    /// (damage is an [`Error::Mirror`] that [`is_damage`] recognises). With `immutable`, SQLite
+    /// takes no locks and creates no `-wal` or `-shm` file: only for a file that no process
+    /// has open and whose `-wal` is absent or empty. Without it, a read-only connection may
+    /// create those companions if they are missing.
+    pub fn open_read_only(path: &Path, immutable: bool) -> Result<Mirror> {
+        use rusqlite::OpenFlags;
+        let ctx = |e| sql_error(format_args!("opening the mirror file {} read-only", path.display()), e);
+        let uri = file_uri(path, immutable).ok_or_else(|| mirror_err(format!("the path {} cannot be given to SQLite", path.display())))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = rusqlite::Connection::open_with_flags(uri, flags).map_err(ctx)?;
+        // A live engine's commits are short; a reader in WAL mode is not blocked by them.
+        conn.busy_timeout(Duration::from_secs(2)).ctx("setting the busy timeout")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("reading the schema version")?;
+        match version {
+            SCHEMA_VERSION => {
+                let names = TABLES.map(|t| format!("'{t}'")).join(", ");
+                let tables: i64 = conn
+                    .query_row(&format!("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ({names})"), [], |r| r.get(0))
+                    .ctx("reading the schema")?;
+                if tables != TABLES.len() as i64 {
+                    return Err(damaged("its tables are missing"));
+                }
+            }
+            0 => return Err(damaged("the file is not a Memento mirror (it has no schema version)")),
+            v if v > SCHEMA_VERSION => {
+                return Err(mirror_err(format!(
+                    "the mirror has schema version {v}, written by a newer version of Memento (this version reads version {SCHEMA_VERSION})"
+                )))
+            }
+            v => return Err(damaged(format_args!("its schema version is {v}, not {SCHEMA_VERSION}, so it must be rebuilt"))),
+        }
+        conn.set_prepared_statement_cache_capacity(16);
+        Ok(Mirror { conn })
+    }
+
+    /// Reads the header and every row (in slot order) as of one moment, in one read
+    /// transaction, so that a live engine's commits do not show halfway.
+    pub fn snapshot(&self, row: &mut dyn FnMut(MirrorRow)) -> Result<Option<MirrorHeader>> {
+        let tx = self.conn.unchecked_transaction().ctx("starting a read transaction")?;
+        let header = self.header()?;
+        {
+            let mut st = tx.prepare("SELECT slot, id, text, metadata FROM records ORDER BY slot").ctx("reading the records")?;
+            let mut rows = st.query([]).ctx("reading the records")?;
+            while let Some(r) = rows.next().ctx("reading the records")? {
+                row(to_row(read_row(r).ctx("reading a record")?)?);
+            }
+        }
+        tx.finish().ctx("ending the read transaction")?;
+        Ok(header)
+    }
+
     /// Opens a new mirror in memory (for tests and for stores without a directory).
     pub fn open_memory() -> Result<Mirror> {
         let mut conn = rusqlite::Connection::open_in_memory().ctx("opening an in-memory mirror")?;
@@ -611,6 +664,40 @@ impl Mirror {
         }
         Ok(())
     }
+}
+
+/// A `file:` URI for `path` (RFC 3986 percent-encoding of everything but unreserved bytes and
+/// `/`), read-only, optionally immutable. `None` for a path that is not valid UTF-8 on
+/// platforms where paths are not bytes.
+fn file_uri(path: &Path, immutable: bool) -> Option<String> {
+    let abs = std::path::absolute(path).ok()?;
+    let bytes: Vec<u8> = {
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            abs.as_os_str().as_bytes().to_vec()
+        }
+        #[cfg(not(unix))]
+        {
+            abs.to_str()?.replace('\\', "/").into_bytes()
+        }
+    };
+    let mut uri = String::from("file:");
+    if !bytes.starts_with(b"/") {
+        uri.push('/'); // a Windows drive letter: file:/C:/...
+    }
+    for b in bytes {
+        if b.is_ascii_alphanumeric() || b"-._~/:".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?mode=ro");
+    if immutable {
+        uri.push_str("&immutable=1");
+    }
+    Some(uri)
 }
 
 /// The index rows of one record's metadata: each top-level key whose value a filter can match

@@ -181,6 +181,17 @@ pub(crate) fn page_size_ok(ps: u32) -> bool {
     ps.is_power_of_two() && (superblock::MIN_PAGE_SIZE..=superblock::MAX_PAGE_SIZE).contains(&ps)
 }
 
+/// The body checks a page gets once its CRC verifies (vector and quantized pages: count and
+/// slot order, quantized parameters). Record, tombstone and directory bodies are checked as
+/// they are decoded. Shared by the engine's lazy page verification and the inspector.
+pub(crate) fn check_body(layout: &VectorLayout, qlayout: &QuantLayout, bytes: &[u8], h: &PageHeader) -> std::result::Result<(), memento_format::DecodeError> {
+    match h.page_type {
+        PageType::Vector => layout.check(bytes, h),
+        PageType::Quantized => qlayout.check(bytes, h),
+        _ => Ok(()),
+    }
+}
+
 impl VecFile {
     /// Write a new, empty vector file atomically (`.new` + rename + directory fsync).
     pub fn create(storage: &dyn Storage, sb: &Superblock) -> Result<()> {
@@ -285,11 +296,7 @@ impl VecFile {
             return Ok((bytes, h));
         }
         let h = page::verify(bytes, self.sb.file_salt, page_no, ps).map_err(|e| self.decode_err(page_no, e))?;
-        match h.page_type {
-            PageType::Vector => self.layout.check(bytes, &h).map_err(|e| self.decode_err(page_no, e))?,
-            PageType::Quantized => self.qlayout.check(bytes, &h).map_err(|e| self.decode_err(page_no, e))?,
-            _ => {}
-        }
+        check_body(&self.layout, &self.qlayout, bytes, &h).map_err(|e| self.decode_err(page_no, e))?;
         if let Some(a) = self.verified.get(w) {
             a.fetch_or(bit, Ordering::Relaxed);
         }

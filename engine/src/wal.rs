@@ -176,13 +176,79 @@ pub(crate) fn recover(
             format!("the WAL starts at LSN {} but the checkpoint ends at {}", header.start_lsn, start_lsn - 1),
         ));
     }
-    let salt = header.salt;
+    let scan = scan(&bytes, header.salt, start_lsn, dim, &mut |_| {});
+    let mut dropped_tail = None;
+    if let Some(tail) = scan.tail {
+        if let Some(q) = tail.vouched_by {
+            return Err(Error::corrupted(
+                path,
+                tail.offset,
+                format!("{}, inside the part of the log that was already fsynced (a later commit record at offset {q} vouches for it)", tail.reason),
+            ));
+        }
+        dropped_tail = Some((tail.good_end, tail.bytes, tail.reason));
+        if repair {
+            file.set_len(tail.good_end).map_err(|e| Error::io("truncating the WAL's torn tail", e))?;
+            file.sync_all().map_err(|e| Error::io("syncing the truncated WAL", e))?;
+        }
+    }
+    let txns = scan.txns;
+    let good_end = scan.good_end as usize;
+    if repair {
+        // Whatever the log holds now is what later commit records may vouch for as durable.
+        file.sync_all().map_err(|e| Error::io("syncing the WAL", e))?;
+    }
+    let end = good_end as u64;
+    Ok(Recovered { wal: Wal { file, header, end, synced: end }, txns, dropped_tail })
+}
+
+/// One good record met by [`scan`], in log order.
+pub(crate) struct ScannedRecord<'a> {
+    /// Byte offset of the record in the WAL file.
+    pub offset: u64,
+    /// The record's `len` field (header and payload, without padding).
+    pub len: u32,
+    pub lsn: u64,
+    pub payload: &'a Payload<'a>,
+}
+
+/// Where the good part of a WAL ends, and why (FORMAT.md §4.3 step 4).
+#[derive(Debug, Clone)]
+pub(crate) struct Tail {
+    /// Offset of the first byte that is not part of a good record (`p` in the spec).
+    pub offset: u64,
+    /// End of the last complete transaction: what recovery keeps.
+    pub good_end: u64,
+    /// Bytes from `good_end` to the end of the file: what recovery drops.
+    pub bytes: u64,
+    /// Why the record at `offset` is not good.
+    pub reason: String,
+    /// Offset of a later good commit record whose `synced_through` covers `offset`: the
+    /// damage is in the part of the log that was fsynced, and opening is refused.
+    pub vouched_by: Option<u64>,
+}
+
+/// What [`scan`] found.
+pub(crate) struct WalScan {
+    /// The complete transactions, in order.
+    pub txns: Vec<Txn>,
+    /// End of the last complete transaction.
+    pub good_end: u64,
+    /// Anything past `good_end`: a torn tail, an uncommitted transaction, or damage.
+    pub tail: Option<Tail>,
+}
+
+/// The recovery scan (FORMAT.md §4.3 step 4) over the bytes of a whole WAL file whose header
+/// has been checked: every good record is shown to `visit` (uncommitted ones too), and the
+/// file is not touched. [`recover`] truncates what this reports as the tail; the inspector
+/// only reports it, so both judge a log alike.
+pub(crate) fn scan(bytes: &[u8], salt: u32, start_lsn: u64, dim: usize, visit: &mut dyn FnMut(ScannedRecord<'_>)) -> WalScan {
     let mut pos = wal::HEADER_LEN;
     let mut expect = start_lsn;
     let mut txns = Vec::new();
     let mut cur: Vec<Op> = Vec::new();
     let mut cur_first = 0;
-    let mut good_end = pos;
+    let mut good_end = pos.min(bytes.len());
     let mut bad: Option<(usize, String)> = None;
     while pos < bytes.len() {
         match wal::read_record(&bytes[pos..], salt, dim) {
@@ -199,12 +265,16 @@ pub(crate) fn recover(
                     bad = Some((pos + 8, format!("record LSN {lsn} where {expect} was expected")));
                     break;
                 }
+                if let Payload::Commit { first_lsn, n_records, .. } = payload {
+                    if cur.is_empty() || first_lsn != cur_first || n_records as usize != cur.len() {
+                        bad = Some((pos, "a commit record does not match the records before it".into()));
+                        break;
+                    }
+                }
+                let len = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]);
+                visit(ScannedRecord { offset: pos as u64, len, lsn, payload: &payload });
                 match payload {
-                    Payload::Commit { first_lsn, n_records, .. } => {
-                        if cur.is_empty() || first_lsn != cur_first || n_records as usize != cur.len() {
-                            bad = Some((pos, "a commit record does not match the records before it".into()));
-                            break;
-                        }
+                    Payload::Commit { first_lsn, .. } => {
                         txns.push(Txn { first_lsn, commit_lsn: lsn, ops: std::mem::take(&mut cur) });
                         good_end = pos + next;
                     }
@@ -220,38 +290,27 @@ pub(crate) fn recover(
             }
         }
     }
-    let mut dropped_tail = None;
+    let mut tail = None;
     if good_end < bytes.len() {
         let (p, reason) = bad.unwrap_or((pos, "a transaction has no commit record".into()));
         // Was the damage at `p` inside the part of the log already fsynced? Any good commit
         // record further on says how far the log was durable when it was written.
         let last_lsn = expect.saturating_sub(1);
+        let mut vouched_by = None;
         let mut q = memento_format::align_up(p + 1, 8);
         while q + 48 <= bytes.len() {
             let b = &bytes[q..];
             if b[16] == wal::TYPE_COMMIT && u32::from_le_bytes([b[0], b[1], b[2], b[3]]) == 48 {
                 if let Scan::Record { lsn, payload: Payload::Commit { synced_through, .. }, .. } = wal::read_record(b, salt, dim) {
                     if lsn > last_lsn && synced_through > p as u64 {
-                        return Err(Error::corrupted(
-                            path,
-                            p as u64,
-                            format!("{reason}, inside the part of the log that was already fsynced (a later commit record at offset {q} vouches for it)"),
-                        ));
+                        vouched_by = Some(q as u64);
+                        break;
                     }
                 }
             }
             q += 8;
         }
-        dropped_tail = Some((good_end as u64, len - good_end as u64, reason));
-        if repair {
-            file.set_len(good_end as u64).map_err(|e| Error::io("truncating the WAL's torn tail", e))?;
-            file.sync_all().map_err(|e| Error::io("syncing the truncated WAL", e))?;
-        }
+        tail = Some(Tail { offset: p as u64, good_end: good_end as u64, bytes: (bytes.len() - good_end) as u64, reason, vouched_by });
     }
-    if repair {
-        // Whatever the log holds now is what later commit records may vouch for as durable.
-        file.sync_all().map_err(|e| Error::io("syncing the WAL", e))?;
-    }
-    let end = good_end as u64;
-    Ok(Recovered { wal: Wal { file, header, end, synced: end }, txns, dropped_tail })
+    WalScan { txns, good_end: good_end as u64, tail }
 }

@@ -7,6 +7,8 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+pub mod inspect;
+
 /// Exit status of a run that did what it was asked.
 pub const EXIT_OK: u8 = 0;
 /// Exit status of a run that failed (the error is one line on stderr), or of `verify` finding a
