@@ -1,5 +1,6 @@
 //! I/O fault countdown: the Nth write, fsync, set_len or rename fails (EIO, ENOSPC, or a short
-//! write), and every one after it, for every N until the workload completes. The error reaches
+//! write), either once (every later call works again) or forever (every one after it fails too),
+//! for every N until the workload completes. The error reaches
 //! the caller typed, the engine refuses further writes (poisoned), and reopening shows the last
 //! acknowledged commit (or the failed one, if its bytes happened to reach the file whole).
 
@@ -21,14 +22,16 @@ enum Kind {
 struct Faults {
     countdown: AtomicU64,
     kind: Kind,
+    /// Only the Nth call fails; the ones after it work.
+    once: bool,
     injected: AtomicU64,
 }
 
 impl Faults {
-    /// Whether this operation fails: the Nth and every later one.
+    /// Whether this operation fails: the Nth, and with `once` false every later one.
     fn hit(&self) -> Option<io::Error> {
         let before = self.countdown.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| Some(c.saturating_sub(1))).unwrap_or(0);
-        if before <= 1 {
+        if before == 1 || (before == 0 && !self.once) {
             self.injected.fetch_add(1, Ordering::SeqCst);
             Some(match self.kind {
                 Kind::Enospc => io::Error::from_raw_os_error(28),
@@ -145,13 +148,13 @@ fn contents(e: &Engine) -> Model {
     e.iter().map(|r| r.expect("iterates")).map(|r| (r.id, r.vector)).collect()
 }
 
-fn run_with_fault(n: u64, kind: Kind) -> (bool, u64) {
+fn run_with_fault(n: u64, kind: Kind, once: bool) -> (bool, u64) {
     let mem = MemStorage::new();
     let open = |s: Arc<dyn Storage>| {
         Engine::builder_with_storage(s).dimension(4).metric(Metric::L2).page_size(8192).wal_limit(2048).durability(Durability::Sync).open()
     };
     open(Arc::new(mem.clone())).expect("create").close().expect("close");
-    let faults = Arc::new(Faults { countdown: AtomicU64::new(n), kind, injected: AtomicU64::new(0) });
+    let faults = Arc::new(Faults { countdown: AtomicU64::new(n), kind, once, injected: AtomicU64::new(0) });
     let mut acked = Model::new();
     let mut failed_batch = None;
     match open(Arc::new(FaultStorage { inner: mem.clone(), faults: Arc::clone(&faults) })) {
@@ -202,11 +205,11 @@ fn run_with_fault(n: u64, kind: Kind) -> (bool, u64) {
 
 #[test]
 fn every_fault_position_of_the_workload() {
-    for kind in [Kind::Eio, Kind::Enospc, Kind::Short] {
+    for (kind, once) in [Kind::Eio, Kind::Enospc, Kind::Short].into_iter().flat_map(|k| [(k, false), (k, true)]) {
         let mut n = 1;
         let mut positions = 0;
         loop {
-            let (clean, _) = run_with_fault(n, kind);
+            let (clean, _) = run_with_fault(n, kind, once);
             if clean {
                 break;
             }
@@ -215,6 +218,7 @@ fn every_fault_position_of_the_workload() {
             assert!(n < 10_000, "the workload never completes");
         }
         assert!(positions > 100, "{kind:?}: only {positions} fault positions; the workload does too little I/O");
-        eprintln!("{kind:?}: {positions} fault positions, each recovered");
+        let mode = if once { "once" } else { "forever" };
+        eprintln!("{kind:?} {mode}: {positions} fault positions, each recovered");
     }
 }
