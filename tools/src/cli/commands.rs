@@ -149,15 +149,23 @@ struct Summary {
     commits: usize,
     secs: f64,
     ids: Vec<(String, State)>,
+    /// Vectors the store changed when writing them: under cosine every vector is normalised,
+    /// and normalising an already normalised vector may move its last bits.
+    renormalised: usize,
 }
 
-/// Whether storing `r` would leave the stored record `old` as it is.
-fn same(old: &Record, r: &InputRecord) -> bool {
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// Whether storing `r` would leave the stored record `old` as it is; `stored` is the vector
+/// the store would keep of `r`'s (normalised under cosine).
+fn same(old: &Record, r: &InputRecord, stored: Option<&[f32]>) -> bool {
     if old.text != r.text {
         return false;
     }
-    match &r.vector {
-        Some(v) => old.metadata == r.metadata && old.vector.len() == v.len() && old.vector.iter().zip(v).all(|(a, b)| a.to_bits() == b.to_bits()),
+    match stored {
+        Some(v) => old.metadata == r.metadata && same_bits(&old.vector, v),
         // A text under its content id keeps its metadata when none is given.
         None => (r.id.is_none() && r.metadata.is_none()) || old.metadata == r.metadata,
     }
@@ -171,7 +179,8 @@ fn ingest(engine: &Engine, recs: Vec<InputRecord>, batch: usize, label: &'static
     let dir = engine.path().to_path_buf();
     let dim = engine.dimension();
     let inferred_before = engine.cache_stats().inferred;
-    let mut s = Summary { new: 0, updated: 0, unchanged: 0, embedded: 0, commits: 0, secs: 0.0, ids: Vec::with_capacity(recs.len()) };
+    let cosine = engine.metric() == Metric::Cosine;
+    let mut s = Summary { new: 0, updated: 0, unchanged: 0, embedded: 0, commits: 0, secs: 0.0, ids: Vec::with_capacity(recs.len()), renormalised: 0 };
     let mut seen = HashSet::new();
     let mut todo = Vec::new();
     for r in recs {
@@ -185,17 +194,30 @@ fn ingest(engine: &Engine, recs: Vec<InputRecord>, batch: usize, label: &'static
         }
         match &r.vector {
             Some(v) if v.len() != dim => bail!("{}: the vector has {} dimensions but the store holds {dim}-dimensional vectors", r.origin, v.len()),
-            Some(v) if engine.metric() == Metric::Cosine && v.iter().all(|&x| x == 0.0) => {
+            Some(v) if cosine && v.iter().all(|&x| x == 0.0) => {
                 bail!("{}: a zero vector has no direction, so it cannot be compared by cosine", r.origin)
             }
             Some(_) => {}
             None if engine.embedder().is_none() => return Err(anyhow!("{}: {}", r.origin, store::raw_store(&dir))),
             None => {}
         }
+        // What the store keeps of the vector: under cosine, the engine's own normalisation.
+        let normalised = match &r.vector {
+            Some(v) if cosine => {
+                let mut n = v.clone();
+                memento::kernels::normalize(&mut n);
+                if !same_bits(&n, v) {
+                    s.renormalised += 1;
+                }
+                Some(n)
+            }
+            _ => None,
+        };
+        let stored = normalised.as_deref().or(r.vector.as_deref());
         let state = if seen.insert(id.clone()) {
             match engine.get(&id).map_err(|e| store::explain(e, &dir))? {
                 None => State::New,
-                Some(old) if same(&old, &r) => State::Unchanged,
+                Some(old) if same(&old, &r, stored) => State::Unchanged,
                 Some(_) => State::Updated,
             }
         } else {
@@ -251,7 +273,10 @@ fn ingest(engine: &Engine, recs: Vec<InputRecord>, batch: usize, label: &'static
     Ok(s)
 }
 
+/// The summary of an ingest. `import` also says how many vectors the store changed (see
+/// [`Summary::renormalised`]).
 fn print_summary(ctx: &Ctx, out: &mut dyn Write, verb: &str, unit: &str, s: &Summary) -> Result<()> {
+    let renormalised = verb == "imported" && s.renormalised > 0;
     let word = |st: State| match st {
         State::New => "new",
         State::Updated => "updated",
@@ -268,26 +293,37 @@ fn print_summary(ctx: &Ctx, out: &mut dyn Write, verb: &str, unit: &str, s: &Sum
             "seconds": (s.secs * 1000.0).round() / 1000.0,
             "ids": s.ids.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
         });
+        let mut v = v;
+        if verb == "imported" {
+            v["renormalised"] = json!(s.renormalised);
+        }
         return print_json(out, &v);
     }
     if let [(id, st)] = s.ids.as_slice() {
         let embedded = if s.embedded > 0 { ", embedded" } else { "" };
         writeln!(out, "{verb} {id} ({}{embedded})", word(*st))?;
-        return Ok(());
+    } else {
+        let rate = if s.embedded > 0 && s.secs > 0.0 { format!(" ({:.0}/s)", s.embedded as f64 / s.secs) } else { String::new() };
+        writeln!(
+            out,
+            "{verb} {} {unit} in {}: {} new, {} updated, {} unchanged; {} embedded{rate}; {} commit{}",
+            s.ids.len(),
+            if s.secs < 10.0 { format!("{:.2} s", s.secs) } else { duration(s.secs) },
+            s.new,
+            s.updated,
+            s.unchanged,
+            s.embedded,
+            s.commits,
+            if s.commits == 1 { "" } else { "s" }
+        )?;
     }
-    let rate = if s.embedded > 0 && s.secs > 0.0 { format!(" ({:.0}/s)", s.embedded as f64 / s.secs) } else { String::new() };
-    writeln!(
-        out,
-        "{verb} {} {unit} in {}: {} new, {} updated, {} unchanged; {} embedded{rate}; {} commit{}",
-        s.ids.len(),
-        if s.secs < 10.0 { format!("{:.2} s", s.secs) } else { duration(s.secs) },
-        s.new,
-        s.updated,
-        s.unchanged,
-        s.embedded,
-        s.commits,
-        if s.commits == 1 { "" } else { "s" }
-    )?;
+    if renormalised {
+        writeln!(
+            out,
+            "note: a cosine store normalises the vectors it stores; for {} of these (normalised already) that moved their last bits, so the store holds them within 2 ulp of the file, not bit for bit",
+            s.renormalised
+        )?;
+    }
     Ok(())
 }
 

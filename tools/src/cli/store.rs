@@ -71,7 +71,7 @@ fn open_with_model(dir: &Path, id: &str, retry: bool) -> Result<Engine> {
 /// The error for text given to a raw-vector store.
 pub fn raw_store(dir: &Path) -> anyhow::Error {
     anyhow!(
-        "{} is a raw-vector store (it has no embedding model), so it cannot embed text: give vectors (`memento add` with a \"vector\" field, `memento search VECTOR`)",
+        "{} is a raw-vector store (it has no embedding model), so it cannot embed text: give vectors (`memento add` with a \"vector\" field, `memento search VECTOR`), or pick a text store (--store DIR; MEMENTO_HOME moves the default store)",
         dir.display()
     )
 }
