@@ -31,7 +31,8 @@ use store::StoreArg;
 #[derive(Debug, Parser)]
 #[command(name = "memento", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
-    /// The store directory [default: the default store, see above].
+    /// The store directory [default: $MEMENTO_HOME, else $XDG_DATA_HOME/memento/default, else
+    /// ~/.local/share/memento/default].
     #[arg(long, global = true, value_name = "DIR")]
     pub store: Option<PathBuf>,
     /// Print the result as one JSON document instead of text.
