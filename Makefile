@@ -16,15 +16,25 @@ setup:
 	$(CARGO) install --locked --quiet --path tools --target-dir target
 	target/release/memento model provision
 
-## The main job: the embedded default store with the default model remembers the prose
-## paragraphs of the Python standard library's docstrings (10k+ texts no one here wrote; made once
-## into target/corpus/), then answers questions by meaning. A second run embeds nothing.
+## The main job, with the `memento` command line: the embedded default store (made on first use
+## with the default model) remembers the prose paragraphs of the Python standard library's
+## docstrings (10k+ texts no one here wrote; made once into target/corpus/), one commit per 1,024
+## texts with a progress line, then answers questions by meaning, one of them filtered to a
+## module. A second run finds every text stored already and embeds nothing.
 CORPUS := target/corpus/stdlib-docstrings.jsonl
+MEMENTO := $(or $(CARGO_TARGET_DIR),target)/release/memento
 $(CORPUS): tools/corpus/docstrings.py
 	$(PYTHON) tools/corpus/docstrings.py --out $@
 
 run: setup $(CORPUS)
-	$(CARGO) run --release --locked -p memento --example quickstart -- $(CORPUS)
+	$(CARGO) build --release --locked -p memento-tools --bin memento
+	$(MEMENTO) remember --file $(CORPUS)
+	$(MEMENTO) recall -k 3 "How do I parse command-line options?"
+	$(MEMENTO) recall -k 3 "compress a file with gzip"
+	$(MEMENTO) recall -k 3 "What happens when a generator is closed?"
+	$(MEMENTO) recall -k 3 "send an email through an SMTP server"
+	$(MEMENTO) recall -k 3 --where '{"module": "json"}' "write an object to a file in a readable, indented way"
+	$(MEMENTO) stats
 
 ## Every test: the Rust suites (unit, property, scenario, damage, fault and doc tests), then the
 ## Python package's suite against both engines (test-python), then the wheel in a fresh venv

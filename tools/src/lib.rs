@@ -2,6 +2,8 @@
 //! run ends (exit status, the one-line error, a quiet broken pipe). Both binaries reach the store
 //! only through the `memento` crate's API; nothing here knows the file format.
 
+pub mod cli;
+
 use std::ffi::OsString;
 use std::io;
 use std::path::PathBuf;

@@ -1,0 +1,801 @@
+//! The commands of `memento`, each over the `memento::Engine` API.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use memento::embed::{hex, model_dir, Manifest, OnnxOptions, DEFAULT_MODEL};
+use memento::{Engine, Error, Filter, Memory, Metadata, Metric, Record, ScanMode, SearchHit, SearchOptions, WriteBatch};
+use serde_json::{json, Value};
+
+use super::input::{self, InputRecord};
+use super::output::{compact_metadata, hits_value, print_hits, print_json, record_value, size, vector_value, write_json_line};
+use super::progress::{duration, Progress};
+use super::store::{self, Need, StoreArg};
+use super::{AddArgs, DeleteArgs, ExportArgs, GetArgs, ImportArgs, IngestArgs, InitArgs, RecallArgs, SearchArgs, UpdateArgs};
+use crate::UsageError;
+
+/// What every command gets.
+pub struct Ctx {
+    /// The store.
+    pub store: StoreArg,
+    /// `--json`.
+    pub json: bool,
+}
+
+/// The version of the export format (the header's `memento_export`).
+const EXPORT_VERSION: u64 = 1;
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+fn parse_filter(s: Option<&str>) -> Result<Option<Filter>> {
+    s.map(|s| {
+        Filter::from_json_str(s).map_err(|e| match e {
+            Error::InvalidFilter { reason } => usage(format!("--where is not a valid filter: {reason}")),
+            other => usage(format!("--where: {other}")),
+        })
+    })
+    .transpose()
+}
+
+fn search_options<'a>(k: usize, filter: Option<&'a Filter>, exact: bool) -> SearchOptions<'a> {
+    let mut o = SearchOptions::new(k);
+    if let Some(f) = filter {
+        o = o.filter(f);
+    }
+    if exact {
+        o = o.mode(ScanMode::Exact);
+    }
+    o
+}
+
+/// A store in a few words: `a text store (model all-minilm-l6-v2, 384 dimensions, cosine)`.
+fn describe(engine: &Engine) -> String {
+    match engine.model() {
+        Some(m) => format!("a text store (model {}, {} dimensions, {})", m.id, engine.dimension(), engine.metric().name()),
+        None => format!("a raw-vector store ({} dimensions, {})", engine.dimension(), engine.metric().name()),
+    }
+}
+
+fn model_value(engine: &Engine) -> Value {
+    engine.model().map_or(Value::Null, |m| json!({"id": m.id, "dimension": m.dim, "sha256": hex(&m.hash)}))
+}
+
+pub fn init(ctx: &Ctx, a: InitArgs, out: &mut dyn Write) -> Result<()> {
+    let dir = &ctx.store.dir;
+    if store::exists(dir) {
+        bail!("a store exists already at {}", dir.display());
+    }
+    let b = Engine::builder(dir).metric(a.metric.into());
+    let opened = match a.dimension {
+        Some(d) => b.dimension(d).open(),
+        None => b.model_dir(model_dir(a.model.as_deref().unwrap_or(DEFAULT_MODEL)), OnnxOptions::default()).open(),
+    };
+    let engine = opened.map_err(|e| store::explain(e, dir))?;
+    if ctx.json {
+        let v = json!({"store": dir.display().to_string(), "dimension": engine.dimension(), "metric": engine.metric().name(), "model": model_value(&engine)});
+        print_json(out, &v)?;
+    } else {
+        writeln!(out, "created {} at {}", describe(&engine), dir.display())?;
+    }
+    store::close(engine)
+}
+
+/// The records given on the command line, in files, or on stdin; `vector` is `add --vector`.
+fn collect(args: &IngestArgs, vector: Option<&str>) -> Result<Vec<InputRecord>> {
+    let meta = args.meta.as_deref().map(input::parse_metadata_arg).transpose().map_err(|e| usage(format!("--meta: {e}")))?;
+    let vector = vector.map(input::parse_vector).transpose().map_err(|e| usage(format!("--vector: {e}")))?;
+    if args.id.is_some() && (args.texts.len() > 1 || (args.texts.is_empty() && vector.is_none())) {
+        return Err(usage("--id names the one record given on the command line: give one TEXT (or --vector)"));
+    }
+    if vector.is_some() && args.texts.len() > 1 {
+        return Err(usage("--vector is the vector of one record: give at most one TEXT with it"));
+    }
+    if vector.is_some() && args.texts.is_empty() && args.id.is_none() {
+        return Err(usage("a record with only a vector needs an --id"));
+    }
+    let mut recs = Vec::new();
+    if let Some(v) = vector {
+        recs.push(InputRecord { id: args.id.clone(), text: args.texts.first().cloned(), metadata: None, vector: Some(v), origin: "the command line".into() });
+    } else {
+        for (i, t) in args.texts.iter().enumerate() {
+            if t.trim().is_empty() {
+                return Err(usage(format!("text argument {} is empty", i + 1)));
+            }
+            recs.push(InputRecord { id: args.id.clone(), text: Some(t.clone()), metadata: None, vector: None, origin: format!("text argument {}", i + 1) });
+        }
+    }
+    let mut files = args.files.clone();
+    if recs.is_empty() && files.is_empty() {
+        if std::io::stdin().is_terminal() {
+            return Err(usage("nothing to store: give TEXT arguments, --file FILE, or pipe records into stdin"));
+        }
+        files.push("-".into());
+    }
+    for f in &files {
+        let (content, name) = input::read_input(f)?;
+        let path = (f.as_os_str() != "-").then_some(f.as_path());
+        let format = args.format.unwrap_or_else(|| input::guess_format(path, &content));
+        recs.extend(input::parse(&content, &name, format)?);
+    }
+    if let Some(meta) = meta {
+        for r in &mut recs {
+            let mut m = meta.clone();
+            m.extend(r.metadata.take().unwrap_or_default());
+            r.metadata = Some(m);
+        }
+    }
+    Ok(recs)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    New,
+    Updated,
+    Unchanged,
+}
+
+/// What an ingest did.
+struct Summary {
+    new: usize,
+    updated: usize,
+    unchanged: usize,
+    embedded: u64,
+    commits: usize,
+    secs: f64,
+    ids: Vec<(String, State)>,
+    /// Vectors the store changed when writing them: under cosine every vector is normalised,
+    /// and normalising an already normalised vector may move its last bits.
+    renormalised: usize,
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// Whether storing `r` would leave the stored record `old` as it is; `stored` is the vector
+/// the store would keep of `r`'s (normalised under cosine).
+fn same(old: &Record, r: &InputRecord, stored: Option<&[f32]>) -> bool {
+    if old.text != r.text {
+        return false;
+    }
+    match stored {
+        Some(v) => old.metadata == r.metadata && same_bits(&old.vector, v),
+        // A text under its content id keeps its metadata when none is given.
+        None => (r.id.is_none() && r.metadata.is_none()) || old.metadata == r.metadata,
+    }
+}
+
+/// Stores records: those with a vector as they are, texts through `remember_batch` (embedded
+/// unless stored already). Records that would change nothing are skipped, so a second run
+/// writes and embeds nothing. One commit per `batch` records.
+fn ingest(engine: &Engine, recs: Vec<InputRecord>, batch: usize, label: &'static str, unit: &'static str) -> Result<Summary> {
+    let start = Instant::now();
+    let dir = engine.path().to_path_buf();
+    let dim = engine.dimension();
+    let inferred_before = engine.cache_stats().inferred;
+    let cosine = engine.metric() == Metric::Cosine;
+    let mut s = Summary { new: 0, updated: 0, unchanged: 0, embedded: 0, commits: 0, secs: 0.0, ids: Vec::with_capacity(recs.len()), renormalised: 0 };
+    let mut seen = HashSet::new();
+    let mut todo = Vec::new();
+    for r in recs {
+        let id = match (&r.id, &r.text) {
+            (Some(id), _) => id.clone(),
+            (None, Some(t)) => Engine::content_id(t),
+            (None, None) => bail!("{}: a record with only a vector needs an id", r.origin),
+        };
+        if id.is_empty() || id.len() > 1024 {
+            bail!("{}: an id is 1 to 1,024 bytes, not {}", r.origin, id.len());
+        }
+        match &r.vector {
+            Some(v) if v.len() != dim => bail!("{}: the vector has {} dimensions but the store holds {dim}-dimensional vectors", r.origin, v.len()),
+            Some(v) if cosine && v.iter().all(|&x| x == 0.0) => {
+                bail!("{}: a zero vector has no direction, so it cannot be compared by cosine", r.origin)
+            }
+            Some(_) => {}
+            None if engine.embedder().is_none() => return Err(anyhow!("{}: {}", r.origin, store::raw_store(&dir))),
+            None => {}
+        }
+        // What the store keeps of the vector: under cosine, the engine's own normalisation.
+        let normalised = match &r.vector {
+            Some(v) if cosine => {
+                let mut n = v.clone();
+                memento::kernels::normalize(&mut n);
+                if !same_bits(&n, v) {
+                    s.renormalised += 1;
+                }
+                Some(n)
+            }
+            _ => None,
+        };
+        let stored = normalised.as_deref().or(r.vector.as_deref());
+        let state = if seen.insert(id.clone()) {
+            match engine.get(&id).map_err(|e| store::explain(e, &dir))? {
+                None => State::New,
+                Some(old) if same(&old, &r, stored) => State::Unchanged,
+                Some(_) => State::Updated,
+            }
+        } else {
+            // The same id twice in one input: the later one wins.
+            State::Updated
+        };
+        match state {
+            State::New => s.new += 1,
+            State::Updated => s.updated += 1,
+            State::Unchanged => s.unchanged += 1,
+        }
+        s.ids.push((id.clone(), state));
+        if state != State::Unchanged {
+            todo.push((id, r));
+        }
+    }
+    let total = todo.len();
+    let mut bar = Progress::new(label, unit, total);
+    let mut done = 0;
+    let mut it = todo.into_iter().peekable();
+    while it.peek().is_some() {
+        let mut writes = WriteBatch::new();
+        let mut memories = Vec::new();
+        for (id, r) in it.by_ref().take(batch) {
+            match r.vector {
+                Some(v) => {
+                    let mut rec = Record::new(id, v);
+                    rec.text = r.text;
+                    rec.metadata = r.metadata;
+                    writes.upsert(rec);
+                }
+                None => memories.push(Memory { id: r.id, text: r.text.unwrap_or_default(), metadata: r.metadata }),
+            }
+        }
+        let n = writes.len() + memories.len();
+        let failed = |e: Error| store::explain(e, &dir).context(format!("storing records {} to {} (the {done} before are stored)", done + 1, done + n));
+        if !writes.is_empty() {
+            engine.write(writes).map_err(failed)?;
+            s.commits += 1;
+        }
+        if !memories.is_empty() {
+            let base = done + n - memories.len();
+            let mut report = |d: usize, _all: usize| bar.update(base + d);
+            engine.remember_batch(memories, Some(&mut report)).map_err(failed)?;
+            s.commits += 1;
+        }
+        done += n;
+        bar.update(done);
+    }
+    bar.finish();
+    s.embedded = engine.cache_stats().inferred - inferred_before;
+    s.secs = start.elapsed().as_secs_f64();
+    Ok(s)
+}
+
+/// The summary of an ingest. `import` also says how many vectors the store changed (see
+/// [`Summary::renormalised`]).
+fn print_summary(ctx: &Ctx, out: &mut dyn Write, verb: &str, unit: &str, s: &Summary) -> Result<()> {
+    let renormalised = verb == "imported" && s.renormalised > 0;
+    let word = |st: State| match st {
+        State::New => "new",
+        State::Updated => "updated",
+        State::Unchanged => "unchanged",
+    };
+    if ctx.json {
+        let v = json!({
+            "records": s.ids.len(),
+            "new": s.new,
+            "updated": s.updated,
+            "unchanged": s.unchanged,
+            "embedded": s.embedded,
+            "commits": s.commits,
+            "seconds": (s.secs * 1000.0).round() / 1000.0,
+            "ids": s.ids.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+        });
+        let mut v = v;
+        if verb == "imported" {
+            v["renormalised"] = json!(s.renormalised);
+        }
+        return print_json(out, &v);
+    }
+    if let [(id, st)] = s.ids.as_slice() {
+        let embedded = if s.embedded > 0 { ", embedded" } else { "" };
+        writeln!(out, "{verb} {id} ({}{embedded})", word(*st))?;
+    } else {
+        let rate = if s.embedded > 0 && s.secs > 0.0 { format!(" ({:.0}/s)", s.embedded as f64 / s.secs) } else { String::new() };
+        writeln!(
+            out,
+            "{verb} {} {unit} in {}: {} new, {} updated, {} unchanged; {} embedded{rate}; {} commit{}",
+            s.ids.len(),
+            if s.secs < 10.0 { format!("{:.2} s", s.secs) } else { duration(s.secs) },
+            s.new,
+            s.updated,
+            s.unchanged,
+            s.embedded,
+            s.commits,
+            if s.commits == 1 { "" } else { "s" }
+        )?;
+    }
+    if renormalised {
+        writeln!(
+            out,
+            "note: a cosine store normalises the vectors it stores; for {} of these (normalised already) that moved their last bits, so the store holds them within 2 ulp of the file, not bit for bit",
+            s.renormalised
+        )?;
+    }
+    Ok(())
+}
+
+pub fn remember(ctx: &Ctx, a: IngestArgs, out: &mut dyn Write) -> Result<()> {
+    let recs = collect(&a, None)?;
+    if let Some(r) = recs.iter().find(|r| r.vector.is_some()) {
+        bail!("{}: `remember` takes texts, and this record has a vector; use `memento add` for records with vectors", r.origin);
+    }
+    let engine = store::open(&ctx.store, Need::Text, true)?;
+    let s = ingest(&engine, recs, a.batch, "remembering", "texts")?;
+    store::close(engine)?;
+    print_summary(ctx, out, "remembered", "texts", &s)
+}
+
+pub fn add(ctx: &Ctx, a: AddArgs, out: &mut dyn Write) -> Result<()> {
+    let recs = collect(&a.input, a.vector.as_deref())?;
+    let texts = recs.iter().any(|r| r.vector.is_none());
+    let engine = if texts { store::open(&ctx.store, Need::Text, true)? } else { store::open(&ctx.store, Need::Vectors, false)? };
+    let s = ingest(&engine, recs, a.input.batch, "adding", "records")?;
+    store::close(engine)?;
+    print_summary(ctx, out, "added", "records", &s)
+}
+
+fn print_results(ctx: &Ctx, out: &mut dyn Write, hits: &[SearchHit], metric: Metric) -> Result<()> {
+    if ctx.json {
+        print_json(out, &hits_value(hits, metric))
+    } else {
+        print_hits(out, hits, metric)
+    }
+}
+
+pub fn recall(ctx: &Ctx, a: RecallArgs, out: &mut dyn Write) -> Result<()> {
+    let filter = parse_filter(a.filter.as_deref())?;
+    let query = a.query.join(" ");
+    if query.trim().is_empty() {
+        return Err(usage("the question is empty"));
+    }
+    let engine = store::open(&ctx.store, Need::Text, false)?;
+    let hits = engine.recall_with(&query, &search_options(a.k, filter.as_ref(), a.exact)).map_err(|e| store::explain(e, engine.path()))?;
+    print_results(ctx, out, &hits, engine.metric())?;
+    store::close(engine)
+}
+
+pub fn search(ctx: &Ctx, a: SearchArgs, out: &mut dyn Write) -> Result<()> {
+    let filter = parse_filter(a.filter.as_deref())?;
+    let raw = if a.vector == "-" {
+        let (s, _) = input::read_input(Path::new("-"))?;
+        s
+    } else {
+        a.vector.clone()
+    };
+    let vector = input::parse_vector(&raw).map_err(|e| usage(format!("VECTOR: {e}")))?;
+    let engine = store::open(&ctx.store, Need::Vectors, false)?;
+    let hits = engine.search_with(&vector, &search_options(a.k, filter.as_ref(), a.exact)).map_err(|e| store::explain(e, engine.path()))?;
+    print_results(ctx, out, &hits, engine.metric())?;
+    store::close(engine)
+}
+
+fn print_records(ctx: &Ctx, out: &mut dyn Write, records: &[Record], with_vector: bool) -> Result<()> {
+    if ctx.json {
+        return print_json(out, &Value::Array(records.iter().map(|r| record_value(r, with_vector)).collect()));
+    }
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "id        {}", r.id)?;
+        if let Some(t) = &r.text {
+            writeln!(out, "text      {}", t.replace('\n', "\n          "))?;
+        }
+        if r.metadata.is_some() {
+            writeln!(out, "metadata  {}", compact_metadata(r.metadata.as_ref()))?;
+        }
+        if with_vector {
+            writeln!(out, "vector    {}", vector_value(&r.vector))?;
+        } else {
+            writeln!(out, "vector    {} dimensions (--vector shows it)", r.vector.len())?;
+        }
+    }
+    Ok(())
+}
+
+fn not_found(missing: &[String]) -> anyhow::Error {
+    match missing {
+        [one] => anyhow!("no record has the id {one:?}"),
+        many => anyhow!("no records have the ids {}", many.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+pub fn get(ctx: &Ctx, a: GetArgs, out: &mut dyn Write) -> Result<()> {
+    let filter = parse_filter(a.filter.as_deref())?;
+    let engine = store::open(&ctx.store, Need::Vectors, false)?;
+    let explain = |e| store::explain(e, engine.path());
+    let records = match &filter {
+        Some(f) => engine.get_where(f, a.limit).map_err(explain)?,
+        None => {
+            let mut found = Vec::new();
+            let mut missing = Vec::new();
+            for id in &a.ids {
+                match engine.get(id).map_err(explain)? {
+                    Some(r) => found.push(r),
+                    None => missing.push(id.clone()),
+                }
+            }
+            if !missing.is_empty() {
+                return Err(not_found(&missing));
+            }
+            found
+        }
+    };
+    if records.is_empty() && !ctx.json {
+        writeln!(out, "no records match")?;
+    } else {
+        print_records(ctx, out, &records, a.vector)?;
+    }
+    store::close(engine)
+}
+
+pub fn delete(ctx: &Ctx, a: DeleteArgs, out: &mut dyn Write) -> Result<()> {
+    let filter = parse_filter(a.filter.as_deref())?;
+    let engine = store::open(&ctx.store, Need::Vectors, false)?;
+    let explain = |e| store::explain(e, engine.path());
+    let (deleted, missing) = match &filter {
+        Some(f) => (engine.delete_where(f).map_err(explain)?, Vec::new()),
+        None => {
+            let mut b = WriteBatch::new();
+            let mut missing = Vec::new();
+            let mut seen = HashSet::new();
+            for id in &a.ids {
+                if !seen.insert(id) {
+                    continue;
+                }
+                if engine.contains(id).map_err(explain)? {
+                    b.delete(id.clone());
+                } else {
+                    missing.push(id.clone());
+                }
+            }
+            if !missing.is_empty() && !a.missing_ok {
+                return Err(not_found(&missing).context("nothing was deleted"));
+            }
+            let n = if b.is_empty() { 0 } else { engine.write(b).map_err(explain)?.deleted };
+            (n, missing)
+        }
+    };
+    if ctx.json {
+        print_json(out, &json!({"deleted": deleted, "missing": missing}))?;
+    } else {
+        let missing = if missing.is_empty() { String::new() } else { format!(" ({} not found)", missing.len()) };
+        writeln!(out, "deleted {deleted} record{}{missing}", if deleted == 1 { "" } else { "s" })?;
+    }
+    store::close(engine)
+}
+
+pub fn update(ctx: &Ctx, a: UpdateArgs, out: &mut dyn Write) -> Result<()> {
+    let meta = a.meta.as_deref().map(input::parse_metadata_arg).transpose().map_err(|e| usage(format!("--meta: {e}")))?;
+    let mut engine = store::open(&ctx.store, Need::Vectors, false)?;
+    let old = engine.get(&a.id).map_err(|e| store::explain(e, engine.path()))?.ok_or_else(|| not_found(std::slice::from_ref(&a.id)))?;
+    let new_text = a.text.filter(|t| old.text.as_deref() != Some(t.as_str()));
+    if new_text.is_some() && engine.model().is_some() {
+        // The new text is embedded: reopen with the model.
+        store::close(engine)?;
+        engine = store::open(&ctx.store, Need::Text, false)?;
+    }
+    let new_meta: Option<Metadata> = match meta {
+        _ if a.clear_meta => None,
+        Some(m) if a.merge => {
+            let mut merged = old.metadata.clone().unwrap_or_default();
+            for (k, v) in m {
+                if v.is_null() {
+                    merged.remove(&k);
+                } else {
+                    merged.insert(k, v);
+                }
+            }
+            Some(merged)
+        }
+        Some(m) => Some(m),
+        None => old.metadata.clone(),
+    };
+    let meta_changed = new_meta != old.metadata;
+    let mut b = WriteBatch::new();
+    let mut embedded = false;
+    match &new_text {
+        Some(t) if engine.embedder().is_some() => {
+            let e = engine.embed(t).map_err(|e| store::explain(e, engine.path()))?;
+            let mut r = Record::new(a.id.clone(), e.vector).with_text(t.clone());
+            r.metadata = new_meta.clone();
+            b.upsert(r);
+            embedded = true;
+        }
+        Some(t) => {
+            b.update_text(a.id.clone(), Some(t.clone()));
+            if meta_changed {
+                b.update_metadata(a.id.clone(), new_meta.clone());
+            }
+        }
+        None if meta_changed => {
+            b.update_metadata(a.id.clone(), new_meta.clone());
+        }
+        None => {}
+    }
+    if !b.is_empty() {
+        engine.write(b).map_err(|e| store::explain(e, engine.path()))?;
+    }
+    if ctx.json {
+        print_json(out, &json!({"id": a.id, "text_changed": new_text.is_some(), "metadata_changed": meta_changed, "embedded": embedded}))?;
+    } else if new_text.is_none() && !meta_changed {
+        writeln!(out, "{} is unchanged", a.id)?;
+    } else {
+        let mut what = Vec::new();
+        if new_text.is_some() {
+            what.push(if embedded { "text (embedded again)" } else { "text (the vector is kept)" });
+        }
+        if meta_changed {
+            what.push("metadata");
+        }
+        writeln!(out, "updated {}: {}", a.id, what.join(", "))?;
+    }
+    store::close(engine)
+}
+
+/// Size of a file and of its SQLite companions (`-wal`, `-shm`); 0 if missing.
+fn file_bytes(dir: &Path, name: &str) -> u64 {
+    ["", "-wal", "-shm"].iter().filter_map(|s| std::fs::metadata(dir.join(format!("{name}{s}"))).ok()).map(|m| m.len()).sum()
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()).unwrap_or(0)
+}
+
+pub fn stats(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+    let engine = store::open(&ctx.store, Need::Vectors, false)?;
+    let st = engine.stats();
+    let dir = engine.path().to_path_buf();
+    let vec_bytes = file_bytes(&dir, memento::files::VECTORS);
+    let wal_bytes = file_bytes(&dir, memento::files::WAL);
+    let mirror_bytes = file_bytes(&dir, memento::files::MIRROR);
+    let cache_bytes = file_bytes(&dir, memento::files::EMBEDDING_CACHE);
+    let total = dir_bytes(&dir);
+    if ctx.json {
+        let v = json!({
+            "store": dir.display().to_string(),
+            "model": model_value(&engine),
+            "dimension": st.dimension,
+            "metric": st.metric.name(),
+            "records": st.count,
+            "deleted": st.deleted,
+            "slots": st.slots,
+            "pages": st.pages,
+            "vector_file_bytes": vec_bytes,
+            "wal_bytes": wal_bytes,
+            "mirror_bytes": mirror_bytes,
+            "embedding_cache_bytes": cache_bytes,
+            "total_bytes": total,
+            "checkpoint_lsn": st.checkpoint_lsn,
+            "last_lsn": st.last_lsn,
+            "pending_vectors": st.pending_vectors,
+            "recovery": st.recovery,
+        });
+        print_json(out, &v)?;
+    } else {
+        let model = match &st.model {
+            Some(m) => format!("{} ({} dimensions, sha256 {}…)", m.id, m.dim, &hex(&m.hash)[..12]),
+            None => "none (a raw-vector store)".into(),
+        };
+        writeln!(out, "store            {}", dir.display())?;
+        writeln!(out, "model            {model}")?;
+        writeln!(out, "vectors          {} dimensions, {}", st.dimension, st.metric.name())?;
+        writeln!(out, "records          {} ({} deleted, {} slots used)", st.count, st.deleted, st.slots)?;
+        writeln!(out, "vector file      {} ({} pages)", size(vec_bytes), st.pages)?;
+        writeln!(
+            out,
+            "WAL              {} ({} vectors since the checkpoint at LSN {}; last LSN {})",
+            size(wal_bytes),
+            st.pending_vectors,
+            st.checkpoint_lsn,
+            st.last_lsn
+        )?;
+        writeln!(out, "mirror           {}", size(mirror_bytes))?;
+        if cache_bytes > 0 {
+            writeln!(out, "embedding cache  {}", size(cache_bytes))?;
+        }
+        writeln!(out, "on disk          {}", size(total))?;
+        for r in &st.recovery {
+            writeln!(out, "recovery         {r}")?;
+        }
+    }
+    store::close(engine)
+}
+
+pub fn checkpoint(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+    let engine = store::open(&ctx.store, Need::Vectors, false)?;
+    let before = engine.stats();
+    engine.checkpoint().map_err(|e| store::explain(e, engine.path()))?;
+    let after = engine.stats();
+    if ctx.json {
+        print_json(
+            out,
+            &json!({"vectors_written": before.pending_vectors, "wal_bytes_before": before.wal_bytes, "wal_bytes_after": after.wal_bytes, "checkpoint_lsn": after.checkpoint_lsn}),
+        )?;
+    } else if before.checkpoint_lsn == after.checkpoint_lsn {
+        writeln!(out, "nothing to do: every commit is in the vector file already (checkpoint at LSN {})", after.checkpoint_lsn)?;
+    } else {
+        writeln!(
+            out,
+            "checkpoint at LSN {}: {} vectors written to the vector file, WAL {} -> {}",
+            after.checkpoint_lsn,
+            before.pending_vectors,
+            size(before.wal_bytes),
+            size(after.wal_bytes)
+        )?;
+    }
+    store::close(engine)
+}
+
+fn export_header(engine: &Engine, count: usize) -> Value {
+    json!({
+        "memento_export": EXPORT_VERSION,
+        "dimension": engine.dimension(),
+        "metric": engine.metric().name(),
+        "model": model_value(engine),
+        "count": count,
+    })
+}
+
+pub fn export(ctx: &Ctx, a: ExportArgs, out: &mut dyn Write) -> Result<()> {
+    let filter = parse_filter(a.filter.as_deref())?;
+    let engine = store::open(&ctx.store, Need::Vectors, false)?;
+    let explain = |e| store::explain(e, engine.path());
+    let mut file = match &a.out {
+        Some(p) => Some(BufWriter::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+        None => None,
+    };
+    let w: &mut dyn Write = match file.as_mut() {
+        Some(f) => f,
+        None => out,
+    };
+    let mut n = 0usize;
+    match &filter {
+        Some(f) => {
+            let records = engine.get_where(f, None).map_err(explain)?;
+            write_json_line(w, &export_header(&engine, records.len()))?;
+            for r in &records {
+                write_json_line(w, &record_value(r, true))?;
+                n += 1;
+            }
+        }
+        None => {
+            write_json_line(w, &export_header(&engine, engine.count() as usize))?;
+            for r in engine.iter() {
+                write_json_line(w, &record_value(&r.map_err(explain)?, true))?;
+                n += 1;
+            }
+        }
+    }
+    w.flush()?;
+    if let (Some(f), Some(p)) = (file, &a.out) {
+        f.into_inner().map_err(|e| e.into_error())?.sync_all().with_context(|| format!("writing {}", p.display()))?;
+        if ctx.json {
+            print_json(out, &json!({"exported": n, "file": p.display().to_string()}))?;
+        } else {
+            writeln!(out, "exported {n} records to {}", p.display())?;
+        }
+    }
+    store::close(engine)
+}
+
+/// The header line of an export.
+struct Header {
+    dimension: usize,
+    metric: Metric,
+    model: Option<(String, String)>,
+}
+
+fn parse_header(v: &Value, origin: &str) -> Result<Header> {
+    let version = v["memento_export"].as_u64().unwrap_or(0);
+    if version != EXPORT_VERSION {
+        bail!("{origin}: export format version {} is not one this memento reads ({EXPORT_VERSION})", v["memento_export"]);
+    }
+    let dimension = v["dimension"].as_u64().ok_or_else(|| anyhow!("{origin}: the header has no \"dimension\""))? as usize;
+    let metric = match v["metric"].as_str() {
+        Some("cosine") => Metric::Cosine,
+        Some("dot") => Metric::Dot,
+        Some("l2") => Metric::L2,
+        _ => bail!("{origin}: the header's \"metric\" is not cosine, dot or l2"),
+    };
+    let model = match &v["model"] {
+        Value::Null => None,
+        m => Some((
+            m["id"].as_str().ok_or_else(|| anyhow!("{origin}: the header's model has no \"id\""))?.to_owned(),
+            m["sha256"].as_str().unwrap_or_default().to_owned(),
+        )),
+    };
+    Ok(Header { dimension, metric, model })
+}
+
+/// Opens (or creates, as the header says) the store to import into, and checks it fits.
+fn import_target(ctx: &Ctx, header: Option<&Header>) -> Result<Engine> {
+    let dir = &ctx.store.dir;
+    let Some(h) = header else {
+        return store::open(&ctx.store, Need::Vectors, false);
+    };
+    if !store::exists(dir) {
+        let b = Engine::builder(dir).metric(h.metric);
+        let opened = match &h.model {
+            None => b.dimension(h.dimension).open(),
+            Some((id, sha)) => {
+                let mdir = model_dir(id);
+                let installed = Manifest::load(&mdir).map_err(|e| anyhow!("the export was made with the model {id}, which is not installed here: {e}"))?;
+                if !sha.is_empty() && hex(&installed.identity().hash) != *sha {
+                    bail!("the export was made with the model {id} of sha256 {sha}, but the one installed here has sha256 {}", hex(&installed.identity().hash));
+                }
+                b.model_dir(mdir, OnnxOptions::default()).open()
+            }
+        };
+        return opened.map_err(|e| store::explain(e, dir));
+    }
+    let engine = store::open(&ctx.store, Need::Vectors, false)?;
+    if engine.dimension() != h.dimension || engine.metric() != h.metric {
+        bail!(
+            "the export holds {}-dimensional vectors compared by {}, but the store at {} is {}",
+            h.dimension,
+            h.metric.name(),
+            dir.display(),
+            describe(&engine)
+        );
+    }
+    let store_model = engine.model().map(|m| (m.id.clone(), hex(&m.hash)));
+    let fits = match (&h.model, &store_model) {
+        (None, None) => true,
+        (Some((id, sha)), Some((sid, ssha))) => id == sid && (sha.is_empty() || sha == ssha),
+        _ => false,
+    };
+    if !fits {
+        let name = |m: &Option<(String, String)>| m.as_ref().map_or("no model".to_string(), |(id, _)| format!("the model {id}"));
+        bail!(
+            "the export was made with {}, but the store at {} has {}; vectors of different models cannot be mixed",
+            name(&h.model),
+            dir.display(),
+            name(&store_model)
+        );
+    }
+    Ok(engine)
+}
+
+pub fn import(ctx: &Ctx, a: ImportArgs, out: &mut dyn Write) -> Result<()> {
+    let (content, name) = input::read_input(&a.file)?;
+    let content = content.strip_prefix('\u{feff}').unwrap_or(&content);
+    let mut header = None;
+    let mut recs = Vec::new();
+    for (i, line) in content.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let origin = format!("{name}:{}", i + 1);
+        if header.is_none() && recs.is_empty() {
+            if let Ok(v) = serde_json::from_str::<Value>(line) {
+                if v.get("memento_export").is_some() {
+                    header = Some(parse_header(&v, &origin)?);
+                    continue;
+                }
+            }
+        }
+        let r = input::parse_json_record(line, &origin)?;
+        if r.vector.is_none() {
+            bail!("{origin}: the record has no vector; `import` reads what `memento export` writes (use `memento add` or `remember` for texts)");
+        }
+        recs.push(r);
+    }
+    let engine = import_target(ctx, header.as_ref())?;
+    let s = ingest(&engine, recs, a.batch, "importing", "records")?;
+    store::close(engine)?;
+    print_summary(ctx, out, "imported", "records", &s)
+}

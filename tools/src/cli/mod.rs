@@ -1,0 +1,304 @@
+//! The `memento` command line: its arguments (clap) and the commands, all over the
+//! `memento::Engine` API.
+//!
+//! Exit status: 0 success; 1 an error (one line on stderr, `error: ...`; `--verbose` adds the
+//! causes); 2 a usage error (a bad option, or a `--where`, `--meta` or vector argument that is
+//! not valid JSON or not a valid filter). Output cut short by a closed pipe ends quietly with 0.
+
+mod commands;
+pub mod input;
+pub mod model;
+pub mod output;
+pub mod progress;
+pub mod store;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::default_store_dir;
+use input::Format;
+use store::StoreArg;
+
+/// Memento, an embedded vector database: remember texts and recall them by meaning, or store
+/// vectors and search them, in a local store.
+///
+/// Without --store, commands use the default store ($MEMENTO_HOME, else
+/// $XDG_DATA_HOME/memento/default, else ~/.local/share/memento/default), created on first use
+/// with the default embedding model.
+#[derive(Debug, Parser)]
+#[command(name = "memento", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// The store directory [default: $MEMENTO_HOME, else $XDG_DATA_HOME/memento/default, else
+    /// ~/.local/share/memento/default].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Print the result as one JSON document instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// On an error, print each of its causes on a line of its own.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a store: a text store with an embedding model (the default model unless
+    /// --dimension is given), or a raw-vector store of --dimension.
+    Init(InitArgs),
+    /// Store texts, each embedded by the store's model, from arguments, files (JSONL, CSV,
+    /// one per line) or stdin. A text stored already is not embedded again.
+    Remember(IngestArgs),
+    /// Store records: texts (embedded, as `remember` does) or records with their own vectors
+    /// (--vector, or a "vector" field), as in a raw-vector store.
+    Add(AddArgs),
+    /// Find the stored texts closest in meaning to a question.
+    Recall(RecallArgs),
+    /// Find the records nearest to a vector.
+    Search(SearchArgs),
+    /// Show records by id, or those matching a filter.
+    Get(GetArgs),
+    /// Delete records by id, or those matching a filter.
+    Delete(DeleteArgs),
+    /// Change the text and/or the metadata of a record.
+    Update(UpdateArgs),
+    /// Figures about the store: records, pages, file sizes, the WAL, the model.
+    Stats,
+    /// Write everything committed since the last checkpoint into the vector file and start a
+    /// new, empty WAL (closing a store does this too).
+    Checkpoint,
+    /// Write every record (id, text, metadata, vector) as JSON lines, after a header line with
+    /// the store's dimension, metric and model. Floats are written exactly.
+    Export(ExportArgs),
+    /// Read what `export` wrote into a store (creating it, as the header says, if missing).
+    /// Records are stored with their vectors, nothing is embedded; existing ids are replaced.
+    Import(ImportArgs),
+    /// The embedding model and the ONNX Runtime library: install and inspect them.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+}
+
+/// How vectors are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MetricArg {
+    /// Cosine distance (vectors are normalised when stored).
+    Cosine,
+    /// Negative dot product.
+    Dot,
+    /// Squared Euclidean distance.
+    L2,
+}
+
+impl From<MetricArg> for memento::Metric {
+    fn from(m: MetricArg) -> Self {
+        match m {
+            MetricArg::Cosine => memento::Metric::Cosine,
+            MetricArg::Dot => memento::Metric::Dot,
+            MetricArg::L2 => memento::Metric::L2,
+        }
+    }
+}
+
+/// `memento init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Make a raw-vector store of this dimension (vectors are given, not embedded).
+    #[arg(long, short = 'd', value_name = "N", conflicts_with = "model")]
+    pub dimension: Option<usize>,
+    /// Make a text store with this embedding model, by id, installed in the cache directory
+    /// (`memento model list`) [default: all-minilm-l6-v2].
+    #[arg(long, value_name = "ID")]
+    pub model: Option<String>,
+    /// How vectors are compared.
+    #[arg(long, value_enum, default_value_t = MetricArg::Cosine)]
+    pub metric: MetricArg,
+}
+
+/// What `remember` and `add` read.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Texts to store, one record each. With neither texts nor --file, records are read from
+    /// stdin.
+    #[arg(value_name = "TEXT")]
+    pub texts: Vec<String>,
+    /// Read records from FILE (`-`: stdin); may be repeated. The format comes from the
+    /// extension (.jsonl, .csv, .txt) unless --format says otherwise.
+    #[arg(short, long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The format of --file and stdin [default: from the extension; else JSONL if the input
+    /// starts with `{`, else one text per line].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// The id of the one record given on the command line [default: derived from its text, so
+    /// that the same text is stored once].
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Metadata for every record read, a JSON object such as '{"lang": "en"}' (merged into a
+    /// record's own metadata, whose fields win).
+    #[arg(long, value_name = "JSON")]
+    pub meta: Option<String>,
+    /// Records per commit: an interrupted run keeps every commit it made.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = positive)]
+    pub batch: usize,
+}
+
+/// `memento add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// What to read.
+    #[command(flatten)]
+    pub input: IngestArgs,
+    /// The vector of the one record given on the command line, a JSON array such as
+    /// '[0.1, 0.2, 0.3]' (needs --id or a TEXT).
+    #[arg(long, value_name = "JSON")]
+    pub vector: Option<String>,
+}
+
+/// `memento recall`.
+#[derive(Debug, Args)]
+pub struct RecallArgs {
+    /// The question (several words are joined with spaces).
+    #[arg(required = true, value_name = "QUERY")]
+    pub query: Vec<String>,
+    /// How many results.
+    #[arg(short, long, default_value_t = 5, value_parser = positive)]
+    pub k: usize,
+    /// Only records matching this filter, in JSON with Chroma's operators: '{"lang": "en"}',
+    /// '{"year": {"$gte": 2020}}', '{"$and": [...]}', '{"$contains": "word"}' (on the text).
+    #[arg(long = "where", value_name = "JSON")]
+    pub filter: Option<String>,
+    /// Score every vector in float32 (the true top k), not the int8 scan with exact rescoring.
+    #[arg(long)]
+    pub exact: bool,
+}
+
+/// `memento search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The query vector, a JSON array such as '[0.1, 0.2, 0.3]' (`-`: read it from stdin).
+    #[arg(value_name = "VECTOR")]
+    pub vector: String,
+    /// How many results.
+    #[arg(short, long, default_value_t = 5, value_parser = positive)]
+    pub k: usize,
+    /// Only records matching this filter (JSON; see `memento recall --help`).
+    #[arg(long = "where", value_name = "JSON")]
+    pub filter: Option<String>,
+    /// Score every vector in float32 (the true top k), not the int8 scan with exact rescoring.
+    #[arg(long)]
+    pub exact: bool,
+}
+
+/// `memento get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Ids of the records (a missing one is an error).
+    #[arg(value_name = "ID", required_unless_present = "filter", conflicts_with = "filter")]
+    pub ids: Vec<String>,
+    /// The records matching this filter instead, in insertion order (JSON; see `memento recall
+    /// --help`).
+    #[arg(long = "where", value_name = "JSON")]
+    pub filter: Option<String>,
+    /// At most N records (with --where).
+    #[arg(long, value_name = "N", requires = "filter")]
+    pub limit: Option<usize>,
+    /// Show the vectors too.
+    #[arg(long)]
+    pub vector: bool,
+}
+
+/// `memento delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Ids of the records. If one does not exist, nothing is deleted (see --missing-ok).
+    #[arg(value_name = "ID", required_unless_present = "filter", conflicts_with = "filter")]
+    pub ids: Vec<String>,
+    /// Delete every record matching this filter instead (JSON; '{}' matches all).
+    #[arg(long = "where", value_name = "JSON")]
+    pub filter: Option<String>,
+    /// Ids that do not exist are not an error.
+    #[arg(long)]
+    pub missing_ok: bool,
+}
+
+/// `memento update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The record's id.
+    pub id: String,
+    /// The new text. In a text store the text is embedded again (the vector follows the text);
+    /// in a raw-vector store the vector is kept.
+    #[arg(long, value_name = "TEXT")]
+    pub text: Option<String>,
+    /// The new metadata, a JSON object (replaces the old, or is merged into it with --merge).
+    #[arg(long, value_name = "JSON", required_unless_present_any = ["text", "clear_meta"])]
+    pub meta: Option<String>,
+    /// Merge --meta into the record's metadata: its fields are set, and a null removes one.
+    #[arg(long, requires = "meta")]
+    pub merge: bool,
+    /// Remove the record's metadata.
+    #[arg(long, conflicts_with = "meta")]
+    pub clear_meta: bool,
+}
+
+/// `memento export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Only the records matching this filter (JSON; see `memento recall --help`).
+    #[arg(long = "where", value_name = "JSON")]
+    pub filter: Option<String>,
+}
+
+/// `memento import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file `export` wrote (`-`: stdin).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Records per commit: an interrupted run keeps every commit it made.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = positive)]
+    pub batch: usize,
+}
+
+fn positive(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number from 1 up")),
+    }
+}
+
+/// Runs a parsed command line, writing results to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    let store = match cli.store {
+        Some(dir) => StoreArg { dir, explicit: true },
+        None => StoreArg { dir: default_store_dir(), explicit: false },
+    };
+    let ctx = commands::Ctx { store, json: cli.json };
+    let result = match cli.command {
+        Command::Init(a) => commands::init(&ctx, a, out),
+        Command::Remember(a) => commands::remember(&ctx, a, out),
+        Command::Add(a) => commands::add(&ctx, a, out),
+        Command::Recall(a) => commands::recall(&ctx, a, out),
+        Command::Search(a) => commands::search(&ctx, a, out),
+        Command::Get(a) => commands::get(&ctx, a, out),
+        Command::Delete(a) => commands::delete(&ctx, a, out),
+        Command::Update(a) => commands::update(&ctx, a, out),
+        Command::Stats => commands::stats(&ctx, out),
+        Command::Checkpoint => commands::checkpoint(&ctx, out),
+        Command::Export(a) => commands::export(&ctx, a, out),
+        Command::Import(a) => commands::import(&ctx, a, out),
+        Command::Model(cmd) => model::run(cmd, out),
+    };
+    result?;
+    out.flush()?;
+    Ok(())
+}
