@@ -22,12 +22,12 @@ setup:
 ## texts with a progress line, then answers questions by meaning, one of them filtered to a
 ## module. A second run finds every text stored already and embeds nothing.
 CORPUS := target/corpus/stdlib-docstrings.jsonl
-MEMENTO := $(or $(CARGO_TARGET_DIR),target)/release/memento
+# The binary `make setup` built (cargo install with --target-dir target).
+MEMENTO := target/release/memento
 $(CORPUS): tools/corpus/docstrings.py
 	$(PYTHON) tools/corpus/docstrings.py --out $@
 
 run: setup $(CORPUS)
-	$(CARGO) build --release --locked -p memento-tools --bin memento
 	$(MEMENTO) remember --file $(CORPUS)
 	$(MEMENTO) recall -k 3 "How do I parse command-line options?"
 	$(MEMENTO) recall -k 3 "compress a file with gzip"

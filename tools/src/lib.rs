@@ -39,7 +39,11 @@ fn non_empty_var(name: &str) -> Option<OsString> {
 /// True if the error (or any error in its chain) is a write to a closed pipe, as when the output
 /// goes to `head`: the run then ends quietly with status 0.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| e.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+    err.chain().any(|e| {
+        e.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            // serde_json wraps the io error of a writer and does not expose it as a source.
+            || e.downcast_ref::<serde_json::Error>().is_some_and(|j| j.io_error_kind() == Some(io::ErrorKind::BrokenPipe))
+    })
 }
 
 /// Ends a run: `Ok` is status 0; a broken pipe is status 0 and no message; any other error is one
@@ -91,5 +95,19 @@ mod tests {
         assert!(is_broken_pipe(&e));
         let other = anyhow::Error::new(io::Error::other("disk")).context("writing");
         assert!(!is_broken_pipe(&other));
+        let json = serde_json::to_writer(ClosedPipe, &serde_json::json!({"k": [1, 2, 3]})).expect_err("the pipe is closed");
+        assert!(is_broken_pipe(&anyhow::Error::new(json).context("printing JSON")));
+    }
+
+    /// A writer whose reader has gone.
+    struct ClosedPipe;
+
+    impl io::Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::new(io::ErrorKind::BrokenPipe, "closed"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
     }
 }

@@ -369,8 +369,14 @@ pub fn distances(metric: Metric, query: &[f32], vectors: &[f32], out: &mut [f32]
     }
 }
 
+/// Norms this close to 1 count as unit already (2^-20: an f32 vector scaled to unit length is
+/// off by a few 1e-8), so that [`normalize`] leaves a normalised vector's bits alone: a vector
+/// read back from a cosine store and written again (export, then import) is stored exactly.
+pub const UNIT_NORM_TOLERANCE: f64 = 1.0 / 1_048_576.0;
+
 /// Scale `v` to unit length. Returns false (and leaves `v` alone) when its norm is zero or not
-/// finite.
+/// finite. A vector whose norm is within [`UNIT_NORM_TOLERANCE`] of 1 is left as it is, so
+/// normalising is idempotent bit for bit.
 pub fn normalize(v: &mut [f32]) -> bool {
     // In f64, so that neither very large nor very small (even subnormal) f32 components
     // overflow or vanish when squared.
@@ -384,6 +390,9 @@ pub fn normalize(v: &mut [f32]) -> bool {
     let n = (acc.iter().sum::<f64>() + rest.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>()).sqrt();
     if !(n.is_finite() && n > 0.0) {
         return false;
+    }
+    if (n - 1.0).abs() <= UNIT_NORM_TOLERANCE {
+        return true;
     }
     let inv = 1.0 / n;
     if inv < f64::from(f32::MAX) && inv > f64::from(f32::MIN_POSITIVE) {

@@ -497,6 +497,20 @@ fn normalize_refuses_zero() {
 }
 
 proptest! {
+    /// Found by the CLI's export/import test: normalising a vector the engine had normalised
+    /// moved the last bits of 12% of a real corpus's vectors, so a cosine store's export did not
+    /// import exactly. Normalising is now idempotent bit for bit.
+    #[test]
+    fn normalizing_a_normalized_vector_changes_no_bit(v in proptest::collection::vec(-1000.0f32..1000.0, 1..700)) {
+        let mut once = v.clone();
+        prop_assume!(normalize(&mut once));
+        let mut twice = once.clone();
+        prop_assert!(normalize(&mut twice));
+        prop_assert_eq!(once.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), twice.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    }
+}
+
+proptest! {
     /// The quantizer used on writes (AVX2 where the chosen table allows it) gives exactly the
     /// format crate's result, bit for bit: the integrity check recomputes it with the latter.
     #[test]

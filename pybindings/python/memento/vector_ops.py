@@ -154,9 +154,13 @@ def check_finite(m: npt.NDArray[np.float32]) -> None:
     raise InvalidVectorError(f"The vector is not valid: element {i} is {shown}.")
 
 
+UNIT_NORM_TOLERANCE = 2.0**-20
+
+
 def normalize(m: npt.NDArray[np.float32]) -> FloatMatrix:
     """Rows scaled to unit L2 norm, as the Rust engine does it (the norm in float64, then each
-    element times the float32 inverse), so both engines store the same bits. InvalidVectorError
+    element times the float32 inverse; a row whose norm is within 2**-20 of 1 is kept as it is),
+    so both engines store the same bits. InvalidVectorError
     for a zero row: it has no direction. Returns a new float32 array of the input's shape."""
     m2 = np.atleast_2d(m)
     norms = np.sqrt(np.einsum("ij,ij->i", m2, m2, dtype=np.float64))
@@ -170,6 +174,11 @@ def normalize(m: npt.NDArray[np.float32]) -> FloatMatrix:
     if not normal.all():
         rows = ~normal
         res[rows] = (m2[rows].astype(np.float64) * inv[rows][:, None]).astype(np.float32)
+    # Rows already of unit length (within 2**-20, UNIT_NORM_TOLERANCE in the Rust kernels) keep
+    # their bits, so normalising twice changes nothing (export then import is exact).
+    unit = np.abs(norms - 1.0) <= UNIT_NORM_TOLERANCE
+    if unit.any():
+        res[unit] = m2[unit]
     out: FloatMatrix = res.reshape(m.shape)
     return out
 

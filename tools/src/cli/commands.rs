@@ -149,9 +149,6 @@ struct Summary {
     commits: usize,
     secs: f64,
     ids: Vec<(String, State)>,
-    /// Vectors the store changed when writing them: under cosine every vector is normalised,
-    /// and normalising an already normalised vector may move its last bits.
-    renormalised: usize,
 }
 
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
@@ -180,7 +177,7 @@ fn ingest(engine: &Engine, recs: Vec<InputRecord>, batch: usize, label: &'static
     let dim = engine.dimension();
     let inferred_before = engine.cache_stats().inferred;
     let cosine = engine.metric() == Metric::Cosine;
-    let mut s = Summary { new: 0, updated: 0, unchanged: 0, embedded: 0, commits: 0, secs: 0.0, ids: Vec::with_capacity(recs.len()), renormalised: 0 };
+    let mut s = Summary { new: 0, updated: 0, unchanged: 0, embedded: 0, commits: 0, secs: 0.0, ids: Vec::with_capacity(recs.len()) };
     let mut seen = HashSet::new();
     let mut todo = Vec::new();
     for r in recs {
@@ -201,14 +198,12 @@ fn ingest(engine: &Engine, recs: Vec<InputRecord>, batch: usize, label: &'static
             None if engine.embedder().is_none() => return Err(anyhow!("{}: {}", r.origin, store::raw_store(&dir))),
             None => {}
         }
-        // What the store keeps of the vector: under cosine, the engine's own normalisation.
+        // What the store keeps of the vector: under cosine, the engine's own normalisation
+        // (which leaves a vector of unit length as it is, so an export imports bit for bit).
         let normalised = match &r.vector {
             Some(v) if cosine => {
                 let mut n = v.clone();
                 memento::kernels::normalize(&mut n);
-                if !same_bits(&n, v) {
-                    s.renormalised += 1;
-                }
                 Some(n)
             }
             _ => None,
@@ -273,10 +268,8 @@ fn ingest(engine: &Engine, recs: Vec<InputRecord>, batch: usize, label: &'static
     Ok(s)
 }
 
-/// The summary of an ingest. `import` also says how many vectors the store changed (see
-/// [`Summary::renormalised`]).
+/// The summary of an ingest.
 fn print_summary(ctx: &Ctx, out: &mut dyn Write, verb: &str, unit: &str, s: &Summary) -> Result<()> {
-    let renormalised = verb == "imported" && s.renormalised > 0;
     let word = |st: State| match st {
         State::New => "new",
         State::Updated => "updated",
@@ -293,10 +286,6 @@ fn print_summary(ctx: &Ctx, out: &mut dyn Write, verb: &str, unit: &str, s: &Sum
             "seconds": (s.secs * 1000.0).round() / 1000.0,
             "ids": s.ids.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
         });
-        let mut v = v;
-        if verb == "imported" {
-            v["renormalised"] = json!(s.renormalised);
-        }
         return print_json(out, &v);
     }
     if let [(id, st)] = s.ids.as_slice() {
@@ -315,13 +304,6 @@ fn print_summary(ctx: &Ctx, out: &mut dyn Write, verb: &str, unit: &str, s: &Sum
             s.embedded,
             s.commits,
             if s.commits == 1 { "" } else { "s" }
-        )?;
-    }
-    if renormalised {
-        writeln!(
-            out,
-            "note: a cosine store normalises the vectors it stores; for {} of these (normalised already) that moved their last bits, so the store holds them within 2 ulp of the file, not bit for bit",
-            s.renormalised
         )?;
     }
     Ok(())
