@@ -13,9 +13,11 @@ use std::sync::Arc;
 
 mod file;
 mod memory;
+pub mod sim;
 
 pub use file::FsStorage;
 pub use memory::MemStorage;
+pub use sim::SimStorage;
 
 /// A read-only view of a range of a file, as of the moment it was taken. For
 /// [`FsStorage`] this is a shared read-only memory map; for [`MemStorage`] an
