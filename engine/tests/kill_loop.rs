@@ -12,10 +12,11 @@
 //! and the state before it, so the harness rebuilds the same operations from its own model.
 //!
 //! The child reports on stdout, flushing each line: `B n` before step `n` (`B n ckpt` when it
-//! computed from the WAL size that the commit will run an automatic checkpoint), `A n` once the
-//! call returned (acknowledged), `CS n` / `CE n` around an explicit checkpoint. The harness
-//! kills it at a seeded random moment (after some acknowledgements, or right as a checkpoint
-//! starts, each plus a random delay), reads every line the child managed to write, and so
+//! computed from the WAL size that the commit will run an automatic checkpoint), `A n µs` once
+//! the call returned (acknowledged; with how long the step took), `CS n` / `CE n` around an
+//! explicit checkpoint. The harness kills it at a seeded random moment (after some
+//! acknowledgements, or aimed inside a commit or a checkpoint: after its first line, plus a
+//! random part of how long such steps have been taking), reads every line the child wrote, and so
 //! knows where the kill landed. It then checks the store, and the next iteration's child
 //! resumes from the state found, so damage could accumulate. Durability modes rotate between
 //! iterations; under kill -9 every mode keeps every acknowledged commit (FORMAT.md §5).
