@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup run test test-rust check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python fuzz-ci fuzz-build clean \
+.PHONY: setup run test test-rust check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python fuzz-ci fuzz-build soak clean \
 	python-setup wheel test-python wheel-smoke
 
 ## Fetch every crate; build the two binaries (`memento`, `memento-inspect`) in release and install
@@ -154,6 +154,15 @@ fuzz-ci: fuzz-build
 ## and installed into .venv first. Options: make bench-python BENCH_PYTHON_ARGS=--quick (~3 min).
 bench-python: wheel $(VENV_STAMP) $(CORPUS)
 	$(VENV)/bin/python pybindings/bench/compare_engines.py $(BENCH_PYTHON_ARGS)
+
+## The long durability campaign (RELIABILITY.md): the kill -9 loop with 10,000 SIGKILLs and the
+## power-loss simulation with 40 random crash images per crash point, in release mode. Override
+## with SOAK_KILLS / SOAK_IMAGES; MEMENTO_SEED picks another seed.
+SOAK_KILLS ?= 10000
+SOAK_IMAGES ?= 40
+soak:
+	MEMENTO_KILL_ITERATIONS=$(SOAK_KILLS) MEMENTO_POWER_IMAGES=$(SOAK_IMAGES) \
+		$(CARGO) test --release --locked -p memento --test kill_loop --test power_loss -- --nocapture
 
 clean:
 	$(CARGO) clean

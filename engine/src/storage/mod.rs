@@ -1,9 +1,9 @@
 //! All file I/O of the engine goes through [`Storage`] and [`StorageFile`].
 //!
-//! Two implementations exist: [`FsStorage`] (real files in a directory, positioned
-//! I/O, `flock`, read-only `mmap`) and [`MemStorage`] (everything in memory, for
-//! tests, Miri, and — later — power-loss simulation and I/O fault injection, which
-//! wrap a `Storage` and decide what each call does).
+//! Three implementations exist: [`FsStorage`] (real files in a directory, positioned
+//! I/O, `flock`, read-only `mmap`), [`MemStorage`] (everything in memory, for tests and
+//! the fault-injecting wrappers of the fault tests and the fuzzer) and [`SimStorage`]
+//! (in memory, with a durable image beside the live one, for the power-loss simulation).
 //!
 //! Files are named by a plain file name (no directories): the engine's store is
 //! one flat directory.
@@ -13,9 +13,11 @@ use std::sync::Arc;
 
 mod file;
 mod memory;
+pub mod sim;
 
 pub use file::FsStorage;
 pub use memory::MemStorage;
+pub use sim::SimStorage;
 
 /// A read-only view of a range of a file, as of the moment it was taken. For
 /// [`FsStorage`] this is a shared read-only memory map; for [`MemStorage`] an
