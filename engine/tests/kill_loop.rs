@@ -32,8 +32,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use memento::storage::sim::Rng;
-use memento::{Durability, Engine, Error, Metadata, Metric, Record, WriteBatch};
+use memento::{Durability, Engine, Error, Metadata, Metric, WriteBatch};
 
 const CHILD_ENV: &str = "MEMENTO_KILL_CHILD";
 const SEED_ENV: &str = "MEMENTO_KILL_SEED";
@@ -62,49 +64,13 @@ fn base_seed() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // The model and the workload (shared by the child and the harness)
 
-#[derive(Debug, Clone, PartialEq)]
-struct Rec {
-    vector: Vec<f32>,
-    text: Option<String>,
-    metadata: Option<Metadata>,
-}
-
-type Model = BTreeMap<String, Rec>;
-
-#[derive(Debug, Clone)]
-enum Op {
-    Add(String, Rec),
-    Upsert(String, Rec),
-    Delete(String),
-    Meta(String, Option<Metadata>),
-    Text(String, Option<String>),
-}
+use common::model::{apply, record, Model, Op, Rec};
 
 #[derive(Debug, Clone)]
 enum Step {
     Checkpoint,
     /// The ops, and whether a single op is sent as its own call rather than a batch.
     Commit(Vec<Op>, bool),
-}
-
-fn apply(m: &mut Model, op: &Op) -> Result<(), ()> {
-    match op {
-        Op::Add(id, r) => {
-            if m.contains_key(id) {
-                return Err(());
-            }
-            m.insert(id.clone(), r.clone());
-        }
-        Op::Upsert(id, r) => {
-            m.insert(id.clone(), r.clone());
-        }
-        Op::Delete(id) => {
-            m.remove(id);
-        }
-        Op::Meta(id, meta) => m.get_mut(id).ok_or(())?.metadata = meta.clone(),
-        Op::Text(id, text) => m.get_mut(id).ok_or(())?.text = text.clone(),
-    }
-    Ok(())
 }
 
 /// The state after `step` from `m` (a refused batch changes nothing).
@@ -168,17 +134,8 @@ fn gen_step(seed: u64, n: u64, m: &Model) -> Step {
     Step::Commit(ops, single)
 }
 
-fn record(id: &str, r: &Rec) -> Record {
-    Record { id: id.to_owned(), vector: r.vector.clone(), text: r.text.clone(), metadata: r.metadata.clone() }
-}
-
 fn contents(e: &Engine) -> Model {
-    e.iter()
-        .map(|r| {
-            let r = r.expect("iterating the store");
-            (r.id, Rec { vector: r.vector, text: r.text, metadata: r.metadata })
-        })
-        .collect()
+    common::model::contents(e).unwrap_or_else(|err| panic!("reading the store: {err}"))
 }
 
 /// Bytes the commit of `ops` adds to the WAL (FORMAT.md §3.1, §3.2): each record is a 24-byte

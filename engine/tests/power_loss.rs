@@ -16,14 +16,15 @@
 //! `MEMENTO_SEED` changes the seed (printed on failure), `MEMENTO_POWER_IMAGES` the number of
 //! random images per crash point (default 3; `make soak` runs many more).
 
-use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod common;
+
 use memento::storage::sim::{CrashImage, CrashState, OpKind, Rng};
 use memento::storage::{LockError, Mapping, SimStorage, Storage, StorageFile, StoreLock};
-use memento::{Durability, Engine, Error, Metadata, Metric, Record, WriteBatch};
+use memento::{Durability, Engine, Error, Metadata, Metric, WriteBatch};
 
 const DEFAULT_SEED: u64 = 0x005E_ED0F_90E5;
 
@@ -44,61 +45,7 @@ fn images_per_point() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // The model
 
-#[derive(Debug, Clone, PartialEq)]
-struct Rec {
-    vector: Vec<f32>,
-    text: Option<String>,
-    metadata: Option<Metadata>,
-}
-
-type Model = BTreeMap<String, Rec>;
-
-#[derive(Debug, Clone)]
-enum Op {
-    Add(String, Rec),
-    Upsert(String, Rec),
-    Delete(String),
-    Meta(String, Option<Metadata>),
-    Text(String, Option<String>),
-}
-
-/// Applies one operation as the engine does; `Err` when the engine refuses it (the whole batch
-/// then changes nothing).
-fn apply(m: &mut Model, op: &Op) -> Result<(), ()> {
-    match op {
-        Op::Add(id, r) => {
-            if m.contains_key(id) {
-                return Err(());
-            }
-            m.insert(id.clone(), r.clone());
-        }
-        Op::Upsert(id, r) => {
-            m.insert(id.clone(), r.clone());
-        }
-        Op::Delete(id) => {
-            m.remove(id);
-        }
-        Op::Meta(id, meta) => m.get_mut(id).ok_or(())?.metadata = meta.clone(),
-        Op::Text(id, text) => m.get_mut(id).ok_or(())?.text = text.clone(),
-    }
-    Ok(())
-}
-
-fn record(id: &str, r: &Rec) -> Record {
-    Record { id: id.to_owned(), vector: r.vector.clone(), text: r.text.clone(), metadata: r.metadata.clone() }
-}
-
-fn contents(e: &Engine) -> Result<Model, String> {
-    let mut m = Model::new();
-    for r in e.iter() {
-        let r = r.map_err(|e| format!("iterating: {e}"))?;
-        m.insert(r.id, Rec { vector: r.vector, text: r.text, metadata: r.metadata });
-    }
-    if m.len() as u64 != e.count() {
-        return Err(format!("iter gives {} records, count says {}", m.len(), e.count()));
-    }
-    Ok(m)
-}
+use common::model::{apply, contents, record, Model, Op, Rec};
 
 // ---------------------------------------------------------------------------------------------
 // Workloads

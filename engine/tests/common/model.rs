@@ -1,0 +1,70 @@
+//! A reference model of a store's contents for the crash tests (`kill_loop.rs`,
+//! `power_loss.rs`): records by id, the operations a commit can hold, and how the engine applies
+//! them (an `add` of a stored id or an update of a missing one refuses the whole batch; a delete
+//! of a missing id does nothing).
+
+use std::collections::BTreeMap;
+
+use memento::{Engine, Metadata, Record};
+
+/// One record as the model keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rec {
+    pub vector: Vec<f32>,
+    pub text: Option<String>,
+    pub metadata: Option<Metadata>,
+}
+
+/// The store's contents by id.
+pub type Model = BTreeMap<String, Rec>;
+
+/// One operation of a commit.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Add(String, Rec),
+    Upsert(String, Rec),
+    Delete(String),
+    Meta(String, Option<Metadata>),
+    Text(String, Option<String>),
+}
+
+/// Applies one operation as the engine does; `Err` when the engine refuses it (the whole batch
+/// then changes nothing).
+pub fn apply(m: &mut Model, op: &Op) -> Result<(), ()> {
+    match op {
+        Op::Add(id, r) => {
+            if m.contains_key(id) {
+                return Err(());
+            }
+            m.insert(id.clone(), r.clone());
+        }
+        Op::Upsert(id, r) => {
+            m.insert(id.clone(), r.clone());
+        }
+        Op::Delete(id) => {
+            m.remove(id);
+        }
+        Op::Meta(id, meta) => m.get_mut(id).ok_or(())?.metadata = meta.clone(),
+        Op::Text(id, text) => m.get_mut(id).ok_or(())?.text = text.clone(),
+    }
+    Ok(())
+}
+
+/// The engine's record for a model record.
+pub fn record(id: &str, r: &Rec) -> Record {
+    Record { id: id.to_owned(), vector: r.vector.clone(), text: r.text.clone(), metadata: r.metadata.clone() }
+}
+
+/// What the store holds, as a model; an error if a record cannot be read or `count` disagrees
+/// with what iterating finds.
+pub fn contents(e: &Engine) -> Result<Model, String> {
+    let mut m = Model::new();
+    for r in e.iter() {
+        let r = r.map_err(|e| format!("iterating: {e}"))?;
+        m.insert(r.id, Rec { vector: r.vector, text: r.text, metadata: r.metadata });
+    }
+    if m.len() as u64 != e.count() {
+        return Err(format!("iter gives {} records, count says {}", m.len(), e.count()));
+    }
+    Ok(m)
+}
