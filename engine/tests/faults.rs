@@ -5,114 +5,10 @@
 //! acknowledged commit (or the failed one, if its bytes happened to reach the file whole).
 
 use std::collections::BTreeMap;
-use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use memento::storage::{LockError, Mapping, MemStorage, Storage, StorageFile, StoreLock};
+use memento::storage::{FaultKind, FaultPlan, FaultStorage, MemStorage, Storage};
 use memento::{Durability, Engine, Error, Metric, Record, WriteBatch};
-
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Eio,
-    Enospc,
-    Short,
-}
-
-struct Faults {
-    countdown: AtomicU64,
-    kind: Kind,
-    /// Only the Nth call fails; the ones after it work.
-    once: bool,
-    injected: AtomicU64,
-}
-
-impl Faults {
-    /// Whether this operation fails: the Nth, and with `once` false every later one.
-    fn hit(&self) -> Option<io::Error> {
-        let before = self.countdown.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| Some(c.saturating_sub(1))).unwrap_or(0);
-        if before == 1 || (before == 0 && !self.once) {
-            self.injected.fetch_add(1, Ordering::SeqCst);
-            Some(match self.kind {
-                Kind::Enospc => io::Error::from_raw_os_error(28),
-                _ => io::Error::from_raw_os_error(5),
-            })
-        } else {
-            None
-        }
-    }
-}
-
-struct FaultStorage {
-    inner: MemStorage,
-    faults: Arc<Faults>,
-}
-
-struct FaultFile {
-    inner: Arc<dyn StorageFile>,
-    faults: Arc<Faults>,
-}
-
-impl StorageFile for FaultFile {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.inner.read_exact_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        if let Some(e) = self.faults.hit() {
-            if matches!(self.faults.kind, Kind::Short) && buf.len() > 1 {
-                self.inner.write_all_at(&buf[..buf.len() / 2], offset)?;
-            }
-            return Err(e);
-        }
-        self.inner.write_all_at(buf, offset)
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        match self.faults.hit() {
-            Some(e) => Err(e),
-            None => self.inner.set_len(len),
-        }
-    }
-    fn sync_all(&self) -> io::Result<()> {
-        self.faults.hit().map_or(Ok(()), Err)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.faults.hit().map_or(Ok(()), Err)
-    }
-    fn map(&self, offset: u64, len: u64) -> io::Result<Mapping> {
-        self.inner.map(offset, len)
-    }
-}
-
-impl Storage for FaultStorage {
-    fn open(&self, name: &str, create: bool) -> io::Result<Arc<dyn StorageFile>> {
-        let inner = self.inner.open(name, create)?;
-        Ok(Arc::new(FaultFile { inner, faults: Arc::clone(&self.faults) }))
-    }
-    fn exists(&self, name: &str) -> io::Result<bool> {
-        self.inner.exists(name)
-    }
-    fn remove(&self, name: &str) -> io::Result<()> {
-        self.inner.remove(name)
-    }
-    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        match self.faults.hit() {
-            Some(e) => Err(e),
-            None => self.inner.rename(from, to),
-        }
-    }
-    fn sync_dir(&self) -> io::Result<()> {
-        self.faults.hit().map_or(Ok(()), Err)
-    }
-    fn lock(&self) -> Result<Box<dyn StoreLock>, LockError> {
-        self.inner.lock()
-    }
-    fn dir_path(&self) -> Option<&std::path::Path> {
-        None
-    }
-}
 
 type Model = BTreeMap<String, Vec<f32>>;
 
@@ -148,16 +44,16 @@ fn contents(e: &Engine) -> Model {
     e.iter().map(|r| r.expect("iterates")).map(|r| (r.id, r.vector)).collect()
 }
 
-fn run_with_fault(n: u64, kind: Kind, once: bool) -> (bool, u64) {
+fn run_with_fault(n: u64, kind: FaultKind, once: bool) -> (bool, u64) {
     let mem = MemStorage::new();
     let open = |s: Arc<dyn Storage>| {
         Engine::builder_with_storage(s).dimension(4).metric(Metric::L2).page_size(8192).wal_limit(2048).durability(Durability::Sync).open()
     };
     open(Arc::new(mem.clone())).expect("create").close().expect("close");
-    let faults = Arc::new(Faults { countdown: AtomicU64::new(n), kind, once, injected: AtomicU64::new(0) });
+    let faults = FaultPlan::new(n, kind, once);
     let mut acked = Model::new();
     let mut failed_batch = None;
-    match open(Arc::new(FaultStorage { inner: mem.clone(), faults: Arc::clone(&faults) })) {
+    match open(Arc::new(FaultStorage::new(Arc::new(mem.clone()), Arc::clone(&faults)))) {
         Err(e) => assert!(matches!(e, Error::Io { .. }), "open under fault {n}: {e}"),
         Ok(engine) => {
             for batch in batches() {
@@ -179,7 +75,7 @@ fn run_with_fault(n: u64, kind: Kind, once: bool) -> (bool, u64) {
             }
             if failed_batch.is_some() {
                 // Sticky: nothing more is written, with a typed error, even once I/O works.
-                faults.countdown.store(u64::MAX, Ordering::SeqCst);
+                faults.disarm();
                 let again = engine.add(Record::new("late", vec![1.0, 2.0, 3.0, 4.0]));
                 assert!(matches!(again, Err(Error::Poisoned { .. })), "fault {n}: after a failure, writes must be refused: {again:?}");
                 assert!(matches!(engine.checkpoint(), Err(Error::Poisoned { .. })));
@@ -189,7 +85,7 @@ fn run_with_fault(n: u64, kind: Kind, once: bool) -> (bool, u64) {
             engine.abandon();
         }
     }
-    let injected = faults.injected.load(Ordering::SeqCst);
+    let injected = faults.injected();
     // Reopen without faults: the last acknowledged state, or that plus the failed batch.
     let engine = open(Arc::new(mem)).unwrap_or_else(|e| panic!("fault {n} ({kind:?}): reopening failed: {e}"));
     engine.check_integrity().unwrap_or_else(|e| panic!("fault {n} ({kind:?}): integrity: {e}"));
@@ -205,7 +101,7 @@ fn run_with_fault(n: u64, kind: Kind, once: bool) -> (bool, u64) {
 
 #[test]
 fn every_fault_position_of_the_workload() {
-    for (kind, once) in [Kind::Eio, Kind::Enospc, Kind::Short].into_iter().flat_map(|k| [(k, false), (k, true)]) {
+    for (kind, once) in [FaultKind::Eio, FaultKind::Enospc, FaultKind::ShortWrite].into_iter().flat_map(|k| [(k, false), (k, true)]) {
         let mut n = 1;
         let mut positions = 0;
         loop {

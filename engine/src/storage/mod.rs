@@ -4,6 +4,7 @@
 //! I/O, `flock`, read-only `mmap`), [`MemStorage`] (everything in memory, for tests and
 //! the fault-injecting wrappers of the fault tests and the fuzzer) and [`SimStorage`]
 //! (in memory, with a durable image beside the live one, for the power-loss simulation).
+//! [`FaultStorage`] wraps any of them and fails the I/O call a [`FaultPlan`] picks.
 //!
 //! Files are named by a plain file name (no directories): the engine's store is
 //! one flat directory.
@@ -11,10 +12,12 @@
 use std::io;
 use std::sync::Arc;
 
+pub mod fault;
 mod file;
 mod memory;
 pub mod sim;
 
+pub use fault::{FaultKind, FaultPlan, FaultStorage};
 pub use file::FsStorage;
 pub use memory::MemStorage;
 pub use sim::SimStorage;

@@ -1,11 +1,9 @@
 //! The structured target: an operation list with an injected I/O fault, against a model.
 
 use std::collections::BTreeMap;
-use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use memento::storage::{LockError, Mapping, MemStorage, Storage, StorageFile, StoreLock};
+use memento::storage::{FaultKind, FaultPlan, FaultStorage, MemStorage, Storage};
 use memento::{Durability, Engine, Error, Metadata, Metric, Record, WriteBatch};
 
 use crate::Bytes;
@@ -13,117 +11,6 @@ use crate::Bytes;
 const DIM: usize = 4;
 /// Operations per input, at most (more input bytes are ignored).
 const MAX_OPS: usize = 48;
-
-/// How the injected fault fails an I/O call.
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Eio,
-    Enospc,
-    /// Half of the bytes reach the file, then EIO.
-    ShortWrite,
-}
-
-/// The fault plan: the `countdown`-th mutating I/O call fails, and with `forever` every one
-/// after it too.
-struct Faults {
-    countdown: AtomicU64,
-    kind: Kind,
-    forever: bool,
-    fired: AtomicBool,
-    armed: AtomicBool,
-}
-
-impl Faults {
-    fn hit(&self) -> Option<io::Error> {
-        if !self.armed.load(Ordering::SeqCst) {
-            return None;
-        }
-        if self.fired.load(Ordering::SeqCst) {
-            return self.forever.then(|| self.error());
-        }
-        let before = self.countdown.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| Some(c.saturating_sub(1))).unwrap_or(0);
-        if before == 1 {
-            self.fired.store(true, Ordering::SeqCst);
-            Some(self.error())
-        } else {
-            None
-        }
-    }
-
-    fn error(&self) -> io::Error {
-        match self.kind {
-            Kind::Enospc => io::Error::from_raw_os_error(28),
-            Kind::Eio | Kind::ShortWrite => io::Error::from_raw_os_error(5),
-        }
-    }
-}
-
-struct FaultStorage {
-    inner: MemStorage,
-    faults: Arc<Faults>,
-}
-
-struct FaultFile {
-    inner: Arc<dyn StorageFile>,
-    faults: Arc<Faults>,
-}
-
-impl StorageFile for FaultFile {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.inner.read_exact_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        match self.faults.hit() {
-            Some(e) => {
-                if matches!(self.faults.kind, Kind::ShortWrite) && buf.len() > 1 {
-                    self.inner.write_all_at(&buf[..buf.len() / 2], offset)?;
-                }
-                Err(e)
-            }
-            None => self.inner.write_all_at(buf, offset),
-        }
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.faults.hit().map_or_else(|| self.inner.set_len(len), Err)
-    }
-    fn sync_all(&self) -> io::Result<()> {
-        self.faults.hit().map_or(Ok(()), Err)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.faults.hit().map_or(Ok(()), Err)
-    }
-    fn map(&self, offset: u64, len: u64) -> io::Result<Mapping> {
-        self.inner.map(offset, len)
-    }
-}
-
-impl Storage for FaultStorage {
-    fn open(&self, name: &str, create: bool) -> io::Result<Arc<dyn StorageFile>> {
-        let inner = self.inner.open(name, create)?;
-        Ok(Arc::new(FaultFile { inner, faults: Arc::clone(&self.faults) }))
-    }
-    fn exists(&self, name: &str) -> io::Result<bool> {
-        self.inner.exists(name)
-    }
-    fn remove(&self, name: &str) -> io::Result<()> {
-        self.inner.remove(name)
-    }
-    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        self.faults.hit().map_or_else(|| self.inner.rename(from, to), Err)
-    }
-    fn sync_dir(&self) -> io::Result<()> {
-        self.faults.hit().map_or(Ok(()), Err)
-    }
-    fn lock(&self) -> Result<Box<dyn StoreLock>, LockError> {
-        self.inner.lock()
-    }
-    fn dir_path(&self) -> Option<&std::path::Path> {
-        None
-    }
-}
 
 /// One stored record, as the model sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -307,15 +194,15 @@ pub fn engine_ops_report(data: &[u8]) -> OpsReport {
     let mut b = Bytes::new(data);
     let countdown = u64::from(b.u16() % 400);
     let kind = match b.u8() % 3 {
-        0 => Kind::Eio,
-        1 => Kind::Enospc,
-        _ => Kind::ShortWrite,
+        0 => FaultKind::Eio,
+        1 => FaultKind::Enospc,
+        _ => FaultKind::ShortWrite,
     };
     let forever = b.u8().is_multiple_of(2);
-    let faults = Arc::new(Faults { countdown: AtomicU64::new(countdown), kind, forever, fired: AtomicBool::new(false), armed: AtomicBool::new(countdown > 0) });
+    let faults = FaultPlan::new(countdown, kind, !forever);
     let mem = MemStorage::new();
     open(Arc::new(mem.clone())).expect("creating a store in memory").close().expect("closing a new store");
-    let faulty = || -> Arc<dyn Storage> { Arc::new(FaultStorage { inner: mem.clone(), faults: Arc::clone(&faults) }) };
+    let faulty = || -> Arc<dyn Storage> { Arc::new(FaultStorage::new(Arc::new(mem.clone()), Arc::clone(&faults))) };
 
     let mut model = Model::new();
     let mut engine = None;
@@ -329,9 +216,9 @@ pub fn engine_ops_report(data: &[u8]) -> OpsReport {
             None => match open(faulty()) {
                 Ok(e) => e,
                 Err(err) => {
-                    assert!(faults.fired.load(Ordering::SeqCst), "opening failed without a fault: {err}");
+                    assert!(faults.fired(), "opening failed without a fault: {err}");
                     assert!(matches!(err, Error::Io { .. } | Error::Poisoned { .. }), "opening under a fault must fail with an I/O error, got {err}");
-                    faults.armed.store(false, Ordering::SeqCst);
+                    faults.disarm();
                     report.recoveries += 1;
                     model = recover(&mem, &model, None);
                     continue;
@@ -349,10 +236,10 @@ pub fn engine_ops_report(data: &[u8]) -> OpsReport {
                         report.commits += 1;
                         engine = Some(e);
                     }
-                    Err(Error::Io { .. } | Error::Poisoned { .. }) if faults.fired.load(Ordering::SeqCst) => {
+                    Err(Error::Io { .. } | Error::Poisoned { .. }) if faults.fired() => {
                         // Sticky: nothing more is written, even once I/O works again. One
                         // fault per run: from here on I/O works.
-                        faults.armed.store(false, Ordering::SeqCst);
+                        faults.disarm();
                         let again = e.write(batch(&[Op::Upsert("late".into(), vec![1.0; DIM], None)]));
                         assert!(matches!(again, Err(Error::Poisoned { .. })), "after a failed commit, writes must be refused: {again:?}");
                         e.abandon();
@@ -369,18 +256,18 @@ pub fn engine_ops_report(data: &[u8]) -> OpsReport {
             Step::Checkpoint => match e.checkpoint() {
                 Ok(()) => engine = Some(e),
                 Err(err) => {
-                    assert!(faults.fired.load(Ordering::SeqCst), "checkpoint failed without a fault: {err}");
+                    assert!(faults.fired(), "checkpoint failed without a fault: {err}");
                     assert!(matches!(err, Error::Io { .. } | Error::Poisoned { .. }), "a failed checkpoint must be an I/O error: {err}");
                     e.abandon();
-                    faults.armed.store(false, Ordering::SeqCst);
+                    faults.disarm();
                     report.recoveries += 1;
                     model = recover(&mem, &model, None);
                 }
             },
             Step::Reopen => {
                 if let Err(err) = e.close() {
-                    assert!(faults.fired.load(Ordering::SeqCst), "close failed without a fault: {err}");
-                    faults.armed.store(false, Ordering::SeqCst);
+                    assert!(faults.fired(), "close failed without a fault: {err}");
+                    faults.disarm();
                     report.recoveries += 1;
                     model = recover(&mem, &model, None);
                 }
@@ -394,8 +281,8 @@ pub fn engine_ops_report(data: &[u8]) -> OpsReport {
     if let Some(e) = engine {
         e.abandon();
     }
-    faults.armed.store(false, Ordering::SeqCst);
+    faults.disarm();
     recover(&mem, &model, None);
-    report.fault_fired = faults.fired.load(Ordering::SeqCst);
+    report.fault_fired = faults.fired();
     report
 }
