@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup run test test-rust check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python fuzz-ci fuzz-build soak clean \
+.PHONY: setup run test test-rust check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python fuzz-ci fuzz-build miri soak clean \
 	python-setup wheel test-python wheel-smoke
 
 ## Fetch every crate; build the two binaries (`memento`, `memento-inspect`) in release and install
@@ -39,7 +39,7 @@ run: setup $(CORPUS)
 ## Every test: the Rust suites (unit, property, scenario, damage, fault and doc tests), then the
 ## Python package's suite against both engines (test-python), then the wheel in a fresh venv
 ## (wheel-smoke).
-test: test-rust test-python wheel-smoke fuzz-ci
+test: test-rust test-python wheel-smoke fuzz-ci miri
 
 test-rust: setup
 	$(CARGO) test --workspace --locked
@@ -148,6 +148,27 @@ fuzz-ci: fuzz-build
 		echo "fuzz $$t: $$(grep -E '^Done' ../target/fuzz-$$t.log)"; \
 		if [ $$rc -ne 0 ]; then tail -60 ../target/fuzz-$$t.log; exit 1; fi; \
 	done
+
+## Miri (nightly) over what it can run: the format codecs' tests (memento-format, but for the two
+## sweeps too slow for an interpreter: the layout tables and 8 KiB random quantized pages), the
+## SIMD kernels' edge-length test with AVX2 and FMA enabled (so the `unsafe` intrinsics run under
+## Miri), and the in-memory, fault and power-loss storages. File mappings (FsStorage) and SQLite
+## are FFI, which Miri cannot run. The components are added with rustup when missing; where they
+## cannot be fetched, this says so loudly and stops without failing (RELIABILITY.md has the last
+## run).
+MIRI_ENV := MIRIFLAGS=-Zmiri-disable-isolation PROPTEST_CASES=4
+miri:
+	@if ! $(CARGO) +nightly miri --version >/dev/null 2>&1; then \
+		rustup component add --toolchain nightly miri rust-src || true; \
+	fi
+	@if ! $(CARGO) +nightly miri --version >/dev/null 2>&1; then \
+		echo "MIRI NOT RUN: the nightly toolchain's miri component is missing and could not be installed"; \
+	else \
+		set -e; \
+		$(MIRI_ENV) $(CARGO) +nightly miri test -q -p memento-format -- --skip layout_for_minilm --skip quant_check_never_panics; \
+		$(MIRI_ENV) RUSTFLAGS="-C target-feature=+avx2,+fma" $(CARGO) +nightly miri test -q -p memento --lib -- \
+			miri_every storage::memory storage::fault storage::sim; \
+	fi
 
 ## The Python package's two engines side by side (BENCHMARKS.md, "Python package"): cold start,
 ## warm and cached embeds, RSS, 10k-text ingest, recall at 10k and 100k records. The wheel is built

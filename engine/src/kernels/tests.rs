@@ -220,6 +220,31 @@ fn every_table_matches_scalar_at_every_length() {
     }
 }
 
+/// Small enough for Miri (`make miri`, where the `unsafe` SIMD code runs under the interpreter
+/// with `-C target-feature=+avx2,+fma`): every table at the lengths around each kernel's step
+/// and tail, float32 and int8, against the scalar kernels.
+#[test]
+fn miri_every_table_at_the_edge_lengths() {
+    let mut rng = Rng(3);
+    for k in tables() {
+        for n in [0usize, 1, 7, 8, 9, 15, 16, 17, 33, 64, 65] {
+            let (a, b) = (rng.mixed_vec(n), rng.mixed_vec(n));
+            if let Err(e) = check_pair_kernels(k, &a, &b) {
+                panic!("{e}");
+            }
+            let vs = rng.mixed_vec(n * 3);
+            let queries = rng.mixed_vec(n * 2);
+            if let Err(e) = check_block_kernels(k, n, &a, &vs, &queries) {
+                panic!("{e}");
+            }
+            let (q, c) = rng.bytes(n);
+            if let Err(e) = check_int8(k, &q, &c) {
+                panic!("{e}");
+            }
+        }
+    }
+}
+
 #[test]
 fn int8_is_exact_at_every_length_and_extreme() {
     let mut rng = Rng(2);
