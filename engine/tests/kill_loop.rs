@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use memento::storage::sim::Rng;
-use memento::{Durability, Engine, Error, Metadata, Metric, WriteBatch};
+use memento::{Durability, Engine, Error, Metadata, Metric};
 
 const CHILD_ENV: &str = "MEMENTO_KILL_CHILD";
 const SEED_ENV: &str = "MEMENTO_KILL_SEED";
@@ -64,7 +64,7 @@ fn base_seed() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // The model and the workload (shared by the child and the harness)
 
-use common::model::{apply, record, Model, Op, Rec};
+use common::model::{apply, issue, Model, Op, Rec};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -231,29 +231,6 @@ fn kill_child() {
         say(format!("A {n} {micros}"));
         n += 1;
     }
-}
-
-fn issue(e: &Engine, ops: &[Op], single: bool) -> memento::Result<()> {
-    if let ([op], true) = (ops, single) {
-        return match op {
-            Op::Add(id, r) => e.add(record(id, r)).map(drop),
-            Op::Upsert(id, r) => e.upsert(record(id, r)).map(drop),
-            Op::Delete(id) => e.delete(id).map(drop),
-            Op::Meta(id, m) => e.update_metadata(id, m.clone()),
-            Op::Text(id, t) => e.update_text(id, t.clone()),
-        };
-    }
-    let mut b = WriteBatch::new();
-    for op in ops {
-        match op {
-            Op::Add(id, r) => b.add(record(id, r)),
-            Op::Upsert(id, r) => b.upsert(record(id, r)),
-            Op::Delete(id) => b.delete(id.clone()),
-            Op::Meta(id, m) => b.update_metadata(id.clone(), m.clone()),
-            Op::Text(id, t) => b.update_text(id.clone(), t.clone()),
-        };
-    }
-    e.write(b).map(drop)
 }
 
 // ---------------------------------------------------------------------------------------------

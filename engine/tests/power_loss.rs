@@ -24,7 +24,7 @@ mod common;
 
 use memento::storage::sim::{CrashImage, CrashState, OpKind, Rng};
 use memento::storage::{LockError, Mapping, SimStorage, Storage, StorageFile, StoreLock};
-use memento::{Durability, Engine, Error, Metadata, Metric, WriteBatch};
+use memento::{Durability, Engine, Error, Metadata, Metric};
 
 const DEFAULT_SEED: u64 = 0x005E_ED0F_90E5;
 
@@ -45,7 +45,7 @@ fn images_per_point() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // The model
 
-use common::model::{apply, contents, record, Model, Op, Rec};
+use common::model::{apply, contents, issue, record, Model, Op, Rec};
 
 // ---------------------------------------------------------------------------------------------
 // Workloads
@@ -187,30 +187,6 @@ fn gen_batch(rng: &mut Rng, w: &Workload, m: &Model, tag: u64) -> Vec<Op> {
         }
     }
     ops
-}
-
-/// Sends `ops` to the engine, as single calls when there is one op (sometimes), else a batch.
-fn issue(e: &Engine, ops: &[Op], single: bool) -> memento::Result<()> {
-    if let ([op], true) = (ops, single) {
-        return match op {
-            Op::Add(id, r) => e.add(record(id, r)).map(drop),
-            Op::Upsert(id, r) => e.upsert(record(id, r)).map(drop),
-            Op::Delete(id) => e.delete(id).map(drop),
-            Op::Meta(id, m) => e.update_metadata(id, m.clone()),
-            Op::Text(id, t) => e.update_text(id, t.clone()),
-        };
-    }
-    let mut b = WriteBatch::new();
-    for op in ops {
-        match op {
-            Op::Add(id, r) => b.add(record(id, r)),
-            Op::Upsert(id, r) => b.upsert(record(id, r)),
-            Op::Delete(id) => b.delete(id.clone()),
-            Op::Meta(id, m) => b.update_metadata(id.clone(), m.clone()),
-            Op::Text(id, t) => b.update_text(id.clone(), t.clone()),
-        };
-    }
-    e.write(b).map(drop)
 }
 
 fn builder(w: &Workload, storage: Arc<dyn Storage>, durability: Durability) -> memento::EngineBuilder {

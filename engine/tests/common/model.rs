@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use memento::{Engine, Metadata, Record};
+use memento::{Engine, Metadata, Record, WriteBatch};
 
 /// One record as the model keeps it.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,4 +67,29 @@ pub fn contents(e: &Engine) -> Result<Model, String> {
         return Err(format!("iter gives {} records, count says {}", m.len(), e.count()));
     }
     Ok(m)
+}
+
+/// Sends `ops` to the engine: as the single call for the op when there is one and `single`,
+/// else as one batch.
+pub fn issue(e: &Engine, ops: &[Op], single: bool) -> memento::Result<()> {
+    if let ([op], true) = (ops, single) {
+        return match op {
+            Op::Add(id, r) => e.add(record(id, r)).map(drop),
+            Op::Upsert(id, r) => e.upsert(record(id, r)).map(drop),
+            Op::Delete(id) => e.delete(id).map(drop),
+            Op::Meta(id, m) => e.update_metadata(id, m.clone()),
+            Op::Text(id, t) => e.update_text(id, t.clone()),
+        };
+    }
+    let mut b = WriteBatch::new();
+    for op in ops {
+        match op {
+            Op::Add(id, r) => b.add(record(id, r)),
+            Op::Upsert(id, r) => b.upsert(record(id, r)),
+            Op::Delete(id) => b.delete(id.clone()),
+            Op::Meta(id, m) => b.update_metadata(id.clone(), m.clone()),
+            Op::Text(id, t) => b.update_text(id.clone(), t.clone()),
+        };
+    }
+    e.write(b).map(drop)
 }
