@@ -268,6 +268,25 @@ fn a_deleted_mirror_of_a_store_never_checkpointed_is_rebuilt_from_the_wal() {
     e.close().expect("close");
 }
 
+/// Found by `memento-inspect`'s tests: a mirror whose header was current but which had lost a
+/// row (or gained one) was used as it was at open, so `get` and filtered searches missed the
+/// record until someone ran `check_integrity`. Open now compares the row count with the log's.
+#[test]
+fn a_mirror_missing_a_row_or_holding_an_extra_one_is_rebuilt_at_open() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let want = expected(root.path());
+    for (name, sql) in [
+        ("missing-row", "DELETE FROM records WHERE slot = (SELECT max(slot) FROM records)"),
+        ("extra-row", "INSERT INTO records (slot, id, text, metadata) VALUES (999999, 'ghost', NULL, NULL)"),
+    ] {
+        let (path, _, _) = setup(root.path(), name);
+        let c = rusqlite::Connection::open(path.join(memento::files::MIRROR)).expect("open the mirror");
+        assert_eq!(c.execute(sql, []).expect("edit the mirror"), 1);
+        drop(c);
+        reopen_and_check(&path, &want, name, true);
+    }
+}
+
 #[test]
 fn a_garbage_mirror_is_rebuilt() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -512,8 +531,9 @@ fn a_mirror_ahead_of_the_log_is_rebuilt() {
     e.close().expect("close");
 }
 
-/// A mirror that is valid SQLite, of this store, at the right LSN, but lies (a row was removed
-/// behind the engine's back): `check_integrity` must notice.
+/// A mirror that is valid SQLite, of this store, at the right LSN, with as many rows as the log
+/// has live records, but lies (a row was swapped for another behind the engine's back, so open's
+/// row count does not see it): `check_integrity` must notice.
 #[test]
 fn check_integrity_notices_a_mirror_missing_a_row() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -521,6 +541,8 @@ fn check_integrity_notices_a_mirror_missing_a_row() {
     {
         let c = rusqlite::Connection::open(path.join(MIRROR_FILE)).expect("open the mirror");
         let n = c.execute("DELETE FROM records WHERE id = ?1", ["r10-ü"]).expect("delete a row");
+        assert_eq!(n, 1);
+        let n = c.execute("INSERT INTO records (slot, id, text, metadata) VALUES (999999, 'ghost', NULL, NULL)", []).expect("insert a row");
         assert_eq!(n, 1);
     }
     let e = Engine::open(&path).expect("open");
