@@ -561,9 +561,9 @@ impl Engine {
             }
             rebuild_mirror(&mut mirror, &state.vf, sb.store_uuid, sb.checkpoint_lsn)?;
         }
-        for t in &rec.txns {
-            mirror.apply(t.commit_lsn, &mirror_ops(&t.ops))?;
-        }
+        // The WAL's transactions after the checkpoint (idempotent by LSN).
+        let replay = |m: &mut Mirror| rec.txns.iter().try_for_each(|t| m.apply(t.commit_lsn, &mirror_ops(&t.ops)).map(drop));
+        replay(&mut mirror)?;
         // A mirror whose header is current can still have lost or gained rows (a hand edit, a
         // restore of the wrong copy): its row count against the log's live count catches that
         // for the price of one COUNT. A changed row is left to `check_integrity`.
@@ -571,9 +571,7 @@ impl Engine {
         if rows != state.live_count {
             recovery.push(format!("rebuilt the mirror from the vector file because it holds {rows} records where the log has {}", state.live_count));
             rebuild_mirror(&mut mirror, &state.vf, sb.store_uuid, sb.checkpoint_lsn)?;
-            for t in &rec.txns {
-                mirror.apply(t.commit_lsn, &mirror_ops(&t.ops))?;
-            }
+            replay(&mut mirror)?;
         }
         let embedder = match model_load {
             Some(l) => {

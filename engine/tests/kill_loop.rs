@@ -52,13 +52,7 @@ const IDS: u64 = 60;
 const PER_STORE: u64 = 30;
 
 fn base_seed() -> u64 {
-    match std::env::var("MEMENTO_SEED") {
-        Ok(s) => {
-            let s = s.trim();
-            s.strip_prefix("0x").map_or_else(|| s.parse(), |h| u64::from_str_radix(h, 16)).expect("MEMENTO_SEED must be a number")
-        }
-        Err(_) => DEFAULT_SEED,
-    }
+    common::seed_from_env(DEFAULT_SEED)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -29,13 +29,7 @@ use memento::{Durability, Engine, Error, Metadata, Metric};
 const DEFAULT_SEED: u64 = 0x005E_ED0F_90E5;
 
 fn base_seed() -> u64 {
-    match std::env::var("MEMENTO_SEED") {
-        Ok(s) => {
-            let s = s.trim();
-            s.strip_prefix("0x").map_or_else(|| s.parse(), |h| u64::from_str_radix(h, 16)).expect("MEMENTO_SEED must be a number")
-        }
-        Err(_) => DEFAULT_SEED,
-    }
+    common::seed_from_env(DEFAULT_SEED)
 }
 
 fn images_per_point() -> u64 {

@@ -4,3 +4,14 @@
 #![allow(dead_code)]
 
 pub mod model;
+
+/// The seed of a seeded test: `$MEMENTO_SEED` (decimal, or hex with `0x`), else `default`.
+pub fn seed_from_env(default: u64) -> u64 {
+    match std::env::var("MEMENTO_SEED") {
+        Ok(s) => {
+            let s = s.trim();
+            s.strip_prefix("0x").map_or_else(|| s.parse(), |h| u64::from_str_radix(h, 16)).expect("MEMENTO_SEED must be a number")
+        }
+        Err(_) => default,
+    }
+}
