@@ -170,14 +170,14 @@ pub struct SearchOptions<'a> {
     pub k: usize,
     /// Only records matching this filter.
     pub filter: Option<&'a Filter>,
-    /// Which scan: [`ScanMode::Auto`] (default) uses the int8 copies with exact rescoring on
-    /// stores large enough for it to win (recall measured at 1.0, not guaranteed);
-    /// [`ScanMode::Exact`] scores every vector in float32 and always returns the true top k.
+    /// Which scan: [`ScanMode::Auto`] (default) uses the int8 copies on stores large enough
+    /// for it to win, with proven bounds and float32 rescoring, [`ScanMode::Exact`] scores
+    /// every vector in float32; every mode returns the same answer.
     pub mode: ScanMode,
     /// Threads for this search; `None`: the engine's setting
     /// ([`EngineBuilder::search_threads`]).
     pub threads: Option<usize>,
-    /// The quantized scan keeps `k × oversample` candidates for exact rescoring (default 8).
+    /// No effect any more (the quantized scan keeps the candidates its bounds require).
     pub oversample: usize,
 }
 
@@ -201,7 +201,7 @@ impl<'a> SearchOptions<'a> {
         self.threads = Some(n);
         self
     }
-    /// Candidates per result for the quantized scan.
+    /// No effect any more; see [`SearchOptions::oversample`](Self#structfield.oversample).
     pub fn oversample(mut self, n: usize) -> Self {
         self.oversample = n;
         self

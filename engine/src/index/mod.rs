@@ -8,11 +8,13 @@
 //! - **float32**: every live vector is scored with the SIMD kernels, a page at a time
 //!   (against every query of a batch while the page is in cache), keeping the best k in a
 //!   bounded heap;
-//! - **quantized**: the int8 copies (a quarter of the bytes) are scored with integer SIMD,
-//!   keeping the best `k × oversample`, which are then rescored exactly from the float32
-//!   vectors. The distances it returns are the float32 ones; a true neighbour is missed only
-//!   if int8 rounding pushes it out of the candidates (the property tests and benchmarks
-//!   measure recall 1.0, but that is measured, not guaranteed).
+//! - **quantized**: the int8 copies (a quarter of the bytes) are scored with integer SIMD. Each
+//!   vector gets a proven interval that holds its float32 distance ([`quantized`]); the scan
+//!   keeps every vector whose interval reaches below the k-th best upper end, and rescores
+//!   those from the float32 vectors. The answer is exactly the float32 scan's (same slots, same
+//!   distances, ties by the lower slot), whatever the data: where the intervals are too wide to
+//!   prune (one coordinate much larger than the others), the query is answered by the float32
+//!   scan instead.
 //!
 //! Large stores are scanned by several threads (contiguous page ranges, one heap each, merged).
 //! A filter arrives as a sorted list of candidate slots, selected on the mirror: when it is a
@@ -29,6 +31,9 @@ use memento_format::superblock::Metric;
 use crate::error::Result;
 use crate::kernels;
 use crate::slots::SlotBitmap;
+
+pub mod quantized;
+use quantized::{BoundQuery, Candidates, Gave};
 
 /// Where an index reads vectors from. Block `i` is a vector page (or the vectors of a future
 /// one); slots increase across and within blocks.
@@ -83,14 +88,15 @@ pub struct SlotHit {
 /// Which scan answers a search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ScanMode {
-    /// The quantized scan where it wins (stores of more than a few thousand vectors), the
-    /// float32 scan otherwise. The default.
+    /// The quantized scan on stores of [`QUANTIZED_MIN_VECTORS`] and more, the float32 scan
+    /// otherwise. The default. Returns exactly what [`ScanMode::Exact`] returns.
     #[default]
     Auto,
     /// Score every vector in float32: always the true top k.
     Exact,
-    /// Scan the int8 copies and rescore the best `k × oversample` in float32: the true top k
-    /// unless int8 rounding pushes a neighbour out of those candidates (measured recall 1.0).
+    /// The int8 scan whatever the store's size, with float32 rescoring of every vector its
+    /// bounds cannot rule out (and the float32 scan for a query where they rule out too few):
+    /// exactly what [`ScanMode::Exact`] returns.
     Quantized,
 }
 
@@ -105,7 +111,8 @@ pub struct SearchPlan {
     pub mode: ScanMode,
     /// Threads a large scan may use (at least 1).
     pub threads: usize,
-    /// Candidates kept per result by the quantized scan, before rescoring.
+    /// No effect (kept for compatibility): the quantized scan used to keep `k × oversample`
+    /// candidates, and missed neighbours beyond them; it now keeps what its bounds require.
     pub oversample: usize,
     /// A scan of fewer bytes than this runs on the calling thread alone
     /// ([`PARALLEL_MIN_BYTES`] by default).
@@ -133,7 +140,7 @@ pub const QUANTIZED_MIN_VECTORS: usize = 4096;
 /// A filter whose candidates are at most this fraction (1/n) of the store is answered by
 /// scoring the candidates directly instead of scanning.
 pub const DIRECT_FRACTION: usize = 16;
-/// Default candidates per result for the quantized scan.
+/// The default of [`SearchPlan::oversample`], which no longer has an effect.
 pub const DEFAULT_OVERSAMPLE: usize = 8;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -178,6 +185,14 @@ impl TopK {
                 *top = e;
             }
             self.worst = self.heap.peek().copied().unwrap_or(self.worst);
+        }
+    }
+    /// The one admission rule of every path (float32 scan, direct scoring, rescoring of the
+    /// int8 scan's candidates), so that they all keep the same results.
+    #[inline]
+    pub(crate) fn offer(&mut self, slot: u64, d: f32) {
+        if d <= self.bound() {
+            self.push(slot, d);
         }
     }
     /// A distance above this cannot enter (equal ones may, by slot).
@@ -227,7 +242,7 @@ impl FlatIndex {
             }
             if let Some(v) = src.vector(slot)? {
                 for (q, top) in queries.chunks_exact(dim).zip(&mut tops) {
-                    top.push(slot, kernels::distance(plan.metric, q, &v));
+                    top.offer(slot, kernels::distance(plan.metric, q, &v));
                 }
             }
         }
@@ -257,7 +272,7 @@ impl FlatIndex {
                 for (&slot, &d) in slots.iter().zip(&out[qi * n..(qi + 1) * n]) {
                     // Most vectors lose to the k-th best: one comparison refuses them.
                     if d <= top.bound() && scope.admits(slot) {
-                        top.push(slot, d);
+                        top.offer(slot, d);
                     }
                 }
             }
@@ -265,58 +280,80 @@ impl FlatIndex {
         Ok(tops)
     }
 
-    /// The int8 scan of quantized blocks `range`, keeping `keep` candidates per query.
-    fn scan_quantized(scope: Scope<'_>, plan: &SearchPlan, queries: &[kernels::QuantQuery], keep: usize, range: std::ops::Range<usize>) -> Result<Vec<TopK>> {
+    /// The int8 scan of quantized blocks `range`: for each query, the candidates whose proven
+    /// distance interval may reach the top k (see [`quantized`]).
+    fn scan_quantized(scope: Scope<'_>, plan: &SearchPlan, queries: &[BoundQuery], gave: &Gave, range: std::ops::Range<usize>) -> Result<Vec<Candidates>> {
         let src = scope.src;
-        let mut tops: Vec<TopK> = queries.iter().map(|_| TopK::new(keep)).collect();
+        let mut states: Vec<Candidates> = queries.iter().map(|_| Candidates::new(plan.k)).collect();
         let mut raw: Vec<i32> = Vec::new();
-        let mut dist: Vec<f32> = Vec::new();
         for i in range {
             let b = src.quant_block(i)?;
             if !scope.block_admits_any(&b.slots) {
                 continue;
             }
-            let n = b.slots.len();
-            raw.resize(n, 0);
-            dist.resize(n, 0.0);
-            for (q, top) in queries.iter().zip(&mut tops) {
-                kernels::dots_u8i8(&q.codes, &b.codes, &mut raw);
-                kernels::approx_distances(plan.metric, q, &raw, &b.params, &mut dist);
-                for (&slot, &d) in b.slots.iter().zip(&dist) {
-                    if d <= top.bound() && scope.admits(slot) {
-                        top.push(slot, d);
+            raw.resize(b.slots.len(), 0);
+            for (qi, (q, st)) in queries.iter().zip(&mut states).enumerate() {
+                if st.overflow || gave.up(qi) {
+                    continue;
+                }
+                kernels::dots_u8i8(&q.quant.codes, &b.codes, &mut raw);
+                st.scanned += b.slots.len();
+                for ((&slot, &r), p) in b.slots.iter().zip(&raw).zip(b.params.iter()) {
+                    let (lo, hi) = q.interval(plan.metric, r, p);
+                    // Most vectors are refused by one comparison, before the liveness check.
+                    if lo <= st.threshold() && scope.admits(slot) {
+                        st.offer(slot, lo, hi);
                     }
+                }
+                if st.overflow {
+                    gave.give_up(qi);
                 }
             }
         }
-        Ok(tops)
+        for (qi, st) in states.iter_mut().enumerate() {
+            if !st.overflow {
+                st.prune();
+            }
+            if st.overflow {
+                gave.give_up(qi);
+            }
+        }
+        Ok(states)
     }
 
-    /// Run `scan` over `0..blocks` on up to `threads` threads (contiguous ranges), merging the
-    /// per-thread heaps.
-    fn parallel(
+    /// Run `scan` over `0..blocks` on up to `threads` threads (contiguous ranges), folding the
+    /// per-thread states of each query together with `merge`.
+    fn parallel<T: Send>(
         threads: usize,
         blocks: usize,
-        keep: usize,
-        nq: usize,
-        scan: &(dyn Fn(std::ops::Range<usize>) -> Result<Vec<TopK>> + Sync),
-    ) -> Result<Vec<TopK>> {
+        scan: &(dyn Fn(std::ops::Range<usize>) -> Result<Vec<T>> + Sync),
+        merge: impl Fn(&mut T, T),
+    ) -> Result<Vec<T>> {
         let threads = threads.clamp(1, blocks.max(1));
         if threads == 1 {
             return scan(0..blocks);
         }
         let per = blocks.div_ceil(threads);
-        let parts: Vec<Result<Vec<TopK>>> = std::thread::scope(|s| {
+        let parts: Vec<Result<Vec<T>>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads).map(|t| s.spawn(move || scan(t * per..((t + 1) * per).min(blocks)))).collect();
             handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
         });
-        let mut tops: Vec<TopK> = (0..nq).map(|_| TopK::new(keep)).collect();
+        let mut parts = parts.into_iter();
+        let mut acc = parts.next().unwrap_or_else(|| Ok(Vec::new()))?;
         for part in parts {
-            for (top, p) in tops.iter_mut().zip(part?) {
-                top.merge(p);
+            for (a, p) in acc.iter_mut().zip(part?) {
+                merge(a, p);
             }
         }
-        Ok(tops)
+        Ok(acc)
+    }
+
+    /// The float32 scan of every block for `queries`, on as many threads as its size deserves.
+    fn exact_all(scope: Scope<'_>, plan: &SearchPlan, queries: &[f32]) -> Result<Vec<TopK>> {
+        let src = scope.src;
+        let threads = if src.len().saturating_mul(4 * src.dim()) < plan.parallel_min_bytes { 1 } else { plan.threads };
+        let scan = |r| Self::scan_exact(scope, plan, queries, r);
+        Self::parallel(threads, src.blocks(), &scan, TopK::merge)
     }
 }
 
@@ -337,36 +374,47 @@ impl VectorIndex for FlatIndex {
         let bits = candidates.map(SlotBitmap::from_slots);
         let scope = Scope { src, allowed: bits.as_ref() };
         let quantized = src.quant_blocks() > 0
+            // With k a large part of the store, nearly every vector is a candidate anyway.
+            && plan.k.saturating_mul(quantized::FALLBACK_FRACTION) < src.len()
             && match plan.mode {
                 ScanMode::Exact => false,
                 ScanMode::Quantized => true,
                 ScanMode::Auto => src.len() >= QUANTIZED_MIN_VECTORS,
             };
-        let bytes_per_vector = if quantized { dim } else { 4 * dim };
-        let threads = if src.len().saturating_mul(bytes_per_vector) < plan.parallel_min_bytes { 1 } else { plan.threads };
         if !quantized {
-            let scan = |r| Self::scan_exact(scope, plan, queries, r);
-            let tops = Self::parallel(threads, src.blocks(), plan.k, nq, &scan)?;
-            return Ok(tops.into_iter().map(TopK::into_sorted).collect());
+            return Ok(Self::exact_all(scope, plan, queries)?.into_iter().map(TopK::into_sorted).collect());
         }
-        let qq: Vec<kernels::QuantQuery> = queries.chunks_exact(dim).map(kernels::quantize_query).collect();
-        let keep = plan.k.saturating_mul(plan.oversample.max(1));
-        let scan = |r| Self::scan_quantized(scope, plan, &qq, keep, r);
-        let tops = Self::parallel(threads, src.quant_blocks(), keep, nq, &scan)?;
-        // Rescore the candidates exactly, in slot order (page order).
-        let mut out = Vec::with_capacity(nq);
-        for (q, top) in queries.chunks_exact(dim).zip(tops) {
-            let mut cands: Vec<u64> = top.heap.into_iter().map(|e| e.1).collect();
-            cands.sort_unstable();
+        let bq: Vec<BoundQuery> = queries.chunks_exact(dim).map(BoundQuery::new).collect();
+        let gave = Gave::new(nq);
+        let threads = if src.len().saturating_mul(dim) < plan.parallel_min_bytes { 1 } else { plan.threads };
+        let scan = |r| Self::scan_quantized(scope, plan, &bq, &gave, r);
+        let states = Self::parallel(threads, src.quant_blocks(), &scan, Candidates::merge)?;
+        let mut out: Vec<Option<Vec<SlotHit>>> = Vec::with_capacity(nq);
+        let mut fallback: Vec<usize> = Vec::new();
+        for (qi, (q, mut st)) in queries.chunks_exact(dim).zip(states).enumerate() {
+            if st.overflow {
+                fallback.push(qi);
+                out.push(None);
+                continue;
+            }
+            // Rescore every candidate in float32, in slot order (page order): the same kernel,
+            // the same admission and the same ties rule as the float32 scan.
+            st.cands.sort_unstable_by_key(|c| c.0);
             let mut exact = TopK::new(plan.k);
-            for slot in cands {
+            for &(slot, _) in &st.cands {
                 if let Some(v) = src.vector(slot)? {
-                    exact.push(slot, kernels::distance(plan.metric, q, &v));
+                    exact.offer(slot, kernels::distance(plan.metric, q, &v));
                 }
             }
-            out.push(exact.into_sorted());
+            out.push(Some(exact.into_sorted()));
         }
-        Ok(out)
+        if !fallback.is_empty() {
+            let qs: Vec<f32> = fallback.iter().flat_map(|&qi| queries[qi * dim..(qi + 1) * dim].iter().copied()).collect();
+            for (qi, top) in fallback.into_iter().zip(Self::exact_all(scope, plan, &qs)?) {
+                out[qi] = Some(top.into_sorted());
+            }
+        }
+        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }
 }
 
