@@ -473,6 +473,12 @@ mod tests {
             let params = vecs.chunks_exact(dim).zip(codes.chunks_exact_mut(dim)).map(|(v, c)| memento_format::page::quantize(v, c)).collect();
             Mem { dim, vecs, params, codes, dead: (0..n).map(|i| i % 11 == 3).collect() }
         }
+        fn from_vecs(vecs: Vec<f32>, dim: usize, dead_every: usize) -> Mem {
+            let n = vecs.len() / dim;
+            let mut codes = vec![0i8; n * dim];
+            let params = vecs.chunks_exact(dim).zip(codes.chunks_exact_mut(dim)).map(|(v, c)| kernels::quantize_vector(v, c)).collect();
+            Mem { dim, vecs, params, codes, dead: (0..n).map(|i| dead_every > 0 && i % dead_every == 1).collect() }
+        }
         fn n(&self) -> usize {
             self.dead.len()
         }
@@ -552,5 +558,60 @@ mod tests {
         }
         let plan = SearchPlan { metric: Metric::Cosine, k: 0, mode: ScanMode::Auto, threads: 2, oversample: 8, parallel_min_bytes: 0 };
         assert_eq!(FlatIndex.search(&m, &plan, &queries, None).expect("k = 0"), vec![Vec::new(); 5]);
+    }
+
+    /// Adversarial stores: a dominant coordinate, heavy tails, tiny norms mixed with normal
+    /// ones, many exact duplicates. Values from a seed so that shrinking stays meaningful.
+    fn adversarial(kind: u8, n: usize, dim: usize, seed: u64, metric: Metric) -> Vec<f32> {
+        let mut x = seed | 1;
+        let mut uni = move || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        let mut gauss = move || {
+            let (u, v) = (uni(), uni());
+            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        };
+        let mut out = Vec::with_capacity(n * dim);
+        for i in 0..n {
+            let mut v: Vec<f32> = (0..dim).map(|_| gauss() as f32).collect();
+            match kind {
+                0 => v[0] = 1000.0,
+                1 => v.iter_mut().for_each(|c| *c = (f64::from(*c) / gauss().abs().max(1e-3)) as f32), // Cauchy-like
+                2 if i % 2 == 0 => v.iter_mut().for_each(|c| *c *= 1e-30),
+                3 => v = out[..dim.min(out.len())].to_vec().into_iter().chain(std::iter::repeat(0.5)).take(dim).collect(),
+                _ => {}
+            }
+            if metric == Metric::Cosine && !kernels::normalize(&mut v) {
+                v = vec![1.0; dim];
+                kernels::normalize(&mut v);
+            }
+            out.extend(v);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 48, ..Default::default() })]
+        /// The default search and the forced int8 scan return exactly the float32 scan's
+        /// answer (same slots, same distances, ties by slot) on adversarial stores, for each
+        /// metric, k, thread count, with and without a filter.
+        #[test]
+        fn every_mode_equals_the_exact_scan_on_adversarial_data(
+            kind in 0u8..5, metric_i in 0usize..3, dim in 1usize..40, n in 50usize..700,
+            k in 1usize..30, threads in 1usize..4, filtered in proptest::bool::ANY, seed in proptest::prelude::any::<u64>(),
+        ) {
+            let metric = [Metric::L2, Metric::Dot, Metric::Cosine][metric_i];
+            let m = Mem::from_vecs(adversarial(kind, n, dim, seed, metric), dim, 9);
+            let queries = adversarial(kind, 3, dim, seed ^ 0x5555, metric);
+            let cands: Vec<u64> = (0..n as u64).filter(|s| s % 3 != 0).collect();
+            let cands = filtered.then_some(&cands[..]);
+            let plan = |mode| SearchPlan { metric, k, mode, threads, oversample: 8, parallel_min_bytes: 0 };
+            let want = FlatIndex.search(&m, &plan(ScanMode::Exact), &queries, cands).expect("exact");
+            for mode in [ScanMode::Quantized, ScanMode::Auto] {
+                let got = FlatIndex.search(&m, &plan(mode), &queries, cands).expect("search");
+                proptest::prop_assert_eq!(&got, &want, "{:?} {:?} kind {}", metric, mode, kind);
+            }
+        }
     }
 }
