@@ -56,7 +56,7 @@ class Core(Protocol):
     def delete_where(self, where_json: str) -> int: ...
     def get(self, ids: list[str]) -> list[Row | None]: ...
     def get_where(self, where_json: str, limit: int | None) -> list[Row]: ...
-    def search(self, queries: npt.NDArray[np.float32], k: int, where_json: str | None) -> list[list[Hit]]: ...
+    def search(self, queries: npt.NDArray[np.float32], k: int, where_json: str | None, exact: bool = False) -> list[list[Hit]]: ...
     def remember(self, texts: list[str], metadatas_json: list[str | None] | None, ids: list[str | None] | None) -> list[str]: ...
     def recall(self, texts: list[str], k: int, where_json: str | None) -> list[list[Hit]]: ...
     def embed(self, texts: list[str]) -> npt.NDArray[np.float32]: ...
@@ -371,15 +371,15 @@ class CoreEngine(base.Engine):
         return [[SearchResult(h[0], score_of(metric, float(h[1])), float(h[1]), h[2], _metadata_obj(h[3])) for h in row] for row in hits]
 
     @overload
-    def search(self, queries: Sequence[float], k: int = 10, where: Where | None = None) -> list[SearchResult]: ...
+    def search(self, queries: Sequence[float], k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[SearchResult]: ...
 
     @overload
-    def search(self, queries: Sequence[Sequence[float]], k: int = 10, where: Where | None = None) -> list[list[SearchResult]]: ...
+    def search(self, queries: Sequence[Sequence[float]], k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[list[SearchResult]]: ...
 
     @overload
-    def search(self, queries: npt.NDArray[Any], k: int = 10, where: Where | None = None) -> list[Any]: ...
+    def search(self, queries: npt.NDArray[Any], k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[Any]: ...
 
-    def search(self, queries: VectorsArg, k: int = 10, where: Where | None = None) -> list[Any]:
+    def search(self, queries: VectorsArg, k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[Any]:
         self._check_open()
         kk = k_arg(k)
         batch, single = as_batch(queries, self._dimension, name="queries")
@@ -388,15 +388,15 @@ class CoreEngine(base.Engine):
             if wj is not None:
                 compile_filter(where)  # still refuse a malformed filter
             return []
-        res = self._results(self._core.search(batch, kk, wj))
+        res = self._results(self._core.search(batch, kk, wj, exact=bool(exact)))
         return res[0] if single else res
 
-    def search_arrays(self, queries: VectorsArg, k: int = 10, where: Where | None = None) -> SearchArrays:
+    def search_arrays(self, queries: VectorsArg, k: int = 10, where: Where | None = None, *, exact: bool = False) -> SearchArrays:
         self._check_open()
         kk = k_arg(k)
         batch, _ = as_batch(queries, self._dimension, name="queries")
         wj = where_arg(where)
-        hits = self._core.search(batch, kk, wj) if batch.shape[0] else []
+        hits = self._core.search(batch, kk, wj, exact=bool(exact)) if batch.shape[0] else []
         n, m = len(hits), max((len(r) for r in hits), default=0)
         dist = np.full((n, m), np.nan, dtype=np.float32)
         ids: list[list[str]] = []

@@ -217,24 +217,28 @@ class VectorIndex(ABC):
         """
 
     @overload
-    def search(self, queries: Sequence[float], k: int = 10, where: Where | None = None) -> list[SearchResult]: ...
+    def search(self, queries: Sequence[float], k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[SearchResult]: ...
 
     @overload
-    def search(self, queries: Sequence[Sequence[float]], k: int = 10, where: Where | None = None) -> list[list[SearchResult]]: ...
+    def search(self, queries: Sequence[Sequence[float]], k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[list[SearchResult]]: ...
 
     @overload
-    def search(self, queries: npt.NDArray[Any], k: int = 10, where: Where | None = None) -> list[Any]: ...
+    def search(self, queries: npt.NDArray[Any], k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[Any]: ...
 
     @abstractmethod
-    def search(self, queries: VectorsArg, k: int = 10, where: Where | None = None) -> list[Any]:
+    def search(self, queries: VectorsArg, k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[Any]:
         """The ``k`` records nearest to each query, closest first (ties by insertion order).
 
         A 1-D query returns one ``list[SearchResult]``; a 2-D array of queries returns a list
         of such lists, one per row. With ``where``, only matching records are considered, so
         ``k`` results come back whenever at least ``k`` records match.
 
-        The Rust engine scans an int8 copy of the vectors from 4,096 records on and rescores
-        its best candidates exactly; the distances returned are always the float32 ones.
+        The Rust engine scans an int8 copy of the vectors from 4,096 records on, with proven
+        bounds on each distance, and rescores in float32 every record those bounds cannot rule
+        out (falling back to the float32 scan where they rule out too few): the answer is the
+        float32 scan's, whatever the data. ``exact=True`` asks for the float32 scan itself (the
+        same answer; for checking, or when the int8 scan would fall back anyway). The Python
+        engine always scores in float32 with numpy, so ``exact`` changes nothing there.
 
         Raises:
             InvalidArgumentError: ``k`` is not a positive integer, or the queries are not
@@ -243,13 +247,13 @@ class VectorIndex(ABC):
             InvalidFilterError: ``where`` is malformed.
         """
 
-    def search_arrays(self, queries: VectorsArg, k: int = 10, where: Where | None = None) -> SearchArrays:
+    def search_arrays(self, queries: VectorsArg, k: int = 10, where: Where | None = None, *, exact: bool = False) -> SearchArrays:
         """:meth:`search` with its results as arrays (see :class:`SearchArrays`): no result
         objects, no metadata decoding; for use as an index backend."""
         from .vector_ops import as_batch
 
         batch, _ = as_batch(queries, self.dimension, name="queries")
-        lists: list[list[SearchResult]] = self.search(batch, k, where) if batch.shape[0] else []
+        lists: list[list[SearchResult]] = self.search(batch, k, where, exact=exact) if batch.shape[0] else []
         n, m = len(lists), max((len(r) for r in lists), default=0)
         dist = np.full((n, m), np.nan, dtype=np.float32)
         score = np.full((n, m), np.nan, dtype=np.float32)
