@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use memento_format::page::RecordEntry;
 use memento_format::superblock::{Metric, Superblock};
-use memento_format::wal::{MAX_ID_LEN, MAX_RECORD_LEN};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::embed::{Embedder, EmbeddingCache, ModelIdentity, OnnxEmbedder, OnnxOptions};
@@ -22,6 +21,7 @@ use crate::storage::{FsStorage, LockError, Storage, StorageFile, StoreLock};
 use crate::vecfile::{self, Pending, PendingRecord, VecFile};
 use crate::wal::{self, Op, Wal};
 
+mod check;
 mod text;
 pub use text::{CacheStats, Embedding, Memory, EMBEDDING_CACHE_FILE};
 
@@ -740,37 +740,31 @@ impl Engine {
                 .collect()
         };
         for id in &ids {
-            if id.is_empty() || id.len() > MAX_ID_LEN {
-                return Err(Error::invalid(format!("an id must be 1 to {MAX_ID_LEN} bytes long, and {:?} is {}", truncate(id), id.len())));
-            }
+            check::check_id(id)?;
         }
         let found = self.mirror.lock().slots_of(&ids)?;
         let mut view: HashMap<String, Option<u64>> = ids.iter().map(|s| s.to_string()).zip(found).collect();
         let mut next_slot = w.next_slot;
         let mut ops = Vec::with_capacity(batch.ops.len());
         let mut info = CommitInfo { lsn: None, written: 0, deleted: 0 };
-        let meta_json = |m: &Metadata| {
-            if let Some(k) = m.keys().find(|k| k.contains('\0')) {
-                return Err(Error::invalid(format!("metadata key {:?} contains a NUL character", truncate(k))));
-            }
-            serde_json::to_string(m).map_err(|e| Error::invalid(format!("metadata cannot be serialised: {e}")))
-        };
         for op in batch.ops {
             match op {
                 BatchOp::Add(mut r) => {
                     if view.get(&r.id).copied().flatten().is_some() {
                         return Err(Error::DuplicateId { id: r.id });
                     }
+                    // The per-record checks, shared with `check_record` (check.rs).
                     let v = self.check_vector(std::mem::take(&mut r.vector))?;
-                    let metadata = r.metadata.as_ref().map(meta_json).transpose()?;
+                    let metadata = self.check_put(&r.id, r.text.as_deref(), r.metadata.as_ref(), &v)?;
                     view.insert(r.id.clone(), Some(next_slot));
                     ops.push(Op::Put { slot: next_slot, id: r.id, text: r.text, metadata, vector: v });
                     next_slot += 1;
                     info.written += 1;
                 }
                 BatchOp::Upsert(mut r) => {
+                    // The per-record checks, shared with `check_record` (check.rs).
                     let v = self.check_vector(std::mem::take(&mut r.vector))?;
-                    let metadata = r.metadata.as_ref().map(meta_json).transpose()?;
+                    let metadata = self.check_put(&r.id, r.text.as_deref(), r.metadata.as_ref(), &v)?;
                     if let Some(old) = view.get(&r.id).copied().flatten() {
                         ops.push(Op::Delete { slot: old, id: r.id.clone() });
                         info.deleted += 1;
@@ -794,14 +788,15 @@ impl Engine {
                     let metadata = match metadata {
                         None => None,
                         Some(None) => Some(None),
-                        Some(Some(m)) => Some(Some(meta_json(&m)?)),
+                        Some(Some(m)) => Some(Some(check::metadata_json(&m)?)),
                     };
                     ops.push(Op::Update { slot, text, metadata });
                 }
             }
         }
-        if ops.iter().any(|o| o.encoded_len() > MAX_RECORD_LEN) {
-            return Err(Error::invalid("a record's text and metadata together exceed 1 GiB"));
+        // Puts were checked one by one (`check_put`); updates grow a record too.
+        for o in &ops {
+            check::check_len(o.encoded_len())?;
         }
         Ok((ops, next_slot, info))
     }

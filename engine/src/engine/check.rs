@@ -1,0 +1,75 @@
+//! What a write checks of each record it stores, in one place that the write path
+//! (`Engine::plan`) and the public [`Engine::check_record`] / [`Engine::check_memory`] share, so
+//! that a front end can check a whole input before its first commit with exactly the checks the
+//! commits will make (and no second copy of them to drift).
+
+use memento_format::wal::{Payload, MAX_ID_LEN, MAX_RECORD_LEN};
+
+use super::{truncate, Engine, Memory, Metadata, Record};
+use crate::error::{Error, Result};
+
+impl Engine {
+    /// Checks `r` as writing it (with [`Engine::add`], [`Engine::upsert`] or in a
+    /// [`super::WriteBatch`]) would, and writes nothing: the id (1 to 1,024 bytes), the vector
+    /// (the store's dimension, finite, not all zeros under cosine), the metadata (serialisable,
+    /// no NUL in a key, and the limits on metadata), the size of the record. `Ok` means a write
+    /// of `r` fails for none of these reasons; what it cannot tell is the store's state at that
+    /// write (an id that [`Engine::add`] finds taken, a closed or poisoned engine, an I/O error).
+    pub fn check_record(&self, r: &Record) -> Result<()> {
+        let v = self.check_vector(r.vector.clone())?;
+        self.check_put(&r.id, r.text.as_deref(), r.metadata.as_ref(), &v).map(drop)
+    }
+
+    /// Checks `m` as [`Engine::remember_batch`] would before storing it: its id (given, or
+    /// derived from the text), its metadata and the size of the record it makes with a vector of
+    /// the store's dimension. The vector itself comes from the model, so it is not checked here.
+    pub fn check_memory(&self, m: &Memory) -> Result<()> {
+        let derived;
+        let id = match &m.id {
+            Some(id) => id.as_str(),
+            None => {
+                derived = Engine::content_id(&m.text);
+                derived.as_str()
+            }
+        };
+        check_id(id)?;
+        let json = m.metadata.as_ref().map(metadata_json).transpose()?;
+        let put = Payload::Put { slot: 0, id, text: Some(&m.text), metadata: json.as_deref(), vector: &[] };
+        check_len(put.record_len() + self.dim * std::mem::size_of::<f32>())
+    }
+
+    /// The checks of a record to put other than of its vector (`vector` is the checked one):
+    /// returns the metadata as it is stored (JSON text).
+    pub(super) fn check_put(&self, id: &str, text: Option<&str>, metadata: Option<&Metadata>, vector: &[f32]) -> Result<Option<String>> {
+        check_id(id)?;
+        let json = metadata.map(metadata_json).transpose()?;
+        let put = Payload::Put { slot: 0, id, text, metadata: json.as_deref(), vector: bytemuck::cast_slice(vector) };
+        check_len(put.record_len())?;
+        Ok(json)
+    }
+}
+
+/// An id is 1 to [`MAX_ID_LEN`] bytes.
+pub(super) fn check_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return Err(Error::invalid(format!("an id must be 1 to {MAX_ID_LEN} bytes long, and {:?} is {}", truncate(id), id.len())));
+    }
+    Ok(())
+}
+
+/// The metadata validation: every check of a metadata object (of a put or of an update) is
+/// here, and it returns the JSON text that is stored.
+pub(super) fn metadata_json(m: &Metadata) -> Result<String> {
+    if let Some(k) = m.keys().find(|k| k.contains('\0')) {
+        return Err(Error::invalid(format!("metadata key {:?} contains a NUL character", truncate(k))));
+    }
+    serde_json::to_string(m).map_err(|e| Error::invalid(format!("metadata cannot be serialised: {e}")))
+}
+
+/// A WAL record of `len` bytes (before padding) fits [`MAX_RECORD_LEN`].
+pub(super) fn check_len(len: usize) -> Result<()> {
+    if memento_format::align_up(len, 8) > MAX_RECORD_LEN {
+        return Err(Error::invalid("a record's text and metadata together exceed 1 GiB"));
+    }
+    Ok(())
+}
