@@ -579,7 +579,7 @@ mod tests {
                 0 => v[0] = 1000.0,
                 1 => v.iter_mut().for_each(|c| *c = (f64::from(*c) / gauss().abs().max(1e-3)) as f32), // Cauchy-like
                 2 if i % 2 == 0 => v.iter_mut().for_each(|c| *c *= 1e-30),
-                3 => v = out[..dim.min(out.len())].to_vec().into_iter().chain(std::iter::repeat(0.5)).take(dim).collect(),
+                3 => v = out[..dim.min(out.len())].iter().copied().chain(std::iter::repeat(0.5)).take(dim).collect(),
                 _ => {}
             }
             if metric == Metric::Cosine && !kernels::normalize(&mut v) {
