@@ -22,7 +22,9 @@ use crate::vecfile::{self, Pending, PendingRecord, VecFile};
 use crate::wal::{self, Op, Wal};
 
 mod check;
+mod process;
 mod text;
+use process::{OwnedByOpener, ProcessGuard};
 pub use text::{CacheStats, Embedding, Memory, EMBEDDING_CACHE_FILE};
 
 /// Metadata of a record: a JSON object.
@@ -101,7 +103,18 @@ enum BatchOp {
     Add(Record),
     Upsert(Record),
     Delete(String),
-    Update { id: String, text: Option<Option<String>>, metadata: Option<Option<Metadata>> },
+    Update {
+        id: String,
+        text: Option<Option<String>>,
+        metadata: Option<Option<Metadata>>,
+    },
+    /// A text store's text update, embedded: the record is replaced (FORMAT.md's Update op
+    /// carries no vector).
+    Retext {
+        id: String,
+        text: String,
+        vector: Vec<f32>,
+    },
 }
 
 /// Several writes committed together: one WAL write, one fsync, all or nothing.
@@ -136,7 +149,13 @@ impl WriteBatch {
         self.ops.push(BatchOp::Update { id: id.into(), text: None, metadata: Some(metadata) });
         self
     }
-    /// Replace a record's text (`None` removes it) without touching its vector.
+    /// Replace a record's text. In a text store (one with a model) the vector is the text's:
+    /// the commit embeds the new text (through the embedding cache, before the writer lock is
+    /// taken) and replaces the record by one with the new text and vector, keeping its metadata
+    /// (the record then comes last in insertion order, as after an upsert); removing the text
+    /// (`None`) is refused there, since a text store's vector needs one. In a raw-vector store
+    /// only the text changes (`None` removes it). The commit fails with [`Error::NotFound`] if
+    /// there is no such record.
     pub fn update_text(&mut self, id: impl Into<String>, text: Option<String>) -> &mut Self {
         self.ops.push(BatchOp::Update { id: id.into(), text: Some(text), metadata: None });
         self
@@ -373,7 +392,9 @@ pub struct Engine {
     store_uuid: [u8; 16],
     writer: Mutex<Writer>,
     state: RwLock<State>,
-    mirror: Mutex<Mirror>,
+    /// Dropped only in the opener: closing SQLite in a forked child could checkpoint or
+    /// remove the `-wal` file the parent still uses.
+    mirror: OwnedByOpener<Mutex<Mirror>>,
     group: Mutex<GroupState>,
     group_cv: Condvar,
     poisoned: Mutex<Option<String>>,
@@ -383,9 +404,15 @@ pub struct Engine {
     recovery: Vec<String>,
     /// The store's model (superblock); empty id for a raw-vector store.
     model: ModelIdentity,
-    embedder: Option<Arc<dyn Embedder>>,
+    /// Dropped only in the opener (an ONNX Runtime session's threads do not exist in a child).
+    embedder: OwnedByOpener<Option<Arc<dyn Embedder>>>,
     emb_cache: Mutex<EmbeddingCache>,
-    disk_cache: Mutex<text::DiskCacheSlot>,
+    /// Dropped only in the opener (a SQLite connection, like the mirror's).
+    disk_cache: OwnedByOpener<Mutex<text::DiskCacheSlot>>,
+    /// The opener's process id: every operation checks it first ([`Error::ForkedProcess`]).
+    process: ProcessGuard,
+    /// Dropped in a child too: that closes the child's copy of the `LOCK` descriptor, and the
+    /// `flock` stays held by the parent's (it belongs to the open file description).
     _lock: Box<dyn StoreLock>,
 }
 
@@ -501,7 +528,21 @@ impl Engine {
             return Err(Error::Incompatible { reason: format!("the store uses the {} metric, not {}", sb.metric.name(), m.name()) });
         }
         let wal_path = dir.join(wal::WAL_FILE);
-        let rec = wal::recover(storage.as_ref(), &wal_path, sb.wal_generation, sb.checkpoint_lsn + 1, sb.store_uuid, dim, true)?;
+        let rec = wal::recover(storage.as_ref(), &wal_path, sb.wal_generation, sb.checkpoint_lsn + 1, sb.store_uuid, dim, true).map_err(|e| {
+            // A WAL that does not continue the checkpoint in use, beside a damaged superblock
+            // copy: the damaged copy held the newer checkpoint, which is what is lost.
+            match (&vf.other_copy_damage, e) {
+                (Some(damage), Error::Corrupted { file, reason, .. }) if file == wal_path => Error::corrupted(
+                    &vf.path,
+                    0,
+                    format!(
+                        "{damage}, and the other copy holds an older checkpoint (WAL generation {}, up to LSN {}) that the WAL does not continue ({reason}): the commits of the damaged copy's checkpoint are lost",
+                        sb.wal_generation, sb.checkpoint_lsn
+                    ),
+                ),
+                (_, e) => e,
+            }
+        })?;
         let mut recovery = Vec::new();
         if let Some((at, n, why)) = &rec.dropped_tail {
             recovery.push(format!("dropped {n} bytes of torn WAL tail at offset {at} ({why})"));
@@ -583,6 +624,7 @@ impl Engine {
         };
         let wal_gen = rec.wal.header.generation;
         let wal_end = rec.wal.end;
+        let process = ProcessGuard::new();
         let engine = Engine {
             storage,
             dir,
@@ -593,7 +635,7 @@ impl Engine {
             store_uuid: sb.store_uuid,
             writer: Mutex::new(Writer { wal: rec.wal, next_lsn: last_lsn + 1, next_slot }),
             state: RwLock::new(state),
-            mirror: Mutex::new(mirror),
+            mirror: OwnedByOpener::new(Mutex::new(mirror), process),
             group: Mutex::new(GroupState { generation: wal_gen, written: wal_end, synced: wal_end, leader: false }),
             group_cv: Condvar::new(),
             poisoned: Mutex::new(None),
@@ -602,9 +644,10 @@ impl Engine {
             search_threads: if b.search_threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { b.search_threads },
             recovery,
             model: sb.model.clone(),
-            embedder,
+            embedder: OwnedByOpener::new(embedder, process),
             emb_cache: Mutex::new(EmbeddingCache::new(b.cache_entries)),
-            disk_cache: Mutex::new(text::DiskCacheSlot::new(b.disk_cache_entries)),
+            disk_cache: OwnedByOpener::new(Mutex::new(text::DiskCacheSlot::new(b.disk_cache_entries)), process),
+            process,
             _lock: lock,
         };
         Ok(engine)
@@ -677,6 +720,7 @@ impl Engine {
 
     /// Delete every record matching `filter`; returns how many.
     pub fn delete_where(&self, filter: &Filter) -> Result<usize> {
+        self.process.check()?;
         let mut w = self.writer.lock();
         let rows = {
             let m = self.mirror.lock();
@@ -700,7 +744,8 @@ impl Engine {
         self.write(b).map(|_| ())
     }
 
-    /// Replace a record's text without touching its vector.
+    /// Replace a record's text; in a text store, embed it and replace the vector too (see
+    /// [`WriteBatch::update_text`]).
     pub fn update_text(&self, id: &str, text: Option<String>) -> Result<()> {
         let mut b = WriteBatch::new();
         b.update_text(id, text);
@@ -710,6 +755,9 @@ impl Engine {
     /// Commit a batch: validated as a whole, written as one WAL transaction with one fsync,
     /// applied all or nothing.
     pub fn write(&self, batch: WriteBatch) -> Result<CommitInfo> {
+        self.process.check()?;
+        // Text changes in a text store are embedded here, before the writer lock.
+        let batch = self.embed_text_updates(batch)?;
         let mut w = self.writer.lock();
         let (info, wait) = self.write_locked(&mut w, batch)?;
         // Under group commit the writer lock is released before waiting for the fsync, so
@@ -734,7 +782,7 @@ impl Engine {
                 .iter()
                 .map(|o| match o {
                     BatchOp::Add(r) | BatchOp::Upsert(r) => r.id.as_str(),
-                    BatchOp::Delete(id) | BatchOp::Update { id, .. } => id.as_str(),
+                    BatchOp::Delete(id) | BatchOp::Update { id, .. } | BatchOp::Retext { id, .. } => id.as_str(),
                 })
                 .filter(|id| seen.insert(*id))
                 .collect()
@@ -745,17 +793,27 @@ impl Engine {
         let found = self.mirror.lock().slots_of(&ids)?;
         let mut view: HashMap<String, Option<u64>> = ids.iter().map(|s| s.to_string()).zip(found).collect();
         let mut next_slot = w.next_slot;
+        let several = batch.ops.len() > 1;
+        // Ids whose current record was put by this batch: an add of one is a duplicate within
+        // the batch, not of a stored record.
+        let mut put_here: HashSet<String> = HashSet::new();
+        // A vector's error names its record when the batch has several.
+        let vector_of = |i: usize, id: &str, v: Vec<f32>| {
+            self.check_vector(v).map_err(|e| if several { at_position(e, &format!("record {i} of the batch (id {:?})", truncate(id))) } else { e })
+        };
         let mut ops = Vec::with_capacity(batch.ops.len());
         let mut info = CommitInfo { lsn: None, written: 0, deleted: 0 };
-        for op in batch.ops {
+        for (i, op) in batch.ops.into_iter().enumerate() {
             match op {
                 BatchOp::Add(mut r) => {
                     if view.get(&r.id).copied().flatten().is_some() {
-                        return Err(Error::DuplicateId { id: r.id });
+                        let in_batch = put_here.contains(&r.id);
+                        return Err(Error::DuplicateId { id: r.id, in_batch });
                     }
                     // The per-record checks, shared with `check_record` (check.rs).
-                    let v = self.check_vector(std::mem::take(&mut r.vector))?;
+                    let v = vector_of(i, &r.id, std::mem::take(&mut r.vector))?;
                     let metadata = self.check_put(&r.id, r.text.as_deref(), r.metadata.as_ref(), &v)?;
+                    put_here.insert(r.id.clone());
                     view.insert(r.id.clone(), Some(next_slot));
                     ops.push(Op::Put { slot: next_slot, id: r.id, text: r.text, metadata, vector: v });
                     next_slot += 1;
@@ -763,18 +821,20 @@ impl Engine {
                 }
                 BatchOp::Upsert(mut r) => {
                     // The per-record checks, shared with `check_record` (check.rs).
-                    let v = self.check_vector(std::mem::take(&mut r.vector))?;
+                    let v = vector_of(i, &r.id, std::mem::take(&mut r.vector))?;
                     let metadata = self.check_put(&r.id, r.text.as_deref(), r.metadata.as_ref(), &v)?;
                     if let Some(old) = view.get(&r.id).copied().flatten() {
                         ops.push(Op::Delete { slot: old, id: r.id.clone() });
                         info.deleted += 1;
                     }
+                    put_here.insert(r.id.clone());
                     view.insert(r.id.clone(), Some(next_slot));
                     ops.push(Op::Put { slot: next_slot, id: r.id, text: r.text, metadata, vector: v });
                     next_slot += 1;
                     info.written += 1;
                 }
                 BatchOp::Delete(id) => {
+                    put_here.remove(&id);
                     if let Some(old) = view.get(&id).copied().flatten() {
                         view.insert(id.clone(), None);
                         ops.push(Op::Delete { slot: old, id });
@@ -791,6 +851,30 @@ impl Engine {
                         Some(Some(m)) => Some(Some(check::metadata_json(&m)?)),
                     };
                     ops.push(Op::Update { slot, text, metadata });
+                }
+                BatchOp::Retext { id, text, vector } => {
+                    let Some(old) = view.get(&id).copied().flatten() else {
+                        return Err(Error::NotFound { id });
+                    };
+                    let v = vector_of(i, &id, vector)?;
+                    // The record's metadata as of this point of the batch: set by an earlier op
+                    // of the batch on its slot, else the stored one.
+                    let earlier = ops.iter().rev().find_map(|o| match o {
+                        Op::Put { slot, metadata, .. } if *slot == old => Some(metadata.clone()),
+                        Op::Update { slot, metadata: Some(m), .. } if *slot == old => Some(m.clone()),
+                        _ => None,
+                    });
+                    let metadata = match earlier {
+                        Some(m) => m,
+                        None => self.mirror.lock().row_by_id(&id)?.and_then(|row| row.metadata),
+                    };
+                    ops.push(Op::Delete { slot: old, id: id.clone() });
+                    info.deleted += 1;
+                    put_here.insert(id.clone());
+                    view.insert(id.clone(), Some(next_slot));
+                    ops.push(Op::Put { slot: next_slot, id, text: Some(text), metadata, vector: v });
+                    next_slot += 1;
+                    info.written += 1;
                 }
             }
         }
@@ -875,6 +959,7 @@ impl Engine {
 
     /// Make every acknowledged commit durable now (useful under [`Durability::Buffered`]).
     pub fn sync(&self) -> Result<()> {
+        self.process.check()?;
         let mut w = self.writer.lock();
         self.check_writable()?;
         w.wal.file.sync_data().map_err(|e| self.poison(Error::io("syncing the WAL", e)))?;
@@ -890,6 +975,7 @@ impl Engine {
     /// Write everything since the last checkpoint into the vector file and start a new WAL
     /// (FORMAT.md §4.2). Runs by itself past the WAL limit and at close.
     pub fn checkpoint(&self) -> Result<()> {
+        self.process.check()?;
         let mut w = self.writer.lock();
         self.checkpoint_locked(&mut w)
     }
@@ -940,6 +1026,7 @@ impl Engine {
     /// another): each page is scored against every query while it is in cache. Returns one
     /// result list per query, in order.
     pub fn search_batch(&self, queries: &[f32], opts: &SearchOptions<'_>) -> Result<Vec<Vec<SearchHit>>> {
+        self.process.check()?;
         if !queries.len().is_multiple_of(self.dim) || queries.is_empty() {
             if queries.len() < 2 * self.dim {
                 return Err(Error::DimensionMismatch { expected: self.dim, got: queries.len() });
@@ -947,8 +1034,10 @@ impl Engine {
             return Err(Error::invalid(format!("a batch of queries holds a multiple of {} floats, not {}", self.dim, queries.len())));
         }
         let mut qs = Vec::with_capacity(queries.len());
-        for q in queries.chunks_exact(self.dim) {
-            qs.extend_from_slice(&self.check_vector(q.to_vec())?);
+        let several = queries.len() > self.dim;
+        for (i, q) in queries.chunks_exact(self.dim).enumerate() {
+            let q = self.check_vector(q.to_vec()).map_err(|e| if several { at_position(e, &format!("query {i}")) } else { e })?;
+            qs.extend_from_slice(&q);
         }
         let filter = opts.filter.filter(|f| !f.is_match_all());
         let plan = SearchPlan {
@@ -992,6 +1081,7 @@ impl Engine {
 
     /// The record with this id, if any.
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
+        self.process.check()?;
         let st = self.state.read();
         let Some(row) = self.mirror.lock().row_by_id(id)? else {
             return Ok(None);
@@ -1005,6 +1095,7 @@ impl Engine {
 
     /// The records matching `filter`, in insertion order, at most `limit` of them.
     pub fn get_where(&self, filter: &Filter, limit: Option<usize>) -> Result<Vec<Record>> {
+        self.process.check()?;
         let st = self.state.read();
         let rows = {
             let m = self.mirror.lock();
@@ -1028,12 +1119,26 @@ impl Engine {
 
     /// Whether a record has this id.
     pub fn contains(&self, id: &str) -> Result<bool> {
+        self.process.check()?;
         Ok(self.mirror.lock().slot_of(id)?.is_some())
     }
 
     /// Number of live records.
+    ///
+    /// # Panics
+    /// In a forked child (see [`Error::ForkedProcess`]), before taking any lock: the count has
+    /// no error to return, and an inherited engine must not be used.
     pub fn count(&self) -> u64 {
+        self.assert_opener();
         self.state.read().live_count
+    }
+
+    /// Panics with [`Error::ForkedProcess`]'s message in a forked child (for the operations
+    /// that return no `Result`).
+    fn assert_opener(&self) {
+        if let Err(e) = self.process.check() {
+            panic!("{e}");
+        }
     }
 
     /// All records in insertion order, read in pages; records written or deleted while
@@ -1043,7 +1148,11 @@ impl Engine {
     }
 
     /// Figures about the store.
+    ///
+    /// # Panics
+    /// In a forked child, like [`Engine::count`].
     pub fn stats(&self) -> Stats {
+        self.assert_opener();
         let w = self.writer.lock();
         let st = self.state.read();
         Stats {
@@ -1067,6 +1176,7 @@ impl Engine {
     /// that the mirror and the vector file agree both ways (the same live slots, a vector for
     /// each, the live count). Returns [`Error::Corrupted`] naming the first disagreement.
     pub fn check_integrity(&self) -> Result<()> {
+        self.process.check()?;
         let st = self.state.read();
         st.vf.verify_all()?;
         let mut live: HashSet<u64> = HashSet::new();
@@ -1140,8 +1250,10 @@ impl Engine {
     }
 
     /// Checkpoint and close. Errors are reported here; dropping the engine closes it too but
-    /// ignores them.
+    /// ignores them. In a forked child: [`Error::ForkedProcess`], and the engine is dropped
+    /// without touching the store.
     pub fn close(self) -> Result<()> {
+        self.process.check()?;
         self.close_inner()
     }
 
@@ -1165,8 +1277,14 @@ impl Engine {
 }
 
 impl Drop for Engine {
+    /// Closes (checkpointing) in the opener. In a forked child nothing is written: no
+    /// checkpoint, and the SQLite connections and the model are leaked rather than closed
+    /// ([`OwnedByOpener`]); the files' descriptors are closed, which releases nothing the
+    /// parent holds.
     fn drop(&mut self) {
-        let _ = self.close_inner();
+        if self.process.in_opener() {
+            let _ = self.close_inner();
+        }
     }
 }
 
@@ -1185,6 +1303,14 @@ impl EngineBuilder {
             cache_entries: 10_000,
             disk_cache_entries: 20_000,
         }
+    }
+}
+
+/// A vector error of one record (or query) of several, with its position put in front.
+fn at_position(e: Error, what: &str) -> Error {
+    match e {
+        Error::InvalidVector { reason } => Error::InvalidVector { reason: format!("{what}: {reason}") },
+        other => other,
     }
 }
 
@@ -1342,6 +1468,10 @@ impl Iterator for RecordIter<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         if self.buf.is_empty() && !self.done {
             let e = self.engine;
+            if let Err(x) = e.process.check() {
+                self.done = true;
+                return Some(Err(x));
+            }
             let st = e.state.read();
             let rows = match e.mirror.lock().rows_after(self.after, 256) {
                 Ok(r) => r,

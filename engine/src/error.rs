@@ -35,10 +35,13 @@ pub enum Error {
         /// The id that was asked for.
         id: String,
     },
-    /// `add` was given an id that is already stored.
+    /// `add` was given an id that is already stored, or that an earlier record of the same
+    /// batch has.
     DuplicateId {
         /// The id.
         id: String,
+        /// Whether the id is given twice in the batch (rather than stored already).
+        in_batch: bool,
     },
     /// A file's content is damaged or is not what the store expects.
     Corrupted {
@@ -99,6 +102,16 @@ pub enum Error {
     NoModel,
     /// The engine was closed.
     Closed,
+    /// The engine was opened by another process: this one is a `fork()` of it. Nothing works
+    /// through an inherited engine (its other threads, locks and SQLite connections did not
+    /// survive the fork, and a write would interleave with the parent's); open the store in
+    /// the process that uses it.
+    ForkedProcess {
+        /// The process that opened the engine.
+        opener: u32,
+        /// The current process.
+        current: u32,
+    },
 }
 
 /// `Result` with the engine's [`Error`].
@@ -126,7 +139,10 @@ impl std::fmt::Display for Error {
             Error::InvalidArgument { reason } => write!(f, "Invalid argument: {reason}."),
             Error::InvalidFilter { reason } => write!(f, "The filter is not valid: {reason}."),
             Error::NotFound { id } => write!(f, "No record has the id {id:?}."),
-            Error::DuplicateId { id } => write!(f, "A record with the id {id:?} already exists; use upsert to replace it."),
+            Error::DuplicateId { id, in_batch: false } => write!(f, "A record with the id {id:?} already exists; use upsert to replace it."),
+            Error::DuplicateId { id, in_batch: true } => {
+                write!(f, "The id {id:?} is given twice in one batch; give each new record its own id (or upsert the second to replace the first).")
+            }
             Error::Corrupted { file, offset, reason } => {
                 write!(f, "{} is corrupted at byte offset {offset}: {reason}.", file.display())
             }
@@ -145,8 +161,15 @@ impl std::fmt::Display for Error {
             Error::ModelMismatch { store, given } => {
                 write!(f, "The store was written with the embedding model {store}, not {given}; vectors of different models cannot be mixed.")
             }
-            Error::NoModel => write!(f, "This engine was opened without an embedding model; open it with one (EngineBuilder::model) to store or search text."),
+            Error::NoModel => write!(
+                f,
+                "This engine was opened without an embedding model; open it with one (EngineBuilder::default_model, EngineBuilder::model_dir or EngineBuilder::embedder) to store or search text."
+            ),
             Error::Closed => write!(f, "The engine is closed."),
+            Error::ForkedProcess { opener, current } => write!(
+                f,
+                "This engine was opened by process {opener}; process {current} (a fork of it) cannot use it: open the store in the process that uses it (a forked child should open it itself, after the parent closes it, or use multiprocessing's \"spawn\" start method)."
+            ),
         }
     }
 }

@@ -159,6 +159,10 @@ pub(crate) struct VecFile {
     pub path: PathBuf,
     pub sb: Superblock,
     sb_slot: Slot,
+    /// The other superblock copy's damage, when it did not decode (a copy that is merely older
+    /// is fine): open names it when the WAL does not continue the copy in use, since the lost
+    /// newer checkpoint is then the cause (issue 13, item 9).
+    pub other_copy_damage: Option<String>,
     pub layout: VectorLayout,
     pub qlayout: QuantLayout,
     map: Mapping,
@@ -225,6 +229,11 @@ impl VecFile {
             (Err(ea), Err(eb)) => Some(format!("neither superblock copy is valid (A: {}; B: {})", ea.reason, eb.reason)),
             _ => None,
         };
+        let other_copy_damage = match (&a, &b) {
+            (Err(e), Ok(_)) => Some(format!("superblock copy A (byte offset {}) is damaged ({})", Slot::A.offset(), e.reason)),
+            (Ok(_), Err(e)) => Some(format!("superblock copy B (byte offset {}) is damaged ({})", Slot::B.offset(), e.reason)),
+            _ => None,
+        };
         let (sb, sb_slot) = superblock::pick_current(a, b).ok_or_else(|| Error::corrupted(&path, 0, reason.unwrap_or_default()))?;
         if sb.min_reader_version > memento_format::FORMAT_VERSION {
             return Err(Error::Incompatible {
@@ -245,7 +254,20 @@ impl VecFile {
         let qlayout = QuantLayout::new(sb.dimension as usize, sb.page_size as usize)
             .ok_or_else(|| Error::corrupted(&path, 44, "a quantized vector does not fit one page"))?;
         let map = map_sealed(file.as_ref(), ps, sealed)?;
-        let mut vf = VecFile { file, path, sb, sb_slot, layout, qlayout, map, dir: Vec::new(), n_vector: 0, quant_dir: Vec::new(), verified: Vec::new() };
+        let mut vf = VecFile {
+            file,
+            path,
+            sb,
+            sb_slot,
+            other_copy_damage,
+            layout,
+            qlayout,
+            map,
+            dir: Vec::new(),
+            n_vector: 0,
+            quant_dir: Vec::new(),
+            verified: Vec::new(),
+        };
         vf.reset_verified();
         vf.load_directory()?;
         Ok(vf)

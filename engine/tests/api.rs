@@ -118,7 +118,7 @@ fn duplicate_id_leaves_the_original() {
     let e = create(dir.path(), 2, Metric::L2);
     e.add(Record::new("a", vec![1.0, 2.0]).with_text("first")).expect("add");
     match e.add(Record::new("a", vec![3.0, 4.0]).with_text("second")) {
-        Err(Error::DuplicateId { id }) => assert_eq!(id, "a"),
+        Err(Error::DuplicateId { id, in_batch: false }) => assert_eq!(id, "a"),
         other => panic!("expected DuplicateId, got {other:?}"),
     }
     let r = e.get("a").expect("get").expect("present");
@@ -126,7 +126,7 @@ fn duplicate_id_leaves_the_original() {
     // Twice in one batch.
     let mut b = WriteBatch::new();
     b.add(Record::new("b", vec![0.0, 1.0])).add(Record::new("b", vec![1.0, 0.0]));
-    assert!(matches!(e.write(b), Err(Error::DuplicateId { id }) if id == "b"));
+    assert!(matches!(e.write(b), Err(Error::DuplicateId { id, in_batch: true }) if id == "b"));
     assert!(e.get("b").expect("get").is_none());
     // Add after delete in one batch is fine; add after upsert in one batch is a duplicate.
     let mut b = WriteBatch::new();

@@ -261,7 +261,7 @@ fn add_to_batch(b: &mut WriteBatch, op: &BOp, dim: usize) {
 
 fn error_kind(e: &Error) -> Result<Ek, TestCaseError> {
     match e {
-        Error::DuplicateId { id } => Ok(Ek::Duplicate(id.clone())),
+        Error::DuplicateId { id, .. } => Ok(Ek::Duplicate(id.clone())),
         Error::NotFound { id } => Ok(Ek::NotFound(id.clone())),
         Error::InvalidVector { .. } => Ok(Ek::InvalidVector),
         other => Err(TestCaseError::fail(format!("unexpected engine error: {other:?} ({other})"))),

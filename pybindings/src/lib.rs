@@ -94,7 +94,7 @@ fn engine_err(py: Python<'_>, e: Error) -> PyErr {
     // Attributes are extras: failing to set one must not hide the error itself.
     let _ = match &e {
         Error::DimensionMismatch { expected, got } => value.setattr("expected", expected).and_then(|()| value.setattr("got", got)),
-        Error::NotFound { id } | Error::DuplicateId { id } => value.setattr("id", id),
+        Error::NotFound { id } | Error::DuplicateId { id, .. } => value.setattr("id", id),
         Error::Corrupted { file, offset, .. } => value.setattr("file", file.display().to_string()).and_then(|()| value.setattr("offset", offset)),
         Error::Locked { path, pid } => value.setattr("path", path.display().to_string()).and_then(|()| value.setattr("pid", pid)),
         // MementoIOError is an OSError too: give it the errno a handler may look at.

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 
 use sha2::Digest;
 
-use super::{Engine, Metadata, Record, SearchHit, SearchOptions, WriteBatch};
+use super::{BatchOp, Engine, Metadata, Record, SearchHit, SearchOptions, WriteBatch};
 use crate::embed::{hex, text_key, Embedder, ModelIdentity, Progress, TextKey};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
@@ -210,6 +210,7 @@ impl Engine {
     }
 
     fn require_embedder(&self) -> Result<&Arc<dyn Embedder>> {
+        self.process.check()?;
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -316,6 +317,44 @@ impl Engine {
         Ok(vectors.into_iter().map(|v| Embedding { model: model.clone(), vector: v.to_vec() }).collect())
     }
 
+    /// In a text store, the text updates of `batch` embedded (outside the writer lock, through
+    /// the caches): each becomes a replacement of the record by one with the new text and its
+    /// vector ([`WriteBatch::update_text`]). Removing a text is refused there. A raw-vector
+    /// store's batch is returned as it is.
+    pub(super) fn embed_text_updates(&self, batch: WriteBatch) -> Result<WriteBatch> {
+        if self.model.id.is_empty() || !batch.ops.iter().any(|o| matches!(o, BatchOp::Update { text: Some(_), .. })) {
+            return Ok(batch);
+        }
+        let mut texts: Vec<&str> = Vec::new();
+        for op in &batch.ops {
+            match op {
+                BatchOp::Update { id, text: Some(None), .. } => {
+                    return Err(Error::invalid(format!(
+                        "the text of {id:?} cannot be removed: in a text store a record's vector is the embedding of its text (give it a new text, or delete the record)"
+                    )));
+                }
+                BatchOp::Update { text: Some(Some(t)), .. } => texts.push(t),
+                _ => {}
+            }
+        }
+        let vectors = self.embed_cached(&texts, false, None)?;
+        let mut vectors = vectors.into_iter();
+        let mut ops = Vec::with_capacity(batch.ops.len());
+        for op in batch.ops {
+            match op {
+                BatchOp::Update { id, text: Some(Some(text)), metadata } => {
+                    let v = vectors.next().ok_or_else(|| Error::Model { reason: "fewer vectors than texts".into() })?;
+                    ops.push(BatchOp::Retext { id: id.clone(), text, vector: v.to_vec() });
+                    if metadata.is_some() {
+                        ops.push(BatchOp::Update { id, text: None, metadata });
+                    }
+                }
+                other => ops.push(other),
+            }
+        }
+        Ok(WriteBatch { ops })
+    }
+
     /// Stores `text` with its metadata under [`Engine::content_id`] and returns that id. A
     /// text already stored is not stored again (and costs no inference); given metadata then
     /// replaces the stored metadata.
@@ -328,7 +367,10 @@ impl Engine {
     /// in batches sorted by length, using every core; `progress` sees (texts embedded, texts in
     /// all). Memories without an id that are already stored only have their metadata replaced
     /// (when given); memories with an id replace that record (when its text is unchanged, only
-    /// its metadata is written: no inference).
+    /// its metadata is written: no inference). Every path that changes a stored text embeds the
+    /// new one ([`WriteBatch::update_text`]), so an unchanged text has the right vector; a store
+    /// written before that (when `update_text` kept the old vector) is repaired record by record
+    /// with [`Engine::update_text`], which always embeds.
     pub fn remember_batch(&self, memories: Vec<Memory>, progress: Option<Progress<'_>>) -> Result<Vec<String>> {
         self.require_embedder()?;
         let ids: Vec<String> = memories.iter().map(|m| m.id.clone().unwrap_or_else(|| Engine::content_id(&m.text))).collect();
@@ -416,7 +458,11 @@ impl Engine {
     }
 
     /// Figures about the embedding cache.
+    ///
+    /// # Panics
+    /// In a forked child, like [`Engine::count`].
     pub fn cache_stats(&self) -> CacheStats {
+        self.assert_opener();
         let (memory_hits, memory_entries) = {
             let c = self.emb_cache.lock();
             (c.stats().0, c.len())

@@ -490,15 +490,11 @@ pub fn update(ctx: &Ctx, a: UpdateArgs, out: &mut dyn Write) -> Result<()> {
     let mut b = WriteBatch::new();
     let mut embedded = false;
     match &new_text {
-        Some(t) if engine.embedder().is_some() => {
-            let e = engine.embed(t).map_err(|e| store::explain(e, engine.path()))?;
-            let mut r = Record::new(a.id.clone(), e.vector).with_text(t.clone());
-            r.metadata = new_meta.clone();
-            b.upsert(r);
-            embedded = true;
-        }
         Some(t) => {
+            // The engine embeds a text store's new text (the same path as the library's and
+            // Python's update_text); a raw-vector store keeps the vector.
             b.update_text(a.id.clone(), Some(t.clone()));
+            embedded = engine.model().is_some();
             if meta_changed {
                 b.update_metadata(a.id.clone(), new_meta.clone());
             }
