@@ -205,3 +205,41 @@ fn the_parent_keeps_its_lock_and_its_store_after_the_child_drops_its_copy() {
     assert_eq!(e.count(), 2);
     e.check_integrity().expect("intact");
 }
+
+/// A child that still holds the inherited engine (a `multiprocessing` worker that lives on)
+/// must not keep the store locked once the parent has closed it: the `flock` belongs to the open
+/// file description the child shares, so the parent's close unlocks explicitly.
+#[test]
+fn a_live_child_does_not_keep_the_store_locked_after_the_parent_closes() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let e = Engine::builder(dir.path()).dimension(2).open().expect("open");
+    e.add(Record::new("base", vec![0.5, 0.5])).expect("add");
+    // The child waits on a pipe, holding its inherited copy of everything, until the parent has
+    // closed and reopened the store.
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe(2) to fill.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
+    // SAFETY: as in `in_child`; the child only blocks on read(2) and `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid == 0 {
+        let mut b = [0u8; 1];
+        // SAFETY: reading one byte into a valid one-byte buffer from our pipe's read end.
+        unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
+        // SAFETY: _exit ends the child at once.
+        unsafe { libc::_exit(0) };
+    }
+    e.close().expect("close");
+    let reopened = Engine::open(dir.path());
+    // SAFETY: writing one byte from a valid buffer to our pipe's write end, then reaping the child.
+    unsafe {
+        libc::write(fds[1], b"x".as_ptr().cast(), 1);
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0);
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    let e = reopened.expect("the parent reopens its store while the child still lives");
+    assert_eq!(e.count(), 1);
+}

@@ -95,7 +95,7 @@ impl Storage for FsStorage {
         }
         file.set_len(0).map_err(LockError::Io)?;
         positioned::write_all_at(&file, format!("{}\n", std::process::id()).as_bytes(), 0).map_err(LockError::Io)?;
-        Ok(Box::new(FsLock { _file: file }))
+        Ok(Box::new(FsLock { file, locker: std::process::id() }))
     }
 
     fn dir_path(&self) -> Option<&Path> {
@@ -175,14 +175,31 @@ mod positioned {
     }
 }
 
-/// The held store lock: the open, `flock`ed `LOCK` file. Dropping it closes the
-/// file, which releases the lock.
+/// The held store lock: the open, `flock`ed `LOCK` file.
+///
+/// The `flock` belongs to the open file description, which a forked child shares: closing the
+/// locker's descriptor alone would leave the store locked for as long as a child that inherited
+/// it lives (a `multiprocessing` worker, say), so that the parent could not reopen its own
+/// store. Dropping it in the locking process therefore unlocks explicitly, which releases the
+/// lock for every copy of the descriptor; dropped in a forked child, it only closes the child's
+/// copy and leaves the parent's lock alone.
 #[derive(Debug)]
 struct FsLock {
-    _file: File,
+    file: File,
+    /// The process that took the lock.
+    locker: u32,
 }
 
 impl StoreLock for FsLock {}
+
+impl Drop for FsLock {
+    fn drop(&mut self) {
+        if std::process::id() == self.locker {
+            // An error leaves the lock to the close that follows, as before.
+            let _ = self.file.unlock();
+        }
+    }
+}
 
 /// One open file of an [`FsStorage`].
 #[derive(Debug)]
