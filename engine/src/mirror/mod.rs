@@ -148,7 +148,6 @@ pub fn is_corruption(err: &rusqlite::Error) -> bool {
 
 /// True if `err` is an [`Error::Mirror`] that says the mirror file is damaged
 /// or not a mirror, so it should be deleted and rebuilt from the log.
-#[cfg_attr(not(test), allow(dead_code, reason = "for the inspector's verify; tests use it now"))]
 pub fn is_damage(err: &Error) -> bool {
     matches!(err, Error::Mirror { reason } if reason.starts_with(DAMAGED))
 }
@@ -366,6 +365,14 @@ impl Mirror {
         }
         tx.finish().ctx("ending the read transaction")?;
         Ok(header)
+    }
+
+    /// A mirror that answers nothing: an in-memory connection without the schema, so every
+    /// read and write fails (with an error that is not damage). Held in place while a damaged
+    /// mirror is replaced, so that a failed replacement cannot answer.
+    pub fn unusable() -> Result<Mirror> {
+        let conn = rusqlite::Connection::open_in_memory().ctx("opening an in-memory connection")?;
+        Ok(Mirror { conn })
     }
 
     /// Opens a new mirror in memory (for tests and for stores without a directory).
