@@ -17,9 +17,11 @@
 //!
 //! Damage: [`is_damage`] tells whether an [`Error`] means that the file is
 //! damaged or is not a mirror at all (SQLite's `SQLITE_CORRUPT` or
-//! `SQLITE_NOTADB`, a failed `integrity_check`, an SQLite file with foreign
-//! content), in which case the engine should delete it and rebuild; such errors'
-//! reasons begin with [`DAMAGED`]. A mirror of an older schema version is
+//! `SQLITE_NOTADB`, `SQLITE_IOERR_DATA` from a page that fails its trailer check
+//! (see [`vfs`]: every page of a mirror file carries a page number and a CRC-32),
+//! a failed `integrity_check`, an SQLite file with foreign content), in which
+//! case the engine deletes it and rebuilds, at open or at the read that met the
+//! damage, and retries that read once; such errors' reasons begin with [`DAMAGED`]. A mirror of an older schema version is
 //! reported the same way: it is derived state, so it is rebuilt rather than
 //! migrated. [`Mirror::open_file_checked`] returns damage at open as a value
 //! instead. A mirror of a newer schema version is refused with an
