@@ -704,7 +704,7 @@ impl Engine {
             Err(e) if is_damage(&e) => {
                 self.replace_damaged_mirror(&mut m, st, &e)?;
                 read(&m).map_err(|e| match e {
-                    Error::Mirror { reason } if is_damage(&Error::Mirror { reason: reason.clone() }) => {
+                    Error::Mirror { reason } if reason.starts_with(crate::mirror::DAMAGED) => {
                         Error::Mirror { reason: format!("{reason} (again, in the mirror just rebuilt)") }
                     }
                     e => e,
