@@ -5,6 +5,8 @@
 //!
 //! `cargo test -p memento --test mirror_damage -- --nocapture` prints the byte-flip figure.
 
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::path::Path;
 use std::time::Instant;
@@ -98,10 +100,13 @@ fn a_flipped_byte_in_the_second_half_is_never_a_short_answer() {
     assert!(places >= 10, "{places}");
 }
 
+/// A record as a query returns it, without its vector: id, text, metadata.
+type Row = (String, Option<String>, Option<Metadata>);
+
 /// One answer of every kind of query, for comparing.
 #[derive(Debug, PartialEq)]
 struct Answers {
-    by_filter: Vec<Vec<(String, Option<String>, Option<Metadata>)>>,
+    by_filter: Vec<Vec<Row>>,
     by_id: Vec<Option<(String, Option<String>)>>,
     contains: Vec<bool>,
     count: u64,
