@@ -1141,6 +1141,46 @@ mod tests {
         }
     }
 
+    /// A VACUUM keeps the reserved bytes and the trailers. One that changes the page size is not
+    /// supported (SQLite's copy writes the new file in chunks of the old page size, which the
+    /// shim seals as pages of that size): it leaves pages that fail their check, which is damage
+    /// (rebuilt by the engine), never a mirror that answers. The engine never changes it.
+    #[test]
+    fn vacuum_keeps_the_trailers_and_a_page_size_change_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mirror.sqlite");
+        let slots_below_50 = |m: &Mirror| m.filter_slots(&Filter::parse(&json!({"i": {"$lt": 50}})).unwrap()).unwrap().len();
+        {
+            let mut m = Mirror::open_file(&path).unwrap();
+            m.reset(UUID).unwrap();
+            let metas: Vec<String> = (0..200).map(|i| json!({ "i": i }).to_string()).collect();
+            let ids: Vec<String> = (0..200).map(|i| format!("r{i}")).collect();
+            let ops: Vec<MirrorOp<'_>> = (0..200).map(|i| put(i as u64, &ids[i], Some("some text"), Some(&metas[i]))).collect();
+            m.apply(1, &ops).unwrap();
+            m.conn.execute_batch("VACUUM").unwrap();
+            m.checkpoint().unwrap();
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!((bytes[16], bytes[17], bytes[20]), (0x10, 0x00, 8), "page size 4096, 8 reserved bytes");
+        for (i, p) in bytes.chunks(4096).enumerate() {
+            memento_format::mirror::check(p, i as u32 + 1).unwrap();
+        }
+        {
+            let m = Mirror::open_file(&path).unwrap();
+            m.integrity_check().unwrap();
+            assert_eq!(slots_below_50(&m), 50);
+            let _ = m.conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA page_size = 8192; VACUUM; PRAGMA journal_mode = WAL;");
+        }
+        match Mirror::open_file_checked(&path) {
+            Ok(Err(reason)) => assert!(reason.starts_with(DAMAGED), "{reason}"),
+            Ok(Ok(m)) => {
+                let e = m.integrity_check().unwrap_err();
+                assert!(is_damage(&e), "{e}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     /// A mirror of schema version 2 (no trailers) is damage at open, so the engine rebuilds it.
     #[test]
     fn a_mirror_without_trailers_is_damage() {

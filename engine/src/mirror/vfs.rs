@@ -21,6 +21,15 @@
 //!
 //! Pages checkpointed from the `-wal` file into the main file are written by `xWrite` and get
 //! their trailer then; in the `-wal` file, SQLite's frame checksums cover them.
+//!
+//! The shim keeps no state about the file: a page is known by the size and alignment of the
+//! access, and its number by its offset. So every whole-page read is checked whatever the
+//! header's reserved-bytes field says (a file written without trailers, such as a mirror of
+//! schema version 2, fails at its first page read: damage, rebuilt). A `VACUUM` keeps the
+//! reserved bytes and so the trailers. A page size change is not supported: SQLite's copy into
+//! the new layout writes chunks of the old page size, which the shim seals as pages of that
+//! size, so the result fails its checks (damage, rebuilt; never an answer). The engine never
+//! changes the mirror's page size (SQLite's default, 4096).
 
 use std::ffi::{c_int, c_void, CStr};
 use std::ptr;
