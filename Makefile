@@ -132,7 +132,7 @@ bench-embed: setup $(VENV_STAMP)
 ## RUSTC_BOOTSTRAP=1. The same checks replay the corpus on stable in `cargo test`
 ## (fuzz/checks/tests/replay.rs). `make fuzz-ci FUZZ_SECONDS=3600` for a long run.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := superblock page wal engine_ops
+FUZZ_TARGETS := superblock page wal mirror_trailer engine_ops
 # Recursively expanded, so that only the fuzz targets pay for asking cargo about nightly.
 FUZZ_CARGO = $(shell $(CARGO) +nightly --version >/dev/null 2>&1 && echo "$(CARGO) +nightly" || echo "env RUSTC_BOOTSTRAP=1 $(CARGO)")
 CARGO_FUZZ_VERSION := 0.13.2

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::index::{FlatIndex, QuantBlock, ScanMode, SearchPlan, VectorIndex, VectorSource};
 use crate::kernels;
-use crate::mirror::{Mirror, MirrorOp};
+use crate::mirror::{is_damage, Mirror, MirrorOp};
 use crate::slots::SlotBitmap;
 use crate::storage::{FsStorage, LockError, Storage, StorageFile, StoreLock};
 use crate::vecfile::{self, Pending, PendingRecord, VecFile};
@@ -252,7 +252,8 @@ pub struct Stats {
     pub last_lsn: u64,
     /// Vectors written since the last checkpoint (held in memory and the WAL).
     pub pending_vectors: u64,
-    /// What recovery did at open: a torn WAL tail dropped, a mirror rebuilt.
+    /// What recovery did at open (a torn WAL tail dropped, a mirror rebuilt), then each
+    /// rebuild of a mirror that a read found damaged.
     pub recovery: Vec<String>,
     /// The embedding model the store was created with; `None` for a raw-vector store.
     pub model: Option<ModelIdentity>,
@@ -365,6 +366,8 @@ struct State {
     /// Deleted slots.
     dead: SlotBitmap,
     live_count: u64,
+    /// The commit LSN of the last transaction applied (the checkpoint's LSN if none since).
+    last_lsn: u64,
 }
 
 /// A group commit's wait: WAL generation, end offset of the commit, and the WAL file.
@@ -401,7 +404,8 @@ pub struct Engine {
     closed: AtomicBool,
     index: FlatIndex,
     search_threads: usize,
-    recovery: Vec<String>,
+    /// What recovery did at open, then every rebuild of a damaged mirror since.
+    recovery: Mutex<Vec<String>>,
     /// The store's model (superblock); empty id for a raw-vector store.
     model: ModelIdentity,
     /// Dropped only in the opener (an ONNX Runtime session's threads do not exist in a child).
@@ -552,7 +556,7 @@ impl Engine {
         for (slot, _) in vf.tombstones()? {
             dead.insert(slot);
         }
-        let mut state = State { vf, pending: Pending::default(), dead, live_count: sb.live_count };
+        let mut state = State { vf, pending: Pending::default(), dead, live_count: sb.live_count, last_lsn: sb.checkpoint_lsn };
         if !state.vf.is_quantized() {
             // A version-1 file has no int8 copies: derive them now; the next checkpoint writes
             // them and upgrades the file (FORMAT.md §2.1).
@@ -586,33 +590,46 @@ impl Engine {
             apply_to_state(&mut state, t.ops.clone(), t.first_lsn, dim);
             last_lsn = t.commit_lsn;
         }
-        // The mirror.
+        // The mirror. Damage found while it is brought up to date (a page that fails its
+        // check, say) replaces it with a new file, filled the same way, once.
         let mut mirror = open_mirror(storage.as_ref(), &dir)?;
-        let hdr = mirror.header()?;
-        let stale = match &hdr {
-            None => Some("it is new".to_string()),
-            Some(h) if h.store_uuid != sb.store_uuid => Some("it belongs to another store".into()),
-            Some(h) if h.applied_lsn < sb.checkpoint_lsn => Some(format!("it stops at LSN {}, before the checkpoint at {}", h.applied_lsn, sb.checkpoint_lsn)),
-            Some(h) if h.applied_lsn > last_lsn => Some(format!("it is ahead of the log (LSN {} > {last_lsn})", h.applied_lsn)),
-            Some(_) => None,
-        };
-        if let Some(why) = stale {
-            if hdr.is_some() || sb.checkpoint_lsn > 0 {
-                recovery.push(format!("rebuilt the mirror from the vector file because {why}"));
+        let setup = |mirror: &mut Mirror, recovery: &mut Vec<String>| -> Result<()> {
+            let hdr = mirror.header()?;
+            let stale = match &hdr {
+                None => Some("it is new".to_string()),
+                Some(h) if h.store_uuid != sb.store_uuid => Some("it belongs to another store".into()),
+                Some(h) if h.applied_lsn < sb.checkpoint_lsn => Some(format!("it stops at LSN {}, before the checkpoint at {}", h.applied_lsn, sb.checkpoint_lsn)),
+                Some(h) if h.applied_lsn > last_lsn => Some(format!("it is ahead of the log (LSN {} > {last_lsn})", h.applied_lsn)),
+                Some(_) => None,
+            };
+            if let Some(why) = stale {
+                if hdr.is_some() || sb.checkpoint_lsn > 0 {
+                    recovery.push(format!("rebuilt the mirror from the vector file because {why}"));
+                }
+                rebuild_mirror(mirror, &state.vf, sb.store_uuid, sb.checkpoint_lsn)?;
             }
-            rebuild_mirror(&mut mirror, &state.vf, sb.store_uuid, sb.checkpoint_lsn)?;
-        }
-        // The WAL's transactions after the checkpoint (idempotent by LSN).
-        let replay = |m: &mut Mirror| rec.txns.iter().try_for_each(|t| m.apply(t.commit_lsn, &mirror_ops(&t.ops)).map(drop));
-        replay(&mut mirror)?;
-        // A mirror whose header is current can still have lost or gained rows (a hand edit, a
-        // restore of the wrong copy): its row count against the log's live count catches that
-        // for the price of one COUNT. A changed row is left to `check_integrity`.
-        let rows = mirror.count()?;
-        if rows != state.live_count {
-            recovery.push(format!("rebuilt the mirror from the vector file because it holds {rows} records where the log has {}", state.live_count));
-            rebuild_mirror(&mut mirror, &state.vf, sb.store_uuid, sb.checkpoint_lsn)?;
-            replay(&mut mirror)?;
+            // The WAL's transactions after the checkpoint (idempotent by LSN).
+            let replay = |m: &mut Mirror| rec.txns.iter().try_for_each(|t| m.apply(t.commit_lsn, &mirror_ops(&t.ops)).map(drop));
+            replay(mirror)?;
+            // A mirror whose header is current can still have lost or gained rows (a hand edit, a
+            // restore of the wrong copy): its row count against the log's live count catches that
+            // for the price of one COUNT. A changed row is left to `check_integrity`.
+            let rows = mirror.count()?;
+            if rows != state.live_count {
+                recovery.push(format!("rebuilt the mirror from the vector file because it holds {rows} records where the log has {}", state.live_count));
+                rebuild_mirror(mirror, &state.vf, sb.store_uuid, sb.checkpoint_lsn)?;
+                replay(mirror)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = setup(&mut mirror, &mut recovery) {
+            if !is_damage(&e) {
+                return Err(e);
+            }
+            recovery.push(format!("replaced the mirror because {e}"));
+            drop(std::mem::replace(&mut mirror, Mirror::unusable()?));
+            mirror = fresh_mirror(storage.as_ref(), &dir)?;
+            setup(&mut mirror, &mut recovery)?;
         }
         let embedder = match model_load {
             Some(l) => {
@@ -642,7 +659,7 @@ impl Engine {
             closed: AtomicBool::new(false),
             index: FlatIndex,
             search_threads: if b.search_threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { b.search_threads },
-            recovery,
+            recovery: Mutex::new(recovery),
             model: sb.model.clone(),
             embedder: OwnedByOpener::new(embedder, process),
             emb_cache: Mutex::new(EmbeddingCache::new(b.cache_entries)),
@@ -674,6 +691,38 @@ impl Engine {
             *p = Some(e.to_string());
         }
         e
+    }
+
+    /// Runs a read on the mirror. If the mirror is damaged (a page fails its check, SQLite
+    /// reports corruption), replaces it with one rebuilt from the vector file and the state
+    /// since the checkpoint, and runs the read once more; damage again is an error. The
+    /// answer of a read that met damage is never used. `st` is the state the mirror mirrors
+    /// (a read or write lock held by the caller).
+    fn read_mirror<T>(&self, st: &State, read: impl Fn(&Mirror) -> Result<T>) -> Result<T> {
+        let mut m = self.mirror.lock();
+        match read(&m) {
+            Err(e) if is_damage(&e) => {
+                self.replace_damaged_mirror(&mut m, st, &e)?;
+                read(&m).map_err(|e| match e {
+                    Error::Mirror { reason } if reason.starts_with(crate::mirror::DAMAGED) => {
+                        Error::Mirror { reason: format!("{reason} (again, in the mirror just rebuilt)") }
+                    }
+                    e => e,
+                })
+            }
+            r => r,
+        }
+    }
+
+    /// Replaces the damaged mirror `m` by a new file filled from `st` (see [`Engine::read_mirror`]).
+    /// If that fails, `m` is left unusable (every read fails), never half filled.
+    fn replace_damaged_mirror(&self, m: &mut Mirror, st: &State, damage: &Error) -> Result<()> {
+        drop(std::mem::replace(m, Mirror::unusable()?));
+        let mut fresh = fresh_mirror(self.storage.as_ref(), &self.dir)?;
+        rebuild_from_state(&mut fresh, st, self.store_uuid)?;
+        *m = fresh;
+        self.recovery.lock().push(format!("rebuilt the mirror from the vector file and the WAL because {damage}"));
+        Ok(())
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -722,10 +771,10 @@ impl Engine {
     pub fn delete_where(&self, filter: &Filter) -> Result<usize> {
         self.process.check()?;
         let mut w = self.writer.lock();
+        // Planned only from a mirror that answered without damage (read_mirror).
         let rows = {
-            let m = self.mirror.lock();
-            let slots = m.filter_slots(filter)?;
-            m.rows_by_slots(&slots)?
+            let st = self.state.read();
+            self.read_mirror(&st, |m| m.rows_by_slots(&m.filter_slots(filter)?))?
         };
         let mut b = WriteBatch::new();
         for r in rows.into_iter().flatten() {
@@ -790,7 +839,10 @@ impl Engine {
         for id in &ids {
             check::check_id(id)?;
         }
-        let found = self.mirror.lock().slots_of(&ids)?;
+        let found = {
+            let st = self.state.read();
+            self.read_mirror(&st, |m| m.slots_of(&ids))?
+        };
         let mut view: HashMap<String, Option<u64>> = ids.iter().map(|s| s.to_string()).zip(found).collect();
         let mut next_slot = w.next_slot;
         let several = batch.ops.len() > 1;
@@ -866,7 +918,10 @@ impl Engine {
                     });
                     let metadata = match earlier {
                         Some(m) => m,
-                        None => self.mirror.lock().row_by_id(&id)?.and_then(|row| row.metadata),
+                        None => {
+                            let st = self.state.read();
+                            self.read_mirror(&st, |m| m.row_by_id(&id))?.and_then(|row| row.metadata)
+                        }
                     };
                     ops.push(Op::Delete { slot: old, id: id.clone() });
                     info.deleted += 1;
@@ -915,8 +970,16 @@ impl Engine {
         w.next_slot = next_slot;
         {
             let mut st = self.state.write();
-            self.mirror.lock().apply(commit_lsn, &mirror_ops(&ops)).map_err(|e| self.poison(e))?;
-            apply_to_state(&mut st, ops, first, self.dim);
+            let mut m = self.mirror.lock();
+            match m.apply(commit_lsn, &mirror_ops(&ops)) {
+                Ok(_) => apply_to_state(&mut st, ops, first, self.dim),
+                // The commit is in the WAL: a damaged mirror is rebuilt with it, not poisoned.
+                Err(e) if is_damage(&e) => {
+                    apply_to_state(&mut st, ops, first, self.dim);
+                    self.replace_damaged_mirror(&mut m, &st, &e).map_err(|e| self.poison(e))?;
+                }
+                Err(e) => return Err(self.poison(e)),
+            }
         }
         info.lsn = Some(commit_lsn);
         let wait = (self.durability == Durability::GroupCommit).then(|| {
@@ -992,7 +1055,17 @@ impl Engine {
             }
             st.vf.write_pages(&st.pending, w.next_slot, st.live_count, last_lsn).map_err(|e| self.poison(e))?
         };
-        self.mirror.lock().checkpoint().map_err(|e| self.poison(e))?;
+        {
+            let st = self.state.read();
+            let mut m = self.mirror.lock();
+            if let Err(e) = m.checkpoint() {
+                if !is_damage(&e) {
+                    return Err(self.poison(e));
+                }
+                self.replace_damaged_mirror(&mut m, &st, &e).map_err(|e| self.poison(e))?;
+                m.checkpoint().map_err(|e| self.poison(e))?;
+            }
+        }
         {
             let mut st = self.state.write();
             st.vf.commit(sb, dir, nv).map_err(|e| self.poison(e))?;
@@ -1049,13 +1122,13 @@ impl Engine {
             parallel_min_bytes: crate::index::PARALLEL_MIN_BYTES,
         };
         let st = self.state.read();
-        let candidates = filter.map(|f| self.mirror.lock().filter_slots(f)).transpose()?;
+        let candidates = filter.map(|f| self.read_mirror(&st, |m| m.filter_slots(f))).transpose()?;
         let src = Source { st: &st, dim: self.dim };
         let hits = self.index.search(&src, &plan, &qs, candidates.as_deref())?;
         let mut slots: Vec<u64> = hits.iter().flatten().map(|h| h.slot).collect();
         slots.sort_unstable();
         slots.dedup();
-        let rows = self.mirror.lock().rows_by_slots(&slots)?;
+        let rows = self.read_mirror(&st, |m| m.rows_by_slots(&slots))?;
         let mut by_slot = HashMap::with_capacity(slots.len());
         for (slot, row) in slots.iter().zip(rows) {
             let row = row.ok_or_else(|| self.mirror_disagrees(*slot))?;
@@ -1083,7 +1156,7 @@ impl Engine {
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
         self.process.check()?;
         let st = self.state.read();
-        let Some(row) = self.mirror.lock().row_by_id(id)? else {
+        let Some(row) = self.read_mirror(&st, |m| m.row_by_id(id))? else {
             return Ok(None);
         };
         let src = Source { st: &st, dim: self.dim };
@@ -1097,15 +1170,14 @@ impl Engine {
     pub fn get_where(&self, filter: &Filter, limit: Option<usize>) -> Result<Vec<Record>> {
         self.process.check()?;
         let st = self.state.read();
-        let rows = {
-            let m = self.mirror.lock();
+        let rows = self.read_mirror(&st, |m| {
             let mut slots = m.filter_slots(filter)?;
             slots.sort_unstable();
             if let Some(n) = limit {
                 slots.truncate(n);
             }
-            m.rows_by_slots(&slots)?
-        };
+            m.rows_by_slots(&slots)
+        })?;
         let src = Source { st: &st, dim: self.dim };
         let mut out = Vec::with_capacity(rows.len());
         for row in rows.into_iter().flatten() {
@@ -1120,7 +1192,8 @@ impl Engine {
     /// Whether a record has this id.
     pub fn contains(&self, id: &str) -> Result<bool> {
         self.process.check()?;
-        Ok(self.mirror.lock().slot_of(id)?.is_some())
+        let st = self.state.read();
+        Ok(self.read_mirror(&st, |m| m.slot_of(id))?.is_some())
     }
 
     /// Number of live records.
@@ -1167,7 +1240,7 @@ impl Engine {
             checkpoint_lsn: st.vf.sb.checkpoint_lsn,
             last_lsn: w.next_lsn - 1,
             pending_vectors: st.pending.n_vectors as u64,
-            recovery: self.recovery.clone(),
+            recovery: self.recovery.lock().clone(),
             model: (!self.model.id.is_empty()).then(|| self.model.clone()),
         }
     }
@@ -1339,6 +1412,8 @@ fn mirror_ops(ops: &[Op]) -> Vec<MirrorOp<'_>> {
 }
 
 fn apply_to_state(st: &mut State, ops: Vec<Op>, first_lsn: u64, dim: usize) {
+    // The commit record follows the ops (wal.rs `encode_txn`).
+    st.last_lsn = first_lsn + ops.len() as u64;
     let capacity = st.vf.layout.capacity;
     let qcapacity = st.vf.qlayout.capacity;
     for (i, op) in ops.into_iter().enumerate() {
@@ -1375,6 +1450,50 @@ fn open_mirror(storage: &dyn Storage, dir: &Path) -> Result<Mirror> {
             Mirror::open_file(&path)
         }
     }
+}
+
+/// A new, empty mirror in place of the old one (whose connection must be closed): its files
+/// deleted, a new file created (in memory for a store without a directory).
+fn fresh_mirror(storage: &dyn Storage, dir: &Path) -> Result<Mirror> {
+    if storage.dir_path().is_none() {
+        return Mirror::open_memory();
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        storage.remove(&format!("{MIRROR_FILE}{suffix}")).map_err(io_err("removing a damaged mirror"))?;
+    }
+    Mirror::open_file(&dir.join(MIRROR_FILE))
+}
+
+/// Fills an empty mirror with the live records of the state: the vector file's (as
+/// [`rebuild_mirror`]), then the ones committed since the checkpoint (the WAL's transactions,
+/// as the state holds them), all under the state's last commit LSN.
+fn rebuild_from_state(m: &mut Mirror, st: &State, uuid: [u8; 16]) -> Result<()> {
+    m.reset(uuid)?;
+    if st.last_lsn == 0 {
+        return Ok(());
+    }
+    fn op_of(e: RecordEntry<'_>) -> MirrorOp<'_> {
+        match e {
+            RecordEntry::Put { slot, id, text, metadata, .. } => MirrorOp::Put { slot, id, text, metadata },
+            RecordEntry::Update { slot, text, metadata, .. } => MirrorOp::Update { slot, text, metadata },
+        }
+    }
+    let mut ops: Vec<MirrorOp<'_>> = Vec::new();
+    if st.vf.sb.checkpoint_lsn > 0 {
+        st.vf.for_each_record(&mut |e| {
+            if !st.dead.contains(e.slot()) {
+                ops.push(op_of(e));
+            }
+        })?;
+    }
+    for r in &st.pending.records {
+        let e = r.as_entry();
+        if !st.dead.contains(e.slot()) {
+            ops.push(op_of(e));
+        }
+    }
+    m.apply(st.last_lsn, &ops)?;
+    Ok(())
 }
 
 fn rebuild_mirror(m: &mut Mirror, vf: &VecFile, uuid: [u8; 16], checkpoint_lsn: u64) -> Result<()> {
@@ -1473,7 +1592,8 @@ impl Iterator for RecordIter<'_> {
                 return Some(Err(x));
             }
             let st = e.state.read();
-            let rows = match e.mirror.lock().rows_after(self.after, 256) {
+            let after = self.after;
+            let rows = match e.read_mirror(&st, |m| m.rows_after(after, 256)) {
                 Ok(r) => r,
                 Err(x) => {
                     self.done = true;

@@ -57,7 +57,7 @@
 //! | `wal.damaged` | error | damage inside the part of the WAL that was fsynced: the engine refuses to open |
 //! | `wal.slot` | error | a WAL record puts a slot out of order, or changes a slot that is not live |
 //! | `mirror.missing` | error | there is no mirror file (rebuilt at open, or by `rebuild-mirror`) |
-//! | `mirror.damaged` | error | the mirror is not an SQLite database, or not a mirror, or fails `integrity_check` |
+//! | `mirror.damaged` | error | the mirror is not an SQLite database, or not a mirror, or fails `integrity_check` or a page's trailer check (FORMAT.md §6.1); the engine rebuilds it when it meets the damage |
 //! | `mirror.unreadable` | error | the mirror could not be read (I/O, a newer schema) |
 //! | `mirror.store_uuid` | error | the mirror belongs to another store, or has no header |
 //! | `mirror.behind` | warning | the mirror has not applied the last commits of the WAL (replayed at open) |
@@ -1889,7 +1889,9 @@ impl Loaded {
 /// A mirror failure as a finding: damage, or another failure to read it.
 fn mirror_error(e: &Error, doing: &str) -> Finding {
     if mirror::is_damage(e) {
-        error("mirror.damaged", MIRROR_FILE, None, format!("{e} (while {doing}); the engine replaces and rebuilds it at open, or run rebuild-mirror"))
+        error("mirror.damaged", MIRROR_FILE, None, format!(
+                "{e} (while {doing}); the engine replaces it with one rebuilt from the vector file and the WAL when it meets the damage (at open, or at the first read of a damaged page, which then answers from the rebuilt mirror), or run rebuild-mirror"
+            ))
     } else {
         error("mirror.unreadable", MIRROR_FILE, None, format!("{e} (while {doing})"))
     }

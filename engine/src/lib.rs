@@ -58,6 +58,15 @@ pub use filter::Filter;
 pub use index::ScanMode;
 pub use memento_format::superblock::Metric;
 
+/// Registers, once per process, the SQLite VFS that writes and checks the mirror's page
+/// trailers (FORMAT.md §6.1) and returns its name: for tools and tests that open a mirror file
+/// with SQLite themselves. A plain connection can read a mirror, but a page it writes has no
+/// valid trailer, so the engine then treats the file as damaged and rebuilds it.
+pub fn mirror_vfs() -> Result<&'static str> {
+    mirror::vfs::register().map_err(|reason| Error::Mirror { reason })?;
+    mirror::vfs::VFS_NAME.to_str().map_err(|e| Error::Mirror { reason: e.to_string() })
+}
+
 /// File names inside a store directory.
 pub mod files {
     pub use crate::engine::EMBEDDING_CACHE_FILE as EMBEDDING_CACHE;

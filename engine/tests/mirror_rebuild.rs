@@ -280,7 +280,7 @@ fn a_mirror_missing_a_row_or_holding_an_extra_one_is_rebuilt_at_open() {
         ("extra-row", "INSERT INTO records (slot, id, text, metadata) VALUES (999999, 'ghost', NULL, NULL)"),
     ] {
         let (path, _, _) = setup(root.path(), name);
-        let c = rusqlite::Connection::open(path.join(memento::files::MIRROR)).expect("open the mirror");
+        let c = edit_mirror(&path.join(memento::files::MIRROR));
         assert_eq!(c.execute(sql, []).expect("edit the mirror"), 1);
         drop(c);
         reopen_and_check(&path, &want, name, true);
@@ -387,6 +387,14 @@ fn an_older_mirror_of_another_store_is_rebuilt() {
     reopen_and_check(&path, &want, "older mirror of another store", true);
 }
 
+/// A connection to a mirror file through the engine's VFS, so that what it writes keeps valid
+/// page trailers (FORMAT.md §6.1): the edit is then a lie the engine must catch otherwise, not
+/// page damage.
+fn edit_mirror(file: &Path) -> rusqlite::Connection {
+    let vfs = memento::mirror_vfs().expect("the mirror's VFS");
+    rusqlite::Connection::open_with_flags_and_vfs(file, rusqlite::OpenFlags::default(), vfs).expect("open the mirror")
+}
+
 /// `applied_lsn` of a mirror file, read directly.
 fn applied_lsn(mirror_dir: &Path) -> u64 {
     let c = rusqlite::Connection::open(mirror_dir.join(MIRROR_FILE)).expect("open the mirror copy");
@@ -430,7 +438,7 @@ fn a_mirror_with_a_newer_schema_version_is_refused_and_left_alone() {
     let want = expected(root.path());
     let (path, _, _) = setup(root.path(), "user-version");
     {
-        let c = rusqlite::Connection::open(path.join(MIRROR_FILE)).expect("open the mirror");
+        let c = edit_mirror(&path.join(MIRROR_FILE));
         c.execute_batch("PRAGMA user_version = 99;").expect("set user_version");
     }
     let before = fs::read(path.join(MIRROR_FILE)).expect("read");
@@ -463,13 +471,13 @@ fn a_version_1_mirror_is_rebuilt() {
     let want = expected(root.path());
     let (path, _, _) = setup(root.path(), "version-1");
     {
-        let c = rusqlite::Connection::open(path.join(MIRROR_FILE)).expect("open the mirror");
+        let c = edit_mirror(&path.join(MIRROR_FILE));
         c.execute_batch("DROP TABLE field_values; DROP TABLE fields; PRAGMA user_version = 1;").expect("make it a version 1 mirror");
     }
     reopen_and_check(&path, &want, "version 1 mirror", true);
-    let c = rusqlite::Connection::open(path.join(MIRROR_FILE)).expect("open the mirror");
+    let c = edit_mirror(&path.join(MIRROR_FILE));
     let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("user_version");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let rows: i64 = c.query_row("SELECT count(*) FROM field_values", [], |r| r.get(0)).expect("count the index");
     assert!(rows > 100, "{rows}");
 }
@@ -539,7 +547,7 @@ fn check_integrity_notices_a_mirror_missing_a_row() {
     let root = tempfile::tempdir().expect("tempdir");
     let (path, _, _) = setup(root.path(), "lying");
     {
-        let c = rusqlite::Connection::open(path.join(MIRROR_FILE)).expect("open the mirror");
+        let c = edit_mirror(&path.join(MIRROR_FILE));
         let n = c.execute("DELETE FROM records WHERE id = ?1", ["r10-ü"]).expect("delete a row");
         assert_eq!(n, 1);
         let n = c.execute("INSERT INTO records (slot, id, text, metadata) VALUES (999999, 'ghost', NULL, NULL)", []).expect("insert a row");
@@ -560,7 +568,7 @@ fn check_integrity_notices_a_metadata_index_missing_a_row() {
     let root = tempfile::tempdir().expect("tempdir");
     let (path, _, _) = setup(root.path(), "lying-index");
     {
-        let c = rusqlite::Connection::open(path.join(MIRROR_FILE)).expect("open the mirror");
+        let c = edit_mirror(&path.join(MIRROR_FILE));
         let slot: i64 = c.query_row("SELECT slot FROM records WHERE id = ?1", ["r11-ü"], |r| r.get(0)).expect("slot of r11");
         let n = c.execute("DELETE FROM field_values WHERE slot = ?1", [slot]).expect("delete index rows");
         assert!(n > 0);

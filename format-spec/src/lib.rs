@@ -7,6 +7,7 @@
 //! - [`superblock::Superblock`]: the vector file's header, kept in two checksummed copies.
 //! - [`page`]: the page header, vector/quantized/record/tombstone/directory page bodies.
 //! - [`wal`]: the write-ahead log header and record framing.
+//! - [`mirror`]: the 8-byte trailer of every page of the SQLite mirror.
 //!
 //! Every decoder takes arbitrary bytes and returns [`DecodeError`] on anything malformed; none
 //! panics (the fuzz targets and proptests hold it to that).
@@ -105,6 +106,7 @@ macro_rules! layout {
 }
 pub(crate) use layout;
 
+pub mod mirror;
 pub mod page;
 pub mod superblock;
 pub mod wal;

@@ -1,6 +1,6 @@
 //! FORMAT.md is normative: every field table in it must match the codec's layout constants.
 
-use memento_format::{page, superblock, wal, Field};
+use memento_format::{mirror, page, superblock, wal, Field};
 
 fn code_tables() -> Vec<(&'static str, &'static [Field])> {
     vec![
@@ -16,6 +16,7 @@ fn code_tables() -> Vec<(&'static str, &'static [Field])> {
         ("wal_delete", wal::delete::FIELDS),
         ("wal_update", wal::update::FIELDS),
         ("wal_commit", wal::commit::FIELDS),
+        ("mirror_trailer", mirror::trailer::FIELDS),
     ]
 }
 

@@ -130,9 +130,12 @@ fn len(path: &Path) -> u64 {
     std::fs::metadata(path).expect("metadata").len()
 }
 
-/// Edits the mirror behind the engine's back, as a damaged or hand-edited file would be.
+/// Edits the mirror behind the engine's back, as a hand-edited file would be: through the
+/// engine's VFS, so that the pages written keep valid trailers (FORMAT.md §6.1) and the edit
+/// is what the inspector must find, not page damage.
 fn sqlite3(db: &Path, sql: &str) {
-    let c = rusqlite::Connection::open(db).expect("opening the mirror with SQLite");
+    let vfs = memento::mirror_vfs().expect("the mirror's VFS");
+    let c = rusqlite::Connection::open_with_flags_and_vfs(db, rusqlite::OpenFlags::default(), vfs).expect("opening the mirror with SQLite");
     c.execute_batch(sql).expect("editing the mirror");
 }
 

@@ -203,3 +203,25 @@ impl OwnedPayload {
         }
     }
 }
+
+/// Check a mirror page trailer (FORMAT.md §6.1) on arbitrary bytes. The input is: the page
+/// number (4 bytes), a bit position (2 bytes), then the page. Never a panic; the page sealed
+/// as that number passes `check` for that number only, and with any one bit flipped fails.
+pub fn mirror_trailer(data: &[u8]) {
+    use memento_format::mirror;
+    let mut b = Bytes::new(data);
+    let page_no = b.u32();
+    let bit = usize::from(b.u16());
+    let body = b.rest();
+    let _ = mirror::check(body, page_no);
+    let size = body.len().clamp(mirror::MIN_PAGE, mirror::MAX_PAGE).next_power_of_two().min(mirror::MAX_PAGE);
+    let mut page = vec![0u8; size];
+    let n = body.len().min(size);
+    page[..n].copy_from_slice(&body[..n]);
+    mirror::seal(&mut page, page_no).expect("a page-sized buffer seals");
+    assert!(mirror::check(&page, page_no).is_ok(), "a sealed page failed its check");
+    assert!(mirror::check(&page, page_no.wrapping_add(1)).is_err(), "a sealed page passed as another page");
+    let at = bit % (size * 8);
+    page[at / 8] ^= 1 << (at % 8);
+    assert!(mirror::check(&page, page_no).is_err(), "a flipped bit at {at} passed the check");
+}

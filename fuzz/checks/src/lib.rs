@@ -11,6 +11,8 @@
 //! - [`wal`]: the WAL header and record scanner are total on any bytes; scanning always moves
 //!   forward; records built from the input round-trip through the encoder and the scanner, and
 //!   any truncation of an encoded record is `Incomplete`, never a wrong record.
+//! - [`mirror_trailer`]: the mirror's page-trailer check is total on any bytes; a sealed page
+//!   passes as its own page number only, and fails with any one bit flipped.
 //! - [`engine_ops`]: an operation list decoded from the input (adds, upserts, deletes, metadata
 //!   updates, batches, checkpoints, clean reopens, crashes) runs against an in-memory store and a
 //!   `BTreeMap` model, with an I/O fault (EIO, ENOSPC or a short write; once or forever) injected
@@ -21,7 +23,7 @@ mod engine_ops;
 mod format;
 
 pub use engine_ops::{engine_ops, engine_ops_report, OpsReport};
-pub use format::{page, superblock, wal};
+pub use format::{mirror_trailer, page, superblock, wal};
 
 /// Reads the fuzzer's bytes as a stream of small integers; past the end every read is 0, so any
 /// input is a valid program.

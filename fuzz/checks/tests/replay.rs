@@ -6,10 +6,11 @@ use std::path::Path;
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check, usize); 4] = [
+const TARGETS: [(&str, Check, usize); 5] = [
     ("superblock", memento_fuzz_checks::superblock, 2000),
     ("page", memento_fuzz_checks::page, 1000),
     ("wal", memento_fuzz_checks::wal, 2000),
+    ("mirror_trailer", memento_fuzz_checks::mirror_trailer, 1000),
     ("engine_ops", memento_fuzz_checks::engine_ops, 60),
 ];
 

@@ -17,16 +17,18 @@
 //!
 //! Damage: [`is_damage`] tells whether an [`Error`] means that the file is
 //! damaged or is not a mirror at all (SQLite's `SQLITE_CORRUPT` or
-//! `SQLITE_NOTADB`, a failed `integrity_check`, an SQLite file with foreign
-//! content), in which case the engine should delete it and rebuild; such errors'
-//! reasons begin with [`DAMAGED`]. A mirror of an older schema version is
+//! `SQLITE_NOTADB`, `SQLITE_IOERR_DATA` from a page that fails its trailer check
+//! (see [`vfs`]: every page of a mirror file carries a page number and a CRC-32),
+//! a failed `integrity_check`, an SQLite file with foreign content), in which
+//! case the engine deletes it and rebuilds, at open or at the read that met the
+//! damage, and retries that read once; such errors' reasons begin with [`DAMAGED`]. A mirror of an older schema version is
 //! reported the same way: it is derived state, so it is rebuilt rather than
 //! migrated. [`Mirror::open_file_checked`] returns damage at open as a value
 //! instead. A mirror of a newer schema version is refused with an
 //! [`Error::Mirror`] that is not damage, and so is every other SQLite failure.
 //!
-//! Schema (version 2, kept in `PRAGMA user_version`; version 1 had no
-//! `fields` and `field_values`):
+//! Schema (version 3, kept in `PRAGMA user_version`; version 2 had no page trailers, see
+//! [`vfs`] and FORMAT.md §6.1; version 1 had no `fields` and `field_values`):
 //!
 //! ```sql
 //! CREATE TABLE records (slot INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
@@ -75,8 +77,11 @@ use crate::error::{Error, Result};
 use crate::filter::{index_value, Bound, Filter, IndexValue, RecordFn, SlotIndex};
 use crate::slots;
 
+#[allow(unsafe_code, reason = "an SQLite VFS shim: C callbacks over raw pointers, each unsafe block justified by a SAFETY comment")]
+pub mod vfs;
+
 /// The schema version this code writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The beginning of the reason of every [`Error::Mirror`] that means the
 /// mirror file is damaged (see [`is_damage`]).
@@ -110,7 +115,7 @@ CREATE TABLE field_values (
     slot INTEGER NOT NULL,
     PRIMARY KEY (field, value, slot)
 ) WITHOUT ROWID;
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 ";
 
 /// The tables of a current mirror.
@@ -136,14 +141,15 @@ const SQL_ROW_BY_ID: &str = "SELECT slot, id, text, metadata FROM records WHERE 
 const SQL_ROW_BY_SLOT: &str = "SELECT slot, id, text, metadata FROM records WHERE slot = ?1";
 
 /// True if an SQLite error means the database file is damaged or is not a
-/// database (`SQLITE_CORRUPT`, `SQLITE_NOTADB`).
+/// database (`SQLITE_CORRUPT`, `SQLITE_NOTADB`, or `SQLITE_IOERR_DATA`: a page failed its
+/// trailer check, see [`vfs`]).
 pub fn is_corruption(err: &rusqlite::Error) -> bool {
     matches!(err.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase))
+        || matches!(err, rusqlite::Error::SqliteFailure(e, _) if e.extended_code == rusqlite::ffi::SQLITE_IOERR_DATA)
 }
 
 /// True if `err` is an [`Error::Mirror`] that says the mirror file is damaged
 /// or not a mirror, so it should be deleted and rebuilt from the log.
-#[cfg_attr(not(test), allow(dead_code, reason = "for the inspector's verify; tests use it now"))]
 pub fn is_damage(err: &Error) -> bool {
     matches!(err, Error::Mirror { reason } if reason.starts_with(DAMAGED))
 }
@@ -158,7 +164,9 @@ fn mirror_err(reason: impl Into<String>) -> Error {
 
 /// Maps an SQLite error to [`Error::Mirror`], saying what was being done.
 fn sql_error(context: impl Display, err: rusqlite::Error) -> Error {
-    if is_corruption(&err) {
+    if matches!(&err, rusqlite::Error::SqliteFailure(e, _) if e.extended_code == rusqlite::ffi::SQLITE_IOERR_DATA) {
+        damaged(format_args!("{context}: a page failed its checksum (SQLite error {err})"))
+    } else if is_corruption(&err) {
         damaged(format_args!("{context}: {err}"))
     } else {
         mirror_err(format!("{context}: {err}"))
@@ -279,8 +287,13 @@ impl Mirror {
     /// written by a newer schema version is an [`Error::Mirror`] that is not
     /// damage.
     pub fn open_file(path: &Path) -> Result<Mirror> {
-        let mut conn = rusqlite::Connection::open(path).map_err(|e| sql_error(format_args!("opening the mirror file {}", path.display()), e))?;
+        vfs::register().map_err(mirror_err)?;
+        let mut conn = rusqlite::Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs::VFS_NAME)
+            .map_err(|e| sql_error(format_args!("opening the mirror file {}", path.display()), e))?;
         conn.busy_timeout(Duration::ZERO).ctx("setting the busy timeout")?;
+        // Before the first write of a new file; a file that has pages keeps its layout (one
+        // without trailers fails its first page check, which is damage: it is rebuilt).
+        vfs::reserve_trailer(&conn).ctx("reserving the page trailers")?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).ctx("switching the mirror to WAL mode")?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(mirror_err(format!("the mirror file {} could not be switched to WAL mode (its journal mode stays {mode})", path.display())));
@@ -313,7 +326,8 @@ impl Mirror {
         let ctx = |e| sql_error(format_args!("opening the mirror file {} read-only", path.display()), e);
         let uri = file_uri(path, immutable).ok_or_else(|| mirror_err(format!("the path {} cannot be given to SQLite", path.display())))?;
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = rusqlite::Connection::open_with_flags(uri, flags).map_err(ctx)?;
+        vfs::register().map_err(mirror_err)?;
+        let conn = rusqlite::Connection::open_with_flags_and_vfs(uri, flags, vfs::VFS_NAME).map_err(ctx)?;
         // A live engine's commits are short; a reader in WAL mode is not blocked by them.
         conn.busy_timeout(Duration::from_secs(2)).ctx("setting the busy timeout")?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("reading the schema version")?;
@@ -353,6 +367,14 @@ impl Mirror {
         }
         tx.finish().ctx("ending the read transaction")?;
         Ok(header)
+    }
+
+    /// A mirror that answers nothing: an in-memory connection without the schema, so every
+    /// read and write fails (with an error that is not damage). Held in place while a damaged
+    /// mirror is replaced, so that a failed replacement cannot answer.
+    pub fn unusable() -> Result<Mirror> {
+        let conn = rusqlite::Connection::open_in_memory().ctx("opening an in-memory connection")?;
+        Ok(Mirror { conn })
     }
 
     /// Opens a new mirror in memory (for tests and for stores without a directory).
@@ -1084,6 +1106,96 @@ mod tests {
         assert!(matches!(Mirror::open_file_checked(&path), Ok(Ok(_))));
     }
 
+    /// A file mirror reserves 8 bytes per page for the trailer, and a page whose bytes changed
+    /// fails its check: damage, never an answer.
+    #[test]
+    fn pages_carry_trailers_and_a_flip_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mirror.sqlite");
+        {
+            let mut m = Mirror::open_file(&path).unwrap();
+            m.reset(UUID).unwrap();
+            let metas: Vec<String> = (0..300).map(|i| json!({ "i": i }).to_string()).collect();
+            let ids: Vec<String> = (0..300).map(|i| format!("r{i}")).collect();
+            let ops: Vec<MirrorOp<'_>> = (0..300).map(|i| put(i as u64, &ids[i], None, Some(&metas[i]))).collect();
+            m.apply(1, &ops).unwrap();
+            m.checkpoint().unwrap();
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes[20], 8, "reserved bytes per page");
+        let page = (usize::from(bytes[16]) << 8) | usize::from(bytes[17]); // big-endian in SQLite's header
+        for (i, p) in bytes.chunks(page).enumerate() {
+            memento_format::mirror::check(p, i as u32 + 1).unwrap();
+        }
+        let at = bytes.len() * 3 / 4;
+        bytes[at] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        let m = Mirror::open_file(&path).unwrap();
+        let f = Filter::parse(&json!({"i": {"$lt": 100}})).unwrap();
+        let results = [m.filter_slots(&f).map(drop), m.integrity_check(), m.all_slots().map(drop)];
+        assert!(results.iter().any(Result::is_err), "a flipped page was read without an error");
+        for r in results {
+            if let Err(e) = r {
+                assert!(is_damage(&e), "{e}");
+            }
+        }
+    }
+
+    /// A VACUUM keeps the reserved bytes and the trailers. One that changes the page size is not
+    /// supported (SQLite's copy writes the new file in chunks of the old page size, which the
+    /// shim seals as pages of that size): it leaves pages that fail their check, which is damage
+    /// (rebuilt by the engine), never a mirror that answers. The engine never changes it.
+    #[test]
+    fn vacuum_keeps_the_trailers_and_a_page_size_change_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mirror.sqlite");
+        let slots_below_50 = |m: &Mirror| m.filter_slots(&Filter::parse(&json!({"i": {"$lt": 50}})).unwrap()).unwrap().len();
+        {
+            let mut m = Mirror::open_file(&path).unwrap();
+            m.reset(UUID).unwrap();
+            let metas: Vec<String> = (0..200).map(|i| json!({ "i": i }).to_string()).collect();
+            let ids: Vec<String> = (0..200).map(|i| format!("r{i}")).collect();
+            let ops: Vec<MirrorOp<'_>> = (0..200).map(|i| put(i as u64, &ids[i], Some("some text"), Some(&metas[i]))).collect();
+            m.apply(1, &ops).unwrap();
+            m.conn.execute_batch("VACUUM").unwrap();
+            m.checkpoint().unwrap();
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!((bytes[16], bytes[17], bytes[20]), (0x10, 0x00, 8), "page size 4096, 8 reserved bytes");
+        for (i, p) in bytes.chunks(4096).enumerate() {
+            memento_format::mirror::check(p, i as u32 + 1).unwrap();
+        }
+        {
+            let m = Mirror::open_file(&path).unwrap();
+            m.integrity_check().unwrap();
+            assert_eq!(slots_below_50(&m), 50);
+            let _ = m.conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA page_size = 8192; VACUUM; PRAGMA journal_mode = WAL;");
+        }
+        match Mirror::open_file_checked(&path) {
+            Ok(Err(reason)) => assert!(reason.starts_with(DAMAGED), "{reason}"),
+            Ok(Ok(m)) => {
+                let e = m.integrity_check().unwrap_err();
+                assert!(is_damage(&e), "{e}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A mirror of schema version 2 (no trailers) is damage at open, so the engine rebuilds it.
+    #[test]
+    fn a_mirror_without_trailers_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mirror.sqlite");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(&SCHEMA.replace("user_version = 3", "user_version = 2")).unwrap();
+        }
+        match Mirror::open_file_checked(&path) {
+            Ok(Err(reason)) => assert!(reason.starts_with(DAMAGED), "{reason}"),
+            other => panic!("expected damage, got {other:?}"),
+        }
+    }
+
     #[test]
     fn in_memory_checkpoint_is_a_no_op() {
         let mut m = fresh();
@@ -1121,11 +1233,8 @@ mod tests {
         assert!(matches!(Mirror::open_file_checked(&foreign), Ok(Err(_))));
 
         let newer = dir.path().join("newer.sqlite");
-        drop(Mirror::open_file(&newer).unwrap());
-        {
-            let c = rusqlite::Connection::open(&newer).unwrap();
-            c.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1)).unwrap();
-        }
+        // Written through the mirror's VFS, as a newer version would (with page trailers).
+        Mirror::open_file(&newer).unwrap().conn.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1)).unwrap();
         let err = Mirror::open_file(&newer).unwrap_err();
         assert!(!is_damage(&err), "{err}");
         assert!(err.to_string().contains("newer version"), "{err}");
@@ -1151,8 +1260,9 @@ mod tests {
         }
         match Mirror::open_file_checked(&path) {
             Ok(Err(reason)) => {
+                // Written without page trailers, it fails the first page check.
                 assert!(reason.starts_with(DAMAGED), "{reason}");
-                assert!(reason.contains("schema version is 1"), "{reason}");
+                assert!(reason.contains("checksum"), "{reason}");
             }
             Ok(Ok(_)) => panic!("a version 1 mirror opened as current"),
             Err(e) => panic!("a version 1 mirror should be rebuilt, not refused: {e}"),
