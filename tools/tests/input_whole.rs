@@ -170,3 +170,19 @@ fn search_help_says_what_exact_does() {
     assert_eq!(exact, ok(h.on("v", &["search", "--json", "[1, 0.2]"])));
     assert_eq!(json(&exact)[0]["id"], "a");
 }
+
+#[test]
+fn an_empty_text_in_a_jsonl_file_is_refused_as_on_the_command_line() {
+    let h = Home::new();
+    ok(h.on("t", &["init"]));
+    assert_eq!(run(h.on("t", &["remember", " "])).code, 2, "a blank text argument is a usage error");
+    let file = h.write("empty.jsonl", "{\"text\": \"fine\"}\n{\"text\": \"  \"}\n");
+    let err = fails(h.on("t", &["remember", "-f", file.to_str().unwrap()]));
+    assert!(err.contains("empty.jsonl:2:") && err.contains("empty"), "{err}");
+    assert_eq!(records(&h, "t"), 0);
+    // With a vector, the text is not embedded, and an empty one is kept as given.
+    ok(h.on("v", &["init", "-d", "2"]));
+    let with_vector = h.write("v.jsonl", "{\"id\": \"a\", \"text\": \"\", \"vector\": [1, 0]}\n");
+    ok(h.on("v", &["add", "-f", with_vector.to_str().unwrap()]));
+    assert_eq!(records(&h, "v"), 1);
+}
