@@ -186,3 +186,17 @@ fn an_empty_text_in_a_jsonl_file_is_refused_as_on_the_command_line() {
     ok(h.on("v", &["add", "-f", with_vector.to_str().unwrap()]));
     assert_eq!(records(&h, "v"), 1);
 }
+
+#[test]
+fn a_failed_init_leaves_no_directory_behind() {
+    let h = Home::new();
+    let err = fails(h.on("z0", &["init", "-d", "0"]));
+    assert!(err.contains("dimension 0"), "{err}");
+    assert_eq!(h.listing("z0"), None, "not even a LOCK");
+    let err = fails(h.on("zm", &["init", "--model", "no-such-model"]));
+    assert!(err.contains("no-such-model"), "{err}");
+    assert_eq!(h.listing("zm"), None);
+    let err = fails(h.on("zd", &["init", "-d", "70000"]));
+    assert!(err.contains("65,536"), "{err}");
+    assert_eq!(h.listing("zd"), None);
+}
