@@ -54,15 +54,7 @@ pub fn finish(result: anyhow::Result<()>, verbose: bool) -> ExitCode {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
         Err(e) => {
-            if verbose {
-                eprintln!("error: {e}");
-                for cause in e.chain().skip(1) {
-                    eprintln!("  caused by: {cause}");
-                }
-            } else {
-                // `{:#}` joins the chain with ": " on one line.
-                eprintln!("error: {e:#}");
-            }
+            eprintln!("{}", error_message(&e, verbose));
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(EXIT_USAGE)
             } else {
@@ -70,6 +62,29 @@ pub fn finish(result: anyhow::Result<()>, verbose: bool) -> ExitCode {
             }
         }
     }
+}
+
+/// What is printed of an error: `error: ` and the error, then each cause of its chain (joined
+/// with ": " on one line, or one per line as `  caused by: ...` when `verbose`). A cause whose
+/// text the line before already holds is left out: an engine error such as
+/// `Error::Io` says its cause in its own message and also returns it as its source, and
+/// printing both gave "File exists (os error 17).: File exists (os error 17)".
+pub fn error_message(e: &anyhow::Error, verbose: bool) -> String {
+    let mut out = format!("error: {e}");
+    let mut last = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if last.contains(&text) {
+            continue;
+        }
+        if verbose {
+            out.push_str(&format!("\n  caused by: {text}"));
+        } else {
+            out.push_str(&format!(": {text}"));
+        }
+        last = text;
+    }
+    out
 }
 
 /// A usage error found after the arguments were parsed (a bad `--where` JSON, an option that
@@ -97,6 +112,29 @@ mod tests {
         assert!(!is_broken_pipe(&other));
         let json = serde_json::to_writer(ClosedPipe, &serde_json::json!({"k": [1, 2, 3]})).expect_err("the pipe is closed");
         assert!(is_broken_pipe(&anyhow::Error::new(json).context("printing JSON")));
+    }
+
+    #[test]
+    fn a_cause_is_printed_once_when_the_message_holds_it() {
+        let io = || io::Error::from(io::ErrorKind::AlreadyExists);
+        let engine = memento::Error::Io { context: "creating the store directory d".into(), source: io() };
+        let cause = io().to_string();
+        let e = anyhow::Error::new(engine);
+        assert_eq!(error_message(&e, false).matches(&cause).count(), 1, "{}", error_message(&e, false));
+        assert_eq!(error_message(&e, true).matches(&cause).count(), 1, "{}", error_message(&e, true));
+        assert!(!error_message(&e, true).contains("caused by"));
+        // Wrapped in a context, the engine's message is printed once, and so is its cause.
+        let wrapped = anyhow::Error::new(memento::Error::Io { context: "reading".into(), source: io() }).context("storing records 1 to 2");
+        let line = error_message(&wrapped, false);
+        assert!(line.starts_with("error: storing records 1 to 2: I/O error while reading: "), "{line}");
+        assert_eq!(line.matches(&cause).count(), 1, "{line}");
+        let lines = error_message(&wrapped, true);
+        assert_eq!(lines.lines().count(), 2, "{lines}");
+        assert!(lines.lines().nth(1).unwrap_or_default().starts_with("  caused by: I/O error while reading"), "{lines}");
+        // A cause the message does not hold is printed, on one line or its own.
+        let other = anyhow::Error::new(io::Error::other("disk full")).context("cannot write out.jsonl");
+        assert_eq!(error_message(&other, false), "error: cannot write out.jsonl: disk full");
+        assert_eq!(error_message(&other, true), "error: cannot write out.jsonl\n  caused by: disk full");
     }
 
     /// A writer whose reader has gone.

@@ -224,6 +224,19 @@ fn dump_of_an_unknown_or_deleted_id_is_an_error() {
 }
 
 #[test]
+fn a_store_that_is_a_regular_file_is_named_so() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("afile");
+    std::fs::write(&file, "not a store").expect("write");
+    for args in [&["verify"][..], &["superblock"], &["rebuild-mirror"]] {
+        let (code, _, err) = inspect(&file, args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains("afile is a file, not a store directory"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), "not a store");
+}
+
+#[test]
 fn a_truncated_wal_is_a_torn_tail_and_the_mirror_is_then_ahead() {
     let _s = serial();
     let s = new_store();

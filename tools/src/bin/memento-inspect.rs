@@ -83,6 +83,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let dir = cli.store.clone().unwrap_or_else(default_store_dir);
+    memento_tools::cli::store::refuse_non_directory(&dir)?;
     let mut out = std::io::stdout().lock();
     let json = cli.json;
     let emit = |out: &mut dyn Write, v: serde_json::Value| -> Result<()> {

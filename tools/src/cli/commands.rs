@@ -7,14 +7,15 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use memento::embed::{hex, model_dir, Manifest, OnnxOptions, DEFAULT_MODEL};
+use memento::embed::{hex, model_dir, Manifest, DEFAULT_MODEL};
 use memento::{Engine, Error, Filter, Memory, Metadata, Metric, Record, ScanMode, SearchHit, SearchOptions, WriteBatch};
 use serde_json::{json, Value};
 
+use super::check::{self, Checked};
 use super::input::{self, InputRecord};
 use super::output::{compact_metadata, hits_value, print_hits, print_json, record_value, size, vector_value, write_json_line};
 use super::progress::{duration, Progress};
-use super::store::{self, Need, StoreArg};
+use super::store::{self, Need, NewStore, StoreArg, Target};
 use super::{AddArgs, DeleteArgs, ExportArgs, GetArgs, ImportArgs, IngestArgs, InitArgs, RecallArgs, SearchArgs, UpdateArgs};
 use crate::UsageError;
 
@@ -68,15 +69,12 @@ fn model_value(engine: &Engine) -> Value {
 
 pub fn init(ctx: &Ctx, a: InitArgs, out: &mut dyn Write) -> Result<()> {
     let dir = &ctx.store.dir;
+    store::refuse_non_directory(dir)?;
     if store::exists(dir) {
         bail!("a store exists already at {}", dir.display());
     }
-    let b = Engine::builder(dir).metric(a.metric.into());
-    let opened = match a.dimension {
-        Some(d) => b.dimension(d).open(),
-        None => b.model_dir(model_dir(a.model.as_deref().unwrap_or(DEFAULT_MODEL)), OnnxOptions::default()).open(),
-    };
-    let engine = opened.map_err(|e| store::explain(e, dir))?;
+    let model = a.dimension.is_none().then(|| model_dir(a.model.as_deref().unwrap_or(DEFAULT_MODEL)));
+    let engine = NewStore::plan(dir, a.dimension, a.metric.into(), model.as_deref())?.create()?;
     if ctx.json {
         let v = json!({"store": dir.display().to_string(), "dimension": engine.dimension(), "metric": engine.metric().name(), "model": model_value(&engine)});
         print_json(out, &v)?;
@@ -168,36 +166,17 @@ fn same(old: &Record, r: &InputRecord, stored: Option<&[f32]>) -> bool {
     }
 }
 
-/// Stores records: those with a vector as they are, texts through `remember_batch` (embedded
-/// unless stored already). Records that would change nothing are skipped, so a second run
-/// writes and embeds nothing. One commit per `batch` records.
-fn ingest(engine: &Engine, recs: Vec<InputRecord>, batch: usize, label: &'static str, unit: &'static str) -> Result<Summary> {
+/// Stores checked records: those with a vector as they are, texts through `remember_batch`
+/// (embedded unless stored already). Records that would change nothing are skipped, so a second
+/// run writes and embeds nothing. One commit per `batch` records.
+fn ingest(engine: &Engine, input: Checked, batch: usize, label: &'static str, unit: &'static str) -> Result<Summary> {
     let start = Instant::now();
     let dir = engine.path().to_path_buf();
-    let dim = engine.dimension();
     let inferred_before = engine.cache_stats().inferred;
     let cosine = engine.metric() == Metric::Cosine;
-    let mut s = Summary { new: 0, updated: 0, unchanged: 0, embedded: 0, commits: 0, secs: 0.0, ids: Vec::with_capacity(recs.len()) };
-    let mut seen = HashSet::new();
+    let mut s = Summary { new: 0, updated: 0, unchanged: 0, embedded: 0, commits: 0, secs: 0.0, ids: Vec::with_capacity(input.records.len()) };
     let mut todo = Vec::new();
-    for r in recs {
-        let id = match (&r.id, &r.text) {
-            (Some(id), _) => id.clone(),
-            (None, Some(t)) => Engine::content_id(t),
-            (None, None) => bail!("{}: a record with only a vector needs an id", r.origin),
-        };
-        if id.is_empty() || id.len() > 1024 {
-            bail!("{}: an id is 1 to 1,024 bytes, not {}", r.origin, id.len());
-        }
-        match &r.vector {
-            Some(v) if v.len() != dim => bail!("{}: the vector has {} dimensions but the store holds {dim}-dimensional vectors", r.origin, v.len()),
-            Some(v) if cosine && v.iter().all(|&x| x == 0.0) => {
-                bail!("{}: a zero vector has no direction, so it cannot be compared by cosine", r.origin)
-            }
-            Some(_) => {}
-            None if engine.embedder().is_none() => return Err(anyhow!("{}: {}", r.origin, store::raw_store(&dir))),
-            None => {}
-        }
+    for ((id, r), repeat) in input.records.into_iter().zip(input.repeats) {
         // What the store keeps of the vector: under cosine, the engine's own normalisation
         // (which leaves a vector of unit length as it is, so an export imports bit for bit).
         let normalised = match &r.vector {
@@ -209,15 +188,15 @@ fn ingest(engine: &Engine, recs: Vec<InputRecord>, batch: usize, label: &'static
             _ => None,
         };
         let stored = normalised.as_deref().or(r.vector.as_deref());
-        let state = if seen.insert(id.clone()) {
+        let state = if repeat {
+            // The very same record a second time in the input: stored once.
+            State::Unchanged
+        } else {
             match engine.get(&id).map_err(|e| store::explain(e, &dir))? {
                 None => State::New,
                 Some(old) if same(&old, &r, stored) => State::Unchanged,
                 Some(_) => State::Updated,
             }
-        } else {
-            // The same id twice in one input: the later one wins.
-            State::Updated
         };
         match state {
             State::New => s.new += 1,
@@ -314,8 +293,10 @@ pub fn remember(ctx: &Ctx, a: IngestArgs, out: &mut dyn Write) -> Result<()> {
     if let Some(r) = recs.iter().find(|r| r.vector.is_some()) {
         bail!("{}: `remember` takes texts, and this record has a vector; use `memento add` for records with vectors", r.origin);
     }
-    let engine = store::open(&ctx.store, Need::Text, true)?;
-    let s = ingest(&engine, recs, a.batch, "remembering", "texts")?;
+    let target = store::target(&ctx.store, Need::Text, true)?;
+    let checked = check::records(target.checker(), target.dir(), recs)?;
+    let engine = target.into_engine()?;
+    let s = ingest(&engine, checked, a.batch, "remembering", "texts")?;
     store::close(engine)?;
     print_summary(ctx, out, "remembered", "texts", &s)
 }
@@ -323,8 +304,10 @@ pub fn remember(ctx: &Ctx, a: IngestArgs, out: &mut dyn Write) -> Result<()> {
 pub fn add(ctx: &Ctx, a: AddArgs, out: &mut dyn Write) -> Result<()> {
     let recs = collect(&a.input, a.vector.as_deref())?;
     let texts = recs.iter().any(|r| r.vector.is_none());
-    let engine = if texts { store::open(&ctx.store, Need::Text, true)? } else { store::open(&ctx.store, Need::Vectors, false)? };
-    let s = ingest(&engine, recs, a.input.batch, "adding", "records")?;
+    let target = if texts { store::target(&ctx.store, Need::Text, true)? } else { store::target(&ctx.store, Need::Vectors, false)? };
+    let checked = check::records(target.checker(), target.dir(), recs)?;
+    let engine = target.into_engine()?;
+    let s = ingest(&engine, checked, a.input.batch, "adding", "records")?;
     store::close(engine)?;
     print_summary(ctx, out, "added", "records", &s)
 }
@@ -675,6 +658,8 @@ struct Header {
     dimension: usize,
     metric: Metric,
     model: Option<(String, String)>,
+    /// The number of records that follow, if the header says.
+    count: Option<u64>,
 }
 
 fn parse_header(v: &Value, origin: &str) -> Result<Header> {
@@ -696,29 +681,34 @@ fn parse_header(v: &Value, origin: &str) -> Result<Header> {
             m["sha256"].as_str().unwrap_or_default().to_owned(),
         )),
     };
-    Ok(Header { dimension, metric, model })
+    let count = match &v["count"] {
+        Value::Null => None,
+        c => Some(c.as_u64().ok_or_else(|| anyhow!("{origin}: the header's \"count\" is not a whole number"))?),
+    };
+    Ok(Header { dimension, metric, model, count })
 }
 
-/// Opens (or creates, as the header says) the store to import into, and checks it fits.
-fn import_target(ctx: &Ctx, header: Option<&Header>) -> Result<Engine> {
+/// The store to import into: open, or to be created as the header says (made only once the
+/// whole export has been checked); an existing store must fit the header.
+fn import_target(ctx: &Ctx, header: Option<&Header>) -> Result<Target> {
     let dir = &ctx.store.dir;
     let Some(h) = header else {
-        return store::open(&ctx.store, Need::Vectors, false);
+        return store::target(&ctx.store, Need::Vectors, false);
     };
+    store::refuse_non_directory(dir)?;
     if !store::exists(dir) {
-        let b = Engine::builder(dir).metric(h.metric);
-        let opened = match &h.model {
-            None => b.dimension(h.dimension).open(),
+        let mdir = match &h.model {
+            None => None,
             Some((id, sha)) => {
                 let mdir = model_dir(id);
                 let installed = Manifest::load(&mdir).map_err(|e| anyhow!("the export was made with the model {id}, which is not installed here: {e}"))?;
                 if !sha.is_empty() && hex(&installed.identity().hash) != *sha {
                     bail!("the export was made with the model {id} of sha256 {sha}, but the one installed here has sha256 {}", hex(&installed.identity().hash));
                 }
-                b.model_dir(mdir, OnnxOptions::default()).open()
+                Some(mdir)
             }
         };
-        return opened.map_err(|e| store::explain(e, dir));
+        return Ok(Target::New(NewStore::plan(dir, Some(h.dimension), h.metric, mdir.as_deref())?));
     }
     let engine = store::open(&ctx.store, Need::Vectors, false)?;
     if engine.dimension() != h.dimension || engine.metric() != h.metric {
@@ -745,7 +735,7 @@ fn import_target(ctx: &Ctx, header: Option<&Header>) -> Result<Engine> {
             name(&store_model)
         );
     }
-    Ok(engine)
+    Ok(Target::Open(engine))
 }
 
 pub fn import(ctx: &Ctx, a: ImportArgs, out: &mut dyn Write) -> Result<()> {
@@ -772,8 +762,18 @@ pub fn import(ctx: &Ctx, a: ImportArgs, out: &mut dyn Write) -> Result<()> {
         }
         recs.push(r);
     }
-    let engine = import_target(ctx, header.as_ref())?;
-    let s = ingest(&engine, recs, a.batch, "importing", "records")?;
+    if let Some(expected) = header.as_ref().and_then(|h| h.count) {
+        if expected != recs.len() as u64 {
+            bail!(
+                "{name}: the header says the export holds {expected} records, but the file holds {}: it is incomplete (cut short?) or was edited; nothing was imported",
+                recs.len()
+            );
+        }
+    }
+    let target = import_target(ctx, header.as_ref())?;
+    let checked = check::records(target.checker(), target.dir(), recs)?;
+    let engine = target.into_engine()?;
+    let s = ingest(&engine, checked, a.batch, "importing", "records")?;
     store::close(engine)?;
     print_summary(ctx, out, "imported", "records", &s)
 }

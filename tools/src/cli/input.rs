@@ -132,6 +132,11 @@ pub fn parse_json_record(line: &str, origin: &str) -> Result<InputRecord> {
     if rec.text.is_none() && rec.vector.is_none() {
         bail!("{origin}: the record has neither a \"text\" nor a \"vector\"");
     }
+    // As for a text argument, a blank line of a text file, or an empty CSV cell: an empty text
+    // is not embedded as if it were one.
+    if rec.vector.is_none() && rec.text.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        bail!("{origin}: the \"text\" is empty, and the record has no \"vector\": there is nothing to embed");
+    }
     Ok(rec)
 }
 

@@ -5,6 +5,7 @@
 //! causes); 2 a usage error (a bad option, or a `--where`, `--meta` or vector argument that is
 //! not valid JSON or not a valid filter). Output cut short by a closed pipe ends quietly with 0.
 
+mod check;
 mod commands;
 pub mod input;
 pub mod model;
@@ -173,7 +174,9 @@ pub struct RecallArgs {
     /// '{"year": {"$gte": 2020}}', '{"$and": [...]}', '{"$contains": "word"}' (on the text).
     #[arg(long = "where", value_name = "JSON")]
     pub filter: Option<String>,
-    /// Score every vector in float32 (the true top k), not the int8 scan with exact rescoring.
+    /// Force the float32 scan: score every vector in float32. The default (the int8 scan with
+    /// float32 rescoring on large stores) gives the same results; this is for comparing the two
+    /// or measuring the scans.
     #[arg(long)]
     pub exact: bool,
 }
@@ -190,7 +193,9 @@ pub struct SearchArgs {
     /// Only records matching this filter (JSON; see `memento recall --help`).
     #[arg(long = "where", value_name = "JSON")]
     pub filter: Option<String>,
-    /// Score every vector in float32 (the true top k), not the int8 scan with exact rescoring.
+    /// Force the float32 scan: score every vector in float32. The default (the int8 scan with
+    /// float32 rescoring on large stores) gives the same results; this is for comparing the two
+    /// or measuring the scans.
     #[arg(long)]
     pub exact: bool,
 }

@@ -1,10 +1,12 @@
 //! Opening the store a command works on, and engine errors worded for someone at a shell.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
-use memento::embed::{model_dir, OnnxOptions, DEFAULT_MODEL};
-use memento::{Engine, Error};
+use memento::embed::{model_dir, Embedder, OnnxEmbedder, OnnxOptions, DEFAULT_MODEL};
+use memento::storage::MemStorage;
+use memento::{Engine, Error, Metric};
 
 /// Which store a command works on.
 #[derive(Debug, Clone)]
@@ -29,10 +31,25 @@ pub fn exists(dir: &Path) -> bool {
     dir.join(memento::files::VECTORS).is_file()
 }
 
+/// Refuses a store path that is a regular file (or anything but a directory): no store can be
+/// opened or made there, and `init` would only fail on it.
+pub fn refuse_non_directory(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        bail!("{} is a file, not a store directory", dir.display());
+    }
+    Ok(())
+}
+
 /// Opens the store. A missing store is created with the default model when `create` is true
 /// or it is the default store; otherwise it is an error that says how to make one.
 pub fn open(store: &StoreArg, need: Need, create: bool) -> Result<Engine> {
+    target(store, need, create)?.into_engine()
+}
+
+/// The store a write goes to: open already, or to be created (see [`Target::checker`]).
+pub fn target(store: &StoreArg, need: Need, create: bool) -> Result<Target> {
     let dir = &store.dir;
+    refuse_non_directory(dir)?;
     if !exists(dir) {
         if !create && store.explicit {
             bail!(
@@ -42,11 +59,96 @@ pub fn open(store: &StoreArg, need: Need, create: bool) -> Result<Engine> {
                 dir.display()
             );
         }
-        return Engine::builder(dir).default_model().open().map_err(|e| explain(e, dir));
+        return Ok(Target::New(NewStore::plan(dir, None, Metric::Cosine, Some(&model_dir(DEFAULT_MODEL)))?));
     }
-    match need {
-        Need::Vectors => Engine::builder(dir).create(false).open().map_err(|e| explain(e, dir)),
-        Need::Text => open_with_model(dir, DEFAULT_MODEL, true),
+    let engine = match need {
+        Need::Vectors => Engine::builder(dir).create(false).open().map_err(|e| explain(e, dir))?,
+        Need::Text => open_with_model(dir, DEFAULT_MODEL, true)?,
+    };
+    Ok(Target::Open(engine))
+}
+
+/// Where a command writes: a store that is open, or one that is made only once its input has
+/// been checked.
+pub enum Target {
+    /// An existing store, open.
+    Open(Engine),
+    /// A store to create.
+    New(NewStore),
+}
+
+impl Target {
+    /// The engine to check the input with (the store's own, or the new store's stand-in).
+    pub fn checker(&self) -> &Engine {
+        match self {
+            Target::Open(e) => e,
+            Target::New(n) => n.checker(),
+        }
+    }
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        match self {
+            Target::Open(e) => e.path(),
+            Target::New(n) => &n.dir,
+        }
+    }
+    /// The open store, created now if it is new.
+    pub fn into_engine(self) -> Result<Engine> {
+        match self {
+            Target::Open(e) => Ok(e),
+            Target::New(n) => n.create(),
+        }
+    }
+}
+
+/// A store to create, made first in memory with the same options: every check the engine makes
+/// of the options (a dimension of 0, a model that does not load) and, through
+/// [`NewStore::checker`], of the records to write, runs before anything exists on disk. A
+/// failed creation used to leave a directory holding `LOCK` behind.
+pub struct NewStore {
+    dir: PathBuf,
+    dimension: Option<usize>,
+    metric: Metric,
+    embedder: Option<Arc<dyn Embedder>>,
+    scratch: Engine,
+}
+
+impl NewStore {
+    /// Plans a store in `dir`: of `dimension` (or the model's), compared by `metric`, with the
+    /// embedding model in `model` (none: a raw-vector store). Loads the model.
+    pub fn plan(dir: &Path, dimension: Option<usize>, metric: Metric, model: Option<&Path>) -> Result<NewStore> {
+        refuse_non_directory(dir)?;
+        let embedder = match model {
+            Some(m) => Some(Arc::new(OnnxEmbedder::load(m, &OnnxOptions::default()).map_err(|e| explain(e, dir))?) as Arc<dyn Embedder>),
+            None => None,
+        };
+        let scratch = Self::builder(Engine::builder_with_storage(Arc::new(MemStorage::new())), dimension, metric, embedder.as_ref())
+            .open()
+            .map_err(|e| explain(e, dir))?;
+        Ok(NewStore { dir: dir.to_path_buf(), dimension, metric, embedder, scratch })
+    }
+
+    fn builder(mut b: memento::EngineBuilder, dimension: Option<usize>, metric: Metric, embedder: Option<&Arc<dyn Embedder>>) -> memento::EngineBuilder {
+        b = b.metric(metric);
+        if let Some(d) = dimension {
+            b = b.dimension(d);
+        }
+        if let Some(e) = embedder {
+            b = b.embedder(Arc::clone(e));
+        }
+        b
+    }
+
+    /// An empty in-memory store of the same dimension, metric and model, to check records with.
+    pub fn checker(&self) -> &Engine {
+        &self.scratch
+    }
+
+    /// Creates the store on disk.
+    pub fn create(self) -> Result<Engine> {
+        let NewStore { dir, dimension, metric, embedder, scratch } = self;
+        drop(scratch);
+        Self::builder(Engine::builder(&dir), dimension, metric, embedder.as_ref()).open().map_err(|e| explain(e, &dir))
     }
 }
 
