@@ -39,6 +39,7 @@ import numpy.typing as npt
 from . import vector_ops as vo
 from ._embedder import ModelIdentity, PyEmbedder, model_dir
 from ._engine import Core, CoreEngine
+from ._fork import leak
 from ._ids import content_id
 from ._filter import Predicate, compile_filter_json
 from ._store import (
@@ -56,6 +57,7 @@ from .errors import (
     CorruptedError,
     DimensionMismatchError,
     DuplicateIdError,
+    ForkedProcessError,
     IncompatibleError,
     InvalidArgumentError,
     InvalidVectorError,
@@ -67,6 +69,8 @@ from .errors import (
     NoModelError,
     NotFoundError,
     PoisonedError,
+    _forked_message,
+    _NO_MODEL_MESSAGE,
 )
 
 __all__ = ["PythonEngine", "PythonCore", "content_id", "FORMAT_VERSION"]
@@ -161,6 +165,17 @@ _EMBEDDERS: dict[str, PyEmbedder] = {}
 _EMBEDDERS_LOCK = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    # A parent thread may have held the lock at the fork. (The embedders themselves reset
+    # their ONNX Runtime sessions: memento._embedder.)
+    global _EMBEDDERS_LOCK
+    _EMBEDDERS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _embedder_for(model: str) -> PyEmbedder:
     d = model_dir() if model == "default" else Path(model)
     key = os.path.realpath(d)
@@ -210,6 +225,8 @@ class PythonCore:
         durability: str = "sync",
         create: bool = True,
     ) -> None:
+        #: The process that opened the store: every operation checks it first.
+        self._opener_pid = os.getpid()
         self._closed = True
         self._lock_obj: _StoreLock | None = None
         self._conn: sqlite3.Connection | None = None
@@ -412,6 +429,17 @@ class PythonCore:
         self._n = len(kl)
         self._row = {rid: i for i, rid in enumerate(self._ids) if rid is not None}
 
+    def _leak_in_child(self) -> None:
+        """In a forked child, collected: the SQLite connection and the model are leaked, never
+        closed (see :mod:`memento._fork`); only the child's copy of the ``LOCK`` descriptor is
+        closed, which releases nothing (the ``flock`` belongs to the open file description,
+        which the parent's descriptor still holds)."""
+        leak(getattr(self, "_conn", None))
+        leak(getattr(self, "_embedder", None))
+        lock, self._lock_obj = getattr(self, "_lock_obj", None), None
+        if lock is not None:
+            lock.release()
+
     def _release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -445,6 +473,14 @@ class PythonCore:
     def closed(self) -> bool:
         return self._closed
 
+    def _check_process(self) -> None:
+        """ForkedProcessError unless this is the process that opened the store. First in every
+        operation, before the mutex (which another parent thread may have held at the fork,
+        and then holds forever in the child)."""
+        current = os.getpid()
+        if current != self._opener_pid:
+            raise ForkedProcessError(_forked_message(self._opener_pid, current), opener_pid=self._opener_pid, current_pid=current)
+
     def _check(self) -> None:
         if self._closed:
             raise ClosedError("The engine is closed.")
@@ -459,10 +495,7 @@ class PythonCore:
     def _require_embedder(self) -> PyEmbedder:
         self._check()
         if self._embedder is None:
-            raise NoModelError(
-                "This engine was opened without an embedding model; open it with one (model=\"default\" or a model directory) "
-                "to store or search text."
-            )
+            raise NoModelError(_NO_MODEL_MESSAGE)
         return self._embedder
 
     # ---------------------------------------------------------------- writes
@@ -609,6 +642,7 @@ class PythonCore:
         metadatas_json: list[str | None] | None,
         upsert: bool,
     ) -> None:
+        self._check_process()
         with self._mutex:
             self._check_writable()
             if not isinstance(vectors, np.ndarray) or vectors.dtype != np.float32 or vectors.ndim != 2 or not vectors.flags.c_contiguous:
@@ -625,6 +659,7 @@ class PythonCore:
             self._commit(ops, prepared)
 
     def write(self, ops: list[tuple[Any, ...]]) -> None:
+        self._check_process()
         with self._mutex:
             self._check_writable()
             # Texts to embed: the add/upsert ops without a vector.
@@ -656,10 +691,12 @@ class PythonCore:
             self._commit(norm_ops, prepared)
 
     def delete(self, ids: list[str]) -> int:
+        self._check_process()
         with self._mutex:
             return self._commit([("delete", i) for i in ids], None)[1]
 
     def delete_where(self, where_json: str) -> int:
+        self._check_process()
         with self._mutex:
             self._check_writable()
             rows = self._matching(compile_filter_json(where_json))
@@ -681,6 +718,7 @@ class PythonCore:
         return (rid, self._vecs[r].copy(), self._texts[r], self._metas[r])
 
     def get(self, ids: list[str]) -> list[_Row | None]:
+        self._check_process()
         with self._mutex:
             self._check()
             out: list[_Row | None] = []
@@ -690,6 +728,7 @@ class PythonCore:
             return out
 
     def get_where(self, where_json: str, limit: int | None) -> list[_Row]:
+        self._check_process()
         with self._mutex:
             self._check()
             rows = self._matching(compile_filter_json(where_json)).tolist()
@@ -724,11 +763,13 @@ class PythonCore:
         return out
 
     def search(self, queries: npt.NDArray[np.float32], k: int, where_json: str | None, exact: bool = False) -> list[list[_Hit]]:
+        self._check_process()
         with self._mutex:
             self._check()
             return self._search(queries, k, where_json)
 
     def count(self) -> int:
+        self._check_process()
         with self._mutex:
             self._check()
             return len(self._row)
@@ -736,10 +777,12 @@ class PythonCore:
     # ---------------------------------------------------------------- text
 
     def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        self._check_process()
         emb = self._require_embedder()
         return emb.embed_batch(texts)
 
     def remember(self, texts: list[str], metadatas_json: list[str | None] | None, ids: list[str | None] | None) -> list[str]:
+        self._check_process()
         with self._mutex:
             emb = self._require_embedder()
             self._check_writable()
@@ -774,6 +817,7 @@ class PythonCore:
             return out
 
     def recall(self, texts: list[str], k: int, where_json: str | None) -> list[list[_Hit]]:
+        self._check_process()
         emb = self._require_embedder()
         q = emb.embed_batch(texts)
         with self._mutex:
@@ -783,6 +827,7 @@ class PythonCore:
     # ---------------------------------------------------------------- housekeeping
 
     def checkpoint(self) -> None:
+        self._check_process()
         with self._mutex:
             self._check_writable()
             assert self._conn is not None
@@ -791,7 +836,31 @@ class PythonCore:
             except sqlite3.Error as e:
                 raise self._sql_error(e, "checkpointing") from None
 
+    def check_integrity(self) -> None:
+        """CorruptedError unless SQLite's own check passes and the records on disk are the
+        ones held in memory, in the same order (what the Rust engine's check_integrity is to
+        its files)."""
+        self._check_process()
+        with self._mutex:
+            self._check()
+            assert self._conn is not None
+            path = str(self._dir / PY_STORE_FILE)
+            try:
+                verdict = self._conn.execute("PRAGMA integrity_check").fetchall()
+                stored = self._conn.execute("SELECT id, vector, text, metadata FROM records ORDER BY seq").fetchall()
+            except sqlite3.Error as e:
+                raise self._sql_error(e, "checking the store") from None
+            if verdict != [("ok",)]:
+                reason = "; ".join(str(r[0]) for r in verdict)
+                raise CorruptedError(f"{path} is corrupted at byte offset 0: {reason}.", file=path, offset=0, reason=reason)
+            live = np.flatnonzero(self._alive[: self._n]).tolist()
+            held = [(self._ids[r], vo.to_bytes(self._vecs[r]), self._texts[r], self._metas[r]) for r in live]
+            if [tuple(row) for row in stored] != held:
+                reason = f"the file holds {len(stored)} records that are not the {len(held)} the engine holds"
+                raise CorruptedError(f"{path} is corrupted at byte offset 0: {reason}.", file=path, offset=0, reason=reason)
+
     def stats(self) -> dict[str, Any]:
+        self._check_process()
         with self._mutex:
             self._check()
             emb = self._embedder
@@ -813,6 +882,7 @@ class PythonCore:
             }
 
     def close(self) -> None:
+        self._check_process()
         with self._mutex:
             if self._closed:
                 return
@@ -832,6 +902,9 @@ class PythonCore:
 
     def __del__(self) -> None:
         try:
+            if os.getpid() != getattr(self, "_opener_pid", os.getpid()):
+                self._leak_in_child()
+                return
             if not getattr(self, "_closed", True):
                 self.close()
             else:
