@@ -505,7 +505,9 @@ class PythonCore:
 
         ``ops``: ("add" | "upsert", id, vector_index, text, metadata_json) where
         ``vector_index`` is a row of ``vectors`` (already validated and normalised), or
-        ("delete", id), ("update_text", id, text), ("update_metadata", id, metadata_json).
+        ("delete", id), ("update_text", id, text), ("update_metadata", id, metadata_json),
+        ("retext", id, vector_index, text): the record replaced by one with this text and vector
+        and its metadata (last in insertion order, as the Rust engine does).
         Returns (records written, records deleted)."""
         self._check_writable()
         view: dict[str, bool] = {}
@@ -513,6 +515,12 @@ class PythonCore:
         def exists(i: str) -> bool:
             v = view.get(i)
             return (i in self._row) if v is None else v
+
+        # The metadata of the ids this batch has written so far (for a retext).
+        metas: dict[str, str | None] = {}
+
+        def metadata_of(i: str) -> str | None:
+            return metas[i] if i in metas else self._metas[self._row[i]]
 
         plan: list[tuple[Any, ...]] = []
         written = deleted = 0
@@ -528,17 +536,29 @@ class PythonCore:
                     _check_meta_json(op[4])
                 plan.append(("put", rid, op[2], op[3], op[4]))
                 view[rid] = True
+                metas[rid] = op[4]
                 written += 1
             elif kind == "delete":
                 if exists(rid):
                     plan.append(("del", rid))
                     view[rid] = False
                     deleted += 1
+            elif kind == "retext":
+                if not exists(rid):
+                    raise NotFoundError(f"No record has the id {_rq(rid)}.", id=rid)
+                meta = metadata_of(rid)
+                plan.append(("del", rid))
+                plan.append(("put", rid, op[2], op[3], meta))
+                metas[rid] = meta
+                written += 1
             elif kind in ("update_text", "update_metadata"):
                 if not exists(rid):
                     raise NotFoundError(f"No record has the id {_rq(rid)}.", id=rid)
                 if kind == "update_metadata" and op[2] is not None:
                     _check_meta_json(op[2])
+                    metas[rid] = op[2]
+                elif kind == "update_metadata":
+                    metas[rid] = None
                 plan.append(("set_text" if kind == "update_text" else "set_meta", rid, op[2]))
             else:
                 raise InvalidArgumentError(f"Invalid argument: unknown write operation {kind!r}.")
@@ -662,33 +682,57 @@ class PythonCore:
         self._check_process()
         with self._mutex:
             self._check_writable()
-            # Texts to embed: the add/upsert ops without a vector.
-            to_embed = [i for i, op in enumerate(ops) if op[0] in ("add", "upsert") and op[2] is None]
+            ops = self._retexts(ops)
+            # Texts to embed: the add/upsert ops without a vector, and the text changes of a
+            # text store (one batch, through the cache).
+            to_embed = [i for i, op in enumerate(ops) if (op[0] in ("add", "upsert") and op[2] is None) or op[0] == "retext"]
             vec_rows: list[npt.NDArray[np.float32]] = []
             norm_ops: list[tuple[Any, ...]] = []
             embedded: npt.NDArray[np.float32] | None = None
             if to_embed:
                 emb = self._require_embedder()
-                texts = [ops[i][3] for i in to_embed]
+                texts = [ops[i][3] if ops[i][0] != "retext" else ops[i][2] for i in to_embed]
                 if any(t is None for t in texts):
                     raise InvalidArgumentError("Invalid argument: a record without a vector needs a text to embed.")
                 embedded = emb.embed_batch(texts)
             ei = 0
             for op in ops:
-                if op[0] in ("add", "upsert"):
-                    if op[2] is None:
+                if op[0] in ("add", "upsert") or op[0] == "retext":
+                    if op[0] == "retext" or op[2] is None:
                         assert embedded is not None
                         v = embedded[ei]
                         ei += 1
                     else:
                         v = vo.as_vector(op[2], self._dim)
-                    norm_ops.append((op[0], op[1], len(vec_rows), op[3], op[4]))
+                    if op[0] == "retext":
+                        norm_ops.append(("retext", op[1], len(vec_rows), op[2]))
+                    else:
+                        norm_ops.append((op[0], op[1], len(vec_rows), op[3], op[4]))
                     vec_rows.append(v)
                 else:
                     norm_ops.append(tuple(op))
             vectors = np.ascontiguousarray(np.stack(vec_rows), dtype=np.float32) if vec_rows else None
             prepared = self._validated(vectors, norm_ops) if vectors is not None else None
             self._commit(norm_ops, prepared)
+
+    def _retexts(self, ops: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """In a text store the vector is the embedding of the text: each ``update_text`` becomes
+        a ``retext`` (embedded, then the record replaced), and removing a text is refused, as
+        the Rust engine does (``WriteBatch::update_text``). A raw-vector store's stay as they are."""
+        if self._model is None:
+            return ops
+        out: list[tuple[Any, ...]] = []
+        for op in ops:
+            if op[0] == "update_text":
+                if op[2] is None:
+                    raise InvalidArgumentError(
+                        f"Invalid argument: the text of {_rq(op[1])} cannot be removed: in a text store a record's vector is the "
+                        "embedding of its text (give it a new text, or delete the record)."
+                    )
+                out.append(("retext", op[1], op[2]))
+            else:
+                out.append(op)
+        return out
 
     def delete(self, ids: list[str]) -> int:
         self._check_process()
