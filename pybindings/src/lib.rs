@@ -69,6 +69,7 @@ fn class_name(e: &Error) -> &'static str {
         Error::Model { .. } => "ModelError",
         Error::ModelMismatch { .. } => "ModelMismatchError",
         Error::NoModel => "NoModelError",
+        Error::ForkedProcess { .. } => "ForkedProcessError",
         _ => "MementoError",
     }
 }
@@ -89,7 +90,7 @@ fn raise(py: Python<'_>, name: &str, msg: String) -> PyErr {
 /// A Python exception for an engine error, with the error's fields as attributes where useful
 /// (`expected`/`got`, `id`, `file`/`offset`, `path`/`pid`).
 fn engine_err(py: Python<'_>, e: Error) -> PyErr {
-    let err = raise(py, class_name(&e), e.to_string());
+    let err = raise(py, class_name(&e), message(&e));
     let value = err.value(py);
     // Attributes are extras: failing to set one must not hide the error itself.
     let _ = match &e {
@@ -97,12 +98,26 @@ fn engine_err(py: Python<'_>, e: Error) -> PyErr {
         Error::NotFound { id } | Error::DuplicateId { id, .. } => value.setattr("id", id),
         Error::Corrupted { file, offset, .. } => value.setattr("file", file.display().to_string()).and_then(|()| value.setattr("offset", offset)),
         Error::Locked { path, pid } => value.setattr("path", path.display().to_string()).and_then(|()| value.setattr("pid", pid)),
+        Error::ForkedProcess { opener, current } => value.setattr("opener_pid", opener).and_then(|()| value.setattr("current_pid", current)),
         // MementoIOError is an OSError too: give it the errno a handler may look at.
         Error::Io { source, .. } => source.raw_os_error().map_or(Ok(()), |n| value.setattr("errno", n)),
         _ => Ok(()),
     };
     err
 }
+
+/// What a Python user reads for an engine error: the engine's message, except where that
+/// names the Rust API (the missing model: the Rust message names `EngineBuilder` methods).
+fn message(e: &Error) -> String {
+    match e {
+        Error::NoModel => NO_MODEL_MESSAGE.to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// `NoModelError`'s message, the same as the pure-Python engine's (`memento._pure`).
+const NO_MODEL_MESSAGE: &str = "This engine was opened without an embedding model; reopen the store with one \
+     (model=\"default\" for the default model, or model=\"<a model directory>\") to store or search text.";
 
 fn to_py(py: Python<'_>, f: Fail) -> PyErr {
     match f {
@@ -231,6 +246,11 @@ fn matrix<'py>(py: Python<'py>, rows: Vec<Vec<f32>>, dim: usize) -> FResult<Boun
 /// An open store. Holds the engine behind a lock: every call takes it shared (with the GIL
 /// released) and `close` takes it exclusively, so a close waits for the calls in flight and
 /// later calls find `None` and raise `ClosedError`.
+///
+/// Every call first checks that it runs in the process that opened the engine
+/// ([`NativeEngine::check_process`]), before taking that lock: in a forked child the lock may
+/// be held forever (by a parent thread that does not exist there), and the engine must not be
+/// used (`ForkedProcessError`; issue 13, item 1).
 #[pyclass(module = "memento._native", name = "NativeEngine", frozen)]
 struct NativeEngine {
     inner: RwLock<Option<Engine>>,
@@ -239,11 +259,25 @@ struct NativeEngine {
     metric: Metric,
     model_id: Option<String>,
     path: String,
+    /// The process that opened the engine.
+    opener: u32,
 }
 
 impl NativeEngine {
-    /// Runs `f` on the engine with the GIL released; `ClosedError` once closed.
+    /// `ForkedProcessError` unless this is the process that opened the engine. Takes no lock.
+    fn check_process(&self) -> FResult<()> {
+        let current = std::process::id();
+        if current == self.opener {
+            Ok(())
+        } else {
+            Err(Fail::Engine(Error::ForkedProcess { opener: self.opener, current }))
+        }
+    }
+
+    /// Runs `f` on the engine with the GIL released: `ForkedProcessError` in a forked child
+    /// (checked before the lock), `ClosedError` once closed.
     fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&Engine) -> FResult<T> + Send) -> FResult<T> {
+        self.check_process()?;
         py.detach(|| {
             let g = self.inner.read();
             match g.as_ref() {
@@ -409,6 +443,7 @@ impl NativeEngine {
                 path: engine.path().display().to_string(),
                 inner: RwLock::new(Some(engine)),
                 closed: AtomicBool::new(false),
+                opener: std::process::id(),
             })
         })
     }
@@ -651,6 +686,12 @@ impl NativeEngine {
         guard(py, || self.with(py, |e| Ok(e.count())))
     }
 
+    /// Checks every page, the mirror, and that they agree (`CorruptedError` naming the first
+    /// disagreement): what `memento-inspect verify` checks of an open store.
+    fn check_integrity(&self, py: Python<'_>) -> PyResult<()> {
+        guard(py, || self.with(py, |e| Ok(e.check_integrity()?)))
+    }
+
     /// Writes everything since the last checkpoint into the vector file.
     fn checkpoint(&self, py: Python<'_>) -> PyResult<()> {
         guard(py, || self.with(py, |e| Ok(e.checkpoint()?)))
@@ -693,9 +734,11 @@ impl NativeEngine {
         })
     }
 
-    /// Checkpoints and closes; waits for calls in flight. Idempotent.
+    /// Checkpoints and closes; waits for calls in flight. Idempotent. In a forked child:
+    /// `ForkedProcessError`, and the engine stays as it is (the parent's).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         guard(py, || {
+            self.check_process()?;
             self.closed.store(true, Ordering::Release);
             let engine = py.detach(|| self.inner.write().take());
             match engine {

@@ -36,6 +36,7 @@ from .errors import (
     CorruptedError,
     DimensionMismatchError,
     DuplicateIdError,
+    ForkedProcessError,
     IncompatibleError,
     InvalidArgumentError,
     InvalidFilterError,
@@ -86,6 +87,7 @@ __all__ = [
     "ModelError",
     "ModelMismatchError",
     "NoModelError",
+    "ForkedProcessError",
 ]
 
 if TYPE_CHECKING:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from ._fork import leak
 from .errors import InvalidArgumentError, MementoIOError, ModelError
 
 __all__ = [
@@ -307,6 +309,19 @@ class PyEmbedder:
         self._tokenizer: Any = None
         self._session: Any = None
         self.inferred = 0
+        _LIVE.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: the parent's ONNX Runtime session (whose thread pool's threads
+        the child lacks) and tokenizer are leaked, never run or released there, and the next
+        embedding loads the child's own; the locks, which a parent thread may have held at the
+        fork, are new."""
+        leak(self._session)
+        leak(self._tokenizer)
+        self._session = None
+        self._tokenizer = None
+        self._lock = threading.Lock()
+        self.cache._lock = threading.Lock()
 
     @property
     def identity(self) -> ModelIdentity:
@@ -430,3 +445,16 @@ class PyEmbedder:
         """Embeds one text: a 1-D float32 vector."""
         v: npt.NDArray[np.float32] = self.embed_batch([text])[0]
         return v
+
+
+#: Every PyEmbedder of the process, reset in a forked child (PyEmbedder._after_fork_in_child).
+_LIVE: weakref.WeakSet[PyEmbedder] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for e in list(_LIVE):
+        e._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

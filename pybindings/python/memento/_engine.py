@@ -11,6 +11,7 @@ inputs; the cores only store, search and embed.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol, overload
 
@@ -20,7 +21,7 @@ import numpy.typing as npt
 from . import base
 from ._filter import compile_filter, filter_json
 from .base import UNSET, Ids, Metadatas, SearchArrays, Texts, Unset, VectorsArg, Where
-from .errors import ClosedError, InvalidArgumentError
+from .errors import ClosedError, ForkedProcessError, InvalidArgumentError, _forked_message
 from .types import Memory, SearchResult, score_of
 from .vector_ops import as_batch
 
@@ -62,6 +63,7 @@ class Core(Protocol):
     def embed(self, texts: list[str]) -> npt.NDArray[np.float32]: ...
     def count(self) -> int: ...
     def checkpoint(self) -> None: ...
+    def check_integrity(self) -> None: ...
     def stats(self) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
@@ -221,6 +223,8 @@ class CoreEngine(base.Engine):
     _kind: str = "?"
 
     def __init__(self, core: Core) -> None:
+        #: The process that opened the engine: a forked child gets ForkedProcessError.
+        self._opener_pid = os.getpid()
         self._core = core
         self._dimension = int(core.dimension)
         self._metric = str(core.metric)
@@ -255,7 +259,15 @@ class CoreEngine(base.Engine):
         model = f", model={self._model_id!r}" if self._model_id else ""
         return f"{type(self).__name__}({self._path!r}, dim={self._dimension}, metric={self._metric!r}{model}, {state})"
 
+    def _check_process(self) -> None:
+        """ForkedProcessError unless this is the process that opened the engine (first in
+        every operation, before the core is touched: a forked child must not use it)."""
+        current = os.getpid()
+        if current != self._opener_pid:
+            raise ForkedProcessError(_forked_message(self._opener_pid, current), opener_pid=self._opener_pid, current_pid=current)
+
     def _check_open(self) -> None:
+        self._check_process()
         if self._core.closed:
             raise ClosedError("The engine is closed.")
 
@@ -422,6 +434,7 @@ class CoreEngine(base.Engine):
         self._core.checkpoint()
 
     def close(self) -> None:
+        self._check_process()
         self._core.close()
 
     # ---------------------------------------------------------------- text

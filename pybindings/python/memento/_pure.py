@@ -39,6 +39,7 @@ import numpy.typing as npt
 from . import vector_ops as vo
 from ._embedder import ModelIdentity, PyEmbedder, model_dir
 from ._engine import Core, CoreEngine
+from ._fork import leak
 from ._ids import content_id
 from ._filter import Predicate, compile_filter_json
 from ._store import (
@@ -56,6 +57,7 @@ from .errors import (
     CorruptedError,
     DimensionMismatchError,
     DuplicateIdError,
+    ForkedProcessError,
     IncompatibleError,
     InvalidArgumentError,
     InvalidVectorError,
@@ -67,6 +69,8 @@ from .errors import (
     NoModelError,
     NotFoundError,
     PoisonedError,
+    _forked_message,
+    _NO_MODEL_MESSAGE,
 )
 
 __all__ = ["PythonEngine", "PythonCore", "content_id", "FORMAT_VERSION"]
@@ -161,6 +165,17 @@ _EMBEDDERS: dict[str, PyEmbedder] = {}
 _EMBEDDERS_LOCK = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    # A parent thread may have held the lock at the fork. (The embedders themselves reset
+    # their ONNX Runtime sessions: memento._embedder.)
+    global _EMBEDDERS_LOCK
+    _EMBEDDERS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _embedder_for(model: str) -> PyEmbedder:
     d = model_dir() if model == "default" else Path(model)
     key = os.path.realpath(d)
@@ -210,6 +225,8 @@ class PythonCore:
         durability: str = "sync",
         create: bool = True,
     ) -> None:
+        #: The process that opened the store: every operation checks it first.
+        self._opener_pid = os.getpid()
         self._closed = True
         self._lock_obj: _StoreLock | None = None
         self._conn: sqlite3.Connection | None = None
@@ -412,6 +429,17 @@ class PythonCore:
         self._n = len(kl)
         self._row = {rid: i for i, rid in enumerate(self._ids) if rid is not None}
 
+    def _leak_in_child(self) -> None:
+        """In a forked child, collected: the SQLite connection and the model are leaked, never
+        closed (see :mod:`memento._fork`); only the child's copy of the ``LOCK`` descriptor is
+        closed, which releases nothing (the ``flock`` belongs to the open file description,
+        which the parent's descriptor still holds)."""
+        leak(getattr(self, "_conn", None))
+        leak(getattr(self, "_embedder", None))
+        lock, self._lock_obj = getattr(self, "_lock_obj", None), None
+        if lock is not None:
+            lock.release()
+
     def _release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -445,6 +473,14 @@ class PythonCore:
     def closed(self) -> bool:
         return self._closed
 
+    def _check_process(self) -> None:
+        """ForkedProcessError unless this is the process that opened the store. First in every
+        operation, before the mutex (which another parent thread may have held at the fork,
+        and then holds forever in the child)."""
+        current = os.getpid()
+        if current != self._opener_pid:
+            raise ForkedProcessError(_forked_message(self._opener_pid, current), opener_pid=self._opener_pid, current_pid=current)
+
     def _check(self) -> None:
         if self._closed:
             raise ClosedError("The engine is closed.")
@@ -459,10 +495,7 @@ class PythonCore:
     def _require_embedder(self) -> PyEmbedder:
         self._check()
         if self._embedder is None:
-            raise NoModelError(
-                "This engine was opened without an embedding model; open it with one (model=\"default\" or a model directory) "
-                "to store or search text."
-            )
+            raise NoModelError(_NO_MODEL_MESSAGE)
         return self._embedder
 
     # ---------------------------------------------------------------- writes
@@ -472,7 +505,9 @@ class PythonCore:
 
         ``ops``: ("add" | "upsert", id, vector_index, text, metadata_json) where
         ``vector_index`` is a row of ``vectors`` (already validated and normalised), or
-        ("delete", id), ("update_text", id, text), ("update_metadata", id, metadata_json).
+        ("delete", id), ("update_text", id, text), ("update_metadata", id, metadata_json),
+        ("retext", id, vector_index, text): the record replaced by one with this text and vector
+        and its metadata (last in insertion order, as the Rust engine does).
         Returns (records written, records deleted)."""
         self._check_writable()
         view: dict[str, bool] = {}
@@ -480,6 +515,12 @@ class PythonCore:
         def exists(i: str) -> bool:
             v = view.get(i)
             return (i in self._row) if v is None else v
+
+        # The metadata of the ids this batch has written so far (for a retext).
+        metas: dict[str, str | None] = {}
+
+        def metadata_of(i: str) -> str | None:
+            return metas[i] if i in metas else self._metas[self._row[i]]
 
         plan: list[tuple[Any, ...]] = []
         written = deleted = 0
@@ -495,17 +536,29 @@ class PythonCore:
                     _check_meta_json(op[4])
                 plan.append(("put", rid, op[2], op[3], op[4]))
                 view[rid] = True
+                metas[rid] = op[4]
                 written += 1
             elif kind == "delete":
                 if exists(rid):
                     plan.append(("del", rid))
                     view[rid] = False
                     deleted += 1
+            elif kind == "retext":
+                if not exists(rid):
+                    raise NotFoundError(f"No record has the id {_rq(rid)}.", id=rid)
+                meta = metadata_of(rid)
+                plan.append(("del", rid))
+                plan.append(("put", rid, op[2], op[3], meta))
+                metas[rid] = meta
+                written += 1
             elif kind in ("update_text", "update_metadata"):
                 if not exists(rid):
                     raise NotFoundError(f"No record has the id {_rq(rid)}.", id=rid)
                 if kind == "update_metadata" and op[2] is not None:
                     _check_meta_json(op[2])
+                    metas[rid] = op[2]
+                elif kind == "update_metadata":
+                    metas[rid] = None
                 plan.append(("set_text" if kind == "update_text" else "set_meta", rid, op[2]))
             else:
                 raise InvalidArgumentError(f"Invalid argument: unknown write operation {kind!r}.")
@@ -609,6 +662,7 @@ class PythonCore:
         metadatas_json: list[str | None] | None,
         upsert: bool,
     ) -> None:
+        self._check_process()
         with self._mutex:
             self._check_writable()
             if not isinstance(vectors, np.ndarray) or vectors.dtype != np.float32 or vectors.ndim != 2 or not vectors.flags.c_contiguous:
@@ -625,29 +679,35 @@ class PythonCore:
             self._commit(ops, prepared)
 
     def write(self, ops: list[tuple[Any, ...]]) -> None:
+        self._check_process()
         with self._mutex:
             self._check_writable()
-            # Texts to embed: the add/upsert ops without a vector.
-            to_embed = [i for i, op in enumerate(ops) if op[0] in ("add", "upsert") and op[2] is None]
+            ops = self._retexts(ops)
+            # Texts to embed: the add/upsert ops without a vector, and the text changes of a
+            # text store (one batch, through the cache).
+            to_embed = [i for i, op in enumerate(ops) if (op[0] in ("add", "upsert") and op[2] is None) or op[0] == "retext"]
             vec_rows: list[npt.NDArray[np.float32]] = []
             norm_ops: list[tuple[Any, ...]] = []
             embedded: npt.NDArray[np.float32] | None = None
             if to_embed:
                 emb = self._require_embedder()
-                texts = [ops[i][3] for i in to_embed]
+                texts = [ops[i][3] if ops[i][0] != "retext" else ops[i][2] for i in to_embed]
                 if any(t is None for t in texts):
                     raise InvalidArgumentError("Invalid argument: a record without a vector needs a text to embed.")
                 embedded = emb.embed_batch(texts)
             ei = 0
             for op in ops:
-                if op[0] in ("add", "upsert"):
-                    if op[2] is None:
+                if op[0] in ("add", "upsert") or op[0] == "retext":
+                    if op[0] == "retext" or op[2] is None:
                         assert embedded is not None
                         v = embedded[ei]
                         ei += 1
                     else:
                         v = vo.as_vector(op[2], self._dim)
-                    norm_ops.append((op[0], op[1], len(vec_rows), op[3], op[4]))
+                    if op[0] == "retext":
+                        norm_ops.append(("retext", op[1], len(vec_rows), op[2]))
+                    else:
+                        norm_ops.append((op[0], op[1], len(vec_rows), op[3], op[4]))
                     vec_rows.append(v)
                 else:
                     norm_ops.append(tuple(op))
@@ -655,11 +715,32 @@ class PythonCore:
             prepared = self._validated(vectors, norm_ops) if vectors is not None else None
             self._commit(norm_ops, prepared)
 
+    def _retexts(self, ops: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """In a text store the vector is the embedding of the text: each ``update_text`` becomes
+        a ``retext`` (embedded, then the record replaced), and removing a text is refused, as
+        the Rust engine does (``WriteBatch::update_text``). A raw-vector store's stay as they are."""
+        if self._model is None:
+            return ops
+        out: list[tuple[Any, ...]] = []
+        for op in ops:
+            if op[0] == "update_text":
+                if op[2] is None:
+                    raise InvalidArgumentError(
+                        f"Invalid argument: the text of {_rq(op[1])} cannot be removed: in a text store a record's vector is the "
+                        "embedding of its text (give it a new text, or delete the record)."
+                    )
+                out.append(("retext", op[1], op[2]))
+            else:
+                out.append(op)
+        return out
+
     def delete(self, ids: list[str]) -> int:
+        self._check_process()
         with self._mutex:
             return self._commit([("delete", i) for i in ids], None)[1]
 
     def delete_where(self, where_json: str) -> int:
+        self._check_process()
         with self._mutex:
             self._check_writable()
             rows = self._matching(compile_filter_json(where_json))
@@ -681,6 +762,7 @@ class PythonCore:
         return (rid, self._vecs[r].copy(), self._texts[r], self._metas[r])
 
     def get(self, ids: list[str]) -> list[_Row | None]:
+        self._check_process()
         with self._mutex:
             self._check()
             out: list[_Row | None] = []
@@ -690,6 +772,7 @@ class PythonCore:
             return out
 
     def get_where(self, where_json: str, limit: int | None) -> list[_Row]:
+        self._check_process()
         with self._mutex:
             self._check()
             rows = self._matching(compile_filter_json(where_json)).tolist()
@@ -724,11 +807,13 @@ class PythonCore:
         return out
 
     def search(self, queries: npt.NDArray[np.float32], k: int, where_json: str | None, exact: bool = False) -> list[list[_Hit]]:
+        self._check_process()
         with self._mutex:
             self._check()
             return self._search(queries, k, where_json)
 
     def count(self) -> int:
+        self._check_process()
         with self._mutex:
             self._check()
             return len(self._row)
@@ -736,10 +821,12 @@ class PythonCore:
     # ---------------------------------------------------------------- text
 
     def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        self._check_process()
         emb = self._require_embedder()
         return emb.embed_batch(texts)
 
     def remember(self, texts: list[str], metadatas_json: list[str | None] | None, ids: list[str | None] | None) -> list[str]:
+        self._check_process()
         with self._mutex:
             emb = self._require_embedder()
             self._check_writable()
@@ -774,6 +861,7 @@ class PythonCore:
             return out
 
     def recall(self, texts: list[str], k: int, where_json: str | None) -> list[list[_Hit]]:
+        self._check_process()
         emb = self._require_embedder()
         q = emb.embed_batch(texts)
         with self._mutex:
@@ -783,6 +871,7 @@ class PythonCore:
     # ---------------------------------------------------------------- housekeeping
 
     def checkpoint(self) -> None:
+        self._check_process()
         with self._mutex:
             self._check_writable()
             assert self._conn is not None
@@ -791,7 +880,31 @@ class PythonCore:
             except sqlite3.Error as e:
                 raise self._sql_error(e, "checkpointing") from None
 
+    def check_integrity(self) -> None:
+        """CorruptedError unless SQLite's own check passes and the records on disk are the
+        ones held in memory, in the same order (what the Rust engine's check_integrity is to
+        its files)."""
+        self._check_process()
+        with self._mutex:
+            self._check()
+            assert self._conn is not None
+            path = str(self._dir / PY_STORE_FILE)
+            try:
+                verdict = self._conn.execute("PRAGMA integrity_check").fetchall()
+                stored = self._conn.execute("SELECT id, vector, text, metadata FROM records ORDER BY seq").fetchall()
+            except sqlite3.Error as e:
+                raise self._sql_error(e, "checking the store") from None
+            if verdict != [("ok",)]:
+                reason = "; ".join(str(r[0]) for r in verdict)
+                raise CorruptedError(f"{path} is corrupted at byte offset 0: {reason}.", file=path, offset=0, reason=reason)
+            live = np.flatnonzero(self._alive[: self._n]).tolist()
+            held = [(self._ids[r], vo.to_bytes(self._vecs[r]), self._texts[r], self._metas[r]) for r in live]
+            if [tuple(row) for row in stored] != held:
+                reason = f"the file holds {len(stored)} records that are not the {len(held)} the engine holds"
+                raise CorruptedError(f"{path} is corrupted at byte offset 0: {reason}.", file=path, offset=0, reason=reason)
+
     def stats(self) -> dict[str, Any]:
+        self._check_process()
         with self._mutex:
             self._check()
             emb = self._embedder
@@ -813,6 +926,7 @@ class PythonCore:
             }
 
     def close(self) -> None:
+        self._check_process()
         with self._mutex:
             if self._closed:
                 return
@@ -832,6 +946,9 @@ class PythonCore:
 
     def __del__(self) -> None:
         try:
+            if os.getpid() != getattr(self, "_opener_pid", os.getpid()):
+                self._leak_in_child()
+                return
             if not getattr(self, "_closed", True):
                 self.close()
             else:

@@ -174,13 +174,17 @@ class VectorIndex(ABC):
 
     @abstractmethod
     def update(self, ids: Ids, *, texts: Texts | Unset = UNSET, metadatas: Metadatas | Unset = UNSET) -> None:
-        """Replaces the text and/or metadata of existing records, leaving their vectors (and
-        their place in the insertion order) as they are; a field left :data:`UNSET` is not
-        touched, None clears it. The new text is *not* embedded again: use :meth:`upsert` (or
-        ``remember`` with the id) for that.
+        """Replaces the text and/or metadata of existing records; a field left :data:`UNSET` is
+        not touched, None clears it. In a text store (one with a model) a record's vector is the
+        embedding of its text: a new text is embedded (through the cache) and the record
+        replaced, keeping its metadata (it then comes last in insertion order, as after an
+        upsert), and removing a text (None) is refused. In a raw-vector store the vectors and
+        the order stay as they are.
 
         Raises:
             NotFoundError: an id is not stored (and nothing is written).
+            InvalidArgumentError: ``texts=None`` in a text store.
+            NoModelError: a new text in a text store opened without its model.
         """
 
     @abstractmethod

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._embedder import EmbeddingCache, PyEmbedder, embed_through_cache
+from ._fork import leak
 from .errors import InvalidArgumentError
 
 __all__ = ["embed", "embed_batch", "Embedder", "get_embedder", "load_embedder"]
@@ -73,6 +74,19 @@ def load_embedder(model_dir: str | os.PathLike[str] | None = None, threads: int 
 _default: Embedder | None = None
 _default_key: tuple[str, bool] | None = None
 _lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child gets its own default embedder on first use: the parent's (an ONNX Runtime
+    session whose threads the child lacks) is leaked, neither run nor released there, and the
+    lock, which a parent thread may have held at the fork, is new."""
+    global _default, _default_key, _lock
+    leak(_default)
+    _default, _default_key, _lock = None, None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def get_embedder() -> Embedder:

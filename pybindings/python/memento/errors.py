@@ -21,7 +21,8 @@ handlers keep working::
     ├── ClosedError                 the engine was closed
     ├── ModelError                  the embedding model or its runtime is missing or failed
     ├── ModelMismatchError          the store was written with another embedding model
-    └── NoModelError                a text operation on an engine without a model
+    ├── NoModelError                a text operation on an engine without a model
+    └── ForkedProcessError          the engine was opened by another process (this is a fork of it)
 
 Every class is built as ``cls(message, **details)``. The details become attributes (``pid`` of
 a :class:`LockedError`, ``expected`` and ``got`` of a :class:`DimensionMismatchError`, ...);
@@ -54,6 +55,7 @@ __all__ = [
     "ModelError",
     "ModelMismatchError",
     "NoModelError",
+    "ForkedProcessError",
 ]
 
 
@@ -240,3 +242,33 @@ class ModelMismatchError(MementoError):
 class NoModelError(MementoError):
     """A text operation (``remember``, ``recall``, ``add`` without vectors, ...) on an engine
     opened without an embedding model."""
+
+
+#: :class:`NoModelError`'s message, the same in both engines (the native module's is this text).
+_NO_MODEL_MESSAGE = (
+    "This engine was opened without an embedding model; reopen the store with one "
+    '(model="default" for the default model, or model="<a model directory>") to store or search text.'
+)
+
+
+class ForkedProcessError(MementoError):
+    """The engine was opened by another process, and this one is a ``fork()`` of it (an
+    ``os.fork`` child, a ``multiprocessing`` worker of the "fork" start method). Nothing works
+    through an inherited engine: open the store in the process that uses it (after the parent
+    closes it), or use the "spawn" start method. ``opener_pid``: the process that opened the
+    engine; ``current_pid``: this one."""
+
+    opener_pid: int | None
+    current_pid: int | None
+    _detail_names = ("opener_pid", "current_pid")
+    _detail_patterns = (r"opened by process (?P<opener_pid>\d+); process (?P<current_pid>\d+) \(a fork of it\)",)
+    _int_details = frozenset({"opener_pid", "current_pid"})
+
+
+def _forked_message(opener_pid: int, current_pid: int) -> str:
+    """:class:`ForkedProcessError`'s message (the Rust engine's ``Error::ForkedProcess``)."""
+    return (
+        f"This engine was opened by process {opener_pid}; process {current_pid} (a fork of it) cannot use it: "
+        "open the store in the process that uses it (a forked child should open it itself, after the parent closes it, "
+        'or use multiprocessing\'s "spawn" start method).'
+    )
