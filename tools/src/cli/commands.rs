@@ -71,7 +71,10 @@ pub fn init(ctx: &Ctx, a: InitArgs, out: &mut dyn Write) -> Result<()> {
     if store::exists(dir) {
         bail!("a store exists already at {}", dir.display());
     }
-    let b = Engine::builder(dir).metric(a.metric.into());
+    let mut b = Engine::builder(dir).metric(a.metric.into());
+    if let Some(ps) = a.page_size {
+        b = b.page_size(ps);
+    }
     let opened = match a.dimension {
         Some(d) => b.dimension(d).open(),
         None => b.model_dir(model_dir(a.model.as_deref().unwrap_or(DEFAULT_MODEL)), OnnxOptions::default()).open(),
