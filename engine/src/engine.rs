@@ -326,7 +326,8 @@ impl EngineBuilder {
         self.durability = d;
         self
     }
-    /// Page size in bytes for a new store: a power of two from 8 KiB to 16 MiB. Default 64 KiB.
+    /// Page size in bytes for a new store: a power of two from 8 KiB to 16 MiB. Default 64 KiB,
+    /// which holds vectors of up to 16,352 dimensions ([`crate::limits::min_page_size`]).
     pub fn page_size(mut self, bytes: u32) -> Self {
         self.page_size = bytes;
         self
@@ -501,15 +502,7 @@ impl Engine {
                 .dimension
                 .or(model.as_ref().map(|m| m.dim as usize))
                 .ok_or_else(|| Error::invalid(format!("there is no store at {}; give a dimension or a model to create one", dir.display())))?;
-            if dim == 0 || dim > memento_format::superblock::MAX_DIMENSION as usize {
-                return Err(Error::invalid(format!("dimension {dim} is outside 1 to 65,536")));
-            }
-            if !vecfile::page_size_ok(b.page_size) {
-                return Err(Error::invalid(format!("page size {} is not a power of two from 8 KiB to 16 MiB", b.page_size)));
-            }
-            if memento_format::page::VectorLayout::new(dim, b.page_size as usize).is_none() {
-                return Err(Error::invalid(format!("a {dim}-dimensional vector does not fit a {}-byte page; choose a larger page size", b.page_size)));
-            }
+            crate::limits::check_layout(dim, b.page_size).map_err(Error::invalid)?;
             let mut uuid = [0u8; 16];
             uuid[..8].copy_from_slice(&wal::random_u64().to_le_bytes());
             uuid[8..].copy_from_slice(&wal::random_u64().to_le_bytes());
@@ -740,8 +733,12 @@ impl Engine {
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
             return Err(Error::InvalidVector { reason: format!("element {i} is {}", v[i]) });
         }
-        if self.metric == Metric::Cosine && !kernels::normalize(&mut v) {
-            return Err(Error::InvalidVector { reason: "a zero vector has no direction, so it cannot be compared by cosine".into() });
+        if self.metric == Metric::Cosine {
+            if !kernels::normalize(&mut v) {
+                return Err(Error::InvalidVector { reason: "a zero vector has no direction, so it cannot be compared by cosine".into() });
+            }
+        } else {
+            crate::limits::check_vector_norm(&v).map_err(|reason| Error::InvalidVector { reason })?;
         }
         Ok(v)
     }
@@ -1368,7 +1365,7 @@ impl EngineBuilder {
             dimension: None,
             metric: None,
             durability: Durability::Sync,
-            page_size: 65536,
+            page_size: crate::limits::DEFAULT_PAGE_SIZE,
             wal_limit: 64 << 20,
             create: true,
             search_threads: 0,

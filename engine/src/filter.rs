@@ -15,13 +15,15 @@
 //!
 //! Scalars are strings, numbers and booleans. `null`, lists and objects are not
 //! accepted as operands. `$gt`, `$gte`, `$lt` and `$lte` take a number or a
-//! string. Numbers compare numerically whatever their JSON spelling (`1 == 1.0`);
-//! integers that do not fit in an `i64` are compared as the nearest `f64`, as
-//! SQLite does. Strings compare by their UTF-8 bytes (`"B" < "a"`). A key may not
+//! string. Numbers compare numerically whatever their JSON spelling (`1 == 1.0`).
+//! An integer operand must fit an `i64` (as metadata integers must, see
+//! [`crate::limits`]); a stored integer beyond it (written before that rule) is
+//! compared as the nearest `f64`, as SQLite does. Strings compare by their UTF-8 bytes (`"B" < "a"`). A key may not
 //! begin with `$` (those are operators; an unknown operator is an error naming
-//! it) and may not contain the NUL character (U+0000). A filter may be nested at
-//! most [`MAX_DEPTH`] levels deep and hold at most [`MAX_TERMS`] conditions and
-//! list values in all.
+//! it) and may not contain the NUL character (U+0000). A filter may nest objects
+//! and lists at most [`crate::limits::MAX_JSON_DEPTH`] levels deep (`{"a": 1}` is
+//! one level, `{"$and": [{"a": 1}]}` three) and hold at most [`MAX_TERMS`]
+//! conditions and list values in all.
 //!
 //! # Semantics on a record
 //!
@@ -72,11 +74,8 @@ use serde_json::{Map, Number, Value};
 use crate::error::{Error, Result};
 use crate::slots;
 
-/// How deeply `$and` and `$or` may be nested.
-pub const MAX_DEPTH: usize = 64;
-
 /// How many conditions and `$in`/`$nin` list values a filter may hold in all.
-pub const MAX_TERMS: usize = 4096;
+pub const MAX_TERMS: usize = crate::limits::MAX_FILTER_TERMS;
 
 /// A parsed, validated filter.
 #[derive(Clone, Debug, PartialEq)]
@@ -230,17 +229,14 @@ impl Parser {
         Ok(())
     }
 
-    fn filter(&mut self, value: &Value, depth: usize) -> Result<Node> {
-        if depth > MAX_DEPTH {
-            return Err(invalid(format!("the filter is nested more than {MAX_DEPTH} levels deep")));
-        }
+    fn filter(&mut self, value: &Value) -> Result<Node> {
         let Value::Object(map) = value else {
             return Err(invalid(format!("a filter must be a JSON object, not {}", kind(value))));
         };
         let mut parts = Vec::with_capacity(map.len());
         for (key, v) in map {
             if key.starts_with('$') {
-                parts.push(self.top_operator(key, v, depth)?);
+                parts.push(self.top_operator(key, v)?);
             } else {
                 parts.push(self.field(key, v)?);
             }
@@ -248,7 +244,7 @@ impl Parser {
         Ok(and_of(parts))
     }
 
-    fn top_operator(&mut self, op: &str, v: &Value, depth: usize) -> Result<Node> {
+    fn top_operator(&mut self, op: &str, v: &Value) -> Result<Node> {
         match op {
             "$and" | "$or" => {
                 let list = match v {
@@ -260,7 +256,7 @@ impl Parser {
                     if !item.is_object() {
                         return Err(invalid(format!("each element of {op} must be a filter (a JSON object), not {}", kind(item))));
                     }
-                    children.push(self.filter(item, depth + 1)?);
+                    children.push(self.filter(item)?);
                 }
                 Ok(if op == "$and" { and_of(children) } else { or_of(children) })
             }
@@ -306,8 +302,10 @@ impl Parser {
 
     fn condition(&mut self, key: &str, op: &str, operand: &Value) -> Result<Node> {
         if let Some(cmp) = CmpOp::from_name(op) {
-            let value = scalar(operand).map_err(|what| invalid(format!("{op} on {key:?} needs a string, a number or a boolean, not {what}")))?;
-            if matches!(value, Scalar::Bool(_)) && !matches!(cmp, CmpOp::Eq | CmpOp::Ne) {
+            let ordering = !matches!(cmp, CmpOp::Eq | CmpOp::Ne);
+            let allowed = if ordering { "a number or a string" } else { "a string, a number or a boolean" };
+            let value = scalar(operand).map_err(|what| invalid(format!("{op} on {key:?} needs {allowed}, not {what}")))?;
+            if matches!(value, Scalar::Bool(_)) && ordering {
                 return Err(invalid(format!("{op} on {key:?} needs a number or a string, not a boolean")));
             }
             self.count(1)?;
@@ -376,12 +374,15 @@ impl Filter {
     /// Parses and validates a filter (see the module documentation for the
     /// grammar). Errors are [`Error::InvalidFilter`].
     pub fn parse(value: &Value) -> Result<Filter> {
-        let node = Parser { terms: 0 }.filter(value, 0)?;
+        crate::limits::check_json_value(value, "a filter").map_err(invalid)?;
+        let node = Parser { terms: 0 }.filter(value)?;
         Ok(Filter { node })
     }
 
-    /// Parses a filter from JSON text.
+    /// Parses a filter from JSON text (checked first for what parsing would not refuse or would
+    /// alter: nesting and integers beyond `i64`, see [`crate::limits::check_json_text`]).
     pub fn from_json_str(s: &str) -> Result<Filter> {
+        crate::limits::check_json_text(s, "a filter").map_err(invalid)?;
         let value: Value = serde_json::from_str(s).map_err(|e| invalid(format!("the filter is not valid JSON ({e})")))?;
         Filter::parse(&value)
     }
@@ -931,7 +932,10 @@ mod tests {
         assert!(m(&parse(json!({"n": {"$gt": 9_007_199_254_740_992.0}})), json!({"n": big})));
         assert!(m(&parse(json!({"n": {"$lt": 1e19}})), json!({"n": i64::MAX})));
         assert!(m(&parse(json!({"n": {"$gt": -1e19}})), json!({"n": i64::MIN})));
-        assert!(m(&parse(json!({"n": u64::MAX})), json!({"n": 1.8446744073709552e19})));
+        // An integer operand beyond i64 is refused (crate::limits); a stored one (written before
+        // that rule) compares as the nearest f64.
+        assert!(parse_err(json!({"n": u64::MAX})).contains("64-bit"));
+        assert!(m(&parse(json!({"n": 1.8446744073709552e19})), json!({"n": u64::MAX})));
         assert!(m(&parse(json!({"n": -0.0})), json!({"n": 0})));
     }
 
@@ -1014,13 +1018,25 @@ mod tests {
 
     #[test]
     fn limits() {
+        // {"a": 1} is one level and each $and adds two: 15 of them make 31 levels, 16 make 33.
         let mut deep = json!({"a": 1});
-        for _ in 0..MAX_DEPTH {
+        for _ in 0..15 {
             deep = json!({"$and": [deep]});
         }
         parse(deep.clone());
-        let deeper = json!({"$or": [deep]});
-        assert!(parse_err(deeper).contains("nested"));
+        let deeper = json!({"$or": [deep.clone()]});
+        assert_eq!(parse_err(deeper.clone()), "a filter nests at most 32 levels of objects and lists");
+        // As text, too, and far deeper than serde_json's own recursion limit (128): the limit
+        // is named, not "not valid JSON".
+        let text = format!("{}{{\"a\": 1}}{}", "{\"$and\": [".repeat(600), "]}".repeat(600));
+        let e = Filter::from_json_str(&text).expect_err("refused").to_string();
+        assert!(e.contains("nests at most 32 levels"), "{e}");
+        assert_eq!(Filter::from_json_str(&deeper.to_string()).expect_err("refused").to_string(), format!("The filter is not valid: {}.", parse_err(deeper)));
+        let e = Filter::from_json_str(r#"{"a": {"$gte": 1180591620717411303424}}"#).expect_err("refused").to_string();
+        assert!(e.contains("the integer 1180591620717411303424 under the key \"a\"") && e.contains("64-bit"), "{e}");
+        assert!(parse_err(json!({"a": {"$in": [u64::MAX]}})).contains("64-bit"));
+        let e = parse_err(json!({"a": {"$gt": null}}));
+        assert!(e.contains("$gt on \"a\" needs a number or a string, not null"), "{e}");
         let many: Vec<Value> = (0..MAX_TERMS).map(Value::from).collect();
         parse(json!({"a": {"$in": many}}));
         let too_many: Vec<Value> = (0..=MAX_TERMS).map(Value::from).collect();

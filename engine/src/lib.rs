@@ -40,6 +40,7 @@ pub mod embed;
 mod engine;
 mod error;
 mod filter;
+pub mod limits;
 pub mod index;
 pub mod inspect;
 pub mod kernels;

@@ -181,10 +181,6 @@ fn map_sealed(file: &dyn StorageFile, page_size: u64, sealed: u64) -> Result<Map
     file.map(page_size, sealed - page_size).map_err(|e| Error::io("mapping the vector file", e))
 }
 
-pub(crate) fn page_size_ok(ps: u32) -> bool {
-    ps.is_power_of_two() && (superblock::MIN_PAGE_SIZE..=superblock::MAX_PAGE_SIZE).contains(&ps)
-}
-
 /// The body checks a page gets once its CRC verifies (vector and quantized pages: count and
 /// slot order, quantized parameters). Record, tombstone and directory bodies are checked as
 /// they are decoded. Shared by the engine's lazy page verification and the inspector.

@@ -166,6 +166,7 @@ fn parse_durability(s: &str) -> FResult<Durability> {
 /// Metadata from its JSON text: an object, or `null` for none.
 fn parse_metadata(json: Option<&str>) -> FResult<Option<Metadata>> {
     let Some(text) = json else { return Ok(None) };
+    memento::limits::check_json_text(text, "metadata").map_err(invalid)?;
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(m)) => Ok(Some(m)),
         Ok(serde_json::Value::Null) => Ok(None),
@@ -405,7 +406,8 @@ fn check_len(what: &str, got: Option<usize>, n: usize) -> FResult<()> {
 #[pymethods]
 impl NativeEngine {
     #[new]
-    #[pyo3(signature = (path, dim, metric, model, durability, create = true))]
+    #[pyo3(signature = (path, dim, metric, model, durability, create = true, page_size = None))]
+    #[allow(clippy::too_many_arguments, reason = "one argument per open option")]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -414,9 +416,13 @@ impl NativeEngine {
         model: Option<&str>,
         durability: Option<&str>,
         create: bool,
+        page_size: Option<u32>,
     ) -> PyResult<Self> {
         guard(py, || {
             let mut b = Engine::builder(&path).create(create);
+            if let Some(ps) = page_size {
+                b = b.page_size(ps);
+            }
             if let Some(d) = dim {
                 let d = to_count(d, "the dimension")?;
                 if d == 0 {
@@ -834,6 +840,30 @@ fn content_id(text: &str) -> String {
     Engine::content_id(text)
 }
 
+/// The engine's limits (`memento::limits`), by name, for `memento._limits` to be held to.
+#[pyfunction]
+fn limits(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    use memento::limits as l;
+    let d = PyDict::new(py);
+    d.set_item("MAX_DIMENSION", l::MAX_DIMENSION)?;
+    d.set_item("MIN_PAGE_SIZE", l::MIN_PAGE_SIZE)?;
+    d.set_item("MAX_PAGE_SIZE", l::MAX_PAGE_SIZE)?;
+    d.set_item("DEFAULT_PAGE_SIZE", l::DEFAULT_PAGE_SIZE)?;
+    d.set_item("PAGE_OVERHEAD", l::PAGE_OVERHEAD)?;
+    d.set_item("MAX_ID_BYTES", l::MAX_ID_BYTES)?;
+    d.set_item("MAX_RECORD_BYTES", l::MAX_RECORD_BYTES)?;
+    d.set_item("MAX_JSON_DEPTH", l::MAX_JSON_DEPTH)?;
+    d.set_item("MAX_FILTER_TERMS", l::MAX_FILTER_TERMS)?;
+    d.set_item("MAX_VECTOR_NORM", l::MAX_VECTOR_NORM)?;
+    Ok(d)
+}
+
+/// The smallest page size that holds a vector of dimension `dim` (None outside 1 to 65,536).
+#[pyfunction]
+fn min_page_size(dim: usize) -> Option<u32> {
+    memento::limits::min_page_size(dim)
+}
+
 /// Test hook: panics with `message` inside an entry point, so that the suite can check that a
 /// panic surfaces as `MementoError("internal error: ...")` (on a thread with the GIL released,
 /// like the engine's own calls).
@@ -846,7 +876,7 @@ fn _panic(py: Python<'_>, message: String) -> PyResult<()> {
 #[pymodule(name = "_native")]
 mod native {
     #[pymodule_export]
-    use super::{_panic, content_id, default_model_dir, NativeEmbedder, NativeEngine};
+    use super::{_panic, content_id, default_model_dir, limits, min_page_size, NativeEmbedder, NativeEngine};
     use pyo3::prelude::*;
     use pyo3::types::PyModule;
 

@@ -531,3 +531,17 @@ fn a_flipped_mirror_byte_is_rebuilt_not_used() {
         }
     }
 }
+
+/// Issue 13, item 8: a dimension beyond what the default 64 KiB page holds is reachable with
+/// `init --page-size`, and the error without it names the page size it needs.
+#[test]
+fn init_takes_a_page_size_for_a_large_dimension() {
+    let h = Home::new();
+    let err = fails(h.on("big", &["init", "--dimension", "16353"]), 1);
+    assert!(err.contains("needs a page of at least 131072 bytes"), "{err}");
+    ok(h.on("big", &["init", "--dimension", "16353", "--page-size", "131072"]));
+    let stats = json(&ok(h.on("big", &["--json", "stats"])));
+    assert_eq!(stats["dimension"], 16353, "{stats}");
+    let err = fails(h.on("odd", &["init", "--dimension", "4", "--page-size", "10000"]), 1);
+    assert!(err.contains("not a power of two"), "{err}");
+}

@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 impl Engine {
     /// Checks `r` as writing it (with [`Engine::add`], [`Engine::upsert`] or in a
     /// [`super::WriteBatch`]) would, and writes nothing: the id (1 to 1,024 bytes), the vector
-    /// (the store's dimension, finite, not all zeros under cosine), the metadata (serialisable,
+    /// (the store's dimension, finite, not all zeros under cosine, a norm of at most 1e18 under
+    /// dot and l2), the metadata (serialisable,
     /// no NUL in a key, and the limits on metadata), the size of the record. `Ok` means a write
     /// of `r` fails for none of these reasons; what it cannot tell is the store's state at that
     /// write (an id that [`Engine::add`] finds taken, a closed or poisoned engine, an I/O error).
@@ -58,11 +59,14 @@ pub(super) fn check_id(id: &str) -> Result<()> {
 }
 
 /// The metadata validation: every check of a metadata object (of a put or of an update) is
-/// here, and it returns the JSON text that is stored.
+/// here, and it returns the JSON text that is stored. Besides a NUL in a key, it refuses what
+/// could not be stored and matched exactly ([`crate::limits`]): nesting deeper than
+/// [`crate::limits::MAX_JSON_DEPTH`] levels, an integer outside `i64` (SQLite's INTEGER).
 pub(super) fn metadata_json(m: &Metadata) -> Result<String> {
     if let Some(k) = m.keys().find(|k| k.contains('\0')) {
         return Err(Error::invalid(format!("metadata key {:?} contains a NUL character", truncate(k))));
     }
+    crate::limits::check_metadata(m).map_err(Error::invalid)?;
     serde_json::to_string(m).map_err(|e| Error::invalid(format!("metadata cannot be serialised: {e}")))
 }
 

@@ -189,8 +189,12 @@ impl TopK {
     }
     /// The one admission rule of every path (float32 scan, direct scoring, rescoring of the
     /// int8 scan's candidates), so that they all keep the same results.
+    /// A NaN distance ranks last (as +inf) instead of being dropped: new vectors cannot make
+    /// one (their norm is bounded, see [`crate::limits::MAX_VECTOR_NORM`]), but a store written
+    /// before that limit may hold vectors whose distances overflow.
     #[inline]
     pub(crate) fn offer(&mut self, slot: u64, d: f32) {
+        let d = if d.is_nan() { f32::INFINITY } else { d };
         if d <= self.bound() {
             self.push(slot, d);
         }

@@ -1464,7 +1464,12 @@ mod tests {
             let meta = obj(json!({ "n": value }));
             for op in ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"] {
                 for operand in &numbers {
-                    let f = Filter::parse(&json!({"n": { op: operand }})).unwrap();
+                    // An integer operand beyond i64 is refused (crate::limits); as a stored
+                    // value (written before that rule) it is still compared.
+                    let Ok(f) = Filter::parse(&json!({"n": { op: operand }})) else {
+                        assert!(operand.is_u64() && !operand.is_i64(), "{operand}");
+                        continue;
+                    };
                     agrees_on_one(&f, None, Some(&meta), "numbers");
                 }
             }
@@ -1472,7 +1477,7 @@ mod tests {
         // Number spellings: 1 == 1.0 == 1e0, and a big integer written as a float.
         for text in [r#"{"n":1}"#, r#"{"n":1.0}"#, r#"{"n":1e0}"#, r#"{"n":10e-1}"#, r#"{"n":18446744073709551615}"#, r#"{"n":-9223372036854775809}"#] {
             let meta: Map<String, Value> = serde_json::from_str(text).unwrap();
-            for filter in [json!({"n": 1}), json!({"n": 1.0}), json!({"n": {"$gte": 1, "$lte": 1}}), json!({"n": u64::MAX}), json!({"n": {"$lt": i64::MIN}})] {
+            for filter in [json!({"n": 1}), json!({"n": 1.0}), json!({"n": {"$gte": 1, "$lte": 1}}), json!({"n": 1.8446744073709552e19}), json!({"n": {"$lt": i64::MIN}})] {
                 let f = Filter::parse(&filter).unwrap();
                 let mut m = fresh();
                 m.apply(1, &[put(0, "only", None, Some(text))]).unwrap();
@@ -1852,7 +1857,12 @@ mod tests {
                 }
                 m.integrity_check().unwrap();
                 for fv in filters {
-                    let f = Filter::parse(&fv).unwrap();
+                    // Operands beyond i64 are refused (crate::limits); stored ones are kept.
+                    let f = match Filter::parse(&fv) {
+                        Ok(f) => f,
+                        Err(e) if e.to_string().contains("64-bit") => continue,
+                        Err(e) => panic!("{fv}: {e}"),
+                    };
                     let mut expected: Vec<u64> = live.iter().filter(|(_, _, text, md)| f.matches(*text, md.as_ref())).map(|r| r.0).collect();
                     expected.sort_unstable();
                     let got = select_all_ways(&m, &f);

@@ -188,6 +188,7 @@ def Engine(
     durability: str = "sync",
     *,
     create: bool = True,
+    page_size: int | None = None,
 ) -> base.Engine:
     """Opens (creating it if needed) the store in directory ``path``: a :class:`RustEngine`, or
     a :class:`PythonEngine` when the native module cannot be imported (with one
@@ -204,13 +205,16 @@ def Engine(
             ``memento-model.json`` manifest).
         durability: "sync" (default), "group" or "buffered" (see the README).
         create: Create the store if it does not exist (else InvalidArgumentError).
+        page_size: The page size of a new store in bytes, a power of two from 8 KiB to 16 MiB
+            (None: 64 KiB, which holds up to 16,352 dimensions; a larger dimension needs a
+            larger page, which the error names). See the README's "Limits".
 
     Returns:
         The engine (a context manager: ``with memento.Engine(path) as db: ...``). See
         :mod:`memento.base` for its methods.
     """
     if using_rust():
-        return RustEngine(path, dim, metric, model, durability, create=create)
+        return RustEngine(path, dim, metric, model, durability, create=create, page_size=page_size)
     from ._pure import PythonEngine
 
-    return PythonEngine(path, dim, metric, model, durability, create=create)
+    return PythonEngine(path, dim, metric, model, durability, create=create, page_size=page_size)

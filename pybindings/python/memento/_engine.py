@@ -20,6 +20,8 @@ import numpy.typing as npt
 
 from . import base
 from ._filter import compile_filter, filter_json
+from ._limits import MAX_ID_BYTES as MAX_ID_BYTES
+from ._limits import depth_error
 from .base import UNSET, Ids, Metadatas, SearchArrays, Texts, Unset, VectorsArg, Where
 from .errors import ClosedError, ForkedProcessError, InvalidArgumentError, _forked_message
 from .types import Memory, SearchResult, score_of
@@ -27,8 +29,6 @@ from .vector_ops import as_batch
 
 __all__ = ["Core", "CoreEngine", "MAX_ID_BYTES"]
 
-#: The longest id, in bytes of UTF-8.
-MAX_ID_BYTES: Final = 1024
 #: k is capped at this (no store holds more records).
 _MAX_K: Final = 2**40
 
@@ -158,7 +158,8 @@ def metadata_json(m: object) -> str | None:
     except (TypeError, ValueError) as e:
         raise _bad(f"metadata cannot be stored as JSON ({e})") from None
     except RecursionError:
-        raise _bad("metadata is nested too deeply to be stored as JSON") from None
+        # Far deeper than the limit (json.dumps recurses once per level).
+        raise _bad(depth_error("metadata")) from None
     if not _utf8_ok(s):
         raise _bad("metadata holds a string that is not valid Unicode (a lone surrogate)")
     return s

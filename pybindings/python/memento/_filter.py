@@ -14,11 +14,13 @@ Grammar (a filter is a JSON object):
 
 Scalars are strings, numbers and booleans. ``$gt``/``$gte``/``$lt``/``$lte`` take a number or a
 string. A value matches an operand of its own type only (a boolean is not a number); numbers
-compare numerically (integers outside the i64 range as the nearest float), strings by their
+compare numerically (an integer operand must fit an i64; a stored integer outside it, written
+before that rule, compares as the nearest float), strings by their
 UTF-8 bytes. ``$eq``, the orderings and ``$in`` need the key present with a value of the
 operand's type; ``$ne`` and ``$nin`` are their exact negations, so they match records that lack
 the key. ``$contains`` needs a text; ``$not_contains`` is its negation (true without a text).
-At most 64 levels of nesting and 4,096 conditions and list values in all.
+At most 32 levels of objects and lists (``{"a": 1}`` is one, ``{"$and": [{"a": 1}]}`` three) and
+4,096 conditions and list values in all (:mod:`memento._limits`).
 """
 
 from __future__ import annotations
@@ -27,12 +29,11 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Union
 
+from ._limits import MAX_FILTER_TERMS as MAX_TERMS
+from ._limits import depth_error, json_text_error
 from .errors import InvalidFilterError
 
-__all__ = ["Predicate", "compile_filter", "compile_filter_json", "filter_json", "MAX_DEPTH", "MAX_TERMS"]
-
-MAX_DEPTH: Final = 64
-MAX_TERMS: Final = 4096
+__all__ = ["Predicate", "compile_filter", "compile_filter_json", "filter_json", "MAX_TERMS"]
 
 _I64_MIN: Final = -(2**63)
 _I64_MAX: Final = 2**63 - 1
@@ -56,6 +57,9 @@ def filter_json(where: object) -> str:
         return json.dumps(where, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as e:
         raise _invalid(f"it cannot be written as JSON ({e})") from None
+    except RecursionError:
+        # Far deeper than the limit (json.dumps recurses once per level).
+        raise _invalid(depth_error("a filter")) from None
 
 
 def _q(s: str) -> str:
@@ -135,10 +139,8 @@ class _Parser:
         if self.terms > MAX_TERMS:
             raise _invalid(f"the filter holds more than {MAX_TERMS} conditions and list values")
 
-    def filter(self, value: object, depth: int) -> Predicate | None:
-        """None means "matches everything"."""
-        if depth > MAX_DEPTH:
-            raise _invalid(f"the filter is nested more than {MAX_DEPTH} levels deep")
+    def filter(self, value: object) -> Predicate | None:
+        """None means "matches everything" (the depth is checked on the JSON text first)."""
         if not isinstance(value, dict):
             raise _invalid(f"a filter must be a JSON object, not {_kind(value)}")
         parts: list[Predicate | None] = []
@@ -146,12 +148,12 @@ class _Parser:
             if not isinstance(key, str):
                 raise _invalid(f"the key {key!r} is not a string")
             if key.startswith("$"):
-                parts.append(self.top_operator(key, v, depth))
+                parts.append(self.top_operator(key, v))
             else:
                 parts.append(self.field(key, v))
         return _and(parts)
 
-    def top_operator(self, op: str, v: object, depth: int) -> Predicate | None:
+    def top_operator(self, op: str, v: object) -> Predicate | None:
         if op in ("$and", "$or"):
             if not isinstance(v, list) or not v:
                 raise _invalid(f"{op} needs a non-empty list of filters, not {_describe(v)}")
@@ -159,7 +161,7 @@ class _Parser:
             for item in v:
                 if not isinstance(item, dict):
                     raise _invalid(f"each element of {op} must be a filter (a JSON object), not {_kind(item)}")
-                children.append(self.filter(item, depth + 1))
+                children.append(self.filter(item))
             return _and(children) if op == "$and" else _or(children)
         if op in ("$contains", "$not_contains"):
             if not isinstance(v, str):
@@ -197,10 +199,11 @@ class _Parser:
     def condition(self, key: str, op: str, operand: object) -> Predicate | None:
         q = _q(key)
         if op in _CMP_OPS:
+            allowed = "a string, a number or a boolean" if op in ("$eq", "$ne") else "a number or a string"
             try:
                 value = _scalar(operand)
             except _NotScalar as e:
-                raise _invalid(f"{op} on {q} needs a string, a number or a boolean, not {e}") from None
+                raise _invalid(f"{op} on {q} needs {allowed}, not {e}") from None
             if value[0] == 0 and op not in ("$eq", "$ne"):
                 raise _invalid(f"{op} on {q} needs a number or a string, not a boolean")
             self.count(1)
@@ -291,16 +294,18 @@ _MISSING: Final = _Missing()
 
 def compile_filter_json(text: str) -> Predicate | None:
     """:func:`compile_filter` of a filter given as JSON text."""
+    bad = json_text_error(text, "a filter")
+    if bad is not None:
+        raise _invalid(bad)
     try:
         value = json.loads(text)
     except ValueError as e:
         raise _invalid(f"the filter is not valid JSON ({e})") from None
-    return _Parser().filter(value, 0)
+    return _Parser().filter(value)
 
 
 def compile_filter(where: object) -> Predicate | None:
     """Parses and validates a ``where`` filter (InvalidFilterError otherwise) and returns its
     predicate, or None when it matches every record (``{}``). The filter goes through JSON
     first, exactly as it does on its way to the Rust engine."""
-    text = filter_json(where)
-    return _Parser().filter(json.loads(text), 0)
+    return compile_filter_json(filter_json(where))

@@ -31,6 +31,7 @@ class NativeEngine:
         model: str | None,
         durability: str | None,
         create: bool = True,
+        page_size: int | None = None,
     ) -> None: ...
     @property
     def dimension(self) -> int: ...
@@ -89,6 +90,12 @@ def default_model_dir() -> str:
 
 def content_id(text: str) -> str:
     """The id ``remember`` gives a text: ``m-`` and 32 hex digits of its SHA-256."""
+
+def limits() -> dict[str, int | float]:
+    """The engine's limits (``memento::limits``) by name; ``memento._limits`` mirrors them."""
+
+def min_page_size(dim: int) -> int | None:
+    """The smallest page size that holds a vector of dimension ``dim`` (None outside 1 to 65,536)."""
 
 def _panic(message: str) -> None:
     """Test hook: panics inside Rust (GIL released); surfaces as MementoError("internal error: ...")."""

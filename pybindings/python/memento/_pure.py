@@ -36,6 +36,7 @@ from typing import IO, Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from . import _limits
 from . import vector_ops as vo
 from ._embedder import ModelIdentity, PyEmbedder, model_dir
 from ._engine import Core, CoreEngine
@@ -214,6 +215,9 @@ class PythonCore:
             a model directory.
         durability: "sync", "group" or "buffered".
         create: Create the store if it does not exist.
+        page_size: The Rust engine's page size for a new store (None: 64 KiB). This engine has
+            no pages, but it accepts and refuses the same sizes and dimensions
+            (:func:`memento._limits.layout_error`), so that a program behaves alike on both.
     """
 
     def __init__(
@@ -224,6 +228,7 @@ class PythonCore:
         model: str | os.PathLike[str] | None = "default",
         durability: str = "sync",
         create: bool = True,
+        page_size: int | None = None,
     ) -> None:
         #: The process that opened the store: every operation checks it first.
         self._opener_pid = os.getpid()
@@ -236,6 +241,7 @@ class PythonCore:
         if not isinstance(create, bool):
             raise InvalidArgumentError(f"Invalid argument: create must be True or False, not {create!r}.")
         dim = check_dim(dim)
+        self._page_size = _limits.check_page_size(page_size)
         durability = check_durability(durability)
         if metric is not None:
             vo.check_metric(metric)
@@ -320,6 +326,9 @@ class PythonCore:
             if dim is None and given is None:
                 raise InvalidArgumentError(f"Invalid argument: there is no store at {self._dir}; give a dimension or a model to create one.")
             sdim = dim if dim is not None else given.dim  # type: ignore[union-attr]
+            bad_layout = _limits.layout_error(sdim, self._page_size if self._page_size is not None else _limits.DEFAULT_PAGE_SIZE)
+            if bad_layout is not None:
+                raise InvalidArgumentError(f"Invalid argument: {bad_layout}.")
             rows = {
                 "format": _FORMAT_NAME,
                 "version": str(FORMAT_VERSION),
@@ -634,7 +643,9 @@ class PythonCore:
                 nonzero: npt.NDArray[np.bool_] = np.asarray((vectors != 0).any(axis=1))
         else:
             nonzero = np.ones(vectors.shape[0], dtype=bool)
-        if finite.all() and nonzero.all():
+        with np.errstate(over="ignore", invalid="ignore"):
+            bounded = _limits.check_vector_norms(np.where(finite[:, None], vectors, 0), self._metric)
+        if finite.all() and nonzero.all() and bounded.all():
             return vo.prepare(vectors, self._metric)
         # Report the first op that fails, in order, with duplicates checked first.
         seen: dict[str, bool] = {}
@@ -649,6 +660,8 @@ class PythonCore:
                     vo.check_finite(vectors[vi : vi + 1])
                 if not nonzero[vi]:
                     raise InvalidVectorError("The vector is not valid: a zero vector has no direction, so it cannot be compared by cosine.")
+                if not bounded[vi]:
+                    raise _limits.norm_error(vectors[vi])
                 seen[rid] = True
             elif kind == "delete":
                 seen[rid] = False
@@ -788,6 +801,9 @@ class PythonCore:
                 f"The vector has {got} dimensions but the store holds {self._dim}-dimensional vectors.", expected=self._dim, got=got
             )
         prepared = vo.prepare(q, self._metric)
+        bounded = _limits.check_vector_norms(prepared, self._metric)
+        if not bounded.all():
+            raise _limits.norm_error(prepared[int(np.flatnonzero(~bounded)[0])])
         pred = compile_filter_json(where_json) if where_json is not None else None
         if pred is not None:
             cand: npt.NDArray[np.intp] | None = self._matching(pred)
@@ -972,6 +988,9 @@ def _parse_meta(s: str | None) -> dict[str, Any] | None:
 
 
 def _check_meta_json(s: str) -> None:
+    bad = _limits.json_text_error(s, "metadata")
+    if bad is not None:
+        raise InvalidArgumentError(f"Invalid argument: {bad}.")
     try:
         v = json.loads(s)
     except ValueError as e:
@@ -1003,6 +1022,9 @@ class PythonEngine(CoreEngine):
         durability: "sync" (default) or "group": each write is synced before it returns;
             "buffered": writes survive a process crash, maybe not a power loss.
         create: Create the store if it does not exist (else InvalidArgumentError).
+        page_size: The page size of a new store, as the Rust engine takes it (None: 64 KiB,
+            which holds up to 16,352 dimensions); checked the same way, though this engine has
+            no pages.
     """
 
     _kind = "python"
@@ -1016,7 +1038,8 @@ class PythonEngine(CoreEngine):
         durability: str = "sync",
         *,
         create: bool = True,
+        page_size: int | None = None,
     ) -> None:
-        core: Core = PythonCore(path, dim, metric, model, durability, create)
+        core: Core = PythonCore(path, dim, metric, model, durability, create, page_size)
         super().__init__(core)
 

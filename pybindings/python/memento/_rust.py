@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ._engine import Core, CoreEngine
+from ._limits import check_page_size
 from ._store import PY_STORE_FILE, RUST_VEC_FILE, check_dim, check_durability, fspath, read_rust_store, resolve_metric, resolve_model
 from .errors import IncompatibleError, InvalidArgumentError
 from .vector_ops import check_metric
@@ -51,6 +52,8 @@ class RustEngine(CoreEngine):
             same guarantee, one fsync shared by concurrent commits) or "buffered" (commits
             survive a process crash; a power loss may lose those since the last checkpoint).
         create: Create the store if it does not exist (else InvalidArgumentError).
+        page_size: The page size of a new store in bytes (None: 64 KiB, which holds up to
+            16,352 dimensions): a power of two from 8 KiB to 16 MiB.
 
     Raises:
         ImportError: the native module is not available.
@@ -67,10 +70,12 @@ class RustEngine(CoreEngine):
         durability: str = "sync",
         *,
         create: bool = True,
+        page_size: int | None = None,
     ) -> None:
         mod = native()
         p = fspath(path)
         dim = check_dim(dim)
+        page_size = check_page_size(page_size)
         durability = check_durability(durability)
         if metric is not None:
             check_metric(metric)
@@ -85,5 +90,5 @@ class RustEngine(CoreEngine):
         existing = read_rust_store(d)
         model_spec = resolve_model(model, dim, existing)
         metric_res = resolve_metric(metric, existing)
-        core: Core = mod.NativeEngine(p, dim, metric_res, model_spec, durability, create)
+        core: Core = mod.NativeEngine(p, dim, metric_res, model_spec, durability, create, page_size)
         super().__init__(core)

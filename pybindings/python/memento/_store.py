@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Final
 
 from ._embedder import DEFAULT_MODEL, MANIFEST_FILE, model_dir
+from ._limits import MAX_DIMENSION as _MAX_DIMENSION
 from .errors import InvalidArgumentError
 from .vector_ops import check_metric
 
@@ -40,7 +41,6 @@ _DURABILITY_ALIASES: Final = {"group_commit": "group", "groupcommit": "group"}
 
 _METRIC_CODES: Final = {1: "cosine", 2: "dot", 3: "l2"}
 _SUPERBLOCK_LEN: Final = 512
-_MAX_DIMENSION: Final = 65_536
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,10 @@ pub struct InitArgs {
     /// How vectors are compared.
     #[arg(long, value_enum, default_value_t = MetricArg::Cosine)]
     pub metric: MetricArg,
+    /// The page size in bytes, a power of two from 8192 to 16 MiB [default: 65536, which holds
+    /// up to 16,352 dimensions; a larger dimension needs a larger page].
+    #[arg(long, value_name = "BYTES")]
+    pub page_size: Option<u32>,
 }
 
 /// What `remember` and `add` read.

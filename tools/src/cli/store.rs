@@ -59,7 +59,7 @@ pub fn target(store: &StoreArg, need: Need, create: bool) -> Result<Target> {
                 dir.display()
             );
         }
-        return Ok(Target::New(NewStore::plan(dir, None, Metric::Cosine, Some(&model_dir(DEFAULT_MODEL)))?));
+        return Ok(Target::New(NewStore::plan(dir, None, Metric::Cosine, None, Some(&model_dir(DEFAULT_MODEL)))?));
     }
     let engine = match need {
         Need::Vectors => Engine::builder(dir).create(false).open().map_err(|e| explain(e, dir))?,
@@ -109,27 +109,32 @@ pub struct NewStore {
     dir: PathBuf,
     dimension: Option<usize>,
     metric: Metric,
+    page_size: Option<u32>,
     embedder: Option<Arc<dyn Embedder>>,
     scratch: Engine,
 }
 
 impl NewStore {
     /// Plans a store in `dir`: of `dimension` (or the model's), compared by `metric`, with the
-    /// embedding model in `model` (none: a raw-vector store). Loads the model.
-    pub fn plan(dir: &Path, dimension: Option<usize>, metric: Metric, model: Option<&Path>) -> Result<NewStore> {
+    /// embedding model in `model` (none: a raw-vector store), with pages of `page_size` bytes
+    /// (none: the engine's default). Loads the model.
+    pub fn plan(dir: &Path, dimension: Option<usize>, metric: Metric, page_size: Option<u32>, model: Option<&Path>) -> Result<NewStore> {
         refuse_non_directory(dir)?;
         let embedder = match model {
             Some(m) => Some(Arc::new(OnnxEmbedder::load(m, &OnnxOptions::default()).map_err(|e| explain(e, dir))?) as Arc<dyn Embedder>),
             None => None,
         };
-        let scratch = Self::builder(Engine::builder_with_storage(Arc::new(MemStorage::new())), dimension, metric, embedder.as_ref())
+        let scratch = Self::builder(Engine::builder_with_storage(Arc::new(MemStorage::new())), dimension, metric, page_size, embedder.as_ref())
             .open()
             .map_err(|e| explain(e, dir))?;
-        Ok(NewStore { dir: dir.to_path_buf(), dimension, metric, embedder, scratch })
+        Ok(NewStore { dir: dir.to_path_buf(), dimension, metric, page_size, embedder, scratch })
     }
 
-    fn builder(mut b: memento::EngineBuilder, dimension: Option<usize>, metric: Metric, embedder: Option<&Arc<dyn Embedder>>) -> memento::EngineBuilder {
+    fn builder(mut b: memento::EngineBuilder, dimension: Option<usize>, metric: Metric, page_size: Option<u32>, embedder: Option<&Arc<dyn Embedder>>) -> memento::EngineBuilder {
         b = b.metric(metric);
+        if let Some(ps) = page_size {
+            b = b.page_size(ps);
+        }
         if let Some(d) = dimension {
             b = b.dimension(d);
         }
@@ -146,9 +151,9 @@ impl NewStore {
 
     /// Creates the store on disk.
     pub fn create(self) -> Result<Engine> {
-        let NewStore { dir, dimension, metric, embedder, scratch } = self;
+        let NewStore { dir, dimension, metric, page_size, embedder, scratch } = self;
         drop(scratch);
-        Self::builder(Engine::builder(&dir), dimension, metric, embedder.as_ref()).open().map_err(|e| explain(e, &dir))
+        Self::builder(Engine::builder(&dir), dimension, metric, page_size, embedder.as_ref()).open().map_err(|e| explain(e, &dir))
     }
 }
 
