@@ -121,7 +121,7 @@ def test_cli_agrees_with_the_engines(memento_cli, workload):
         for step, op in enumerate(o for o in ops if d.cli_expressible(o)):
             want = d.api_expectation_for_cli(op, api.run(op))
             got = cli.run(op)
-            diff = d.compare(op, want, got)
+            diff = d.compare_cli(op, want, got)
             assert diff is None, _report(step, op, f"engine vs CLI: {diff}")
         api.run(("reopen",))
         diff = d.same_records(api.contents(), cli.contents())
@@ -145,6 +145,10 @@ FOUND = {
     # An update of an id no record can have (1,025 bytes): the engines raise InvalidArgumentError,
     # the CLI looked the id up first and said NotFoundError (CLI input checking).
     "update-of-an-overlong-id": (4, "cosine", [("upsert", ["e"], [[1, 0, 0, 0]], [None], [None]), ("update_meta", "y" * 1025, None)]),
+    # A batch with two bad records (a zero vector under cosine, then a metadata key with a NUL):
+    # the engines check all metadata first (InvalidArgumentError), the CLI record by record
+    # (InvalidVectorError). CLI input checking.
+    "batch-with-two-errors": (4, "cosine", [("upsert", ["c", "b"], [[0, 0, 0, 0], [0, 0, 0, 0]], [None, {"k\x00": None}], [None, "日本語"])]),
 }
 
 
