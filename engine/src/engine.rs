@@ -22,6 +22,7 @@ use crate::vecfile::{self, Pending, PendingRecord, VecFile};
 use crate::wal::{self, Op, Wal};
 
 mod check;
+pub use check::check_id;
 mod process;
 mod text;
 use process::{OwnedByOpener, ProcessGuard};
@@ -891,6 +892,8 @@ impl Engine {
                     }
                 }
                 BatchOp::Update { id, text, metadata } => {
+                    // An id no record can have is a bad argument, not a missing record.
+                    check::check_id(&id)?;
                     let Some(slot) = view.get(&id).copied().flatten() else {
                         return Err(Error::NotFound { id });
                     };
@@ -902,6 +905,7 @@ impl Engine {
                     ops.push(Op::Update { slot, text, metadata });
                 }
                 BatchOp::Retext { id, text, vector } => {
+                    check::check_id(&id)?;
                     let Some(old) = view.get(&id).copied().flatten() else {
                         return Err(Error::NotFound { id });
                     };

@@ -51,7 +51,7 @@ mod vecfile;
 mod wal;
 
 pub use engine::{
-    CacheStats, CommitInfo, Durability, Embedding, Engine, EngineBuilder, Memory, Metadata, Record, RecordIter, SearchHit, SearchOptions, Stats, WriteBatch,
+    check_id, CacheStats, CommitInfo, Durability, Embedding, Engine, EngineBuilder, Memory, Metadata, Record, RecordIter, SearchHit, SearchOptions, Stats, WriteBatch,
     MIRROR_FILE,
 };
 pub use error::{Error, Result};

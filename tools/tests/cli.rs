@@ -220,7 +220,9 @@ fn awkward_floats(n: usize, seed: u64) -> Vec<f32> {
             2 => f32::from_bits(((s >> 20) as u32) & 0x007f_ffff),
             _ => (1.0 / ((s >> 40) as f64 + 1.0)) as f32,
         };
-        if x.is_finite() {
+        // Finite, and small enough that a 16-float vector stays under the norm limit of the dot
+        // and l2 metrics (1e18, `memento::limits`).
+        if x.is_finite() && x.abs() <= 1e16 {
             out.push(x);
         }
     }

@@ -51,7 +51,7 @@ impl Engine {
 }
 
 /// An id is 1 to [`MAX_ID_LEN`] bytes.
-pub(super) fn check_id(id: &str) -> Result<()> {
+pub fn check_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > MAX_ID_LEN {
         return Err(Error::invalid(format!("an id must be 1 to {MAX_ID_LEN} bytes long, and {:?} is {}", truncate(id), id.len())));
     }

@@ -446,6 +446,8 @@ pub fn delete(ctx: &Ctx, a: DeleteArgs, out: &mut dyn Write) -> Result<()> {
 pub fn update(ctx: &Ctx, a: UpdateArgs, out: &mut dyn Write) -> Result<()> {
     let meta = a.meta.as_deref().map(input::parse_metadata_arg).transpose().map_err(|e| usage(format!("--meta: {e}")))?;
     let mut engine = store::open(&ctx.store, Need::Vectors, false)?;
+    // An id no record can have is a bad argument (as the engine says), not a missing record.
+    memento::check_id(&a.id).map_err(|e| store::explain(e, engine.path()))?;
     let old = engine.get(&a.id).map_err(|e| store::explain(e, engine.path()))?.ok_or_else(|| not_found(std::slice::from_ref(&a.id)))?;
     let new_text = a.text.filter(|t| old.text.as_deref() != Some(t.as_str()));
     if new_text.is_some() && engine.model().is_some() {
