@@ -395,11 +395,13 @@ class CoreEngine(base.Engine):
     def search(self, queries: VectorsArg, k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[Any]:
         self._check_open()
         kk = k_arg(k)
-        batch, single = as_batch(queries, self._dimension, name="queries")
+        # The filter is checked before the queries, as the Rust library and the CLI do, so that
+        # a call wrong in both ways fails with the same error everywhere.
         wj = where_arg(where)
+        if wj is not None:
+            compile_filter(where)
+        batch, single = as_batch(queries, self._dimension, name="queries")
         if batch.shape[0] == 0:
-            if wj is not None:
-                compile_filter(where)  # still refuse a malformed filter
             return []
         res = self._results(self._core.search(batch, kk, wj, exact=bool(exact)))
         return res[0] if single else res
@@ -407,8 +409,10 @@ class CoreEngine(base.Engine):
     def search_arrays(self, queries: VectorsArg, k: int = 10, where: Where | None = None, *, exact: bool = False) -> SearchArrays:
         self._check_open()
         kk = k_arg(k)
-        batch, _ = as_batch(queries, self._dimension, name="queries")
         wj = where_arg(where)
+        if wj is not None:
+            compile_filter(where)  # before the queries, as in search
+        batch, _ = as_batch(queries, self._dimension, name="queries")
         hits = self._core.search(batch, kk, wj, exact=bool(exact)) if batch.shape[0] else []
         n, m = len(hits), max((len(r) for r in hits), default=0)
         dist = np.full((n, m), np.nan, dtype=np.float32)

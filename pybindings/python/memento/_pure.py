@@ -794,6 +794,9 @@ class PythonCore:
             return [self._row_tuple(r) for r in rows]
 
     def _search(self, queries: npt.NDArray[np.float32], k: int, where_json: str | None) -> list[list[_Hit]]:
+        # The filter is checked first, then the queries' dimension, then their values: the Rust
+        # engine's order, so that a call wrong in two ways fails with the same error.
+        pred = compile_filter_json(where_json) if where_json is not None else None
         q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         if q.ndim != 2 or q.shape[1] != self._dim:
             got = int(q.shape[-1])
@@ -804,7 +807,6 @@ class PythonCore:
         bounded = _limits.check_vector_norms(prepared, self._metric)
         if not bounded.all():
             raise _limits.norm_error(prepared[int(np.flatnonzero(~bounded)[0])])
-        pred = compile_filter_json(where_json) if where_json is not None else None
         if pred is not None:
             cand: npt.NDArray[np.intp] | None = self._matching(pred)
         elif len(self._row) < self._n:
