@@ -22,7 +22,7 @@ use crate::vecfile::{self, Pending, PendingRecord, VecFile};
 use crate::wal::{self, Op, Wal};
 
 mod check;
-pub use check::check_id;
+pub use check::{check_id, check_metadata};
 mod process;
 mod text;
 use process::{OwnedByOpener, ProcessGuard};
@@ -892,15 +892,16 @@ impl Engine {
                     }
                 }
                 BatchOp::Update { id, text, metadata } => {
-                    // An id no record can have is a bad argument, not a missing record.
+                    // The arguments first (an id no record can have, bad metadata): a bad
+                    // argument, whether or not the record exists.
                     check::check_id(&id)?;
-                    let Some(slot) = view.get(&id).copied().flatten() else {
-                        return Err(Error::NotFound { id });
-                    };
                     let metadata = match metadata {
                         None => None,
                         Some(None) => Some(None),
                         Some(Some(m)) => Some(Some(check::metadata_json(&m)?)),
+                    };
+                    let Some(slot) = view.get(&id).copied().flatten() else {
+                        return Err(Error::NotFound { id });
                     };
                     ops.push(Op::Update { slot, text, metadata });
                 }

@@ -51,7 +51,7 @@ mod vecfile;
 mod wal;
 
 pub use engine::{
-    check_id, CacheStats, CommitInfo, Durability, Embedding, Engine, EngineBuilder, Memory, Metadata, Record, RecordIter, SearchHit, SearchOptions, Stats, WriteBatch,
+    check_id, check_metadata, CacheStats, CommitInfo, Durability, Embedding, Engine, EngineBuilder, Memory, Metadata, Record, RecordIter, SearchHit, SearchOptions, Stats, WriteBatch,
     MIRROR_FILE,
 };
 pub use error::{Error, Result};

@@ -102,6 +102,16 @@ fn a_metadata_integer_beyond_i64_is_refused_naming_its_key() {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].metadata.as_ref().and_then(|m| m.get("n")), Some(&json!(n)));
     }
+    // An update's metadata is an argument: refused as such whether or not the record exists
+    // (it used to say NotFound for a missing id, where the Python API said InvalidArgument).
+    for id in ["min", "missing"] {
+        let err = e.update_metadata(id, Some(meta("big", json!(u64::MAX)))).expect_err("refused");
+        assert!(matches!(err, Error::InvalidArgument { .. }), "{id}: {err:?}");
+    }
+    let err = e.update_metadata("missing", Some(meta("n", json!(1)))).expect_err("missing");
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert!(memento::check_metadata(&meta("big", json!(u64::MAX))).is_err());
+    memento::check_metadata(&meta("n", json!(i64::MAX))).expect("at the edge");
     let err = Filter::from_json_str(r#"{"n": 1180591620717411303424}"#).expect_err("refused");
     assert!(matches!(err, Error::InvalidFilter { .. }) && err.to_string().contains("64-bit"), "{err:?}");
 }

@@ -132,6 +132,10 @@ fn raw_vector_store_init_add_search_get_update_delete_stats_checkpoint() {
     // A missing id deletes nothing unless --missing-ok.
     let err = fails(h.on("v", &["delete", "b", "nope"]), 1);
     assert!(err.contains("nothing was deleted") && err.contains("\"nope\""), "{err}");
+    // An id no record can have is a bad argument even with --missing-ok: nothing is deleted.
+    let long = "y".repeat(1025);
+    let err = fails(h.on("v", &["delete", "b", &long, "--missing-ok"]), 1);
+    assert!(err.contains("1 to 1024 bytes"), "{err}");
     assert!(ok(h.on("v", &["delete", "b", "nope", "--missing-ok"])).contains("deleted 1 record (1 not found)"));
     assert_eq!(json(&ok(h.on("v", &["delete", "--where", r#"{"k": "y"}"#, "--json"])))["deleted"], 1);
 

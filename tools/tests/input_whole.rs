@@ -200,3 +200,35 @@ fn a_failed_init_leaves_no_directory_behind() {
     assert!(err.contains("65,536"), "{err}");
     assert_eq!(h.listing("zd"), None);
 }
+
+/// An integer beyond 64 bits in metadata is refused, as the engines refuse it, wherever the CLI
+/// reads metadata: before, a JSON parse turned 2^70 into a float, stored rounded, and `update`
+/// of a missing record with such metadata said "not found" where the engine says the argument
+/// is bad.
+#[test]
+fn an_integer_beyond_64_bits_in_metadata_is_refused_not_rounded() {
+    let h = Home::new();
+    ok(h.on("v", &["init", "-d", "3"]));
+    for big in ["1180591620717411303424", "9223372036854775808", "-9223372036854775809"] {
+        let line = format!(r#"{{"id": "big", "vector": [1, 0, 0], "metadata": {{"n": {big}}}}}"#);
+        let file = h.write("big.jsonl", &jsonl_with_last(2, &line));
+        let err = fails(h.on("v", &["add", "-f", file.to_str().unwrap()]));
+        assert!(err.contains("big.jsonl:3:") && err.contains("64-bit") && err.contains("\"n\""), "{err}");
+        // An argument, refused as a bad --where is (status 2).
+        let r = run(h.on("v", &["add", "--vector", "[1, 0, 0]", "--meta", &format!(r#"{{"n": {big}}}"#)]));
+        assert!(r.code == 2 && r.stderr.contains("--meta: ") && r.stderr.contains("64-bit"), "{}", r.stderr);
+        let csv = h.write("big.csv", &format!("id,vector,metadata\nc,\"[1, 0, 0]\",\"{{\"\"n\"\": {big}}}\"\n"));
+        let err = fails(h.on("v", &["add", "-f", csv.to_str().unwrap()]));
+        assert!(err.contains("big.csv:2:") && err.contains("64-bit"), "{err}");
+        for id in ["r0", "missing"] {
+            let r = run(h.on("v", &["update", "--meta", &format!(r#"{{"n": {big}}}"#), "--", id]));
+            assert!(r.code == 2 && r.stderr.contains("64-bit") && !r.stderr.contains("no record"), "{id}: {}", r.stderr);
+        }
+        assert_eq!(records(&h, "v"), 0, "nothing stored");
+    }
+    // At the edges of i64 the integers are stored exactly.
+    let edge = h.write("edge.jsonl", "{\"id\": \"max\", \"vector\": [1, 0, 0], \"metadata\": {\"n\": 9223372036854775807}}\n");
+    ok(h.on("v", &["add", "-f", edge.to_str().unwrap()]));
+    let got = json(&ok(h.on("v", &["--json", "get", "max"])));
+    assert_eq!(got[0]["metadata"]["n"], serde_json::json!(i64::MAX), "{got}");
+}

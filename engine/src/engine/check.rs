@@ -58,6 +58,13 @@ pub fn check_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks a metadata object as a write of it would (no NUL in a key, the limits of
+/// [`crate::limits`]), and writes nothing: so that a front end can refuse bad metadata before it
+/// looks anything up, as the engine's own update does.
+pub fn check_metadata(m: &Metadata) -> Result<()> {
+    metadata_json(m).map(drop)
+}
+
 /// The metadata validation: every check of a metadata object (of a put or of an update) is
 /// here, and it returns the JSON text that is stored. Besides a NUL in a key, it refuses what
 /// could not be stored and matched exactly ([`crate::limits`]): nesting deeper than

@@ -417,6 +417,11 @@ pub fn delete(ctx: &Ctx, a: DeleteArgs, out: &mut dyn Write) -> Result<()> {
             let mut b = WriteBatch::new();
             let mut missing = Vec::new();
             let mut seen = HashSet::new();
+            // An id no record can have is a bad argument (as the engine's delete says), not a
+            // missing record that --missing-ok would let pass.
+            for id in &a.ids {
+                memento::check_id(id).map_err(explain)?;
+            }
             for id in &a.ids {
                 if !seen.insert(id) {
                     continue;
@@ -446,8 +451,12 @@ pub fn delete(ctx: &Ctx, a: DeleteArgs, out: &mut dyn Write) -> Result<()> {
 pub fn update(ctx: &Ctx, a: UpdateArgs, out: &mut dyn Write) -> Result<()> {
     let meta = a.meta.as_deref().map(input::parse_metadata_arg).transpose().map_err(|e| usage(format!("--meta: {e}")))?;
     let mut engine = store::open(&ctx.store, Need::Vectors, false)?;
-    // An id no record can have is a bad argument (as the engine says), not a missing record.
+    // The arguments before the lookup, as the engine's update checks them: an id no record can
+    // have, or metadata no record can hold, is a bad argument, not a missing record.
     memento::check_id(&a.id).map_err(|e| store::explain(e, engine.path()))?;
+    if let Some(m) = &meta {
+        memento::check_metadata(m).map_err(|e| store::explain(e, engine.path()))?;
+    }
     let old = engine.get(&a.id).map_err(|e| store::explain(e, engine.path()))?.ok_or_else(|| not_found(std::slice::from_ref(&a.id)))?;
     let new_text = a.text.filter(|t| old.text.as_deref() != Some(t.as_str()));
     if new_text.is_some() && engine.model().is_some() {

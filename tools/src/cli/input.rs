@@ -116,7 +116,13 @@ pub fn parse_json_record(line: &str, origin: &str) -> Result<InputRecord> {
                 _ => bail!("{origin}: \"text\" must be a string"),
             },
             "metadata" => match v {
-                Value::Object(m) => rec.metadata = Some(m.clone()),
+                Value::Object(m) => {
+                    // The metadata's own text (parsing has turned an integer beyond 64 bits into
+                    // a float): refused as the engines refuse it, not stored rounded.
+                    let raw = raw_field(line, "metadata").ok_or_else(|| anyhow!("{origin}: cannot find the \"metadata\" field's text"))?;
+                    memento::limits::check_json_text(raw, "metadata").map_err(|e| anyhow!("{origin}: {e}"))?;
+                    rec.metadata = Some(m.clone());
+                }
                 Value::Null => {}
                 _ => bail!("{origin}: \"metadata\" must be a JSON object"),
             },
@@ -363,7 +369,10 @@ fn parse_csv_records(content: &str, name: &str) -> Result<Vec<InputRecord>> {
                 "id" => rec.id = Some(cell),
                 "text" => rec.text = Some(cell),
                 "metadata" => match serde_json::from_str::<Value>(&cell) {
-                    Ok(Value::Object(m)) => rec.metadata = Some(m),
+                    Ok(Value::Object(m)) => {
+                        memento::limits::check_json_text(&cell, "metadata").map_err(|e| anyhow!("{origin}: {e}"))?;
+                        rec.metadata = Some(m);
+                    }
                     _ => bail!("{origin}: the \"metadata\" column must hold a JSON object"),
                 },
                 "vector" => rec.vector = Some(parse_vector(&cell).map_err(|e| anyhow!("{origin}: {e}"))?),
@@ -389,6 +398,8 @@ fn parse_csv_records(content: &str, name: &str) -> Result<Vec<InputRecord>> {
 
 /// A JSON object given on the command line (`--meta`).
 pub fn parse_metadata_arg(s: &str) -> std::result::Result<Metadata, String> {
+    // Before parsing, which would turn an integer beyond 64 bits into a float.
+    memento::limits::check_json_text(s, "metadata")?;
     match serde_json::from_str::<Value>(s) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(format!("the metadata must be a JSON object, like '{{\"lang\": \"en\"}}', not {s}")),
