@@ -40,10 +40,10 @@ pub mod embed;
 mod engine;
 mod error;
 mod filter;
-pub mod limits;
 pub mod index;
 pub mod inspect;
 pub mod kernels;
+pub mod limits;
 mod mirror;
 mod slots;
 pub mod storage;
@@ -51,8 +51,8 @@ mod vecfile;
 mod wal;
 
 pub use engine::{
-    check_id, check_metadata, CacheStats, CommitInfo, Durability, Embedding, Engine, EngineBuilder, Memory, Metadata, Record, RecordIter, SearchHit, SearchOptions, Stats, WriteBatch,
-    MIRROR_FILE,
+    check_id, check_metadata, CacheStats, CommitInfo, Durability, Embedding, Engine, EngineBuilder, Memory, Metadata, Record, RecordIter, SearchHit,
+    SearchOptions, Stats, WriteBatch, MIRROR_FILE,
 };
 pub use error::{Error, Result};
 pub use filter::Filter;

@@ -1477,7 +1477,9 @@ mod tests {
         // Number spellings: 1 == 1.0 == 1e0, and a big integer written as a float.
         for text in [r#"{"n":1}"#, r#"{"n":1.0}"#, r#"{"n":1e0}"#, r#"{"n":10e-1}"#, r#"{"n":18446744073709551615}"#, r#"{"n":-9223372036854775809}"#] {
             let meta: Map<String, Value> = serde_json::from_str(text).unwrap();
-            for filter in [json!({"n": 1}), json!({"n": 1.0}), json!({"n": {"$gte": 1, "$lte": 1}}), json!({"n": 1.8446744073709552e19}), json!({"n": {"$lt": i64::MIN}})] {
+            for filter in
+                [json!({"n": 1}), json!({"n": 1.0}), json!({"n": {"$gte": 1, "$lte": 1}}), json!({"n": 1.8446744073709552e19}), json!({"n": {"$lt": i64::MIN}})]
+            {
                 let f = Filter::parse(&filter).unwrap();
                 let mut m = fresh();
                 m.apply(1, &[put(0, "only", None, Some(text))]).unwrap();

@@ -130,7 +130,13 @@ impl NewStore {
         Ok(NewStore { dir: dir.to_path_buf(), dimension, metric, page_size, embedder, scratch })
     }
 
-    fn builder(mut b: memento::EngineBuilder, dimension: Option<usize>, metric: Metric, page_size: Option<u32>, embedder: Option<&Arc<dyn Embedder>>) -> memento::EngineBuilder {
+    fn builder(
+        mut b: memento::EngineBuilder,
+        dimension: Option<usize>,
+        metric: Metric,
+        page_size: Option<u32>,
+        embedder: Option<&Arc<dyn Embedder>>,
+    ) -> memento::EngineBuilder {
         b = b.metric(metric);
         if let Some(ps) = page_size {
             b = b.page_size(ps);
