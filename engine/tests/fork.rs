@@ -243,3 +243,25 @@ fn a_live_child_does_not_keep_the_store_locked_after_the_parent_closes() {
     let e = reopened.expect("the parent reopens its store while the child still lives");
     assert_eq!(e.count(), 1);
 }
+
+/// The real model, loaded and run in the parent, is refused in a forked child (its ONNX Runtime
+/// threads and the tokenizer's thread pool do not exist there; running it could hang), for
+/// `embed_batch` and `tokenize` alike, and it still runs in the parent afterwards. The child
+/// has 30 s before SIGALRM ends it, so a hang fails the test instead of stalling it.
+#[test]
+fn the_model_is_refused_in_a_forked_child_and_still_runs_in_the_parent() {
+    let _s = serial();
+    let dir = memento::embed::model_dir(memento::embed::DEFAULT_MODEL);
+    let model =
+        memento::embed::OnnxEmbedder::load(&dir, &Default::default()).unwrap_or_else(|e| panic!("the default model must be provisioned (make setup): {e}"));
+    let texts = ["one text", "and another, longer text to make a batch"];
+    let before = model.embed_batch(&texts, None).expect("embed in the parent");
+    let parent = std::process::id();
+    let code = in_child(|| {
+        // SAFETY: alarm only arms a timer for this process.
+        unsafe { libc::alarm(30) };
+        forked(model.embed_batch(&texts, None), parent, 1) + forked(model.tokenize(&texts), parent, 2)
+    });
+    assert_eq!(code, 0, "the child's use of the model was not refused with ForkedProcess");
+    assert_eq!(model.embed_batch(&texts, None).expect("embed in the parent after the fork"), before);
+}

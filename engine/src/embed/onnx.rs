@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use super::{find_runtime_library, Embedder, Manifest, ModelIdentity, Pooling, Progress};
+use crate::engine::process::{OwnedByOpener, ProcessGuard};
 use crate::error::{Error, Result};
 
 /// Options for [`OnnxEmbedder::load`].
@@ -67,7 +68,11 @@ pub struct OnnxEmbedder {
     manifest: Manifest,
     identity: ModelIdentity,
     tokenizer: Tokenizer,
-    session: Mutex<Session>,
+    /// Released only in the process that loaded it: in a forked child ONNX Runtime's threads
+    /// do not exist (see `engine::process`).
+    session: OwnedByOpener<Mutex<Session>>,
+    /// The process that loaded the model: the only one that may run it.
+    process: ProcessGuard,
     batch_size: usize,
     batch_tokens: usize,
     graph: PathBuf,
@@ -233,7 +238,8 @@ impl OnnxEmbedder {
         let e = OnnxEmbedder {
             identity: manifest.identity(),
             tokenizer,
-            session: Mutex::new(session),
+            session: OwnedByOpener::new(Mutex::new(session), ProcessGuard::new()),
+            process: ProcessGuard::new(),
             batch_size: opts.batch_size.max(1),
             batch_tokens: opts.batch_tokens.max(manifest.max_tokens),
             graph,
@@ -320,6 +326,7 @@ impl OnnxEmbedder {
 
     /// Tokenizes texts (truncated to the model's limit).
     pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
+        self.process.check()?;
         let r =
             if texts.len() == 1 { self.tokenizer.encode_fast(texts[0], true).map(|e| vec![e]) } else { self.tokenizer.encode_batch_fast(texts.to_vec(), true) };
         r.map_err(|e| Error::Model { reason: format!("tokenizing failed: {e}") })
@@ -396,6 +403,9 @@ impl Embedder for OnnxEmbedder {
     /// Tokenizes everything, sorts the texts by length so that each batch pads little, and
     /// runs batches of up to `batch_size` texts and `batch_tokens` padded tokens.
     fn embed_batch(&self, texts: &[&str], mut progress: Option<Progress<'_>>) -> Result<Vec<Vec<f32>>> {
+        // A forked child has neither ONNX Runtime's threads nor the tokenizer's: refused before
+        // either is touched (or the session's lock taken), as an engine is.
+        self.process.check()?;
         let encs = self.tokenize(texts)?;
         let mut order: Vec<usize> = (0..encs.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encs[i].len()));
@@ -461,7 +471,8 @@ pub fn optimize_model(dir: &Path, runtime_library: Option<&Path>) -> Result<Mani
         let e = OnnxEmbedder {
             identity: trial.identity(),
             tokenizer,
-            session: Mutex::new(session),
+            session: OwnedByOpener::new(Mutex::new(session), ProcessGuard::new()),
+            process: ProcessGuard::new(),
             batch_size: 32,
             batch_tokens: 1024,
             graph,
