@@ -283,3 +283,13 @@ fn the_model_loads_while_the_store_opens() {
         other => panic!("expected Error::Model, got {other:?}"),
     }
 }
+
+/// A new store whose dimension is not the model's is refused before anything is created.
+#[test]
+fn a_new_store_whose_dimension_is_not_the_models_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("store");
+    let err = Engine::builder(&dir).embedder(embedder()).dimension(5).open().expect_err("refused");
+    assert!(err.to_string().contains("makes 384-dimensional vectors, not 5"), "{err}");
+    assert!(!dir.exists(), "the store directory was left behind");
+}
