@@ -23,7 +23,7 @@ use crate::wal::{self, Op, Wal};
 
 mod check;
 pub use check::{check_id, check_metadata};
-mod process;
+pub(crate) mod process;
 mod text;
 use process::{OwnedByOpener, ProcessGuard};
 pub use text::{CacheStats, Embedding, Memory, EMBEDDING_CACHE_FILE};
@@ -460,10 +460,20 @@ impl Engine {
                 text::ModelLoad::Loading(std::thread::spawn(move || OnnxEmbedder::load(&dir, &opts).map(|e| Arc::new(e) as Arc<dyn Embedder>)))
             }
         });
+        // A new store's options are checked before anything is created on disk, so that a
+        // refused open leaves nothing behind (not even the directory or its LOCK).
+        let missing = match &b.storage {
+            Ok(s) => !s.exists(vecfile::VEC_FILE).map_err(io_err("looking for the vector file"))?,
+            Err(path) => !path.join(vecfile::VEC_FILE).exists(),
+        };
+        let mut new_store = None;
+        if missing && b.create {
+            new_store = Some(new_superblock(&b, &mut model_load, b.storage.as_ref().err().map_or(Path::new("<memory>"), PathBuf::as_path))?);
+        }
         let storage = match &b.storage {
             Ok(s) => Arc::clone(s),
             Err(path) => {
-                if !b.create && !path.join(vecfile::VEC_FILE).exists() {
+                if !b.create && missing {
                     return Err(Error::invalid(format!("there is no store at {}", path.display())));
                 }
                 let s = FsStorage::new(path).map_err(|e| Error::io(format!("creating the store directory {}", path.display()), e))?;
@@ -486,34 +496,11 @@ impl Engine {
             if storage.exists(wal::WAL_FILE).map_err(io_err("looking for the WAL"))? {
                 return Err(Error::corrupted(&vec_path, 0, "the vector file is missing but a WAL exists"));
             }
-            let model = match model_load.take() {
-                Some(l) => {
-                    let e = l.wait()?;
-                    model_load = Some(text::ModelLoad::Ready(Arc::clone(&e)));
-                    Some(e.identity().clone())
-                }
-                None => None,
+            // (Removed by another process since it was looked for: checked now.)
+            let sb = match new_store.take() {
+                Some(sb) => sb,
+                None => new_superblock(&b, &mut model_load, &dir)?,
             };
-            if let (Some(m), Some(d)) = (&model, b.dimension) {
-                if m.dim as usize != d {
-                    return Err(Error::invalid(format!("the model {} makes {}-dimensional vectors, not {d}", m.id, m.dim)));
-                }
-            }
-            let dim = b
-                .dimension
-                .or(model.as_ref().map(|m| m.dim as usize))
-                .ok_or_else(|| Error::invalid(format!("there is no store at {}; give a dimension or a model to create one", dir.display())))?;
-            crate::limits::check_layout(dim, b.page_size).map_err(Error::invalid)?;
-            let mut uuid = [0u8; 16];
-            uuid[..8].copy_from_slice(&wal::random_u64().to_le_bytes());
-            uuid[8..].copy_from_slice(&wal::random_u64().to_le_bytes());
-            let mut sb = Superblock::new(uuid, wal::random_u64() as u32, dim as u32, b.metric.unwrap_or(Metric::Cosine), b.page_size);
-            if let Some(m) = model {
-                if m.id.is_empty() || m.id.len() > 64 {
-                    return Err(Error::invalid(format!("a model id must be 1 to 64 bytes, not {:?}", m.id)));
-                }
-                sb.model = m;
-            }
             VecFile::create(storage.as_ref(), &sb)?;
         }
         let vf = VecFile::open(storage.as_ref(), vec_path)?;
@@ -592,7 +579,9 @@ impl Engine {
             let stale = match &hdr {
                 None => Some("it is new".to_string()),
                 Some(h) if h.store_uuid != sb.store_uuid => Some("it belongs to another store".into()),
-                Some(h) if h.applied_lsn < sb.checkpoint_lsn => Some(format!("it stops at LSN {}, before the checkpoint at {}", h.applied_lsn, sb.checkpoint_lsn)),
+                Some(h) if h.applied_lsn < sb.checkpoint_lsn => {
+                    Some(format!("it stops at LSN {}, before the checkpoint at {}", h.applied_lsn, sb.checkpoint_lsn))
+                }
                 Some(h) if h.applied_lsn > last_lsn => Some(format!("it is ahead of the log (LSN {} > {last_lsn})", h.applied_lsn)),
                 Some(_) => None,
             };
@@ -900,6 +889,9 @@ impl Engine {
                         Some(None) => Some(None),
                         Some(Some(m)) => Some(Some(check::metadata_json(&m)?)),
                     };
+                    if let Some(Some(t)) = &text {
+                        check::check_text(t)?;
+                    }
                     let Some(slot) = view.get(&id).copied().flatten() else {
                         return Err(Error::NotFound { id });
                     };
@@ -907,6 +899,7 @@ impl Engine {
                 }
                 BatchOp::Retext { id, text, vector } => {
                     check::check_id(&id)?;
+                    check::check_text(&text)?;
                     let Some(old) = view.get(&id).copied().flatten() else {
                         return Err(Error::NotFound { id });
                     };
@@ -1623,4 +1616,39 @@ impl Iterator for RecordIter<'_> {
         }
         self.buf.pop_front().map(Ok)
     }
+}
+
+/// The superblock of the store `b` would create, after checking its options (the dimension,
+/// the page size, the model's dimension and id); waits for the model if one is loading. `dir`
+/// names the store in messages.
+fn new_superblock(b: &EngineBuilder, model_load: &mut Option<text::ModelLoad>, dir: &Path) -> Result<Superblock> {
+    let model = match model_load.take() {
+        Some(l) => {
+            let e = l.wait()?;
+            *model_load = Some(text::ModelLoad::Ready(Arc::clone(&e)));
+            Some(e.identity().clone())
+        }
+        None => None,
+    };
+    if let (Some(m), Some(d)) = (&model, b.dimension) {
+        if m.dim as usize != d {
+            return Err(Error::invalid(format!("the model {} makes {}-dimensional vectors, not {d}", m.id, m.dim)));
+        }
+    }
+    let dim = b
+        .dimension
+        .or(model.as_ref().map(|m| m.dim as usize))
+        .ok_or_else(|| Error::invalid(format!("there is no store at {}; give a dimension or a model to create one", dir.display())))?;
+    crate::limits::check_layout(dim, b.page_size).map_err(Error::invalid)?;
+    let mut uuid = [0u8; 16];
+    uuid[..8].copy_from_slice(&wal::random_u64().to_le_bytes());
+    uuid[8..].copy_from_slice(&wal::random_u64().to_le_bytes());
+    let mut sb = Superblock::new(uuid, wal::random_u64() as u32, dim as u32, b.metric.unwrap_or(Metric::Cosine), b.page_size);
+    if let Some(m) = model {
+        if m.id.is_empty() || m.id.len() > 64 {
+            return Err(Error::invalid(format!("a model id must be 1 to 64 bytes, not {:?}", m.id)));
+        }
+        sb.model = m;
+    }
+    Ok(sb)
 }

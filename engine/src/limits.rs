@@ -10,7 +10,8 @@
 //! | vector | finite; under dot and l2 a Euclidean norm of at most [`MAX_VECTOR_NORM`] |
 //! | metadata, filter | JSON nested at most [`MAX_JSON_DEPTH`] levels; integers within `i64` |
 //! | filter | at most [`MAX_FILTER_TERMS`] conditions and list values |
-//! | text + metadata of a record | under 1 GiB ([`MAX_RECORD_BYTES`]) |
+//! | text of a record | at most [`MAX_TEXT_BYTES`] (768 MiB) of UTF-8 |
+//! | metadata of a record | at most [`MAX_METADATA_BYTES`] (64 MiB) as compact JSON |
 
 use memento_format::page::{VectorLayout, HEADER_LEN};
 use memento_format::superblock;
@@ -31,6 +32,24 @@ pub const PAGE_OVERHEAD: usize = memento_format::align_up(HEADER_LEN + 8, 64);
 pub const MAX_ID_BYTES: usize = memento_format::wal::MAX_ID_LEN;
 /// The largest WAL record (id, text, metadata and vector of one record, with its header).
 pub const MAX_RECORD_BYTES: usize = memento_format::wal::MAX_RECORD_LEN;
+/// The fixed bytes of a put's WAL record (its header and the put's fixed part): a record of id
+/// `i`, text `t`, metadata JSON `m` and dimension `d` is `align8(this + i + t + m + 4d)` bytes.
+pub const PUT_RECORD_OVERHEAD: usize = memento_format::wal::RECORD_HEADER_LEN + memento_format::wal::put::LEN;
+/// The fixed bytes of an update's WAL record: `align8(this + t + m)` bytes.
+pub const UPDATE_RECORD_OVERHEAD: usize = memento_format::wal::RECORD_HEADER_LEN + memento_format::wal::update::LEN;
+/// The longest text of a record, in bytes of UTF-8 (768 MiB).
+pub const MAX_TEXT_BYTES: usize = 768 << 20;
+/// The longest metadata of a record, in bytes of compact JSON (64 MiB).
+pub const MAX_METADATA_BYTES: usize = 64 << 20;
+/// SQLite's largest string, blob or row (`SQLITE_MAX_LENGTH` as built): a record the mirror
+/// cannot hold would be refused by it after the WAL committed it, and every open of the store
+/// would then fail replaying it. Each limit above is checked on its own, at every write, so that
+/// any record within them fits both the WAL and the mirror, whatever an update changes:
+const SQLITE_MAX_LENGTH: usize = 1_000_000_000;
+const _: () = {
+    let largest = PUT_RECORD_OVERHEAD + MAX_ID_BYTES + MAX_TEXT_BYTES + MAX_METADATA_BYTES + 4 * MAX_DIMENSION;
+    assert!(largest + 8 <= MAX_RECORD_BYTES && largest + 4096 <= SQLITE_MAX_LENGTH);
+};
 /// How deeply a metadata object or a filter may nest objects and lists (`{"a": 1}` is 1 level,
 /// `{"a": [1]}` 2, `{"$and": [{"a": 1}]}` 3).
 pub const MAX_JSON_DEPTH: usize = 32;
@@ -252,4 +271,20 @@ mod tests {
         let slots: Vec<u64> = top.into_sorted().iter().map(|h| h.slot).collect();
         assert_eq!(slots, [2, 1, 0]);
     }
+}
+
+/// Refuses a text longer than [`MAX_TEXT_BYTES`], naming the limit.
+pub fn check_text(text: &str) -> Result<(), String> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(format!("a text is at most {MAX_TEXT_BYTES} bytes (768 MiB) of UTF-8, and this one is {}", text.len()));
+    }
+    Ok(())
+}
+
+/// Refuses metadata whose compact JSON is longer than [`MAX_METADATA_BYTES`], naming the limit.
+pub fn check_metadata_len(json: &str) -> Result<(), String> {
+    if json.len() > MAX_METADATA_BYTES {
+        return Err(format!("metadata is at most {MAX_METADATA_BYTES} bytes (64 MiB) as JSON, and this is {}", json.len()));
+    }
+    Ok(())
 }

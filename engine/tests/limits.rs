@@ -125,3 +125,52 @@ fn a_filter_too_deep_names_the_limit_not_json() {
         assert_eq!(err.to_string(), "The filter is not valid: a filter nests at most 32 levels of objects and lists.", "{levels}");
     }
 }
+
+/// A new store's options are checked before anything is created: a refused open leaves no
+/// directory and no LOCK behind (it left both, for the CLI and library users alike).
+#[test]
+fn a_refused_new_store_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cases: [(&str, fn(&std::path::Path) -> memento::Result<Engine>); 4] = [
+        ("too large for the page", |p| Engine::builder(p).dimension(16_353).open()),
+        ("dimension 0", |p| Engine::builder(p).dimension(0).open()),
+        ("no dimension, no model", |p| Engine::builder(p).open()),
+        ("a model that does not load", |p| Engine::builder(p).model_dir(p.with_extension("no-model"), Default::default()).open()),
+    ];
+    for (what, open) in cases {
+        let dir = tmp.path().join(what.replace(' ', "-"));
+        let err = open(&dir).expect_err(what);
+        assert!(!dir.exists(), "{what}: {} was left behind ({err})", dir.display());
+    }
+    // Inside an existing empty directory, nothing is added to it either.
+    let dir = tmp.path().join("empty");
+    std::fs::create_dir(&dir).expect("mkdir");
+    Engine::builder(&dir).dimension(16_353).open().expect_err("refused");
+    assert_eq!(std::fs::read_dir(&dir).expect("read_dir").count(), 0, "a file was left in the empty directory");
+}
+
+/// A text or metadata beyond its limit is refused before the WAL is touched (a 10^9-byte text
+/// was committed to the WAL, then refused by SQLite's mirror, and every later open failed
+/// replaying it), on a put, an update and the CLI's whole-input check alike.
+#[test]
+fn a_text_or_metadata_beyond_its_limit_is_refused_before_the_wal() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let e = store(&dir, 2, Metric::L2);
+    e.add(Record::new("small", vec![1.0, 0.0])).expect("add");
+    let lsn = e.stats().last_lsn;
+    let long = "x".repeat(limits::MAX_TEXT_BYTES + 1);
+    let err = e.add(Record::new("a", vec![0.0, 1.0]).with_text(long.clone())).expect_err("refused");
+    assert!(err.to_string().contains("a text is at most 805306368 bytes (768 MiB)"), "{err}");
+    assert!(e.check_record(&Record::new("a", vec![0.0, 1.0]).with_text(long.clone())).is_err());
+    let err = e.update_text("small", Some(long)).expect_err("refused");
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+    let big_meta = meta("k", json!("y".repeat(limits::MAX_METADATA_BYTES)));
+    let err = e.update_metadata("small", Some(big_meta.clone())).expect_err("refused");
+    assert!(err.to_string().contains("metadata is at most 67108864 bytes (64 MiB) as JSON"), "{err}");
+    let mut r = Record::new("b", vec![0.0, 1.0]);
+    r.metadata = Some(big_meta);
+    e.add(r).expect_err("refused");
+    assert_eq!(e.stats().last_lsn, lsn, "a refused write reached the WAL");
+    e.close().expect("close");
+    assert_eq!(Engine::open(dir.path()).expect("reopen").count(), 1);
+}

@@ -193,3 +193,39 @@ def test_limit_errors_are_memento_errors(engine_cls, store_path):
         for bad in (lambda: db.add("d", [1, 0], metadatas=_nested(100_000)), lambda: db.get(where=_deep_filter(100_000))):
             with pytest.raises(MementoError):
                 bad()
+
+
+
+TEXT_MSG = "Invalid argument: a text is at most 805306368 bytes (768 MiB) of UTF-8, and this one is {}."
+META_LEN_MSG = "Invalid argument: metadata is at most 67108864 bytes (64 MiB) as JSON, and this is {}."
+
+
+def test_a_text_or_metadata_over_its_limit_is_refused_alike_and_the_largest_record_is_kept(engine_cls, tmp_path):
+    # Before: the Rust engine took up to 1 GiB for a record, SQLite's mirror refuses a value over
+    # 10^9 bytes, so a 10^9-byte text was committed to the WAL, then refused by the mirror, and
+    # every later open of the store failed replaying it; the Python engine had no limit at all.
+    path = str(tmp_path / "s")
+    big = _limits.MAX_TEXT_BYTES
+    with engine_cls(path, dim=2, metric="l2") as db:
+        db.add("small", [1, 0])
+        with pytest.raises(InvalidArgumentError) as e:
+            db.add("a", [0, 1], texts="x" * (big + 1))
+        assert str(e.value) == TEXT_MSG.format(big + 1)
+        with pytest.raises(InvalidArgumentError) as e:
+            db.update("small", texts="é" * (big // 2 + 1))  # 2 bytes each in UTF-8
+        assert str(e.value) == TEXT_MSG.format(big + 2)
+        meta_over = {"k": "x" * (_limits.MAX_METADATA_BYTES - 7)}  # {"k":"…"} is 8 bytes more
+        with pytest.raises(InvalidArgumentError) as e:
+            db.add("a", [0, 1], metadatas=meta_over)
+        assert str(e.value) == META_LEN_MSG.format(_limits.MAX_METADATA_BYTES + 1)
+        with pytest.raises(InvalidArgumentError):
+            db.update("small", metadatas=meta_over)
+        assert db.count() == 1 and db.get("small").text is None and db.get("small").metadata is None
+        # The largest text and the largest metadata in one record: stored, and the store opens.
+        meta_max = {"k": "y" * (_limits.MAX_METADATA_BYTES - 8)}
+        db.add("a", [0, 1], texts="x" * big, metadatas=meta_max)
+        del meta_max
+    with engine_cls(path) as db:
+        r = db.get("a")
+        assert len(r.text) == big and len(r.metadata["k"]) == _limits.MAX_METADATA_BYTES - 8
+        assert db.count() == 2

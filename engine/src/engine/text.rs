@@ -373,23 +373,29 @@ impl Engine {
     /// with [`Engine::update_text`], which always embeds.
     pub fn remember_batch(&self, memories: Vec<Memory>, progress: Option<Progress<'_>>) -> Result<Vec<String>> {
         self.require_embedder()?;
-        let ids: Vec<String> = memories.iter().map(|m| m.id.clone().unwrap_or_else(|| Engine::content_id(&m.text))).collect();
-        // Which content-derived ids are stored already.
-        let derived: Vec<&str> = memories.iter().zip(&ids).filter(|(m, _)| m.id.is_none()).map(|(_, id)| id.as_str()).collect();
-        let present: std::collections::HashSet<String> = {
-            let slots = self.mirror.lock().slots_of(&derived)?;
-            derived.iter().zip(slots).filter(|(_, s)| s.is_some()).map(|(id, _)| (*id).to_owned()).collect()
-        };
-        // Explicit ids already holding the same text keep their vector.
-        let mut same_text = std::collections::HashSet::new();
-        {
-            let mirror = self.mirror.lock();
-            for (i, m) in memories.iter().enumerate() {
-                if m.id.is_some() && mirror.row_by_id(&ids[i])?.is_some_and(|row| row.text.as_deref() == Some(m.text.as_str())) {
-                    same_text.insert(i);
-                }
-            }
+        // Every memory is checked before anything is embedded: a bad one wastes no inference.
+        for m in &memories {
+            self.check_memory(m)?;
         }
+        let ids: Vec<String> = memories.iter().map(|m| m.id.clone().unwrap_or_else(|| Engine::content_id(&m.text))).collect();
+        // Which content-derived ids are stored already, and which explicit ids hold the same
+        // text already (they keep their vector); read through the damage check.
+        let derived: Vec<&str> = memories.iter().zip(&ids).filter(|(m, _)| m.id.is_none()).map(|(_, id)| id.as_str()).collect();
+        let (present, same_text) = {
+            let st = self.state.read();
+            self.read_mirror(&st, |mirror| {
+                let slots = mirror.slots_of(&derived)?;
+                let present: std::collections::HashSet<String> =
+                    derived.iter().zip(slots).filter(|(_, s)| s.is_some()).map(|(id, _)| (*id).to_owned()).collect();
+                let mut same_text = std::collections::HashSet::new();
+                for (i, m) in memories.iter().enumerate() {
+                    if m.id.is_some() && mirror.row_by_id(&ids[i])?.is_some_and(|row| row.text.as_deref() == Some(m.text.as_str())) {
+                        same_text.insert(i);
+                    }
+                }
+                Ok((present, same_text))
+            })?
+        };
         let mut need: Vec<usize> = Vec::new();
         for (i, m) in memories.iter().enumerate() {
             if (m.id.is_some() && !same_text.contains(&i)) || (m.id.is_none() && !present.contains(&ids[i])) {

@@ -23,6 +23,10 @@ __all__ = [
     "PAGE_OVERHEAD",
     "MAX_ID_BYTES",
     "MAX_RECORD_BYTES",
+    "PUT_RECORD_OVERHEAD",
+    "UPDATE_RECORD_OVERHEAD",
+    "MAX_TEXT_BYTES",
+    "MAX_METADATA_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_FILTER_TERMS",
     "MAX_VECTOR_NORM",
@@ -36,6 +40,8 @@ __all__ = [
     "json_text_error",
     "depth_error",
     "check_vector_norms",
+    "text_error",
+    "metadata_len_error",
 ]
 
 #: The largest dimension (it also needs a page that holds one vector: :func:`min_page_size`).
@@ -53,6 +59,16 @@ PAGE_OVERHEAD: Final = 128
 MAX_ID_BYTES: Final = 1024
 #: The largest record of the Rust engine's WAL (id, text, metadata and vector, with a header).
 MAX_RECORD_BYTES: Final = 1 << 30
+#: The fixed bytes of a put's WAL record: a record of id ``i``, text ``t``, metadata JSON ``m``
+#: (bytes of UTF-8) and dimension ``d`` takes ``align8(this + i + t + m + 4d)`` bytes.
+PUT_RECORD_OVERHEAD: Final = 48
+#: The fixed bytes of an update's WAL record: ``align8(this + t + m)``.
+UPDATE_RECORD_OVERHEAD: Final = 48
+#: The longest text of a record, in bytes of UTF-8 (768 MiB). With the metadata limit, any
+#: record fits both the WAL and SQLite's largest row (10^9 bytes), whatever an update changes.
+MAX_TEXT_BYTES: Final = 768 << 20
+#: The longest metadata of a record, in bytes of compact JSON (64 MiB).
+MAX_METADATA_BYTES: Final = 64 << 20
 #: How deeply metadata and filters may nest objects and lists (``{"a": 1}`` is 1 level).
 MAX_JSON_DEPTH: Final = 32
 #: How many conditions and $in/$nin list values a filter may hold in all.
@@ -195,3 +211,25 @@ def norm_error(row: npt.NDArray[np.float32]) -> InvalidVectorError:
         f"The vector is not valid: its Euclidean norm is {_rust_exp(_norm(row))}, above the limit of 1e18 under "
         "the dot and l2 metrics (a larger one can overflow a distance)."
     )
+
+
+def _utf8_len_over(s: str, limit: int) -> int | None:
+    """The UTF-8 length of ``s`` if it is over ``limit``, else None (encoded only when its worst
+    case, 4 bytes a character, could be over)."""
+    if 4 * len(s) <= limit:
+        return None
+    n = len(s.encode("utf-8", "surrogatepass"))
+    return n if n > limit else None
+
+
+def text_error(text: str) -> str | None:
+    """Why a record's text is over :data:`MAX_TEXT_BYTES` (worded as the Rust engine), else None."""
+    n = _utf8_len_over(text, MAX_TEXT_BYTES)
+    return None if n is None else f"a text is at most {MAX_TEXT_BYTES} bytes (768 MiB) of UTF-8, and this one is {n}"
+
+
+def metadata_len_error(compact_json: str) -> str | None:
+    """Why metadata (as compact JSON) is over :data:`MAX_METADATA_BYTES`, else None. The Rust
+    engine measures serde_json's text, which may spell a float a few bytes differently."""
+    n = _utf8_len_over(compact_json, MAX_METADATA_BYTES)
+    return None if n is None else f"metadata is at most {MAX_METADATA_BYTES} bytes (64 MiB) as JSON, and this is {n}"
