@@ -288,6 +288,65 @@ impl NativeEngine {
         })
     }
 
+    /// The records of `add_arrays` as one batch, given to `then` (a write, or its check).
+    #[allow(clippy::too_many_arguments)]
+    fn arrays_batch(
+        &self,
+        py: Python<'_>,
+        ids: Vec<String>,
+        vectors: &Bound<'_, PyAny>,
+        texts: Option<Vec<Option<String>>>,
+        metadatas_json: Option<Vec<Option<String>>>,
+        upsert: bool,
+        then: impl FnOnce(&Engine, WriteBatch) -> Result<(), Error> + Send,
+    ) -> PyResult<()> {
+        guard(py, || {
+            let arr = borrow_matrix(vectors, "vectors")?;
+            let shape = arr.shape();
+            let (n, d) = (shape[0], shape[1]);
+            if n != ids.len() {
+                return Err(invalid(format!("{} ids for {n} vectors", ids.len())));
+            }
+            check_len("texts", texts.as_ref().map(Vec::len), n)?;
+            check_len("metadatas", metadatas_json.as_ref().map(Vec::len), n)?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.check_dim(d)?;
+            let flat = arr.as_slice().map_err(|e| invalid(format!("vectors: {e}")))?;
+            self.with(py, move |e| {
+                let mut batch = WriteBatch::new();
+                let mut texts = texts.map(Vec::into_iter);
+                let mut metas = metadatas_json.map(Vec::into_iter);
+                for (id, row) in ids.into_iter().zip(flat.chunks_exact(d)) {
+                    let mut r = Record::new(id, row.to_vec());
+                    r.text = texts.as_mut().and_then(Iterator::next).flatten();
+                    let metadata = parse_metadata(metas.as_mut().and_then(Iterator::next).flatten().as_deref());
+                    let bad_metadata = match metadata {
+                        Ok(m) => {
+                            r.metadata = m;
+                            None
+                        }
+                        Err(err) => Some(err),
+                    };
+                    if upsert {
+                        batch.upsert(r);
+                    } else {
+                        batch.add(r);
+                    }
+                    if let Some(err) = bad_metadata {
+                        // The engine checks record by record (its id, then its vector, then its
+                        // metadata): what it would refuse up to this record comes first.
+                        e.check_write(batch)?;
+                        return Err(err);
+                    }
+                }
+                then(e, batch)?;
+                Ok(())
+            })
+        })
+    }
+
     fn check_dim(&self, got: usize) -> FResult<()> {
         if got == self.dim {
             Ok(())
@@ -510,38 +569,22 @@ impl NativeEngine {
         metadatas_json: Option<Vec<Option<String>>>,
         upsert: bool,
     ) -> PyResult<()> {
-        guard(py, || {
-            let arr = borrow_matrix(vectors, "vectors")?;
-            let shape = arr.shape();
-            let (n, d) = (shape[0], shape[1]);
-            if n != ids.len() {
-                return Err(invalid(format!("{} ids for {n} vectors", ids.len())));
-            }
-            check_len("texts", texts.as_ref().map(Vec::len), n)?;
-            check_len("metadatas", metadatas_json.as_ref().map(Vec::len), n)?;
-            if n == 0 {
-                return Ok(());
-            }
-            self.check_dim(d)?;
-            let flat = arr.as_slice().map_err(|e| invalid(format!("vectors: {e}")))?;
-            self.with(py, move |e| {
-                let mut batch = WriteBatch::new();
-                let mut texts = texts.map(Vec::into_iter);
-                let mut metas = metadatas_json.map(Vec::into_iter);
-                for (id, row) in ids.into_iter().zip(flat.chunks_exact(d)) {
-                    let mut r = Record::new(id, row.to_vec());
-                    r.text = texts.as_mut().and_then(Iterator::next).flatten();
-                    r.metadata = parse_metadata(metas.as_mut().and_then(Iterator::next).flatten().as_deref())?;
-                    if upsert {
-                        batch.upsert(r);
-                    } else {
-                        batch.add(r);
-                    }
-                }
-                e.write(batch)?;
-                Ok(())
-            })
-        })
+        self.arrays_batch(py, ids, vectors, texts, metadatas_json, upsert, |e, batch| e.write(batch).map(drop))
+    }
+
+    /// Checks what `add_arrays` with these arguments would, writes nothing, and raises the
+    /// error the write would raise first (`Engine::check_write`).
+    #[pyo3(signature = (ids, vectors, texts, metadatas_json, upsert))]
+    fn check_arrays(
+        &self,
+        py: Python<'_>,
+        ids: Vec<String>,
+        vectors: &Bound<'_, PyAny>,
+        texts: Option<Vec<Option<String>>>,
+        metadatas_json: Option<Vec<Option<String>>>,
+        upsert: bool,
+    ) -> PyResult<()> {
+        self.arrays_batch(py, ids, vectors, texts, metadatas_json, upsert, Engine::check_write)
     }
 
     /// Deletes these ids in one commit; returns how many existed.
@@ -852,6 +895,10 @@ fn limits(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("PAGE_OVERHEAD", l::PAGE_OVERHEAD)?;
     d.set_item("MAX_ID_BYTES", l::MAX_ID_BYTES)?;
     d.set_item("MAX_RECORD_BYTES", l::MAX_RECORD_BYTES)?;
+    d.set_item("PUT_RECORD_OVERHEAD", l::PUT_RECORD_OVERHEAD)?;
+    d.set_item("UPDATE_RECORD_OVERHEAD", l::UPDATE_RECORD_OVERHEAD)?;
+    d.set_item("MAX_TEXT_BYTES", l::MAX_TEXT_BYTES)?;
+    d.set_item("MAX_METADATA_BYTES", l::MAX_METADATA_BYTES)?;
     d.set_item("MAX_JSON_DEPTH", l::MAX_JSON_DEPTH)?;
     d.set_item("MAX_FILTER_TERMS", l::MAX_FILTER_TERMS)?;
     d.set_item("MAX_VECTOR_NORM", l::MAX_VECTOR_NORM)?;

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -31,15 +32,6 @@ from hypothesis import strategies as st
 import memento
 
 TOL = 1e-4
-
-#: Inputs left out of the random workloads for now because they hit a disagreement that another
-#: change owns (each is kept as a fixed case in test_differential.FOUND, which fails until that
-#: change lands; then its name is removed here):
-#: * "overlong-update-id": `memento update` of an id over 1,024 bytes (CLI input checking).
-#: * "batch-error-order": a CLI batch with several bad records may name another kind of error
-#:   than the engines (both must fail): the CLI checks record by record, the Python API each
-#:   field of the whole batch in turn (CLI input checking).
-NARROWED: set[str] = {"overlong-update-id", "batch-error-order"}
 
 # ------------------------------------------------------------------------------------------
 # The workload
@@ -309,6 +301,7 @@ def cli_error_class(stderr: str, status: int) -> str:
         ("no record has the id", "NotFoundError"),
         ("no records have the ids", "NotFoundError"),
         ("already exists", "DuplicateIdError"),
+        ("is given a second time", "DuplicateIdError"),
         ("invalid argument", "InvalidArgumentError"),
         ("an id is 1 to 1,024 bytes", "InvalidArgumentError"),
         ("metadata", "InvalidArgumentError"),
@@ -347,8 +340,6 @@ def cli_expressible(op) -> bool:
     if name in ("delete", "get"):
         return all("\x00" not in i and i != "" for i in op[1])
     if name == "update_meta":
-        if "overlong-update-id" in NARROWED and len(op[1].encode()) > 1024:
-            return False
         return "\x00" not in op[1] and op[1] != ""
     if name == "search":
         return vector_json(op[1]) is not None
@@ -433,11 +424,50 @@ def _cli_record(x: dict) -> tuple:
     return (x["id"], x["text"], _canon_meta(x["metadata"]), tuple(_num(v) for v in x["vector"]))
 
 
-def compare_cli(op, want, got) -> str | None:
-    """``compare`` of the engine's outcome and the CLI's, but for what NARROWED leaves out."""
-    if "batch-error-order" in NARROWED and op[0] == "upsert" and len(op[1]) > 1 and want[0] == got[0] == "err":
+def _f32_bits(v) -> tuple:
+    return tuple(np.asarray(v, dtype=np.float64).astype(np.float32).view(np.uint32).tolist())
+
+
+def _conflicting_repeat(op) -> int | None:
+    """The index of the first record of an upsert that gives an earlier record's id with
+    something different (its text, its metadata, or a vector that differs as float32 bits)."""
+    first: dict[str, tuple] = {}
+    for j, (i, v, m, t) in enumerate(zip(*op[1:])):
+        rec = (t, _canon_meta(m), _f32_bits(v))
+        if first.setdefault(i, rec) != rec:
+            return j
+    return None
+
+
+def cli_refusal(op, cls, dim: int, metric: str):
+    """What the CLI refuses by design where the engines accept: an input file that gives one id
+    twice with something different is refused whole (DuplicateIdError), where an engine's upsert
+    lets the last one win; the same record twice is stored once, as the engines store it.
+
+    The CLI checks an input as the engine checks a batch (every id, then record by record) and
+    a record's repeat after the record itself, so an error the engine finds in the records up to
+    the conflicting one comes first. That is found by giving those records (and the later ids,
+    with harmless records) to engine ``cls`` on a scratch store: an upsert's verdict does not
+    depend on what the store holds. None if the CLI takes the input."""
+    if op[0] != "upsert":
         return None
-    return compare(op, want, got)
+    j = _conflicting_repeat(op)
+    if j is None:
+        return None
+    ids, vecs, metas, txts = op[1:]
+    rest = len(ids) - j - 1
+    unit = [1] + [0] * (dim - 1)
+    probe = ("upsert", ids, list(vecs[: j + 1]) + [unit] * rest, list(metas[: j + 1]) + [None] * rest, list(txts[: j + 1]) + [None] * rest)
+    base = Path(tempfile.mkdtemp(prefix="memento-diff-probe-"))
+    try:
+        scratch = ApiStore(cls, base / "s", dim, metric)
+        try:
+            verdict = scratch.run(probe)
+        finally:
+            scratch.close()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return verdict if verdict[0] == "err" else ("err", "DuplicateIdError")
 
 
 def api_expectation_for_cli(op, outcome):

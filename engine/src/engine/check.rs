@@ -5,7 +5,7 @@
 
 use memento_format::wal::{Payload, MAX_ID_LEN, MAX_RECORD_LEN};
 
-use super::{truncate, Engine, Memory, Metadata, Record};
+use super::{truncate, Engine, Memory, Metadata, Record, WriteBatch};
 use crate::error::{Error, Result};
 
 impl Engine {
@@ -19,6 +19,19 @@ impl Engine {
     pub fn check_record(&self, r: &Record) -> Result<()> {
         let v = self.check_vector(r.vector.clone())?;
         self.check_put(&r.id, r.text.as_deref(), r.metadata.as_ref(), &v).map(drop)
+    }
+
+    /// Checks `batch` as [`Engine::write`] would now, against the store as it is, and writes
+    /// nothing: the same checks in the same order (every id, then each operation in turn: a
+    /// taken id for an add, the vector, the metadata, a missing id for an update), so the first
+    /// error is the one the write would return. A text update is not embedded (its text is
+    /// checked as text). `Ok` means the write would fail for none of these reasons; another
+    /// writer may still change the store in between.
+    pub fn check_write(&self, batch: WriteBatch) -> Result<()> {
+        self.process.check()?;
+        let w = self.writer.lock();
+        self.check_writable()?;
+        self.plan(&w, batch).map(drop)
     }
 
     /// Checks `m` as [`Engine::remember_batch`] would before storing it: its id (given, or
@@ -35,6 +48,7 @@ impl Engine {
         };
         check_id(id)?;
         let json = m.metadata.as_ref().map(metadata_json).transpose()?;
+        check_text(&m.text)?;
         let put = Payload::Put { slot: 0, id, text: Some(&m.text), metadata: json.as_deref(), vector: &[] };
         check_len(put.record_len() + self.dim * std::mem::size_of::<f32>())
     }
@@ -44,6 +58,7 @@ impl Engine {
     pub(super) fn check_put(&self, id: &str, text: Option<&str>, metadata: Option<&Metadata>, vector: &[f32]) -> Result<Option<String>> {
         check_id(id)?;
         let json = metadata.map(metadata_json).transpose()?;
+        text.map(check_text).transpose()?;
         let put = Payload::Put { slot: 0, id, text, metadata: json.as_deref(), vector: bytemuck::cast_slice(vector) };
         check_len(put.record_len())?;
         Ok(json)
@@ -74,7 +89,14 @@ pub(super) fn metadata_json(m: &Metadata) -> Result<String> {
         return Err(Error::invalid(format!("metadata key {:?} contains a NUL character", truncate(k))));
     }
     crate::limits::check_metadata(m).map_err(Error::invalid)?;
-    serde_json::to_string(m).map_err(|e| Error::invalid(format!("metadata cannot be serialised: {e}")))
+    let json = serde_json::to_string(m).map_err(|e| Error::invalid(format!("metadata cannot be serialised: {e}")))?;
+    crate::limits::check_metadata_len(&json).map_err(Error::invalid)?;
+    Ok(json)
+}
+
+/// A record's text is within [`crate::limits::MAX_TEXT_BYTES`].
+pub(super) fn check_text(text: &str) -> Result<()> {
+    crate::limits::check_text(text).map_err(Error::invalid)
 }
 
 /// A WAL record of `len` bytes (before padding) fits [`MAX_RECORD_LEN`].

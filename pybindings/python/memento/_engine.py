@@ -21,7 +21,7 @@ import numpy.typing as npt
 from . import base
 from ._filter import compile_filter, filter_json
 from ._limits import MAX_ID_BYTES as MAX_ID_BYTES
-from ._limits import depth_error
+from ._limits import MAX_METADATA_BYTES, depth_error, metadata_len_error
 from .base import UNSET, Ids, Metadatas, SearchArrays, Texts, Unset, VectorsArg, Where
 from .errors import ClosedError, ForkedProcessError, InvalidArgumentError, _forked_message
 from .types import Memory, SearchResult, score_of
@@ -162,7 +162,26 @@ def metadata_json(m: object) -> str | None:
         raise _bad(depth_error("metadata")) from None
     if not _utf8_ok(s):
         raise _bad("metadata holds a string that is not valid Unicode (a lone surrogate)")
+    if 4 * len(s) > MAX_METADATA_BYTES:
+        # Measured as the engines store it: compact JSON.
+        bad = metadata_len_error(json.dumps(m if isinstance(m, dict) else dict(m), allow_nan=False, ensure_ascii=False, separators=(",", ":")))
+        if bad is not None:
+            raise _bad(bad)
     return s
+
+
+def _metadatas_json(metas: list[Any] | None) -> tuple[list[str | None] | None, tuple[int, InvalidArgumentError] | None]:
+    """``metadata_json`` of each; at the first that fails, stops and returns its index and error
+    beside the ones before it (so that the caller can raise the errors in the engine's order)."""
+    if metas is None:
+        return None, None
+    out: list[str | None] = []
+    for j, m in enumerate(metas):
+        try:
+            out.append(metadata_json(m))
+        except InvalidArgumentError as e:
+            return out, (j, e)
+    return out, None
 
 
 def _metadata_obj(s: str | None) -> dict[str, Any] | None:
@@ -282,7 +301,7 @@ class CoreEngine(base.Engine):
         if text_list is not None:
             text_list = [_text(t) for t in text_list]
         meta_list = _per_id(metadatas, n, single, "metadatas", Mapping)
-        metas_json = None if meta_list is None else [metadata_json(m) for m in meta_list]
+        metas_json, bad_meta = _metadatas_json(meta_list)
         if vectors is not None:
             batch, one = as_batch(vectors, self._dimension)
             if single and batch.shape[0] != 1:
@@ -293,8 +312,19 @@ class CoreEngine(base.Engine):
                 raise _bad(f"there are {n} ids but {batch.shape[0]} vectors")
             if n == 0:
                 return
+            if bad_meta is not None:
+                # The engine checks a batch record by record (its id, then its vector, then its
+                # metadata): what it would refuse in the records up to the bad metadata comes
+                # first, as the Rust library and the CLI say.
+                j, err = bad_meta
+                assert metas_json is not None
+                tl = None if text_list is None else text_list[: j + 1]
+                self._core.check_arrays(id_list[: j + 1], batch[: j + 1], tl, metas_json[:j] + [None], upsert)
+                raise err
             self._core.add_arrays(id_list, batch, text_list, metas_json, upsert)
             return
+        if bad_meta is not None:
+            raise bad_meta[1]
         if n == 0:
             return
         if text_list is None:

@@ -57,6 +57,15 @@ class NativeEngine:
     ) -> None:
         """Adds (or upserts) n records from an (n, dim) float32 C-contiguous array (borrowed,
         not copied), in one commit."""
+    def check_arrays(
+        self,
+        ids: list[str],
+        vectors: npt.NDArray[np.float32],
+        texts: list[str | None] | None,
+        metadatas_json: list[str | None] | None,
+        upsert: bool,
+    ) -> None:
+        """Raises what ``add_arrays`` with these arguments would raise first; writes nothing."""
     def delete(self, ids: list[str]) -> int: ...
     def delete_where(self, where_json: str) -> int: ...
     def get(self, ids: list[str]) -> list[_Record | None]: ...

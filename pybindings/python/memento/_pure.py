@@ -518,6 +518,15 @@ class PythonCore:
         ("retext", id, vector_index, text): the record replaced by one with this text and vector
         and its metadata (last in insertion order, as the Rust engine does).
         Returns (records written, records deleted)."""
+        plan, written, deleted = self._plan(ops)
+        if not plan:
+            return written, deleted
+        self._apply(plan, vectors)
+        return written, deleted
+
+    def _plan(self, ops: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], int, int]:
+        """The changes ``ops`` make to the store, checked against it (``_commit``'s ops; the
+        first that fails raises): (the plan, records written, records deleted)."""
         self._check_writable()
         view: dict[str, bool] = {}
 
@@ -543,6 +552,8 @@ class PythonCore:
                     deleted += 1
                 if op[4] is not None:
                     _check_meta_json(op[4])
+                if op[3] is not None:
+                    _check_text(op[3])
                 plan.append(("put", rid, op[2], op[3], op[4]))
                 view[rid] = True
                 metas[rid] = op[4]
@@ -553,6 +564,7 @@ class PythonCore:
                     view[rid] = False
                     deleted += 1
             elif kind == "retext":
+                _check_text(op[3])
                 if not exists(rid):
                     raise NotFoundError(f"No record has the id {_rq(rid)}.", id=rid)
                 meta = metadata_of(rid)
@@ -561,18 +573,24 @@ class PythonCore:
                 metas[rid] = meta
                 written += 1
             elif kind in ("update_text", "update_metadata"):
+                # The update's own arguments first, then the store (as the Rust engine plans).
+                if kind == "update_metadata" and op[2] is not None:
+                    _check_meta_json(op[2])
+                elif kind == "update_text" and op[2] is not None:
+                    _check_text(op[2])
                 if not exists(rid):
                     raise NotFoundError(f"No record has the id {_rq(rid)}.", id=rid)
                 if kind == "update_metadata" and op[2] is not None:
-                    _check_meta_json(op[2])
                     metas[rid] = op[2]
                 elif kind == "update_metadata":
                     metas[rid] = None
                 plan.append(("set_text" if kind == "update_text" else "set_meta", rid, op[2]))
             else:
                 raise InvalidArgumentError(f"Invalid argument: unknown write operation {kind!r}.")
-        if not plan:
-            return written, deleted
+        return plan, written, deleted
+
+    def _apply(self, plan: list[tuple[Any, ...]], vectors: npt.NDArray[np.float32] | None) -> None:
+        """Commits a checked plan to the database, then to memory (all or nothing)."""
         conn = self._conn
         assert conn is not None
         try:
@@ -627,11 +645,11 @@ class PythonCore:
                 self._metas[r] = p[2]
                 self._parsed[r] = _parse_meta(p[2])
         self._compact()
-        return written, deleted
 
     def _validated(self, vectors: npt.NDArray[np.float32], ops: list[tuple[Any, ...]]) -> npt.NDArray[np.float32]:
         """The vectors of ``ops`` checked in op order (so the first bad op's error is raised, as
-        Rust plans a batch: a duplicate id before its vector) and prepared for storage."""
+        Rust plans a batch record by record: a duplicate id, its vector, its metadata and text)
+        and prepared for storage."""
         if vectors.ndim != 2 or vectors.shape[1] != self._dim:
             got = int(vectors.shape[-1]) if vectors.ndim else 0
             raise DimensionMismatchError(
@@ -662,6 +680,11 @@ class PythonCore:
                     raise InvalidVectorError("The vector is not valid: a zero vector has no direction, so it cannot be compared by cosine.")
                 if not bounded[vi]:
                     raise _limits.norm_error(vectors[vi])
+                # Then the rest of the record, as the Rust engine checks a batch record by record.
+                if op[4] is not None:
+                    _check_meta_json(op[4])
+                if op[3] is not None:
+                    _check_text(op[3])
                 seen[rid] = True
             elif kind == "delete":
                 seen[rid] = False
@@ -677,19 +700,45 @@ class PythonCore:
     ) -> None:
         self._check_process()
         with self._mutex:
-            self._check_writable()
-            if not isinstance(vectors, np.ndarray) or vectors.dtype != np.float32 or vectors.ndim != 2 or not vectors.flags.c_contiguous:
-                raise InvalidArgumentError("Invalid argument: vectors must be a 2-D C-contiguous float32 array.")
-            n = len(ids)
-            if vectors.shape[0] != n or (texts is not None and len(texts) != n) or (metadatas_json is not None and len(metadatas_json) != n):
-                raise InvalidArgumentError("Invalid argument: ids, vectors, texts and metadatas must have the same length.")
-            kind = "upsert" if upsert else "add"
-            ops = [
-                (kind, ids[i], i, texts[i] if texts is not None else None, metadatas_json[i] if metadatas_json is not None else None)
-                for i in range(n)
-            ]
+            ops = self._arrays_ops(ids, vectors, texts, metadatas_json, upsert)
             prepared = self._validated(vectors, ops)
             self._commit(ops, prepared)
+
+    def check_arrays(
+        self,
+        ids: list[str],
+        vectors: npt.NDArray[np.float32],
+        texts: list[str | None] | None,
+        metadatas_json: list[str | None] | None,
+        upsert: bool,
+    ) -> None:
+        """Raises what ``add_arrays`` with these arguments would raise first; writes nothing."""
+        self._check_process()
+        with self._mutex:
+            ops = self._arrays_ops(ids, vectors, texts, metadatas_json, upsert)
+            self._validated(vectors, ops)
+            self._plan(ops)
+
+    def _arrays_ops(
+        self,
+        ids: list[str],
+        vectors: npt.NDArray[np.float32],
+        texts: list[str | None] | None,
+        metadatas_json: list[str | None] | None,
+        upsert: bool,
+    ) -> list[tuple[Any, ...]]:
+        """The write operations of ``add_arrays``' arguments, after checking their shapes."""
+        self._check_writable()
+        if not isinstance(vectors, np.ndarray) or vectors.dtype != np.float32 or vectors.ndim != 2 or not vectors.flags.c_contiguous:
+            raise InvalidArgumentError("Invalid argument: vectors must be a 2-D C-contiguous float32 array.")
+        n = len(ids)
+        if vectors.shape[0] != n or (texts is not None and len(texts) != n) or (metadatas_json is not None and len(metadatas_json) != n):
+            raise InvalidArgumentError("Invalid argument: ids, vectors, texts and metadatas must have the same length.")
+        kind = "upsert" if upsert else "add"
+        return [
+            (kind, ids[i], i, texts[i] if texts is not None else None, metadatas_json[i] if metadatas_json is not None else None)
+            for i in range(n)
+        ]
 
     def write(self, ops: list[tuple[Any, ...]]) -> None:
         self._check_process()
@@ -987,6 +1036,12 @@ def _parse_meta(s: str | None) -> dict[str, Any] | None:
     if not isinstance(v, dict):
         raise ValueError("metadata is not a JSON object")
     return v
+
+
+def _check_text(text: str) -> None:
+    bad = _limits.text_error(text)
+    if bad is not None:
+        raise InvalidArgumentError(f"Invalid argument: {bad}.")
 
 
 def _check_meta_json(s: str) -> None:

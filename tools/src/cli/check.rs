@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
-use memento::{Engine, Memory, Record};
+use memento::{check_id, Engine, Memory, Record};
 
 use super::input::InputRecord;
 use super::store;
@@ -29,8 +29,10 @@ pub struct Checked {
 pub fn records(checker: &Engine, dir: &Path, recs: Vec<InputRecord>) -> Result<Checked> {
     let mut first: HashMap<String, usize> = HashMap::with_capacity(recs.len());
     let mut out = Checked { records: Vec::with_capacity(recs.len()), repeats: Vec::with_capacity(recs.len()) };
-    for r in recs {
-        let id = id_of(&r)?;
+    // Every id first, then each record in turn: the order the engine checks a batch in, so that
+    // an input with several faults is refused for the one the engine would name.
+    let ids = recs.iter().map(checked_id).collect::<Result<Vec<_>>>()?;
+    for (id, r) in ids.into_iter().zip(recs) {
         check_one(checker, dir, &id, &r)?;
         let repeat = match first.get(&id) {
             None => {
@@ -62,6 +64,13 @@ fn id_of(r: &InputRecord) -> Result<String> {
         (None, Some(t)) => Ok(Engine::content_id(t)),
         (None, None) => bail!("{}: a record with only a vector needs an id", r.origin),
     }
+}
+
+/// The id a record is stored under, checked as the engine checks an id.
+fn checked_id(r: &InputRecord) -> Result<String> {
+    let id = id_of(r)?;
+    check_id(&id).map_err(|e| anyhow!("{}: {e} Nothing was stored.", r.origin))?;
+    Ok(id)
 }
 
 /// One record, by the engine's checks of the write that stores it.
