@@ -23,7 +23,7 @@ from ._filter import compile_filter, filter_json
 from ._limits import MAX_ID_BYTES as MAX_ID_BYTES
 from ._limits import MAX_METADATA_BYTES, depth_error, metadata_len_error
 from .base import UNSET, Ids, Metadatas, SearchArrays, Texts, Unset, VectorsArg, Where
-from .errors import ClosedError, ForkedProcessError, InvalidArgumentError, _forked_message
+from .errors import ClosedError, DimensionMismatchError, ForkedProcessError, InvalidArgumentError, _forked_message
 from .types import Memory, SearchResult, score_of
 from .vector_ops import as_batch
 
@@ -184,6 +184,21 @@ def _metadatas_json(metas: list[Any] | None) -> tuple[list[str | None] | None, t
     return out, None
 
 
+def _first_row_of_another_length(vectors: object, dim: int) -> int | None:
+    """For a list of rows of different lengths (which no array can hold), the first row whose
+    length is not ``dim``; None for anything else (an array, equal rows: as_batch judges those)."""
+    if not isinstance(vectors, (list, tuple)) or len(vectors) < 2:
+        return None
+    lengths = []
+    for r in vectors:
+        if isinstance(r, (str, bytes)) or not hasattr(r, "__len__"):
+            return None
+        lengths.append(len(r))
+    if len(set(lengths)) == 1:
+        return None
+    return next(i for i, n in enumerate(lengths) if n != dim)
+
+
 def _metadata_obj(s: str | None) -> dict[str, Any] | None:
     if s is None:
         return None
@@ -302,6 +317,8 @@ class CoreEngine(base.Engine):
             text_list = [_text(t) for t in text_list]
         meta_list = _per_id(metadatas, n, single, "metadatas", Mapping)
         metas_json, bad_meta = _metadatas_json(meta_list)
+        if vectors is not None and (bad_row := _first_row_of_another_length(vectors, self._dimension)) is not None:
+            self._refuse_from(bad_row, bad_meta, id_list, vectors, text_list, metas_json, upsert)
         if vectors is not None:
             batch, one = as_batch(vectors, self._dimension)
             if single and batch.shape[0] != 1:
@@ -335,6 +352,39 @@ class CoreEngine(base.Engine):
         op = "upsert" if upsert else "add"
         mj: list[str | None] = metas_json if metas_json is not None else [None] * n
         self._core.write([(op, i, None, t, m) for i, t, m in zip(id_list, text_list, mj)])
+
+    def _refuse_from(
+        self,
+        bad_row: int,
+        bad_meta: tuple[int, InvalidArgumentError] | None,
+        ids: list[str],
+        rows: Sequence[Any],
+        texts: list[str | None] | None,
+        metas_json: list[str | None] | None,
+        upsert: bool,
+    ) -> None:
+        """Raises what the engine, checking a batch record by record, finds first in a batch
+        whose rows differ in length (row ``bad_row`` is the first not of the store's dimension)
+        or whose metadata ``bad_meta`` is bad: the records before the first fault are checked
+        by the core (check_arrays), then that fault is raised."""
+        if len(rows) != len(ids):
+            raise _bad(f"there are {len(ids)} ids but {len(rows)} vectors")
+        stop = bad_row if bad_meta is None else min(bad_row, bad_meta[0])
+        # A record's vector is checked before its metadata: so the record of a bad metadata
+        # (before the bad row) is checked with its vector, and without its metadata.
+        upto = stop + 1 if stop < bad_row else stop
+        if upto > 0:
+            batch, _ = as_batch([rows[i] for i in range(upto)], self._dimension)
+            mj = None if metas_json is None else metas_json[:stop] + [None] * (upto - stop)
+            tl = None if texts is None else texts[:upto]
+            self._core.check_arrays(ids[:upto], batch, tl, mj, upsert)
+        if stop < bad_row:
+            assert bad_meta is not None
+            raise bad_meta[1]
+        got = len(rows[bad_row])
+        raise DimensionMismatchError(
+            f"The vector has {got} dimensions but the store holds {self._dimension}-dimensional vectors.", expected=self._dimension, got=got
+        )
 
     def add(self, ids: Ids, vectors: VectorsArg | None = None, texts: Texts = None, metadatas: Metadatas = None) -> None:
         self._put(ids, vectors, texts, metadatas, upsert=False)

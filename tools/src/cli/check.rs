@@ -75,6 +75,13 @@ fn checked_id(r: &InputRecord) -> Result<String> {
 
 /// One record, by the engine's checks of the write that stores it.
 fn check_one(checker: &Engine, dir: &Path, id: &str, r: &InputRecord) -> Result<()> {
+    if let Some(bad) = &r.metadata_error {
+        // The engine checks a record's vector before its metadata.
+        if let Some(v) = &r.vector {
+            checker.check_record(&Record::new(id.to_owned(), v.clone())).map_err(|e| anyhow!("{}: {e} Nothing was stored.", r.origin))?;
+        }
+        bail!("{}: {bad}", r.origin);
+    }
     let checked = match &r.vector {
         Some(v) => {
             let mut rec = Record::new(id.to_owned(), v.clone());

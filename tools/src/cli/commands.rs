@@ -99,13 +99,27 @@ fn collect(args: &IngestArgs, vector: Option<&str>) -> Result<Vec<InputRecord>> 
     }
     let mut recs = Vec::new();
     if let Some(v) = vector {
-        recs.push(InputRecord { id: args.id.clone(), text: args.texts.first().cloned(), metadata: None, vector: Some(v), origin: "the command line".into() });
+        recs.push(InputRecord {
+            id: args.id.clone(),
+            text: args.texts.first().cloned(),
+            metadata: None,
+            metadata_error: None,
+            vector: Some(v),
+            origin: "the command line".into(),
+        });
     } else {
         for (i, t) in args.texts.iter().enumerate() {
             if t.trim().is_empty() {
                 return Err(usage(format!("text argument {} is empty", i + 1)));
             }
-            recs.push(InputRecord { id: args.id.clone(), text: Some(t.clone()), metadata: None, vector: None, origin: format!("text argument {}", i + 1) });
+            recs.push(InputRecord {
+                id: args.id.clone(),
+                text: Some(t.clone()),
+                metadata: None,
+                metadata_error: None,
+                vector: None,
+                origin: format!("text argument {}", i + 1),
+            });
         }
     }
     let mut files = args.files.clone();

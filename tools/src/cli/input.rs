@@ -35,6 +35,10 @@ pub struct InputRecord {
     pub text: Option<String>,
     /// The metadata.
     pub metadata: Option<Metadata>,
+    /// Why the metadata's own text cannot be stored as written (an integer beyond 64 bits,
+    /// which parsing turned into a float): reported when the record is checked, in the
+    /// engine's order (after the record's id and vector), not while the input is read.
+    pub metadata_error: Option<String>,
     /// The vector, if given.
     pub vector: Option<Vec<f32>>,
     /// Where it came from, for error messages.
@@ -76,14 +80,21 @@ pub fn parse(content: &str, name: &str, format: Format) -> Result<Vec<InputRecor
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(n, l)| InputRecord { id: None, text: Some(l.to_owned()), metadata: None, vector: None, origin: format!("{name}:{}", n + 1) })
+            .map(|(n, l)| InputRecord {
+                id: None,
+                text: Some(l.to_owned()),
+                metadata: None,
+                metadata_error: None,
+                vector: None,
+                origin: format!("{name}:{}", n + 1),
+            })
             .collect()),
         Format::Text => {
             let text = content.trim();
             if text.is_empty() {
                 bail!("{name} is empty: there is no text to store");
             }
-            Ok(vec![InputRecord { id: None, text: Some(text.to_owned()), metadata: None, vector: None, origin: name.to_owned() }])
+            Ok(vec![InputRecord { id: None, text: Some(text.to_owned()), metadata: None, metadata_error: None, vector: None, origin: name.to_owned() }])
         }
     }
 }
@@ -106,7 +117,7 @@ pub fn parse_json_record(line: &str, origin: &str) -> Result<InputRecord> {
     let Value::Object(obj) = value else {
         bail!("{origin}: expected a JSON object with \"text\", \"id\", \"metadata\" or \"vector\"");
     };
-    let mut rec = InputRecord { id: None, text: None, metadata: None, vector: None, origin: origin.to_owned() };
+    let mut rec = InputRecord { id: None, text: None, metadata: None, metadata_error: None, vector: None, origin: origin.to_owned() };
     for (key, v) in &obj {
         match key.as_str() {
             "id" => rec.id = id_value(v).map_err(|e| anyhow!("{origin}: {e}"))?,
@@ -120,7 +131,7 @@ pub fn parse_json_record(line: &str, origin: &str) -> Result<InputRecord> {
                     // The metadata's own text (parsing has turned an integer beyond 64 bits into
                     // a float): refused as the engines refuse it, not stored rounded.
                     let raw = raw_field(line, "metadata").ok_or_else(|| anyhow!("{origin}: cannot find the \"metadata\" field's text"))?;
-                    memento::limits::check_json_text(raw, "metadata").map_err(|e| anyhow!("{origin}: {e}"))?;
+                    rec.metadata_error = memento::limits::check_json_text(raw, "metadata").err();
                     rec.metadata = Some(m.clone());
                 }
                 Value::Null => {}
@@ -146,9 +157,9 @@ pub fn parse_json_record(line: &str, origin: &str) -> Result<InputRecord> {
     Ok(rec)
 }
 
+/// A record's id as given (an empty one is refused with the rest, by the engine's id check).
 fn id_value(v: &Value) -> std::result::Result<Option<String>, String> {
     match v {
-        Value::String(s) if s.is_empty() => Err("\"id\" is empty".into()),
         Value::String(s) => Ok(Some(s.clone())),
         Value::Number(n) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
         Value::Null => Ok(None),
@@ -158,7 +169,8 @@ fn id_value(v: &Value) -> std::result::Result<Option<String>, String> {
 
 /// A vector from its JSON text, `[0.25, -1e-3, ...]`, each element parsed from its own digits
 /// as an `f32` (correctly rounded: the shortest representation of an `f32` gives it back
-/// exactly).
+/// exactly). An element beyond the range of an `f32` becomes an infinity, which the engine's
+/// vector check refuses like any other, in its order (the record's id before its vector).
 pub fn parse_vector(raw: &str) -> std::result::Result<Vec<f32>, String> {
     let value: Value = serde_json::from_str(raw).map_err(|e| format!("the vector is not valid JSON ({e})"))?;
     let Value::Array(items) = value else {
@@ -172,18 +184,7 @@ pub fn parse_vector(raw: &str) -> std::result::Result<Vec<f32>, String> {
         return Err("the vector is empty".into());
     }
     // Valid JSON holding only numbers: the text between the brackets is numbers and commas.
-    inner
-        .split(',')
-        .enumerate()
-        .map(|(i, t)| {
-            let v = t.trim().parse::<f32>().map_err(|e| format!("element {i} of the vector ({}): {e}", t.trim()))?;
-            if v.is_finite() {
-                Ok(v)
-            } else {
-                Err(format!("element {i} of the vector ({}) is out of the range of a 32-bit float", t.trim()))
-            }
-        })
-        .collect()
+    inner.split(',').enumerate().map(|(i, t)| t.trim().parse::<f32>().map_err(|e| format!("element {i} of the vector ({}): {e}", t.trim()))).collect()
 }
 
 /// The raw text of a top-level field of a JSON object (the last one, if repeated, as
@@ -359,7 +360,7 @@ fn parse_csv_records(content: &str, name: &str) -> Result<Vec<InputRecord>> {
         if row.len() != header.len() {
             bail!("{origin}: {} fields where the header has {}", row.len(), header.len());
         }
-        let mut rec = InputRecord { id: None, text: None, metadata: None, vector: None, origin: origin.clone() };
+        let mut rec = InputRecord { id: None, text: None, metadata: None, metadata_error: None, vector: None, origin: origin.clone() };
         let mut extra = Metadata::new();
         for (h, cell) in header.iter().zip(row) {
             if cell.is_empty() {
@@ -370,7 +371,7 @@ fn parse_csv_records(content: &str, name: &str) -> Result<Vec<InputRecord>> {
                 "text" => rec.text = Some(cell),
                 "metadata" => match serde_json::from_str::<Value>(&cell) {
                     Ok(Value::Object(m)) => {
-                        memento::limits::check_json_text(&cell, "metadata").map_err(|e| anyhow!("{origin}: {e}"))?;
+                        rec.metadata_error = memento::limits::check_json_text(&cell, "metadata").err();
                         rec.metadata = Some(m);
                     }
                     _ => bail!("{origin}: the \"metadata\" column must hold a JSON object"),
@@ -420,7 +421,8 @@ mod tests {
         assert_eq!(v[2], f32::MAX);
         assert_eq!(v[3], 100.0);
         assert_eq!(v[4].to_bits(), (-0.0f32).to_bits());
-        assert!(parse_vector("[1e39]").is_err());
+        // Beyond float32: an infinity, for the engine's vector check to refuse in its order.
+        assert_eq!(parse_vector("[1e39, -1e39]").unwrap(), vec![f32::INFINITY, f32::NEG_INFINITY]);
         assert!(parse_vector("[]").is_err());
         assert!(parse_vector("[1, \"a\"]").is_err());
         assert!(parse_vector("{}").is_err());
