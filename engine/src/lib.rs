@@ -45,6 +45,7 @@ pub mod inspect;
 pub mod kernels;
 pub mod limits;
 mod mirror;
+mod peek;
 mod slots;
 pub mod storage;
 mod vecfile;
@@ -58,6 +59,7 @@ pub use error::{Error, Result};
 pub use filter::Filter;
 pub use index::ScanMode;
 pub use memento_format::superblock::Metric;
+pub use peek::{peek, StoreInfo};
 
 /// Registers, once per process, the SQLite VFS that writes and checks the mirror's page
 /// trailers (FORMAT.md §6.1) and returns its name: for tools and tests that open a mirror file

@@ -2,7 +2,7 @@
 //! checkpoint writer (FORMAT.md §2 and §4.2).
 
 use std::borrow::Cow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -212,34 +212,7 @@ impl VecFile {
     pub fn open(storage: &dyn Storage, path: PathBuf) -> Result<VecFile> {
         let file = storage.open(VEC_FILE, false).map_err(|e| Error::io("opening the vector file", e))?;
         let len = file.len().map_err(|e| Error::io("reading the vector file's length", e))?;
-        let read_copy = |off: u64| -> std::result::Result<Superblock, memento_format::DecodeError> {
-            let mut b = vec![0u8; superblock::LEN];
-            if off + superblock::LEN as u64 > len || file.read_exact_at(&mut b, off).is_err() {
-                return Err(memento_format::DecodeError::new(0, "superblock copy is missing"));
-            }
-            Superblock::decode(&b)
-        };
-        let a = read_copy(Slot::A.offset());
-        let b = read_copy(Slot::B.offset());
-        let reason = match (&a, &b) {
-            (Err(ea), Err(eb)) => Some(format!("neither superblock copy is valid (A: {}; B: {})", ea.reason, eb.reason)),
-            _ => None,
-        };
-        let other_copy_damage = match (&a, &b) {
-            (Err(e), Ok(_)) => Some(format!("superblock copy A (byte offset {}) is damaged ({})", Slot::A.offset(), e.reason)),
-            (Ok(_), Err(e)) => Some(format!("superblock copy B (byte offset {}) is damaged ({})", Slot::B.offset(), e.reason)),
-            _ => None,
-        };
-        let (sb, sb_slot) = superblock::pick_current(a, b).ok_or_else(|| Error::corrupted(&path, 0, reason.unwrap_or_default()))?;
-        if sb.min_reader_version > memento_format::FORMAT_VERSION {
-            return Err(Error::Incompatible {
-                reason: format!(
-                    "the store needs a reader of format version {} or later, and this is version {}",
-                    sb.min_reader_version,
-                    memento_format::FORMAT_VERSION
-                ),
-            });
-        }
+        let Current { sb, slot: sb_slot, other_copy_damage } = current_superblock(&path, len, |b, off| file.read_exact_at(b, off))?;
         let ps = u64::from(sb.page_size);
         let sealed = sb.page_count.checked_mul(ps).ok_or_else(|| Error::corrupted(&path, 72, "page count overflows"))?;
         if len < sealed {
@@ -512,4 +485,49 @@ impl VecFile {
     pub fn sealed_len(&self) -> u64 {
         self.sb.page_count * u64::from(self.sb.page_size)
     }
+}
+
+/// The superblock in use of a vector file (see [`current_superblock`]).
+pub(crate) struct Current {
+    pub(crate) sb: Superblock,
+    /// Which copy it is.
+    pub(crate) slot: Slot,
+    /// The other copy's damage, if it is damaged.
+    pub(crate) other_copy_damage: Option<String>,
+}
+
+/// Reads both superblock copies of the vector file at `path` (`len` bytes, read through
+/// `read_at(buf, offset)`) and returns the newer valid one, checked to be readable by this
+/// version (FORMAT.md §2: the copy with the higher sequence wins). Reads nothing else: opening
+/// a store and [`crate::peek`] both start here.
+pub(crate) fn current_superblock(path: &Path, len: u64, read_at: impl Fn(&mut [u8], u64) -> std::io::Result<()>) -> Result<Current> {
+    let read_copy = |off: u64| -> std::result::Result<Superblock, memento_format::DecodeError> {
+        let mut b = vec![0u8; superblock::LEN];
+        if off + superblock::LEN as u64 > len || read_at(&mut b, off).is_err() {
+            return Err(memento_format::DecodeError::new(0, "superblock copy is missing"));
+        }
+        Superblock::decode(&b)
+    };
+    let a = read_copy(Slot::A.offset());
+    let b = read_copy(Slot::B.offset());
+    let reason = match (&a, &b) {
+        (Err(ea), Err(eb)) => Some(format!("neither superblock copy is valid (A: {}; B: {})", ea.reason, eb.reason)),
+        _ => None,
+    };
+    let other_copy_damage = match (&a, &b) {
+        (Err(e), Ok(_)) => Some(format!("superblock copy A (byte offset {}) is damaged ({})", Slot::A.offset(), e.reason)),
+        (Ok(_), Err(e)) => Some(format!("superblock copy B (byte offset {}) is damaged ({})", Slot::B.offset(), e.reason)),
+        _ => None,
+    };
+    let (sb, slot) = superblock::pick_current(a, b).ok_or_else(|| Error::corrupted(path, 0, reason.unwrap_or_default()))?;
+    if sb.min_reader_version > memento_format::FORMAT_VERSION {
+        return Err(Error::Incompatible {
+            reason: format!(
+                "the store needs a reader of format version {} or later, and this is version {}",
+                sb.min_reader_version,
+                memento_format::FORMAT_VERSION
+            ),
+        });
+    }
+    Ok(Current { sb, slot, other_copy_damage })
 }

@@ -1491,3 +1491,21 @@ fn get_where_returns_the_matching_records_in_insertion_order() {
     assert_eq!(two.len(), 2);
     assert_eq!(two[1].vector, e.get("r2").expect("get").expect("r2").vector);
 }
+
+/// `peek` says what a store is without opening it (no lock taken: it works while the store is
+/// open), and creates nothing where there is no store.
+#[test]
+fn peek_reads_a_stores_identity_without_opening_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let e = Engine::builder(dir.path()).dimension(3).metric(memento::Metric::L2).page_size(32 * 1024).open().expect("open");
+    e.add(memento::Record::new("a", vec![1.0, 2.0, 3.0])).expect("add");
+    e.checkpoint().expect("checkpoint");
+    let info = memento::peek(dir.path()).expect("peek while open");
+    assert_eq!((info.dimension, info.metric, info.page_size, info.model.clone()), (3, memento::Metric::L2, 32 * 1024, None));
+    assert_eq!((info.checkpoint_live_count, info.format_version), (1, memento_format::FORMAT_VERSION));
+    e.close().expect("close");
+    let missing = dir.path().join("nothing-here");
+    let err = memento::peek(&missing).expect_err("no store");
+    assert!(err.to_string().contains("there is no store at"), "{err}");
+    assert!(!missing.exists(), "peek created something");
+}

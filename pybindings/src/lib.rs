@@ -905,6 +905,26 @@ fn limits(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
+/// What the store in `path` is, from its superblock, without opening it (`memento::peek`):
+/// a dict of format_version, dimension, metric, page_size, model_id (None for a raw-vector
+/// store), checkpoint_live_count and checkpoint_lsn; None if there is no store there or its
+/// superblock cannot be read (opening it then says why).
+#[pyfunction]
+fn peek(py: Python<'_>, path: PathBuf) -> PyResult<Option<Bound<'_, PyDict>>> {
+    let Ok(info) = py.detach(|| memento::peek(&path)) else {
+        return Ok(None);
+    };
+    let d = PyDict::new(py);
+    d.set_item("format_version", info.format_version)?;
+    d.set_item("dimension", info.dimension)?;
+    d.set_item("metric", info.metric.name())?;
+    d.set_item("page_size", info.page_size)?;
+    d.set_item("model_id", info.model.map(|m| m.id))?;
+    d.set_item("checkpoint_live_count", info.checkpoint_live_count)?;
+    d.set_item("checkpoint_lsn", info.checkpoint_lsn)?;
+    Ok(Some(d))
+}
+
 /// The smallest page size that holds a vector of dimension `dim` (None outside 1 to 65,536).
 #[pyfunction]
 fn min_page_size(dim: usize) -> Option<u32> {
@@ -919,11 +939,11 @@ fn _panic(py: Python<'_>, message: String) -> PyResult<()> {
     guard(py, || py.detach(|| -> FResult<()> { std::panic::panic_any(message) }))
 }
 
-/// Memento's native module: NativeEngine, NativeEmbedder, default_model_dir, content_id.
+/// Memento's native module: NativeEngine, NativeEmbedder, default_model_dir, content_id, peek.
 #[pymodule(name = "_native")]
 mod native {
     #[pymodule_export]
-    use super::{_panic, content_id, default_model_dir, limits, min_page_size, NativeEmbedder, NativeEngine};
+    use super::{_panic, content_id, default_model_dir, limits, min_page_size, peek, NativeEmbedder, NativeEngine};
     use pyo3::prelude::*;
     use pyo3::types::PyModule;
 

@@ -5,6 +5,7 @@ that does I/O, embeds or searches releases the GIL. The public API is :mod:`meme
 (:class:`memento.RustEngine` wraps :class:`NativeEngine`).
 """
 
+import os
 from typing import Any, final
 
 import numpy as np
@@ -103,6 +104,9 @@ def content_id(text: str) -> str:
 def limits() -> dict[str, int | float]:
     """The engine's limits (``memento::limits``) by name; ``memento._limits`` mirrors them."""
 
+def peek(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What the store in ``path`` is, from its superblock, without opening it; None if there is
+    none or it cannot be read."""
 def min_page_size(dim: int) -> int | None:
     """The smallest page size that holds a vector of dimension ``dim`` (None outside 1 to 65,536)."""
 

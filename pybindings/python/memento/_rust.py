@@ -15,7 +15,7 @@ from typing import Any
 
 from ._engine import Core, CoreEngine
 from ._limits import check_page_size
-from ._store import PY_STORE_FILE, RUST_VEC_FILE, check_dim, check_durability, fspath, read_rust_store, resolve_metric, resolve_model
+from ._store import PY_STORE_FILE, RUST_VEC_FILE, StoreInfo, check_dim, check_durability, fspath, resolve_metric, resolve_model
 from .errors import IncompatibleError, InvalidArgumentError
 from .vector_ops import check_metric
 
@@ -87,7 +87,8 @@ class RustEngine(CoreEngine):
                 f"The store cannot be opened this way: {d} holds a store of the Python engine ({PY_STORE_FILE}), "
                 "which the Rust engine cannot read; open it with memento.PythonEngine."
             )
-        existing = read_rust_store(d)
+        found = mod.peek(p)
+        existing = None if found is None else StoreInfo(found["dimension"], found["metric"], found["model_id"])
         model_spec = resolve_model(model, dim, existing)
         metric_res = resolve_metric(metric, existing)
         core: Core = mod.NativeEngine(p, dim, metric_res, model_spec, durability, create, page_size)

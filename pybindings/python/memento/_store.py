@@ -1,15 +1,12 @@
 """Settling an engine's open arguments before the store is opened: what is in the directory
-already (a Rust store's superblock, FORMAT.md §2.1, or a Python-engine store), and from that
+already (a Rust store, as the native module's ``peek`` reads it, or a Python-engine store), and from that
 the model, metric and dimension to open it with. Shared by both engines so that
 ``Engine(path, ...)`` means the same thing for each."""
 
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
 from ._embedder import DEFAULT_MODEL, MANIFEST_FILE, model_dir
@@ -21,7 +18,6 @@ __all__ = [
     "RUST_VEC_FILE",
     "PY_STORE_FILE",
     "StoreInfo",
-    "read_rust_store",
     "resolve_model",
     "resolve_metric",
     "check_dim",
@@ -39,8 +35,6 @@ PY_STORE_FILE: Final = "memento.python.sqlite"
 DURABILITIES: Final = ("sync", "group", "buffered")
 _DURABILITY_ALIASES: Final = {"group_commit": "group", "groupcommit": "group"}
 
-_METRIC_CODES: Final = {1: "cosine", 2: "dot", 3: "l2"}
-_SUPERBLOCK_LEN: Final = 512
 
 
 @dataclass(frozen=True)
@@ -64,38 +58,6 @@ def fspath(path: object) -> str:
     if not p:
         raise InvalidArgumentError("Invalid argument: the store path is empty.")
     return p
-
-
-def _superblock(buf: bytes) -> tuple[int, StoreInfo] | None:
-    if len(buf) < _SUPERBLOCK_LEN or buf[:8] != b"MEMENTOV":
-        return None
-    (crc,) = struct.unpack_from("<I", buf, 508)
-    if zlib.crc32(buf[:508]) != crc:
-        return None
-    (seq,) = struct.unpack_from("<Q", buf, 16)
-    (dim,) = struct.unpack_from("<I", buf, 44)
-    metric = _METRIC_CODES.get(buf[49], "cosine")
-    raw_id = buf[112:176].rstrip(b"\0")
-    model_id = raw_id.decode("utf-8", "replace") if raw_id else None
-    return seq, StoreInfo(dim, metric, model_id)
-
-
-def read_rust_store(path: str | os.PathLike[str]) -> StoreInfo | None:
-    """The dimension, metric and model of the Rust store in ``path`` (from the newer valid
-    superblock copy); None if there is none or it cannot be read (the engine then says why)."""
-    f = Path(path) / RUST_VEC_FILE
-    try:
-        with open(f, "rb") as fh:
-            a = fh.read(_SUPERBLOCK_LEN)
-            fh.seek(4096)
-            b = fh.read(_SUPERBLOCK_LEN)
-    except OSError:
-        return None
-    best = None
-    for sb in (_superblock(a), _superblock(b)):
-        if sb is not None and (best is None or sb[0] > best[0]):
-            best = sb
-    return best[1] if best else None
 
 
 def resolve_model(model: object, dim: int | None, existing: StoreInfo | None) -> str | None:

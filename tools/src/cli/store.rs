@@ -63,7 +63,7 @@ pub fn target(store: &StoreArg, need: Need, create: bool) -> Result<Target> {
     }
     let engine = match need {
         Need::Vectors => Engine::builder(dir).create(false).open().map_err(|e| explain(e, dir))?,
-        Need::Text => open_with_model(dir, DEFAULT_MODEL, true)?,
+        Need::Text => open_with_its_model(dir)?,
     };
     Ok(Target::Open(engine))
 }
@@ -163,22 +163,14 @@ impl NewStore {
     }
 }
 
-/// Opens an existing store with the embedding model `id`; if the store names another model,
-/// opens it with that one instead (`retry`).
-fn open_with_model(dir: &Path, id: &str, retry: bool) -> Result<Engine> {
-    match Engine::builder(dir).create(false).model_dir(model_dir(id), OnnxOptions::default()).open() {
-        Ok(e) => Ok(e),
-        Err(Error::ModelMismatch { store, .. }) if store.starts_with("none") => Err(raw_store(dir)),
-        Err(Error::ModelMismatch { store, given }) => {
-            // "all-minilm-l6-v2 (384-d, sha256 …)": the store's model id comes first.
-            let store_id = store.split(" (").next().unwrap_or_default().to_owned();
-            if retry && !store_id.is_empty() && store_id != id {
-                return open_with_model(dir, &store_id, false);
-            }
-            Err(explain(Error::ModelMismatch { store, given }, dir))
-        }
-        Err(e) => Err(explain(e, dir)),
-    }
+/// Opens an existing store with the embedding model its superblock names ([`memento::peek`]);
+/// a raw-vector store cannot embed text.
+fn open_with_its_model(dir: &Path) -> Result<Engine> {
+    let info = memento::peek(dir).map_err(|e| explain(e, dir))?;
+    let Some(model) = info.model else {
+        return Err(raw_store(dir));
+    };
+    Engine::builder(dir).create(false).model_dir(model_dir(&model.id), OnnxOptions::default()).open().map_err(|e| explain(e, dir))
 }
 
 /// The error for text given to a raw-vector store.
