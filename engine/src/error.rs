@@ -93,10 +93,10 @@ pub enum Error {
     /// The store was written with another embedding model than the one given, or a vector
     /// comes from another model than the store's.
     ModelMismatch {
-        /// The store's model (id and hash prefix).
-        store: String,
+        /// The store's model (an empty id: a raw-vector store, which has none).
+        store: crate::embed::ModelIdentity,
         /// The model that was given.
-        given: String,
+        given: crate::embed::ModelIdentity,
     },
     /// A text operation on an engine opened without an embedding model.
     NoModel,
@@ -159,6 +159,7 @@ impl std::fmt::Display for Error {
             Error::Poisoned { cause } => write!(f, "The store refuses writes after an earlier I/O failure ({cause}); close and reopen it to recover."),
             Error::Model { reason } => write!(f, "Embedding model problem: {reason}."),
             Error::ModelMismatch { store, given } => {
+                let (store, given) = (describe_model(store), describe_model(given));
                 write!(f, "The store was written with the embedding model {store}, not {given}; vectors of different models cannot be mixed.")
             }
             Error::NoModel => write!(
@@ -180,5 +181,16 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+/// A model as messages name it: its id, dimension and the start of its hash; "none" for the
+/// empty identity of a raw-vector store.
+fn describe_model(m: &crate::embed::ModelIdentity) -> String {
+    if m.id.is_empty() {
+        "none (a raw-vector store)".into()
+    } else {
+        let hash: String = m.hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{} ({}-d, sha256 {hash}…)", m.id, m.dim)
     }
 }

@@ -85,20 +85,12 @@ impl ModelLoad {
     }
 }
 
-fn describe(m: &ModelIdentity) -> String {
-    if m.id.is_empty() {
-        "none (a raw-vector store)".into()
-    } else {
-        format!("{} ({}-d, sha256 {}…)", m.id, m.dim, &hex(&m.hash)[..12])
-    }
-}
-
 /// Refuses an embedder whose model is not the store's.
 pub(super) fn check_model(store: &ModelIdentity, given: &ModelIdentity) -> Result<()> {
     if store == given {
         Ok(())
     } else {
-        Err(Error::ModelMismatch { store: describe(store), given: describe(given) })
+        Err(Error::ModelMismatch { store: store.clone(), given: given.clone() })
     }
 }
 
