@@ -263,3 +263,14 @@ def test_native_stub_covers_the_native_classes():
     for m in ("dimension", "metric", "model_id", "path", "closed", "write", "add_arrays", "delete", "delete_where", "get", "get_where",
               "search", "remember", "recall", "embed", "count", "checkpoint", "stats", "close"):
         assert m in eng, f"NativeEngine.{m}"
+
+
+def test_the_package_namespace_holds_only_its_public_names():
+    # `import memento` exposed memento.os, memento.threading, memento.warnings, memento.Any,
+    # memento.TYPE_CHECKING and memento.annotations: names a user could come to rely on.
+    stray = sorted(
+        n
+        for n, v in vars(memento).items()
+        if not n.startswith("_") and n not in memento.__all__ and not (isinstance(v, types.ModuleType) and v.__name__.startswith("memento."))
+    )
+    assert stray == [], f"memento's namespace holds names outside __all__: {stray}"

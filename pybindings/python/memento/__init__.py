@@ -22,10 +22,13 @@ Errors are the classes of :mod:`memento.errors`, all subclasses of :class:`Memen
 
 from __future__ import annotations
 
-import os
-import threading
-import warnings
-from typing import TYPE_CHECKING, Any
+# The standard library under private names: the package's namespace holds only its public names
+# (``__all__``) and its submodules.
+import os as _os
+import threading as _threading
+import warnings as _warnings
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from . import base, embed, errors, vector_ops
 from ._ids import content_id as content_id
@@ -90,11 +93,11 @@ __all__ = [
     "ForkedProcessError",
 ]
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from ._pure import PythonEngine as PythonEngine
 else:
 
-    def __getattr__(name: str) -> Any:
+    def __getattr__(name: str) -> _Any:
         # The pure-Python engine (sqlite3 and the rest) is imported when first asked for.
         if name == "PythonEngine":
             from ._pure import PythonEngine
@@ -107,8 +110,8 @@ else:
 #: The package version (the native module's, which is the crate's).
 __version__ = "0.1.0"
 
-_native_state: tuple[Any, BaseException | None] | None = None
-_native_lock = threading.Lock()
+_native_state: tuple[_Any, BaseException | None] | None = None
+_native_lock = _threading.Lock()
 _warned = False
 
 
@@ -116,20 +119,20 @@ def _user_stacklevel() -> int:
     """The ``stacklevel`` that points a warning at the first caller outside this package."""
     import sys
 
-    pkg = os.path.dirname(os.path.abspath(__file__))
+    pkg = _os.path.dirname(_os.path.abspath(__file__))
     f = sys._getframe(1)
     level = 1
-    while f is not None and os.path.dirname(os.path.abspath(f.f_code.co_filename)).startswith(pkg):
+    while f is not None and _os.path.dirname(_os.path.abspath(f.f_code.co_filename)).startswith(pkg):
         f = f.f_back  # type: ignore[assignment]
         level += 1
     return level
 
 
 def _rust_disabled() -> bool:
-    return os.environ.get("MEMENTO_RUST", "").strip().lower() in ("0", "false", "no", "off")
+    return _os.environ.get("MEMENTO_RUST", "").strip().lower() in ("0", "false", "no", "off")
 
 
-def _load_native() -> Any:
+def _load_native() -> _Any:
     """The native module, or None (warning once, unless MEMENTO_RUST=0, when it cannot be
     imported)."""
     global _native_state, _warned
@@ -144,7 +147,7 @@ def _load_native() -> Any:
         mod, err = _native_state
         if mod is None and not _warned and not _rust_disabled():
             _warned = True
-            warnings.warn(
+            _warnings.warn(
                 f"memento: the native module memento._native cannot be imported ({err}); "
                 "using the pure-Python engine, which is slower (set MEMENTO_RUST=0 to choose it without this warning)",
                 RuntimeWarning,
@@ -181,10 +184,10 @@ def default_model_dir() -> str:
 
 
 def Engine(
-    path: str | os.PathLike[str],
+    path: str | _os.PathLike[str],
     dim: int | None = None,
     metric: str | None = None,
-    model: str | os.PathLike[str] | None = "default",
+    model: str | _os.PathLike[str] | None = "default",
     durability: str = "sync",
     *,
     create: bool = True,
@@ -218,3 +221,6 @@ def Engine(
     from ._pure import PythonEngine
 
     return PythonEngine(path, dim, metric, model, durability, create=create, page_size=page_size)
+
+
+del annotations  # the __future__ feature's name: a compile-time switch, not part of the API
