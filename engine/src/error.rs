@@ -93,10 +93,11 @@ pub enum Error {
     /// The store was written with another embedding model than the one given, or a vector
     /// comes from another model than the store's.
     ModelMismatch {
-        /// The store's model (an empty id: a raw-vector store, which has none).
-        store: crate::embed::ModelIdentity,
+        /// The store's model (an empty id: a raw-vector store, which has none). Boxed, as is
+        /// `given`, to keep every `Result` of the crate small.
+        store: Box<crate::embed::ModelIdentity>,
         /// The model that was given.
-        given: crate::embed::ModelIdentity,
+        given: Box<crate::embed::ModelIdentity>,
     },
     /// A text operation on an engine opened without an embedding model.
     NoModel,

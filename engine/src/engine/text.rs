@@ -90,7 +90,7 @@ pub(super) fn check_model(store: &ModelIdentity, given: &ModelIdentity) -> Resul
     if store == given {
         Ok(())
     } else {
-        Err(Error::ModelMismatch { store: store.clone(), given: given.clone() })
+        Err(Error::ModelMismatch { store: Box::new(store.clone()), given: Box::new(given.clone()) })
     }
 }
 
