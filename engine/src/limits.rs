@@ -32,11 +32,6 @@ pub const PAGE_OVERHEAD: usize = memento_format::align_up(HEADER_LEN + 8, 64);
 pub const MAX_ID_BYTES: usize = memento_format::wal::MAX_ID_LEN;
 /// The largest WAL record (id, text, metadata and vector of one record, with its header).
 pub const MAX_RECORD_BYTES: usize = memento_format::wal::MAX_RECORD_LEN;
-/// The fixed bytes of a put's WAL record (its header and the put's fixed part): a record of id
-/// `i`, text `t`, metadata JSON `m` and dimension `d` is `align8(this + i + t + m + 4d)` bytes.
-pub const PUT_RECORD_OVERHEAD: usize = memento_format::wal::RECORD_HEADER_LEN + memento_format::wal::put::LEN;
-/// The fixed bytes of an update's WAL record: `align8(this + t + m)` bytes.
-pub const UPDATE_RECORD_OVERHEAD: usize = memento_format::wal::RECORD_HEADER_LEN + memento_format::wal::update::LEN;
 /// The longest text of a record, in bytes of UTF-8 (768 MiB).
 pub const MAX_TEXT_BYTES: usize = 768 << 20;
 /// The longest metadata of a record, in bytes of compact JSON (64 MiB).
@@ -47,7 +42,9 @@ pub const MAX_METADATA_BYTES: usize = 64 << 20;
 /// any record within them fits both the WAL and the mirror, whatever an update changes:
 const SQLITE_MAX_LENGTH: usize = 1_000_000_000;
 const _: () = {
-    let largest = PUT_RECORD_OVERHEAD + MAX_ID_BYTES + MAX_TEXT_BYTES + MAX_METADATA_BYTES + 4 * MAX_DIMENSION;
+    // A put's WAL record: its header and fixed part, the id, text, metadata and vector.
+    let fixed = memento_format::wal::RECORD_HEADER_LEN + memento_format::wal::put::LEN;
+    let largest = fixed + MAX_ID_BYTES + MAX_TEXT_BYTES + MAX_METADATA_BYTES + 4 * MAX_DIMENSION;
     assert!(largest + 8 <= MAX_RECORD_BYTES && largest + 4096 <= SQLITE_MAX_LENGTH);
 };
 /// How deeply a metadata object or a filter may nest objects and lists (`{"a": 1}` is 1 level,

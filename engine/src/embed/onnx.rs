@@ -235,11 +235,12 @@ impl OnnxEmbedder {
         let (tokenizer, tokenizer_ms) = tok?;
         let (session, graph, mut times) = sess?;
         times.tokenizer_ms = tokenizer_ms;
+        let process = ProcessGuard::new();
         let e = OnnxEmbedder {
             identity: manifest.identity(),
             tokenizer,
-            session: OwnedByOpener::new(Mutex::new(session), ProcessGuard::new()),
-            process: ProcessGuard::new(),
+            session: OwnedByOpener::new(Mutex::new(session), process),
+            process,
             batch_size: opts.batch_size.max(1),
             batch_tokens: opts.batch_tokens.max(manifest.max_tokens),
             graph,
@@ -468,11 +469,12 @@ pub fn optimize_model(dir: &Path, runtime_library: Option<&Path>) -> Result<Mani
         trial.optimized = use_optimized.then(|| super::Optimized { file: file.clone(), data_file: data_file.clone(), onnxruntime: version.clone() });
         let tokenizer = load_tokenizer(dir, &trial)?;
         let (session, graph, times) = OnnxEmbedder::load_session(dir, &trial, &opts)?;
+        let process = ProcessGuard::new();
         let e = OnnxEmbedder {
             identity: trial.identity(),
             tokenizer,
-            session: OwnedByOpener::new(Mutex::new(session), ProcessGuard::new()),
-            process: ProcessGuard::new(),
+            session: OwnedByOpener::new(Mutex::new(session), process),
+            process,
             batch_size: 32,
             batch_tokens: 1024,
             graph,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Protocol, overload
+from typing import Any, Final, NoReturn, Protocol, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -317,9 +317,12 @@ class CoreEngine(base.Engine):
             text_list = [_text(t) for t in text_list]
         meta_list = _per_id(metadatas, n, single, "metadatas", Mapping)
         metas_json, bad_meta = _metadatas_json(meta_list)
-        if vectors is not None and (bad_row := _first_row_of_another_length(vectors, self._dimension)) is not None:
-            self._refuse_from(bad_row, bad_meta, id_list, vectors, text_list, metas_json, upsert)
         if vectors is not None:
+            bad_row = _first_row_of_another_length(vectors, self._dimension)
+            if bad_row is not None:
+                if len(vectors) != n:
+                    raise _bad(f"there are {n} ids but {len(vectors)} vectors")
+                self._refuse_from(bad_row, bad_meta, id_list, vectors, text_list, metas_json, upsert)
             batch, one = as_batch(vectors, self._dimension)
             if single and batch.shape[0] != 1:
                 raise _bad(f"one id but {batch.shape[0]} vectors")
@@ -330,14 +333,7 @@ class CoreEngine(base.Engine):
             if n == 0:
                 return
             if bad_meta is not None:
-                # The engine checks a batch record by record (its id, then its vector, then its
-                # metadata): what it would refuse in the records up to the bad metadata comes
-                # first, as the Rust library and the CLI say.
-                j, err = bad_meta
-                assert metas_json is not None
-                tl = None if text_list is None else text_list[: j + 1]
-                self._core.check_arrays(id_list[: j + 1], batch[: j + 1], tl, metas_json[:j] + [None], upsert)
-                raise err
+                self._refuse_from(None, bad_meta, id_list, batch, text_list, metas_json, upsert)
             self._core.add_arrays(id_list, batch, text_list, metas_json, upsert)
             return
         if bad_meta is not None:
@@ -355,33 +351,32 @@ class CoreEngine(base.Engine):
 
     def _refuse_from(
         self,
-        bad_row: int,
+        bad_row: int | None,
         bad_meta: tuple[int, InvalidArgumentError] | None,
         ids: list[str],
-        rows: Sequence[Any],
+        rows: Any,
         texts: list[str | None] | None,
         metas_json: list[str | None] | None,
         upsert: bool,
-    ) -> None:
-        """Raises what the engine, checking a batch record by record, finds first in a batch
-        whose rows differ in length (row ``bad_row`` is the first not of the store's dimension)
-        or whose metadata ``bad_meta`` is bad: the records before the first fault are checked
-        by the core (check_arrays), then that fault is raised."""
-        if len(rows) != len(ids):
-            raise _bad(f"there are {len(ids)} ids but {len(rows)} vectors")
-        stop = bad_row if bad_meta is None else min(bad_row, bad_meta[0])
-        # A record's vector is checked before its metadata: so the record of a bad metadata
-        # (before the bad row) is checked with its vector, and without its metadata.
-        upto = stop + 1 if stop < bad_row else stop
+    ) -> NoReturn:
+        """Raises what the engine, checking a batch record by record (its id, then its vector,
+        then its metadata), finds first in a batch with a fault the core cannot be given: a row
+        not of the store's dimension among rows of different lengths (``bad_row``), or
+        metadata that is not JSON the engines take (``bad_meta``). The records before the first
+        fault are checked by the core (check_arrays), then that fault is raised."""
+        stop = min(i for i in (bad_row, None if bad_meta is None else bad_meta[0]) if i is not None)
+        # The record of a bad metadata is checked with its vector, without its metadata.
+        meta_first = bad_row is None or stop < bad_row
+        upto = stop + 1 if meta_first else stop
         if upto > 0:
-            batch, _ = as_batch([rows[i] for i in range(upto)], self._dimension)
+            batch, _ = as_batch(rows[:upto], self._dimension)
             mj = None if metas_json is None else metas_json[:stop] + [None] * (upto - stop)
             tl = None if texts is None else texts[:upto]
             self._core.check_arrays(ids[:upto], batch, tl, mj, upsert)
-        if stop < bad_row:
+        if meta_first:
             assert bad_meta is not None
             raise bad_meta[1]
-        got = len(rows[bad_row])
+        got = len(rows[stop])
         raise DimensionMismatchError(
             f"The vector has {got} dimensions but the store holds {self._dimension}-dimensional vectors.", expected=self._dimension, got=got
         )

@@ -23,8 +23,6 @@ __all__ = [
     "PAGE_OVERHEAD",
     "MAX_ID_BYTES",
     "MAX_RECORD_BYTES",
-    "PUT_RECORD_OVERHEAD",
-    "UPDATE_RECORD_OVERHEAD",
     "MAX_TEXT_BYTES",
     "MAX_METADATA_BYTES",
     "MAX_JSON_DEPTH",
@@ -59,11 +57,6 @@ PAGE_OVERHEAD: Final = 128
 MAX_ID_BYTES: Final = 1024
 #: The largest record of the Rust engine's WAL (id, text, metadata and vector, with a header).
 MAX_RECORD_BYTES: Final = 1 << 30
-#: The fixed bytes of a put's WAL record: a record of id ``i``, text ``t``, metadata JSON ``m``
-#: (bytes of UTF-8) and dimension ``d`` takes ``align8(this + i + t + m + 4d)`` bytes.
-PUT_RECORD_OVERHEAD: Final = 48
-#: The fixed bytes of an update's WAL record: ``align8(this + t + m)``.
-UPDATE_RECORD_OVERHEAD: Final = 48
 #: The longest text of a record, in bytes of UTF-8 (768 MiB). With the metadata limit, any
 #: record fits both the WAL and SQLite's largest row (10^9 bytes), whatever an update changes.
 MAX_TEXT_BYTES: Final = 768 << 20
