@@ -16,134 +16,20 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use memento::embed::{model_dir, Embedder, OnnxEmbedder, OnnxOptions, DEFAULT_MODEL};
+mod embedder;
+mod errors;
+mod functions;
+
+use embedder::NativeEmbedder;
+use errors::{guard, invalid, FResult, Fail};
+use functions::{_panic, content_id, default_model_dir, limits, min_page_size, peek};
+use memento::embed::OnnxOptions;
 use memento::{Durability, Engine, Error, Filter, Memory, Metadata, Metric, Record, ScanMode, SearchHit, SearchOptions, WriteBatch};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use parking_lot::RwLock;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyModule, PyTuple, PyType};
-
-/// `memento.errors`, imported when the module is initialised.
-static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-
-/// Why a call failed, before it becomes a Python exception (built with the GIL held).
-enum Fail {
-    /// An engine error, mapped by kind.
-    Engine(Error),
-    /// A Python exception already made.
-    Py(PyErr),
-}
-
-impl From<Error> for Fail {
-    fn from(e: Error) -> Self {
-        Fail::Engine(e)
-    }
-}
-
-impl From<PyErr> for Fail {
-    fn from(e: PyErr) -> Self {
-        Fail::Py(e)
-    }
-}
-
-type FResult<T> = std::result::Result<T, Fail>;
-
-/// The `memento.errors` class for an engine error (SPEC.md's mapping).
-fn class_name(e: &Error) -> &'static str {
-    match e {
-        Error::DimensionMismatch { .. } => "DimensionMismatchError",
-        Error::InvalidVector { .. } => "InvalidVectorError",
-        Error::InvalidArgument { .. } => "InvalidArgumentError",
-        Error::InvalidFilter { .. } => "InvalidFilterError",
-        Error::NotFound { .. } => "NotFoundError",
-        Error::DuplicateId { .. } => "DuplicateIdError",
-        Error::Corrupted { .. } | Error::Mirror { .. } => "CorruptedError",
-        Error::Incompatible { .. } => "IncompatibleError",
-        Error::Locked { .. } => "LockedError",
-        Error::Io { .. } => "MementoIOError",
-        Error::Poisoned { .. } => "PoisonedError",
-        Error::Closed => "ClosedError",
-        Error::Model { .. } => "ModelError",
-        Error::ModelMismatch { .. } => "ModelMismatchError",
-        Error::NoModel => "NoModelError",
-        Error::ForkedProcess { .. } => "ForkedProcessError",
-        _ => "MementoError",
-    }
-}
-
-/// An exception of the class `name` of `memento.errors` (falling back to `MementoError`, then
-/// to `RuntimeError` if the module lacks it) with message `msg`.
-fn raise(py: Python<'_>, name: &str, msg: String) -> PyErr {
-    let class = ERRORS.get(py).and_then(|m| {
-        let m = m.bind(py);
-        [name, "MementoError"].iter().find_map(|n| m.getattr(*n).ok().and_then(|c| c.cast_into::<PyType>().ok()))
-    });
-    match class {
-        Some(c) => PyErr::from_type(c, msg),
-        None => pyo3::exceptions::PyRuntimeError::new_err(msg),
-    }
-}
-
-/// A Python exception for an engine error, with the error's fields as attributes where useful
-/// (`expected`/`got`, `id`, `file`/`offset`, `path`/`pid`).
-fn engine_err(py: Python<'_>, e: Error) -> PyErr {
-    let err = raise(py, class_name(&e), message(&e));
-    let value = err.value(py);
-    // Attributes are extras: failing to set one must not hide the error itself.
-    let _ = match &e {
-        Error::DimensionMismatch { expected, got } => value.setattr("expected", expected).and_then(|()| value.setattr("got", got)),
-        Error::NotFound { id } | Error::DuplicateId { id, .. } => value.setattr("id", id),
-        Error::Corrupted { file, offset, .. } => value.setattr("file", file.display().to_string()).and_then(|()| value.setattr("offset", offset)),
-        Error::Locked { path, pid } => value.setattr("path", path.display().to_string()).and_then(|()| value.setattr("pid", pid)),
-        Error::ForkedProcess { opener, current } => value.setattr("opener_pid", opener).and_then(|()| value.setattr("current_pid", current)),
-        // MementoIOError is an OSError too: give it the errno a handler may look at.
-        Error::Io { source, .. } => source.raw_os_error().map_or(Ok(()), |n| value.setattr("errno", n)),
-        _ => Ok(()),
-    };
-    err
-}
-
-/// What a Python user reads for an engine error: the engine's message, except where that
-/// names the Rust API (the missing model: the Rust message names `EngineBuilder` methods).
-fn message(e: &Error) -> String {
-    match e {
-        Error::NoModel => NO_MODEL_MESSAGE.to_owned(),
-        _ => e.to_string(),
-    }
-}
-
-/// `NoModelError`'s message, the same as the pure-Python engine's (`memento._pure`).
-const NO_MODEL_MESSAGE: &str = "This engine was opened without an embedding model; reopen the store with one \
-     (model=\"default\" for the default model, or model=\"<a model directory>\") to store or search text.";
-
-fn to_py(py: Python<'_>, f: Fail) -> PyErr {
-    match f {
-        Fail::Engine(e) => engine_err(py, e),
-        Fail::Py(e) => e,
-    }
-}
-
-fn invalid(reason: impl Into<String>) -> Fail {
-    Fail::Engine(Error::InvalidArgument { reason: reason.into() })
-}
-
-/// Runs an entry point: a panic becomes `MementoError("internal error: ...")`.
-fn guard<T>(py: Python<'_>, f: impl FnOnce() -> FResult<T>) -> PyResult<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r.map_err(|e| to_py(py, e)),
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".into());
-            Err(raise(py, "MementoError", format!("internal error: {what}")))
-        }
-    }
-}
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 fn parse_metric(s: &str) -> FResult<Metric> {
     match s.to_ascii_lowercase().as_str() {
@@ -820,125 +706,6 @@ impl Drop for NativeEngine {
     }
 }
 
-/// An embedding model on its own: the default model, or a model directory.
-#[pyclass(module = "memento._native", name = "NativeEmbedder", frozen)]
-struct NativeEmbedder {
-    inner: Arc<OnnxEmbedder>,
-}
-
-#[pymethods]
-impl NativeEmbedder {
-    #[new]
-    #[pyo3(signature = (model_dir = None, threads = 0))]
-    fn new(py: Python<'_>, model_dir: Option<PathBuf>, threads: i64) -> PyResult<Self> {
-        guard(py, || {
-            let dir = model_dir.unwrap_or_else(|| memento::embed::model_dir(DEFAULT_MODEL));
-            let opts = OnnxOptions { threads: to_count(threads, "threads")?, ..OnnxOptions::default() };
-            let e = py.detach(|| OnnxEmbedder::load(&dir, &opts))?;
-            Ok(NativeEmbedder { inner: Arc::new(e) })
-        })
-    }
-
-    /// The model's id.
-    #[getter]
-    fn model_id(&self) -> String {
-        self.inner.identity().id.clone()
-    }
-
-    /// The vector dimension.
-    #[getter]
-    fn dimension(&self) -> usize {
-        self.inner.dimension()
-    }
-
-    /// The vectors of texts, an (n, dim) float32 array.
-    fn embed<'py>(&self, py: Python<'py>, texts: Vec<String>) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        guard(py, || {
-            let rows = py.detach(|| {
-                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                if refs.is_empty() {
-                    Ok(Vec::new())
-                } else {
-                    self.inner.embed_batch(&refs, None)
-                }
-            })?;
-            matrix(py, rows, self.inner.dimension())
-        })
-    }
-
-    fn __repr__(&self) -> String {
-        format!("NativeEmbedder({:?}, dim={})", self.inner.identity().id, self.inner.dimension())
-    }
-}
-
-/// The directory of the default model (provisioned by `make setup` / `memento model provision`).
-#[pyfunction]
-fn default_model_dir() -> String {
-    model_dir(DEFAULT_MODEL).display().to_string()
-}
-
-/// The id `remember` gives a text: `m-` and 32 hex digits of its SHA-256.
-#[pyfunction]
-fn content_id(text: &str) -> String {
-    Engine::content_id(text)
-}
-
-/// The engine's limits (`memento::limits`), by name, for `memento._limits` to be held to.
-#[pyfunction]
-fn limits(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    use memento::limits as l;
-    let d = PyDict::new(py);
-    d.set_item("MAX_DIMENSION", l::MAX_DIMENSION)?;
-    d.set_item("MIN_PAGE_SIZE", l::MIN_PAGE_SIZE)?;
-    d.set_item("MAX_PAGE_SIZE", l::MAX_PAGE_SIZE)?;
-    d.set_item("DEFAULT_PAGE_SIZE", l::DEFAULT_PAGE_SIZE)?;
-    d.set_item("PAGE_OVERHEAD", l::PAGE_OVERHEAD)?;
-    d.set_item("MAX_ID_BYTES", l::MAX_ID_BYTES)?;
-    d.set_item("MAX_RECORD_BYTES", l::MAX_RECORD_BYTES)?;
-    d.set_item("PUT_RECORD_OVERHEAD", l::PUT_RECORD_OVERHEAD)?;
-    d.set_item("UPDATE_RECORD_OVERHEAD", l::UPDATE_RECORD_OVERHEAD)?;
-    d.set_item("MAX_TEXT_BYTES", l::MAX_TEXT_BYTES)?;
-    d.set_item("MAX_METADATA_BYTES", l::MAX_METADATA_BYTES)?;
-    d.set_item("MAX_JSON_DEPTH", l::MAX_JSON_DEPTH)?;
-    d.set_item("MAX_FILTER_TERMS", l::MAX_FILTER_TERMS)?;
-    d.set_item("MAX_VECTOR_NORM", l::MAX_VECTOR_NORM)?;
-    Ok(d)
-}
-
-/// What the store in `path` is, from its superblock, without opening it (`memento::peek`):
-/// a dict of format_version, dimension, metric, page_size, model_id (None for a raw-vector
-/// store), checkpoint_live_count and checkpoint_lsn; None if there is no store there or its
-/// superblock cannot be read (opening it then says why).
-#[pyfunction]
-fn peek(py: Python<'_>, path: PathBuf) -> PyResult<Option<Bound<'_, PyDict>>> {
-    let Ok(info) = py.detach(|| memento::peek(&path)) else {
-        return Ok(None);
-    };
-    let d = PyDict::new(py);
-    d.set_item("format_version", info.format_version)?;
-    d.set_item("dimension", info.dimension)?;
-    d.set_item("metric", info.metric.name())?;
-    d.set_item("page_size", info.page_size)?;
-    d.set_item("model_id", info.model.map(|m| m.id))?;
-    d.set_item("checkpoint_live_count", info.checkpoint_live_count)?;
-    d.set_item("checkpoint_lsn", info.checkpoint_lsn)?;
-    Ok(Some(d))
-}
-
-/// The smallest page size that holds a vector of dimension `dim` (None outside 1 to 65,536).
-#[pyfunction]
-fn min_page_size(dim: usize) -> Option<u32> {
-    memento::limits::min_page_size(dim)
-}
-
-/// Test hook: panics with `message` inside an entry point, so that the suite can check that a
-/// panic surfaces as `MementoError("internal error: ...")` (on a thread with the GIL released,
-/// like the engine's own calls).
-#[pyfunction]
-fn _panic(py: Python<'_>, message: String) -> PyResult<()> {
-    guard(py, || py.detach(|| -> FResult<()> { std::panic::panic_any(message) }))
-}
-
 /// Memento's native module: NativeEngine, NativeEmbedder, default_model_dir, content_id, peek.
 #[pymodule(name = "_native")]
 mod native {
@@ -950,7 +717,7 @@ mod native {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let py = m.py();
-        super::ERRORS.get_or_try_init(py, || py.import("memento.errors").map(Bound::unbind))?;
+        super::errors::ERRORS.get_or_try_init(py, || py.import("memento.errors").map(Bound::unbind))?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         Ok(())
     }

@@ -1,0 +1,77 @@
+//! The native module's functions: the default model's directory, content ids, the limits,
+//! `peek`, and a test hook.
+
+use std::path::PathBuf;
+
+use memento::embed::{model_dir, DEFAULT_MODEL};
+use memento::Engine;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::errors::{guard, FResult};
+
+/// The directory of the default model (provisioned by `make setup` / `memento model provision`).
+#[pyfunction]
+pub(crate) fn default_model_dir() -> String {
+    model_dir(DEFAULT_MODEL).display().to_string()
+}
+
+/// The id `remember` gives a text: `m-` and 32 hex digits of its SHA-256.
+#[pyfunction]
+pub(crate) fn content_id(text: &str) -> String {
+    Engine::content_id(text)
+}
+
+/// The engine's limits (`memento::limits`), by name, for `memento._limits` to be held to.
+#[pyfunction]
+pub(crate) fn limits(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    use memento::limits as l;
+    let d = PyDict::new(py);
+    d.set_item("MAX_DIMENSION", l::MAX_DIMENSION)?;
+    d.set_item("MIN_PAGE_SIZE", l::MIN_PAGE_SIZE)?;
+    d.set_item("MAX_PAGE_SIZE", l::MAX_PAGE_SIZE)?;
+    d.set_item("DEFAULT_PAGE_SIZE", l::DEFAULT_PAGE_SIZE)?;
+    d.set_item("PAGE_OVERHEAD", l::PAGE_OVERHEAD)?;
+    d.set_item("MAX_ID_BYTES", l::MAX_ID_BYTES)?;
+    d.set_item("MAX_RECORD_BYTES", l::MAX_RECORD_BYTES)?;
+    d.set_item("MAX_TEXT_BYTES", l::MAX_TEXT_BYTES)?;
+    d.set_item("MAX_METADATA_BYTES", l::MAX_METADATA_BYTES)?;
+    d.set_item("MAX_JSON_DEPTH", l::MAX_JSON_DEPTH)?;
+    d.set_item("MAX_FILTER_TERMS", l::MAX_FILTER_TERMS)?;
+    d.set_item("MAX_VECTOR_NORM", l::MAX_VECTOR_NORM)?;
+    Ok(d)
+}
+
+/// What the store in `path` is, from its superblock, without opening it (`memento::peek`):
+/// a dict of format_version, dimension, metric, page_size, model_id (None for a raw-vector
+/// store), checkpoint_live_count and checkpoint_lsn; None if there is no store there or its
+/// superblock cannot be read (opening it then says why).
+#[pyfunction]
+pub(crate) fn peek(py: Python<'_>, path: PathBuf) -> PyResult<Option<Bound<'_, PyDict>>> {
+    let Ok(info) = py.detach(|| memento::peek(&path)) else {
+        return Ok(None);
+    };
+    let d = PyDict::new(py);
+    d.set_item("format_version", info.format_version)?;
+    d.set_item("dimension", info.dimension)?;
+    d.set_item("metric", info.metric.name())?;
+    d.set_item("page_size", info.page_size)?;
+    d.set_item("model_id", info.model.map(|m| m.id))?;
+    d.set_item("checkpoint_live_count", info.checkpoint_live_count)?;
+    d.set_item("checkpoint_lsn", info.checkpoint_lsn)?;
+    Ok(Some(d))
+}
+
+/// The smallest page size that holds a vector of dimension `dim` (None outside 1 to 65,536).
+#[pyfunction]
+pub(crate) fn min_page_size(dim: usize) -> Option<u32> {
+    memento::limits::min_page_size(dim)
+}
+
+/// Test hook: panics with `message` inside an entry point, so that the suite can check that a
+/// panic surfaces as `MementoError("internal error: ...")` (on a thread with the GIL released,
+/// like the engine's own calls).
+#[pyfunction]
+pub(crate) fn _panic(py: Python<'_>, message: String) -> PyResult<()> {
+    guard(py, || py.detach(|| -> FResult<()> { std::panic::panic_any(message) }))
+}
