@@ -156,21 +156,21 @@ pub(crate) type QuantPageView<'a> = (Cow<'a, [u64]>, Cow<'a, [QuantEntry]>, &'a 
 /// The vector file as of its last checkpoint.
 pub(crate) struct VecFile {
     file: Arc<dyn StorageFile>,
-    pub path: PathBuf,
-    pub sb: Superblock,
+    path: PathBuf,
+    sb: Superblock,
     sb_slot: Slot,
     /// The other superblock copy's damage, when it did not decode (a copy that is merely older
     /// is fine): open names it when the WAL does not continue the copy in use, since the lost
     /// newer checkpoint is then the cause (issue 13, item 9).
-    pub other_copy_damage: Option<String>,
-    pub layout: VectorLayout,
-    pub qlayout: QuantLayout,
+    other_copy_damage: Option<String>,
+    layout: VectorLayout,
+    qlayout: QuantLayout,
     map: Mapping,
     /// The directory: `n_vector` vector pages first (by slot), then the others.
-    pub dir: Vec<DirEntry>,
-    pub n_vector: usize,
+    dir: Vec<DirEntry>,
+    n_vector: usize,
     /// The quantized pages of the directory, in slot order.
-    pub quant_dir: Vec<DirEntry>,
+    quant_dir: Vec<DirEntry>,
     /// One bit per page unit: verified since open.
     verified: Vec<AtomicU64>,
 }
@@ -479,6 +479,57 @@ impl VecFile {
         self.reset_verified();
         self.map = map_sealed(self.file.as_ref(), u64::from(self.sb.page_size), sealed)?;
         Ok(())
+    }
+
+    /// The file's path (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The superblock in use.
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+
+    /// The other superblock copy's damage, when it did not decode.
+    pub fn other_copy_damage(&self) -> Option<&str> {
+        self.other_copy_damage.as_deref()
+    }
+
+    /// Vectors per vector page and int8 copies per quantized page.
+    pub fn capacities(&self) -> (usize, usize) {
+        (self.layout.capacity, self.qlayout.capacity)
+    }
+
+    /// Vector pages in the checkpoint.
+    pub fn vector_pages(&self) -> usize {
+        self.n_vector
+    }
+
+    /// Quantized pages in the checkpoint (none in a version-1 file).
+    pub fn quant_pages(&self) -> usize {
+        if self.is_quantized() {
+            self.quant_dir.len()
+        } else {
+            0
+        }
+    }
+
+    /// The version-1 upgrade (FORMAT.md §2.1): a file without int8 copies gets them derived
+    /// from its sealed vectors into `pending`, which the next checkpoint writes. Returns how
+    /// many vectors were quantized.
+    pub fn derive_int8_copies(&self, pending: &mut Pending) -> Result<u64> {
+        let dim = self.sb.dimension as usize;
+        let mut n = 0;
+        for i in 0..self.n_vector {
+            let (_, h) = self.page(self.dir[i].page_no, 1)?;
+            let (slots, vecs) = self.vector_page(i)?;
+            for (slot, v) in slots.iter().zip(vecs.chunks_exact(dim)) {
+                pending.push_quant(*slot, (h.min_lsn, h.max_lsn), v, self.qlayout.capacity);
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Bytes of the sealed prefix.

@@ -5,10 +5,31 @@
 
 use memento_format::wal::{Payload, MAX_ID_LEN, MAX_RECORD_LEN};
 
-use super::{truncate, Engine, Memory, Metadata, Record, WriteBatch};
+use memento_format::superblock::Metric;
+
+use super::{Engine, Memory, Metadata, Record, WriteBatch};
 use crate::error::{Error, Result};
+use crate::kernels;
 
 impl Engine {
+    /// Validate a vector (taking it, so a written vector is normalised in place, not copied).
+    pub(super) fn check_vector(&self, mut v: Vec<f32>) -> Result<Vec<f32>> {
+        if v.len() != self.dim {
+            return Err(Error::DimensionMismatch { expected: self.dim, got: v.len() });
+        }
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(Error::InvalidVector { reason: format!("element {i} is {}", v[i]) });
+        }
+        if self.metric == Metric::Cosine {
+            if !kernels::normalize(&mut v) {
+                return Err(Error::InvalidVector { reason: "a zero vector has no direction, so it cannot be compared by cosine".into() });
+            }
+        } else {
+            crate::limits::check_vector_norm(&v).map_err(|reason| Error::InvalidVector { reason })?;
+        }
+        Ok(v)
+    }
+
     /// Checks `r` as writing it (with [`Engine::add`], [`Engine::upsert`] or in a
     /// [`super::WriteBatch`]) would, and writes nothing: the id (1 to 1,024 bytes), the vector
     /// (the store's dimension, finite, not all zeros under cosine, a norm of at most 1e18 under
@@ -30,7 +51,7 @@ impl Engine {
     pub fn check_write(&self, batch: WriteBatch) -> Result<()> {
         self.process.check()?;
         let w = self.writer.lock();
-        self.check_writable()?;
+        self.poisoned.check()?;
         self.plan(&w, batch).map(drop)
     }
 
@@ -105,4 +126,20 @@ pub(super) fn check_len(len: usize) -> Result<()> {
         return Err(Error::invalid("a record's text and metadata together exceed 1 GiB"));
     }
     Ok(())
+}
+
+/// A vector error of one record (or query) of several, with its position put in front.
+pub(super) fn at_position(e: Error, what: &str) -> Error {
+    match e {
+        Error::InvalidVector { reason } => Error::InvalidVector { reason: format!("{what}: {reason}") },
+        other => other,
+    }
+}
+
+pub(super) fn truncate(s: &str) -> &str {
+    let mut end = s.len().min(40);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }

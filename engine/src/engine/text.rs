@@ -8,7 +8,8 @@ use std::thread::JoinHandle;
 
 use sha2::Digest;
 
-use super::{BatchOp, Engine, Metadata, Record, SearchHit, SearchOptions, WriteBatch};
+use super::types::BatchOp;
+use super::{Engine, Metadata, Record, SearchHit, SearchOptions, WriteBatch};
 use crate::embed::{hex, text_key, Embedder, ModelIdentity, Progress, TextKey};
 use crate::error::{Error, Result};
 use crate::filter::Filter;

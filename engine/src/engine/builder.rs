@@ -1,0 +1,126 @@
+//! [`EngineBuilder`]: the options of an open or a create, consumed by [`EngineBuilder::open`]
+//! (which runs the steps in `open.rs`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memento_format::superblock::Metric;
+
+use super::{Durability, Engine};
+use crate::embed::{Embedder, OnnxOptions};
+use crate::error::Result;
+use crate::storage::Storage;
+
+/// Options for opening or creating a store. Consumed by [`EngineBuilder::open`].
+#[must_use]
+pub struct EngineBuilder {
+    /// The storage, or the directory to open it on (at `open`, so that opening a missing store
+    /// without `create` leaves nothing behind).
+    pub(super) storage: std::result::Result<Arc<dyn Storage>, PathBuf>,
+    pub(super) dimension: Option<usize>,
+    pub(super) metric: Option<Metric>,
+    pub(super) durability: Durability,
+    pub(super) page_size: u32,
+    pub(super) wal_limit: u64,
+    pub(super) create: bool,
+    pub(super) search_threads: usize,
+    pub(super) embedder: Option<EmbedderSource>,
+    pub(super) cache_entries: usize,
+    pub(super) disk_cache_entries: usize,
+}
+
+/// Where the builder gets its embedding model.
+pub(super) enum EmbedderSource {
+    Ready(Arc<dyn Embedder>),
+    /// Loaded on a second thread while the store opens.
+    Load(PathBuf, OnnxOptions),
+}
+
+impl EngineBuilder {
+    /// The embedding model for text ([`Engine::remember`], [`Engine::recall`]). A new store
+    /// takes its dimension from the model and records the model's identity; an existing store
+    /// must have been created with the same model ([`Error::ModelMismatch`] otherwise).
+    pub fn embedder(mut self, e: Arc<dyn Embedder>) -> Self {
+        self.embedder = Some(EmbedderSource::Ready(e));
+        self
+    }
+    /// Like [`Self::embedder`] with an [`OnnxEmbedder`] loaded from a model directory. The
+    /// model loads on a second thread while the store is opened and recovered.
+    pub fn model_dir(mut self, dir: impl AsRef<Path>, opts: OnnxOptions) -> Self {
+        self.embedder = Some(EmbedderSource::Load(dir.as_ref().to_path_buf(), opts));
+        self
+    }
+    /// The default model ([`crate::embed::DEFAULT_MODEL`], as provisioned in
+    /// [`crate::embed::model_dir`]) with default options.
+    pub fn default_model(self) -> Self {
+        self.model_dir(crate::embed::model_dir(crate::embed::DEFAULT_MODEL), OnnxOptions::default())
+    }
+    /// Entries of the in-memory embedding cache (default 10,000; 0 disables it) and of the
+    /// cache persisted in the store directory (default 20,000; 0 disables it).
+    pub fn embedding_cache(mut self, memory_entries: usize, persisted_entries: usize) -> Self {
+        self.cache_entries = memory_entries;
+        self.disk_cache_entries = persisted_entries;
+        self
+    }
+    /// The vector dimension. Required to create a store; checked against the store otherwise.
+    /// Default: none.
+    pub fn dimension(mut self, d: usize) -> Self {
+        self.dimension = Some(d);
+        self
+    }
+    /// The metric. Used when creating (default cosine); checked against the store otherwise.
+    pub fn metric(mut self, m: Metric) -> Self {
+        self.metric = Some(m);
+        self
+    }
+    /// The durability mode. Default [`Durability::Sync`].
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+    /// Page size in bytes for a new store: a power of two from 8 KiB to 16 MiB. Default 64 KiB,
+    /// which holds vectors of up to 16,352 dimensions ([`crate::limits::min_page_size`]).
+    pub fn page_size(mut self, bytes: u32) -> Self {
+        self.page_size = bytes;
+        self
+    }
+    /// WAL size past which a commit triggers a checkpoint. Default 64 MiB. Everything written
+    /// since the last checkpoint is also held in memory, so this bounds that memory too.
+    pub fn wal_limit(mut self, bytes: u64) -> Self {
+        self.wal_limit = bytes;
+        self
+    }
+    /// Threads a search of a large store may use (0: one per core, the default). Stores below
+    /// a few MiB of vectors are always scanned by the calling thread alone.
+    pub fn search_threads(mut self, n: usize) -> Self {
+        self.search_threads = n;
+        self
+    }
+    /// Whether to create the store if it does not exist. Default true.
+    pub fn create(mut self, yes: bool) -> Self {
+        self.create = yes;
+        self
+    }
+    /// Open (recovering as needed) or create the store.
+    pub fn open(self) -> Result<Engine> {
+        Engine::open_with(self)
+    }
+}
+
+impl EngineBuilder {
+    pub(super) fn with(storage: std::result::Result<Arc<dyn Storage>, PathBuf>) -> Self {
+        EngineBuilder {
+            storage,
+            dimension: None,
+            metric: None,
+            durability: Durability::Sync,
+            page_size: crate::limits::DEFAULT_PAGE_SIZE,
+            wal_limit: 64 << 20,
+            create: true,
+            search_threads: 0,
+            embedder: None,
+            cache_entries: 10_000,
+            disk_cache_entries: 20_000,
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! [`Engine`]: one open store. The engine is a stack of parts, each in its own file, that
+//! call downwards only:
+//!
+//! | file | what |
+//! |---|---|
+//! | `builder.rs` | [`EngineBuilder`], the options of an open or a create |
+//! | `open.rs` | opening: lock, create, recovery, the v1 upgrade, the mirror, the model, in named steps |
+//! | `create.rs` | a new store's superblock and its option checks |
+//! | `text.rs` | text: the embedding model and its caches, `remember` / `recall` |
+//! | `write.rs` | the write path: plan → WAL append → durable wait → apply |
+//! | `plan.rs` | planning a batch into WAL operations |
+//! | `check.rs` | the per-record checks a write makes (shared with `check_record`) |
+//! | `checkpoint.rs` | checkpoints (the WAL folded into the vector file) |
+//! | `search.rs`, `read.rs` | searches, reads by id or filter, the iterator, the figures |
+//! | `integrity.rs` | [`Engine::check_integrity`] (the inspector's checks, on the open store) |
+//! | `group.rs` | group commit: one `fdatasync` for many waiting commits |
+//! | `mirror_access.rs` | the engine's side of the SQLite mirror: open, rebuild, read with a retry |
+//! | `state.rs` | the in-memory state and applying a committed transaction to it |
+//! | `poison.rs` | refusing writes after a failed write or fsync |
+//! | `process.rs` | the opener's process id, and what a forked child must not drop |
+//!
+//! `open.rs` and `write.rs` sit above `checkpoint.rs`, `group.rs` and `mirror_access.rs`,
+//! which sit above `state.rs`, `poison.rs` and `process.rs`; nothing calls upwards.
+//!
+//! # Lock order
+//! A thread that holds several of the engine's locks took them in this order, and takes no
+//! earlier one while it holds a later one:
+//!
+//! 1. `writer` (the one writer: planning, the WAL append, checkpoints, `stats`);
+//! 2. `state` (read by searches and reads; written only by a writer applying a commit or a
+//!    checkpoint);
+//! 3. `mirror` (taken with `state` held, read or write, so the mirror always mirrors it);
+//! 4. `group` (the group commit's counters; never held across an fsync);
+//! 5. leaves, held alone or last, never while taking another: `poisoned`, `recovery`,
+//!    `emb_cache`, `disk_cache`.
+//!
+//! Embedding runs before the writer lock is taken, so a slow model never blocks readers.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use memento_format::superblock::Metric;
+use parking_lot::{Mutex, RwLock};
+
+use crate::embed::{Embedder, EmbeddingCache, ModelIdentity};
+use crate::error::{Error, Result};
+use crate::index::FlatIndex;
+use crate::mirror::Mirror;
+use crate::storage::{Storage, StoreLock};
+
+mod builder;
+mod check;
+mod checkpoint;
+mod create;
+mod group;
+mod integrity;
+mod mirror_access;
+mod open;
+mod plan;
+mod poison;
+pub(crate) mod process;
+mod read;
+mod search;
+mod state;
+mod text;
+mod types;
+mod write;
+
+pub use builder::EngineBuilder;
+pub use check::{check_id, check_metadata};
+use group::GroupCommit;
+use poison::Poison;
+use process::{OwnedByOpener, ProcessGuard};
+pub use read::RecordIter;
+use state::{State, Writer};
+pub use text::{CacheStats, Embedding, Memory, EMBEDDING_CACHE_FILE};
+pub use types::{CommitInfo, Durability, Record, SearchHit, SearchOptions, Stats, WriteBatch};
+
+/// Metadata of a record: a JSON object.
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
+
+/// File name of the SQLite mirror.
+pub const MIRROR_FILE: &str = "memento.mirror.sqlite";
+
+/// An open store. `Send + Sync`: share it between threads behind an `Arc`. Writes are
+/// serialised; searches and reads run concurrently with each other and with a commit's fsync.
+///
+/// Dropping an engine closes it (checkpoint included) and ignores errors; call
+/// [`Engine::close`] to see them.
+pub struct Engine {
+    storage: Arc<dyn Storage>,
+    dir: PathBuf,
+    durability: Durability,
+    wal_limit: u64,
+    dim: usize,
+    metric: Metric,
+    store_uuid: [u8; 16],
+    writer: Mutex<Writer>,
+    state: RwLock<State>,
+    /// Dropped only in the opener: closing SQLite in a forked child could checkpoint or
+    /// remove the `-wal` file the parent still uses.
+    mirror: OwnedByOpener<Mutex<Mirror>>,
+    group: GroupCommit,
+    poisoned: Poison,
+    closed: AtomicBool,
+    index: FlatIndex,
+    search_threads: usize,
+    /// What recovery did at open, then every rebuild of a damaged mirror since.
+    recovery: Mutex<Vec<String>>,
+    /// The store's model (superblock); empty id for a raw-vector store.
+    model: ModelIdentity,
+    /// Dropped only in the opener (an ONNX Runtime session's threads do not exist in a child).
+    embedder: OwnedByOpener<Option<Arc<dyn Embedder>>>,
+    emb_cache: Mutex<EmbeddingCache>,
+    /// Dropped only in the opener (a SQLite connection, like the mirror's).
+    disk_cache: OwnedByOpener<Mutex<text::DiskCacheSlot>>,
+    /// The opener's process id: every operation checks it first ([`Error::ForkedProcess`]).
+    process: ProcessGuard,
+    /// Dropped in a child too: that closes the child's copy of the `LOCK` descriptor, and the
+    /// `flock` stays held by the parent's (it belongs to the open file description).
+    _lock: Box<dyn StoreLock>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("dir", &self.dir).field("dim", &self.dim).field("metric", &self.metric).finish_non_exhaustive()
+    }
+}
+
+fn io_err(ctx: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::io(ctx, e)
+}
+
+impl Engine {
+    /// Open the store in directory `path`, creating nothing: use [`Engine::builder`] with a
+    /// dimension to create one.
+    pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
+        Engine::builder(path).create(false).open()
+    }
+
+    /// A builder for the store in directory `path` (created if missing).
+    pub fn builder(path: impl AsRef<Path>) -> EngineBuilder {
+        EngineBuilder::with(Err(path.as_ref().to_path_buf()))
+    }
+
+    /// A builder over any [`Storage`] (for example [`crate::storage::MemStorage`]).
+    pub fn builder_with_storage(storage: Arc<dyn Storage>) -> EngineBuilder {
+        EngineBuilder::with(Ok(storage))
+    }
+
+    fn file_path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The dimension of the store's vectors.
+    pub fn dimension(&self) -> usize {
+        self.dim
+    }
+
+    /// The store's metric.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The store's directory (`<memory>` for in-memory storage).
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Checkpoint and close. Errors are reported here; dropping the engine closes it too but
+    /// ignores them. In a forked child: [`Error::ForkedProcess`], and the engine is dropped
+    /// without touching the store.
+    pub fn close(self) -> Result<()> {
+        self.process.check()?;
+        self.close_inner()
+    }
+
+    fn close_inner(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut w = self.writer.lock();
+        if self.poisoned.is_set() {
+            return Ok(());
+        }
+        self.checkpoint_locked(&mut w)
+    }
+
+    /// Drop the engine without checkpointing or syncing anything, as if the process had died
+    /// at this point (what was written to the OS stays written). For crash tests.
+    #[doc(hidden)]
+    pub fn abandon(self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Engine {
+    /// Closes (checkpointing) in the opener. In a forked child nothing is written: no
+    /// checkpoint, and the SQLite connections and the model are leaked rather than closed
+    /// ([`OwnedByOpener`]); the files' descriptors are closed, which releases nothing the
+    /// parent holds.
+    fn drop(&mut self) {
+        if self.process.in_opener() {
+            let _ = self.close_inner();
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Search: queries checked, candidates from a filter, the index's scan over the state, and
+//! the hits' records from the mirror.
+
+use std::collections::HashMap;
+
+use memento_format::superblock::Metric;
+
+use super::check::at_position;
+use super::read::parse_meta;
+use super::state::Source;
+use super::{Engine, SearchHit, SearchOptions, MIRROR_FILE};
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::index::{SearchPlan, VectorIndex};
+
+impl Engine {
+    /// The `k` records nearest to `query`, closest first (ties by insertion order). With a
+    /// filter, only matching records are considered, so `k` results come back whenever at
+    /// least `k` records match. The same as [`Engine::search_with`] with default options.
+    pub fn search(&self, query: &[f32], k: usize, filter: Option<&Filter>) -> Result<Vec<SearchHit>> {
+        let mut o = SearchOptions::new(k);
+        o.filter = filter;
+        self.search_with(query, &o)
+    }
+
+    /// Search with options: the scan, the thread count, the oversampling of the quantized scan.
+    pub fn search_with(&self, query: &[f32], opts: &SearchOptions<'_>) -> Result<Vec<SearchHit>> {
+        Ok(self.search_batch(query, opts)?.pop().unwrap_or_default())
+    }
+
+    /// Several queries in one call (`queries` holds `n × dimension` floats, one query after
+    /// another): each page is scored against every query while it is in cache. Returns one
+    /// result list per query, in order.
+    pub fn search_batch(&self, queries: &[f32], opts: &SearchOptions<'_>) -> Result<Vec<Vec<SearchHit>>> {
+        self.process.check()?;
+        if !queries.len().is_multiple_of(self.dim) || queries.is_empty() {
+            if queries.len() < 2 * self.dim {
+                return Err(Error::DimensionMismatch { expected: self.dim, got: queries.len() });
+            }
+            return Err(Error::invalid(format!("a batch of queries holds a multiple of {} floats, not {}", self.dim, queries.len())));
+        }
+        let mut qs = Vec::with_capacity(queries.len());
+        let several = queries.len() > self.dim;
+        for (i, q) in queries.chunks_exact(self.dim).enumerate() {
+            let q = self.check_vector(q.to_vec()).map_err(|e| if several { at_position(e, &format!("query {i}")) } else { e })?;
+            qs.extend_from_slice(&q);
+        }
+        let filter = opts.filter.filter(|f| !f.is_match_all());
+        let plan = SearchPlan {
+            metric: self.metric,
+            k: opts.k,
+            mode: opts.mode,
+            threads: opts.threads.filter(|&t| t > 0).unwrap_or(self.search_threads),
+            oversample: opts.oversample,
+            parallel_min_bytes: crate::index::PARALLEL_MIN_BYTES,
+        };
+        let st = self.state.read();
+        let candidates = filter.map(|f| self.read_mirror(&st, |m| m.filter_slots(f))).transpose()?;
+        let src = Source { st: &st, dim: self.dim };
+        let hits = self.index.search(&src, &plan, &qs, candidates.as_deref())?;
+        let mut slots: Vec<u64> = hits.iter().flatten().map(|h| h.slot).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        let rows = self.read_mirror(&st, |m| m.rows_by_slots(&slots))?;
+        let mut by_slot = HashMap::with_capacity(slots.len());
+        for (slot, row) in slots.iter().zip(rows) {
+            let row = row.ok_or_else(|| self.mirror_disagrees(*slot))?;
+            by_slot.insert(*slot, row);
+        }
+        let mut out = Vec::with_capacity(hits.len());
+        for list in hits {
+            let mut res = Vec::with_capacity(list.len());
+            for h in list {
+                let row = &by_slot[&h.slot];
+                // 1 − cos of two unit vectors can round a hair below 0; report it as 0.
+                let distance = if self.metric == Metric::Cosine { h.distance.max(0.0) } else { h.distance };
+                res.push(SearchHit { id: row.id.clone(), distance, text: row.text.clone(), metadata: parse_meta(row.metadata.clone())? });
+            }
+            out.push(res);
+        }
+        Ok(out)
+    }
+
+    pub(super) fn mirror_disagrees(&self, slot: u64) -> Error {
+        Error::corrupted(self.file_path(MIRROR_FILE), 0, format!("the mirror has no record for live slot {slot}"))
+    }
+}

@@ -1,0 +1,234 @@
+//! The public values of the engine's API: records, batches, options, hits, figures.
+
+use memento_format::superblock::Metric;
+
+use super::Metadata;
+use crate::embed::ModelIdentity;
+use crate::filter::Filter;
+use crate::index::ScanMode;
+
+/// When a commit is acknowledged, and so what survives a crash. See FORMAT.md §5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Each commit writes the WAL and `fdatasync`s it before returning. Every acknowledged
+    /// commit survives a process crash and a power loss. The default.
+    #[default]
+    Sync,
+    /// Each commit writes the WAL, then waits for an `fdatasync` that may cover several
+    /// concurrent commits (one thread syncs for all waiting ones). Same guarantee as `Sync`,
+    /// with fewer fsyncs when many threads write at once. A commit is visible to readers
+    /// slightly before it is acknowledged.
+    GroupCommit,
+    /// Each commit writes the WAL into the operating system's buffers and returns; the WAL is
+    /// fsynced only at checkpoints, on [`Engine::sync`] and at close. Every acknowledged commit
+    /// survives a process crash (kill -9); a power loss or kernel crash may lose the commits
+    /// since the last checkpoint or sync, never more, and never leaves a corrupt store.
+    Buffered,
+}
+
+/// A record: an id, its vector, and optional text and metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The id: 1 to 1,024 bytes of UTF-8.
+    pub id: String,
+    /// The vector; under the cosine metric it is stored (and returned) normalised.
+    pub vector: Vec<f32>,
+    /// Document text.
+    pub text: Option<String>,
+    /// Metadata.
+    pub metadata: Option<Metadata>,
+}
+
+impl Record {
+    /// A record with no text and no metadata.
+    pub fn new(id: impl Into<String>, vector: Vec<f32>) -> Self {
+        Record { id: id.into(), vector, text: None, metadata: None }
+    }
+    /// With text.
+    #[must_use]
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+    /// With metadata.
+    #[must_use]
+    pub fn with_metadata(mut self, m: Metadata) -> Self {
+        self.metadata = Some(m);
+        self
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    /// The record's id.
+    pub id: String,
+    /// Distance from the query, smaller is closer: `1 − cosine` under cosine, `−dot` under dot,
+    /// the squared Euclidean distance under L2.
+    pub distance: f32,
+    /// The record's text.
+    pub text: Option<String>,
+    /// The record's metadata.
+    pub metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum BatchOp {
+    Add(Record),
+    Upsert(Record),
+    Delete(String),
+    Update {
+        id: String,
+        text: Option<Option<String>>,
+        metadata: Option<Option<Metadata>>,
+    },
+    /// A text store's text update, embedded: the record is replaced (FORMAT.md's Update op
+    /// carries no vector).
+    Retext {
+        id: String,
+        text: String,
+        vector: Vec<f32>,
+    },
+}
+
+/// Several writes committed together: one WAL write, one fsync, all or nothing.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    pub(super) ops: Vec<BatchOp>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Add a new record; the commit fails with [`Error::DuplicateId`] if the id exists.
+    pub fn add(&mut self, r: Record) -> &mut Self {
+        self.ops.push(BatchOp::Add(r));
+        self
+    }
+    /// Insert or replace a record.
+    pub fn upsert(&mut self, r: Record) -> &mut Self {
+        self.ops.push(BatchOp::Upsert(r));
+        self
+    }
+    /// Delete a record by id (nothing happens if there is none).
+    pub fn delete(&mut self, id: impl Into<String>) -> &mut Self {
+        self.ops.push(BatchOp::Delete(id.into()));
+        self
+    }
+    /// Replace a record's metadata (`None` removes it) without touching its vector; the
+    /// commit fails with [`Error::NotFound`] if there is no such record.
+    pub fn update_metadata(&mut self, id: impl Into<String>, metadata: Option<Metadata>) -> &mut Self {
+        self.ops.push(BatchOp::Update { id: id.into(), text: None, metadata: Some(metadata) });
+        self
+    }
+    /// Replace a record's text. In a text store (one with a model) the vector is the text's:
+    /// the commit embeds the new text (through the embedding cache, before the writer lock is
+    /// taken) and replaces the record by one with the new text and vector, keeping its metadata
+    /// (the record then comes last in insertion order, as after an upsert); removing the text
+    /// (`None`) is refused there, since a text store's vector needs one. In a raw-vector store
+    /// only the text changes (`None` removes it). The commit fails with [`Error::NotFound`] if
+    /// there is no such record.
+    pub fn update_text(&mut self, id: impl Into<String>, text: Option<String>) -> &mut Self {
+        self.ops.push(BatchOp::Update { id: id.into(), text: Some(text), metadata: None });
+        self
+    }
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// LSN of the commit record; `None` when the batch changed nothing.
+    pub lsn: Option<u64>,
+    /// Records added or replaced.
+    pub written: usize,
+    /// Records deleted (including ones replaced by upsert).
+    pub deleted: usize,
+}
+
+/// How a search runs; see [`Engine::search_with`]. `SearchOptions::new(k)` gives the defaults.
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct SearchOptions<'a> {
+    /// Results per query.
+    pub k: usize,
+    /// Only records matching this filter.
+    pub filter: Option<&'a Filter>,
+    /// Which scan: [`ScanMode::Auto`] (default) uses the int8 copies on stores large enough
+    /// for it to win, with proven bounds and float32 rescoring, [`ScanMode::Exact`] scores
+    /// every vector in float32; every mode returns the same answer.
+    pub mode: ScanMode,
+    /// Threads for this search; `None`: the engine's setting
+    /// ([`EngineBuilder::search_threads`]).
+    pub threads: Option<usize>,
+    /// No effect any more (the quantized scan keeps the candidates its bounds require).
+    pub oversample: usize,
+}
+
+impl<'a> SearchOptions<'a> {
+    /// `k` results, no filter, automatic scan, the engine's thread count.
+    pub fn new(k: usize) -> Self {
+        SearchOptions { k, filter: None, mode: ScanMode::Auto, threads: None, oversample: crate::index::DEFAULT_OVERSAMPLE }
+    }
+    /// Only records matching `f`.
+    pub fn filter(mut self, f: &'a Filter) -> Self {
+        self.filter = Some(f);
+        self
+    }
+    /// The scan.
+    pub fn mode(mut self, m: ScanMode) -> Self {
+        self.mode = m;
+        self
+    }
+    /// Threads for this search.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = Some(n);
+        self
+    }
+    /// No effect any more; see [`SearchOptions::oversample`](Self#structfield.oversample).
+    pub fn oversample(mut self, n: usize) -> Self {
+        self.oversample = n;
+        self
+    }
+}
+
+/// Figures about an open store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Live records.
+    pub count: u64,
+    /// Slots ever given out.
+    pub slots: u64,
+    /// Deleted slots.
+    pub deleted: u64,
+    /// Dimension.
+    pub dimension: usize,
+    /// Metric.
+    pub metric: Metric,
+    /// Page units in the vector file's checkpoint.
+    pub pages: u64,
+    /// Bytes of the vector file's checkpoint.
+    pub vector_file_bytes: u64,
+    /// Bytes in the WAL.
+    pub wal_bytes: u64,
+    /// LSN of the last checkpoint.
+    pub checkpoint_lsn: u64,
+    /// LSN of the last commit (0 if none).
+    pub last_lsn: u64,
+    /// Vectors written since the last checkpoint (held in memory and the WAL).
+    pub pending_vectors: u64,
+    /// What recovery did at open (a torn WAL tail dropped, a mirror rebuilt), then each
+    /// rebuild of a mirror that a read found damaged.
+    pub recovery: Vec<String>,
+    /// The embedding model the store was created with; `None` for a raw-vector store.
+    pub model: Option<ModelIdentity>,
+}
