@@ -375,14 +375,6 @@ impl VecFile {
         Ok(out)
     }
 
-    /// Verify every page in the directory (used by integrity checks).
-    pub fn verify_all(&self) -> Result<()> {
-        for e in &self.dir {
-            self.page(e.page_no, e.span)?;
-        }
-        Ok(())
-    }
-
     /// Checkpoint step 1: write `pending` as new pages plus a complete new directory past the
     /// sealed prefix, and fsync. Returns the superblock to commit with [`Self::commit`].
     pub fn write_pages(&self, pending: &Pending, next_slot: u64, live_count: u64, checkpoint_lsn: u64) -> Result<(Superblock, Vec<DirEntry>, usize)> {

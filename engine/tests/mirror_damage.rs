@@ -220,14 +220,14 @@ fn verify_reports_what_the_engine_then_does() {
     bytes[at] ^= 0x10;
     fs::write(dir.join(MIRROR_FILE), &bytes).unwrap();
     let r = memento::inspect::Inspector::open(&dir).unwrap().verify().unwrap();
-    let f = r.findings.iter().find(|f| f.kind == "mirror.damaged").unwrap_or_else(|| panic!("{:?}", r.findings));
+    let f = r.findings.iter().find(|f| f.kind == memento::inspect::FindingKind::MirrorDamaged).unwrap_or_else(|| panic!("{:?}", r.findings));
     assert!(f.message.contains("checksum") && f.message.contains("first read"), "{}", f.message);
     let e = Engine::open(&dir).unwrap();
     assert_eq!(e.get_where(&filter(json!({"i": {"$lt": 100}})), None).unwrap().len(), 100);
     assert!(mirror_rebuilt(&e), "{:?}", e.stats().recovery);
     e.close().unwrap();
     let r = memento::inspect::Inspector::open(&dir).unwrap().verify().unwrap();
-    assert!(!r.findings.iter().any(|f| f.kind.starts_with("mirror.")), "{:?}", r.findings);
+    assert!(!r.findings.iter().any(|f| f.kind.area() == "mirror"), "{:?}", r.findings);
 }
 
 /// Writes on a mirror with a flipped byte: the write path's look-ups and the application of the

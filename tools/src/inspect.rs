@@ -33,7 +33,7 @@ pub fn lock_json(lock: &LockState) -> Value {
 
 /// A finding as JSON.
 pub fn finding_json(f: &Finding) -> Value {
-    json!({"severity": f.severity.as_str(), "kind": f.kind, "file": f.file, "offset": f.offset, "message": f.message})
+    json!({"severity": f.severity.as_str(), "kind": f.kind.as_str(), "file": f.file, "offset": f.offset, "message": f.message})
 }
 
 fn findings_json(fs: &[Finding]) -> Value {

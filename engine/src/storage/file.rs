@@ -18,6 +18,16 @@ pub struct FsStorage {
 }
 
 impl FsStorage {
+    /// A storage on the existing directory `dir`, for reading: nothing is created (see
+    /// [`Storage::open_read`]). `NotFound` if `dir` is not a directory.
+    pub fn existing(dir: impl Into<PathBuf>) -> io::Result<FsStorage> {
+        let dir = dir.into();
+        if !dir.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} is not a directory", dir.display())));
+        }
+        Ok(FsStorage { dir })
+    }
+
     /// Use `dir` as the store directory, creating it (and missing parents) if it
     /// does not exist. Newly created directories are made durable by syncing
     /// their parent directories.
@@ -54,6 +64,14 @@ impl Storage for FsStorage {
     fn open(&self, name: &str, create: bool) -> io::Result<Arc<dyn StorageFile>> {
         let file = OpenOptions::new().read(true).write(true).create(create).open(self.path(name))?;
         Ok(Arc::new(FsFile { file }))
+    }
+
+    fn open_read(&self, name: &str) -> io::Result<Option<Arc<dyn StorageFile>>> {
+        match File::open(self.path(name)) {
+            Ok(file) => Ok(Some(Arc::new(FsFile { file }))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn exists(&self, name: &str) -> io::Result<bool> {

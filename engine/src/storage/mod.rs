@@ -85,6 +85,16 @@ pub trait Storage: Send + Sync {
     /// Open a file for reading and writing; with `create`, create it if missing.
     /// A missing file without `create` is `io::ErrorKind::NotFound`.
     fn open(&self, name: &str, create: bool) -> io::Result<Arc<dyn StorageFile>>;
+    /// Open an existing file for reading only; `None` if there is none. What the inspector
+    /// reads through: it needs no write access and creates nothing. The default opens it as
+    /// [`Storage::open`] does (storages without permissions, such as memory, lose nothing).
+    fn open_read(&self, name: &str) -> io::Result<Option<Arc<dyn StorageFile>>> {
+        match self.open(name, false) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
     /// Whether a file exists.
     fn exists(&self, name: &str) -> io::Result<bool>;
     /// Remove a file; removing a missing file is not an error.

@@ -157,6 +157,7 @@ fn verdict(r: &engine_inspect::VerifyReport) -> Result<()> {
     if r.is_ok() {
         return Ok(());
     }
-    let kinds: std::collections::BTreeSet<&str> = r.findings.iter().filter(|f| f.severity == engine_inspect::Severity::Error).map(|f| f.kind).collect();
+    let kinds: std::collections::BTreeSet<&str> =
+        r.findings.iter().filter(|f| f.severity == engine_inspect::Severity::Error).map(|f| f.kind.as_str()).collect();
     Err(anyhow!("the store is damaged: {} error finding(s) ({})", r.errors(), kinds.into_iter().collect::<Vec<_>>().join(", ")))
 }
