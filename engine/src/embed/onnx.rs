@@ -436,7 +436,8 @@ impl Embedder for OnnxEmbedder {
 
 /// Writes the optimised copy of a model's graph (ONNX Runtime's extended optimisations, the
 /// weights in a separate file that loading maps instead of copying), checks that it gives the
-/// same vectors as the original, and records it in the manifest. Used by provisioning.
+/// same vectors as the original, and records it in the manifest. Run once after a model is
+/// installed (the `memento-provision` crate does, for `memento model provision`).
 pub fn optimize_model(dir: &Path, runtime_library: Option<&Path>) -> Result<Manifest> {
     let mut m = Manifest::load(dir)?;
     let (_, env, _) = runtime(runtime_library)?;
@@ -491,6 +492,6 @@ pub fn optimize_model(dir: &Path, runtime_library: Option<&Path>) -> Result<Mani
         }
     }
     m.optimized = Some(super::Optimized { file, data_file, onnxruntime: version });
-    super::provision::write_atomic(&dir.join(super::MANIFEST_FILE), m.to_json().as_bytes())?;
+    m.save(dir)?;
     Ok(m)
 }

@@ -3,6 +3,8 @@
 //! `sync_dir`) counts down a [`FaultPlan`]; the one that reaches zero fails with EIO or ENOSPC
 //! (a short write first lets half of its bytes through), and with [`FaultPlan::once`] false so
 //! does every mutating call after it. Reads, `map` and `remove` never fail.
+//!
+//! Test code only: compiled with the crate's `test-util` feature (and in its unit tests).
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

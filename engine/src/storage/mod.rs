@@ -1,10 +1,12 @@
 //! All file I/O of the engine goes through [`Storage`] and [`StorageFile`].
 //!
-//! Three implementations exist: [`FsStorage`] (real files in a directory, positioned
-//! I/O, `flock`, read-only `mmap`), [`MemStorage`] (everything in memory, for tests and
-//! the fault-injecting wrappers of the fault tests and the fuzzer) and [`SimStorage`]
-//! (in memory, with a durable image beside the live one, for the power-loss simulation).
-//! [`FaultStorage`] wraps any of them and fails the I/O call a [`FaultPlan`] picks.
+//! Two implementations are always here: [`FsStorage`] (real files in a directory, positioned
+//! I/O, `flock`, read-only `mmap`) and [`MemStorage`] (everything in memory, for tests and
+//! the fault-injecting wrappers of the fault tests and the fuzzer). With the cargo feature
+//! `test-util` (off by default; the engine's own tests, the fuzz checks turn it on) there are
+//! two more, for tests only: `SimStorage` (module `sim`: in memory, with a durable image
+//! beside the live one, for the power-loss simulation), and `FaultStorage` (module `fault`),
+//! which wraps any of them and fails the I/O call a `FaultPlan` picks.
 //!
 //! Files are named by a plain file name (no directories): the engine's store is
 //! one flat directory.
@@ -12,14 +14,18 @@
 use std::io;
 use std::sync::Arc;
 
+#[cfg(any(test, feature = "test-util"))]
 pub mod fault;
 mod file;
 mod memory;
+#[cfg(any(test, feature = "test-util"))]
 pub mod sim;
 
+#[cfg(any(test, feature = "test-util"))]
 pub use fault::{FaultKind, FaultPlan, FaultStorage};
 pub use file::FsStorage;
 pub use memory::MemStorage;
+#[cfg(any(test, feature = "test-util"))]
 pub use sim::SimStorage;
 
 /// A read-only view of a range of a file, as of the moment it was taken. For

@@ -26,6 +26,8 @@
 //! [`SimStorage::from_image`] opens such an image as a new storage, to recover from it.
 //! Mutating calls are numbered (from 1) so that a test can crash "right after the k-th sync"
 //! or "between two syncs".
+//!
+//! Test code only: compiled with the crate's `test-util` feature (and in its unit tests).
 
 use std::collections::BTreeMap;
 use std::io;

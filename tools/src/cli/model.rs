@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use memento::embed::provision::{provision_default, ProvisionOptions};
 use memento::embed::{cache_dir, find_runtime_library, model_dir, Manifest, Pooling, DEFAULT_MODEL, MANIFEST_FILE, PROVISION_HINT};
+use memento_provision::{provision_default, ProvisionOptions};
 
 /// The `model` subcommands.
 #[derive(Debug, Subcommand)]

