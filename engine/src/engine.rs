@@ -689,8 +689,8 @@ impl Engine {
             Err(e) if is_damage(&e) => {
                 self.replace_damaged_mirror(&mut m, st, &e)?;
                 read(&m).map_err(|e| match e {
-                    Error::Mirror { reason } if reason.starts_with(crate::mirror::DAMAGED) => {
-                        Error::Mirror { reason: format!("{reason} (again, in the mirror just rebuilt)") }
+                    Error::Mirror { kind: kind @ crate::error::MirrorErrorKind::Damaged, detail, source } => {
+                        Error::Mirror { kind, detail: format!("{detail} (again, in the mirror just rebuilt)"), source }
                     }
                     e => e,
                 })
@@ -1393,7 +1393,7 @@ fn truncate(s: &str) -> &str {
 }
 
 fn parse_meta(m: Option<String>) -> Result<Option<Metadata>> {
-    m.map(|s| serde_json::from_str::<Metadata>(&s).map_err(|e| Error::Mirror { reason: format!("stored metadata is not a JSON object: {e}") })).transpose()
+    m.map(|s| serde_json::from_str::<Metadata>(&s).map_err(|e| crate::mirror::inconsistent(format!("stored metadata is not a JSON object: {e}")))).transpose()
 }
 
 fn mirror_ops(ops: &[Op]) -> Vec<MirrorOp<'_>> {
