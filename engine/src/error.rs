@@ -226,9 +226,10 @@ impl std::error::Error for Error {
     }
 }
 
-/// A model as messages name it: its id, dimension and the start of its hash; "none" for the
-/// empty identity of a raw-vector store.
-fn describe_model(m: &crate::embed::ModelIdentity) -> String {
+/// A model as messages name it ([`Error::ModelMismatch`]'s): its id, dimension and the start of
+/// its hash; "none" for the empty identity of a raw-vector store. Public for front ends that
+/// give the two identities of a mismatch as fields (the Python binding).
+pub fn describe_model(m: &crate::embed::ModelIdentity) -> String {
     if m.id.is_empty() {
         "none (a raw-vector store)".into()
     } else {

@@ -55,7 +55,7 @@ pub use engine::{
     check_id, check_metadata, CacheStats, CommitInfo, Durability, Embedding, Engine, EngineBuilder, Memory, Metadata, Record, RecordIter, SearchHit,
     SearchOptions, Stats, WriteBatch, MIRROR_FILE,
 };
-pub use error::{Error, MirrorErrorKind, Result};
+pub use error::{describe_model, Error, MirrorErrorKind, Result};
 pub use filter::Filter;
 pub use index::ScanMode;
 pub use memento_format::superblock::Metric;
