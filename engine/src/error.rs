@@ -72,10 +72,16 @@ pub enum Error {
         /// The error.
         source: io::Error,
     },
-    /// The SQLite mirror failed.
+    /// The SQLite mirror failed; `kind` says how (damage, which the engine repairs by
+    /// rebuilding the mirror from the log, is [`MirrorErrorKind::Damaged`]).
     Mirror {
-        /// SQLite's message.
-        reason: String,
+        /// What kind of failure it is.
+        kind: MirrorErrorKind,
+        /// What failed, in words (for [`MirrorErrorKind::Damaged`], what is damaged).
+        detail: String,
+        /// SQLite's own error, where SQLite reported one ([`std::error::Error::source`] returns
+        /// it). Boxed to keep every `Result` of the crate small.
+        source: Option<Box<rusqlite::Error>>,
     },
     /// An earlier write or fsync failed, so the state on disk is uncertain.
     /// Nothing more is written until the store is closed and reopened (which
@@ -115,6 +121,34 @@ pub enum Error {
     },
 }
 
+/// The kinds of [`Error::Mirror`]: what callers tell apart (the engine: damage to repair; the
+/// Python binding: the exception class).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MirrorErrorKind {
+    /// The mirror file is damaged (SQLite reports corruption, a page fails its trailer check,
+    /// `integrity_check` fails), is not a Memento mirror, or has an older schema. The mirror is
+    /// derived state: the engine deletes it and rebuilds it from the log, at open or at the read
+    /// that met the damage.
+    Damaged,
+    /// The mirror file was written by a newer version of Memento (its schema version is newer
+    /// than this version reads). It is refused, not rebuilt.
+    NewerSchema,
+    /// SQLite failed without damage: an I/O error, a full disk, a busy or read-only database, a
+    /// statement it refused, a checkpoint it could not finish.
+    Sqlite,
+    /// The mirror could not be set up: the SQLite VFS that checks its page trailers could not be
+    /// registered, or the store's path cannot be given to SQLite.
+    Setup,
+    /// The mirror holds what the engine never writes (metadata that is not a JSON object, a
+    /// text that is not text) or lacks a record the engine changes, though SQLite reports no
+    /// damage.
+    Inconsistent,
+    /// The engine asked the mirror for what it cannot do (a slot or LSN beyond what SQLite's
+    /// integers hold, a change before the mirror has a header): a bug.
+    Internal,
+}
+
 /// `Result` with the engine's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -124,6 +158,9 @@ impl Error {
     }
     pub(crate) fn invalid(reason: impl Into<String>) -> Self {
         Error::InvalidArgument { reason: reason.into() }
+    }
+    pub(crate) fn mirror(kind: MirrorErrorKind, detail: impl Into<String>) -> Self {
+        Error::Mirror { kind, detail: detail.into(), source: None }
     }
     pub(crate) fn corrupted(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
         Error::Corrupted { file: file.into(), offset, reason: reason.into() }
@@ -156,7 +193,10 @@ impl std::fmt::Display for Error {
                 }
             }
             Error::Io { context, source } => write!(f, "I/O error while {context}: {source}."),
-            Error::Mirror { reason } => write!(f, "The SQLite mirror failed: {reason}."),
+            Error::Mirror { kind: MirrorErrorKind::Damaged, detail, .. } => {
+                write!(f, "The SQLite mirror failed: the mirror database is damaged: {detail}.")
+            }
+            Error::Mirror { detail, .. } => write!(f, "The SQLite mirror failed: {detail}."),
             Error::Poisoned { cause } => write!(f, "The store refuses writes after an earlier I/O failure ({cause}); close and reopen it to recover."),
             Error::Model { reason } => write!(f, "Embedding model problem: {reason}."),
             Error::ModelMismatch { store, given } => {
@@ -180,14 +220,16 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Mirror { source: Some(source), .. } => Some(source.as_ref()),
             _ => None,
         }
     }
 }
 
-/// A model as messages name it: its id, dimension and the start of its hash; "none" for the
-/// empty identity of a raw-vector store.
-fn describe_model(m: &crate::embed::ModelIdentity) -> String {
+/// A model as messages name it ([`Error::ModelMismatch`]'s): its id, dimension and the start of
+/// its hash; "none" for the empty identity of a raw-vector store. Public for front ends that
+/// give the two identities of a mismatch as fields (the Python binding).
+pub fn describe_model(m: &crate::embed::ModelIdentity) -> String {
     if m.id.is_empty() {
         "none (a raw-vector store)".into()
     } else {

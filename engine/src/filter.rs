@@ -638,7 +638,7 @@ fn flatten<'a>(children: &'a [Node], out: &mut Vec<&'a Node>) {
 
 /// The error for a look-up without a limit that says it went over its limit (it cannot).
 fn unlimited() -> Error {
-    Error::Mirror { reason: "a filter look-up without a limit reported too many slots".into() }
+    Error::mirror(crate::error::MirrorErrorKind::Internal, "a filter look-up without a limit reported too many slots")
 }
 
 /// Sets `only` to its intersection with `s`; true if that is empty.

@@ -55,7 +55,7 @@ pub use engine::{
     check_id, check_metadata, CacheStats, CommitInfo, Durability, Embedding, Engine, EngineBuilder, Memory, Metadata, Record, RecordIter, SearchHit,
     SearchOptions, Stats, WriteBatch, MIRROR_FILE,
 };
-pub use error::{Error, Result};
+pub use error::{describe_model, Error, MirrorErrorKind, Result};
 pub use filter::Filter;
 pub use index::ScanMode;
 pub use memento_format::superblock::Metric;
@@ -66,8 +66,8 @@ pub use peek::{peek, StoreInfo};
 /// with SQLite themselves. A plain connection can read a mirror, but a page it writes has no
 /// valid trailer, so the engine then treats the file as damaged and rebuilds it.
 pub fn mirror_vfs() -> Result<&'static str> {
-    mirror::vfs::register().map_err(|reason| Error::Mirror { reason })?;
-    mirror::vfs::VFS_NAME.to_str().map_err(|e| Error::Mirror { reason: e.to_string() })
+    mirror::vfs::register().map_err(|reason| Error::mirror(MirrorErrorKind::Setup, reason))?;
+    mirror::vfs::VFS_NAME.to_str().map_err(|e| Error::mirror(MirrorErrorKind::Setup, e.to_string()))
 }
 
 /// File names inside a store directory.

@@ -443,7 +443,7 @@ fn a_mirror_with_a_newer_schema_version_is_refused_and_left_alone() {
     }
     let before = fs::read(path.join(MIRROR_FILE)).expect("read");
     match Engine::open(&path) {
-        Err(memento::Error::Mirror { reason }) => assert!(reason.contains("newer"), "{reason}"),
+        Err(e @ memento::Error::Mirror { kind: memento::MirrorErrorKind::NewerSchema, .. }) => assert!(e.to_string().contains("newer"), "{e}"),
         other => panic!("expected Error::Mirror for a newer mirror schema, got {other:?}"),
     }
     assert_eq!(fs::read(path.join(MIRROR_FILE)).expect("read"), before, "the refused mirror was modified");
@@ -575,7 +575,10 @@ fn check_integrity_notices_a_metadata_index_missing_a_row() {
     }
     let e = Engine::open(&path).expect("open");
     match e.check_integrity() {
-        Err(memento::Error::Mirror { reason }) => assert!(reason.contains("damaged") && reason.contains("index"), "{reason}"),
+        Err(e @ memento::Error::Mirror { kind: memento::MirrorErrorKind::Damaged, .. }) => {
+            let reason = e.to_string();
+            assert!(reason.contains("damaged") && reason.contains("index"), "{reason}");
+        }
         other => panic!("expected a damaged mirror from check_integrity, got {other:?}"),
     }
     e.abandon();

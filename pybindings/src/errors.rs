@@ -3,10 +3,10 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use memento::Error;
+use memento::{describe_model, Error, MirrorErrorKind};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyModule, PyType};
+use pyo3::types::{PyDict, PyModule, PyType};
 
 /// `memento.errors`, imported when the module is initialised.
 pub(crate) static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
@@ -33,7 +33,9 @@ impl From<PyErr> for Fail {
 
 pub(crate) type FResult<T> = std::result::Result<T, Fail>;
 
-/// The `memento.errors` class for an engine error (SPEC.md's mapping).
+/// The `memento.errors` class for an engine error (SPEC.md's mapping). Of the mirror's errors,
+/// only damage is a `CorruptedError`; a newer schema is an `IncompatibleError`, an SQLite failure
+/// a `MementoIOError` (as the pure-Python engine's SQLite failures are), the rest `MementoError`.
 fn class_name(e: &Error) -> &'static str {
     match e {
         Error::DimensionMismatch { .. } => "DimensionMismatchError",
@@ -42,10 +44,10 @@ fn class_name(e: &Error) -> &'static str {
         Error::InvalidFilter { .. } => "InvalidFilterError",
         Error::NotFound { .. } => "NotFoundError",
         Error::DuplicateId { .. } => "DuplicateIdError",
-        Error::Corrupted { .. } | Error::Mirror { .. } => "CorruptedError",
-        Error::Incompatible { .. } => "IncompatibleError",
+        Error::Corrupted { .. } | Error::Mirror { kind: MirrorErrorKind::Damaged, .. } => "CorruptedError",
+        Error::Incompatible { .. } | Error::Mirror { kind: MirrorErrorKind::NewerSchema, .. } => "IncompatibleError",
         Error::Locked { .. } => "LockedError",
-        Error::Io { .. } => "MementoIOError",
+        Error::Io { .. } | Error::Mirror { kind: MirrorErrorKind::Sqlite | MirrorErrorKind::Setup, .. } => "MementoIOError",
         Error::Poisoned { .. } => "PoisonedError",
         Error::Closed => "ClosedError",
         Error::Model { .. } => "ModelError",
@@ -56,36 +58,77 @@ fn class_name(e: &Error) -> &'static str {
     }
 }
 
+/// The class `name` of `memento.errors`, or `MementoError` if the module lacks it; `None` if
+/// the module is not loaded.
+fn class<'py>(py: Python<'py>, name: &str) -> Option<Bound<'py, PyType>> {
+    let m = ERRORS.get(py)?.bind(py);
+    [name, "MementoError"].iter().find_map(|n| m.getattr(*n).ok().and_then(|c| c.cast_into::<PyType>().ok()))
+}
+
 /// An exception of the class `name` of `memento.errors` (falling back to `MementoError`, then
 /// to `RuntimeError` if the module lacks it) with message `msg`.
 pub(crate) fn raise(py: Python<'_>, name: &str, msg: String) -> PyErr {
-    let class = ERRORS.get(py).and_then(|m| {
-        let m = m.bind(py);
-        [name, "MementoError"].iter().find_map(|n| m.getattr(*n).ok().and_then(|c| c.cast_into::<PyType>().ok()))
-    });
-    match class {
+    match class(py, name) {
         Some(c) => PyErr::from_type(c, msg),
         None => pyo3::exceptions::PyRuntimeError::new_err(msg),
     }
 }
 
-/// A Python exception for an engine error, with the error's fields as attributes where useful
-/// (`expected`/`got`, `id`, `file`/`offset`, `path`/`pid`).
-fn engine_err(py: Python<'_>, e: Error) -> PyErr {
-    let err = raise(py, class_name(&e), message(&e));
-    let value = err.value(py);
-    // Attributes are extras: failing to set one must not hide the error itself.
-    let _ = match &e {
-        Error::DimensionMismatch { expected, got } => value.setattr("expected", expected).and_then(|()| value.setattr("got", got)),
-        Error::NotFound { id } | Error::DuplicateId { id, .. } => value.setattr("id", id),
-        Error::Corrupted { file, offset, .. } => value.setattr("file", file.display().to_string()).and_then(|()| value.setattr("offset", offset)),
-        Error::Locked { path, pid } => value.setattr("path", path.display().to_string()).and_then(|()| value.setattr("pid", pid)),
-        Error::ForkedProcess { opener, current } => value.setattr("opener_pid", opener).and_then(|()| value.setattr("current_pid", current)),
+/// The fields of an engine error, as the keyword arguments of its class: the attributes the
+/// class documents in `memento/errors.py` (the pure-Python engine gives the same ones).
+fn fields<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    match e {
+        Error::DimensionMismatch { expected, got } => {
+            d.set_item("expected", expected)?;
+            d.set_item("got", got)?;
+        }
+        Error::NotFound { id } => d.set_item("id", id)?,
+        Error::DuplicateId { id, in_batch } => {
+            d.set_item("id", id)?;
+            d.set_item("in_batch", in_batch)?;
+        }
+        Error::Corrupted { file, offset, reason } => {
+            d.set_item("file", file.display().to_string())?;
+            d.set_item("offset", offset)?;
+            d.set_item("reason", reason)?;
+        }
+        // The mirror's damage names no file or offset (SQLite does not say where).
+        Error::Mirror { kind: MirrorErrorKind::Damaged, detail, .. } => d.set_item("reason", detail)?,
+        Error::Locked { path, pid } => {
+            d.set_item("path", path.display().to_string())?;
+            d.set_item("pid", pid)?;
+        }
+        Error::ModelMismatch { store, given } => {
+            d.set_item("store", describe_model(store))?;
+            d.set_item("given", describe_model(given))?;
+        }
+        Error::ForkedProcess { opener, current } => {
+            d.set_item("opener_pid", opener)?;
+            d.set_item("current_pid", current)?;
+        }
         // MementoIOError is an OSError too: give it the errno a handler may look at.
-        Error::Io { source, .. } => source.raw_os_error().map_or(Ok(()), |n| value.setattr("errno", n)),
-        _ => Ok(()),
+        Error::Io { source, .. } => {
+            if let Some(n) = source.raw_os_error() {
+                d.set_item("errno", n)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(d)
+}
+
+/// A Python exception for an engine error: its class built as `cls(message, **fields)`.
+fn engine_err(py: Python<'_>, e: Error) -> PyErr {
+    let (name, msg) = (class_name(&e), message(&e));
+    let Some(cls) = class(py, name) else {
+        return pyo3::exceptions::PyRuntimeError::new_err(msg);
     };
-    err
+    match fields(py, &e).and_then(|kw| cls.call((msg.as_str(),), Some(&kw))) {
+        Ok(exc) => PyErr::from_value(exc),
+        // The fields are extras: failing to build them must not hide the error itself.
+        Err(_) => PyErr::from_type(cls, msg),
+    }
 }
 
 /// What a Python user reads for an engine error: the engine's message, except where that

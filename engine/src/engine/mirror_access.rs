@@ -25,8 +25,8 @@ impl Engine {
             Err(e) if is_damage(&e) => {
                 self.replace_damaged_mirror(&mut m, st, &e)?;
                 read(&m).map_err(|e| match e {
-                    Error::Mirror { reason } if reason.starts_with(crate::mirror::DAMAGED) => {
-                        Error::Mirror { reason: format!("{reason} (again, in the mirror just rebuilt)") }
+                    Error::Mirror { kind: kind @ crate::error::MirrorErrorKind::Damaged, detail, source } => {
+                        Error::Mirror { kind, detail: format!("{detail} (again, in the mirror just rebuilt)"), source }
                     }
                     e => e,
                 })

@@ -105,7 +105,7 @@ impl Engine {
 }
 
 pub(super) fn parse_meta(m: Option<String>) -> Result<Option<Metadata>> {
-    m.map(|s| serde_json::from_str::<Metadata>(&s).map_err(|e| Error::Mirror { reason: format!("stored metadata is not a JSON object: {e}") })).transpose()
+    m.map(|s| serde_json::from_str::<Metadata>(&s).map_err(|e| crate::mirror::inconsistent(format!("stored metadata is not a JSON object: {e}")))).transpose()
 }
 
 /// Iterator over all records; see [`Engine::iter`].

@@ -21,11 +21,14 @@
 //! (see [`vfs`]: every page of a mirror file carries a page number and a CRC-32),
 //! a failed `integrity_check`, an SQLite file with foreign content), in which
 //! case the engine deletes it and rebuilds, at open or at the read that met the
-//! damage, and retries that read once; such errors' reasons begin with [`DAMAGED`]. A mirror of an older schema version is
+//! damage, and retries that read once; such errors are of the kind
+//! [`MirrorErrorKind::Damaged`]. A mirror of an older schema version is
 //! reported the same way: it is derived state, so it is rebuilt rather than
 //! migrated. [`Mirror::open_file_checked`] returns damage at open as a value
 //! instead. A mirror of a newer schema version is refused with an
-//! [`Error::Mirror`] that is not damage, and so is every other SQLite failure.
+//! [`Error::Mirror`] of the kind [`MirrorErrorKind::NewerSchema`]; every other
+//! SQLite failure is of the kind [`MirrorErrorKind::Sqlite`], with SQLite's
+//! error as its source.
 //!
 //! Schema (version 3, kept in `PRAGMA user_version`; version 2 had no page trailers, see
 //! [`vfs`] and FORMAT.md §6.1; version 1 had no `fields` and `field_values`):
@@ -62,7 +65,8 @@
 //! [`Filter::select`]); `$contains` scans `records.text`.
 //!
 //! Slots are `u64` in the engine and `INTEGER` (i64) in SQLite: a slot above
-//! `i64::MAX` is refused with an [`Error::Mirror`]. The same holds for LSNs.
+//! `i64::MAX` is refused with an [`Error::Mirror`] ([`MirrorErrorKind::Internal`]).
+//! The same holds for LSNs.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
@@ -73,7 +77,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{ErrorCode, OptionalExtension, Row, ToSql, TransactionBehavior};
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, MirrorErrorKind, Result};
 use crate::filter::{index_value, Bound, Filter, IndexValue, RecordFn, SlotIndex};
 use crate::slots;
 
@@ -82,10 +86,6 @@ pub mod vfs;
 
 /// The schema version this code writes and reads (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 3;
-
-/// The beginning of the reason of every [`Error::Mirror`] that means the
-/// mirror file is damaged (see [`is_damage`]).
-pub const DAMAGED: &str = "the mirror database is damaged";
 
 /// How many values one `IN (...)` list binds at most. SQLite's limit on
 /// parameters is 32,766 since 3.32 but may be built as low as 999.
@@ -149,28 +149,45 @@ pub fn is_corruption(err: &rusqlite::Error) -> bool {
 }
 
 /// True if `err` is an [`Error::Mirror`] that says the mirror file is damaged
-/// or not a mirror, so it should be deleted and rebuilt from the log.
+/// or not a mirror ([`MirrorErrorKind::Damaged`]), so it should be deleted and
+/// rebuilt from the log.
 pub fn is_damage(err: &Error) -> bool {
-    matches!(err, Error::Mirror { reason } if reason.starts_with(DAMAGED))
+    matches!(err, Error::Mirror { kind: MirrorErrorKind::Damaged, .. })
 }
 
+/// [`MirrorErrorKind::Damaged`]: `what` says what is damaged.
 fn damaged(what: impl Display) -> Error {
-    Error::Mirror { reason: format!("{DAMAGED}: {what}") }
+    Error::mirror(MirrorErrorKind::Damaged, what.to_string())
 }
 
-fn mirror_err(reason: impl Into<String>) -> Error {
-    Error::Mirror { reason: reason.into() }
+/// [`MirrorErrorKind::Inconsistent`].
+pub(crate) fn inconsistent(what: impl Into<String>) -> Error {
+    Error::mirror(MirrorErrorKind::Inconsistent, what)
 }
 
-/// Maps an SQLite error to [`Error::Mirror`], saying what was being done.
+/// [`MirrorErrorKind::Internal`].
+fn internal(what: impl Into<String>) -> Error {
+    Error::mirror(MirrorErrorKind::Internal, what)
+}
+
+/// [`MirrorErrorKind::Setup`].
+fn setup(what: impl Into<String>) -> Error {
+    Error::mirror(MirrorErrorKind::Setup, what)
+}
+
+/// Maps an SQLite error to [`Error::Mirror`], saying what was being done: damage if SQLite
+/// reports corruption (see [`is_corruption`]), else [`MirrorErrorKind::Sqlite`]; the SQLite
+/// error is the source either way.
 fn sql_error(context: impl Display, err: rusqlite::Error) -> Error {
-    if matches!(&err, rusqlite::Error::SqliteFailure(e, _) if e.extended_code == rusqlite::ffi::SQLITE_IOERR_DATA) {
-        damaged(format_args!("{context}: a page failed its checksum (SQLite error {err})"))
+    let page_check = matches!(&err, rusqlite::Error::SqliteFailure(e, _) if e.extended_code == rusqlite::ffi::SQLITE_IOERR_DATA);
+    let (kind, detail) = if page_check {
+        (MirrorErrorKind::Damaged, format!("{context}: a page failed its checksum (SQLite error {err})"))
     } else if is_corruption(&err) {
-        damaged(format_args!("{context}: {err}"))
+        (MirrorErrorKind::Damaged, format!("{context}: {err}"))
     } else {
-        mirror_err(format!("{context}: {err}"))
-    }
+        (MirrorErrorKind::Sqlite, format!("{context}: {err}"))
+    };
+    Error::Mirror { kind, detail, source: Some(Box::new(err)) }
 }
 
 /// `.ctx("reading ...")` on rusqlite results.
@@ -185,7 +202,7 @@ impl<T> Context<T> for rusqlite::Result<T> {
 }
 
 fn slot_to_sql(slot: u64) -> Result<i64> {
-    i64::try_from(slot).map_err(|_| mirror_err(format!("the slot {slot} is larger than the largest slot the mirror stores ({})", i64::MAX)))
+    i64::try_from(slot).map_err(|_| internal(format!("the slot {slot} is larger than the largest slot the mirror stores ({})", i64::MAX)))
 }
 
 fn slot_from_sql(slot: i64) -> Result<u64> {
@@ -287,7 +304,7 @@ impl Mirror {
     /// written by a newer schema version is an [`Error::Mirror`] that is not
     /// damage.
     pub fn open_file(path: &Path) -> Result<Mirror> {
-        vfs::register().map_err(mirror_err)?;
+        vfs::register().map_err(setup)?;
         let mut conn = rusqlite::Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs::VFS_NAME)
             .map_err(|e| sql_error(format_args!("opening the mirror file {}", path.display()), e))?;
         conn.busy_timeout(Duration::ZERO).ctx("setting the busy timeout")?;
@@ -296,21 +313,24 @@ impl Mirror {
         vfs::reserve_trailer(&conn).ctx("reserving the page trailers")?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).ctx("switching the mirror to WAL mode")?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(mirror_err(format!("the mirror file {} could not be switched to WAL mode (its journal mode stays {mode})", path.display())));
+            return Err(Error::mirror(
+                MirrorErrorKind::Sqlite,
+                format!("the mirror file {} could not be switched to WAL mode (its journal mode stays {mode})", path.display()),
+            ));
         }
         Self::init(&mut conn)?;
         Ok(Mirror { conn })
     }
 
-    /// Like [`Mirror::open_file`], but returns `Ok(Err(description))` when
+    /// Like [`Mirror::open_file`], but returns `Ok(Err(damage))` (an error [`is_damage`] recognises) when
     /// the file is damaged, is not an SQLite database, or is an SQLite
     /// database that is not a mirror; the caller then deletes the file (and
     /// its `-wal` and `-shm` companions) and rebuilds. Other failures are
     /// `Err`.
-    pub fn open_file_checked(path: &Path) -> Result<Result<Mirror, String>> {
+    pub fn open_file_checked(path: &Path) -> Result<Result<Mirror, Error>> {
         match Self::open_file(path) {
             Ok(m) => Ok(Ok(m)),
-            Err(Error::Mirror { reason }) if reason.starts_with(DAMAGED) => Ok(Err(reason)),
+            Err(e) if is_damage(&e) => Ok(Err(e)),
             Err(e) => Err(e),
         }
     }
@@ -324,9 +344,9 @@ impl Mirror {
     pub fn open_read_only(path: &Path, immutable: bool) -> Result<Mirror> {
         use rusqlite::OpenFlags;
         let ctx = |e| sql_error(format_args!("opening the mirror file {} read-only", path.display()), e);
-        let uri = file_uri(path, immutable).ok_or_else(|| mirror_err(format!("the path {} cannot be given to SQLite", path.display())))?;
+        let uri = file_uri(path, immutable).ok_or_else(|| setup(format!("the path {} cannot be given to SQLite", path.display())))?;
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        vfs::register().map_err(mirror_err)?;
+        vfs::register().map_err(setup)?;
         let conn = rusqlite::Connection::open_with_flags_and_vfs(uri, flags, vfs::VFS_NAME).map_err(ctx)?;
         // A live engine's commits are short; a reader in WAL mode is not blocked by them.
         conn.busy_timeout(Duration::from_secs(2)).ctx("setting the busy timeout")?;
@@ -343,9 +363,10 @@ impl Mirror {
             }
             0 => return Err(damaged("the file is not a Memento mirror (it has no schema version)")),
             v if v > SCHEMA_VERSION => {
-                return Err(mirror_err(format!(
-                    "the mirror has schema version {v}, written by a newer version of Memento (this version reads version {SCHEMA_VERSION})"
-                )))
+                return Err(Error::mirror(
+                    MirrorErrorKind::NewerSchema,
+                    format!("the mirror has schema version {v}, written by a newer version of Memento (this version reads version {SCHEMA_VERSION})"),
+                ))
             }
             v => return Err(damaged(format_args!("its schema version is {v}, not {SCHEMA_VERSION}, so it must be rebuilt"))),
         }
@@ -410,10 +431,13 @@ impl Mirror {
                 }
             }
             v if v > SCHEMA_VERSION => {
-                return Err(mirror_err(format!(
-                    "the mirror has schema version {v}, written by a newer version of Memento \
+                return Err(Error::mirror(
+                    MirrorErrorKind::NewerSchema,
+                    format!(
+                        "the mirror has schema version {v}, written by a newer version of Memento \
                      (this version reads version {SCHEMA_VERSION})"
-                )))
+                    ),
+                ))
             }
             // Derived state written by an older version (or nonsense): rebuilt, like damage.
             v => return Err(damaged(format_args!("its schema version is {v}, not {SCHEMA_VERSION}, so it must be rebuilt"))),
@@ -453,12 +477,12 @@ impl Mirror {
     /// object) is an [`Error::Mirror`] and nothing of the call is kept. The
     /// mirror must have a header (see [`reset`](Mirror::reset)).
     pub fn apply(&mut self, lsn: u64, ops: &[MirrorOp<'_>]) -> Result<bool> {
-        let lsn_sql = i64::try_from(lsn).map_err(|_| mirror_err(format!("the LSN {lsn} is larger than the mirror stores")))?;
+        let lsn_sql = i64::try_from(lsn).map_err(|_| internal(format!("the LSN {lsn} is larger than the mirror stores")))?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("starting a transaction")?;
         let applied: Option<i64> =
             tx.prepare_cached(SQL_APPLIED_LSN).and_then(|mut st| st.query_row([], |r| r.get(0)).optional()).ctx("reading the applied LSN")?;
         let Some(applied) = applied else {
-            return Err(mirror_err("the mirror has no header; it must be reset before changes are applied"));
+            return Err(internal("the mirror has no header; it must be reset before changes are applied"));
         };
         if lsn_sql <= applied {
             return Ok(false); // dropping `tx` rolls back; nothing was written
@@ -485,7 +509,7 @@ impl Mirror {
                                     .query_row([s], |r| r.get(0))
                                     .optional()
                                     .map_err(|e| sql_error(format_args!("could not read the metadata of slot {slot}"), e))?
-                                    .ok_or_else(|| mirror_err(format!("no record is in slot {slot} to update")))?,
+                                    .ok_or_else(|| inconsistent(format!("no record is in slot {slot} to update")))?,
                             ),
                             None => None,
                         };
@@ -493,7 +517,7 @@ impl Mirror {
                             .execute(rusqlite::params![s, text.is_some(), text.flatten(), metadata.is_some(), metadata.flatten()])
                             .map_err(|e| sql_error(format_args!("could not update the record in slot {slot}"), e))?;
                         if n != 1 {
-                            return Err(mirror_err(format!("no record is in slot {slot} to update")));
+                            return Err(inconsistent(format!("no record is in slot {slot} to update")));
                         }
                         if let (Some(old), Some(new)) = (old, metadata) {
                             index.remove(&tx, slot, s, old.as_deref())?;
@@ -507,7 +531,7 @@ impl Mirror {
                             .optional()
                             .map_err(|e| sql_error(format_args!("could not delete the record in slot {slot}"), e))?;
                         let Some(old) = old else {
-                            return Err(mirror_err(format!("no record is in slot {slot} to delete")));
+                            return Err(inconsistent(format!("no record is in slot {slot} to delete")));
                         };
                         index.remove(&tx, slot, s, old.as_deref())?;
                     }
@@ -635,10 +659,10 @@ impl Mirror {
         let (busy, log, done): (i64, i64, i64) =
             self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).ctx("checkpointing")?;
         if busy != 0 {
-            return Err(mirror_err("the checkpoint could not finish because the database is busy"));
+            return Err(Error::mirror(MirrorErrorKind::Sqlite, "the checkpoint could not finish because the database is busy"));
         }
         if log != done {
-            return Err(mirror_err(format!("the checkpoint copied {done} of the {log} frames of the write-ahead log")));
+            return Err(Error::mirror(MirrorErrorKind::Sqlite, format!("the checkpoint copied {done} of the {log} frames of the write-ahead log")));
         }
         Ok(())
     }
@@ -726,7 +750,7 @@ fn file_uri(path: &Path, immutable: bool) -> Option<String> {
 /// (a string, a number or a boolean), with its [`IndexValue`]. The metadata is parsed as
 /// `serde_json` parses it for [`Filter::matches`], so both see the same keys and numbers.
 fn index_entries(slot: u64, metadata: &str) -> Result<Vec<(String, IndexValue)>> {
-    let map: Map<String, Value> = serde_json::from_str(metadata).map_err(|e| mirror_err(format!("the metadata of slot {slot} is not a JSON object: {e}")))?;
+    let map: Map<String, Value> = serde_json::from_str(metadata).map_err(|e| inconsistent(format!("the metadata of slot {slot} is not a JSON object: {e}")))?;
     Ok(map.into_iter().filter_map(|(k, v)| index_value(&v).map(|iv| (k, iv))).collect())
 }
 
@@ -750,7 +774,7 @@ struct IndexWriter {
 impl IndexWriter {
     /// The id of the field (`key`, `ty`); if there is none, a new one when `create`, else `None`.
     fn field(&mut self, conn: &rusqlite::Connection, key: &str, ty: i64, create: bool) -> Result<Option<i64>> {
-        let t = usize::try_from(ty).ok().filter(|&t| t < 3).ok_or_else(|| mirror_err(format!("{ty} is not an index type")))?;
+        let t = usize::try_from(ty).ok().filter(|&t| t < 3).ok_or_else(|| internal(format!("{ty} is not an index type")))?;
         if let Some(id) = self.fields.get(key).and_then(|ids| ids[t]) {
             return Ok(Some(id));
         }
@@ -932,11 +956,12 @@ impl SlotIndex for Mirror {
             let mut rows = st.query(rusqlite::params_from_iter(chunk.iter().copied().chain(padding))).ctx("reading records")?;
             while let Some(r) = rows.next().ctx("reading records")? {
                 let slot = slot_from_sql(r.get(0).ctx("reading a slot")?)?;
-                let text = r.get_ref(1).ctx("reading a text")?.as_str_or_null().map_err(|e| mirror_err(format!("the text of slot {slot} is not text: {e}")))?;
+                let text =
+                    r.get_ref(1).ctx("reading a text")?.as_str_or_null().map_err(|e| inconsistent(format!("the text of slot {slot} is not text: {e}")))?;
                 let metadata: Option<Map<String, Value>> = match r.get_ref(2).ctx("reading metadata")?.as_str_or_null() {
-                    Ok(Some(m)) => Some(serde_json::from_str(m).map_err(|e| mirror_err(format!("the metadata of slot {slot} is not a JSON object: {e}")))?),
+                    Ok(Some(m)) => Some(serde_json::from_str(m).map_err(|e| inconsistent(format!("the metadata of slot {slot} is not a JSON object: {e}")))?),
                     Ok(None) => None,
-                    Err(e) => return Err(mirror_err(format!("the metadata of slot {slot} is not text: {e}"))),
+                    Err(e) => return Err(inconsistent(format!("the metadata of slot {slot} is not text: {e}"))),
                 };
                 f(slot, text, metadata.as_ref());
             }
@@ -964,9 +989,10 @@ mod tests {
         MirrorOp::Put { slot, id, text, metadata }
     }
 
-    fn mirror_reason(e: Error) -> String {
+    /// The kind and the message of a mirror error.
+    fn mirror_reason(e: Error) -> (MirrorErrorKind, String) {
         match e {
-            Error::Mirror { reason } => reason,
+            Error::Mirror { kind, .. } => (kind, e.to_string()),
             other => panic!("expected a mirror error, got {other:?}"),
         }
     }
@@ -1029,17 +1055,31 @@ mod tests {
         ];
         for ops in cases {
             let err = m.apply(2, &ops).unwrap_err();
-            let reason = mirror_reason(err);
-            assert!(!reason.starts_with(DAMAGED), "{reason}");
+            let (kind, reason) = mirror_reason(err);
+            assert_ne!(kind, MirrorErrorKind::Damaged, "{reason}");
             assert_eq!(m.header().unwrap().unwrap().applied_lsn, 1, "{ops:?}");
             assert_eq!(m.all_slots().unwrap(), vec![0], "{ops:?}");
         }
-        let reason = mirror_reason(m.apply(2, &[put(1u64 << 63, "c", None, None)]).unwrap_err());
+        let (kind, reason) = mirror_reason(m.apply(2, &[put(1u64 << 63, "c", None, None)]).unwrap_err());
         assert!(reason.contains("larger than"), "{reason}");
+        assert_eq!(kind, MirrorErrorKind::Internal, "{reason}");
         assert!(m.rows_by_slots(&[u64::MAX]).is_err());
         assert!(m.apply(u64::MAX, &[]).is_err());
         // The mirror is still usable.
         assert!(m.apply(2, &[put(1, "b", None, None)]).unwrap());
+    }
+
+    /// An SQLite failure that is not damage is of the kind `Sqlite`, with SQLite's error as its
+    /// source (and its text in the message, as before).
+    #[test]
+    fn an_sqlite_failure_keeps_its_source() {
+        let mut m = fresh();
+        m.apply(1, &[put(0, "a", None, None)]).unwrap();
+        let err = m.apply(2, &[put(1, "a", None, None)]).unwrap_err();
+        assert!(matches!(err, Error::Mirror { kind: MirrorErrorKind::Sqlite, .. }), "{err:?}");
+        let source = std::error::Error::source(&err).expect("the SQLite error is the source");
+        assert!(source.downcast_ref::<rusqlite::Error>().is_some(), "{source:?}");
+        assert!(err.to_string().contains(&source.to_string()), "{err}");
     }
 
     #[test]
@@ -1060,7 +1100,7 @@ mod tests {
     fn header_and_reset() {
         let mut m = Mirror::open_memory().unwrap();
         assert_eq!(m.header().unwrap(), None);
-        let reason = mirror_reason(m.apply(1, &[]).unwrap_err());
+        let (_, reason) = mirror_reason(m.apply(1, &[]).unwrap_err());
         assert!(reason.contains("reset"), "{reason}");
         m.reset(UUID).unwrap();
         assert_eq!(m.header().unwrap(), Some(MirrorHeader { store_uuid: UUID, applied_lsn: 0 }));
@@ -1172,7 +1212,7 @@ mod tests {
             let _ = m.conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA page_size = 8192; VACUUM; PRAGMA journal_mode = WAL;");
         }
         match Mirror::open_file_checked(&path) {
-            Ok(Err(reason)) => assert!(reason.starts_with(DAMAGED), "{reason}"),
+            Ok(Err(e)) => assert!(is_damage(&e), "{e}"),
             Ok(Ok(m)) => {
                 let e = m.integrity_check().unwrap_err();
                 assert!(is_damage(&e), "{e}");
@@ -1191,7 +1231,7 @@ mod tests {
             conn.execute_batch(&SCHEMA.replace("user_version = 3", "user_version = 2")).unwrap();
         }
         match Mirror::open_file_checked(&path) {
-            Ok(Err(reason)) => assert!(reason.starts_with(DAMAGED), "{reason}"),
+            Ok(Err(e)) => assert!(is_damage(&e), "{e}"),
             other => panic!("expected damage, got {other:?}"),
         }
     }
@@ -1210,9 +1250,9 @@ mod tests {
         let path = dir.path().join("mirror.sqlite");
         std::fs::write(&path, vec![0xABu8; 4096]).unwrap();
         match Mirror::open_file_checked(&path) {
-            Ok(Err(reason)) => {
-                assert!(reason.starts_with(DAMAGED), "{reason}");
-                println!("garbage file: {reason}");
+            Ok(Err(e)) => {
+                assert!(is_damage(&e), "{e}");
+                println!("garbage file: {e}");
             }
             Ok(Ok(_)) => panic!("a garbage file opened as a mirror"),
             Err(e) => panic!("damage reported as another error: {e}"),
@@ -1237,6 +1277,7 @@ mod tests {
         Mirror::open_file(&newer).unwrap().conn.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1)).unwrap();
         let err = Mirror::open_file(&newer).unwrap_err();
         assert!(!is_damage(&err), "{err}");
+        assert!(matches!(err, Error::Mirror { kind: MirrorErrorKind::NewerSchema, source: None, .. }), "{err:?}");
         assert!(err.to_string().contains("newer version"), "{err}");
         assert!(Mirror::open_file_checked(&newer).is_err());
     }
@@ -1259,10 +1300,10 @@ mod tests {
             .unwrap();
         }
         match Mirror::open_file_checked(&path) {
-            Ok(Err(reason)) => {
+            Ok(Err(e)) => {
                 // Written without page trailers, it fails the first page check.
-                assert!(reason.starts_with(DAMAGED), "{reason}");
-                assert!(reason.contains("checksum"), "{reason}");
+                assert!(is_damage(&e), "{e}");
+                assert!(e.to_string().contains("checksum"), "{e}");
             }
             Ok(Ok(_)) => panic!("a version 1 mirror opened as current"),
             Err(e) => panic!("a version 1 mirror should be rebuilt, not refused: {e}"),

@@ -274,9 +274,7 @@ class PythonCore:
     def _sql_error(self, e: sqlite3.Error, doing: str) -> MementoError:
         msg = str(e)
         if isinstance(e, sqlite3.DatabaseError) and ("malformed" in msg or "not a database" in msg or "corrupt" in msg):
-            return CorruptedError(
-                f"{self._dir / PY_STORE_FILE} is corrupted at byte offset 0: {msg}.", file=str(self._dir / PY_STORE_FILE), offset=0, reason=msg
-            )
+            return _corrupted(self._dir / PY_STORE_FILE, msg)
         return MementoIOError(f"I/O error while {doing}: {msg}.")
 
     def _open(self, db_path: Path, dim: int | None, metric: str | None, model: Any, durability: str, create: bool) -> None:
@@ -297,20 +295,20 @@ class PythonCore:
         if "meta" in tables:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             if meta.get("format") != _FORMAT_NAME:
-                raise CorruptedError(f"{db_path} is corrupted at byte offset 0: it is not a store of the Python engine.", file=str(db_path), offset=0)
+                raise _corrupted(db_path, "it is not a store of the Python engine")
             try:
                 version = int(meta.get("version", "0"))
                 sdim = int(meta["dimension"])
                 smetric = meta["metric"]
             except (KeyError, ValueError):
-                raise CorruptedError(f"{db_path} is corrupted at byte offset 0: its meta table is incomplete.", file=str(db_path), offset=0) from None
+                raise _corrupted(db_path, "its meta table is incomplete") from None
             if version > FORMAT_VERSION:
                 raise IncompatibleError(
                     f"The store cannot be opened this way: it was written in format version {version} of the Python engine, "
                     f"and this version reads up to {FORMAT_VERSION}."
                 )
             if smetric not in vo.METRICS or "records" not in tables:
-                raise CorruptedError(f"{db_path} is corrupted at byte offset 0: its meta table is not valid.", file=str(db_path), offset=0)
+                raise _corrupted(db_path, "its meta table is not valid")
             if meta.get("model_id"):
                 stored_model = ModelIdentity(meta["model_id"], int(meta.get("model_dim", sdim)), meta.get("model_sha256", ""))
             existing = StoreInfo(sdim, smetric, stored_model.id if stored_model else None)
@@ -396,7 +394,7 @@ class PythonCore:
         path = str(self._dir / PY_STORE_FILE)
         for i, (rid, blob, text, meta) in enumerate(rows):
             if not isinstance(blob, bytes) or len(blob) != 4 * dim:
-                raise CorruptedError(f"{path} is corrupted at byte offset 0: the vector of {rid!r} is not {dim} float32 values.", file=path, offset=0)
+                raise _corrupted(path, f"the vector of {rid!r} is not {dim} float32 values")
             self._vecs[i] = np.frombuffer(blob, dtype="<f4")
             self._ids.append(rid)
             self._texts.append(text)
@@ -404,7 +402,7 @@ class PythonCore:
             try:
                 self._parsed.append(_parse_meta(meta))
             except ValueError:
-                raise CorruptedError(f"{path} is corrupted at byte offset 0: the metadata of {rid!r} is not a JSON object.", file=path, offset=0) from None
+                raise _corrupted(path, f"the metadata of {rid!r} is not a JSON object") from None
             self._row[rid] = i
         self._n = len(rows)
         self._alive[: self._n] = True
@@ -540,13 +538,16 @@ class PythonCore:
         def metadata_of(i: str) -> str | None:
             return metas[i] if i in metas else self._metas[self._row[i]]
 
+        # Ids whose current record this batch put: an add of one is a duplicate within the batch.
+        put_here: set[str] = set()
+
         plan: list[tuple[Any, ...]] = []
         written = deleted = 0
         for op in ops:
             kind, rid = op[0], op[1]
             if kind == "add" or kind == "upsert":
                 if kind == "add" and exists(rid):
-                    raise DuplicateIdError(f"A record with the id {_rq(rid)} already exists; use upsert to replace it.", id=rid)
+                    raise _duplicate(rid, rid in put_here)
                 if exists(rid):
                     plan.append(("del", rid))
                     deleted += 1
@@ -556,12 +557,14 @@ class PythonCore:
                     _check_text(op[3])
                 plan.append(("put", rid, op[2], op[3], op[4]))
                 view[rid] = True
+                put_here.add(rid)
                 metas[rid] = op[4]
                 written += 1
             elif kind == "delete":
                 if exists(rid):
                     plan.append(("del", rid))
                     view[rid] = False
+                    put_here.discard(rid)
                     deleted += 1
             elif kind == "retext":
                 _check_text(op[3])
@@ -570,6 +573,7 @@ class PythonCore:
                 meta = metadata_of(rid)
                 plan.append(("del", rid))
                 plan.append(("put", rid, op[2], op[3], meta))
+                put_here.add(rid)
                 metas[rid] = meta
                 written += 1
             elif kind in ("update_text", "update_metadata"):
@@ -667,12 +671,13 @@ class PythonCore:
             return vo.prepare(vectors, self._metric)
         # Report the first op that fails, in order, with duplicates checked first.
         seen: dict[str, bool] = {}
+        put_here: set[str] = set()  # as in _plan
         for op in ops:
             kind, rid = op[0], op[1]
             if kind in ("add", "upsert"):
                 present = seen.get(rid, rid in self._row)
                 if kind == "add" and present:
-                    raise DuplicateIdError(f"A record with the id {_rq(rid)} already exists; use upsert to replace it.", id=rid)
+                    raise _duplicate(rid, rid in put_here)
                 vi = op[2]
                 if not finite[vi]:
                     vo.check_finite(vectors[vi : vi + 1])
@@ -686,8 +691,12 @@ class PythonCore:
                 if op[3] is not None:
                     _check_text(op[3])
                 seen[rid] = True
+                put_here.add(rid)
             elif kind == "delete":
                 seen[rid] = False
+                put_here.discard(rid)
+            elif kind == "retext":
+                put_here.add(rid)
         return vo.prepare(vectors, self._metric)  # unreachable in practice
 
     def add_arrays(
@@ -963,12 +972,12 @@ class PythonCore:
                 raise self._sql_error(e, "checking the store") from None
             if verdict != [("ok",)]:
                 reason = "; ".join(str(r[0]) for r in verdict)
-                raise CorruptedError(f"{path} is corrupted at byte offset 0: {reason}.", file=path, offset=0, reason=reason)
+                raise _corrupted(path, reason)
             live = np.flatnonzero(self._alive[: self._n]).tolist()
             held = [(self._ids[r], vo.to_bytes(self._vecs[r]), self._texts[r], self._metas[r]) for r in live]
             if [tuple(row) for row in stored] != held:
                 reason = f"the file holds {len(stored)} records that are not the {len(held)} the engine holds"
-                raise CorruptedError(f"{path} is corrupted at byte offset 0: {reason}.", file=path, offset=0, reason=reason)
+                raise _corrupted(path, reason)
 
     def stats(self) -> dict[str, Any]:
         self._check_process()
@@ -1027,6 +1036,22 @@ class PythonCore:
 def _rq(s: str) -> str:
     """A string quoted as Rust's ``{:?}`` shows it."""
     return json.dumps(s, ensure_ascii=False)
+
+
+def _corrupted(path: str | os.PathLike[str], reason: str) -> CorruptedError:
+    """The store's file is damaged: the Rust engine's ``Error::Corrupted`` message and fields
+    (this engine does not locate the damage in the file: offset 0)."""
+    return CorruptedError(f"{path} is corrupted at byte offset 0: {reason}.", file=str(path), offset=0, reason=reason)
+
+
+def _duplicate(rid: str, in_batch: bool) -> DuplicateIdError:
+    """``add`` of an id that is stored, or (``in_batch``) that an earlier record of the batch
+    put: the Rust engine's ``Error::DuplicateId`` message and fields."""
+    if in_batch:
+        msg = f"The id {_rq(rid)} is given twice in one batch; give each new record its own id (or upsert the second to replace the first)."
+    else:
+        msg = f"A record with the id {_rq(rid)} already exists; use upsert to replace it."
+    return DuplicateIdError(msg, id=rid, in_batch=in_batch)
 
 
 def _parse_meta(s: str | None) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ handlers keep working::
     ├── CorruptedError              a file of the store is damaged
     ├── IncompatibleError           another format version, or options that contradict the store
     ├── LockedError                 another process (or engine) has the store open
-    ├── MementoIOError              (also OSError) an operating-system I/O error
+    ├── MementoIOError              (also OSError) an operating-system I/O error, or SQLite's
     ├── PoisonedError               an earlier write failed; reopen the store to recover
     ├── ClosedError                 the engine was closed
     ├── ModelError                  the embedding model or its runtime is missing or failed
@@ -25,9 +25,10 @@ handlers keep working::
     └── ForkedProcessError          the engine was opened by another process (this is a fork of it)
 
 Every class is built as ``cls(message, **details)``. The details become attributes (``pid`` of
-a :class:`LockedError`, ``expected`` and ``got`` of a :class:`DimensionMismatchError`, ...);
-when they are not given they are recovered from the message where it states them, so that an
-exception raised by the native module with only its message still carries them.
+a :class:`LockedError`, ``expected`` and ``got`` of a :class:`DimensionMismatchError`, ...).
+Both engines give them: the native module builds each exception with the fields of the Rust
+error, the pure-Python engine with its own. An attribute a class documents that was not given
+is None.
 
 This module imports nothing but the standard library, so the exceptions are available even
 when the native module is not.
@@ -35,7 +36,6 @@ when the native module is not.
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar
 
 __all__ = [
@@ -66,12 +66,8 @@ class MementoError(Exception):
     Keyword ``details`` are set as attributes of the exception.
     """
 
-    #: Attributes every instance of the class has (None when unknown).
+    #: Attributes every instance of the class has (None when not given).
     _detail_names: ClassVar[tuple[str, ...]] = ()
-    #: Patterns that recover details from a message (named groups).
-    _detail_patterns: ClassVar[tuple[str, ...]] = ()
-    #: Details that are integers.
-    _int_details: ClassVar[frozenset[str]] = frozenset()
 
     message: str
 
@@ -81,12 +77,6 @@ class MementoError(Exception):
         self.message = message
         for name in self._detail_names:
             setattr(self, name, None)
-        for pattern in self._detail_patterns:
-            m = re.search(pattern, message, re.S)
-            if m:
-                for name, value in m.groupdict().items():
-                    if value is not None and getattr(self, name, None) is None:
-                        setattr(self, name, int(value) if name in self._int_details else value)
         for name, value in details.items():
             setattr(self, name, value)
 
@@ -96,21 +86,6 @@ class MementoError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         details = {k: v for k, v in self.__dict__.items() if k != "message"}
         return (_rebuild, (type(self), self.message, details))
-
-
-_RUST_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "0": "\0", "\\": "\\", '"': '"', "'": "'"}
-
-
-def _unescape_rust(s: str) -> str:
-    """Undoes Rust's ``{:?}`` escaping of a string (what the native module's messages quote)."""
-
-    def one(m: re.Match[str]) -> str:
-        esc = m.group(1)
-        if esc.startswith("u{"):
-            return chr(int(esc[2:-1], 16))
-        return _RUST_ESCAPES.get(esc, esc)
-
-    return re.sub(r"\\(u\{[0-9a-fA-F]+\}|.)", one, s, flags=re.S)
 
 
 def _rebuild(cls: type[MementoError], message: str, details: dict[str, Any]) -> MementoError:
@@ -125,8 +100,6 @@ class DimensionMismatchError(MementoError):
     expected: int | None
     got: int | None
     _detail_names = ("expected", "got")
-    _detail_patterns = (r"has (?P<got>\d+) dimensions but the store holds (?P<expected>\d+)-dimensional",)
-    _int_details = frozenset({"expected", "got"})
 
 
 class InvalidVectorError(MementoError):
@@ -148,45 +121,35 @@ class NotFoundError(MementoError, KeyError):
 
     id: str | None
     _detail_names = ("id",)
-    _detail_patterns = (r'No record has the id "(?P<id>(?:[^"\\]|\\.)*)"',)
-
-    def __init__(self, message: str = "", /, **details: Any) -> None:
-        super().__init__(message, **details)
-        if "id" not in details and self.id is not None:
-            self.id = _unescape_rust(self.id)
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.message
 
 
 class DuplicateIdError(MementoError):
-    """``add`` was given an id that is already stored (``id``); use ``upsert`` to replace."""
+    """``add`` was given an id that is already stored, or that an earlier record of the same
+    batch has (``id``; ``in_batch``: True in the second case); use ``upsert`` to replace."""
 
     id: str | None
-    _detail_names = ("id",)
-    _detail_patterns = (r'A record with the id "(?P<id>(?:[^"\\]|\\.)*)" already exists',)
-
-    def __init__(self, message: str = "", /, **details: Any) -> None:
-        super().__init__(message, **details)
-        if "id" not in details and self.id is not None:
-            self.id = _unescape_rust(self.id)
+    in_batch: bool | None
+    _detail_names = ("id", "in_batch")
 
 
 class CorruptedError(MementoError):
-    """A file of the store is damaged or is not what the store expects (``file``, ``offset``,
-    ``reason`` when known)."""
+    """A file of the store is damaged or is not what the store expects. ``file``: the file;
+    ``offset``: the byte offset of the damage in it; ``reason``: what is wrong. Damage to the
+    native engine's SQLite mirror (one that persists after the engine rebuilt the mirror) has a
+    ``reason`` but no ``file`` or ``offset`` (None): SQLite does not say where."""
 
     file: str | None
     offset: int | None
     reason: str | None
     _detail_names = ("file", "offset", "reason")
-    _detail_patterns = (r"^(?P<file>.+) is corrupted at byte offset (?P<offset>\d+): (?P<reason>.*?)\.?$",)
-    _int_details = frozenset({"offset"})
 
 
 class IncompatibleError(MementoError):
-    """The store was written by an incompatible version, or the options given at open (dimension,
-    metric, engine kind) contradict the store."""
+    """The store (or the native engine's SQLite mirror) was written by an incompatible version,
+    or the options given at open (dimension, metric, engine kind) contradict the store."""
 
 
 class LockedError(MementoError):
@@ -196,20 +159,11 @@ class LockedError(MementoError):
     pid: int | None
     path: str | None
     _detail_names = ("pid", "path")
-    _detail_patterns = (
-        r"The store (?P<path>.+) is already open by process (?P<pid>\d+)\.",
-        r"The store (?P<path>.+) is already open by another process\.",
-    )
-    _int_details = frozenset({"pid"})
-
-    def __init__(self, message: str = "", /, **details: Any) -> None:
-        super().__init__(message, **details)
-        if self.pid is None and "another process" in self.message:
-            self.pid = 0
 
 
 class MementoIOError(MementoError, OSError):
-    """An operating-system I/O error. Also an OSError."""
+    """An operating-system I/O error (``errno`` when the system gave one), or a failure of SQLite
+    that is not damage (a full disk, a busy or read-only database). Also an OSError."""
 
     def __str__(self) -> str:
         return self.message
@@ -236,7 +190,6 @@ class ModelMismatchError(MementoError):
     store: str | None
     given: str | None
     _detail_names = ("store", "given")
-    _detail_patterns = (r"written with the embedding model (?P<store>.+?), not (?P<given>.+?); vectors",)
 
 
 class NoModelError(MementoError):
@@ -261,8 +214,6 @@ class ForkedProcessError(MementoError):
     opener_pid: int | None
     current_pid: int | None
     _detail_names = ("opener_pid", "current_pid")
-    _detail_patterns = (r"opened by process (?P<opener_pid>\d+); process (?P<current_pid>\d+) \(a fork of it\)",)
-    _int_details = frozenset({"opener_pid", "current_pid"})
 
 
 def _forked_message(opener_pid: int, current_pid: int) -> str:
