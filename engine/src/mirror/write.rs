@@ -1,0 +1,126 @@
+//! Writes: applying a committed transaction (idempotent by LSN), resetting for a rebuild, and
+//! the checkpoint that makes the mirror durable before the log drops what it holds.
+
+use super::errors::Context;
+use rusqlite::OptionalExtension;
+
+use crate::error::Result;
+
+use super::errors::inconsistent;
+use super::errors::internal;
+use super::errors::slot_to_sql;
+use super::errors::sql_error;
+use super::index::IndexWriter;
+use super::Mirror;
+use super::MirrorOp;
+use super::SQL_APPLIED_LSN;
+use super::SQL_DELETE;
+use super::SQL_METADATA_OF;
+use super::SQL_PUT;
+use super::SQL_SET_APPLIED_LSN;
+use super::SQL_UPDATE;
+use crate::error::Error;
+use crate::error::MirrorErrorKind;
+use rusqlite::TransactionBehavior;
+
+impl Mirror {
+    /// Drops every record and sets the header to `store_uuid` and
+    /// `applied_lsn = 0`, in one transaction (done before a rebuild).
+    pub fn reset(&mut self, store_uuid: [u8; 16]) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("starting the reset transaction")?;
+        tx.execute_batch("DELETE FROM records; DELETE FROM meta; DELETE FROM field_values; DELETE FROM fields;").ctx("deleting all rows")?;
+        tx.execute("INSERT INTO meta (one, store_uuid, applied_lsn) VALUES (0, ?1, 0)", [&store_uuid[..]]).ctx("writing the header")?;
+        tx.commit().ctx("committing the reset")
+    }
+
+    /// Applies `ops` in order and records `applied_lsn = lsn`, all in one
+    /// transaction. Returns `false` and changes nothing if `lsn` is not newer
+    /// than the applied LSN (replay is idempotent). An op that does not fit
+    /// the mirror's state (a `Put` of an id or slot that is taken, an
+    /// `Update` or `Delete` of an empty slot, metadata that is not a JSON
+    /// object) is an [`Error::Mirror`] and nothing of the call is kept. The
+    /// mirror must have a header (see [`reset`](Mirror::reset)).
+    pub fn apply(&mut self, lsn: u64, ops: &[MirrorOp<'_>]) -> Result<bool> {
+        let lsn_sql = i64::try_from(lsn).map_err(|_| internal(format!("the LSN {lsn} is larger than the mirror stores")))?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("starting a transaction")?;
+        let applied: Option<i64> =
+            tx.prepare_cached(SQL_APPLIED_LSN).and_then(|mut st| st.query_row([], |r| r.get(0)).optional()).ctx("reading the applied LSN")?;
+        let Some(applied) = applied else {
+            return Err(internal("the mirror has no header; it must be reset before changes are applied"));
+        };
+        if lsn_sql <= applied {
+            return Ok(false); // dropping `tx` rolls back; nothing was written
+        }
+        {
+            let mut put = tx.prepare_cached(SQL_PUT).ctx("preparing the insert")?;
+            let mut update = tx.prepare_cached(SQL_UPDATE).ctx("preparing the update")?;
+            let mut delete = tx.prepare_cached(SQL_DELETE).ctx("preparing the delete")?;
+            let mut metadata_of = tx.prepare_cached(SQL_METADATA_OF).ctx("preparing a metadata lookup")?;
+            let mut index = IndexWriter::default();
+            for op in ops {
+                match *op {
+                    MirrorOp::Put { slot, id, text, metadata } => {
+                        let s = slot_to_sql(slot)?;
+                        put.execute(rusqlite::params![s, id, text, metadata])
+                            .map_err(|e| sql_error(format_args!("could not insert the record {id:?} in slot {slot}"), e))?;
+                        index.add(&tx, slot, s, metadata)?;
+                    }
+                    MirrorOp::Update { slot, text, metadata } => {
+                        let s = slot_to_sql(slot)?;
+                        let old: Option<Option<String>> = match metadata {
+                            Some(_) => Some(
+                                metadata_of
+                                    .query_row([s], |r| r.get(0))
+                                    .optional()
+                                    .map_err(|e| sql_error(format_args!("could not read the metadata of slot {slot}"), e))?
+                                    .ok_or_else(|| inconsistent(format!("no record is in slot {slot} to update")))?,
+                            ),
+                            None => None,
+                        };
+                        let n = update
+                            .execute(rusqlite::params![s, text.is_some(), text.flatten(), metadata.is_some(), metadata.flatten()])
+                            .map_err(|e| sql_error(format_args!("could not update the record in slot {slot}"), e))?;
+                        if n != 1 {
+                            return Err(inconsistent(format!("no record is in slot {slot} to update")));
+                        }
+                        if let (Some(old), Some(new)) = (old, metadata) {
+                            index.remove(&tx, slot, s, old.as_deref())?;
+                            index.add(&tx, slot, s, new)?;
+                        }
+                    }
+                    MirrorOp::Delete { slot } => {
+                        let s = slot_to_sql(slot)?;
+                        let old: Option<Option<String>> = delete
+                            .query_row([s], |r| r.get(0))
+                            .optional()
+                            .map_err(|e| sql_error(format_args!("could not delete the record in slot {slot}"), e))?;
+                        let Some(old) = old else {
+                            return Err(inconsistent(format!("no record is in slot {slot} to delete")));
+                        };
+                        index.remove(&tx, slot, s, old.as_deref())?;
+                    }
+                }
+            }
+            index.flush(&tx)?;
+            tx.prepare_cached(SQL_SET_APPLIED_LSN).and_then(|mut st| st.execute([lsn_sql])).ctx("recording the applied LSN")?;
+        }
+        tx.commit().ctx("committing")?;
+        Ok(true)
+    }
+
+    /// Makes everything applied so far durable in the main SQLite file:
+    /// `PRAGMA wal_checkpoint(TRUNCATE)`, which copies the WAL into the file,
+    /// syncs it and empties the WAL. An error if SQLite reports the checkpoint
+    /// as blocked (busy). A no-op for an in-memory mirror.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        let (busy, log, done): (i64, i64, i64) =
+            self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).ctx("checkpointing")?;
+        if busy != 0 {
+            return Err(Error::mirror(MirrorErrorKind::Sqlite, "the checkpoint could not finish because the database is busy"));
+        }
+        if log != done {
+            return Err(Error::mirror(MirrorErrorKind::Sqlite, format!("the checkpoint copied {done} of the {log} frames of the write-ahead log")));
+        }
+        Ok(())
+    }
+}
