@@ -293,3 +293,34 @@ fn a_new_store_whose_dimension_is_not_the_models_leaves_nothing_behind() {
     assert!(err.to_string().contains("makes 384-dimensional vectors, not 5"), "{err}");
     assert!(!dir.exists(), "the store directory was left behind");
 }
+
+/// A record given without a vector is embedded inside the write, through the engine's
+/// embedding cache (the bindings' text-only puts go this way): the same vector as `embed`, one
+/// inference per distinct text, and no model, no embedding.
+#[test]
+fn a_record_given_only_its_text_is_embedded_by_the_write_through_the_cache() {
+    use memento::{Record, WriteBatch};
+    let dir = tempfile::tempdir().expect("tmp");
+    let e = Engine::builder(dir.path()).embedder(embedder()).open().expect("open");
+    let before = e.cache_stats().inferred;
+    let mut b = WriteBatch::new();
+    b.add(Record::from_text("a", FACTS[0].0));
+    b.upsert(Record::from_text("b", FACTS[1].0).with_metadata(meta("topic", "animals")));
+    b.add(Record::from_text("c", FACTS[0].0));
+    e.write(b).expect("write");
+    assert_eq!(e.cache_stats().inferred - before, 2, "two distinct texts, one inference each");
+    let want = e.embed(FACTS[0].0).expect("embed").vector;
+    assert_eq!(e.cache_stats().inferred - before, 2, "the written text's vector is in the cache");
+    for id in ["a", "c"] {
+        let got = e.get(id).expect("get").expect("stored");
+        assert_eq!(got.vector, want, "{id}");
+        assert_eq!(got.text.as_deref(), Some(FACTS[0].0));
+    }
+    assert_eq!(e.recall("a kitten napping in the sunshine", 1, None).expect("recall")[0].id, "a");
+    e.close().expect("close");
+    let raw = tempfile::tempdir().expect("tmp");
+    let e = Engine::builder(raw.path()).dimension(384).open().expect("create");
+    assert!(matches!(e.add(Record::from_text("x", "no model here")), Err(Error::NoModel)));
+    assert_eq!(e.count(), 0);
+    e.close().expect("close");
+}

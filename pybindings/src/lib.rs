@@ -198,7 +198,7 @@ impl NativeEngine {
             if n == 0 {
                 return Ok(());
             }
-            self.check_dim(d)?;
+            // Each row's length is checked by the engine, in its order (ids first).
             let flat = arr.as_slice().map_err(|e| invalid(format!("vectors: {e}")))?;
             self.with(py, move |e| {
                 let mut batch = WriteBatch::new();
@@ -288,38 +288,18 @@ fn parse_op(item: &Bound<'_, PyAny>) -> FResult<WriteOp> {
     }
 }
 
-/// Builds the batch of `write` (GIL released): embeds the texts of records given without a
-/// vector, as one batch.
-fn build_batch(engine: &Engine, ops: Vec<WriteOp>) -> FResult<WriteBatch> {
-    let to_embed: Vec<&str> = ops
-        .iter()
-        .filter_map(|op| match op {
-            WriteOp::Put { vector: None, text: Some(t), .. } => Some(t.as_str()),
-            _ => None,
-        })
-        .collect();
-    let mut embedded = if to_embed.is_empty() {
-        Vec::new()
-    } else {
-        let embedder = engine.embedder().ok_or(Error::NoModel)?;
-        let vs = embedder.embed_batch(&to_embed, None)?;
-        if vs.len() != to_embed.len() {
-            return Err(Fail::Engine(Error::Model { reason: format!("the model returned {} vectors for {} texts", vs.len(), to_embed.len()) }));
-        }
-        vs
-    }
-    .into_iter();
+/// Builds the batch of `write` (GIL released). A record given without a vector is a
+/// [`Record::from_text`]: the engine embeds it inside the write, through its embedding cache.
+fn build_batch(ops: Vec<WriteOp>) -> FResult<WriteBatch> {
     let mut batch = WriteBatch::new();
     for op in ops {
         match op {
             WriteOp::Put { upsert, id, vector, text, metadata } => {
-                let vector = match vector {
-                    Some(v) => v,
-                    None if text.is_some() => embedded.next().ok_or_else(|| invalid("internal: fewer vectors than texts"))?,
-                    None => return Err(invalid(format!("the record {id:?} has neither a vector nor a text to embed"))),
+                let mut r = match (vector, text) {
+                    (Some(v), text) => Record { text, ..Record::new(id, v) },
+                    (None, Some(t)) => Record::from_text(id, t),
+                    (None, None) => return Err(invalid(format!("the record {id:?} has neither a vector nor a text to embed"))),
                 };
-                let mut r = Record::new(id, vector);
-                r.text = text;
                 r.metadata = parse_metadata(metadata.as_deref())?;
                 if upsert {
                     batch.upsert(r);
@@ -437,7 +417,7 @@ impl NativeEngine {
                 parsed.push(parse_op(&item?)?);
             }
             self.with(py, |e| {
-                let batch = build_batch(e, parsed)?;
+                let batch = build_batch(parsed)?;
                 e.write(batch)?;
                 Ok(())
             })
@@ -536,6 +516,8 @@ impl NativeEngine {
             let filter = parse_filter(where_json)?;
             let shape = arr.shape();
             let (n, d) = (shape[0], shape[1]);
+            // The engine takes the queries flat, so it cannot see rows of the wrong length that
+            // add up to a multiple of its dimension: the shape is checked here.
             self.check_dim(d)?;
             if n == 0 {
                 return self.with(py, |_| Ok(())).map(|()| PyList::empty(py));

@@ -310,34 +310,56 @@ impl Engine {
         Ok(vectors.into_iter().map(|v| Embedding { model: model.clone(), vector: v.to_vec() }).collect())
     }
 
-    /// In a text store, the text updates of `batch` embedded (outside the writer lock, through
-    /// the caches): each becomes a replacement of the record by one with the new text and its
-    /// vector ([`WriteBatch::update_text`]). Removing a text is refused there. A raw-vector
-    /// store's batch is returned as it is.
-    pub(super) fn embed_text_updates(&self, batch: WriteBatch) -> Result<WriteBatch> {
-        if self.model.id.is_empty() || !batch.ops.iter().any(|o| matches!(o, BatchOp::Update { text: Some(_), .. })) {
+    /// In a text store, the texts a batch asks to embed, embedded as one batch (outside the
+    /// writer lock, through the caches): a put of a record given without a vector
+    /// ([`Record::from_text`]) gets the vector of its text, and a text update becomes a
+    /// replacement of the record by one with the new text and its vector
+    /// ([`WriteBatch::update_text`]; removing a text is refused there). A raw-vector store's
+    /// batch is returned as it is (a put without a vector then fails its dimension check), but
+    /// a put that asks for an embedding there is [`Error::NoModel`].
+    pub(super) fn embed_texts(&self, batch: WriteBatch) -> Result<WriteBatch> {
+        let wants_embedding = |o: &BatchOp| match o {
+            BatchOp::Add(r) | BatchOp::Upsert(r) => r.vector.is_empty() && r.text.is_some(),
+            _ => false,
+        };
+        let puts = batch.ops.iter().any(wants_embedding);
+        if puts {
+            self.require_embedder()?;
+        }
+        let updates = !self.model.id.is_empty() && batch.ops.iter().any(|o| matches!(o, BatchOp::Update { text: Some(_), .. }));
+        if !puts && !updates {
             return Ok(batch);
         }
         let mut texts: Vec<&str> = Vec::new();
         for op in &batch.ops {
             match op {
-                BatchOp::Update { id, text: Some(None), .. } => {
+                BatchOp::Add(r) | BatchOp::Upsert(r) if wants_embedding(op) => texts.extend(r.text.as_deref()),
+                BatchOp::Update { id, text: Some(None), .. } if updates => {
                     return Err(Error::invalid(format!(
                         "the text of {id:?} cannot be removed: in a text store a record's vector is the embedding of its text (give it a new text, or delete the record)"
                     )));
                 }
-                BatchOp::Update { text: Some(Some(t)), .. } => texts.push(t),
+                BatchOp::Update { text: Some(Some(t)), .. } if updates => texts.push(t),
                 _ => {}
             }
         }
         let vectors = self.embed_cached(&texts, false, None)?;
         let mut vectors = vectors.into_iter();
+        let mut next = || vectors.next().map(|v| v.to_vec()).ok_or_else(|| Error::Model { reason: "fewer vectors than texts".into() });
         let mut ops = Vec::with_capacity(batch.ops.len());
         for op in batch.ops {
+            let asks = wants_embedding(&op);
             match op {
-                BatchOp::Update { id, text: Some(Some(text)), metadata } => {
-                    let v = vectors.next().ok_or_else(|| Error::Model { reason: "fewer vectors than texts".into() })?;
-                    ops.push(BatchOp::Retext { id: id.clone(), text, vector: v.to_vec() });
+                BatchOp::Add(mut r) if asks => {
+                    r.vector = next()?;
+                    ops.push(BatchOp::Add(r));
+                }
+                BatchOp::Upsert(mut r) if asks => {
+                    r.vector = next()?;
+                    ops.push(BatchOp::Upsert(r));
+                }
+                BatchOp::Update { id, text: Some(Some(text)), metadata } if updates => {
+                    ops.push(BatchOp::Retext { id: id.clone(), text, vector: next()? });
                     if metadata.is_some() {
                         ops.push(BatchOp::Update { id, text: None, metadata });
                     }

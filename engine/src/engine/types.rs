@@ -31,7 +31,8 @@ pub enum Durability {
 pub struct Record {
     /// The id: 1 to 1,024 bytes of UTF-8.
     pub id: String,
-    /// The vector; under the cosine metric it is stored (and returned) normalised.
+    /// The vector; under the cosine metric it is stored (and returned) normalised. Empty, with a
+    /// text, in a write: the embedding of the text ([`Record::from_text`]).
     pub vector: Vec<f32>,
     /// Document text.
     pub text: Option<String>,
@@ -44,6 +45,14 @@ impl Record {
     pub fn new(id: impl Into<String>, vector: Vec<f32>) -> Self {
         Record { id: id.into(), vector, text: None, metadata: None }
     }
+
+    /// A record whose vector is the embedding of `text` under the engine's model: the write
+    /// embeds it (through the embedding cache, as one batch with the batch's other texts).
+    /// [`Error::NoModel`](crate::Error::NoModel) on an engine without a model.
+    pub fn from_text(id: impl Into<String>, text: impl Into<String>) -> Self {
+        Record { id: id.into(), vector: Vec::new(), text: Some(text.into()), metadata: None }
+    }
+
     /// With text.
     #[must_use]
     pub fn with_text(mut self, text: impl Into<String>) -> Self {

@@ -69,7 +69,7 @@ impl Engine {
     pub fn write(&self, batch: WriteBatch) -> Result<CommitInfo> {
         self.process.check()?;
         // Text changes in a text store are embedded here, before the writer lock.
-        let batch = self.embed_text_updates(batch)?;
+        let batch = self.embed_texts(batch)?;
         let mut w = self.writer.lock();
         let (info, wait) = self.write_locked(&mut w, batch)?;
         // Under group commit the writer lock is released before waiting for the fsync, so
