@@ -1,16 +1,13 @@
 //! Reading a store's files without trusting them, and probing its lock.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::error::Result;
-
 use super::report::LockState;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::storage::{Storage, StorageFile};
-use std::fs::File;
-use std::io;
-use std::path::Path;
 
 /// A file opened read-only through the store's [`Storage`], read with bounds-checked
 /// positioned reads (never mapped, so a truncated file is a finding rather than a `SIGBUS`).

@@ -1,7 +1,6 @@
 //! Findings: what a check found, its kind, and how bad it is.
 
-use std::collections::BTreeMap;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// At most this many findings of one kind are listed; the rest are counted in one more.
 pub(super) const MAX_PER_KIND: usize = 50;

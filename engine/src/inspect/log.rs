@@ -1,40 +1,20 @@
 //! The whole log (pages and WAL) read into [`Loaded`], and the live rows it gives.
 
-use crate::storage::Storage;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
-use super::finding::{finding, FindingKind};
-
-use crate::error::Result;
+use memento_format::page::{self, PageType, QuantLayout, RecordEntry, VectorLayout};
+use memento_format::superblock::{Slot, Superblock};
+use memento_format::wal::WalHeader;
 
 use super::files::RoFile;
-use super::finding::Finding;
-use super::report::Checksum;
-use super::report::Location;
-use super::report::PageInfo;
-use super::report::PageRole;
-use super::report::QuantCopy;
-use super::report::WalRecordInfo;
-use super::report::WalTail;
-use super::report::WalTxnInfo;
+use super::finding::{finding, Finding, FindingKind};
+use super::report::{Checksum, Location, PageInfo, PageRole, QuantCopy, WalRecordInfo, WalTail, WalTxnInfo};
 use super::superblocks::read_superblocks;
-use crate::error::Error;
+use crate::error::{Error, Result};
+use crate::storage::Storage;
 use crate::vecfile::VEC_FILE;
-use crate::wal::Op;
-use crate::wal::Txn;
-use crate::wal::WAL_FILE;
-use memento_format::page;
-use memento_format::page::PageType;
-use memento_format::page::QuantLayout;
-use memento_format::page::RecordEntry;
-use memento_format::page::VectorLayout;
-use memento_format::superblock::Slot;
-use memento_format::superblock::Superblock;
-use memento_format::wal::WalHeader;
-use std::collections::BTreeMap;
-use std::collections::HashMap;
-use std::collections::HashSet;
-use std::path::Path;
-use std::path::PathBuf;
+use crate::wal::{Op, Txn, WAL_FILE};
 
 /// A live record as the log gives it.
 #[derive(Debug, Clone)]

@@ -1,20 +1,15 @@
 //! The mirror, opened read-only, against the log.
 
-use crate::error::Result;
+use std::path::{Path, PathBuf};
 
-use super::finding::Finding;
-use super::finding::{finding, FindingKind};
+use super::finding::{finding, Finding, FindingKind};
 use super::log::Loaded;
 use super::report::LockState;
 use super::superblocks::hex;
 use crate::engine::MIRROR_FILE;
-use crate::error::Error;
-use crate::mirror;
-use crate::mirror::Mirror;
-use crate::mirror::MirrorRow;
+use crate::error::{Error, Result};
+use crate::mirror::{self, Mirror, MirrorRow};
 use crate::wal as walmod;
-use std::path::Path;
-use std::path::PathBuf;
 
 pub(super) enum MirrorOpen {
     Missing,

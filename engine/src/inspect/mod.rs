@@ -69,13 +69,12 @@
 //! | `mirror.not_compared` | warning | the rows could not be compared, because the log could not be read whole |
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::engine::MIRROR_FILE;
 use crate::error::{Error, Result};
 use crate::mirror::Mirror;
 use crate::storage::{FsStorage, Storage};
-use std::sync::Arc;
-
 use crate::vecfile::VEC_FILE;
 use crate::wal::WAL_FILE;
 

@@ -1,30 +1,16 @@
 //! The vector file's directory and every page of its checkpoint.
 
-use crate::error::Result;
+use std::collections::BTreeMap;
+
+use memento_format::page::{self, DirEntry, PageHeader, PageType, QuantLayout, VectorLayout};
+use memento_format::superblock::{self, Superblock};
 
 use super::files::RoFile;
-use super::finding::Finding;
-use super::finding::{finding, FindingKind};
-use super::log::apply_entry;
-use super::log::Loaded;
-use super::log::RowState;
-use super::log::SlotPage;
-use super::report::Checksum;
-use super::report::Location;
-use super::report::PageInfo;
-use super::report::PageRole;
-use crate::error::Error;
-use crate::vecfile;
-use crate::vecfile::VEC_FILE;
-use memento_format::page;
-use memento_format::page::DirEntry;
-use memento_format::page::PageHeader;
-use memento_format::page::PageType;
-use memento_format::page::QuantLayout;
-use memento_format::page::VectorLayout;
-use memento_format::superblock;
-use memento_format::superblock::Superblock;
-use std::collections::BTreeMap;
+use super::finding::{finding, Finding, FindingKind};
+use super::log::{apply_entry, Loaded, RowState, SlotPage};
+use super::report::{Checksum, Location, PageInfo, PageRole};
+use crate::error::{Error, Result};
+use crate::vecfile::{self, VEC_FILE};
 
 impl Loaded {
     /// The directory and every page of the checkpoint.

@@ -1,16 +1,14 @@
 //! The int8 copies against their vectors.
 
-use crate::error::Result;
+use std::collections::{HashMap, HashSet};
+
+use memento_format::page::{self, PageType};
+use memento_format::superblock;
 
 use super::finding::{finding, FindingKind};
 use super::log::Loaded;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::vecfile::VEC_FILE;
-use memento_format::page;
-use memento_format::page::PageType;
-use memento_format::superblock;
-use std::collections::HashMap;
-use std::collections::HashSet;
 
 impl Loaded {
     /// Every int8 copy against its vector (FORMAT.md §2.8). Returns how many were compared.

@@ -1,22 +1,16 @@
 //! The one repair: rebuilding the mirror.
 
-use crate::error::Result;
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use super::finding::Severity;
 use super::report::RebuildReport;
 use super::Inspector;
 use crate::engine::MIRROR_FILE;
-use crate::error::Error;
-use crate::storage::FsStorage;
-use crate::storage::LockError;
-use crate::storage::Storage;
-use crate::storage::StorageFile;
-use crate::storage::StoreLock;
+use crate::error::{Error, Result};
+use crate::storage::{FsStorage, LockError, Storage, StorageFile, StoreLock};
 use crate::vecfile::VEC_FILE;
-use std::io;
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::Mutex;
 
 /// Rebuild the store's SQLite mirror from its vector file and WAL: the one repair. Takes the
 /// store's lock (so [`Error::Locked`] if another process has it open), refuses if the vector

@@ -1,12 +1,11 @@
 //! What each command of the inspector returns.
 
-use super::finding::Finding;
-use super::finding::Severity;
-use crate::mirror::MirrorRow;
-use memento_format::page::PageHeader;
-use memento_format::page::PageType;
+use memento_format::page::{PageHeader, PageType};
 use memento_format::superblock::Superblock;
 use memento_format::wal::WalHeader;
+
+use super::finding::{Finding, Severity};
+use crate::mirror::MirrorRow;
 
 /// Whether another process has the store open (holds its lock).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,20 +1,13 @@
 //! Both superblock copies, field by field.
 
-use crate::error::Result;
+use memento_format::superblock::{self, Slot, Superblock};
+use memento_format::DecodeError;
 
 use super::files::RoFile;
-use super::finding::Finding;
-use super::finding::{finding, FindingKind};
-use super::report::CopyStatus;
-use super::report::FieldValue;
-use super::report::SuperblockCopy;
-use super::report::SuperblockField;
-use crate::error::Error;
+use super::finding::{finding, Finding, FindingKind};
+use super::report::{CopyStatus, FieldValue, SuperblockCopy, SuperblockField};
+use crate::error::{Error, Result};
 use crate::vecfile::VEC_FILE;
-use memento_format::superblock;
-use memento_format::superblock::Slot;
-use memento_format::superblock::Superblock;
-use memento_format::DecodeError;
 
 pub(super) struct Superblocks {
     pub(super) copies: Vec<SuperblockCopy>,

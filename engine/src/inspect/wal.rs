@@ -1,26 +1,17 @@
 //! The WAL, judged by the engine's own recovery scan.
 
-use crate::storage::Storage;
+use std::collections::{HashMap, HashSet};
 
-use crate::error::Result;
+use memento_format::wal::{Payload, WalHeader};
 
 use super::files::RoFile;
-use super::finding::Severity;
-use super::finding::{finding, FindingKind};
-use super::log::Loaded;
-use super::log::WalLoaded;
-use super::report::WalRecordInfo;
-use super::report::WalRecordKind;
-use super::report::WalTail;
-use super::report::WalTxnInfo;
-use crate::error::Error;
+use super::finding::{finding, FindingKind, Severity};
+use super::log::{Loaded, WalLoaded};
+use super::report::{WalRecordInfo, WalRecordKind, WalTail, WalTxnInfo};
+use crate::error::{Error, Result};
+use crate::storage::Storage;
 use crate::wal as walmod;
-use crate::wal::Op;
-use crate::wal::WAL_FILE;
-use memento_format::wal::Payload;
-use memento_format::wal::WalHeader;
-use std::collections::HashMap;
-use std::collections::HashSet;
+use crate::wal::{Op, WAL_FILE};
 
 impl Loaded {
     /// The WAL: header checks as at open, then the engine's recovery scan.

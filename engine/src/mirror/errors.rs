@@ -1,11 +1,11 @@
 //! The mirror's errors: every SQLite failure becomes an [`Error::Mirror`] of a kind, damage
 //! told apart from the rest; and slots and LSNs, `u64` in the engine, `i64` in SQLite.
 
-use crate::error::Error;
-use crate::error::MirrorErrorKind;
-use crate::error::Result;
-use rusqlite::ErrorCode;
 use std::fmt::Display;
+
+use rusqlite::ErrorCode;
+
+use crate::error::{Error, MirrorErrorKind, Result};
 
 /// True if an SQLite error means the database file is damaged or is not a
 /// database (`SQLITE_CORRUPT`, `SQLITE_NOTADB`, or `SQLITE_IOERR_DATA`: a page failed its

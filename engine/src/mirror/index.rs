@@ -1,36 +1,18 @@
 //! The metadata index: the rows a record's metadata gives, kept by [`Mirror::apply`], and the
 //! look-ups filters are answered from ([`SlotIndex`]).
 
-use super::errors::Context;
-use rusqlite::OptionalExtension;
+use std::collections::{HashMap, HashSet};
 
-use super::errors::inconsistent;
-use super::errors::internal;
-use super::errors::slot_from_sql;
-use super::errors::slot_to_sql;
-use super::errors::sql_error;
-use super::read::in_width;
-use super::read::placeholders;
-use super::Mirror;
-use super::IN_CHUNK;
-use super::SQL_FIELD;
-use super::SQL_FIELD_ID;
-use super::SQL_FIELD_NEW;
-use super::SQL_INDEX_DELETE;
-use crate::error::Result;
-use crate::filter::index_value;
-use crate::filter::Bound;
-use crate::filter::Filter;
-use crate::filter::IndexValue;
-use crate::filter::RecordFn;
-use crate::filter::SlotIndex;
-use crate::slots;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::ToSql;
-use serde_json::Map;
-use serde_json::Value;
-use std::collections::HashMap;
-use std::collections::HashSet;
+use rusqlite::{OptionalExtension, ToSql};
+use serde_json::{Map, Value};
+
+use super::errors::{inconsistent, internal, slot_from_sql, slot_to_sql, sql_error, Context};
+use super::read::{in_width, placeholders};
+use super::{Mirror, IN_CHUNK, SQL_FIELD, SQL_FIELD_ID, SQL_FIELD_NEW, SQL_INDEX_DELETE};
+use crate::error::Result;
+use crate::filter::{index_value, Bound, Filter, IndexValue, RecordFn, SlotIndex};
+use crate::slots;
 
 impl Mirror {
     /// The slots of the live records that match `filter`, ascending: look-ups in the metadata

@@ -1,16 +1,12 @@
 //! The mirror's own integrity: SQLite's `integrity_check`, then the metadata index against the
 //! records' metadata.
 
-use super::errors::Context;
-
-use crate::error::Result;
-
-use super::errors::damaged;
-use super::errors::slot_from_sql;
-use super::index::index_entries;
-use super::Mirror;
-use super::SQL_FIELD;
 use rusqlite::ToSql;
+
+use super::errors::{damaged, slot_from_sql, Context};
+use super::index::index_entries;
+use super::{Mirror, SQL_FIELD};
+use crate::error::Result;
 
 impl Mirror {
     /// Runs `PRAGMA integrity_check`, then checks that the metadata index holds exactly the

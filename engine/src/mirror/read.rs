@@ -1,20 +1,12 @@
 //! Reads: ids to slots, rows by id, by slot and in slot order, the count, a whole snapshot.
 
-use super::errors::Context;
-use rusqlite::OptionalExtension;
-
-use super::errors::slot_from_sql;
-use super::errors::slot_to_sql;
-use super::Mirror;
-use super::MirrorHeader;
-use super::MirrorRow;
-use super::IN_CHUNK;
-use super::SQL_ROW_BY_ID;
-use super::SQL_ROW_BY_SLOT;
-use super::SQL_SLOT_OF;
-use crate::error::Result;
-use rusqlite::Row;
 use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, Row};
+
+use super::errors::{slot_from_sql, slot_to_sql, Context};
+use super::{Mirror, MirrorHeader, MirrorRow, IN_CHUNK, SQL_ROW_BY_ID, SQL_ROW_BY_SLOT, SQL_SLOT_OF};
+use crate::error::Result;
 
 pub(super) fn read_row(r: &Row<'_>) -> rusqlite::Result<(i64, String, Option<String>, Option<String>)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))

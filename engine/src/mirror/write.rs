@@ -1,27 +1,12 @@
 //! Writes: applying a committed transaction (idempotent by LSN), resetting for a rebuild, and
 //! the checkpoint that makes the mirror durable before the log drops what it holds.
 
-use super::errors::Context;
-use rusqlite::OptionalExtension;
+use rusqlite::{OptionalExtension, TransactionBehavior};
 
-use crate::error::Result;
-
-use super::errors::inconsistent;
-use super::errors::internal;
-use super::errors::slot_to_sql;
-use super::errors::sql_error;
+use super::errors::{inconsistent, internal, slot_to_sql, sql_error, Context};
 use super::index::IndexWriter;
-use super::Mirror;
-use super::MirrorOp;
-use super::SQL_APPLIED_LSN;
-use super::SQL_DELETE;
-use super::SQL_METADATA_OF;
-use super::SQL_PUT;
-use super::SQL_SET_APPLIED_LSN;
-use super::SQL_UPDATE;
-use crate::error::Error;
-use crate::error::MirrorErrorKind;
-use rusqlite::TransactionBehavior;
+use super::{Mirror, MirrorOp, SQL_APPLIED_LSN, SQL_DELETE, SQL_METADATA_OF, SQL_PUT, SQL_SET_APPLIED_LSN, SQL_UPDATE};
+use crate::error::{Error, MirrorErrorKind, Result};
 
 impl Mirror {
     /// Drops every record and sets the header to `store_uuid` and
