@@ -7,8 +7,8 @@ use memento::embed::{Embedder, OnnxEmbedder, OnnxOptions, DEFAULT_MODEL};
 use numpy::PyArray2;
 use pyo3::prelude::*;
 
+use crate::convert::{matrix, to_count};
 use crate::errors::guard;
-use crate::{matrix, to_count};
 
 /// An embedding model on its own: the default model, or a model directory.
 #[pyclass(module = "memento._native", name = "NativeEmbedder", frozen)]

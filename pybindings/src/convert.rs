@@ -1,0 +1,195 @@
+//! Conversions between Python values and the engine's: options, metadata and filters as JSON,
+//! numpy arrays borrowed as float32 rows, hits and records as tuples, and `write`'s operations
+//! parsed into a batch.
+
+use memento::{Durability, Error, Filter, Metadata, Metric, Record, SearchHit, WriteBatch};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+
+use crate::errors::{invalid, FResult, Fail};
+
+pub(crate) fn parse_metric(s: &str) -> FResult<Metric> {
+    match s.to_ascii_lowercase().as_str() {
+        "cosine" => Ok(Metric::Cosine),
+        "dot" | "ip" => Ok(Metric::Dot),
+        "l2" | "euclidean" => Ok(Metric::L2),
+        _ => Err(invalid(format!("unknown metric {s:?}; use \"cosine\", \"dot\" or \"l2\""))),
+    }
+}
+
+pub(crate) fn parse_durability(s: &str) -> FResult<Durability> {
+    match s.to_ascii_lowercase().as_str() {
+        "sync" => Ok(Durability::Sync),
+        "group" | "group_commit" => Ok(Durability::GroupCommit),
+        "buffered" => Ok(Durability::Buffered),
+        _ => Err(invalid(format!("unknown durability {s:?}; use \"sync\", \"group\" or \"buffered\""))),
+    }
+}
+
+/// Metadata from its JSON text: an object, or `null` for none.
+pub(crate) fn parse_metadata(json: Option<&str>) -> FResult<Option<Metadata>> {
+    let Some(text) = json else { return Ok(None) };
+    memento::limits::check_json_text(text, "metadata").map_err(invalid)?;
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(m)) => Ok(Some(m)),
+        Ok(serde_json::Value::Null) => Ok(None),
+        Ok(other) => Err(invalid(format!("metadata must be a JSON object, not {other}"))),
+        Err(e) => Err(invalid(format!("metadata is not valid JSON ({e})"))),
+    }
+}
+
+pub(crate) fn metadata_json(m: Option<Metadata>) -> Option<String> {
+    m.map(|m| serde_json::Value::Object(m).to_string())
+}
+
+pub(crate) fn parse_filter(json: Option<&str>) -> FResult<Option<Filter>> {
+    json.map(Filter::from_json_str).transpose().map_err(Fail::Engine)
+}
+
+pub(crate) fn to_count(n: i64, what: &str) -> FResult<usize> {
+    usize::try_from(n).map_err(|_| invalid(format!("{what} must be 0 or more, not {n}")))
+}
+
+/// Borrows a 2-D float32 C-contiguous array (no copy); anything else is refused with
+/// `InvalidArgumentError` (the Python layer converts before calling).
+pub(crate) fn borrow_matrix<'py>(obj: &Bound<'py, PyAny>, what: &str) -> FResult<PyReadonlyArray2<'py, f32>> {
+    let arr = obj.cast::<PyArray2<f32>>().map_err(|_| {
+        let got = match obj.cast::<numpy::PyUntypedArray>() {
+            Ok(a) => format!("a {}-D array of {}", a.ndim(), a.dtype()),
+            Err(_) => format!("a {}", obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())),
+        };
+        invalid(format!("{what} must be a 2-D numpy array of float32, not {got}"))
+    })?;
+    if !arr.is_c_contiguous() {
+        return Err(invalid(format!("{what} must be C-contiguous (use numpy.ascontiguousarray)")));
+    }
+    arr.try_readonly().map_err(|e| invalid(format!("{what} cannot be borrowed: {e}")))
+}
+
+/// A 1-D vector: a float32 numpy array (any strides) or a sequence of floats.
+pub(crate) fn extract_vector(obj: &Bound<'_, PyAny>) -> FResult<Vec<f32>> {
+    if let Ok(a) = obj.cast::<PyArray1<f32>>() {
+        let ro = a.try_readonly().map_err(|e| invalid(format!("the vector cannot be borrowed: {e}")))?;
+        return Ok(ro.as_array().to_vec());
+    }
+    if obj.cast::<numpy::PyUntypedArray>().is_ok() {
+        return Err(invalid("a vector must be a 1-D numpy array of float32"));
+    }
+    obj.extract::<Vec<f32>>().map_err(|_| invalid("a vector must be a 1-D numpy array of float32 or a sequence of floats"))
+}
+
+pub(crate) fn hit_tuples<'py>(py: Python<'py>, lists: Vec<Vec<SearchHit>>) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for hits in lists {
+        let inner = PyList::empty(py);
+        for h in hits {
+            inner.append((h.id, h.distance, h.text, metadata_json(h.metadata)))?;
+        }
+        out.append(inner)?;
+    }
+    Ok(out)
+}
+
+pub(crate) fn record_tuple<'py>(py: Python<'py>, r: Record) -> PyResult<Bound<'py, PyTuple>> {
+    let v = r.vector.into_pyarray(py);
+    PyTuple::new(py, [r.id.into_pyobject(py)?.into_any(), v.into_any(), r.text.into_pyobject(py)?, metadata_json(r.metadata).into_pyobject(py)?])
+}
+
+pub(crate) fn matrix<'py>(py: Python<'py>, rows: Vec<Vec<f32>>, dim: usize) -> FResult<Bound<'py, PyArray2<f32>>> {
+    let n = rows.len();
+    let mut flat = Vec::with_capacity(n * dim);
+    for r in rows {
+        if r.len() != dim {
+            return Err(Fail::Engine(Error::Model { reason: format!("the model returned a {}-dimensional vector, not {dim}", r.len()) }));
+        }
+        flat.extend_from_slice(&r);
+    }
+    Ok(flat.into_pyarray(py).reshape([n, dim])?)
+}
+
+/// One parsed operation of `write`.
+pub(crate) enum WriteOp {
+    Put { upsert: bool, id: String, vector: Option<Vec<f32>>, text: Option<String>, metadata: Option<String> },
+    Delete(String),
+    Metadata(String, Option<String>),
+    Text(String, Option<String>),
+}
+
+pub(crate) fn parse_op(item: &Bound<'_, PyAny>) -> FResult<WriteOp> {
+    let t = item.cast::<PyTuple>().map_err(|_| invalid("each operation of write() is a tuple"))?;
+    let kind: String = t.get_item(0).and_then(|k| k.extract()).map_err(|_| invalid("an operation's first item is its name, a str"))?;
+    let arity = t.len();
+    let want = |n: usize| -> FResult<()> {
+        if arity == n {
+            Ok(())
+        } else {
+            Err(invalid(format!("a {kind:?} operation has {n} items, not {arity}")))
+        }
+    };
+    let s = |i: usize, what: &str| -> FResult<String> { t.get_item(i).and_then(|v| v.extract()).map_err(|_| invalid(format!("the {what} must be a str"))) };
+    let opt_s = |i: usize, what: &str| -> FResult<Option<String>> {
+        t.get_item(i).and_then(|v| v.extract()).map_err(|_| invalid(format!("the {what} must be a str or None")))
+    };
+    match kind.as_str() {
+        "add" | "upsert" => {
+            want(5)?;
+            let v = t.get_item(2)?;
+            let vector = if v.is_none() { None } else { Some(extract_vector(&v)?) };
+            Ok(WriteOp::Put { upsert: kind == "upsert", id: s(1, "id")?, vector, text: opt_s(3, "text")?, metadata: opt_s(4, "metadata JSON")? })
+        }
+        "delete" => {
+            want(2)?;
+            Ok(WriteOp::Delete(s(1, "id")?))
+        }
+        "update_metadata" => {
+            want(3)?;
+            Ok(WriteOp::Metadata(s(1, "id")?, opt_s(2, "metadata JSON")?))
+        }
+        "update_text" => {
+            want(3)?;
+            Ok(WriteOp::Text(s(1, "id")?, opt_s(2, "text")?))
+        }
+        other => Err(invalid(format!("unknown write operation {other:?}"))),
+    }
+}
+
+/// Builds the batch of `write` (GIL released). A record given without a vector is a
+/// [`Record::from_text`]: the engine embeds it inside the write, through its embedding cache.
+pub(crate) fn build_batch(ops: Vec<WriteOp>) -> FResult<WriteBatch> {
+    let mut batch = WriteBatch::new();
+    for op in ops {
+        match op {
+            WriteOp::Put { upsert, id, vector, text, metadata } => {
+                let mut r = match (vector, text) {
+                    (Some(v), text) => Record { text, ..Record::new(id, v) },
+                    (None, Some(t)) => Record::from_text(id, t),
+                    (None, None) => return Err(invalid(format!("the record {id:?} has neither a vector nor a text to embed"))),
+                };
+                r.metadata = parse_metadata(metadata.as_deref())?;
+                if upsert {
+                    batch.upsert(r);
+                } else {
+                    batch.add(r);
+                }
+            }
+            WriteOp::Delete(id) => {
+                batch.delete(id);
+            }
+            WriteOp::Metadata(id, m) => {
+                batch.update_metadata(id, parse_metadata(m.as_deref())?);
+            }
+            WriteOp::Text(id, t) => {
+                batch.update_text(id, t);
+            }
+        }
+    }
+    Ok(batch)
+}
+
+pub(crate) fn check_len(what: &str, got: Option<usize>, n: usize) -> FResult<()> {
+    match got {
+        Some(g) if g != n => Err(invalid(format!("{g} {what} for {n} ids"))),
+        _ => Ok(()),
+    }
+}
