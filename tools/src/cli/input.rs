@@ -215,7 +215,7 @@ impl Source {
             self.files[i].spool_stdin()?;
             self.files[i].settle_format()?;
             let mut header = None;
-            self.read_file(i, &mut header, &mut f)?;
+            self.read_file(i, Pass::First, &mut header, &mut f)?;
             if self.files[i].export {
                 self.header = header;
             }
@@ -227,7 +227,7 @@ impl Source {
     pub fn each(&self, mut f: impl FnMut(Place, InputRecord) -> Result<()>) -> Result<()> {
         self.given_records(&mut f)?;
         for i in 0..self.files.len() {
-            self.read_file(i, &mut None, &mut f)?;
+            self.read_file(i, Pass::Again, &mut None, &mut f)?;
         }
         Ok(())
     }
@@ -254,7 +254,7 @@ impl Source {
         Ok(())
     }
 
-    fn read_file(&self, i: usize, header: &mut Option<ExportHeader>, f: &mut dyn FnMut(Place, InputRecord) -> Result<()>) -> Result<()> {
+    fn read_file(&self, i: usize, pass: Pass, header: &mut Option<ExportHeader>, f: &mut dyn FnMut(Place, InputRecord) -> Result<()>) -> Result<()> {
         let file = &self.files[i];
         let name = input_name(&file.path);
         let mut lines = file.open()?;
@@ -263,11 +263,11 @@ impl Source {
             f(Place::File(i as u32, line), r)
         };
         if file.export {
-            return read_export(&mut lines, &name, header, &mut each);
+            return read_export(&mut lines, &name, pass, header, &mut each);
         }
         match file.format {
-            Some(Format::Jsonl) | None => read_jsonl(&mut lines, &name, &mut each),
-            Some(Format::Csv) => read_csv(&mut CsvRows::new(lines, &name), &name, &mut each),
+            Some(Format::Jsonl) | None => read_jsonl(&mut lines, &name, pass, &mut each),
+            Some(Format::Csv) => read_csv(&mut CsvRows::new(lines, &name), &name, pass, &mut each),
             Some(Format::Lines) => read_lines(&mut lines, &name, &mut each),
             Some(Format::Text) => read_text(lines, &name, &mut each),
         }
@@ -276,6 +276,19 @@ impl Source {
 
 /// What reading the records of one input calls for each: its line (0: the whole input) and it.
 type Each<'a> = &'a mut dyn FnMut(u64, InputRecord) -> Result<()>;
+
+/// Which pass reads an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// The first: every error an input can have is found here, as when it was read whole.
+    First,
+    /// A later one, over an input the first has parsed: a JSON line is read from its fields' own
+    /// text (serde_json's `RawValue`) without being parsed whole into a `Value` again, which
+    /// would parse each of a vector's numbers as an `f64` only to throw it away. The records
+    /// are the same ([`tests::a_later_pass_reads_the_same_records`]); an input changed since
+    /// is caught by the check of each record's content in the pass that writes.
+    Again,
+}
 
 /// Lines of an input: each without its ending (`\n` or `\r\n`, as `str::lines`), numbered from 1,
 /// the first without a byte order mark.
@@ -339,12 +352,12 @@ impl<R: BufRead> Lines<R> {
     }
 }
 
-fn read_jsonl(lines: &mut Lines<impl BufRead>, name: &str, f: Each<'_>) -> Result<()> {
+fn read_jsonl(lines: &mut Lines<impl BufRead>, name: &str, pass: Pass, f: Each<'_>) -> Result<()> {
     while let Some((n, line)) = lines.next_line()? {
         if line.trim().is_empty() {
             continue;
         }
-        let record = parse_json_record(line, &format!("{name}:{n}"));
+        let record = json_record(line, &format!("{name}:{n}"), pass);
         match record {
             Ok(r) => f(n, r)?,
             Err(e) => return Err(lines.unless_unreadable(e)),
@@ -376,7 +389,7 @@ fn read_text(lines: Lines<impl BufRead>, name: &str, f: Each<'_>) -> Result<()> 
 }
 
 /// An export: the first line may be its header; every record has a vector.
-fn read_export(lines: &mut Lines<impl BufRead>, name: &str, header: &mut Option<ExportHeader>, f: Each<'_>) -> Result<()> {
+fn read_export(lines: &mut Lines<impl BufRead>, name: &str, pass: Pass, header: &mut Option<ExportHeader>, f: Each<'_>) -> Result<()> {
     let mut first = true;
     while let Some((n, line)) = lines.next_line()? {
         if line.trim().is_empty() {
@@ -394,7 +407,7 @@ fn read_export(lines: &mut Lines<impl BufRead>, name: &str, header: &mut Option<
                 }
             }
         }
-        let record = parse_json_record(line, &origin).and_then(|r| match r.vector {
+        let record = json_record(line, &origin, pass).and_then(|r| match r.vector {
             Some(_) => Ok(r),
             None => Err(anyhow!("{origin}: the record has no vector; `import` reads what `memento export` writes (use `memento add` or `remember` for texts)")),
         });
@@ -470,12 +483,45 @@ pub fn parse(content: &str, name: &str, format: Format) -> Result<Vec<InputRecor
         Ok(())
     };
     match format {
-        Format::Jsonl => read_jsonl(&mut lines, name, &mut each)?,
-        Format::Csv => read_csv(&mut CsvRows::new(lines, name), name, &mut each)?,
+        Format::Jsonl => read_jsonl(&mut lines, name, Pass::First, &mut each)?,
+        Format::Csv => read_csv(&mut CsvRows::new(lines, name), name, Pass::First, &mut each)?,
         Format::Lines => read_lines(&mut lines, name, &mut each)?,
         Format::Text => read_text(lines, name, &mut each)?,
     }
     Ok(out)
+}
+
+fn json_record(line: &str, origin: &str, pass: Pass) -> Result<InputRecord> {
+    match pass {
+        Pass::First => parse_json_record(line, origin),
+        Pass::Again => reparse_json_record(line, origin),
+    }
+}
+
+/// A JSONL line that [`parse_json_record`] has read once (see [`Pass::Again`]): the same record,
+/// from each top-level field's own text.
+fn reparse_json_record(line: &str, origin: &str) -> Result<InputRecord> {
+    let invalid = |e: serde_json::Error| anyhow!("{origin}: not valid JSON ({e})");
+    let mut rec = InputRecord { id: None, text: None, metadata: None, metadata_error: None, vector: None, origin: origin.to_owned() };
+    for (key, raw) in raw_fields(line).map_err(invalid)? {
+        let raw = raw.get();
+        match key.as_str() {
+            "id" => rec.id = id_value(&serde_json::from_str(raw).map_err(invalid)?).map_err(|e| anyhow!("{origin}: {e}"))?,
+            "text" => rec.text = serde_json::from_str(raw).map_err(invalid)?,
+            "metadata" => match serde_json::from_str(raw).map_err(invalid)? {
+                Value::Object(m) => {
+                    rec.metadata_error = memento::limits::check_json_text(raw, "metadata").err();
+                    rec.metadata = Some(m);
+                }
+                Value::Null => {}
+                _ => bail!("{origin}: \"metadata\" must be a JSON object"),
+            },
+            "vector" if raw == "null" => {}
+            "vector" => rec.vector = Some(vector_digits(raw).map_err(|e| anyhow!("{origin}: {e}"))?),
+            other => bail!("{origin}: unknown field {other:?}"),
+        }
+    }
+    Ok(rec)
 }
 
 /// One JSONL line: an object with `id`, `text`, `metadata` and `vector`, all optional.
@@ -571,8 +617,19 @@ fn vector_from(value: &Value, raw: &str) -> std::result::Result<Vec<f32>, String
     if items.is_empty() {
         return Err("the vector is empty".into());
     }
-    let digits: Vec<&RawValue> = serde_json::from_str(raw).map_err(|e| format!("the vector is not valid JSON ({e})"))?;
-    digits.iter().enumerate().map(|(i, t)| t.get().parse::<f32>().map_err(|e| format!("element {i} of the vector ({}): {e}", t.get()))).collect()
+    vector_digits(raw)
+}
+
+/// A vector from its text, each number's digits parsed as an `f32`; `raw` is known to be a
+/// JSON array of numbers, so the text between its brackets is numbers and commas. (Split at the
+/// commas rather than read as a `Vec<&RawValue>`: serde_json's scan of each number took a
+/// third of a later pass's time, measured on a 1 GB export.)
+fn vector_digits(raw: &str) -> std::result::Result<Vec<f32>, String> {
+    let inner = raw.trim().strip_prefix('[').and_then(|s| s.strip_suffix(']')).ok_or("the vector must be a JSON array of numbers")?;
+    if inner.trim().is_empty() {
+        return Err("the vector is empty".into());
+    }
+    inner.split(',').enumerate().map(|(i, t)| t.trim().parse::<f32>().map_err(|e| format!("element {i} of the vector ({}): {e}", t.trim()))).collect()
 }
 
 /// Rows of a CSV input (RFC 4180: quoted fields, `""` inside quotes, CRLF or LF), each with the
@@ -684,7 +741,7 @@ impl<'n, R: BufRead> CsvRows<'n, R> {
     }
 }
 
-fn read_csv(rows: &mut CsvRows<'_, impl BufRead>, name: &str, f: Each<'_>) -> Result<()> {
+fn read_csv(rows: &mut CsvRows<'_, impl BufRead>, name: &str, pass: Pass, f: Each<'_>) -> Result<()> {
     let Some((_, header)) = rows.next_row()? else {
         return Ok(());
     };
@@ -693,7 +750,7 @@ fn read_csv(rows: &mut CsvRows<'_, impl BufRead>, name: &str, f: Each<'_>) -> Re
         return Err(rows.unless_malformed(e));
     }
     while let Some((line, row)) = rows.next_row()? {
-        match csv_record(&header, row, format!("{name}:{line}")) {
+        match csv_record(&header, row, format!("{name}:{line}"), pass) {
             Ok(r) => f(line, r)?,
             Err(e) => return Err(rows.unless_malformed(e)),
         }
@@ -716,7 +773,7 @@ fn check_csv_header(header: &[String], name: &str) -> Result<()> {
     Ok(())
 }
 
-fn csv_record(header: &[String], row: Vec<String>, origin: String) -> Result<InputRecord> {
+fn csv_record(header: &[String], row: Vec<String>, origin: String, pass: Pass) -> Result<InputRecord> {
     if row.len() != header.len() {
         bail!("{origin}: {} fields where the header has {}", row.len(), header.len());
     }
@@ -737,7 +794,13 @@ fn csv_record(header: &[String], row: Vec<String>, origin: String) -> Result<Inp
                 }
                 _ => bail!("{origin}: the \"metadata\" column must hold a JSON object"),
             },
-            "vector" => rec.vector = Some(parse_vector(&cell).map_err(|e| anyhow!("{origin}: {e}"))?),
+            "vector" => {
+                let vector = match pass {
+                    Pass::First => parse_vector(&cell),
+                    Pass::Again => vector_digits(&cell),
+                };
+                rec.vector = Some(vector.map_err(|e| anyhow!("{origin}: {e}"))?);
+            }
             other => {
                 extra.insert(other.to_owned(), Value::String(cell));
             }
@@ -825,6 +888,43 @@ mod tests {
         assert!(parse("id,name\na,b", "f.csv", Format::Csv).is_err());
         let v = parse("id,vector\nv,\"[0.5, 1]\"", "f.csv", Format::Csv).unwrap();
         assert_eq!(v[0].vector, Some(vec![0.5, 1.0]));
+    }
+
+    /// A later pass reads each line the first pass accepted as the same record.
+    #[test]
+    fn a_later_pass_reads_the_same_records() {
+        let lines = [
+            r#"{"id": "a", "vector": [1, 2.5, -0, 1e39, -1e39, 1e-50, 0.1, 3.4028235e38, 1E+2]}"#,
+            r#"{"id": 7, "text": "x"}"#,
+            r#"{"id": -7, "text": "x", "vector": null, "metadata": null}"#,
+            r#"{"text": "x", "metadata": {"n": 18446744073709551616, "f": 1.5, "s": "é\u0000", "a": [1, {"b": null}]}}"#,
+            r#"{"text": "x", "metadata": {"n": -9223372036854775809}, "vector": [1]}"#,
+            r#"{"vector": [1], "vector": [2, 3], "id": "d"}"#,
+            r#"{"metadata": {"a": 1}, "metadata": {"b": 2}, "text": "t"}"#,
+            r#"  { "vector" : [ 1 , 2 ] , "id" : "s" , "text" : null }  "#,
+            r#"{"text": " ", "vector": [1]}"#,
+            r#"{"te\u0078t": "escaped key", "\u0069d": "i"}"#,
+            r#"{"text": "a\nb \"q\" \ud83d\ude00", "metadata": {"x": [1, {"y": "]"}]}}"#,
+        ];
+        for line in lines {
+            let first = parse_json_record(line, "t:1").unwrap();
+            let again = reparse_json_record(line, "t:1").unwrap();
+            assert_eq!(format!("{first:?}"), format!("{again:?}"), "{line}");
+            let bits = |r: &InputRecord| r.vector.as_ref().map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+            assert_eq!(bits(&first), bits(&again), "{line}");
+        }
+        let csv = "id,vector,metadata,lang\nv,\"[0.1, -0, 1e39]\",\"{\"\"n\"\": 18446744073709551616}\",en\n";
+        let read = |pass| {
+            let mut out = Vec::new();
+            let lines = Lines::new(csv.as_bytes(), String::new());
+            read_csv(&mut CsvRows::new(lines, "f"), "f", pass, &mut |_, r| {
+                out.push(format!("{r:?} {:?}", r.vector.as_ref().map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())));
+                Ok(())
+            })
+            .unwrap();
+            out
+        };
+        assert_eq!(read(Pass::First), read(Pass::Again));
     }
 
     #[test]
