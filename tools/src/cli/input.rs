@@ -7,9 +7,10 @@
 //! are those of reading an input whole before parsing it: a file that is not UTF-8 somewhere (or,
 //! in CSV, a quote out of place) is refused for that, before a bad record earlier in it.
 //!
-//! Vectors are read exactly: each number's own text (serde_json's [`RawValue`]) is parsed as an
-//! `f32` (correctly rounded), never through an intermediate `f64`, so a vector written by
-//! `memento export` (the shortest representation of each `f32`) comes back with the same bits.
+//! Vectors are read exactly: the vector field's own text (serde_json's [`RawValue`]) gives each
+//! number's digits, parsed as an `f32` (correctly rounded), never through an intermediate `f64`,
+//! so a vector written by `memento export` (the shortest representation of each `f32`) comes
+//! back with the same bits.
 
 use std::collections::BTreeMap;
 use std::fs::File;
