@@ -11,6 +11,8 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
+__all__ = ["_panic", "content_id", "default_model_dir", "limits", "min_page_size", "peek", "NativeEmbedder", "NativeEngine", "__version__"]
+
 __version__: str
 
 #: A search hit: (id, distance, text, metadata JSON).
@@ -24,8 +26,8 @@ class NativeEngine:
     cosine when creating); ``model``: None (no model), "default", or a model directory;
     ``durability``: "sync" | "group" | "buffered" (None: sync)."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         path: str,
         dim: int | None,
         metric: str | None,
@@ -33,7 +35,7 @@ class NativeEngine:
         durability: str | None,
         create: bool = True,
         page_size: int | None = None,
-    ) -> None: ...
+    ) -> NativeEngine: ...
     @property
     def dimension(self) -> int: ...
     @property
@@ -87,7 +89,7 @@ class NativeEmbedder:
     """An embedding model on its own (memento::embed::OnnxEmbedder): the default model
     (``model_dir=None``) or a model directory."""
 
-    def __init__(self, model_dir: str | None = None, threads: int = 0) -> None: ...
+    def __new__(cls, model_dir: str | None = None, threads: int = 0) -> NativeEmbedder: ...
     @property
     def model_id(self) -> str: ...
     @property

@@ -199,11 +199,13 @@ class VectorIndex(ABC):
     # ---------------------------------------------------------------- reads
 
     @overload
+    @abstractmethod
     def get(  # type: ignore[overload-overlap]  # a str is a Sequence[str]: one id, one Memory
         self, ids: str, where: Where | None = None, limit: int | None = None
     ) -> Memory | None: ...
 
     @overload
+    @abstractmethod
     def get(self, ids: Sequence[str] | None = None, where: Where | None = None, limit: int | None = None) -> list[Memory]: ...
 
     @abstractmethod
@@ -221,12 +223,15 @@ class VectorIndex(ABC):
         """
 
     @overload
+    @abstractmethod
     def search(self, queries: Sequence[float], k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[SearchResult]: ...
 
     @overload
+    @abstractmethod
     def search(self, queries: Sequence[Sequence[float]], k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[list[SearchResult]]: ...
 
     @overload
+    @abstractmethod
     def search(self, queries: npt.NDArray[Any], k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[Any]: ...
 
     @abstractmethod
@@ -333,11 +338,13 @@ class Engine(VectorIndex):
         raw-vector store."""
 
     @overload
+    @abstractmethod
     def remember(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
         self, text: str, metadata: MetadataArg = None, id: str | None = None
     ) -> str: ...
 
     @overload
+    @abstractmethod
     def remember(
         self, text: Sequence[str], metadata: Sequence[MetadataArg] | None = None, id: Sequence[str | None] | None = None
     ) -> list[str]: ...
@@ -360,11 +367,13 @@ class Engine(VectorIndex):
         """
 
     @overload
+    @abstractmethod
     def recall(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
         self, text: str, k: int = 5, where: Where | None = None
     ) -> list[SearchResult]: ...
 
     @overload
+    @abstractmethod
     def recall(self, text: Sequence[str], k: int = 5, where: Where | None = None) -> list[list[SearchResult]]: ...
 
     @abstractmethod
@@ -377,9 +386,11 @@ class Engine(VectorIndex):
         """
 
     @overload
+    @abstractmethod
     def embed(self, text: str) -> npt.NDArray[np.float32]: ...
 
     @overload
+    @abstractmethod
     def embed(self, text: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
     @abstractmethod

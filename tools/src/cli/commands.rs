@@ -11,8 +11,8 @@ use memento::embed::{hex, model_dir, Manifest, DEFAULT_MODEL};
 use memento::{Engine, Error, Filter, Memory, Metadata, Metric, Record, ScanMode, SearchHit, SearchOptions, WriteBatch};
 use serde_json::{json, Value};
 
-use super::check::{self, Checked};
-use super::input::{self, InputRecord};
+use super::check::{self, Checked, State};
+use super::input::{self, ExportHeader, InputRecord, Source, EXPORT_VERSION};
 use super::output::{compact_metadata, hits_value, print_hits, print_json, record_value, size, vector_value, write_json_line};
 use super::progress::{duration, Progress};
 use super::store::{self, Need, NewStore, StoreArg, Target};
@@ -26,9 +26,6 @@ pub struct Ctx {
     /// `--json`.
     pub json: bool,
 }
-
-/// The version of the export format (the header's `memento_export`).
-const EXPORT_VERSION: u64 = 1;
 
 fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))
@@ -85,7 +82,8 @@ pub fn init(ctx: &Ctx, a: InitArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 /// The records given on the command line, in files, or on stdin; `vector` is `add --vector`.
-fn collect(args: &IngestArgs, vector: Option<&str>) -> Result<Vec<InputRecord>> {
+/// Files are read by the passes over the [`Source`].
+fn collect(args: &IngestArgs, vector: Option<&str>) -> Result<Source> {
     let meta = args.meta.as_deref().map(input::parse_metadata_arg).transpose().map_err(|e| usage(format!("--meta: {e}")))?;
     let vector = vector.map(input::parse_vector).transpose().map_err(|e| usage(format!("--vector: {e}")))?;
     if args.id.is_some() && (args.texts.len() > 1 || (args.texts.is_empty() && vector.is_none())) {
@@ -129,38 +127,22 @@ fn collect(args: &IngestArgs, vector: Option<&str>) -> Result<Vec<InputRecord>> 
         }
         files.push("-".into());
     }
-    for f in &files {
-        let (content, name) = input::read_input(f)?;
-        let path = (f.as_os_str() != "-").then_some(f.as_path());
-        let format = args.format.unwrap_or_else(|| input::guess_format(path, &content));
-        recs.extend(input::parse(&content, &name, format)?);
-    }
-    if let Some(meta) = meta {
-        for r in &mut recs {
-            let mut m = meta.clone();
-            m.extend(r.metadata.take().unwrap_or_default());
-            r.metadata = Some(m);
-        }
-    }
-    Ok(recs)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    New,
-    Updated,
-    Unchanged,
+    Ok(Source::new(recs, &files, args.format, meta))
 }
 
 /// What an ingest did.
 struct Summary {
+    records: usize,
     new: usize,
     updated: usize,
     unchanged: usize,
     embedded: u64,
     commits: usize,
     secs: f64,
-    ids: Vec<(String, State)>,
+    /// The first record's id and what became of it.
+    first: Option<(String, State)>,
+    /// Every record's id, for `--json`.
+    ids: Vec<String>,
 }
 
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
@@ -180,56 +162,50 @@ fn same(old: &Record, r: &InputRecord, stored: Option<&[f32]>) -> bool {
     }
 }
 
-/// Stores checked records: those with a vector as they are, texts through `remember_batch`
-/// (embedded unless stored already). Records that would change nothing are skipped, so a second
-/// run writes and embeds nothing. One commit per `batch` records.
-fn ingest(engine: &Engine, input: Checked, batch: usize, label: &'static str, unit: &'static str) -> Result<Summary> {
+/// What writing `r` under `id` does to `engine`'s store (the second pass's `classify`).
+fn classify(engine: &Engine, id: &str, r: &InputRecord) -> Result<State> {
+    let Some(old) = engine.get(id).map_err(|e| store::explain(e, engine.path()))? else {
+        return Ok(State::New);
+    };
+    // What the store keeps of the vector: under cosine, the engine's own normalisation (which
+    // leaves a vector of unit length as it is, so an export imports bit for bit).
+    let normalised = match &r.vector {
+        Some(v) if engine.metric() == Metric::Cosine => {
+            let mut n = v.clone();
+            memento::kernels::normalize(&mut n);
+            Some(n)
+        }
+        _ => None,
+    };
+    let stored = normalised.as_deref().or(r.vector.as_deref());
+    Ok(if same(&old, r, stored) { State::Unchanged } else { State::Updated })
+}
+
+/// The second pass over an input, into `target`: every record checked, and what writing each
+/// does (an existing store is asked; in a new one every id is new).
+fn check_input(target: &Target, src: &Source) -> Result<Checked> {
+    match target {
+        Target::Open(engine) => check::records(engine, engine.path(), src, |id, r| classify(engine, id, r)),
+        Target::New(_) => check::records(target.checker(), target.dir(), src, |_, _| Ok(State::New)),
+    }
+}
+
+/// The pass that writes: stores the records of `src` that `input` found to change something,
+/// those with a vector as they are, texts through `remember_batch` (embedded unless stored
+/// already), so a second run writes and embeds nothing. One commit per `batch` records; memory
+/// holds one batch. `ids`: keep every id for the summary (`--json`).
+fn ingest(engine: &Engine, src: &Source, mut input: Checked, batch: usize, label: &'static str, unit: &'static str, ids: bool) -> Result<Summary> {
     let start = Instant::now();
     let dir = engine.path().to_path_buf();
     let inferred_before = engine.cache_stats().inferred;
-    let cosine = engine.metric() == Metric::Cosine;
-    let mut s = Summary { new: 0, updated: 0, unchanged: 0, embedded: 0, commits: 0, secs: 0.0, ids: Vec::with_capacity(input.records.len()) };
-    let mut todo = Vec::new();
-    for ((id, r), repeat) in input.records.into_iter().zip(input.repeats) {
-        // What the store keeps of the vector: under cosine, the engine's own normalisation
-        // (which leaves a vector of unit length as it is, so an export imports bit for bit).
-        let normalised = match &r.vector {
-            Some(v) if cosine => {
-                let mut n = v.clone();
-                memento::kernels::normalize(&mut n);
-                Some(n)
-            }
-            _ => None,
-        };
-        let stored = normalised.as_deref().or(r.vector.as_deref());
-        let state = if repeat {
-            // The very same record a second time in the input: stored once.
-            State::Unchanged
-        } else {
-            match engine.get(&id).map_err(|e| store::explain(e, &dir))? {
-                None => State::New,
-                Some(old) if same(&old, &r, stored) => State::Unchanged,
-                Some(_) => State::Updated,
-            }
-        };
-        match state {
-            State::New => s.new += 1,
-            State::Updated => s.updated += 1,
-            State::Unchanged => s.unchanged += 1,
-        }
-        s.ids.push((id.clone(), state));
-        if state != State::Unchanged {
-            todo.push((id, r));
-        }
-    }
-    let total = todo.len();
-    let mut bar = Progress::new(label, unit, total);
+    let mut s = Summary { records: 0, new: 0, updated: 0, unchanged: 0, embedded: 0, commits: 0, secs: 0.0, first: None, ids: Vec::new() };
+    let mut bar = Progress::new(label, unit, input.changed());
     let mut done = 0;
-    let mut it = todo.into_iter().peekable();
-    while it.peek().is_some() {
+    let mut todo = Vec::with_capacity(batch.min(input.changed()));
+    let mut write = |todo: &mut Vec<(String, InputRecord)>, s: &mut Summary| -> Result<()> {
         let mut writes = WriteBatch::new();
         let mut memories = Vec::new();
-        for (id, r) in it.by_ref().take(batch) {
+        for (id, r) in todo.drain(..) {
             match r.vector {
                 Some(v) => {
                     let mut rec = Record::new(id, v);
@@ -254,6 +230,37 @@ fn ingest(engine: &Engine, input: Checked, batch: usize, label: &'static str, un
         }
         done += n;
         bar.update(done);
+        Ok(())
+    };
+    src.each(|place, r| {
+        let Some((id, state)) = input.state(place, &r) else {
+            bail!("{}: the input changed while it was being stored: this record is not the one checked (the records before it may be stored)", r.origin);
+        };
+        s.records += 1;
+        match state {
+            State::New => s.new += 1,
+            State::Updated => s.updated += 1,
+            State::Unchanged => s.unchanged += 1,
+        }
+        if s.first.is_none() {
+            s.first = Some((id.clone(), state));
+        }
+        if ids {
+            s.ids.push(id.clone());
+        }
+        if state != State::Unchanged {
+            todo.push((id, r));
+            if todo.len() == batch {
+                write(&mut todo, &mut s)?;
+            }
+        }
+        Ok(())
+    })?;
+    if !todo.is_empty() {
+        write(&mut todo, &mut s)?;
+    }
+    if s.records != input.records() {
+        bail!("the input changed while it was being stored: it held {} records when checked, {} now (the records read are stored)", input.records(), s.records);
     }
     bar.finish();
     s.embedded = engine.cache_stats().inferred - inferred_before;
@@ -270,18 +277,18 @@ fn print_summary(ctx: &Ctx, out: &mut dyn Write, verb: &str, unit: &str, s: &Sum
     };
     if ctx.json {
         let v = json!({
-            "records": s.ids.len(),
+            "records": s.records,
             "new": s.new,
             "updated": s.updated,
             "unchanged": s.unchanged,
             "embedded": s.embedded,
             "commits": s.commits,
             "seconds": (s.secs * 1000.0).round() / 1000.0,
-            "ids": s.ids.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            "ids": s.ids,
         });
         return print_json(out, &v);
     }
-    if let [(id, st)] = s.ids.as_slice() {
+    if let (1, Some((id, st))) = (s.records, &s.first) {
         let embedded = if s.embedded > 0 { ", embedded" } else { "" };
         writeln!(out, "{verb} {id} ({}{embedded})", word(*st))?;
     } else {
@@ -289,7 +296,7 @@ fn print_summary(ctx: &Ctx, out: &mut dyn Write, verb: &str, unit: &str, s: &Sum
         writeln!(
             out,
             "{verb} {} {unit} in {}: {} new, {} updated, {} unchanged; {} embedded{rate}; {} commit{}",
-            s.ids.len(),
+            s.records,
             if s.secs < 10.0 { format!("{:.2} s", s.secs) } else { duration(s.secs) },
             s.new,
             s.updated,
@@ -303,25 +310,28 @@ fn print_summary(ctx: &Ctx, out: &mut dyn Write, verb: &str, unit: &str, s: &Sum
 }
 
 pub fn remember(ctx: &Ctx, a: IngestArgs, out: &mut dyn Write) -> Result<()> {
-    let recs = collect(&a, None)?;
-    if let Some(r) = recs.iter().find(|r| r.vector.is_some()) {
-        bail!("{}: `remember` takes texts, and this record has a vector; use `memento add` for records with vectors", r.origin);
+    let mut src = collect(&a, None)?;
+    let mut scan = check::scan(&mut src)?;
+    if let Some(origin) = &scan.first_vector {
+        bail!("{origin}: `remember` takes texts, and this record has a vector; use `memento add` for records with vectors");
     }
     let target = store::target(&ctx.store, Need::Text, true)?;
-    let checked = check::records(target.checker(), target.dir(), recs)?;
+    scan.ids()?;
+    let checked = check_input(&target, &src)?;
     let engine = target.into_engine()?;
-    let s = ingest(&engine, checked, a.batch, "remembering", "texts")?;
+    let s = ingest(&engine, &src, checked, a.batch, "remembering", "texts", ctx.json)?;
     store::close(engine)?;
     print_summary(ctx, out, "remembered", "texts", &s)
 }
 
 pub fn add(ctx: &Ctx, a: AddArgs, out: &mut dyn Write) -> Result<()> {
-    let recs = collect(&a.input, a.vector.as_deref())?;
-    let texts = recs.iter().any(|r| r.vector.is_none());
-    let target = if texts { store::target(&ctx.store, Need::Text, true)? } else { store::target(&ctx.store, Need::Vectors, false)? };
-    let checked = check::records(target.checker(), target.dir(), recs)?;
+    let mut src = collect(&a.input, a.vector.as_deref())?;
+    let mut scan = check::scan(&mut src)?;
+    let target = if scan.any_text { store::target(&ctx.store, Need::Text, true)? } else { store::target(&ctx.store, Need::Vectors, false)? };
+    scan.ids()?;
+    let checked = check_input(&target, &src)?;
     let engine = target.into_engine()?;
-    let s = ingest(&engine, checked, a.input.batch, "adding", "records")?;
+    let s = ingest(&engine, &src, checked, a.input.batch, "adding", "records", ctx.json)?;
     store::close(engine)?;
     print_summary(ctx, out, "added", "records", &s)
 }
@@ -348,12 +358,7 @@ pub fn recall(ctx: &Ctx, a: RecallArgs, out: &mut dyn Write) -> Result<()> {
 
 pub fn search(ctx: &Ctx, a: SearchArgs, out: &mut dyn Write) -> Result<()> {
     let filter = parse_filter(a.filter.as_deref())?;
-    let raw = if a.vector == "-" {
-        let (s, _) = input::read_input(Path::new("-"))?;
-        s
-    } else {
-        a.vector.clone()
-    };
+    let raw = if a.vector == "-" { input::read_stdin()? } else { a.vector.clone() };
     let vector = input::parse_vector(&raw).map_err(|e| usage(format!("VECTOR: {e}")))?;
     let engine = store::open(&ctx.store, Need::Vectors, false)?;
     let hits = engine.search_with(&vector, &search_options(a.k, filter.as_ref(), a.exact)).map_err(|e| store::explain(e, engine.path()))?;
@@ -678,44 +683,9 @@ pub fn export(ctx: &Ctx, a: ExportArgs, out: &mut dyn Write) -> Result<()> {
     store::close(engine)
 }
 
-/// The header line of an export.
-struct Header {
-    dimension: usize,
-    metric: Metric,
-    model: Option<(String, String)>,
-    /// The number of records that follow, if the header says.
-    count: Option<u64>,
-}
-
-fn parse_header(v: &Value, origin: &str) -> Result<Header> {
-    let version = v["memento_export"].as_u64().unwrap_or(0);
-    if version != EXPORT_VERSION {
-        bail!("{origin}: export format version {} is not one this memento reads ({EXPORT_VERSION})", v["memento_export"]);
-    }
-    let dimension = v["dimension"].as_u64().ok_or_else(|| anyhow!("{origin}: the header has no \"dimension\""))? as usize;
-    let metric = match v["metric"].as_str() {
-        Some("cosine") => Metric::Cosine,
-        Some("dot") => Metric::Dot,
-        Some("l2") => Metric::L2,
-        _ => bail!("{origin}: the header's \"metric\" is not cosine, dot or l2"),
-    };
-    let model = match &v["model"] {
-        Value::Null => None,
-        m => Some((
-            m["id"].as_str().ok_or_else(|| anyhow!("{origin}: the header's model has no \"id\""))?.to_owned(),
-            m["sha256"].as_str().unwrap_or_default().to_owned(),
-        )),
-    };
-    let count = match &v["count"] {
-        Value::Null => None,
-        c => Some(c.as_u64().ok_or_else(|| anyhow!("{origin}: the header's \"count\" is not a whole number"))?),
-    };
-    Ok(Header { dimension, metric, model, count })
-}
-
 /// The store to import into: open, or to be created as the header says (made only once the
 /// whole export has been checked); an existing store must fit the header.
-fn import_target(ctx: &Ctx, header: Option<&Header>) -> Result<Target> {
+fn import_target(ctx: &Ctx, header: Option<&ExportHeader>) -> Result<Target> {
     let dir = &ctx.store.dir;
     let Some(h) = header else {
         return store::target(&ctx.store, Need::Vectors, false);
@@ -764,41 +734,22 @@ fn import_target(ctx: &Ctx, header: Option<&Header>) -> Result<Target> {
 }
 
 pub fn import(ctx: &Ctx, a: ImportArgs, out: &mut dyn Write) -> Result<()> {
-    let (content, name) = input::read_input(&a.file)?;
-    let content = content.strip_prefix('\u{feff}').unwrap_or(&content);
-    let mut header = None;
-    let mut recs = Vec::new();
-    for (i, line) in content.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let origin = format!("{name}:{}", i + 1);
-        if header.is_none() && recs.is_empty() {
-            if let Ok(v) = serde_json::from_str::<Value>(line) {
-                if v.get("memento_export").is_some() {
-                    header = Some(parse_header(&v, &origin)?);
-                    continue;
-                }
-            }
-        }
-        let r = input::parse_json_record(line, &origin)?;
-        if r.vector.is_none() {
-            bail!("{origin}: the record has no vector; `import` reads what `memento export` writes (use `memento add` or `remember` for texts)");
-        }
-        recs.push(r);
-    }
-    if let Some(expected) = header.as_ref().and_then(|h| h.count) {
-        if expected != recs.len() as u64 {
+    let mut src = Source::export(&a.file);
+    let mut scan = check::scan(&mut src)?;
+    if let Some(expected) = src.header().and_then(|h| h.count) {
+        if expected != scan.records as u64 {
             bail!(
-                "{name}: the header says the export holds {expected} records, but the file holds {}: it is incomplete (cut short?) or was edited; nothing was imported",
-                recs.len()
+                "{}: the header says the export holds {expected} records, but the file holds {}: it is incomplete (cut short?) or was edited; nothing was imported",
+                input::input_name(&a.file),
+                scan.records
             );
         }
     }
-    let target = import_target(ctx, header.as_ref())?;
-    let checked = check::records(target.checker(), target.dir(), recs)?;
+    let target = import_target(ctx, src.header())?;
+    scan.ids()?;
+    let checked = check_input(&target, &src)?;
     let engine = target.into_engine()?;
-    let s = ingest(&engine, checked, a.batch, "importing", "records")?;
+    let s = ingest(&engine, &src, checked, a.batch, "importing", "records", ctx.json)?;
     store::close(engine)?;
     print_summary(ctx, out, "imported", "records", &s)
 }

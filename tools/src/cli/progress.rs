@@ -1,45 +1,53 @@
-//! A progress line on stderr: redrawn in place with `\r`, at most ten times a second, and only
-//! when stderr is a terminal. Elsewhere (a pipe, a file, CI logs) nothing is printed; the
-//! command prints its summary when done.
+//! A progress line on stderr, drawn by indicatif: redrawn in place at most ten times a second,
+//! fitted to the terminal's width, and only when stderr is a terminal (whose `TERM` is set and
+//! not `dumb`). Elsewhere (a pipe, a file, CI logs) nothing is printed; the command prints its
+//! summary when done. The line itself is ours: `embedding [####----] 50/100 texts (5/s, 10 s
+//! left)`.
 
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::fmt;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressState, ProgressStyle};
 
 /// A progress line for `total` items.
 pub struct Progress {
+    bar: ProgressBar,
+}
+
+/// What the line says of the work.
+#[derive(Debug, Clone, Copy)]
+struct Line {
     label: &'static str,
     unit: &'static str,
     total: usize,
-    start: Instant,
-    last: Option<Instant>,
-    enabled: bool,
-    drawn: bool,
 }
 
 impl Progress {
-    /// A progress line, shown only if stderr is a terminal (and `TERM` is not `dumb`).
+    /// A progress line, shown only if stderr is a terminal.
     pub fn new(label: &'static str, unit: &'static str, total: usize) -> Self {
-        let enabled = std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb");
-        Progress { label, unit, total, start: Instant::now(), last: None, enabled, drawn: false }
+        let line = Line { label, unit, total };
+        let draw = move |state: &ProgressState, w: &mut dyn fmt::Write| {
+            let _ = w.write_str(&line.line(state.pos() as usize, state.elapsed().as_secs_f64()));
+        };
+        // The template is fixed, and valid: the fallback is never used.
+        let style = ProgressStyle::with_template("{line}").map_or_else(|_| ProgressStyle::default_bar(), |s| s.with_key("line", draw));
+        // An error in the middle of a run drops the bar: what was drawn stays.
+        let bar =
+            ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr_with_hz(10)).with_style(style).with_finish(ProgressFinish::Abandon);
+        Progress { bar }
     }
 
     /// `done` of the items are done.
     pub fn update(&mut self, done: usize) {
-        if !self.enabled {
-            return;
-        }
-        let now = Instant::now();
-        if self.last.is_some_and(|t| now.duration_since(t) < Duration::from_millis(100)) && done < self.total {
-            return;
-        }
-        self.last = Some(now);
-        let line = self.line(done, now.duration_since(self.start).as_secs_f64());
-        let mut err = std::io::stderr().lock();
-        // A progress line that cannot be drawn is not worth failing the command for.
-        let _ = write!(err, "\r{line}\x1b[K").and_then(|()| err.flush());
-        self.drawn = true;
+        self.bar.set_position(done as u64);
     }
 
+    /// Clears the line (the summary is printed by the caller).
+    pub fn finish(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Line {
     fn line(&self, done: usize, secs: f64) -> String {
         const BAR: usize = 24;
         let total = self.total.max(1);
@@ -49,24 +57,6 @@ impl Progress {
         let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
         let eta = if rate > 0.0 && done < total { format!(", {} left", duration((total - done) as f64 / rate)) } else { String::new() };
         format!("{} [{bar}] {done}/{} {} ({:.0}/s{eta})", self.label, self.total, self.unit, rate)
-    }
-
-    /// Clears the line (the summary is printed by the caller).
-    pub fn finish(&mut self) {
-        if self.drawn {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[K").and_then(|()| err.flush());
-            self.drawn = false;
-        }
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        // An error in the middle of a run: keep what was drawn, and end its line.
-        if self.drawn {
-            let _ = writeln!(std::io::stderr());
-        }
     }
 }
 
@@ -87,7 +77,7 @@ mod tests {
 
     #[test]
     fn the_line_shows_count_rate_and_time_left() {
-        let p = Progress { label: "embedding", unit: "texts", total: 100, start: Instant::now(), last: None, enabled: false, drawn: false };
+        let p = Line { label: "embedding", unit: "texts", total: 100 };
         assert_eq!(p.line(50, 10.0), "embedding [############------------] 50/100 texts (5/s, 10 s left)");
         assert_eq!(p.line(100, 10.0), "embedding [########################] 100/100 texts (10/s)");
     }
