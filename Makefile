@@ -22,25 +22,31 @@ setup:
 	$(CARGO) install --locked --quiet --path tools --target-dir target
 	target/release/memento model provision
 
-## The main job, with the `memento` command line: the embedded default store (made on first use
-## with the default model) remembers the prose paragraphs of the Python standard library's
-## docstrings (10k+ texts no one here wrote; made once into target/corpus/), one commit per 1,024
-## texts with a progress line, then answers questions by meaning, one of them filtered to a
-## module. A second run finds every text stored already and embeds nothing.
+## The main job, with the `memento` command line, in a store of its own under the data directory
+## ($XDG_DATA_HOME/memento/stdlib-docs, else ~/.local/share/memento/stdlib-docs; made on first
+## use with the default model, printed at the start; the user's default store is left as it
+## was): it remembers the prose paragraphs of the Python standard library's docstrings (10k+
+## texts no one here wrote; made once into target/corpus/), one commit per 1,024 texts with a
+## progress line, then answers questions by meaning, one of them filtered to a module. A second
+## run finds every text stored already and embeds nothing.
 CORPUS := target/corpus/stdlib-docstrings.jsonl
 # The binary `make setup` built (cargo install with --target-dir target).
 MEMENTO := target/release/memento
+# The main job's store: its own, not the default store a person keeps their notes in.
+DATA_HOME := $(or $(XDG_DATA_HOME),$(HOME)/.local/share)
+RUN_STORE := $(DATA_HOME)/memento/stdlib-docs
 $(CORPUS): tools/corpus/docstrings.py
 	$(PYTHON) tools/corpus/docstrings.py --out $@
 
 run: setup $(CORPUS)
-	$(MEMENTO) remember --file $(CORPUS)
-	$(MEMENTO) recall -k 3 "How do I parse command-line options?"
-	$(MEMENTO) recall -k 3 "compress a file with gzip"
-	$(MEMENTO) recall -k 3 "What happens when a generator is closed?"
-	$(MEMENTO) recall -k 3 "send an email through an SMTP server"
-	$(MEMENTO) recall -k 3 --where '{"module": "json"}' "write an object to a file in a readable, indented way"
-	$(MEMENTO) stats
+	@echo "The main job's store: $(RUN_STORE)"
+	$(MEMENTO) --store "$(RUN_STORE)" remember --file $(CORPUS)
+	$(MEMENTO) --store "$(RUN_STORE)" recall -k 3 "How do I parse command-line options?"
+	$(MEMENTO) --store "$(RUN_STORE)" recall -k 3 "compress a file with gzip"
+	$(MEMENTO) --store "$(RUN_STORE)" recall -k 3 "What happens when a generator is closed?"
+	$(MEMENTO) --store "$(RUN_STORE)" recall -k 3 "send an email through an SMTP server"
+	$(MEMENTO) --store "$(RUN_STORE)" recall -k 3 --where '{"module": "json"}' "write an object to a file in a readable, indented way"
+	$(MEMENTO) --store "$(RUN_STORE)" stats
 
 ## Every test: the Rust suites (unit, property, scenario, damage, fault and doc tests), then the
 ## Python package's suite against both engines (test-python), then the wheel in a fresh venv
