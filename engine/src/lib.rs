@@ -36,6 +36,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+/// The Rust examples of the repository's README.md, compiled and run as doctests, so that they
+/// cannot drift from the API (the Python ones run in `pybindings/tests/test_readme.py`).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;
+
 pub mod embed;
 mod engine;
 mod error;
