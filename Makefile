@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help setup run test test-rust test-fast check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python fuzz-ci fuzz-build miri soak clean \
+.PHONY: package help setup run test test-rust test-fast check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python fuzz-ci fuzz-build miri soak clean \
 	python-setup wheel test-python wheel-smoke
 
 ## List the targets, each with the first line of the comment above it.
@@ -19,6 +19,9 @@ help:
 ## Runtime once to write the optimised graph.
 setup:
 	$(CARGO) fetch --locked
+	@# The command line's package was memento-tools before it became memento-cli: cargo will not
+	@# install one package's binaries over another's, so an earlier install is removed first.
+	@if $(CARGO) install --list | grep -q '^memento-tools '; then $(CARGO) uninstall --quiet memento-tools; fi
 	$(CARGO) install --locked --quiet --path tools --target-dir target
 	target/release/memento model provision
 
@@ -104,12 +107,23 @@ $(PY_STAMP): $(PY_REQS)
 
 python-setup: $(PY_STAMP)
 
-## Build the release wheel (memento, with the native module memento._native) into target/wheels/
-## and install it into .venv (replacing an earlier build; dependencies come from PY_REQS).
+## Build the release wheel (the distribution memento-core: the package memento, with the native
+## module memento._native) into target/wheels/ and install it into .venv (replacing an earlier
+## build; dependencies come from PY_REQS).
 wheel: setup python-setup
-	rm -f $(WHEEL_DIR)/memento-*.whl
+	rm -f $(WHEEL_DIR)/memento_core-*.whl $(WHEEL_DIR)/memento-*.whl
+	@# A .venv made before the distribution was renamed holds it as `memento`.
+	$(VENV)/bin/python -m pip uninstall -y -q memento 2>/dev/null || true
 	$(VENV)/bin/maturin build --release --locked -m pybindings/Cargo.toml -o $(WHEEL_DIR)
-	$(VENV)/bin/python -m pip install --force-reinstall --no-deps $(WHEEL_DIR)/memento-*.whl
+	$(VENV)/bin/python -m pip install --force-reinstall --no-deps $(WHEEL_DIR)/memento_core-*.whl
+
+## The packages as they would be published, each built from the package alone: the crates
+## memento-format, memento-core, memento-provision and memento-cli (`cargo package`, which
+## builds each from its .crate against the others), and the Python sdist memento-core
+## (`maturin sdist`) into target/wheels/.
+package: python-setup
+	$(CARGO) package --locked -p memento-format -p memento-core -p memento-provision -p memento-cli
+	$(VENV)/bin/maturin sdist -m pybindings/Cargo.toml -o $(WHEEL_DIR)
 
 ## The Python suite, both engines (the Rust one through the installed wheel).
 test-python: wheel
@@ -122,7 +136,7 @@ test-python: wheel
 wheel-smoke: wheel
 	rm -rf $(SMOKE_VENV)
 	$(PYTHON) -m venv $(SMOKE_VENV)
-	env -u PIP_FIND_LINKS $(SMOKE_VENV)/bin/python -m pip install $(WHEEL_DIR)/memento-*.whl
+	env -u PIP_FIND_LINKS $(SMOKE_VENV)/bin/python -m pip install $(WHEEL_DIR)/memento_core-*.whl
 	cd $(SMOKE_VENV) && $(SMOKE_ENV) bin/python -m memento model provision
 	cd $(SMOKE_VENV) && $(SMOKE_ENV) bin/python $(CURDIR)/pybindings/tests/smoke.py --require-model --readme $(CURDIR)/README.md
 
@@ -196,7 +210,7 @@ miri:
 	else \
 		set -e; \
 		$(MIRI_ENV) $(CARGO) +nightly miri test -q -p memento-format -- --skip layout_for_minilm --skip quant_check_never_panics; \
-		$(MIRI_ENV) RUSTFLAGS="-C target-feature=+avx2,+fma" $(CARGO) +nightly miri test -q -p memento --lib -- \
+		$(MIRI_ENV) RUSTFLAGS="-C target-feature=+avx2,+fma" $(CARGO) +nightly miri test -q -p memento-core --lib -- \
 			miri_every storage::memory storage::fault storage::sim; \
 	fi
 
@@ -213,7 +227,7 @@ SOAK_KILLS ?= 10000
 SOAK_IMAGES ?= 40
 soak:
 	MEMENTO_KILL_ITERATIONS=$(SOAK_KILLS) MEMENTO_POWER_IMAGES=$(SOAK_IMAGES) \
-		$(CARGO) test --release --locked -p memento --test kill_loop --test power_loss -- --nocapture
+		$(CARGO) test --release --locked -p memento-core --test kill_loop --test power_loss -- --nocapture
 
 ## Remove the build directory (target/).
 clean:

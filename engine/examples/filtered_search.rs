@@ -4,7 +4,7 @@
 //! `search(q, 10, filter)` for filters of several selectivities, with the median and the 90th
 //! percentile of repeated queries. Selection, scoring and fetching the rows are all included.
 //!
-//! `cargo run --release -p memento --example filtered_search [-- DIR]` (default: a temporary
+//! `cargo run --release -p memento-core --example filtered_search [-- DIR]` (default: a temporary
 //! directory, removed at the end).
 
 use std::time::{Duration, Instant};

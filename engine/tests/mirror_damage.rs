@@ -3,7 +3,7 @@
 //! The mirror's pages now carry trailers (FORMAT.md §6.1); a read that meets a bad page makes
 //! the engine rebuild the mirror and answer from the rebuilt one.
 //!
-//! `cargo test -p memento --test mirror_damage -- --nocapture` prints the byte-flip figure.
+//! `cargo test -p memento-core --test mirror_damage -- --nocapture` prints the byte-flip figure.
 
 #![allow(clippy::unwrap_used)]
 

@@ -67,10 +67,10 @@ def memento_cli() -> Path:
         return exe
     found = [p for p in (REPO / "target" / "release" / "memento", REPO / "target" / "debug" / "memento") if p.is_file() and os.access(p, os.X_OK)]
     if not found:
-        pytest.fail("no `memento` binary in target/release or target/debug: run `make setup` (or `cargo build --release -p memento-tools --bin memento`)", pytrace=False)
+        pytest.fail("no `memento` binary in target/release or target/debug: run `make setup` (or `cargo build --release -p memento-cli --bin memento`)", pytrace=False)
     exe = found[0]
     if exe.stat().st_mtime < _newest_source_mtime():
-        pytest.fail(f"{exe} is older than the sources: rebuild it (`cargo build --release -p memento-tools --bin memento`) or set MEMENTO_BIN", pytrace=False)
+        pytest.fail(f"{exe} is older than the sources: rebuild it (`cargo build --release -p memento-cli --bin memento`) or set MEMENTO_BIN", pytrace=False)
     return exe
 
 
