@@ -25,7 +25,14 @@ def make_run(corpus: Path, data_home: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, XDG_DATA_HOME=str(data_home))
     env.pop("MEMENTO_HOME", None)
     return subprocess.run(
-        ["make", "--no-print-directory", "run", f"CORPUS={corpus}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+        # -o setup: the binaries and the model `make setup` made before this suite are used as they
+        # are (no second `cargo install` from inside the tests).
+        ["make", "--no-print-directory", "-o", "setup", "run", f"CORPUS={corpus}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
