@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::Engine;
 use crate::error::{Error, Result};
-use crate::inspect::{Finding, Inspector, Severity};
+use crate::inspect::{Finding, FindingKind, Inspector, Severity};
 
 impl Engine {
     /// Check everything, as `memento-inspect verify` does: every superblock, page and WAL
@@ -28,8 +28,8 @@ impl Engine {
         let Some(first) = report.findings.iter().find(|f| f.severity == Severity::Error && !f.kind.only_redundancy_lost()) else {
             return Ok(());
         };
-        Err(match (first.kind.area(), mirror_error) {
-            ("mirror", Some(e)) if is_mirror_failure(first) => e,
+        Err(match mirror_error {
+            Some(e) if is_mirror_failure(first) => e,
             _ => Error::corrupted(self.dir.join(first.file), first.offset.unwrap_or(0), format!("{} ({})", first.message, first.kind)),
         })
     }
@@ -37,5 +37,5 @@ impl Engine {
 
 /// A finding made from an error the mirror returned (rather than a disagreement with the log).
 fn is_mirror_failure(f: &Finding) -> bool {
-    matches!(f.kind, crate::inspect::FindingKind::MirrorDamaged | crate::inspect::FindingKind::MirrorUnreadable)
+    matches!(f.kind, FindingKind::MirrorDamaged | FindingKind::MirrorUnreadable)
 }

@@ -185,9 +185,8 @@ fn upgrade_version_1(state: &mut State, recovery: &mut Vec<String>) -> Result<()
     if state.vf.is_quantized() {
         return Ok(());
     }
-    state.vf.derive_int8_copies(&mut state.pending)?;
-    if state.vf.vector_pages() > 0 {
-        let n = state.vf.superblock().next_slot;
+    let n = state.vf.derive_int8_copies(&mut state.pending)?;
+    if n > 0 {
         recovery.push(format!("derived the int8 copies of {n} vectors of a version-1 file; the next checkpoint upgrades it to version 2"));
     }
     Ok(())
