@@ -90,7 +90,10 @@ impl NativeEngine {
                 let mut batch = WriteBatch::new();
                 let mut texts = texts.map(Vec::into_iter);
                 let mut metas = metadatas_json.map(Vec::into_iter);
-                for (id, row) in ids.into_iter().zip(flat.chunks_exact(d)) {
+                // Row i by its range, not chunks_exact(d): a (n, 0) array gives n empty rows, which
+                // the engine refuses with DimensionMismatch (chunks_exact(0) would panic).
+                for (i, id) in ids.into_iter().enumerate() {
+                    let row = flat.get(i * d..(i + 1) * d).unwrap_or_default();
                     let mut r = Record::new(id, row.to_vec());
                     r.text = texts.as_mut().and_then(Iterator::next).flatten();
                     let metadata = parse_metadata(metas.as_mut().and_then(Iterator::next).flatten().as_deref());

@@ -467,3 +467,18 @@ def test_junk_never_panics(open_engine, ids, vectors, texts, metadatas, q, k, wh
         except BaseException as err:  # noqa: BLE001 - anything else is the failure
             raise AssertionError(f"{type(err).__module__}.{type(err).__name__} is not a MementoError: {err!r}") from err
     e.count()
+
+
+def test_native_add_arrays_with_rows_of_no_columns_is_a_dimension_error(tmp_path) -> None:
+    """The native core's add_arrays, called directly with an (n, 0) array (the Python layer
+    refuses its shape first): the engine's DimensionMismatch, not an internal error."""
+    import memento._native as native
+
+    e = native.NativeEngine(str(tmp_path / "s"), 3, "cosine", None, "sync")
+    try:
+        with pytest.raises(memento.DimensionMismatchError) as err:
+            e.add_arrays(["a", "b"], np.zeros((2, 0), dtype=np.float32), None, None, False)
+        assert (err.value.expected, err.value.got) == (3, 0)
+        assert e.count() == 0
+    finally:
+        e.close()
