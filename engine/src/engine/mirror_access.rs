@@ -54,13 +54,8 @@ pub(super) fn open_mirror(storage: &dyn Storage, dir: &Path) -> Result<Mirror> {
     let path = dir.join(MIRROR_FILE);
     match Mirror::open_file_checked(&path)? {
         Ok(m) => Ok(m),
-        Err(_damage) => {
-            // Derived state: a mirror that is damaged or not a database is replaced and rebuilt.
-            for suffix in ["", "-wal", "-shm"] {
-                storage.remove(&format!("{MIRROR_FILE}{suffix}")).map_err(io_err("removing a damaged mirror"))?;
-            }
-            Mirror::open_file(&path)
-        }
+        // Derived state: a mirror that is damaged or not a database is replaced and rebuilt.
+        Err(_damage) => fresh_mirror(storage, dir),
     }
 }
 
@@ -84,30 +79,33 @@ pub(super) fn rebuild_from_state(m: &mut Mirror, st: &State, uuid: [u8; 16]) -> 
     if st.last_lsn == 0 {
         return Ok(());
     }
-    pub(super) fn op_of(e: RecordEntry<'_>) -> MirrorOp<'_> {
-        match e {
-            RecordEntry::Put { slot, id, text, metadata, .. } => MirrorOp::Put { slot, id, text, metadata },
-            RecordEntry::Update { slot, text, metadata, .. } => MirrorOp::Update { slot, text, metadata },
-        }
-    }
     let mut ops: Vec<MirrorOp<'_>> = Vec::new();
     if st.vf.superblock().checkpoint_lsn > 0 {
         st.vf.for_each_record(&mut |e| {
             if !st.dead.contains(e.slot()) {
-                ops.push(op_of(e));
+                ops.push(mirror_op(e));
             }
         })?;
     }
     for r in &st.pending.records {
         let e = r.as_entry();
         if !st.dead.contains(e.slot()) {
-            ops.push(op_of(e));
+            ops.push(mirror_op(e));
         }
     }
     m.apply(st.last_lsn, &ops)?;
     Ok(())
 }
 
+/// The mirror's operation for a record-page entry.
+fn mirror_op(e: RecordEntry<'_>) -> MirrorOp<'_> {
+    match e {
+        RecordEntry::Put { slot, id, text, metadata, .. } => MirrorOp::Put { slot, id, text, metadata },
+        RecordEntry::Update { slot, text, metadata, .. } => MirrorOp::Update { slot, text, metadata },
+    }
+}
+
+/// Fills an empty mirror with the live records of the vector file, under its checkpoint LSN.
 pub(super) fn rebuild_mirror(m: &mut Mirror, vf: &VecFile, uuid: [u8; 16], checkpoint_lsn: u64) -> Result<()> {
     m.reset(uuid)?;
     if checkpoint_lsn == 0 {
@@ -117,10 +115,7 @@ pub(super) fn rebuild_mirror(m: &mut Mirror, vf: &VecFile, uuid: [u8; 16], check
     let mut ops: Vec<MirrorOp<'_>> = Vec::new();
     vf.for_each_record(&mut |e| {
         if !dead.contains(&e.slot()) {
-            ops.push(match e {
-                RecordEntry::Put { slot, id, text, metadata, .. } => MirrorOp::Put { slot, id, text, metadata },
-                RecordEntry::Update { slot, text, metadata, .. } => MirrorOp::Update { slot, text, metadata },
-            });
+            ops.push(mirror_op(e));
         }
     })?;
     m.apply(checkpoint_lsn, &ops)?;
