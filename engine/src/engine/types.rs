@@ -98,6 +98,12 @@ pub(super) enum BatchOp {
         text: String,
         vector: Vec<f32>,
     },
+    /// A metadata merge ([`WriteBatch::merge_metadata`]), resolved by the plan against the
+    /// record's metadata as of its point in the batch.
+    MergeMetadata {
+        id: String,
+        patch: Metadata,
+    },
 }
 
 /// Several writes committed together: one WAL write, one fsync, all or nothing.
@@ -130,6 +136,20 @@ impl WriteBatch {
     /// commit fails with [`Error::NotFound`] if there is no such record.
     pub fn update_metadata(&mut self, id: impl Into<String>, metadata: Option<Metadata>) -> &mut Self {
         self.ops.push(BatchOp::Update { id: id.into(), text: None, metadata: Some(metadata) });
+        self
+    }
+    /// Merge `patch` into a record's metadata without touching its vector or text: each key of
+    /// the patch replaces the record's value, and a JSON `null` removes the key (see
+    /// [`merge_metadata`](crate::merge_metadata); a record without metadata merges into an empty
+    /// object, and the result is always an object, possibly empty). The merge is made when the
+    /// commit is planned, under the writer lock, against the record's metadata as of this point
+    /// of the batch (as set by an earlier operation of the batch, else as stored): so no
+    /// concurrent write in the same process is lost between the read and the write. The commit
+    /// fails with [`Error::NotFound`] if there is no such record, and like
+    /// [`update_metadata`](Self::update_metadata) if the patch or the merged metadata is not
+    /// valid metadata (a NUL in a key, the limits of [`crate::limits`]).
+    pub fn merge_metadata(&mut self, id: impl Into<String>, patch: Metadata) -> &mut Self {
+        self.ops.push(BatchOp::MergeMetadata { id: id.into(), patch });
         self
     }
     /// Replace a record's text. In a text store (one with a model) the vector is the text's:
