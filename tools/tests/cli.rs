@@ -551,3 +551,26 @@ fn init_takes_a_page_size_for_a_large_dimension() {
     let err = fails(h.on("odd", &["init", "--dimension", "4", "--page-size", "10000"]), 1);
     assert!(err.contains("not a power of two"), "{err}");
 }
+
+#[test]
+fn update_merge_is_the_engines_merge_and_reports_as_before() {
+    let h = Home::new();
+    ok(h.on("v", &["init", "--dimension", "2"]));
+    ok(h.on("v", &["add", "--id", "n1", "--vector", "[1, 0]", "--meta", r#"{"topic": "admin"}"#]));
+    ok(h.on("v", &["add", "--id", "n2", "--vector", "[0, 1]"]));
+    // As the README's transcript shows it.
+    assert_eq!(ok(h.on("v", &["update", "n1", "--meta", r#"{"done": true}"#, "--merge"])), "updated n1: metadata\n");
+    assert_eq!(json(&ok(h.on("v", &["get", "n1", "--json"])))[0]["metadata"], serde_json::json!({"topic": "admin", "done": true}));
+    // The same merge again changes nothing.
+    assert_eq!(ok(h.on("v", &["update", "n1", "--meta", r#"{"done": true}"#, "--merge"])), "n1 is unchanged\n");
+    // A null removes a key; merging into no metadata gives an object, possibly empty.
+    let out = json(&ok(h.on("v", &["update", "n1", "--meta", r#"{"topic": null}"#, "--merge", "--json"])));
+    assert_eq!(out, serde_json::json!({"id": "n1", "text_changed": false, "metadata_changed": true, "embedded": false}));
+    assert_eq!(json(&ok(h.on("v", &["get", "n1", "--json"])))[0]["metadata"], serde_json::json!({"done": true}));
+    assert_eq!(ok(h.on("v", &["update", "n2", "--meta", r#"{"gone": null}"#, "--merge"])), "updated n2: metadata\n");
+    assert_eq!(json(&ok(h.on("v", &["get", "n2", "--json"])))[0]["metadata"], serde_json::json!({}));
+    // A missing record is not found, and a patch no record could hold is a usage error.
+    assert!(fails(h.on("v", &["update", "nope", "--meta", r#"{"a": 1}"#, "--merge"]), 1).contains("nope"));
+    fails(h.on("v", &["update", "n1", "--meta", r#"{"big": 18446744073709551615}"#, "--merge"]), 2);
+    assert_eq!(json(&ok(h.on("v", &["get", "n1", "--json"])))[0]["metadata"], serde_json::json!({"done": true}));
+}

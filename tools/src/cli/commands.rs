@@ -483,39 +483,29 @@ pub fn update(ctx: &Ctx, a: UpdateArgs, out: &mut dyn Write) -> Result<()> {
         store::close(engine)?;
         engine = store::open(&ctx.store, Need::Text, false)?;
     }
-    let new_meta: Option<Metadata> = match meta {
+    // What the metadata becomes, to report whether it changes; a merge computes it with the
+    // engine's definition, and the engine makes the merge itself when it commits.
+    let new_meta: Option<Metadata> = match &meta {
         _ if a.clear_meta => None,
-        Some(m) if a.merge => {
-            let mut merged = old.metadata.clone().unwrap_or_default();
-            for (k, v) in m {
-                if v.is_null() {
-                    merged.remove(&k);
-                } else {
-                    merged.insert(k, v);
-                }
-            }
-            Some(merged)
-        }
-        Some(m) => Some(m),
+        Some(m) if a.merge => Some(memento::merge_metadata(old.metadata.as_ref(), m)),
+        Some(m) => Some(m.clone()),
         None => old.metadata.clone(),
     };
     let meta_changed = new_meta != old.metadata;
     let mut b = WriteBatch::new();
     let mut embedded = false;
-    match &new_text {
-        Some(t) => {
-            // The engine embeds a text store's new text (the same path as the library's and
-            // Python's update_text); a raw-vector store keeps the vector.
-            b.update_text(a.id.clone(), Some(t.clone()));
-            embedded = engine.model().is_some();
-            if meta_changed {
-                b.update_metadata(a.id.clone(), new_meta.clone());
-            }
-        }
-        None if meta_changed => {
-            b.update_metadata(a.id.clone(), new_meta.clone());
-        }
-        None => {}
+    if let Some(t) = &new_text {
+        // The engine embeds a text store's new text (the same path as the library's and
+        // Python's update_text); a raw-vector store keeps the vector.
+        b.update_text(a.id.clone(), Some(t.clone()));
+        embedded = engine.model().is_some();
+    }
+    if meta_changed {
+        match meta {
+            // Merged by the engine, under its writer lock, into the metadata as it is then.
+            Some(patch) if a.merge => b.merge_metadata(a.id.clone(), patch),
+            _ => b.update_metadata(a.id.clone(), new_meta.clone()),
+        };
     }
     if !b.is_empty() {
         engine.write(b).map_err(|e| store::explain(e, engine.path()))?;
