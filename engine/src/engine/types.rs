@@ -72,9 +72,14 @@ impl Record {
 pub struct SearchHit {
     /// The record's id.
     pub id: String,
-    /// Distance from the query, smaller is closer: `1 − cosine` under cosine, `−dot` under dot,
-    /// the squared Euclidean distance under L2.
+    /// Distance from the query, smaller is closer: `1 − cosine` under cosine (never below 0),
+    /// `−dot` under dot, the squared Euclidean distance under L2.
     pub distance: f32,
+    /// Score, larger is closer: `1 − distance` (the cosine similarity) under cosine,
+    /// `−distance` under dot (the dot product) and under L2 (minus the squared Euclidean
+    /// distance). The same definition as the Python package's `SearchResult.score`, and what the
+    /// `memento` command line prints.
+    pub score: f32,
     /// The record's text.
     pub text: Option<String>,
     /// The record's metadata.
