@@ -338,7 +338,7 @@ pub fn add(ctx: &Ctx, a: AddArgs, out: &mut dyn Write) -> Result<()> {
 
 fn print_results(ctx: &Ctx, out: &mut dyn Write, hits: &[SearchHit], metric: Metric) -> Result<()> {
     if ctx.json {
-        print_json(out, &hits_value(hits, metric))
+        print_json(out, &hits_value(hits))
     } else {
         print_hits(out, hits, metric)
     }
