@@ -419,6 +419,23 @@ fn hits_score_larger_is_closer_under_every_metric() {
 }
 
 #[test]
+fn default_search_options_return_default_k_results() {
+    use memento::{SearchOptions, DEFAULT_K};
+    assert_eq!(DEFAULT_K, 10);
+    let o = SearchOptions::default();
+    assert_eq!(o.k, DEFAULT_K);
+    assert!(o.filter.is_none() && o.threads.is_none() && o.mode == memento::ScanMode::Auto);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = create(dir.path(), 2, Metric::L2);
+    let mut b = WriteBatch::new();
+    for i in 0..DEFAULT_K + 5 {
+        b.add(Record::new(format!("r{i}"), vec![i as f32, 0.0]));
+    }
+    e.write(b).expect("write");
+    assert_eq!(e.search_with(&[0.0, 0.0], &SearchOptions::default()).expect("search").len(), DEFAULT_K);
+}
+
+#[test]
 fn filtered_search_returns_k_even_when_the_matches_are_the_farthest() {
     let dir = tempfile::tempdir().expect("tempdir");
     let e = Engine::builder(dir.path()).dimension(4).metric(Metric::L2).page_size(8192).open().expect("create");

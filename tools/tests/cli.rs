@@ -552,6 +552,30 @@ fn init_takes_a_page_size_for_a_large_dimension() {
     assert!(err.contains("not a power of two"), "{err}");
 }
 
+/// A raw-vector l2 store in `h` named `v` with 15 records `r0`..`r14` at `[i, 0]`.
+fn fifteen_records(h: &Home) {
+    ok(h.on("v", &["init", "--dimension", "2", "--metric", "l2"]));
+    let records: String = (0..15).map(|i| format!("{{\"id\": \"r{i}\", \"vector\": [{i}, 0]}}\n")).collect();
+    let file = h.write("many.jsonl", &records);
+    ok(h.on("v", &["add", "--file", file.to_str().unwrap()]));
+}
+
+#[test]
+fn search_returns_default_k_results_with_the_engines_score() {
+    let h = Home::new();
+    fifteen_records(&h);
+    // -k defaults to the engine's DEFAULT_K.
+    assert_eq!(memento::DEFAULT_K, 10);
+    let hits = json(&ok(h.on("v", &["search", "[3, 0]", "--json"])));
+    assert_eq!(hits.as_array().unwrap().len(), memento::DEFAULT_K);
+    assert_eq!(hits[0]["id"], "r3");
+    // The score is the engine's: minus the distance under l2.
+    for hit in hits.as_array().unwrap() {
+        assert_eq!(hit["score"].as_f64().unwrap(), -hit["distance"].as_f64().unwrap(), "{hit}");
+    }
+    assert_eq!(hits[1]["score"].as_f64().unwrap(), -1.0);
+}
+
 #[test]
 fn update_merge_is_the_engines_merge_and_reports_as_before() {
     let h = Home::new();

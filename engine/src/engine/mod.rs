@@ -75,7 +75,7 @@ use process::{OwnedByOpener, ProcessGuard};
 pub use read::RecordIter;
 use state::{State, Writer};
 pub use text::{CacheStats, Embedding, Memory, EMBEDDING_CACHE_FILE};
-pub use types::{CommitInfo, Durability, Record, SearchHit, SearchOptions, Stats, WriteBatch};
+pub use types::{CommitInfo, Durability, Record, SearchHit, SearchOptions, Stats, WriteBatch, DEFAULT_K};
 
 /// Metadata of a record: a JSON object.
 pub type Metadata = serde_json::Map<String, serde_json::Value>;

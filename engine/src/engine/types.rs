@@ -189,7 +189,13 @@ pub struct CommitInfo {
     pub deleted: usize,
 }
 
-/// How a search runs; see [`Engine::search_with`]. `SearchOptions::new(k)` gives the defaults.
+/// The default number of results of a search or a recall, in every front end: the `k` of
+/// `SearchOptions::default()`, of the `memento` command line's `recall` and `search` (`-k`), and
+/// of the Python package's `search` and `recall`.
+pub const DEFAULT_K: usize = 10;
+
+/// How a search runs; see [`Engine::search_with`]. `SearchOptions::new(k)` gives the defaults
+/// with `k` results; `SearchOptions::default()` gives them with [`DEFAULT_K`](crate::DEFAULT_K).
 #[derive(Debug, Clone, Copy)]
 #[must_use]
 pub struct SearchOptions<'a> {
@@ -232,6 +238,14 @@ impl<'a> SearchOptions<'a> {
     pub fn oversample(mut self, n: usize) -> Self {
         self.oversample = n;
         self
+    }
+}
+
+impl Default for SearchOptions<'_> {
+    /// [`DEFAULT_K`](crate::DEFAULT_K) results, no filter, automatic scan, the engine's thread
+    /// count.
+    fn default() -> Self {
+        SearchOptions::new(crate::DEFAULT_K)
     }
 }
 
