@@ -577,6 +577,30 @@ fn search_returns_default_k_results_with_the_engines_score() {
 }
 
 #[test]
+fn search_and_recall_take_a_thread_count() {
+    let h = Home::new();
+    fifteen_records(&h);
+    // --threads changes how the search runs, not what it finds; with --exact too.
+    let one = ok(h.on("v", &["search", "[3, 0]", "--json", "--threads", "1"]));
+    assert_eq!(json(&one)[0]["id"], "r3");
+    assert_eq!(ok(h.on("v", &["search", "[3, 0]", "--json", "--threads", "2"])), one);
+    assert_eq!(ok(h.on("v", &["search", "[3, 0]", "--json", "--threads", "2", "--exact"])), one);
+    assert_eq!(ok(h.on("v", &["search", "[3, 0]", "--threads", "1"])), ok(h.on("v", &["search", "[3, 0]", "--threads", "2"])));
+    // A thread count is a whole number from 1 up.
+    for bad in ["0", "two", "1.5"] {
+        let err = fails(h.on("v", &["search", "[3, 0]", "--threads", bad]), 2);
+        assert!(err.contains("--threads"), "{err}");
+    }
+
+    ok(h.on("t", &["remember", "Tea is a hot drink.", "Ice cream is cold.", "The bus leaves at nine."]));
+    let one = ok(h.on("t", &["recall", "something warm to drink", "--json", "--threads", "1"]));
+    assert_eq!(ok(h.on("t", &["recall", "something warm to drink", "--json", "--threads", "2"])), one);
+    assert_eq!(ok(h.on("t", &["recall", "something warm to drink", "--json", "--threads", "2", "--exact"])), one);
+    assert_eq!(json(&one)[0]["text"], "Tea is a hot drink.");
+    fails(h.on("t", &["recall", "tea", "--threads", "0"]), 2);
+}
+
+#[test]
 fn update_merge_is_the_engines_merge_and_reports_as_before() {
     let h = Home::new();
     ok(h.on("v", &["init", "--dimension", "2"]));

@@ -41,13 +41,16 @@ fn parse_filter(s: Option<&str>) -> Result<Option<Filter>> {
     .transpose()
 }
 
-fn search_options<'a>(k: usize, filter: Option<&'a Filter>, exact: bool) -> SearchOptions<'a> {
+fn search_options<'a>(k: usize, filter: Option<&'a Filter>, exact: bool, threads: Option<usize>) -> SearchOptions<'a> {
     let mut o = SearchOptions::new(k);
     if let Some(f) = filter {
         o = o.filter(f);
     }
     if exact {
         o = o.mode(ScanMode::Exact);
+    }
+    if let Some(n) = threads {
+        o = o.threads(n);
     }
     o
 }
@@ -351,7 +354,7 @@ pub fn recall(ctx: &Ctx, a: RecallArgs, out: &mut dyn Write) -> Result<()> {
         return Err(usage("the question is empty"));
     }
     let engine = store::open(&ctx.store, Need::Text, false)?;
-    let hits = engine.recall_with(&query, &search_options(a.k, filter.as_ref(), a.exact)).map_err(|e| store::explain(e, engine.path()))?;
+    let hits = engine.recall_with(&query, &search_options(a.k, filter.as_ref(), a.exact, a.threads)).map_err(|e| store::explain(e, engine.path()))?;
     print_results(ctx, out, &hits, engine.metric())?;
     store::close(engine)
 }
@@ -361,7 +364,7 @@ pub fn search(ctx: &Ctx, a: SearchArgs, out: &mut dyn Write) -> Result<()> {
     let raw = if a.vector == "-" { input::read_stdin()? } else { a.vector.clone() };
     let vector = input::parse_vector(&raw).map_err(|e| usage(format!("VECTOR: {e}")))?;
     let engine = store::open(&ctx.store, Need::Vectors, false)?;
-    let hits = engine.search_with(&vector, &search_options(a.k, filter.as_ref(), a.exact)).map_err(|e| store::explain(e, engine.path()))?;
+    let hits = engine.search_with(&vector, &search_options(a.k, filter.as_ref(), a.exact, a.threads)).map_err(|e| store::explain(e, engine.path()))?;
     print_results(ctx, out, &hits, engine.metric())?;
     store::close(engine)
 }

@@ -183,6 +183,9 @@ pub struct RecallArgs {
     /// or measuring the scans.
     #[arg(long)]
     pub exact: bool,
+    /// The number of threads for this search, from 1 up [default: the engine's, one per core].
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub threads: Option<usize>,
 }
 
 /// `memento search`.
@@ -202,6 +205,9 @@ pub struct SearchArgs {
     /// or measuring the scans.
     #[arg(long)]
     pub exact: bool,
+    /// The number of threads for this search, from 1 up [default: the engine's, one per core].
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub threads: Option<usize>,
 }
 
 /// `memento get`.
