@@ -377,6 +377,65 @@ fn empty_and_no_op_batches_commit_nothing() {
 // Search, delete_where, iteration
 
 #[test]
+fn hits_score_larger_is_closer_under_every_metric() {
+    let q = [0.8f32, 0.6, 0.0];
+    let vs = [[1.0f32, 0.0, 0.0], [0.0, 2.0, 0.5], [-1.0, 0.5, 3.0], [0.8, 0.6, 0.0]];
+    for metric in [Metric::Cosine, Metric::Dot, Metric::L2] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = create(dir.path(), 3, metric);
+        for (i, v) in vs.iter().enumerate() {
+            e.add(Record::new(format!("r{i}"), v.to_vec())).expect("add");
+        }
+        let hits = e.search(&q, vs.len(), None).expect("search");
+        assert_eq!(hits.len(), vs.len());
+        for h in &hits {
+            let v = &vs[h.id[1..].parse::<usize>().expect("index")];
+            let dot: f32 = q.iter().zip(v).map(|(a, b)| a * b).sum();
+            let norm = |x: &[f32]| x.iter().map(|a| a * a).sum::<f32>().sqrt();
+            let l2: f32 = q.iter().zip(v).map(|(a, b)| (a - b) * (a - b)).sum();
+            // The definition (the Python package's score_of) ...
+            let want = match metric {
+                Metric::Cosine => 1.0 - h.distance,
+                Metric::Dot | Metric::L2 => -h.distance,
+            };
+            assert_eq!(h.score.to_bits(), want.to_bits(), "{metric:?} {}", h.id);
+            // ... which is the similarity itself: cosine, dot product, minus squared distance.
+            let similarity = match metric {
+                Metric::Cosine => dot / (norm(&q) * norm(v)),
+                Metric::Dot => dot,
+                Metric::L2 => -l2,
+            };
+            assert!((h.score - similarity).abs() < 1e-5, "{metric:?} {}: score {} for {similarity}", h.id, h.score);
+        }
+        // Closest first: scores never increase down the list.
+        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score), "{metric:?}: {hits:?}");
+        assert_eq!(hits[0].id, if metric == Metric::Dot { "r1" } else { "r3" }, "{metric:?}");
+        if metric == Metric::Cosine {
+            // The same direction: a distance of (about) 0, never below, and a score of 1.
+            assert!(hits[0].distance >= 0.0 && hits[0].score <= 1.0 && hits[0].score > 0.99999, "{hits:?}");
+        }
+        e.close().expect("close");
+    }
+}
+
+#[test]
+fn default_search_options_return_default_k_results() {
+    use memento::{SearchOptions, DEFAULT_K};
+    assert_eq!(DEFAULT_K, 10);
+    let o = SearchOptions::default();
+    assert_eq!(o.k, DEFAULT_K);
+    assert!(o.filter.is_none() && o.threads.is_none() && o.mode == memento::ScanMode::Auto);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = create(dir.path(), 2, Metric::L2);
+    let mut b = WriteBatch::new();
+    for i in 0..DEFAULT_K + 5 {
+        b.add(Record::new(format!("r{i}"), vec![i as f32, 0.0]));
+    }
+    e.write(b).expect("write");
+    assert_eq!(e.search_with(&[0.0, 0.0], &SearchOptions::default()).expect("search").len(), DEFAULT_K);
+}
+
+#[test]
 fn filtered_search_returns_k_even_when_the_matches_are_the_farthest() {
     let dir = tempfile::tempdir().expect("tempdir");
     let e = Engine::builder(dir.path()).dimension(4).metric(Metric::L2).page_size(8192).open().expect("create");

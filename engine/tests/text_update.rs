@@ -109,6 +109,31 @@ fn a_batch_update_text_embeds_too_with_the_batchs_own_metadata() {
 }
 
 #[test]
+fn a_metadata_merge_after_a_text_update_in_the_same_batch_merges_into_the_kept_metadata() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let e = store(dir.path());
+    let mut patch = meta("city", "Marseille");
+    patch.insert("who".into(), serde_json::Value::Null);
+    patch.insert("n".into(), 1.into());
+    let mut b = WriteBatch::new();
+    // The text update replaces the record (a new slot) keeping its metadata; the merge is made
+    // against that.
+    b.update_text("alice", Some(NEW.into())).merge_metadata("alice", patch);
+    e.write(b).expect("write");
+    assert_embedded_as(&e, "alice", NEW);
+    let mut want = meta("city", "Marseille");
+    want.insert("n".into(), 1.into());
+    assert_eq!(e.get("alice").expect("get").expect("alice").metadata, Some(want.clone()));
+    // A merge alone embeds nothing, and needs no model.
+    e.close().expect("close");
+    let e = Engine::open(dir.path()).expect("open without the model");
+    e.merge_metadata("alice", meta("n", "2")).expect("merge needs no model");
+    want.insert("n".into(), "2".into());
+    assert_eq!(e.get("alice").expect("get").expect("alice").metadata, Some(want));
+    e.check_integrity().expect("intact");
+}
+
+#[test]
 fn removing_the_text_of_a_text_store_record_is_refused_and_a_missing_id_is_not_found() {
     let dir = tempfile::tempdir().expect("tmp");
     let e = store(dir.path());

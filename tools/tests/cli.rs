@@ -551,3 +551,74 @@ fn init_takes_a_page_size_for_a_large_dimension() {
     let err = fails(h.on("odd", &["init", "--dimension", "4", "--page-size", "10000"]), 1);
     assert!(err.contains("not a power of two"), "{err}");
 }
+
+/// A raw-vector l2 store in `h` named `v` with 15 records `r0`..`r14` at `[i, 0]`.
+fn fifteen_records(h: &Home) {
+    ok(h.on("v", &["init", "--dimension", "2", "--metric", "l2"]));
+    let records: String = (0..15).map(|i| format!("{{\"id\": \"r{i}\", \"vector\": [{i}, 0]}}\n")).collect();
+    let file = h.write("many.jsonl", &records);
+    ok(h.on("v", &["add", "--file", file.to_str().unwrap()]));
+}
+
+#[test]
+fn search_returns_default_k_results_with_the_engines_score() {
+    let h = Home::new();
+    fifteen_records(&h);
+    // -k defaults to the engine's DEFAULT_K.
+    assert_eq!(memento::DEFAULT_K, 10);
+    let hits = json(&ok(h.on("v", &["search", "[3, 0]", "--json"])));
+    assert_eq!(hits.as_array().unwrap().len(), memento::DEFAULT_K);
+    assert_eq!(hits[0]["id"], "r3");
+    // The score is the engine's: minus the distance under l2.
+    for hit in hits.as_array().unwrap() {
+        assert_eq!(hit["score"].as_f64().unwrap(), -hit["distance"].as_f64().unwrap(), "{hit}");
+    }
+    assert_eq!(hits[1]["score"].as_f64().unwrap(), -1.0);
+}
+
+#[test]
+fn search_and_recall_take_a_thread_count() {
+    let h = Home::new();
+    fifteen_records(&h);
+    // --threads changes how the search runs, not what it finds; with --exact too.
+    let one = ok(h.on("v", &["search", "[3, 0]", "--json", "--threads", "1"]));
+    assert_eq!(json(&one)[0]["id"], "r3");
+    assert_eq!(ok(h.on("v", &["search", "[3, 0]", "--json", "--threads", "2"])), one);
+    assert_eq!(ok(h.on("v", &["search", "[3, 0]", "--json", "--threads", "2", "--exact"])), one);
+    assert_eq!(ok(h.on("v", &["search", "[3, 0]", "--threads", "1"])), ok(h.on("v", &["search", "[3, 0]", "--threads", "2"])));
+    // A thread count is a whole number from 1 up.
+    for bad in ["0", "two", "1.5"] {
+        let err = fails(h.on("v", &["search", "[3, 0]", "--threads", bad]), 2);
+        assert!(err.contains("--threads"), "{err}");
+    }
+
+    ok(h.on("t", &["remember", "Tea is a hot drink.", "Ice cream is cold.", "The bus leaves at nine."]));
+    let one = ok(h.on("t", &["recall", "something warm to drink", "--json", "--threads", "1"]));
+    assert_eq!(ok(h.on("t", &["recall", "something warm to drink", "--json", "--threads", "2"])), one);
+    assert_eq!(ok(h.on("t", &["recall", "something warm to drink", "--json", "--threads", "2", "--exact"])), one);
+    assert_eq!(json(&one)[0]["text"], "Tea is a hot drink.");
+    fails(h.on("t", &["recall", "tea", "--threads", "0"]), 2);
+}
+
+#[test]
+fn update_merge_is_the_engines_merge_and_reports_as_before() {
+    let h = Home::new();
+    ok(h.on("v", &["init", "--dimension", "2"]));
+    ok(h.on("v", &["add", "--id", "n1", "--vector", "[1, 0]", "--meta", r#"{"topic": "admin"}"#]));
+    ok(h.on("v", &["add", "--id", "n2", "--vector", "[0, 1]"]));
+    // As the README's transcript shows it.
+    assert_eq!(ok(h.on("v", &["update", "n1", "--meta", r#"{"done": true}"#, "--merge"])), "updated n1: metadata\n");
+    assert_eq!(json(&ok(h.on("v", &["get", "n1", "--json"])))[0]["metadata"], serde_json::json!({"topic": "admin", "done": true}));
+    // The same merge again changes nothing.
+    assert_eq!(ok(h.on("v", &["update", "n1", "--meta", r#"{"done": true}"#, "--merge"])), "n1 is unchanged\n");
+    // A null removes a key; merging into no metadata gives an object, possibly empty.
+    let out = json(&ok(h.on("v", &["update", "n1", "--meta", r#"{"topic": null}"#, "--merge", "--json"])));
+    assert_eq!(out, serde_json::json!({"id": "n1", "text_changed": false, "metadata_changed": true, "embedded": false}));
+    assert_eq!(json(&ok(h.on("v", &["get", "n1", "--json"])))[0]["metadata"], serde_json::json!({"done": true}));
+    assert_eq!(ok(h.on("v", &["update", "n2", "--meta", r#"{"gone": null}"#, "--merge"])), "updated n2: metadata\n");
+    assert_eq!(json(&ok(h.on("v", &["get", "n2", "--json"])))[0]["metadata"], serde_json::json!({}));
+    // A missing record is not found, and a patch no record could hold is a usage error.
+    assert!(fails(h.on("v", &["update", "nope", "--meta", r#"{"a": 1}"#, "--merge"]), 1).contains("nope"));
+    fails(h.on("v", &["update", "n1", "--meta", r#"{"big": 18446744073709551615}"#, "--merge"]), 2);
+    assert_eq!(json(&ok(h.on("v", &["get", "n1", "--json"])))[0]["metadata"], serde_json::json!({"done": true}));
+}

@@ -75,10 +75,37 @@ use process::{OwnedByOpener, ProcessGuard};
 pub use read::RecordIter;
 use state::{State, Writer};
 pub use text::{CacheStats, Embedding, Memory, EMBEDDING_CACHE_FILE};
-pub use types::{CommitInfo, Durability, Record, SearchHit, SearchOptions, Stats, WriteBatch};
+pub use types::{CommitInfo, Durability, Record, SearchHit, SearchOptions, Stats, WriteBatch, DEFAULT_K};
 
 /// Metadata of a record: a JSON object.
 pub type Metadata = serde_json::Map<String, serde_json::Value>;
+
+/// `patch` merged into `old`: a copy of `old` (an empty object when `None`) in which each key of
+/// `patch` replaces the old value, or is removed when the patch's value is JSON `null`. The
+/// result is always an object, possibly empty. The semantics of
+/// [`WriteBatch::merge_metadata`] and [`Engine::merge_metadata`] (and of the command line's
+/// `memento update --merge`), for a front end that wants to show what a merge will store.
+///
+/// ```
+/// use memento::{merge_metadata, Metadata};
+/// use serde_json::{from_value, json, Value};
+/// let old: Metadata = from_value(json!({"lang": "en", "draft": true}))?;
+/// let patch: Metadata = from_value(json!({"lang": "fr", "draft": null, "year": 2024}))?;
+/// assert_eq!(Value::Object(merge_metadata(Some(&old), &patch)), json!({"lang": "fr", "year": 2024}));
+/// assert_eq!(Value::Object(merge_metadata(None, &patch)), json!({"lang": "fr", "year": 2024}));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub fn merge_metadata(old: Option<&Metadata>, patch: &Metadata) -> Metadata {
+    let mut merged = old.cloned().unwrap_or_default();
+    for (k, v) in patch {
+        if v.is_null() {
+            merged.remove(k);
+        } else {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    merged
+}
 
 /// File name of the SQLite mirror.
 pub const MIRROR_FILE: &str = "memento.mirror.sqlite";

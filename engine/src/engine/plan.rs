@@ -4,9 +4,10 @@
 use std::collections::{HashMap, HashSet};
 
 use super::check::{self, at_position, truncate};
+use super::read::parse_meta;
 use super::state::Writer;
 use super::types::BatchOp;
-use super::{CommitInfo, Engine, WriteBatch};
+use super::{merge_metadata, CommitInfo, Engine, WriteBatch};
 use crate::error::{Error, Result};
 use crate::wal::Op;
 
@@ -19,7 +20,7 @@ impl Engine {
                 .iter()
                 .map(|o| match o {
                     BatchOp::Add(r) | BatchOp::Upsert(r) => r.id.as_str(),
-                    BatchOp::Delete(id) | BatchOp::Update { id, .. } | BatchOp::Retext { id, .. } => id.as_str(),
+                    BatchOp::Delete(id) | BatchOp::Update { id, .. } | BatchOp::Retext { id, .. } | BatchOp::MergeMetadata { id, .. } => id.as_str(),
                 })
                 .filter(|id| seen.insert(*id))
                 .collect()
@@ -105,20 +106,7 @@ impl Engine {
                         return Err(Error::NotFound { id });
                     };
                     let v = vector_of(i, &id, vector)?;
-                    // The record's metadata as of this point of the batch: set by an earlier op
-                    // of the batch on its slot, else the stored one.
-                    let earlier = ops.iter().rev().find_map(|o| match o {
-                        Op::Put { slot, metadata, .. } if *slot == old => Some(metadata.clone()),
-                        Op::Update { slot, metadata: Some(m), .. } if *slot == old => Some(m.clone()),
-                        _ => None,
-                    });
-                    let metadata = match earlier {
-                        Some(m) => m,
-                        None => {
-                            let st = self.state.read();
-                            self.read_mirror(&st, |m| m.row_by_id(&id))?.and_then(|row| row.metadata)
-                        }
-                    };
+                    let metadata = self.metadata_as_of(&ops, old, &id)?;
                     ops.push(Op::Delete { slot: old, id: id.clone() });
                     info.deleted += 1;
                     put_here.insert(id.clone());
@@ -127,6 +115,18 @@ impl Engine {
                     next_slot += 1;
                     info.written += 1;
                 }
+                BatchOp::MergeMetadata { id, patch } => {
+                    // The arguments first, as for an update: a patch no record could hold is a
+                    // bad argument whether or not the record exists.
+                    check::check_id(&id)?;
+                    check::metadata_json(&patch)?;
+                    let Some(slot) = view.get(&id).copied().flatten() else {
+                        return Err(Error::NotFound { id });
+                    };
+                    let old = parse_meta(self.metadata_as_of(&ops, slot, &id)?)?;
+                    let merged = check::metadata_json(&merge_metadata(old.as_ref(), &patch))?;
+                    ops.push(Op::Update { slot, text: None, metadata: Some(Some(merged)) });
+                }
             }
         }
         // Puts were checked one by one (`check_put`); updates grow a record too.
@@ -134,5 +134,24 @@ impl Engine {
             check::check_len(o.encoded_len())?;
         }
         Ok((ops, next_slot, info))
+    }
+
+    /// The metadata (as stored, JSON text) of the live record `id` in `slot` as of the end of
+    /// `ops`, the operations planned so far of a batch: as set by the last of them that put the
+    /// record or updated its metadata, else as stored (then `slot` is the stored record's).
+    /// Called under the writer lock, so the stored one cannot change before the commit.
+    fn metadata_as_of(&self, ops: &[Op], slot: u64, id: &str) -> Result<Option<String>> {
+        let earlier = ops.iter().rev().find_map(|o| match o {
+            Op::Put { slot: s, metadata, .. } if *s == slot => Some(metadata.clone()),
+            Op::Update { slot: s, metadata: Some(m), .. } if *s == slot => Some(m.clone()),
+            _ => None,
+        });
+        match earlier {
+            Some(m) => Ok(m),
+            None => {
+                let st = self.state.read();
+                Ok(self.read_mirror(&st, |m| m.row_by_id(id))?.and_then(|row| row.metadata))
+            }
+        }
     }
 }

@@ -74,7 +74,8 @@ impl Engine {
                 let row = &by_slot[&h.slot];
                 // 1 − cos of two unit vectors can round a hair below 0; report it as 0.
                 let distance = if self.metric == Metric::Cosine { h.distance.max(0.0) } else { h.distance };
-                res.push(SearchHit { id: row.id.clone(), distance, text: row.text.clone(), metadata: parse_meta(row.metadata.clone())? });
+                let score = score_of(self.metric, distance);
+                res.push(SearchHit { id: row.id.clone(), distance, score, text: row.text.clone(), metadata: parse_meta(row.metadata.clone())? });
             }
             out.push(res);
         }
@@ -83,5 +84,13 @@ impl Engine {
 
     pub(super) fn mirror_disagrees(&self, slot: u64) -> Error {
         Error::corrupted(self.file_path(MIRROR_FILE), 0, format!("the mirror has no record for live slot {slot}"))
+    }
+}
+
+/// A hit's score from its distance, larger is closer ([`SearchHit::score`]).
+fn score_of(metric: Metric, distance: f32) -> f32 {
+    match metric {
+        Metric::Cosine => 1.0 - distance,
+        Metric::Dot | Metric::L2 => -distance,
     }
 }

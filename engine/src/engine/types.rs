@@ -72,9 +72,14 @@ impl Record {
 pub struct SearchHit {
     /// The record's id.
     pub id: String,
-    /// Distance from the query, smaller is closer: `1 − cosine` under cosine, `−dot` under dot,
-    /// the squared Euclidean distance under L2.
+    /// Distance from the query, smaller is closer: `1 − cosine` under cosine (never below 0),
+    /// `−dot` under dot, the squared Euclidean distance under L2.
     pub distance: f32,
+    /// Score, larger is closer: `1 − distance` (the cosine similarity) under cosine,
+    /// `−distance` under dot (the dot product) and under L2 (minus the squared Euclidean
+    /// distance). The same definition as the Python package's `SearchResult.score`, and what the
+    /// `memento` command line prints.
+    pub score: f32,
     /// The record's text.
     pub text: Option<String>,
     /// The record's metadata.
@@ -97,6 +102,12 @@ pub(super) enum BatchOp {
         id: String,
         text: String,
         vector: Vec<f32>,
+    },
+    /// A metadata merge ([`WriteBatch::merge_metadata`]), resolved by the plan against the
+    /// record's metadata as of its point in the batch.
+    MergeMetadata {
+        id: String,
+        patch: Metadata,
     },
 }
 
@@ -132,6 +143,20 @@ impl WriteBatch {
         self.ops.push(BatchOp::Update { id: id.into(), text: None, metadata: Some(metadata) });
         self
     }
+    /// Merge `patch` into a record's metadata without touching its vector or text: each key of
+    /// the patch replaces the record's value, and a JSON `null` removes the key (see
+    /// [`merge_metadata`](crate::merge_metadata); a record without metadata merges into an empty
+    /// object, and the result is always an object, possibly empty). The merge is made when the
+    /// commit is planned, under the writer lock, against the record's metadata as of this point
+    /// of the batch (as set by an earlier operation of the batch, else as stored): so no
+    /// concurrent write in the same process is lost between the read and the write. The commit
+    /// fails with [`Error::NotFound`] if there is no such record, and like
+    /// [`update_metadata`](Self::update_metadata) if the patch or the merged metadata is not
+    /// valid metadata (a NUL in a key, the limits of [`crate::limits`]).
+    pub fn merge_metadata(&mut self, id: impl Into<String>, patch: Metadata) -> &mut Self {
+        self.ops.push(BatchOp::MergeMetadata { id: id.into(), patch });
+        self
+    }
     /// Replace a record's text. In a text store (one with a model) the vector is the text's:
     /// the commit embeds the new text (through the embedding cache, before the writer lock is
     /// taken) and replaces the record by one with the new text and vector, keeping its metadata
@@ -164,7 +189,13 @@ pub struct CommitInfo {
     pub deleted: usize,
 }
 
-/// How a search runs; see [`Engine::search_with`]. `SearchOptions::new(k)` gives the defaults.
+/// The default number of results of a search or a recall, in every front end: the `k` of
+/// `SearchOptions::default()`, of the `memento` command line's `recall` and `search` (`-k`), and
+/// of the Python package's `search` and `recall`.
+pub const DEFAULT_K: usize = 10;
+
+/// How a search runs; see [`Engine::search_with`]. `SearchOptions::new(k)` gives the defaults
+/// with `k` results; `SearchOptions::default()` gives them with [`DEFAULT_K`](crate::DEFAULT_K).
 #[derive(Debug, Clone, Copy)]
 #[must_use]
 pub struct SearchOptions<'a> {
@@ -207,6 +238,14 @@ impl<'a> SearchOptions<'a> {
     pub fn oversample(mut self, n: usize) -> Self {
         self.oversample = n;
         self
+    }
+}
+
+impl Default for SearchOptions<'_> {
+    /// [`DEFAULT_K`](crate::DEFAULT_K) results, no filter, automatic scan, the engine's thread
+    /// count.
+    fn default() -> Self {
+        SearchOptions::new(crate::DEFAULT_K)
     }
 }
 

@@ -56,6 +56,17 @@ impl Engine {
         self.write(b).map(|_| ())
     }
 
+    /// Merge `patch` into a record's metadata without touching its vector or text: each key
+    /// of the patch is set, and a JSON `null` removes the key (see [`WriteBatch::merge_metadata`]
+    /// and [`merge_metadata`](crate::merge_metadata)). Atomic: the merge is made under the writer
+    /// lock, so no write of another thread is lost between its read and its write.
+    /// [`Error::NotFound`] if there is no such record.
+    pub fn merge_metadata(&self, id: &str, patch: Metadata) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.merge_metadata(id, patch);
+        self.write(b).map(|_| ())
+    }
+
     /// Replace a record's text; in a text store, embed it and replace the vector too (see
     /// [`WriteBatch::update_text`]).
     pub fn update_text(&self, id: &str, text: Option<String>) -> Result<()> {

@@ -41,13 +41,16 @@ fn parse_filter(s: Option<&str>) -> Result<Option<Filter>> {
     .transpose()
 }
 
-fn search_options<'a>(k: usize, filter: Option<&'a Filter>, exact: bool) -> SearchOptions<'a> {
+fn search_options<'a>(k: usize, filter: Option<&'a Filter>, exact: bool, threads: Option<usize>) -> SearchOptions<'a> {
     let mut o = SearchOptions::new(k);
     if let Some(f) = filter {
         o = o.filter(f);
     }
     if exact {
         o = o.mode(ScanMode::Exact);
+    }
+    if let Some(n) = threads {
+        o = o.threads(n);
     }
     o
 }
@@ -338,7 +341,7 @@ pub fn add(ctx: &Ctx, a: AddArgs, out: &mut dyn Write) -> Result<()> {
 
 fn print_results(ctx: &Ctx, out: &mut dyn Write, hits: &[SearchHit], metric: Metric) -> Result<()> {
     if ctx.json {
-        print_json(out, &hits_value(hits, metric))
+        print_json(out, &hits_value(hits))
     } else {
         print_hits(out, hits, metric)
     }
@@ -351,7 +354,7 @@ pub fn recall(ctx: &Ctx, a: RecallArgs, out: &mut dyn Write) -> Result<()> {
         return Err(usage("the question is empty"));
     }
     let engine = store::open(&ctx.store, Need::Text, false)?;
-    let hits = engine.recall_with(&query, &search_options(a.k, filter.as_ref(), a.exact)).map_err(|e| store::explain(e, engine.path()))?;
+    let hits = engine.recall_with(&query, &search_options(a.k, filter.as_ref(), a.exact, a.threads)).map_err(|e| store::explain(e, engine.path()))?;
     print_results(ctx, out, &hits, engine.metric())?;
     store::close(engine)
 }
@@ -361,7 +364,7 @@ pub fn search(ctx: &Ctx, a: SearchArgs, out: &mut dyn Write) -> Result<()> {
     let raw = if a.vector == "-" { input::read_stdin()? } else { a.vector.clone() };
     let vector = input::parse_vector(&raw).map_err(|e| usage(format!("VECTOR: {e}")))?;
     let engine = store::open(&ctx.store, Need::Vectors, false)?;
-    let hits = engine.search_with(&vector, &search_options(a.k, filter.as_ref(), a.exact)).map_err(|e| store::explain(e, engine.path()))?;
+    let hits = engine.search_with(&vector, &search_options(a.k, filter.as_ref(), a.exact, a.threads)).map_err(|e| store::explain(e, engine.path()))?;
     print_results(ctx, out, &hits, engine.metric())?;
     store::close(engine)
 }
@@ -483,39 +486,29 @@ pub fn update(ctx: &Ctx, a: UpdateArgs, out: &mut dyn Write) -> Result<()> {
         store::close(engine)?;
         engine = store::open(&ctx.store, Need::Text, false)?;
     }
-    let new_meta: Option<Metadata> = match meta {
+    // What the metadata becomes, to report whether it changes; a merge computes it with the
+    // engine's definition, and the engine makes the merge itself when it commits.
+    let new_meta: Option<Metadata> = match &meta {
         _ if a.clear_meta => None,
-        Some(m) if a.merge => {
-            let mut merged = old.metadata.clone().unwrap_or_default();
-            for (k, v) in m {
-                if v.is_null() {
-                    merged.remove(&k);
-                } else {
-                    merged.insert(k, v);
-                }
-            }
-            Some(merged)
-        }
-        Some(m) => Some(m),
+        Some(m) if a.merge => Some(memento::merge_metadata(old.metadata.as_ref(), m)),
+        Some(m) => Some(m.clone()),
         None => old.metadata.clone(),
     };
     let meta_changed = new_meta != old.metadata;
     let mut b = WriteBatch::new();
     let mut embedded = false;
-    match &new_text {
-        Some(t) => {
-            // The engine embeds a text store's new text (the same path as the library's and
-            // Python's update_text); a raw-vector store keeps the vector.
-            b.update_text(a.id.clone(), Some(t.clone()));
-            embedded = engine.model().is_some();
-            if meta_changed {
-                b.update_metadata(a.id.clone(), new_meta.clone());
-            }
-        }
-        None if meta_changed => {
-            b.update_metadata(a.id.clone(), new_meta.clone());
-        }
-        None => {}
+    if let Some(t) = &new_text {
+        // The engine embeds a text store's new text (the same path as the library's and
+        // Python's update_text); a raw-vector store keeps the vector.
+        b.update_text(a.id.clone(), Some(t.clone()));
+        embedded = engine.model().is_some();
+    }
+    if meta_changed {
+        match meta {
+            // Merged by the engine, under its writer lock, into the metadata as it is then.
+            Some(patch) if a.merge => b.merge_metadata(a.id.clone(), patch),
+            _ => b.update_metadata(a.id.clone(), new_meta.clone()),
+        };
     }
     if !b.is_empty() {
         engine.write(b).map_err(|e| store::explain(e, engine.path()))?;

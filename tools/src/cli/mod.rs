@@ -172,7 +172,7 @@ pub struct RecallArgs {
     #[arg(required = true, value_name = "QUERY")]
     pub query: Vec<String>,
     /// How many results.
-    #[arg(short, long, default_value_t = 5, value_parser = positive)]
+    #[arg(short, long, default_value_t = memento::DEFAULT_K, value_parser = positive)]
     pub k: usize,
     /// Only records matching this filter, in JSON with Chroma's operators: '{"lang": "en"}',
     /// '{"year": {"$gte": 2020}}', '{"$and": [...]}', '{"$contains": "word"}' (on the text).
@@ -183,6 +183,9 @@ pub struct RecallArgs {
     /// or measuring the scans.
     #[arg(long)]
     pub exact: bool,
+    /// The number of threads for this search, from 1 up [default: the engine's, one per core].
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub threads: Option<usize>,
 }
 
 /// `memento search`.
@@ -192,7 +195,7 @@ pub struct SearchArgs {
     #[arg(value_name = "VECTOR")]
     pub vector: String,
     /// How many results.
-    #[arg(short, long, default_value_t = 5, value_parser = positive)]
+    #[arg(short, long, default_value_t = memento::DEFAULT_K, value_parser = positive)]
     pub k: usize,
     /// Only records matching this filter (JSON; see `memento recall --help`).
     #[arg(long = "where", value_name = "JSON")]
@@ -202,6 +205,9 @@ pub struct SearchArgs {
     /// or measuring the scans.
     #[arg(long)]
     pub exact: bool,
+    /// The number of threads for this search, from 1 up [default: the engine's, one per core].
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub threads: Option<usize>,
 }
 
 /// `memento get`.

@@ -35,17 +35,9 @@ pub fn record_value(r: &Record, with_vector: bool) -> Value {
     Value::Object(o)
 }
 
-/// The score shown for a hit, higher is closer: the cosine similarity (`1 − distance`) under
-/// cosine, the dot product under dot, the negated squared distance under L2.
-pub fn score(metric: Metric, distance: f32) -> f32 {
-    match metric {
-        Metric::Cosine => 1.0 - distance,
-        _ => -distance,
-    }
-}
-
-/// Hits as a JSON array of `rank`, `id`, `score`, `distance`, `text`, `metadata`.
-pub fn hits_value(hits: &[SearchHit], metric: Metric) -> Value {
+/// Hits as a JSON array of `rank`, `id`, `score`, `distance`, `text`, `metadata` (the score is
+/// the engine's, [`SearchHit::score`]: higher is closer).
+pub fn hits_value(hits: &[SearchHit]) -> Value {
     Value::Array(
         hits.iter()
             .enumerate()
@@ -53,7 +45,7 @@ pub fn hits_value(hits: &[SearchHit], metric: Metric) -> Value {
                 json!({
                     "rank": i + 1,
                     "id": h.id,
-                    "score": f32_value(score(metric, h.distance)),
+                    "score": f32_value(h.score),
                     "distance": f32_value(h.distance),
                     "text": h.text,
                     "metadata": h.metadata,
@@ -112,7 +104,7 @@ pub fn print_hits(out: &mut dyn Write, hits: &[SearchHit], metric: Metric) -> Re
     let num_w = label.len().max(6);
     writeln!(out, "{:>3}  {label:<num_w$}  {:<id_w$}  metadata", "#", "id")?;
     for (i, h) in hits.iter().enumerate() {
-        let shown = if metric == Metric::L2 { h.distance } else { score(metric, h.distance) };
+        let shown = if metric == Metric::L2 { h.distance } else { h.score };
         let head = format!("{:>3}  {:<num_w$.4}  {:<id_w$}", i + 1, shown, h.id);
         let meta = compact_metadata(h.metadata.as_ref());
         let room = w.saturating_sub(head.chars().count() + 2).max(10);
