@@ -110,9 +110,17 @@ pub(crate) fn matrix<'py>(py: Python<'py>, rows: Vec<Vec<f32>>, dim: usize) -> F
 
 /// One parsed operation of `write`.
 pub(crate) enum WriteOp {
-    Put { upsert: bool, id: String, vector: Option<Vec<f32>>, text: Option<String>, metadata: Option<String> },
+    Put {
+        upsert: bool,
+        id: String,
+        vector: Option<Vec<f32>>,
+        text: Option<String>,
+        metadata: Option<String>,
+    },
     Delete(String),
     Metadata(String, Option<String>),
+    /// `update(..., merge=True)`: a patch merged into the record's metadata inside the commit.
+    Merge(String, String),
     Text(String, Option<String>),
 }
 
@@ -146,6 +154,10 @@ pub(crate) fn parse_op(item: &Bound<'_, PyAny>) -> FResult<WriteOp> {
             want(3)?;
             Ok(WriteOp::Metadata(s(1, "id")?, opt_s(2, "metadata JSON")?))
         }
+        "merge_metadata" => {
+            want(3)?;
+            Ok(WriteOp::Merge(s(1, "id")?, s(2, "metadata JSON")?))
+        }
         "update_text" => {
             want(3)?;
             Ok(WriteOp::Text(s(1, "id")?, opt_s(2, "text")?))
@@ -178,6 +190,9 @@ pub(crate) fn build_batch(ops: Vec<WriteOp>) -> FResult<WriteBatch> {
             }
             WriteOp::Metadata(id, m) => {
                 batch.update_metadata(id, parse_metadata(m.as_deref())?);
+            }
+            WriteOp::Merge(id, m) => {
+                batch.merge_metadata(id, parse_metadata(Some(&m))?.unwrap_or_default());
             }
             WriteOp::Text(id, t) => {
                 batch.update_text(id, t);

@@ -311,11 +311,20 @@ impl NativeEngine {
     }
 
     /// The k nearest records to each row of an (n, dim) float32 C-contiguous array, borrowed.
-    #[pyo3(signature = (queries, k, where_json = None, exact = false))]
-    fn search<'py>(&self, py: Python<'py>, queries: &Bound<'py, PyAny>, k: i64, where_json: Option<&str>, exact: bool) -> PyResult<Bound<'py, PyList>> {
+    #[pyo3(signature = (queries, k, where_json = None, exact = false, threads = None))]
+    fn search<'py>(
+        &self,
+        py: Python<'py>,
+        queries: &Bound<'py, PyAny>,
+        k: i64,
+        where_json: Option<&str>,
+        exact: bool,
+        threads: Option<i64>,
+    ) -> PyResult<Bound<'py, PyList>> {
         guard(py, || {
             let arr = borrow_matrix(queries, "queries")?;
             let k = to_count(k, "k")?;
+            let threads = threads.map(|t| to_count(t, "threads")).transpose()?;
             let filter = parse_filter(where_json)?;
             let shape = arr.shape();
             let (n, d) = (shape[0], shape[1]);
@@ -326,14 +335,7 @@ impl NativeEngine {
                 return self.with(py, |_| Ok(())).map(|()| PyList::empty(py));
             }
             let flat = arr.as_slice().map_err(|e| invalid(format!("queries: {e}")))?;
-            let hits = self.with(py, |e| {
-                let mut o = SearchOptions::new(k);
-                o.filter = filter.as_ref();
-                if exact {
-                    o = o.mode(ScanMode::Exact);
-                }
-                Ok(e.search_batch(flat, &o)?)
-            })?;
+            let hits = self.with(py, |e| Ok(e.search_batch(flat, &options(k, filter.as_ref(), exact, threads))?))?;
             Ok(hit_tuples(py, hits)?)
         })
     }
@@ -368,16 +370,23 @@ impl NativeEngine {
     }
 
     /// The k stored texts closest in meaning to each query text.
-    #[pyo3(signature = (texts, k, where_json = None))]
-    fn recall<'py>(&self, py: Python<'py>, texts: Vec<String>, k: i64, where_json: Option<&str>) -> PyResult<Bound<'py, PyList>> {
+    #[pyo3(signature = (texts, k, where_json = None, exact = false, threads = None))]
+    fn recall<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        k: i64,
+        where_json: Option<&str>,
+        exact: bool,
+        threads: Option<i64>,
+    ) -> PyResult<Bound<'py, PyList>> {
         guard(py, || {
             let k = to_count(k, "k")?;
+            let threads = threads.map(|t| to_count(t, "threads")).transpose()?;
             let filter = parse_filter(where_json)?;
             let hits = self.with(py, |e| {
                 let qs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                let mut o = SearchOptions::new(k);
-                o.filter = filter.as_ref();
-                Ok(e.recall_batch(&qs, &o)?)
+                Ok(e.recall_batch(&qs, &options(k, filter.as_ref(), exact, threads))?)
             })?;
             Ok(hit_tuples(py, hits)?)
         })
@@ -489,4 +498,18 @@ impl Drop for NativeEngine {
             }));
         }
     }
+}
+
+/// The search options of a `search` or `recall` call: `k`, the filter, the float32 scan when
+/// `exact`, and the thread count when given (else the engine's).
+fn options(k: usize, filter: Option<&Filter>, exact: bool, threads: Option<usize>) -> SearchOptions<'_> {
+    let mut o = SearchOptions::new(k);
+    o.filter = filter;
+    if exact {
+        o = o.mode(ScanMode::Exact);
+    }
+    if let Some(t) = threads {
+        o = o.threads(t);
+    }
+    o
 }
