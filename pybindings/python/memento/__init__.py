@@ -9,14 +9,15 @@
         for hit in db.recall("when is the meeting?", k=3):
             print(f"{hit.score:.3f} {hit.text}")
 
-    with memento.Engine("vectors", dim=384, metric="cosine") as db:   # raw vectors
+    with memento.Engine("vectors", dimension=384, metric="cosine") as db:   # raw vectors
         db.add(["a", "b"], np.random.rand(2, 384).astype("float32"), metadatas=[{"lang": "en"}, None])
         hits = db.search(query, k=10, where={"lang": "en"})
 
 Two engines implement one API (:mod:`memento.base`): :class:`RustEngine`, the native engine
 (``memento._native``), and :class:`PythonEngine`, a pure-Python fallback (numpy, sqlite3, and
-onnxruntime + tokenizers for text). :func:`Engine` returns the Rust one, unless the native
-module cannot be imported (then it warns once and falls back) or ``MEMENTO_RUST=0``.
+onnxruntime + tokenizers for text), both subclasses of :class:`Engine`. ``Engine(path, ...)``
+returns the Rust one, unless the native module cannot be imported (then it warns once and
+falls back) or ``MEMENTO_RUST=0``.
 Errors are the classes of :mod:`memento.errors`, all subclasses of :class:`MementoError`.
 """
 
@@ -32,8 +33,9 @@ from typing import Any as _Any
 
 from . import base, embed, errors, vector_ops
 from ._ids import content_id as content_id
+from ._engine import Engine
 from ._rust import RustEngine
-from .base import UNSET, SearchArrays, VectorIndex
+from .base import DEFAULT_K, UNSET, SearchArrays, VectorIndex
 from .errors import (
     ClosedError,
     CorruptedError,
@@ -64,6 +66,7 @@ __all__ = [
     "SearchResult",
     "SearchArrays",
     "UNSET",
+    "DEFAULT_K",
     "content_id",
     "backend",
     "using_rust",
@@ -204,46 +207,6 @@ def provision(*, force: bool = False, optimize: bool = True) -> dict[str, _Any]:
         )
     report: dict[str, _Any] = native.provision(sys.executable, force=force, optimize=optimize)
     return report
-
-
-def Engine(
-    path: str | _os.PathLike[str],
-    dim: int | None = None,
-    metric: str | None = None,
-    model: str | _os.PathLike[str] | None = "default",
-    durability: str = "sync",
-    *,
-    create: bool = True,
-    page_size: int | None = None,
-) -> base.Engine:
-    """Opens (creating it if needed) the store in directory ``path``: a :class:`RustEngine`, or
-    a :class:`PythonEngine` when the native module cannot be imported (with one
-    RuntimeWarning) or ``MEMENTO_RUST=0``.
-
-    Args:
-        path: The store directory.
-        dim: The vector dimension: needed to create a raw-vector store, checked otherwise.
-        metric: "cosine", "dot" or "l2"; None (default): the store's, or cosine when creating.
-        model: "default" (the default): an existing store opens with its own model (none for a
-            raw-vector store); a new one gets the default model (all-MiniLM-L6-v2, 384
-            dimensions) when ``dim`` is None, and no model when ``dim`` is given. None: no
-            model. A directory: that model (any BERT-style ONNX model with a
-            ``memento-model.json`` manifest).
-        durability: "sync" (default), "group" or "buffered" (see the README).
-        create: Create the store if it does not exist (else InvalidArgumentError).
-        page_size: The page size of a new store in bytes, a power of two from 8 KiB to 16 MiB
-            (None: 64 KiB, which holds up to 16,352 dimensions; a larger dimension needs a
-            larger page, which the error names). See the README's "Limits".
-
-    Returns:
-        The engine (a context manager: ``with memento.Engine(path) as db: ...``). See
-        :mod:`memento.base` for its methods.
-    """
-    if using_rust():
-        return RustEngine(path, dim, metric, model, durability, create=create, page_size=page_size)
-    from ._pure import PythonEngine
-
-    return PythonEngine(path, dim, metric, model, durability, create=create, page_size=page_size)
 
 
 del annotations  # the __future__ feature's name: a compile-time switch, not part of the API

@@ -10,10 +10,11 @@ inputs; the cores only store, search and embed.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, NoReturn, Protocol, overload
+from typing import Any, ClassVar, Final, NoReturn, Protocol, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -22,12 +23,12 @@ from . import base
 from ._filter import compile_filter, filter_json
 from ._limits import MAX_ID_BYTES as MAX_ID_BYTES
 from ._limits import MAX_METADATA_BYTES, depth_error, metadata_len_error
-from .base import UNSET, Ids, Metadatas, SearchArrays, Texts, Unset, VectorsArg, Where
+from .base import DEFAULT_K, UNSET, Ids, Metadatas, SearchArrays, Texts, Unset, VectorsArg, Where
 from .errors import ClosedError, DimensionMismatchError, ForkedProcessError, InvalidArgumentError, _forked_message
 from .types import Memory, SearchResult, score_of
 from .vector_ops import as_batch
 
-__all__ = ["Core", "CoreEngine", "MAX_ID_BYTES"]
+__all__ = ["Core", "Engine", "MAX_ID_BYTES"]
 
 #: k is capped at this (no store holds more records).
 _MAX_K: Final = 2**40
@@ -60,9 +61,11 @@ class Core(Protocol):
     def delete_where(self, where_json: str) -> int: ...
     def get(self, ids: list[str]) -> list[Row | None]: ...
     def get_where(self, where_json: str, limit: int | None) -> list[Row]: ...
-    def search(self, queries: npt.NDArray[np.float32], k: int, where_json: str | None, exact: bool = False) -> list[list[Hit]]: ...
+    def search(
+        self, queries: npt.NDArray[np.float32], k: int, where_json: str | None, exact: bool = False, threads: int | None = None
+    ) -> list[list[Hit]]: ...
     def remember(self, texts: list[str], metadatas_json: list[str | None] | None, ids: list[str | None] | None) -> list[str]: ...
-    def recall(self, texts: list[str], k: int, where_json: str | None) -> list[list[Hit]]: ...
+    def recall(self, texts: list[str], k: int, where_json: str | None, exact: bool = False, threads: int | None = None) -> list[list[Hit]]: ...
     def embed(self, texts: list[str]) -> npt.NDArray[np.float32]: ...
     def count(self) -> int: ...
     def checkpoint(self) -> None: ...
@@ -173,6 +176,19 @@ def metadata_json(m: object) -> str | None:
     return s
 
 
+def merge_metadata(old: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> dict[str, Any]:
+    """``update(..., merge=True)``'s rule (the Rust engine's ``memento::merge_metadata``): a copy
+    of ``old`` (or an empty dict) where each key of ``patch`` replaces the old value and a None
+    value removes the key."""
+    out = dict(old or {})
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out
+
+
 def _metadatas_json(metas: list[Any] | None) -> tuple[list[str | None] | None, tuple[int, InvalidArgumentError] | None]:
     """``metadata_json`` of each; at the first that fails, stops and returns its index and error
     beside the ones before it (so that the caller can raise the errors in the engine's order)."""
@@ -219,6 +235,23 @@ def k_arg(k: object) -> int:
     return min(k, _MAX_K)
 
 
+def threads_arg(threads: object) -> int | None:
+    """``threads`` as None (the engine's default: one per core) or a positive int
+    (InvalidArgumentError otherwise)."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise _bad(f"threads must be None or a positive integer, not {threads!r}")
+    return int(threads)
+
+
+def exact_arg(exact: object) -> bool:
+    """``exact`` as a bool (InvalidArgumentError otherwise)."""
+    if not isinstance(exact, (bool, np.bool_)):
+        raise _bad(f"exact must be True or False, not {exact!r}")
+    return bool(exact)
+
+
 def where_arg(where: object) -> str | None:
     """A filter as JSON text (None: no filter). Validated by the engine's parser later; here
     only its type and JSON-ness (InvalidFilterError)."""
@@ -227,16 +260,18 @@ def where_arg(where: object) -> str | None:
     return filter_json(where)
 
 
-def _texts_list(texts: object, name: str = "text") -> tuple[list[str], bool]:
+def _texts_list(texts: object, name: str = "texts", item: str = "text") -> tuple[list[str], bool]:
+    """The argument ``name`` (one string, or a sequence of them, each an ``item``) as a list,
+    and whether it was one string."""
     if isinstance(texts, str):
-        return [_text(texts, name) or ""], True
+        return [_text(texts, item) or ""], True
     if texts is None:
         raise _bad(f"{name} must be a string or a list of strings, not None")
     out: list[str] = []
-    for t in _to_list(texts, name + "s"):
+    for t in _to_list(texts, name):
         if t is None:
-            raise _bad(f"a {name} must be a string, not None")
-        out.append(_text(t, name) or "")
+            raise _bad(f"a {item} must be a string, not None")
+        out.append(_text(t, item) or "")
     return out, False
 
 
@@ -254,21 +289,86 @@ def _frozen(v: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 # The engine
 
 
-class CoreEngine(base.Engine):
-    """:class:`memento.base.Engine` over a :class:`Core`. Subclasses open the core."""
+class Engine(base.Engine):
+    """A Memento store, open: ``memento.Engine(path, ...)``. See :mod:`memento.base` for every
+    method, and the README's table of operations for the same calls in Rust and the command line.
+
+    ``memento.Engine(...)`` returns a :class:`memento.RustEngine` (the native engine), or a
+    :class:`memento.PythonEngine` when the native module cannot be imported (with one
+    RuntimeWarning) or ``MEMENTO_RUST=0``; both are subclasses of this class, so
+    ``isinstance(db, memento.Engine)`` holds for either and ``memento.Engine`` is the type to
+    annotate with. A subclass of your own opens the engine :func:`memento.backend` names.
+
+    Args:
+        path: The store directory (created if missing, with ``create=True``).
+        dimension: The vector dimension. Needed to create a raw-vector store; checked against an
+            existing store (IncompatibleError if it differs).
+        metric: "cosine", "dot" or "l2"; None: the store's, or cosine for a new store.
+        model: "default" (the default): an existing store opens with its own model (none for a
+            raw-vector store); a new one gets the default model (all-MiniLM-L6-v2, 384
+            dimensions) when ``dimension`` is None, and no model when it is given. None: no
+            model (text calls raise NoModelError). A directory: that model (any BERT-style ONNX
+            model with a ``memento-model.json`` manifest).
+        durability: "sync" (default; each commit is fsynced before it returns), "group" (the
+            same guarantee, one fsync shared by concurrent commits) or "buffered" (commits
+            survive a process crash; a power loss may lose those since the last checkpoint).
+        create: Create the store if it does not exist (else InvalidArgumentError).
+        page_size: The page size of a new store in bytes, a power of two from 8 KiB to 16 MiB
+            (None: 64 KiB, which holds up to 16,352 dimensions; a larger dimension needs a
+            larger page, which the error names). See the README's "Limits".
+
+    The engine is a context manager: ``with memento.Engine(path) as db: ...`` closes it.
+    """
 
     _core: Core
     _kind: str = "?"
+    #: ``Engine(...)``'s signature, ``__init__``'s (set below the class: ``__new__`` takes any
+    #: arguments, only to pick the class).
+    __signature__: ClassVar[inspect.Signature]
 
-    def __init__(self, core: Core) -> None:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Engine:
+        # ``memento.Engine(...)`` itself: the engine the environment allows. A subclass (RustEngine,
+        # PythonEngine, or a user's) is itself.
+        if cls is Engine:
+            cls = _default_class()
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        dimension: int | None = None,
+        metric: str | None = None,
+        model: str | os.PathLike[str] | None = "default",
+        durability: str = "sync",
+        *,
+        create: bool = True,
+        page_size: int | None = None,
+    ) -> None:
+        core, kind = self._open_core(path, dimension, metric, model, durability, create, page_size)
         #: The process that opened the engine: a forked child gets ForkedProcessError.
         self._opener_pid = os.getpid()
         self._core = core
+        self._kind = kind
         self._dimension = int(core.dimension)
         self._metric = str(core.metric)
         self._path = str(core.path)
         mid = core.model_id
         self._model_id = None if mid is None else str(mid)
+
+    @classmethod
+    def _open_core(
+        cls,
+        path: str | os.PathLike[str],
+        dimension: int | None,
+        metric: str | None,
+        model: str | os.PathLike[str] | None,
+        durability: str,
+        create: bool,
+        page_size: int | None,
+    ) -> tuple[Core, str]:
+        """Opens the core: the engine :func:`memento.backend` names (RustEngine and PythonEngine
+        override this with their own)."""
+        return _default_class()._open_core(path, dimension, metric, model, durability, create, page_size)
 
     # ---------------------------------------------------------------- properties
 
@@ -295,7 +395,7 @@ class CoreEngine(base.Engine):
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         model = f", model={self._model_id!r}" if self._model_id else ""
-        return f"{type(self).__name__}({self._path!r}, dim={self._dimension}, metric={self._metric!r}{model}, {state})"
+        return f"{type(self).__name__}({self._path!r}, dimension={self._dimension}, metric={self._metric!r}{model}, {state})"
 
     def _check_process(self) -> None:
         """ForkedProcessError unless this is the process that opened the engine (first in
@@ -390,10 +490,14 @@ class CoreEngine(base.Engine):
     def upsert(self, ids: Ids, vectors: VectorsArg | None = None, texts: Texts = None, metadatas: Metadatas = None) -> None:
         self._put(ids, vectors, texts, metadatas, upsert=True)
 
-    def update(self, ids: Ids, *, texts: Texts | Unset = UNSET, metadatas: Metadatas | Unset = UNSET) -> None:
+    def update(self, ids: Ids, *, texts: Texts | Unset = UNSET, metadatas: Metadatas | Unset = UNSET, merge: bool = False) -> None:
         self._check_open()
         id_list, single = ids_arg(ids, write=True)
         n = len(id_list)
+        if not isinstance(merge, bool):
+            raise _bad(f"merge must be True or False, not {merge!r}")
+        if merge and (metadatas is None or isinstance(metadatas, Unset)):
+            raise _bad("merge=True merges the given metadatas into the records' own: give metadatas (a dict, or one per id)")
         ops: list[tuple[Any, ...]] = []
         if not isinstance(texts, Unset):
             tl = [None] * n if texts is None else _per_id(texts, n, single, "texts", str)
@@ -402,7 +506,11 @@ class CoreEngine(base.Engine):
         if not isinstance(metadatas, Unset):
             ml = [None] * n if metadatas is None else _per_id(metadatas, n, single, "metadatas", Mapping)
             assert ml is not None
-            ops.extend(("update_metadata", i, metadata_json(m)) for i, m in zip(id_list, ml))
+            if merge:
+                # A None entry is an empty patch (the id must still exist).
+                ops.extend(("merge_metadata", i, metadata_json({} if m is None else m)) for i, m in zip(id_list, ml))
+            else:
+                ops.extend(("update_metadata", i, metadata_json(m)) for i, m in zip(id_list, ml))
         if ops:
             self._core.write(ops)
 
@@ -462,17 +570,25 @@ class CoreEngine(base.Engine):
         return [[SearchResult(h[0], score_of(metric, float(h[1])), float(h[1]), h[2], _metadata_obj(h[3])) for h in row] for row in hits]
 
     @overload
-    def search(self, queries: Sequence[float], k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[SearchResult]: ...
+    def search(
+        self, queries: Sequence[float], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+    ) -> list[SearchResult]: ...
 
     @overload
-    def search(self, queries: Sequence[Sequence[float]], k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[list[SearchResult]]: ...
+    def search(
+        self, queries: Sequence[Sequence[float]], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+    ) -> list[list[SearchResult]]: ...
 
     @overload
-    def search(self, queries: npt.NDArray[Any], k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[Any]: ...
+    def search(
+        self, queries: npt.NDArray[Any], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+    ) -> list[Any]: ...
 
-    def search(self, queries: VectorsArg, k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[Any]:
+    def search(
+        self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+    ) -> list[Any]:
         self._check_open()
-        kk = k_arg(k)
+        kk, ex, th = k_arg(k), exact_arg(exact), threads_arg(threads)
         # The filter is checked before the queries, as the Rust library and the CLI do, so that
         # a call wrong in both ways fails with the same error everywhere.
         wj = where_arg(where)
@@ -481,17 +597,19 @@ class CoreEngine(base.Engine):
         batch, single = as_batch(queries, self._dimension, name="queries")
         if batch.shape[0] == 0:
             return []
-        res = self._results(self._core.search(batch, kk, wj, exact=bool(exact)))
+        res = self._results(self._core.search(batch, kk, wj, ex, th))
         return res[0] if single else res
 
-    def search_arrays(self, queries: VectorsArg, k: int = 10, where: Where | None = None, *, exact: bool = False) -> SearchArrays:
+    def search_arrays(
+        self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+    ) -> SearchArrays:
         self._check_open()
-        kk = k_arg(k)
+        kk, ex, th = k_arg(k), exact_arg(exact), threads_arg(threads)
         wj = where_arg(where)
         if wj is not None:
             compile_filter(where)  # before the queries, as in search
         batch, _ = as_batch(queries, self._dimension, name="queries")
-        hits = self._core.search(batch, kk, wj, exact=bool(exact)) if batch.shape[0] else []
+        hits = self._core.search(batch, kk, wj, ex, th) if batch.shape[0] else []
         n, m = len(hits), max((len(r) for r in hits), default=0)
         dist = np.full((n, m), np.nan, dtype=np.float32)
         ids: list[list[str]] = []
@@ -516,6 +634,10 @@ class CoreEngine(base.Engine):
         self._check_open()
         self._core.checkpoint()
 
+    def check_integrity(self) -> None:
+        self._check_open()
+        self._core.check_integrity()
+
     def close(self) -> None:
         self._check_process()
         self._core.close()
@@ -524,58 +646,83 @@ class CoreEngine(base.Engine):
 
     @overload
     def remember(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
-        self, text: str, metadata: Mapping[str, Any] | None = None, id: str | None = None
+        self, texts: str, metadatas: Mapping[str, Any] | None = None, ids: str | None = None
     ) -> str: ...
 
     @overload
     def remember(
-        self, text: Sequence[str], metadata: Sequence[Mapping[str, Any] | None] | None = None, id: Sequence[str | None] | None = None
+        self, texts: Sequence[str], metadatas: Sequence[Mapping[str, Any] | None] | None = None, ids: Sequence[str | None] | None = None
     ) -> list[str]: ...
 
-    def remember(self, text: str | Sequence[str], metadata: Any = None, id: Any = None) -> str | list[str]:
+    def remember(self, texts: str | Sequence[str], metadatas: Any = None, ids: Any = None) -> str | list[str]:
         self._check_open()
-        texts, single = _texts_list(text)
-        n = len(texts)
-        metas = _per_id(metadata, n, single, "metadata", Mapping)
+        text_list, single = _texts_list(texts, "texts")
+        n = len(text_list)
+        metas = _per_id(metadatas, n, single, "metadatas", Mapping)
         metas_json = None if metas is None else [metadata_json(m) for m in metas]
-        ids: list[str | None] | None = None
-        if id is not None:
-            raw = _per_id(id, n, single, "id", str)
+        id_list: list[str | None] | None = None
+        if ids is not None:
+            raw = _per_id(ids, n, single, "ids", str)
             assert raw is not None
-            ids = [None if i is None else _check_id(i, write=True) for i in raw]
+            id_list = [None if i is None else _check_id(i, write=True) for i in raw]
         if n == 0:
             return []
-        out = [str(i) for i in self._core.remember(texts, metas_json, ids)]
+        out = [str(i) for i in self._core.remember(text_list, metas_json, id_list)]
         return out[0] if single else out
 
     @overload
     def recall(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
-        self, text: str, k: int = 5, where: Where | None = None
+        self, queries: str, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
     ) -> list[SearchResult]: ...
 
     @overload
-    def recall(self, text: Sequence[str], k: int = 5, where: Where | None = None) -> list[list[SearchResult]]: ...
+    def recall(
+        self, queries: Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+    ) -> list[list[SearchResult]]: ...
 
-    def recall(self, text: str | Sequence[str], k: int = 5, where: Where | None = None) -> list[Any]:
+    def recall(
+        self, queries: str | Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+    ) -> list[Any]:
         self._check_open()
-        kk = k_arg(k)
-        texts, single = _texts_list(text)
+        kk, ex, th = k_arg(k), exact_arg(exact), threads_arg(threads)
+        text_list, single = _texts_list(queries, "queries", "query")
         wj = where_arg(where)
-        if not texts:
+        if not text_list:
             return []
-        res = self._results(self._core.recall(texts, kk, wj))
+        res = self._results(self._core.recall(text_list, kk, wj, ex, th))
         return res[0] if single else res
 
     @overload
-    def embed(self, text: str) -> npt.NDArray[np.float32]: ...
+    def embed(self, texts: str) -> npt.NDArray[np.float32]: ...
 
     @overload
-    def embed(self, text: Sequence[str]) -> npt.NDArray[np.float32]: ...
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
-    def embed(self, text: str | Sequence[str]) -> npt.NDArray[np.float32]:
+    def embed(self, texts: str | Sequence[str]) -> npt.NDArray[np.float32]:
         self._check_open()
-        texts, single = _texts_list(text)
-        if not texts:
+        text_list, single = _texts_list(texts, "texts")
+        if not text_list:
             return np.zeros((0, self._dimension), dtype=np.float32)
-        m = np.asarray(self._core.embed(texts), dtype=np.float32)
+        m = np.asarray(self._core.embed(text_list), dtype=np.float32)
         return m[0].copy() if single else m
+
+
+# ``memento.Engine(...)``'s signature is ``__init__``'s (``__new__`` only picks the class), for
+# help(), IDEs and inspect.signature.
+Engine.__signature__ = inspect.signature(Engine.__init__).replace(
+    parameters=list(inspect.signature(Engine.__init__).parameters.values())[1:], return_annotation=inspect.Signature.empty
+)
+
+
+def _default_class() -> type[Engine]:
+    """RustEngine, or PythonEngine when the native module cannot be imported (warning once) or
+    ``MEMENTO_RUST=0``."""
+    from . import using_rust
+
+    if using_rust():
+        from ._rust import RustEngine
+
+        return RustEngine
+    from ._pure import PythonEngine
+
+    return PythonEngine

@@ -39,7 +39,7 @@ import numpy.typing as npt
 from . import _limits
 from . import vector_ops as vo
 from ._embedder import ModelIdentity, PyEmbedder, model_dir
-from ._engine import Core, CoreEngine
+from ._engine import Core, Engine, merge_metadata
 from ._fork import leak
 from ._ids import content_id
 from ._filter import Predicate, compile_filter_json
@@ -576,6 +576,18 @@ class PythonCore:
                 put_here.add(rid)
                 metas[rid] = meta
                 written += 1
+            elif kind == "merge_metadata":
+                # The patch first, then the store, then the merged metadata (as the Rust engine
+                # plans it): keys of the patch replace the record's, a null removes one.
+                _check_meta_json(op[2])
+                if not exists(rid):
+                    raise NotFoundError(f"No record has the id {_rq(rid)}.", id=rid)
+                old = metadata_of(rid)
+                merged = merge_metadata(None if old is None else json.loads(old), json.loads(op[2]))
+                mj = json.dumps(merged, allow_nan=False, ensure_ascii=False)
+                _check_meta_json(mj)
+                metas[rid] = mj
+                plan.append(("set_meta", rid, mj))
             elif kind in ("update_text", "update_metadata"):
                 # The update's own arguments first, then the store (as the Rust engine plans).
                 if kind == "update_metadata" and op[2] is not None:
@@ -882,7 +894,10 @@ class PythonCore:
             out.append(row)
         return out
 
-    def search(self, queries: npt.NDArray[np.float32], k: int, where_json: str | None, exact: bool = False) -> list[list[_Hit]]:
+    def search(
+        self, queries: npt.NDArray[np.float32], k: int, where_json: str | None, exact: bool = False, threads: int | None = None
+    ) -> list[list[_Hit]]:
+        # numpy scores every record in float32 on its own threads: exact and threads change nothing.
         self._check_process()
         with self._mutex:
             self._check()
@@ -936,7 +951,7 @@ class PythonCore:
                 self._commit(ops, prepared)
             return out
 
-    def recall(self, texts: list[str], k: int, where_json: str | None) -> list[list[_Hit]]:
+    def recall(self, texts: list[str], k: int, where_json: str | None, exact: bool = False, threads: int | None = None) -> list[list[_Hit]]:
         self._check_process()
         emb = self._require_embedder()
         q = emb.embed_batch(texts)
@@ -1087,41 +1102,26 @@ def _check_meta_json(s: str) -> None:
 # The engine
 
 
-class PythonEngine(CoreEngine):
-    """The pure-Python engine (numpy, sqlite3, and onnxruntime + tokenizers for text): the same
-    API, results and errors as :class:`memento.RustEngine` (see :mod:`memento.base`), in its own
-    store format (a directory with ``memento.python.sqlite`` and ``LOCK``).
-
-    Args:
-        path: The store directory (created if missing, with ``create=True``).
-        dim: The vector dimension. Needed to create a raw-vector store; checked against an
-            existing store (IncompatibleError if it differs).
-        metric: "cosine", "dot" or "l2"; None: the store's, or cosine for a new store.
-        model: "default": the store's own model for an existing store (none for a raw-vector
-            store); for a new store, the default model (all-MiniLM-L6-v2) when ``dim`` is None
-            and none when a dimension is given. None: no model (text calls raise
-            NoModelError). A path: that model directory.
-        durability: "sync" (default) or "group": each write is synced before it returns;
-            "buffered": writes survive a process crash, maybe not a power loss.
-        create: Create the store if it does not exist (else InvalidArgumentError).
-        page_size: The page size of a new store, as the Rust engine takes it (None: 64 KiB,
-            which holds up to 16,352 dimensions); checked the same way, though this engine has
-            no pages.
+class PythonEngine(Engine):
+    """The pure-Python engine (numpy, sqlite3, and onnxruntime + tokenizers for text): the
+    arguments of :class:`memento.Engine`, the methods, results and errors of
+    :class:`memento.RustEngine` (see :mod:`memento.base`), in its own store format (a directory
+    with ``memento.python.sqlite`` and ``LOCK``). Durability "group" is "sync" here (each
+    write is synced before it returns); ``page_size`` is checked as the Rust engine checks it,
+    though this engine has no pages; ``exact`` and ``threads`` change nothing (numpy scores
+    every record in float32).
     """
 
-    _kind = "python"
-
-    def __init__(
-        self,
+    @classmethod
+    def _open_core(
+        cls,
         path: str | os.PathLike[str],
-        dim: int | None = None,
-        metric: str | None = None,
-        model: str | os.PathLike[str] | None = "default",
-        durability: str = "sync",
-        *,
-        create: bool = True,
-        page_size: int | None = None,
-    ) -> None:
-        core: Core = PythonCore(path, dim, metric, model, durability, create, page_size)
-        super().__init__(core)
+        dimension: int | None,
+        metric: str | None,
+        model: str | os.PathLike[str] | None,
+        durability: str,
+        create: bool,
+        page_size: int | None,
+    ) -> tuple[Core, str]:
+        return PythonCore(path, dimension, metric, model, durability, create, page_size), "python"
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._engine import Core, CoreEngine
+from ._engine import Core, Engine
 from ._limits import check_page_size
 from ._store import PY_STORE_FILE, RUST_VEC_FILE, StoreInfo, check_dim, check_durability, fspath, resolve_metric, resolve_model
 from .errors import IncompatibleError, InvalidArgumentError
@@ -35,46 +35,29 @@ def native() -> Any:
     return _native
 
 
-class RustEngine(CoreEngine):
-    """The Rust engine (``memento._native``): see :mod:`memento.base` for the API. Every call
-    that does I/O, searches or embeds releases the GIL.
-
-    Args:
-        path: The store directory (created if missing, with ``create=True``).
-        dim: The vector dimension. Needed to create a raw-vector store; checked against an
-            existing store (IncompatibleError if it differs).
-        metric: "cosine", "dot" or "l2"; None: the store's, or cosine for a new store.
-        model: "default": the store's own model for an existing store (none for a raw-vector
-            store); for a new store, the default model (all-MiniLM-L6-v2) when ``dim`` is None
-            and none when a dimension is given. None: no model (text calls raise
-            NoModelError). A path: that model directory.
-        durability: "sync" (default; each commit is fsynced before it returns), "group" (the
-            same guarantee, one fsync shared by concurrent commits) or "buffered" (commits
-            survive a process crash; a power loss may lose those since the last checkpoint).
-        create: Create the store if it does not exist (else InvalidArgumentError).
-        page_size: The page size of a new store in bytes (None: 64 KiB, which holds up to
-            16,352 dimensions): a power of two from 8 KiB to 16 MiB.
+class RustEngine(Engine):
+    """The Rust engine (``memento._native``), what ``memento.Engine(...)`` opens whenever the
+    native module imports: the arguments of :class:`memento.Engine`, the methods of
+    :mod:`memento.base`. Every call that does I/O, searches or embeds releases the GIL.
 
     Raises:
         ImportError: the native module is not available.
     """
 
-    _kind = "rust"
-
-    def __init__(
-        self,
+    @classmethod
+    def _open_core(
+        cls,
         path: str | os.PathLike[str],
-        dim: int | None = None,
-        metric: str | None = None,
-        model: str | os.PathLike[str] | None = "default",
-        durability: str = "sync",
-        *,
-        create: bool = True,
-        page_size: int | None = None,
-    ) -> None:
+        dimension: int | None,
+        metric: str | None,
+        model: str | os.PathLike[str] | None,
+        durability: str,
+        create: bool,
+        page_size: int | None,
+    ) -> tuple[Core, str]:
         mod = native()
         p = fspath(path)
-        dim = check_dim(dim)
+        dimension = check_dim(dimension)
         page_size = check_page_size(page_size)
         durability = check_durability(durability)
         if metric is not None:
@@ -89,7 +72,7 @@ class RustEngine(CoreEngine):
             )
         found = mod.peek(p)
         existing = None if found is None else StoreInfo(found["dimension"], found["metric"], found["model_id"])
-        model_spec = resolve_model(model, dim, existing)
+        model_spec = resolve_model(model, dimension, existing)
         metric_res = resolve_metric(metric, existing)
-        core: Core = mod.NativeEngine(p, dim, metric_res, model_spec, durability, create, page_size)
-        super().__init__(core)
+        core: Core = mod.NativeEngine(p, dimension, metric_res, model_spec, durability, create, page_size)
+        return core, "rust"

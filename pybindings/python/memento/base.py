@@ -8,9 +8,15 @@ arguments, results and exceptions, so code written against this contract runs on
 
 Conventions:
 
-* **Ids** are non-empty strings (at most 1,024 bytes of UTF-8). Methods that take ids accept one
-  id (a ``str``) or a sequence of them; with one id they take and return one item, with a
-  sequence they take and return lists.
+* **One or many**: every argument that names records or their parts is plural (``ids``,
+  ``vectors``, ``texts``, ``metadatas``, ``queries``) and takes one item or a sequence of them;
+  one item in gives one result out (``get("a")`` is a Memory or None, ``remember("text")`` an
+  id, ``search(vector)`` one list of results), a sequence gives a list (one entry per item).
+  A call with a sequence is one commit (writes) or one batched scan (searches). The Rust
+  library spells the two forms as two methods (``remember`` / ``remember_batch``, ``search`` /
+  ``search_batch``, and ``write(WriteBatch)`` for any mix of writes); the command line takes
+  repeated arguments or a file. The README's table of operations lists every call in all three.
+* **Ids** are non-empty strings (at most 1,024 bytes of UTF-8).
 * **Vectors** go in as numpy arrays (1-D for one vector, 2-D ``(n, dimension)`` for several) or
   lists of floats. float32 C-contiguous arrays are passed to the Rust engine without a copy;
   other real dtypes and non-contiguous arrays are converted to float32. Arrays of strings or
@@ -23,10 +29,14 @@ Conventions:
   JSON and comes back as a new dict. Filters match its top-level keys.
 * **Filters** (``where``) are Chroma's: ``{"key": value}``, ``{"key": {"$eq" | "$ne" | "$gt" |
   "$gte" | "$lt" | "$lte": value}}``, ``{"key": {"$in" | "$nin": [values]}}``, ``{"$and": [...]}``,
-  ``{"$or": [...]}``, ``{"$contains": "text"}``, ``{"$not_contains": "text"}``. Values are strings,
-  numbers and booleans, compared only with values of the same type; ``$ne`` and ``$nin`` match
-  records that lack the key. A malformed filter raises
+  ``{"$or": [...]}``. Values are strings, numbers and booleans, compared only with values of the
+  same type; ``$ne`` and ``$nin`` match records that lack the key. A malformed filter raises
   :class:`~memento.errors.InvalidFilterError`.
+* **Text conditions** live in the same filter: ``{"$contains": "s"}`` / ``{"$not_contains":
+  "s"}`` match records whose text holds ``s`` as a case-sensitive substring (a plain scan of
+  the texts, not a keyword index: ``"Rust"`` does not match "rust", ``"run"`` matches
+  "running"); a record without text matches ``$not_contains`` and never ``$contains``. Chroma puts these in a
+  separate ``where_document``; ranked keyword search is not here yet.
 * **Writes** are atomic per call: one commit, all or nothing, durable when the call returns
   (under the default ``durability="sync"``).
 * **Distances**: ``1 - cos`` (cosine), ``-dot`` (dot), squared Euclidean (l2); smaller is closer.
@@ -44,7 +54,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, NamedTuple, Optional, Self, Union, overload
+from typing import Any, Final, NamedTuple, Optional, Self, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -64,7 +74,12 @@ __all__ = [
     "VectorsArg",
     "UNSET",
     "Unset",
+    "DEFAULT_K",
 ]
+
+#: The number of results ``search`` and ``recall`` return unless ``k`` is given (in Rust
+#: ``memento::DEFAULT_K``, on the command line ``-k``).
+DEFAULT_K: Final = 10
 
 #: One id or several.
 Ids = Union[str, Sequence[str]]
@@ -173,9 +188,11 @@ class VectorIndex(ABC):
         counts as inserted last). Given twice in one call, the last one wins."""
 
     @abstractmethod
-    def update(self, ids: Ids, *, texts: Texts | Unset = UNSET, metadatas: Metadatas | Unset = UNSET) -> None:
+    def update(self, ids: Ids, *, texts: Texts | Unset = UNSET, metadatas: Metadatas | Unset = UNSET, merge: bool = False) -> None:
         """Replaces the text and/or metadata of existing records; a field left :data:`UNSET` is
-        not touched, None clears it. In a text store (one with a model) a record's vector is the
+        not touched, None clears it. With ``merge=True`` each given metadata is merged into the
+        record's own instead of replacing it: its keys replace the record's, a None value
+        removes a key (planned inside the commit, so a concurrent update is never lost). In a text store (one with a model) a record's vector is the
         embedding of its text: a new text is embedded (through the cache) and the record
         replaced, keeping its metadata (it then comes last in insertion order, as after an
         upsert), and removing a text (None) is refused. In a raw-vector store the vectors and
@@ -183,7 +200,8 @@ class VectorIndex(ABC):
 
         Raises:
             NotFoundError: an id is not stored (and nothing is written).
-            InvalidArgumentError: ``texts=None`` in a text store.
+            InvalidArgumentError: ``texts=None`` in a text store; ``merge=True`` without
+                ``metadatas``.
             NoModelError: a new text in a text store opened without its model.
         """
 
@@ -224,18 +242,18 @@ class VectorIndex(ABC):
 
     @overload
     @abstractmethod
-    def search(self, queries: Sequence[float], k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[SearchResult]: ...
+    def search(self, queries: Sequence[float], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None) -> list[SearchResult]: ...
 
     @overload
     @abstractmethod
-    def search(self, queries: Sequence[Sequence[float]], k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[list[SearchResult]]: ...
+    def search(self, queries: Sequence[Sequence[float]], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None) -> list[list[SearchResult]]: ...
 
     @overload
     @abstractmethod
-    def search(self, queries: npt.NDArray[Any], k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[Any]: ...
+    def search(self, queries: npt.NDArray[Any], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None) -> list[Any]: ...
 
     @abstractmethod
-    def search(self, queries: VectorsArg, k: int = 10, where: Where | None = None, *, exact: bool = False) -> list[Any]:
+    def search(self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None) -> list[Any]:
         """The ``k`` records nearest to each query, closest first (ties by insertion order).
 
         A 1-D query returns one ``list[SearchResult]``; a 2-D array of queries returns a list
@@ -248,6 +266,8 @@ class VectorIndex(ABC):
         float32 scan's, whatever the data. ``exact=True`` asks for the float32 scan itself (the
         same answer; for checking, or when the int8 scan would fall back anyway). The Python
         engine always scores in float32 with numpy, so ``exact`` changes nothing there.
+        ``threads``: how many threads scan (None: the engine's default, one per core; a store
+        under 8 MiB of vectors is scanned on one); the answer does not depend on it.
 
         Raises:
             InvalidArgumentError: ``k`` is not a positive integer, or the queries are not
@@ -256,13 +276,13 @@ class VectorIndex(ABC):
             InvalidFilterError: ``where`` is malformed.
         """
 
-    def search_arrays(self, queries: VectorsArg, k: int = 10, where: Where | None = None, *, exact: bool = False) -> SearchArrays:
+    def search_arrays(self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None) -> SearchArrays:
         """:meth:`search` with its results as arrays (see :class:`SearchArrays`): no result
         objects, no metadata decoding; for use as an index backend."""
         from .vector_ops import as_batch
 
         batch, _ = as_batch(queries, self.dimension, name="queries")
-        lists: list[list[SearchResult]] = self.search(batch, k, where, exact=exact) if batch.shape[0] else []
+        lists: list[list[SearchResult]] = self.search(batch, k, where, exact=exact, threads=threads) if batch.shape[0] else []
         n, m = len(lists), max((len(r) for r in lists), default=0)
         dist = np.full((n, m), np.nan, dtype=np.float32)
         score = np.full((n, m), np.nan, dtype=np.float32)
@@ -286,6 +306,16 @@ class VectorIndex(ABC):
     def checkpoint(self) -> None:
         """Folds the write-ahead log into the store's main files now (it also happens by itself
         and at close). Durability does not depend on it."""
+
+    @abstractmethod
+    def check_integrity(self) -> None:
+        """Checks the store against itself: every checksum, and the SQLite mirror row by row
+        against the log (the Rust engine; the Python engine checks its database's integrity
+        and its rows against its vectors). For a full report use ``memento-inspect verify``.
+
+        Raises:
+            CorruptedError: damage, with the file and the offset where known.
+        """
 
     @abstractmethod
     def close(self) -> None:
@@ -340,25 +370,26 @@ class Engine(VectorIndex):
     @overload
     @abstractmethod
     def remember(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
-        self, text: str, metadata: MetadataArg = None, id: str | None = None
+        self, texts: str, metadatas: MetadataArg = None, ids: str | None = None
     ) -> str: ...
 
     @overload
     @abstractmethod
     def remember(
-        self, text: Sequence[str], metadata: Sequence[MetadataArg] | None = None, id: Sequence[str | None] | None = None
+        self, texts: Sequence[str], metadatas: Sequence[MetadataArg] | None = None, ids: Sequence[str | None] | None = None
     ) -> list[str]: ...
 
     @abstractmethod
-    def remember(self, text: str | Sequence[str], metadata: Any = None, id: Any = None) -> str | list[str]:
-        """Stores a text (embedded with the engine's model) and returns its id.
+    def remember(self, texts: str | Sequence[str], metadatas: Any = None, ids: Any = None) -> str | list[str]:
+        """Stores a text (embedded with the engine's model) and returns its id:
+        ``remember("text", {"kind": "note"})``.
 
         Without an id, the id is the text's content id (:func:`memento.content_id`:
         ``"m-"`` and 32 hex digits of its SHA-256), so remembering the same text twice stores it
         once and embeds it once; given metadata then replaces the stored metadata. With an id,
         the record is replaced (without inference when its text is unchanged).
 
-        A sequence of texts (with a sequence of metadata and/or ids, or None) is stored in one
+        A sequence of texts (with a sequence of metadatas and/or ids, or None) is stored in one
         commit, embedded in batches; the ids come back as a list.
 
         Raises:
@@ -369,17 +400,22 @@ class Engine(VectorIndex):
     @overload
     @abstractmethod
     def recall(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
-        self, text: str, k: int = 5, where: Where | None = None
+        self, queries: str, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
     ) -> list[SearchResult]: ...
 
     @overload
     @abstractmethod
-    def recall(self, text: Sequence[str], k: int = 5, where: Where | None = None) -> list[list[SearchResult]]: ...
+    def recall(
+        self, queries: Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+    ) -> list[list[SearchResult]]: ...
 
     @abstractmethod
-    def recall(self, text: str | Sequence[str], k: int = 5, where: Where | None = None) -> list[Any]:
-        """The ``k`` stored records closest in meaning to ``text`` (see :meth:`search`); a
-        sequence of texts gives one list per text. Query embeddings are cached.
+    def recall(
+        self, queries: str | Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+    ) -> list[Any]:
+        """The ``k`` stored records closest in meaning to the query text (see :meth:`search`,
+        whose ``where``, ``exact`` and ``threads`` these are); a sequence of query texts gives
+        one list per text. Query embeddings are cached.
 
         Raises:
             NoModelError: the engine has no model.
@@ -387,14 +423,14 @@ class Engine(VectorIndex):
 
     @overload
     @abstractmethod
-    def embed(self, text: str) -> npt.NDArray[np.float32]: ...
+    def embed(self, texts: str) -> npt.NDArray[np.float32]: ...
 
     @overload
     @abstractmethod
-    def embed(self, text: Sequence[str]) -> npt.NDArray[np.float32]: ...
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
     @abstractmethod
-    def embed(self, text: str | Sequence[str]) -> npt.NDArray[np.float32]:
+    def embed(self, texts: str | Sequence[str]) -> npt.NDArray[np.float32]:
         """The embedding of a text (1-D float32), or of several texts (2-D, one row each), with
         the engine's model (cached).
 
