@@ -151,7 +151,7 @@ def worker(argv: list[str]) -> None:
         batches = []
         for i in range(0, len(texts), a.batch):
             tb = time.perf_counter()
-            e.remember([x["text"] for x in texts[i : i + a.batch]], metadata=[x.get("metadata") for x in texts[i : i + a.batch]])
+            e.remember([x["text"] for x in texts[i : i + a.batch]], metadatas=[x.get("metadata") for x in texts[i : i + a.batch]])
             batches.append(time.perf_counter() - tb)
         out["ingest_s"] = time.perf_counter() - t
         out["n"] = len(texts)

@@ -3,7 +3,7 @@
 Every engine-level test runs against both engines in one run: ``engine_kind`` is parametrised
 over ``"rust"`` (``memento.RustEngine``, the native module) and ``"python"``
 (``memento.PythonEngine``, the numpy + sqlite3 + onnxruntime fallback), using the classes
-directly rather than the ``memento.Engine`` factory, so that ``MEMENTO_RUST`` does not matter.
+directly rather than ``memento.Engine(...)``, so that ``MEMENTO_RUST`` does not matter.
 
 Nothing is skipped: when ``memento._native`` cannot be imported the ``rust`` parameters FAIL
 (build and install the wheel first: ``make wheel``), and tests that need the default embedding
@@ -112,7 +112,7 @@ class Opener:
 @pytest.fixture
 def open_engine(engine_cls, tmp_path):
     """``open_engine(path=None, **kw)``: an engine of the class under test, closed at teardown.
-    ``model`` defaults to None (a raw-vector store); pass ``dim=`` to create one."""
+    ``model`` defaults to None (a raw-vector store); pass ``dimension=`` to create one."""
     o = Opener(engine_cls, tmp_path)
     yield o
     o.close_all()

@@ -186,7 +186,7 @@ class ApiStore:
 
     def __init__(self, cls, path: Path, dim: int, metric: str):
         self.cls, self.path, self.dim, self.metric = cls, path, dim, metric
-        self.e = cls(str(path), dim=dim, metric=metric, model=None)
+        self.e = cls(str(path), dimension=dim, metric=metric, model=None)
 
     def run(self, op):
         name, args = op[0], op[1:]

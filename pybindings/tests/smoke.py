@@ -66,7 +66,7 @@ def main() -> int:
         path = os.path.join(tmp, "raw")
         rng = np.random.default_rng(1)
         data = rng.standard_normal((1000, 64)).astype(np.float32)
-        with memento.Engine(path, dim=64, metric="cosine", model=None) as e:
+        with memento.Engine(path, dimension=64, metric="cosine", model=None) as e:
             if type(e).__name__ != "RustEngine":
                 raise SystemExit(f"memento.Engine gave {type(e).__name__}, not the native RustEngine")
             e.add([f"v{i}" for i in range(1000)], data, metadatas=[{"i": i, "odd": i % 2 == 1} for i in range(1000)])
@@ -80,7 +80,7 @@ def main() -> int:
             assert e.count() == 999 and e.get("v5") is None
             np.testing.assert_allclose(e.get("v7").vector, data[7] / np.linalg.norm(data[7]), atol=1e-6)
         try:
-            memento.Engine(path, dim=65, model=None)
+            memento.Engine(path, dimension=65, model=None)
             raise AssertionError("a wrong dimension was accepted")
         except memento.IncompatibleError:
             pass

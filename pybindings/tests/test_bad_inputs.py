@@ -123,7 +123,7 @@ def _deep(n):
 
 @pytest.mark.parametrize("action,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input(open_engine, action, expected):
-    e = open_engine(dim=DIM, metric="cosine")
+    e = open_engine(dimension=DIM, metric="cosine")
     e.add("a", OK, texts="text a", metadatas={"a": 1})
     with raises_memento(expected):
         action(e)
@@ -151,7 +151,7 @@ def test_a_rust_panic_becomes_a_memento_error():
 
 
 def test_unknown_ids_are_not_errors(open_engine):
-    e = open_engine(dim=DIM)
+    e = open_engine(dimension=DIM)
     e.add("a", OK)
     assert e.get("nope") is None
     assert e.get(["nope"]) == []
@@ -162,7 +162,7 @@ def test_unknown_ids_are_not_errors(open_engine):
 
 def test_zero_vector_is_fine_under_l2_and_dot(open_engine):
     for metric in ("l2", "dot"):
-        e = open_engine(dim=DIM, metric=metric)
+        e = open_engine(dimension=DIM, metric=metric)
         e.add("z", np.zeros(4, dtype=np.float32))
         assert [h.id for h in e.search(np.zeros(4), k=1)] == ["z"]
 
@@ -203,7 +203,7 @@ def test_non_contiguous_and_other_layouts_are_converted(open_engine, rng, view):
     the contiguous float32 copy's."""
     a = _views(rng)[view]
     want = np.ascontiguousarray(a, dtype=np.float32)
-    e = open_engine(dim=DIM, metric="l2")
+    e = open_engine(dimension=DIM, metric="l2")
     ids = [f"r{i}" for i in range(len(a))]
     e.add(ids, a)
     np.testing.assert_array_equal(np.stack([m.vector for m in e.get(ids)]), want)
@@ -222,12 +222,12 @@ def test_non_contiguous_and_other_layouts_are_converted(open_engine, rng, view):
 
 OPEN_CASES = [
     ("no-dim-no-model", dict(model=None), E.InvalidArgumentError),
-    ("dim-zero", dict(dim=0, model=None), E.InvalidArgumentError),
-    ("dim-negative", dict(dim=-3, model=None), E.InvalidArgumentError),
-    ("dim-huge", dict(dim=70_000, model=None), E.InvalidArgumentError),
-    ("dim-not-int", dict(dim="4", model=None), E.InvalidArgumentError),
-    ("bad-metric", dict(dim=4, metric="manhattan", model=None), E.InvalidArgumentError),
-    ("bad-durability", dict(dim=4, model=None, durability="sometimes"), E.InvalidArgumentError),
+    ("dim-zero", dict(dimension=0, model=None), E.InvalidArgumentError),
+    ("dim-negative", dict(dimension=-3, model=None), E.InvalidArgumentError),
+    ("dim-huge", dict(dimension=70_000, model=None), E.InvalidArgumentError),
+    ("dim-not-int", dict(dimension="4", model=None), E.InvalidArgumentError),
+    ("bad-metric", dict(dimension=4, metric="manhattan", model=None), E.InvalidArgumentError),
+    ("bad-durability", dict(dimension=4, model=None, durability="sometimes"), E.InvalidArgumentError),
     ("missing-model-dir", dict(model="/nonexistent/model/dir"), E.ModelError),
 ]
 
@@ -237,7 +237,7 @@ def test_bad_open(engine_cls, store_path, kwargs, expected):
     with raises_memento(expected):
         engine_cls(str(store_path), **kwargs)
     # and the lock is not left held: a good open works
-    with engine_cls(str(store_path), dim=DIM, model=None) as e:
+    with engine_cls(str(store_path), dimension=DIM, model=None) as e:
         assert e.count() == 0
 
 
@@ -245,11 +245,11 @@ def test_open_on_a_file(engine_cls, tmp_path):
     f = tmp_path / "file"
     f.write_text("not a store")
     with raises_memento(E.MementoError):
-        engine_cls(str(f), dim=DIM, model=None)
+        engine_cls(str(f), dimension=DIM, model=None)
 
 
 def test_open_garbage_store(engine_cls, open_engine, store_path):
-    e = open_engine(store_path, dim=DIM, model=None)
+    e = open_engine(store_path, dimension=DIM, model=None)
     e.add("a", OK)
     e.close()
     for f in store_path.iterdir():
@@ -259,11 +259,11 @@ def test_open_garbage_store(engine_cls, open_engine, store_path):
         engine_cls(str(store_path), model=None)
 
 
-@pytest.mark.parametrize("kwargs", [dict(dim=5), dict(metric="l2"), dict(dim=5, metric="dot")])
+@pytest.mark.parametrize("kwargs", [dict(dimension=5), dict(metric="l2"), dict(dimension=5, metric="dot")])
 def test_reopen_incompatible(open_engine, engine_cls, store_path, kwargs):
-    open_engine(store_path, dim=DIM, metric="cosine").close()
+    open_engine(store_path, dimension=DIM, metric="cosine").close()
     with raises_memento(E.IncompatibleError):
-        engine_cls(str(store_path), model=None, **{"dim": DIM, **kwargs})
+        engine_cls(str(store_path), model=None, **{"dimension": DIM, **kwargs})
 
 
 # ------------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ CLOSED_CALLS = {
 
 @pytest.mark.parametrize("call", list(CLOSED_CALLS))
 def test_closed_engine(open_engine, call):
-    e = open_engine(dim=DIM)
+    e = open_engine(dimension=DIM)
     e.add("a", OK, metadatas={"a": 1})
     e.close()
     with raises_memento(E.ClosedError):
@@ -296,7 +296,7 @@ def test_closed_engine(open_engine, call):
 
 
 def test_closed_via_context_manager_then_reenter(engine_cls, store_path):
-    e = engine_cls(str(store_path), dim=DIM, model=None)
+    e = engine_cls(str(store_path), dimension=DIM, model=None)
     with e:
         pass
     with raises_memento(E.ClosedError):
@@ -308,7 +308,7 @@ def test_closed_via_context_manager_then_reenter(engine_cls, store_path):
 
 
 def test_second_writer_same_process(open_engine, engine_cls, store_path):
-    e = open_engine(store_path, dim=DIM)
+    e = open_engine(store_path, dimension=DIM)
     with raises_memento(E.LockedError, match=str(os.getpid())):
         engine_cls(str(store_path), model=None)
     e.add("a", OK)  # the first one is unaffected
@@ -320,7 +320,7 @@ def test_second_writer_same_process(open_engine, engine_cls, store_path):
 HOLDER = textwrap.dedent(
     """
     import sys, memento
-    e = getattr(memento, sys.argv[1])(sys.argv[2], dim=4, model=None)
+    e = getattr(memento, sys.argv[1])(sys.argv[2], dimension=4, model=None)
     e.add("held", [1.0, 2.0, 3.0, 4.0])
     print("ready", flush=True)
     sys.stdin.readline()
@@ -367,7 +367,7 @@ def test_lock_dies_with_a_killed_holder(engine_cls, store_path):
 
 
 def test_other_process_sees_locked(open_engine, engine_cls, store_path):
-    open_engine(store_path, dim=DIM)
+    open_engine(store_path, dimension=DIM)
     code = textwrap.dedent(
         f"""
         import memento
@@ -398,7 +398,7 @@ def test_text_store_with_another_model(open_engine, engine_cls, store_path, defa
 
 
 def test_raw_store_opened_with_a_model(open_engine, engine_cls, store_path, default_model):
-    open_engine(store_path, dim=384, model=None).close()
+    open_engine(store_path, dimension=384, model=None).close()
     # a model given explicitly (its directory) is refused: the store has none
     with raises_memento(E.ModelMismatchError):
         engine_cls(str(store_path), model=str(default_model))
@@ -411,7 +411,7 @@ def test_raw_store_opened_with_a_model(open_engine, engine_cls, store_path, defa
 
 def test_model_with_wrong_dimension(engine_cls, store_path, default_model):
     with raises_memento(E.InvalidArgumentError):
-        engine_cls(str(store_path), dim=16, model=str(default_model))
+        engine_cls(str(store_path), dimension=16, model=str(default_model))
 
 
 def test_bad_text_inputs_with_a_model(open_engine, default_model):
@@ -419,8 +419,8 @@ def test_bad_text_inputs_with_a_model(open_engine, default_model):
     for call, expected in [
         (lambda: e.remember(42), E.InvalidArgumentError),
         (lambda: e.remember(None), E.InvalidArgumentError),
-        (lambda: e.remember("ok", metadata="not a dict"), E.InvalidArgumentError),
-        (lambda: e.remember("ok", id=""), E.InvalidArgumentError),
+        (lambda: e.remember("ok", metadatas="not a dict"), E.InvalidArgumentError),
+        (lambda: e.remember("ok", ids=""), E.InvalidArgumentError),
         (lambda: e.recall("q", k=0), E.InvalidArgumentError),
         (lambda: e.recall(["a list", None]), E.InvalidArgumentError),
         (lambda: e.recall(42), E.InvalidArgumentError),
@@ -450,7 +450,7 @@ junk = st.recursive(
 def test_junk_never_panics(open_engine, ids, vectors, texts, metadatas, q, k, where):
     e = getattr(open_engine, "_junk_engine", None)
     if e is None:
-        e = open_engine._junk_engine = open_engine(dim=DIM, metric="cosine")
+        e = open_engine._junk_engine = open_engine(dimension=DIM, metric="cosine")
     for call in (
         lambda: e.add(ids, vectors, texts=texts, metadatas=metadatas),
         lambda: e.upsert(ids, vectors, texts=texts, metadatas=metadatas),
@@ -458,7 +458,7 @@ def test_junk_never_panics(open_engine, ids, vectors, texts, metadatas, q, k, wh
         lambda: e.get(ids),
         lambda: e.get(where=where),
         lambda: e.delete(ids),
-        lambda: e.remember(texts, metadata=metadatas),
+        lambda: e.remember(texts, metadatas=metadatas),
     ):
         try:
             call()

@@ -42,7 +42,7 @@ def test_a_class_parses_nothing_from_its_message():
 
 
 def test_dimension_mismatch_fields(open_engine, store_path):
-    e = open_engine(store_path, dim=DIM)
+    e = open_engine(store_path, dimension=DIM)
     with raises_memento(E.DimensionMismatchError) as info:
         e.add("a", [1.0, 0.0, 0.0])
     assert (info.value.expected, info.value.got) == (DIM, 3)
@@ -53,7 +53,7 @@ def test_dimension_mismatch_fields(open_engine, store_path):
 
 
 def test_locked_fields(open_engine, engine_cls, store_path):
-    open_engine(store_path, dim=DIM)
+    open_engine(store_path, dimension=DIM)
     with raises_memento(E.LockedError) as info:
         engine_cls(str(store_path), model=None)
     assert info.value.pid == os.getpid()
@@ -62,7 +62,7 @@ def test_locked_fields(open_engine, engine_cls, store_path):
 
 
 def test_id_fields(open_engine, store_path):
-    e = open_engine(store_path, dim=DIM)
+    e = open_engine(store_path, dimension=DIM)
     odd = 'a "quoted"\nid é'
     e.add(odd, OK)
     with raises_memento(E.DuplicateIdError) as info:
@@ -94,7 +94,7 @@ def _damage_the_store(engine_kind: str, path: Path) -> None:
 
 
 def test_corrupted_fields(open_engine, engine_cls, engine_kind, store_path):
-    open_engine(store_path, dim=DIM).close()
+    open_engine(store_path, dimension=DIM).close()
     _damage_the_store(engine_kind, store_path)
     with raises_memento(E.CorruptedError) as info:
         engine_cls(str(store_path), model=None)
@@ -106,7 +106,7 @@ def test_corrupted_fields(open_engine, engine_cls, engine_kind, store_path):
 
 
 def test_model_mismatch_fields(open_engine, engine_cls, store_path, default_model):
-    open_engine(store_path, dim=384).close()
+    open_engine(store_path, dimension=384).close()
     with raises_memento(E.ModelMismatchError) as info:
         engine_cls(str(store_path), model=str(default_model))
     assert info.value.store == "none (a raw-vector store)"
@@ -137,7 +137,7 @@ def _edit_mirror(path: Path, sql: str) -> None:
 
 
 def _rust_store_with_metadata(path: Path) -> None:
-    e = memento.RustEngine(str(path), dim=DIM, model=None)
+    e = memento.RustEngine(str(path), dimension=DIM, model=None)
     e.add([f"r{i}" for i in range(50)], [[1.0, float(i), 0.0, 0.0] for i in range(50)], metadatas=[{"i": i} for i in range(50)])
     e.close()
 
@@ -172,7 +172,7 @@ def test_a_store_of_a_newer_format_is_incompatible_in_both_engines(open_engine, 
         _rust_store_with_metadata(store_path)
         _edit_mirror(store_path / RUST_MIRROR, "PRAGMA user_version = 99;")
     else:
-        open_engine(store_path, dim=DIM).close()
+        open_engine(store_path, dimension=DIM).close()
         c = sqlite3.connect(store_path / PY_STORE, isolation_level=None)
         c.execute("UPDATE meta SET value = '99' WHERE key = 'version'")
         c.close()

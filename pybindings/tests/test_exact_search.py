@@ -29,7 +29,7 @@ def test_default_search_equals_exact_on_a_dominant_coordinate(open_engine, metri
     data[:, 0] = 1000.0
     queries = rng.standard_normal((10, 16)).astype(np.float32)
     queries[:, 0] = 1000.0
-    e = open_engine(dim=16, metric=metric)
+    e = open_engine(dimension=16, metric=metric)
     e.add([f"r{i}" for i in range(5000)], data)
     default = e.search(queries, k=10)
     exact = e.search(queries, k=10, exact=True)

@@ -139,7 +139,7 @@ def assert_intact(cls, path: Path, want: dict[str, list[float]]) -> None:
 
 def test_a_forked_childs_add_is_refused_and_the_parents_write_survives(engine_cls, store_path):
     parent = os.getpid()
-    db = engine_cls(str(store_path), dim=2, metric="l2", model=None)
+    db = engine_cls(str(store_path), dimension=2, metric="l2", model=None)
     db.add("base", [0.5, 0.5])
     report = in_child(lambda: forked(lambda: db.add("child", [1.0, 1.0]), parent))
     db.add("parent", [2.0, 2.0])
@@ -150,7 +150,7 @@ def test_a_forked_childs_add_is_refused_and_the_parents_write_survives(engine_cl
 
 def test_the_parent_keeps_writing_between_children(engine_cls, store_path):
     parent = os.getpid()
-    db = engine_cls(str(store_path), dim=2, metric="l2", model=None, durability="group")
+    db = engine_cls(str(store_path), dimension=2, metric="l2", model=None, durability="group")
     want = {"base": [0.5, 0.5]}
     db.add("base", [0.5, 0.5])
     for round_ in range(3):
@@ -187,8 +187,8 @@ def test_the_parent_keeps_writing_between_children(engine_cls, store_path):
 def test_every_public_method_raises_in_a_child(engine_cls, store_path, default_model):
     parent = os.getpid()
     db = engine_cls(str(store_path), model="default")
-    a = db.remember("Alice lives in Lyon.", id="a")
-    db.remember("Bob plays the cello.", id="b", metadata={"n": 1})
+    a = db.remember("Alice lives in Lyon.", ids="a")
+    db.remember("Bob plays the cello.", ids="b", metadatas={"n": 1})
     assert db.recall("Who lives in Lyon?", k=1)[0].id == a  # the model is loaded in the parent
     v = db.get("a").vector
     core = db._core
@@ -247,7 +247,7 @@ def test_every_public_method_raises_in_a_child(engine_cls, store_path, default_m
     assert report == "ok", f"in the child, these did not raise ForkedProcessError: {report}"
     assert snapshot(store_path) == before, "the child changed the store's files"
     # The parent's engine works on.
-    db.remember("Carol sings.", id="c")
+    db.remember("Carol sings.", ids="c")
     assert db.recall("Who sings?", k=1)[0].id == "c"
     assert db.count() == 3
     db.close()
@@ -259,7 +259,7 @@ def test_every_public_method_raises_in_a_child(engine_cls, store_path, default_m
 
 def test_reading_in_a_child_raises(engine_cls, store_path):
     parent = os.getpid()
-    db = engine_cls(str(store_path), dim=2, metric="l2", model=None)
+    db = engine_cls(str(store_path), dimension=2, metric="l2", model=None)
     db.add(["a", "b"], [[0.0, 1.0], [1.0, 0.0]])
     report = in_child(
         lambda: check_all(
@@ -289,7 +289,7 @@ def test_a_lock_held_by_a_parent_thread_at_the_fork_does_not_hang_the_child(tmp_
     import threading
 
     parent = os.getpid()
-    db = memento.PythonEngine(str(tmp_path / "s"), dim=2, model=None)
+    db = memento.PythonEngine(str(tmp_path / "s"), dimension=2, model=None)
     db.add("a", [0.5, 0.5])
     held, release = threading.Event(), threading.Event()
 
@@ -316,7 +316,7 @@ def test_a_lock_held_by_a_parent_thread_at_the_fork_does_not_hang_the_child(tmp_
 
 def test_the_child_cannot_open_the_store_the_parent_holds(engine_cls, store_path):
     parent = os.getpid()
-    db = engine_cls(str(store_path), dim=2, model=None)
+    db = engine_cls(str(store_path), dimension=2, model=None)
     db.add("a", [0.5, 0.5])
 
     def child():
@@ -338,13 +338,13 @@ def test_a_child_opens_its_own_text_store(engine_cls, tmp_path, default_model):
     """The parent's model (an ONNX Runtime session whose threads the child lacks) is not reused
     by a store the child opens itself: the child embeds, without hanging."""
     db = engine_cls(str(tmp_path / "parent"), model="default")
-    db.remember("Alice lives in Lyon.", id="a")
+    db.remember("Alice lives in Lyon.", ids="a")
     assert db.recall("Who lives in Lyon?", k=1)[0].id == "a"
 
     def child():
         own = engine_cls(str(tmp_path / "child"), model="default")
-        own.remember("Bob plays the cello.", id="b")
-        own.remember("Alice lives in Lyon.", id="a")
+        own.remember("Bob plays the cello.", ids="b")
+        own.remember("Alice lives in Lyon.", ids="a")
         hit = own.recall("Who plays music?", k=1)[0].id
         own.close()
         return None if hit == "b" else f"recall found {hit}"
@@ -376,7 +376,7 @@ def _pool_read(_):
 def test_a_fork_pool_worker_gets_the_error_and_the_store_stays_intact(engine_cls, store_path):
     global _INHERITED
     parent = os.getpid()
-    db = engine_cls(str(store_path), dim=2, metric="l2", model=None)
+    db = engine_cls(str(store_path), dimension=2, metric="l2", model=None)
     db.add("base", [0.5, 0.5])
     before = snapshot(store_path)
     _INHERITED = db
@@ -413,7 +413,7 @@ cls = memento.RustEngine if kind == "rust" else memento.PythonEngine
 def snapshot():
     return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(Path(path).iterdir()) if f.is_file()}
 
-db = cls(path, dim=2, metric="l2", model=None)
+db = cls(path, dimension=2, metric="l2", model=None)
 db.add("base", [0.5, 0.5])
 db.add("more", [0.25, 0.75])  # the pure engine's -wal file now holds uncheckpointed frames
 before = snapshot()
@@ -471,7 +471,7 @@ def test_forked_messages_agree(open_both):
     parent = os.getpid()
     msgs = {}
     for kind, opener in open_both.items():
-        db = opener(dim=2)
+        db = opener(dimension=2)
 
         def child(db=db):
             try:

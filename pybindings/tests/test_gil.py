@@ -84,7 +84,7 @@ def big_store(tmp_path_factory):
         if kind not in made:
             path = tmp_path_factory.mktemp(f"gil-{kind}") / "big"
             rng = np.random.default_rng(7)
-            e = engine_class(kind)(str(path), dim=DIM_BIG, metric="cosine", model=None, durability="buffered")
+            e = engine_class(kind)(str(path), dimension=DIM_BIG, metric="cosine", model=None, durability="buffered")
             for s in range(0, N_BIG, 50_000):
                 block = rng.standard_normal((50_000, DIM_BIG), dtype=np.float32)
                 e.add([f"v{i}" for i in range(s, s + 50_000)], block)

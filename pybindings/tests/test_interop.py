@@ -142,7 +142,7 @@ def test_store_created_by_the_package_opens_in_rust(rust_writer, tmp_path):
     d = tmp_path / "store"
     rng = np.random.default_rng(5)
     data = rng.standard_normal((300, 16)).astype(np.float32)
-    with RustEngine(str(d), dim=16, metric="l2", model=None) as e:
+    with RustEngine(str(d), dimension=16, metric="l2", model=None) as e:
         e.add([f"p{i}" for i in range(300)], data, metadatas=[{"i": i} for i in range(300)])
         e.delete([f"p{i}" for i in range(0, 300, 3)])
         py = as_py(e)
@@ -172,7 +172,7 @@ def test_text_store_round_trip(rust_writer, tmp_path, default_model):
         assert e.recall("how do I bake bread?", k=1)[0].id == memento.content_id(TEXTS[2])
         assert e.get(memento.content_id(TEXTS[3])).metadata == {"line": 3}
         assert e.remember(TEXTS[0]) == out["ids"][0] and e.count() == 4  # already there: not again
-        new = e.remember("Cats purr when they are content.", metadata={"from": "python"})
+        new = e.remember("Cats purr when they are content.", metadatas={"from": "python"})
         assert new == memento.content_id("Cats purr when they are content.")
     dump = run_rust(rust_writer, "dump", d, "default", env={"RECALL": "felines"})
     assert dump["model"] == "all-minilm-l6-v2" and dump["count"] == 5
@@ -191,7 +191,7 @@ def test_python_engine_refuses_a_rust_store(rust_writer, tmp_path):
 
 def test_rust_engine_refuses_a_python_store(tmp_path):
     d = tmp_path / "store"
-    with engine_class("python")(str(d), dim=4, model=None) as e:
+    with engine_class("python")(str(d), dimension=4, model=None) as e:
         e.add("a", [1.0, 2.0, 3.0, 4.0])
     with raises_memento(memento.IncompatibleError):
         engine_class("rust")(str(d), model=None)

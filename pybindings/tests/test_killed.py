@@ -40,7 +40,7 @@ WORKER = textwrap.dedent(
     from test_bad_inputs import CASES, OK
 
     cases = {c[0]: c for c in CASES}
-    e = getattr(memento, sys.argv[1])(sys.argv[2], dim=4, metric="cosine", model=None, durability="sync")
+    e = getattr(memento, sys.argv[1])(sys.argv[2], dimension=4, metric="cosine", model=None, durability="sync")
     if e.get("a") is None:
         e.add("a", OK, texts="text a", metadatas={"a": 1})
     print(json.dumps({"ready": os.getpid()}), flush=True)

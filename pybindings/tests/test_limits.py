@@ -34,7 +34,7 @@ def test_the_python_limits_are_the_native_ones():
 
 @pytest.mark.parametrize("metric", ["dot", "l2"])
 def test_a_vector_whose_distance_could_overflow_is_refused_at_write_and_query(engine_cls, store_path, metric):
-    with engine_cls(store_path, dim=2, metric=metric) as db:
+    with engine_cls(store_path, dimension=2, metric=metric) as db:
         with pytest.raises(InvalidVectorError):
             db.add(["a", "b"], [[3e38, -3e38], [1, 1]])
         # (float32(3e38) is 3.0000000054977558e38.)
@@ -57,7 +57,7 @@ def test_a_vector_whose_distance_could_overflow_is_refused_at_write_and_query(en
 
 
 def test_cosine_needs_only_finite_non_zero(engine_cls, store_path):
-    with engine_cls(store_path, dim=2, metric="cosine") as db:
+    with engine_cls(store_path, dimension=2, metric="cosine") as db:
         db.add(["a", "b"], [[3e38, -3e38], [1, 1]])
         assert len(db.search([3e38, 3e38], k=10)) == 2
 
@@ -65,33 +65,33 @@ def test_cosine_needs_only_finite_non_zero(engine_cls, store_path):
 def test_a_dimension_beyond_the_default_page_says_what_page_it_needs(engine_cls, tmp_path):
     for dim in (16353, 65536):
         with pytest.raises(InvalidArgumentError) as e:
-            engine_cls(tmp_path / f"d{dim}", dim=dim, metric="l2")
+            engine_cls(tmp_path / f"d{dim}", dimension=dim, metric="l2")
         need = _limits.min_page_size(dim)
         assert str(e.value) == (
             f"Invalid argument: dimension {dim} needs a page of at least {need} bytes, and the page size is 65536 "
             f"(which holds up to 16352 dimensions): pass page_size={need}."
         )
-    with engine_cls(tmp_path / "ok", dim=16352, metric="l2") as db:
+    with engine_cls(tmp_path / "ok", dimension=16352, metric="l2") as db:
         assert db.dimension == 16352
-    with engine_cls(tmp_path / "big", dim=16353, metric="l2", page_size=131072) as db:
+    with engine_cls(tmp_path / "big", dimension=16353, metric="l2", page_size=131072) as db:
         v = np.arange(16353, dtype=np.float32) % 7
         db.add("x", v)
         assert db.search(v, k=1)[0].id == "x"
-    with engine_cls(tmp_path / "big", dim=16353) as db:
+    with engine_cls(tmp_path / "big", dimension=16353) as db:
         assert db.count() == 1
     for bad in (10000, 4096, 32 << 20):
         with pytest.raises(InvalidArgumentError) as e:
-            engine_cls(tmp_path / f"p{bad}", dim=4, page_size=bad)
+            engine_cls(tmp_path / f"p{bad}", dimension=4, page_size=bad)
         assert str(e.value) == f"Invalid argument: page size {bad} is not a power of two from 8 KiB to 16 MiB."
     with pytest.raises(InvalidArgumentError):
-        engine_cls(tmp_path / "s", dim=4, page_size="64k")
+        engine_cls(tmp_path / "s", dimension=4, page_size="64k")
     with pytest.raises(InvalidArgumentError) as e:
-        engine_cls(tmp_path / "too", dim=65537)
+        engine_cls(tmp_path / "too", dimension=65537)
     assert str(e.value) == "Invalid argument: dimension 65537 is outside 1 to 65,536."
 
 
 def test_a_metadata_integer_beyond_64_bits_is_refused_naming_its_key(engine_cls, store_path):
-    with engine_cls(store_path, dim=2, metric="l2") as db:
+    with engine_cls(store_path, dimension=2, metric="l2") as db:
         for big in (2**70, 2**63, -(2**63) - 1, 2**64 - 1):
             with pytest.raises(InvalidArgumentError) as e:
                 db.add("x", [1, 0], metadatas={"small": 1, "big": big})
@@ -121,7 +121,7 @@ def _awkward_floats(n: int) -> list[float]:
 
 def test_metadata_floats_round_trip_bit_for_bit(engine_cls, store_path):
     floats = _awkward_floats(2000)
-    with engine_cls(store_path, dim=2, metric="l2") as db:
+    with engine_cls(store_path, dimension=2, metric="l2") as db:
         db.add([f"r{i}" for i in range(len(floats))], np.ones((len(floats), 2), np.float32), metadatas=[{"f": f} for f in floats])
     with engine_cls(store_path) as db:
         got = {m.id: m.metadata["f"] for m in db.get([f"r{i}" for i in range(len(floats))])}
@@ -141,7 +141,7 @@ def _nested(levels: int) -> dict:
 
 
 def test_metadata_nests_at_most_32_levels(engine_cls, store_path):
-    with engine_cls(store_path, dim=2, metric="l2") as db:
+    with engine_cls(store_path, dimension=2, metric="l2") as db:
         db.add("ok", [1, 0], metadatas=_nested(32))
         assert db.get("ok").metadata == _nested(32)
         for levels in (33, 200, 5000):
@@ -162,7 +162,7 @@ def _deep_filter(levels: int) -> dict:
 
 
 def test_a_filter_nests_at_most_32_levels(engine_cls, store_path):
-    with engine_cls(store_path, dim=2, metric="l2") as db:
+    with engine_cls(store_path, dimension=2, metric="l2") as db:
         db.add("x", [1, 0], metadatas={"a": 1})
         assert [m.id for m in db.get(where=_deep_filter(15))] == ["x"]
         for levels in (16, 63, 64, 1000, 5000):
@@ -174,7 +174,7 @@ def test_a_filter_nests_at_most_32_levels(engine_cls, store_path):
 
 
 def test_an_ordering_operator_does_not_offer_booleans(engine_cls, store_path):
-    with engine_cls(store_path, dim=2, metric="l2") as db:
+    with engine_cls(store_path, dimension=2, metric="l2") as db:
         for op in ("$gt", "$gte", "$lt", "$lte"):
             with pytest.raises(InvalidFilterError) as e:
                 db.get(where={"a": {op: None}})
@@ -189,7 +189,7 @@ def test_an_ordering_operator_does_not_offer_booleans(engine_cls, store_path):
 
 def test_limit_errors_are_memento_errors(engine_cls, store_path):
     """Nothing too deep escapes as a bare RecursionError."""
-    with engine_cls(store_path, dim=2, metric="l2") as db:
+    with engine_cls(store_path, dimension=2, metric="l2") as db:
         for bad in (lambda: db.add("d", [1, 0], metadatas=_nested(100_000)), lambda: db.get(where=_deep_filter(100_000))):
             with pytest.raises(MementoError):
                 bad()
@@ -206,7 +206,7 @@ def test_a_text_or_metadata_over_its_limit_is_refused_alike_and_the_largest_reco
     # every later open of the store failed replaying it; the Python engine had no limit at all.
     path = str(tmp_path / "s")
     big = _limits.MAX_TEXT_BYTES
-    with engine_cls(path, dim=2, metric="l2") as db:
+    with engine_cls(path, dimension=2, metric="l2") as db:
         db.add("small", [1, 0])
         with pytest.raises(InvalidArgumentError) as e:
             db.add("a", [0, 1], texts="x" * (big + 1))

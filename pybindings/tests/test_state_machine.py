@@ -93,7 +93,7 @@ class StoreMachine(RuleBasedStateMachine):
     @initialize(metric=st.sampled_from(["cosine", "l2", "dot"]), durability=st.sampled_from(["sync", "buffered"]))
     def open_store(self, metric, durability):
         self.metric = metric
-        self.e = self.engine_cls(self.path, dim=DIM, metric=metric, model=None, durability=durability)
+        self.e = self.engine_cls(self.path, dimension=DIM, metric=metric, model=None, durability=durability)
 
     @rule(recs=records, as_numpy=st.booleans())
     def add(self, recs, as_numpy):

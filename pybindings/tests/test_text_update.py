@@ -2,7 +2,7 @@
 
 In a text store a record's vector is the embedding of its text, so ``update(id, texts=...)``
 embeds the new text (through the embedding cache) and replaces the vector, keeping the
-metadata; ``remember(new_text, id=id)`` then finds the stored text equal and keeps that right
+metadata; ``remember(new_text, ids=id)`` then finds the stored text equal and keeps that right
 vector. Removing a text (``texts=None``) is refused there: the vector needs one. In a
 raw-vector store only the text changes (None removes it). Both engines, the real default model.
 """
@@ -31,7 +31,7 @@ def _top(db, question: str) -> str:
 def text_store(open_engine, default_model):
     db = open_engine(model="default")
     for i, t in FACTS.items():
-        db.remember(t, id=i, metadata={"who": i})
+        db.remember(t, ids=i, metadatas={"who": i})
     assert _top(db, "Who lives in Lyon?") == "alice"
     return db
 
@@ -53,7 +53,7 @@ def test_update_text_re_embeds(text_store):
     assert lyon["alice"].distance == pytest.approx(1 - float(db.embed("Who lives in Lyon?") @ m.vector), abs=1e-4)
     assert db.count() == len(FACTS)
     # remember() with the same text and id keeps the (right) vector; the store reopens the same.
-    assert db.remember("Alice lives in Marseille.", id="alice") == "alice"
+    assert db.remember("Alice lives in Marseille.", ids="alice") == "alice"
     np.testing.assert_allclose(db.get("alice").vector, m.vector, atol=1e-6)
     path = db.path
     db.close()
@@ -77,7 +77,7 @@ def test_update_text_and_metadata_together(text_store):
 
 def test_remember_a_new_text_under_an_id_re_embeds(text_store):
     db = text_store
-    db.remember("Alice lives in Marseille.", id="alice")
+    db.remember("Alice lives in Marseille.", ids="alice")
     assert _top(db, "Who lives in Marseille?") == "alice"
     assert db.get("alice").text == "Alice lives in Marseille."
 
@@ -98,7 +98,7 @@ def test_update_text_of_a_missing_id(text_store):
 
 
 def test_raw_vector_store_only_changes_the_text(open_engine):
-    db = open_engine(dim=2, metric="l2")
+    db = open_engine(dimension=2, metric="l2")
     db.add("a", [1.0, 2.0], texts="old")
     db.update("a", texts="new")
     assert db.get("a").text == "new" and db.get("a").vector.tolist() == [1.0, 2.0]
@@ -108,7 +108,7 @@ def test_raw_vector_store_only_changes_the_text(open_engine):
 
 def test_text_store_opened_without_its_model_cannot_change_a_text(open_engine, default_model, store_path):
     db = open_engine(store_path, model="default")
-    db.remember("Alice lives in Lyon.", id="alice")
+    db.remember("Alice lives in Lyon.", ids="alice")
     db.close()
     db = open_engine(store_path, model=None)
     with raises_memento(memento.NoModelError):
@@ -119,7 +119,7 @@ def test_text_store_opened_without_its_model_cannot_change_a_text(open_engine, d
 def test_no_model_error_tells_a_python_user_what_to_do(open_engine):
     """Issue 13, item 9: the message named a Rust builder method (EngineBuilder::model) that
     does not exist, and no Python parameter."""
-    db = open_engine(dim=2)
+    db = open_engine(dimension=2)
     for call in (lambda: db.remember("x"), lambda: db.recall("x"), lambda: db.add("x", texts="x"), lambda: db.embed("x")):
         with raises_memento(memento.NoModelError) as info:
             call()
