@@ -27,6 +27,7 @@ pub struct EngineBuilder {
     pub(super) embedder: Option<EmbedderSource>,
     pub(super) cache_entries: usize,
     pub(super) disk_cache_entries: usize,
+    pub(super) group_access: bool,
 }
 
 /// Where the builder gets its embedding model.
@@ -96,6 +97,14 @@ impl EngineBuilder {
         self.search_threads = n;
         self
     }
+    /// A store this open creates is shared with the owner's group: its directory `0770` and its
+    /// files `0660`, so that the group's processes can read it (and write it). Default false:
+    /// a new store is private to its owner (`0700` / `0600`), since it holds the user's text.
+    /// An existing store keeps its modes (its files take their mode from its directory).
+    pub fn group_access(mut self, yes: bool) -> Self {
+        self.group_access = yes;
+        self
+    }
     /// Whether to create the store if it does not exist. Default true.
     pub fn create(mut self, yes: bool) -> Self {
         self.create = yes;
@@ -121,6 +130,7 @@ impl EngineBuilder {
             embedder: None,
             cache_entries: 10_000,
             disk_cache_entries: 20_000,
+            group_access: false,
         }
     }
 }

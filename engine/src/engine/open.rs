@@ -93,7 +93,7 @@ fn storage_of(b: &EngineBuilder) -> Result<Arc<dyn Storage>> {
     match &b.storage {
         Ok(s) => Ok(Arc::clone(s)),
         Err(path) => {
-            let s = FsStorage::new(path).map_err(|e| Error::io(format!("creating the store directory {}", path.display()), e))?;
+            let s = FsStorage::with_access(path, b.group_access).map_err(|e| Error::io(format!("creating the store directory {}", path.display()), e))?;
             Ok(Arc::new(s) as Arc<dyn Storage>)
         }
     }

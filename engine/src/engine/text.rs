@@ -129,6 +129,10 @@ struct DiskCache {
 impl DiskCache {
     fn open(path: &Path, capacity: usize) -> rusqlite::Result<DiskCache> {
         let attempt = || -> rusqlite::Result<DiskCache> {
+            // Created with the store's file mode, not SQLite's world-readable default.
+            crate::storage::prepare_file(path).map_err(|e| {
+                rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN), Some(format!("creating {}: {e}", path.display())))
+            })?;
             let conn = rusqlite::Connection::open(path)?;
             conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
             let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -218,6 +218,9 @@ impl Mirror {
     /// damage.
     pub fn open_file(path: &Path) -> Result<Mirror> {
         vfs::register().map_err(setup)?;
+        // Created with the store's file mode (FORMAT.md §4.4), not SQLite's world-readable
+        // default; SQLite gives its `-wal` and `-shm` the database file's mode.
+        crate::storage::prepare_file(path).map_err(|e| Error::io(format!("creating the mirror file {}", path.display()), e))?;
         let mut conn = rusqlite::Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs::VFS_NAME)
             .map_err(|e| sql_error(format_args!("opening the mirror file {}", path.display()), e))?;
         conn.busy_timeout(Duration::ZERO).ctx("setting the busy timeout")?;

@@ -29,9 +29,17 @@ impl FsStorage {
     }
 
     /// Use `dir` as the store directory, creating it (and missing parents) if it
-    /// does not exist. Newly created directories are made durable by syncing
-    /// their parent directories.
+    /// does not exist, private to its owner (`0700`; FORMAT.md §4.4). Newly created
+    /// directories are made durable by syncing their parent directories.
     pub fn new(dir: impl Into<PathBuf>) -> io::Result<FsStorage> {
+        Self::with_access(dir, false)
+    }
+
+    /// [`FsStorage::new`], with the directories it creates open to their group too when
+    /// `group` (`0770`, files `0660`: [`crate::EngineBuilder::group_access`]). The files of a
+    /// store take their mode from its directory ([`file_mode_for`]), so an existing store keeps
+    /// its modes.
+    pub fn with_access(dir: impl Into<PathBuf>, group: bool) -> io::Result<FsStorage> {
         let dir = dir.into();
         // The directories create_dir_all is about to create, deepest first.
         let mut created = Vec::new();
@@ -43,7 +51,7 @@ impl FsStorage {
             created.push(p.to_path_buf());
             cur = p.parent();
         }
-        std::fs::create_dir_all(&dir)?;
+        create_dirs(&dir, if group { 0o770 } else { 0o700 })?;
         // Shallowest first: each new entry becomes durable in its parent.
         for p in created.iter().rev() {
             let parent = match p.parent() {
@@ -62,7 +70,8 @@ impl FsStorage {
 
 impl Storage for FsStorage {
     fn open(&self, name: &str, create: bool) -> io::Result<Arc<dyn StorageFile>> {
-        let file = OpenOptions::new().read(true).write(true).create(create).open(self.path(name))?;
+        let path = self.path(name);
+        let file = if create { create_or_open(&path)? } else { OpenOptions::new().read(true).write(true).open(&path)? };
         Ok(Arc::new(FsFile { file }))
     }
 
@@ -94,7 +103,7 @@ impl Storage for FsStorage {
     }
 
     fn lock(&self) -> Result<Box<dyn StoreLock>, LockError> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(self.path(LOCK_FILE)).map_err(LockError::Io)?;
+        let file = create_or_open(&self.path(LOCK_FILE)).map_err(LockError::Io)?;
         // `flock`-based on Linux: the lock belongs to this open file
         // description, so a second open + try_lock conflicts even within the
         // same process, and the kernel drops it when the holder dies.
@@ -283,6 +292,84 @@ struct FsMapping(memmap2::Mmap);
 impl AsRef<[u8]> for FsMapping {
     fn as_ref(&self) -> &[u8] {
         &self.0
+    }
+}
+
+/// The mode of the files of a store whose directory has mode `dir_mode`: its read and write
+/// bits, for the same classes (`0700` → `0600`, `0770` → `0660`, an older `0755` → `0644`).
+pub(crate) fn file_mode_for(dir_mode: u32) -> u32 {
+    dir_mode & 0o666
+}
+
+/// Opens `path` for reading and writing, creating it if it is missing with the mode its
+/// directory calls for ([`file_mode_for`]), exactly (whatever the umask): a memory store holds
+/// private text, so a new file is not world-readable unless its directory is. Also what the
+/// SQLite files are created with before SQLite opens them ([`prepare_file`]).
+pub(crate) fn create_or_open(path: &Path) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true);
+    match opts.open(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        other => return other,
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let mode = file_mode_for(std::fs::metadata(dir)?.permissions().mode());
+        match OpenOptions::new().read(true).write(true).create_new(true).mode(mode).open(path) {
+            Ok(file) => {
+                // The umask may have taken group bits away; the directory's mode is the intent.
+                if file.metadata()?.permissions().mode() & 0o777 != mode {
+                    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+                }
+                Ok(file)
+            }
+            // Created by someone else in between: open theirs.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => opts.open(path),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        opts.create(true).open(path)
+    }
+}
+
+/// Creates `path` (empty) if it is missing, with its store's file mode, so that SQLite, which
+/// would create a database file world-readable, opens one that is not (its `-wal` and `-shm`
+/// then take the database file's mode).
+pub(crate) fn prepare_file(path: &Path) -> io::Result<()> {
+    create_or_open(path).map(drop)
+}
+
+/// `create_dir_all` with `mode` (exactly, whatever the umask) on the directories it creates.
+fn create_dirs(dir: &Path, mode: u32) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let mut missing = Vec::new();
+        let mut cur = Some(dir);
+        while let Some(p) = cur {
+            if p.as_os_str().is_empty() || p.try_exists()? {
+                break;
+            }
+            missing.push(p);
+            cur = p.parent();
+        }
+        for p in missing.into_iter().rev() {
+            match std::fs::DirBuilder::new().mode(mode).create(p) {
+                Ok(()) => std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && p.is_dir() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = mode;
+        std::fs::create_dir_all(dir)
     }
 }
 

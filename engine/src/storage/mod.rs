@@ -23,6 +23,7 @@ pub mod sim;
 
 #[cfg(any(test, feature = "test-util"))]
 pub use fault::{FaultKind, FaultPlan, FaultStorage};
+pub(crate) use file::prepare_file;
 pub use file::FsStorage;
 pub use memory::MemStorage;
 #[cfg(any(test, feature = "test-util"))]
