@@ -49,6 +49,29 @@ impl Mirror {
         Ok(header)
     }
 
+    /// Begins a read transaction and returns the header as of its start (FORMAT.md §4.4: a
+    /// reader pins the mirror at one `applied_lsn` for the length of one call). Every read
+    /// until [`Mirror::end_read`] sees that same moment, whatever the writer commits meanwhile.
+    pub fn begin_read(&self) -> Result<Option<MirrorHeader>> {
+        self.conn.execute_batch("BEGIN DEFERRED").ctx("starting a read transaction")?;
+        // SQLite takes the snapshot at the first read, which this is.
+        match self.header() {
+            Ok(h) => Ok(h),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the read transaction [`Mirror::begin_read`] began (nothing to do if none is open).
+    pub fn end_read(&self) -> Result<()> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("ROLLBACK").ctx("ending a read transaction")?;
+        }
+        Ok(())
+    }
+
     /// The slot of the record with this id, if it is live.
     pub fn slot_of(&self, id: &str) -> Result<Option<u64>> {
         let slot: Option<i64> = self.conn.prepare_cached(SQL_SLOT_OF).and_then(|mut st| st.query_row([id], |r| r.get(0)).optional()).ctx("looking up an id")?;
