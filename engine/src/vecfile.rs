@@ -211,6 +211,20 @@ impl VecFile {
     /// Open and check: superblocks, versions, length, directory. Reads no other page.
     pub fn open(storage: &dyn Storage, path: PathBuf) -> Result<VecFile> {
         let file = storage.open(VEC_FILE, false).map_err(|e| Error::io("opening the vector file", e))?;
+        Self::open_file(file, path)
+    }
+
+    /// [`VecFile::open`] with the file opened read-only, for a reader in another process
+    /// (FORMAT.md §4.4): it never writes the file, so it needs no write permission.
+    pub fn open_read_only(storage: &dyn Storage, path: PathBuf) -> Result<VecFile> {
+        let file = storage
+            .open_read(VEC_FILE)
+            .map_err(|e| Error::io("opening the vector file", e))?
+            .ok_or_else(|| Error::io("opening the vector file", std::io::Error::from(std::io::ErrorKind::NotFound)))?;
+        Self::open_file(file, path)
+    }
+
+    fn open_file(file: Arc<dyn StorageFile>, path: PathBuf) -> Result<VecFile> {
         let len = file.len().map_err(|e| Error::io("reading the vector file's length", e))?;
         let Current { sb, slot: sb_slot, other_copy_damage } = current_superblock(&path, len, |b, off| file.read_exact_at(b, off))?;
         let ps = u64::from(sb.page_size);

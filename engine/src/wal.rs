@@ -238,6 +238,90 @@ pub(crate) struct WalScan {
     pub tail: Option<Tail>,
 }
 
+/// One step of reading a log: the next complete transaction, or where and why reading stops.
+enum Step {
+    Txn { txn: Txn, next: usize },
+    Stop { at: usize, reason: String },
+}
+
+/// Reads the transaction at `pos` (its records, then its commit record), whose first LSN must
+/// be `expect`; every good record is shown to `visit`, even when the transaction is not
+/// complete.
+fn read_txn(bytes: &[u8], mut pos: usize, mut expect: u64, salt: u32, dim: usize, visit: &mut dyn FnMut(ScannedRecord<'_>)) -> Step {
+    let mut ops: Vec<Op> = Vec::new();
+    let mut first = 0;
+    loop {
+        if pos >= bytes.len() {
+            let reason = if ops.is_empty() { "the end of the log" } else { "a transaction has no commit record" };
+            return Step::Stop { at: pos, reason: reason.into() };
+        }
+        match wal::read_record(&bytes[pos..], salt, dim) {
+            Scan::Incomplete => return Step::Stop { at: pos, reason: "the last record is incomplete".into() },
+            Scan::Bad(e) => return Step::Stop { at: pos + e.offset, reason: e.reason },
+            Scan::Record { lsn, payload, next } => {
+                if lsn != expect {
+                    return Step::Stop { at: pos + 8, reason: format!("record LSN {lsn} where {expect} was expected") };
+                }
+                if let Payload::Commit { first_lsn, n_records, .. } = payload {
+                    if ops.is_empty() || first_lsn != first || n_records as usize != ops.len() {
+                        return Step::Stop { at: pos, reason: "a commit record does not match the records before it".into() };
+                    }
+                }
+                let len = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]);
+                visit(ScannedRecord { offset: pos as u64, len, lsn, payload: &payload });
+                match payload {
+                    Payload::Commit { first_lsn, .. } => return Step::Txn { txn: Txn { first_lsn, commit_lsn: lsn, ops }, next: pos + next },
+                    p => {
+                        if ops.is_empty() {
+                            first = lsn;
+                        }
+                        ops.extend(Op::from_payload(p));
+                    }
+                }
+                pos += next;
+                expect += 1;
+            }
+        }
+    }
+}
+
+/// What a reader in another process found in the log (FORMAT.md §4.4 step 3).
+pub(crate) struct Followed {
+    /// The complete transactions from the offset given, up to the one with commit LSN `upto`.
+    pub txns: Vec<Txn>,
+    /// The offset after the last of them.
+    pub end: u64,
+    /// Whether the transaction with commit LSN `upto` was among them.
+    pub reached: bool,
+}
+
+/// Reads the complete transactions of an open WAL file from `offset` (where the transaction
+/// with first LSN `next_lsn` begins) up to the one whose commit LSN is `upto`, without
+/// changing the file: what a reader scans to follow the writer. Stops early, with `reached`
+/// false, where the log holds no more complete transactions.
+pub(crate) fn follow(file: &dyn StorageFile, salt: u32, offset: u64, next_lsn: u64, dim: usize, upto: u64) -> Result<Followed> {
+    let len = file.len().map_err(|e| Error::io("reading the WAL's length", e))?;
+    let mut out = Followed { txns: Vec::new(), end: offset, reached: upto < next_lsn };
+    if out.reached || len <= offset {
+        return Ok(out);
+    }
+    let mut bytes = vec![0u8; (len - offset) as usize];
+    file.read_exact_at(&mut bytes, offset).map_err(|e| Error::io("reading the WAL", e))?;
+    let (mut pos, mut expect) = (0, next_lsn);
+    while let Step::Txn { txn, next } = read_txn(&bytes, pos, expect, salt, dim, &mut |_| {}) {
+        pos = next;
+        expect = txn.commit_lsn + 1;
+        out.end = offset + next as u64;
+        let done = txn.commit_lsn >= upto;
+        out.txns.push(txn);
+        if done {
+            out.reached = true;
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// The recovery scan (FORMAT.md §4.3 step 4) over the bytes of a whole WAL file whose header
 /// has been checked: every good record is shown to `visit` (uncommitted ones too), and the
 /// file is not touched. [`recover`] truncates what this reports as the tail; the inspector
@@ -246,56 +330,26 @@ pub(crate) fn scan(bytes: &[u8], salt: u32, start_lsn: u64, dim: usize, visit: &
     let mut pos = wal::HEADER_LEN;
     let mut expect = start_lsn;
     let mut txns = Vec::new();
-    let mut cur: Vec<Op> = Vec::new();
-    let mut cur_first = 0;
     let mut good_end = pos.min(bytes.len());
-    let mut bad: Option<(usize, String)> = None;
-    while pos < bytes.len() {
-        match wal::read_record(&bytes[pos..], salt, dim) {
-            Scan::Incomplete => {
-                bad = Some((pos, "the last record is incomplete".into()));
-                break;
+    let mut last_lsn = start_lsn.saturating_sub(1);
+    let (p, reason) = loop {
+        match read_txn(bytes, pos, expect, salt, dim, &mut |r| {
+            last_lsn = r.lsn;
+            visit(r)
+        }) {
+            Step::Txn { txn, next } => {
+                expect = txn.commit_lsn + 1;
+                txns.push(txn);
+                pos = next;
+                good_end = next;
             }
-            Scan::Bad(e) => {
-                bad = Some((pos + e.offset, e.reason));
-                break;
-            }
-            Scan::Record { lsn, payload, next } => {
-                if lsn != expect {
-                    bad = Some((pos + 8, format!("record LSN {lsn} where {expect} was expected")));
-                    break;
-                }
-                if let Payload::Commit { first_lsn, n_records, .. } = payload {
-                    if cur.is_empty() || first_lsn != cur_first || n_records as usize != cur.len() {
-                        bad = Some((pos, "a commit record does not match the records before it".into()));
-                        break;
-                    }
-                }
-                let len = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]);
-                visit(ScannedRecord { offset: pos as u64, len, lsn, payload: &payload });
-                match payload {
-                    Payload::Commit { first_lsn, .. } => {
-                        txns.push(Txn { first_lsn, commit_lsn: lsn, ops: std::mem::take(&mut cur) });
-                        good_end = pos + next;
-                    }
-                    p => {
-                        if cur.is_empty() {
-                            cur_first = lsn;
-                        }
-                        cur.extend(Op::from_payload(p));
-                    }
-                }
-                pos += next;
-                expect += 1;
-            }
+            Step::Stop { at, reason } => break (at, reason),
         }
-    }
+    };
     let mut tail = None;
     if good_end < bytes.len() {
-        let (p, reason) = bad.unwrap_or((pos, "a transaction has no commit record".into()));
         // Was the damage at `p` inside the part of the log already fsynced? Any good commit
         // record further on says how far the log was durable when it was written.
-        let last_lsn = expect.saturating_sub(1);
         let mut vouched_by = None;
         let mut q = memento_format::align_up(p + 1, 8);
         while q + 48 <= bytes.len() {
