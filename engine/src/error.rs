@@ -90,6 +90,12 @@ pub enum Error {
         /// The first failure.
         cause: String,
     },
+    /// A write (or a checkpoint) on an engine opened read-only
+    /// ([`crate::EngineBuilder::read_only`]): only the process that holds the store writes it.
+    ReadOnly {
+        /// The store directory.
+        path: PathBuf,
+    },
     /// The embedding model or the ONNX Runtime library is missing, unusable or failed; the
     /// message says how to fix it.
     Model {
@@ -198,6 +204,11 @@ impl std::fmt::Display for Error {
                 write!(f, "The SQLite mirror failed: the mirror database is damaged: {detail}.")
             }
             Error::Mirror { detail, .. } => write!(f, "The SQLite mirror failed: {detail}."),
+            Error::ReadOnly { path } => write!(
+                f,
+                "The store {} is open read-only here: writes go through the process that opens it for writing.",
+                path.display()
+            ),
             Error::Poisoned { cause } => write!(f, "The store refuses writes after an earlier I/O failure ({cause}); close and reopen it to recover."),
             Error::Model { reason } => write!(f, "Embedding model problem: {reason}."),
             Error::ModelMismatch { store, given } => {

@@ -46,7 +46,7 @@ fn the_rust_column_is_what_the_engine_offers() {
     let mut call = |name: &str| {
         called.insert(name.to_string());
     };
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("api table call");
 
     // open
     let engine = Engine::builder(dir.path().join("s"))
@@ -56,36 +56,36 @@ fn the_rust_column_is_what_the_engine_offers() {
         .open()
         .expect("the default model must be provisioned (make setup)");
     ["builder", "dimension", "metric", "default_model", "open"].into_iter().for_each(&mut call);
-    let v = engine.embed("a vector from a text").unwrap().vector;
+    let v = engine.embed("a vector from a text").expect("api table call").vector;
     call("embed");
-    let vs = engine.embed_batch(&["one", "two"]).unwrap();
+    let vs = engine.embed_batch(&["one", "two"]).expect("api table call");
     call("embed_batch");
     assert_eq!(vs.len(), 2);
 
     // writes
-    engine.add(Record::new("a", v.clone()).with_text("a vector from a text").with_metadata(meta("k", "x"))).unwrap();
+    engine.add(Record::new("a", v.clone()).with_text("a vector from a text").with_metadata(meta("k", "x"))).expect("api table call");
     call("add");
-    engine.upsert(Record::new("b", vs[0].vector.clone()).with_text("one")).unwrap();
+    engine.upsert(Record::new("b", vs[0].vector.clone()).with_text("one")).expect("api table call");
     call("upsert");
     let mut batch = WriteBatch::new();
     batch.upsert(Record::new("c", vs[1].vector.clone()).with_text("two"));
     batch.merge_metadata("a", meta("m", "y"));
-    engine.write(batch).unwrap();
+    engine.write(batch).expect("api table call");
     call("write");
-    engine.update_metadata("b", Some(meta("k", "z"))).unwrap();
+    engine.update_metadata("b", Some(meta("k", "z"))).expect("api table call");
     call("update_metadata");
-    engine.merge_metadata("b", meta("n", "1")).unwrap();
+    engine.merge_metadata("b", meta("n", "1")).expect("api table call");
     call("merge_metadata");
-    engine.update_text("c", Some("two, said again".into())).unwrap();
+    engine.update_text("c", Some("two, said again".into())).expect("api table call");
     call("update_text");
-    let id = engine.remember("The meeting moved to Thursday at 10.", Some(meta("kind", "calendar"))).unwrap();
+    let id = engine.remember("The meeting moved to Thursday at 10.", Some(meta("kind", "calendar"))).expect("api table call");
     call("remember");
-    engine.remember_batch(vec![Memory::new("Buy oat milk and bread."), Memory::new("The cat sleeps on the warm laptop.")], None).unwrap();
+    engine.remember_batch(vec![Memory::new("Buy oat milk and bread."), Memory::new("The cat sleeps on the warm laptop.")], None).expect("api table call");
     call("remember_batch");
 
     // reads
     assert_eq!(
-        engine.get("a").unwrap().unwrap().metadata,
+        engine.get("a").expect("api table call").expect("api table call").metadata,
         Some({
             let mut m = meta("k", "x");
             m.insert("m".into(), "y".into());
@@ -93,10 +93,10 @@ fn the_rust_column_is_what_the_engine_offers() {
         })
     );
     call("get");
-    let f = Filter::from_json_str(r#"{"k": "z"}"#).unwrap();
-    assert_eq!(engine.get_where(&f, Some(10)).unwrap().len(), 1);
+    let f = Filter::from_json_str(r#"{"k": "z"}"#).expect("api table call");
+    assert_eq!(engine.get_where(&f, Some(10)).expect("api table call").len(), 1);
     call("get_where");
-    assert!(engine.contains("c").unwrap());
+    assert!(engine.contains("c").expect("api table call"));
     call("contains");
     assert_eq!(engine.iter().count(), 6);
     call("iter");
@@ -106,33 +106,33 @@ fn the_rust_column_is_what_the_engine_offers() {
     call("stats");
 
     // search
-    let hits = engine.search(&v, DEFAULT_K, None).unwrap();
+    let hits = engine.search(&v, DEFAULT_K, None).expect("api table call");
     call("search");
     assert_eq!((hits.len(), hits[0].id.as_str()), (6, "a"));
     assert!((hits[0].score - (1.0 - hits[0].distance)).abs() < 1e-6);
     let opts = SearchOptions::default().filter(&f).mode(ScanMode::Exact).threads(1);
-    assert_eq!(engine.search_with(&v, &opts).unwrap().len(), 1);
+    assert_eq!(engine.search_with(&v, &opts).expect("api table call").len(), 1);
     call("search_with");
     let both: Vec<f32> = v.iter().chain(vs[0].vector.iter()).copied().collect();
-    assert_eq!(engine.search_batch(&both, &SearchOptions::new(1)).unwrap().len(), 2);
+    assert_eq!(engine.search_batch(&both, &SearchOptions::new(1)).expect("api table call").len(), 2);
     call("search_batch");
-    assert_eq!(engine.recall("when is the meeting?", 1, None).unwrap()[0].id, id);
+    assert_eq!(engine.recall("when is the meeting?", 1, None).expect("api table call")[0].id, id);
     call("recall");
-    assert_eq!(engine.recall_with("when is the meeting?", &SearchOptions::new(1).threads(2)).unwrap()[0].id, id);
+    assert_eq!(engine.recall_with("when is the meeting?", &SearchOptions::new(1).threads(2)).expect("api table call")[0].id, id);
     call("recall_with");
-    assert_eq!(engine.recall_batch(&["when is the meeting?", "milk"], &SearchOptions::default()).unwrap().len(), 2);
+    assert_eq!(engine.recall_batch(&["when is the meeting?", "milk"], &SearchOptions::default()).expect("api table call").len(), 2);
     call("recall_batch");
 
     // the rest
-    engine.delete("c").unwrap();
+    engine.delete("c").expect("api table call");
     call("delete");
-    assert_eq!(engine.delete_where(&f).unwrap(), 1);
+    assert_eq!(engine.delete_where(&f).expect("api table call"), 1);
     call("delete_where");
-    engine.checkpoint().unwrap();
+    engine.checkpoint().expect("api table call");
     call("checkpoint");
-    engine.check_integrity().unwrap();
+    engine.check_integrity().expect("api table call");
     call("check_integrity");
-    engine.close().unwrap();
+    engine.close().expect("api table call");
     call("close");
 
     let listed: BTreeSet<String> = rust_column().into_iter().flat_map(|(_, names)| names).collect();

@@ -28,6 +28,7 @@ pub struct EngineBuilder {
     pub(super) cache_entries: usize,
     pub(super) disk_cache_entries: usize,
     pub(super) group_access: bool,
+    pub(super) read_only: bool,
 }
 
 /// Where the builder gets its embedding model.
@@ -105,6 +106,17 @@ impl EngineBuilder {
         self.group_access = yes;
         self
     }
+    /// Open the store read-only, beside the process that writes it, in as many processes as
+    /// needed (FORMAT.md §4.4): no lock is taken and no file of the store is written. The
+    /// engine answers from a consistent snapshot, every commit up to one LSN, and moves to
+    /// the latest commit by itself before each read or search (one SQLite read of the mirror's
+    /// header when nothing changed; the new commits when some did). Writes and checkpoints
+    /// fail with [`Error::ReadOnly`](crate::Error::ReadOnly); the store must exist; the
+    /// persisted embedding cache is not used (texts are embedded through the in-memory one).
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
     /// Whether to create the store if it does not exist. Default true.
     pub fn create(mut self, yes: bool) -> Self {
         self.create = yes;
@@ -131,6 +143,7 @@ impl EngineBuilder {
             cache_entries: 10_000,
             disk_cache_entries: 20_000,
             group_access: false,
+            read_only: false,
         }
     }
 }

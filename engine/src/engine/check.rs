@@ -50,7 +50,7 @@ impl Engine {
     /// writer may still change the store in between.
     pub fn check_write(&self, batch: WriteBatch) -> Result<()> {
         self.process.check()?;
-        let w = self.writer.lock();
+        let w = self.writer()?;
         self.poisoned.check()?;
         self.plan(&w, batch).map(drop)
     }

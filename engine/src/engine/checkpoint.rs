@@ -13,7 +13,7 @@ impl Engine {
     /// (FORMAT.md §4.2). Runs by itself past the WAL limit and at close.
     pub fn checkpoint(&self) -> Result<()> {
         self.process.check()?;
-        let mut w = self.writer.lock();
+        let mut w = self.writer()?;
         self.checkpoint_locked(&mut w)
     }
 

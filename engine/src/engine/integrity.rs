@@ -21,7 +21,7 @@ impl Engine {
         self.process.check()?;
         // No commit and no checkpoint while the files are read (the lock order: writer, state,
         // mirror); searches and reads go on.
-        let _writer = self.writer.lock();
+        let _writer = self.writer.as_ref().map(|w| w.lock());
         let _state = self.state.read();
         let mirror = self.mirror.lock();
         let (report, mirror_error) = Inspector::over(Arc::clone(&self.storage)).verify_with(Some(&mirror))?;

@@ -53,6 +53,7 @@ mod builder;
 mod check;
 mod checkpoint;
 mod create;
+mod follow;
 mod group;
 mod integrity;
 mod mirror_access;
@@ -123,7 +124,13 @@ pub struct Engine {
     dim: usize,
     metric: Metric,
     store_uuid: [u8; 16],
-    writer: Mutex<Writer>,
+    /// The one writer's side: `None` in an engine opened read-only.
+    writer: Option<Mutex<Writer>>,
+    /// A read-only engine's hold on the files it follows (FORMAT.md §4.4); `None` in a writer.
+    follow: Option<Mutex<follow::Follow>>,
+    /// Taken by every read of a read-only engine for its length: the mirror's read
+    /// transaction that pins the snapshot is one per connection.
+    read_gate: Mutex<()>,
     state: RwLock<State>,
     /// Dropped only in the opener: closing SQLite in a forked child could checkpoint or
     /// remove the `-wal` file the parent still uses.
@@ -146,7 +153,7 @@ pub struct Engine {
     process: ProcessGuard,
     /// Dropped in a child too: that closes the child's copy of the `LOCK` descriptor, and the
     /// `flock` stays held by the parent's (it belongs to the open file description).
-    _lock: Box<dyn StoreLock>,
+    _lock: Option<Box<dyn StoreLock>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -164,6 +171,12 @@ impl Engine {
     /// dimension to create one.
     pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
         Engine::builder(path).create(false).open()
+    }
+
+    /// Open the store in directory `path` read-only, beside the process that writes it (if
+    /// any): see [`EngineBuilder::read_only`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Engine> {
+        Engine::builder(path).read_only().open()
     }
 
     /// A builder for the store in directory `path` (created if missing).
@@ -207,11 +220,24 @@ impl Engine {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let mut w = self.writer.lock();
+        let Some(writer) = &self.writer else {
+            return Ok(());
+        };
+        let mut w = writer.lock();
         if self.poisoned.is_set() {
             return Ok(());
         }
         self.checkpoint_locked(&mut w)
+    }
+
+    /// The writer's side, locked; [`Error::ReadOnly`] in an engine opened read-only.
+    fn writer(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
+        self.writer.as_ref().map(Mutex::lock).ok_or_else(|| Error::ReadOnly { path: self.dir.clone() })
+    }
+
+    /// Whether this engine was opened read-only ([`EngineBuilder::read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.writer.is_none()
     }
 
     /// Drop the engine without checkpointing or syncing anything, as if the process had died

@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::builder::{EmbedderSource, EngineBuilder};
 use super::create::new_superblock;
+use super::follow::Follow;
 use super::group::GroupCommit;
 use super::mirror_access::{fresh_mirror, open_mirror, rebuild_mirror};
 use super::poison::Poison;
@@ -30,6 +31,9 @@ use crate::wal::{self, Op, Recovered};
 
 impl Engine {
     pub(super) fn open_with(mut b: EngineBuilder) -> Result<Engine> {
+        if b.read_only {
+            return Engine::open_reader(b);
+        }
         let mut model_load = start_model_load(&mut b);
         let new_store = check_new_store(&b, &mut model_load)?;
         let storage = storage_of(&b)?;
@@ -50,13 +54,15 @@ impl Engine {
         let (next_slot, last_lsn) = replay_wal(&mut state, &rec, &wal_path)?;
         let mirror = bring_mirror_up_to_date(storage.as_ref(), &dir, &state, &rec, last_lsn, &mut recovery)?;
         let embedder = model_load.map(|l| wait_for_model(l, &sb.model)).transpose()?;
-        Ok(assemble(b, storage, dir, lock, &sb, state, rec, (next_slot, last_lsn), mirror, embedder, recovery))
+        let group = GroupCommit::new(rec.wal.header.generation, rec.wal.end);
+        let writer = Writer { wal: rec.wal, next_lsn: last_lsn + 1, next_slot };
+        Ok(assemble(b, storage, dir, Access::Writer(writer, lock, group), &sb, state, mirror, embedder, recovery))
     }
 }
 
 /// The embedding model starts loading (on a second thread, for a model directory) while the
 /// store opens.
-fn start_model_load(b: &mut EngineBuilder) -> Option<ModelLoad> {
+pub(super) fn start_model_load(b: &mut EngineBuilder) -> Option<ModelLoad> {
     b.embedder.take().map(|src| match src {
         EmbedderSource::Ready(e) => ModelLoad::Ready(e),
         EmbedderSource::Load(dir, opts) => {
@@ -169,7 +175,7 @@ fn recover_wal(storage: &dyn Storage, wal_path: &Path, vf: &VecFile) -> Result<R
 }
 
 /// The in-memory state of the checkpoint: nothing pending, its deleted slots.
-fn checkpoint_state(vf: VecFile) -> Result<State> {
+pub(super) fn checkpoint_state(vf: VecFile) -> Result<State> {
     let mut dead = SlotBitmap::default();
     for (slot, _) in vf.tombstones()? {
         dead.insert(slot);
@@ -266,29 +272,38 @@ fn update_mirror(mirror: &mut Mirror, state: &State, rec: &Recovered, last_lsn: 
 }
 
 /// The model, loaded, checked to be the store's.
-fn wait_for_model(load: ModelLoad, store_model: &ModelIdentity) -> Result<Arc<dyn Embedder>> {
+pub(super) fn wait_for_model(load: ModelLoad, store_model: &ModelIdentity) -> Result<Arc<dyn Embedder>> {
     let e = load.wait()?;
     text::check_model(store_model, e.identity())?;
     Ok(e)
 }
 
+/// How an engine holds its store: as its one writer, or as a reader following it.
+pub(super) enum Access {
+    Writer(Writer, Box<dyn StoreLock>, GroupCommit),
+    Reader(Follow),
+}
+
 /// The open engine, from what the steps produced.
 #[allow(clippy::too_many_arguments)]
-fn assemble(
+pub(super) fn assemble(
     b: EngineBuilder,
     storage: Arc<dyn Storage>,
     dir: PathBuf,
-    lock: Box<dyn StoreLock>,
+    access: Access,
     sb: &Superblock,
     state: State,
-    rec: Recovered,
-    (next_slot, last_lsn): (u64, u64),
     mirror: Mirror,
     embedder: Option<Arc<dyn Embedder>>,
     recovery: Vec<String>,
 ) -> Engine {
     let process = ProcessGuard::new();
-    let group = GroupCommit::new(rec.wal.header.generation, rec.wal.end);
+    let (writer, lock, group, follow) = match access {
+        Access::Writer(w, lock, group) => (Some(Mutex::new(w)), Some(lock), group, None),
+        Access::Reader(f) => (None, None, GroupCommit::new(0, 0), Some(Mutex::new(f))),
+    };
+    // A reader writes no file of the store: no persisted embedding cache.
+    let disk_cache_entries = if writer.is_some() { b.disk_cache_entries } else { 0 };
     Engine {
         storage,
         dir,
@@ -297,7 +312,9 @@ fn assemble(
         dim: sb.dimension as usize,
         metric: sb.metric,
         store_uuid: sb.store_uuid,
-        writer: Mutex::new(Writer { wal: rec.wal, next_lsn: last_lsn + 1, next_slot }),
+        writer,
+        follow,
+        read_gate: Mutex::new(()),
         state: RwLock::new(state),
         mirror: OwnedByOpener::new(Mutex::new(mirror), process),
         group,
@@ -309,7 +326,7 @@ fn assemble(
         model: sb.model.clone(),
         embedder: OwnedByOpener::new(embedder, process),
         emb_cache: Mutex::new(EmbeddingCache::new(b.cache_entries)),
-        disk_cache: OwnedByOpener::new(Mutex::new(text::DiskCacheSlot::new(b.disk_cache_entries)), process),
+        disk_cache: OwnedByOpener::new(Mutex::new(text::DiskCacheSlot::new(disk_cache_entries)), process),
         process,
         _lock: lock,
     }

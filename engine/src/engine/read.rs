@@ -13,6 +13,7 @@ impl Engine {
     /// The record with this id, if any.
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
         self.process.check()?;
+        let _pin = self.pin()?;
         let st = self.state.read();
         let Some(row) = self.read_mirror(&st, |m| m.row_by_id(id))? else {
             return Ok(None);
@@ -27,6 +28,7 @@ impl Engine {
     /// The records matching `filter`, in insertion order, at most `limit` of them.
     pub fn get_where(&self, filter: &Filter, limit: Option<usize>) -> Result<Vec<Record>> {
         self.process.check()?;
+        let _pin = self.pin()?;
         let st = self.state.read();
         let rows = self.read_mirror(&st, |m| {
             let mut slots = m.filter_slots(filter)?;
@@ -50,6 +52,7 @@ impl Engine {
     /// Whether a record has this id.
     pub fn contains(&self, id: &str) -> Result<bool> {
         self.process.check()?;
+        let _pin = self.pin()?;
         let st = self.state.read();
         Ok(self.read_mirror(&st, |m| m.slot_of(id))?.is_some())
     }
@@ -61,6 +64,8 @@ impl Engine {
     /// no error to return, and an inherited engine must not be used.
     pub fn count(&self) -> u64 {
         self.assert_opener();
+        // A reader counts at the latest commit (a refresh that fails leaves its snapshot's).
+        let _pin = self.pin().ok();
         self.state.read().live_count
     }
 
@@ -84,22 +89,31 @@ impl Engine {
     /// In a forked child, like [`Engine::count`].
     pub fn stats(&self) -> Stats {
         self.assert_opener();
-        let w = self.writer.lock();
+        // A reader's figures are those of the latest commit (a refresh that fails leaves the
+        // snapshot it has).
+        let _pin = self.pin().ok();
+        let w = self.writer.as_ref().map(|w| w.lock());
         let st = self.state.read();
+        let sb = st.vf.superblock();
+        let (slots, wal_bytes, last_lsn) = match &w {
+            Some(w) => (w.next_slot, w.wal.end, w.next_lsn - 1),
+            None => (sb.next_slot + st.pending.n_vectors as u64, self.followed_wal_bytes(), st.last_lsn),
+        };
         Stats {
             count: st.live_count,
-            slots: w.next_slot,
+            slots,
             deleted: st.dead.len(),
             dimension: self.dim,
             metric: self.metric,
-            pages: st.vf.superblock().page_count,
+            pages: sb.page_count,
             vector_file_bytes: st.vf.sealed_len(),
-            wal_bytes: w.wal.end,
-            checkpoint_lsn: st.vf.superblock().checkpoint_lsn,
-            last_lsn: w.next_lsn - 1,
+            wal_bytes,
+            checkpoint_lsn: sb.checkpoint_lsn,
+            last_lsn,
             pending_vectors: st.pending.n_vectors as u64,
             recovery: self.recovery.lock().clone(),
             model: (!self.model.id.is_empty()).then(|| self.model.clone()),
+            read_only: w.is_none(),
         }
     }
 }
@@ -125,6 +139,13 @@ impl Iterator for RecordIter<'_> {
                 self.done = true;
                 return Some(Err(x));
             }
+            let _pin = match e.pin() {
+                Ok(p) => p,
+                Err(x) => {
+                    self.done = true;
+                    return Some(Err(x));
+                }
+            };
             let st = e.state.read();
             let after = self.after;
             let rows = match e.read_mirror(&st, |m| m.rows_after(after, 256)) {

@@ -54,6 +54,7 @@ impl Engine {
             oversample: opts.oversample,
             parallel_min_bytes: crate::index::PARALLEL_MIN_BYTES,
         };
+        let _pin = self.pin()?;
         let st = self.state.read();
         let candidates = filter.map(|f| self.read_mirror(&st, |m| m.filter_slots(f))).transpose()?;
         let src = Source { st: &st, dim: self.dim };

@@ -279,4 +279,8 @@ pub struct Stats {
     pub recovery: Vec<String>,
     /// The embedding model the store was created with; `None` for a raw-vector store.
     pub model: Option<ModelIdentity>,
+    /// Whether the engine was opened read-only ([`crate::EngineBuilder::read_only`]): then
+    /// `last_lsn` is the commit its snapshot reaches, and `wal_bytes` how much of the WAL it
+    /// has read.
+    pub read_only: bool,
 }

@@ -33,7 +33,7 @@ impl Engine {
     /// Delete every record matching `filter`; returns how many.
     pub fn delete_where(&self, filter: &Filter) -> Result<usize> {
         self.process.check()?;
-        let mut w = self.writer.lock();
+        let mut w = self.writer()?;
         // Planned only from a mirror that answered without damage (read_mirror).
         let rows = {
             let st = self.state.read();
@@ -81,7 +81,7 @@ impl Engine {
         self.process.check()?;
         // Text changes in a text store are embedded here, before the writer lock.
         let batch = self.embed_texts(batch)?;
-        let mut w = self.writer.lock();
+        let mut w = self.writer()?;
         let (info, wait) = self.write_locked(&mut w, batch)?;
         // Under group commit the writer lock is released before waiting for the fsync, so
         // that other threads can append their commits and share it.
@@ -143,7 +143,7 @@ impl Engine {
     /// Make every acknowledged commit durable now (useful under [`Durability::Buffered`]).
     pub fn sync(&self) -> Result<()> {
         self.process.check()?;
-        let mut w = self.writer.lock();
+        let mut w = self.writer()?;
         self.poisoned.check()?;
         w.wal.file.sync_data().map_err(|e| self.poisoned.record(Error::io("syncing the WAL", e)))?;
         w.wal.synced = w.wal.end;
