@@ -401,14 +401,23 @@ fn broken_pipe_ends_quietly() {
 }
 
 #[test]
-fn a_second_writer_is_told_the_store_is_locked() {
+fn a_second_writer_is_refused_and_readers_read_beside_the_writer() {
     let h = Home::new();
     ok(h.on("v", &["init", "-d", "2"]));
     let held = Engine::open(h.path("v")).unwrap();
-    let err = fails(h.on("v", &["stats"]), 1);
+    held.add(memento::Record::new("held", vec![3.0, 4.0])).unwrap();
+    // A writer is refused at once, naming the holder.
+    let err = fails(h.on("v", &["add", "--id", "a", "--vector", "[1, 2]"]), 1);
     assert!(err.contains(&format!("already open by process {}", std::process::id())), "{err}");
-    assert!(err.contains("Only one process can use a store at a time"), "{err}");
-    fails(h.on("v", &["add", "--id", "a", "--vector", "[1, 2]"]), 1);
+    assert!(err.contains("One process writes a store at a time"), "{err}");
+    // Reading commands open it read-only beside the writer, and see its commits.
+    let stats = ok(h.on("v", &["--json", "stats"]));
+    assert!(stats.contains(r#""records":1"#) && stats.contains(r#""read_only":true"#), "{stats}");
+    assert!(ok(h.on("v", &["get", "held"])).contains("held"));
+    assert!(ok(h.on("v", &["search", "-k", "1", "[3, 4]"])).contains("held"));
+    assert!(ok(h.on("v", &["export"])).contains(r#""id":"held""#));
+    held.add(memento::Record::new("later", vec![1.0, 0.0])).unwrap();
+    assert!(ok(h.on("v", &["search", "-k", "1", "[1, 0]"])).contains("later"));
     held.close().unwrap();
     ok(h.on("v", &["add", "--id", "a", "--vector", "[1, 2]"]));
 }

@@ -353,7 +353,7 @@ pub fn recall(ctx: &Ctx, a: RecallArgs, out: &mut dyn Write) -> Result<()> {
     if query.trim().is_empty() {
         return Err(usage("the question is empty"));
     }
-    let engine = store::open(&ctx.store, Need::Text, false)?;
+    let engine = store::open_to_read(&ctx.store, Need::Text)?;
     let hits = engine.recall_with(&query, &search_options(a.k, filter.as_ref(), a.exact, a.threads)).map_err(|e| store::explain(e, engine.path()))?;
     print_results(ctx, out, &hits, engine.metric())?;
     store::close(engine)
@@ -363,7 +363,7 @@ pub fn search(ctx: &Ctx, a: SearchArgs, out: &mut dyn Write) -> Result<()> {
     let filter = parse_filter(a.filter.as_deref())?;
     let raw = if a.vector == "-" { input::read_stdin()? } else { a.vector.clone() };
     let vector = input::parse_vector(&raw).map_err(|e| usage(format!("VECTOR: {e}")))?;
-    let engine = store::open(&ctx.store, Need::Vectors, false)?;
+    let engine = store::open_to_read(&ctx.store, Need::Vectors)?;
     let hits = engine.search_with(&vector, &search_options(a.k, filter.as_ref(), a.exact, a.threads)).map_err(|e| store::explain(e, engine.path()))?;
     print_results(ctx, out, &hits, engine.metric())?;
     store::close(engine)
@@ -402,7 +402,7 @@ fn not_found(missing: &[String]) -> anyhow::Error {
 
 pub fn get(ctx: &Ctx, a: GetArgs, out: &mut dyn Write) -> Result<()> {
     let filter = parse_filter(a.filter.as_deref())?;
-    let engine = store::open(&ctx.store, Need::Vectors, false)?;
+    let engine = store::open_to_read(&ctx.store, Need::Vectors)?;
     let explain = |e| store::explain(e, engine.path());
     let records = match &filter {
         Some(f) => engine.get_where(f, a.limit).map_err(explain)?,
@@ -540,7 +540,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 pub fn stats(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
-    let engine = store::open(&ctx.store, Need::Vectors, false)?;
+    let engine = store::open_to_read(&ctx.store, Need::Vectors)?;
     let st = engine.stats();
     let dir = engine.path().to_path_buf();
     let vec_bytes = file_bytes(&dir, memento::files::VECTORS);
@@ -567,6 +567,7 @@ pub fn stats(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
             "last_lsn": st.last_lsn,
             "pending_vectors": st.pending_vectors,
             "recovery": st.recovery,
+            "read_only": st.read_only,
         });
         print_json(out, &v)?;
     } else {
@@ -636,7 +637,7 @@ fn export_header(engine: &Engine, count: usize) -> Value {
 
 pub fn export(ctx: &Ctx, a: ExportArgs, out: &mut dyn Write) -> Result<()> {
     let filter = parse_filter(a.filter.as_deref())?;
-    let engine = store::open(&ctx.store, Need::Vectors, false)?;
+    let engine = store::open_to_read(&ctx.store, Need::Vectors)?;
     let explain = |e| store::explain(e, engine.path());
     let mut file = match &a.out {
         Some(p) => Some(BufWriter::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),

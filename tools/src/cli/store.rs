@@ -46,6 +46,39 @@ pub fn open(store: &StoreArg, need: Need, create: bool) -> Result<Engine> {
     target(store, need, create)?.into_engine()
 }
 
+/// Opens the store for a command that only reads (`recall`, `search`, `get`, `stats`,
+/// `export`): read-only (FORMAT.md §4.4), so that it neither waits for nor blocks a process
+/// that writes the store. A store that a reader cannot follow (its mirror damaged, say) is
+/// opened as its writer instead, which repairs it, when no other process holds it. A missing
+/// store is handled as [`open`] does.
+pub fn open_to_read(store: &StoreArg, need: Need) -> Result<Engine> {
+    let dir = &store.dir;
+    refuse_non_directory(dir)?;
+    if !exists(dir) {
+        return open(store, need, false);
+    }
+    match builder_for(dir, need)?.read_only().open() {
+        Ok(engine) => Ok(engine),
+        Err(e @ (Error::Incompatible { .. } | Error::ModelMismatch { .. } | Error::Model { .. })) => Err(explain(e, dir)),
+        Err(_) => builder_for(dir, need)?.open().map_err(|e| explain(e, dir)),
+    }
+}
+
+/// The builder of an existing store: with its own embedding model when text is needed.
+fn builder_for(dir: &Path, need: Need) -> Result<memento::EngineBuilder> {
+    let b = Engine::builder(dir).create(false);
+    Ok(match need {
+        Need::Vectors => b,
+        Need::Text => {
+            let info = memento::peek(dir).map_err(|e| explain(e, dir))?;
+            let Some(model) = info.model else {
+                return Err(raw_store(dir));
+            };
+            b.model_dir(model_dir(&model.id), OnnxOptions::default())
+        }
+    })
+}
+
 /// The store a write goes to: open already, or to be created (see [`Target::checker`]).
 pub fn target(store: &StoreArg, need: Need, create: bool) -> Result<Target> {
     let dir = &store.dir;
@@ -166,11 +199,7 @@ impl NewStore {
 /// Opens an existing store with the embedding model its superblock names ([`memento::peek`]);
 /// a raw-vector store cannot embed text.
 fn open_with_its_model(dir: &Path) -> Result<Engine> {
-    let info = memento::peek(dir).map_err(|e| explain(e, dir))?;
-    let Some(model) = info.model else {
-        return Err(raw_store(dir));
-    };
-    Engine::builder(dir).create(false).model_dir(model_dir(&model.id), OnnxOptions::default()).open().map_err(|e| explain(e, dir))
+    builder_for(dir, Need::Text)?.open().map_err(|e| explain(e, dir))
 }
 
 /// The error for text given to a raw-vector store.
@@ -184,7 +213,9 @@ pub fn raw_store(dir: &Path) -> anyhow::Error {
 /// An engine error in words for the command line.
 pub fn explain(e: Error, dir: &Path) -> anyhow::Error {
     match &e {
-        Error::Locked { .. } => anyhow!("{e} Only one process can use a store at a time: wait for it to finish (or stop it), then try again."),
+        Error::Locked { .. } => anyhow!(
+            "{e} One process writes a store at a time: wait for it to finish (or stop it), then try again. Reading commands (recall, search, get, stats, export) work meanwhile."
+        ),
         Error::NoModel => raw_store(dir),
         Error::Corrupted { .. } => anyhow!("{e} The store was left as it is; `memento-inspect` can examine it."),
         _ => anyhow::Error::new(e),
