@@ -134,7 +134,7 @@ impl NativeEngine {
 #[pymethods]
 impl NativeEngine {
     #[new]
-    #[pyo3(signature = (path, dim, metric, model, durability, create = true, page_size = None))]
+    #[pyo3(signature = (path, dim, metric, model, durability, create = true, page_size = None, read_only = false, group_access = false))]
     #[allow(clippy::too_many_arguments, reason = "one argument per open option")]
     fn new(
         py: Python<'_>,
@@ -145,9 +145,14 @@ impl NativeEngine {
         durability: Option<&str>,
         create: bool,
         page_size: Option<u32>,
+        read_only: bool,
+        group_access: bool,
     ) -> PyResult<Self> {
         guard(py, || {
-            let mut b = Engine::builder(&path).create(create);
+            let mut b = Engine::builder(&path).create(create).group_access(group_access);
+            if read_only {
+                b = b.read_only();
+            }
             if let Some(ps) = page_size {
                 b = b.page_size(ps);
             }

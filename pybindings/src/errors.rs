@@ -49,6 +49,7 @@ fn class_name(e: &Error) -> &'static str {
         Error::Locked { .. } => "LockedError",
         Error::Io { .. } | Error::Mirror { kind: MirrorErrorKind::Sqlite | MirrorErrorKind::Setup, .. } => "MementoIOError",
         Error::Poisoned { .. } => "PoisonedError",
+        Error::ReadOnly { .. } => "ReadOnlyError",
         Error::Closed => "ClosedError",
         Error::Model { .. } => "ModelError",
         Error::ModelMismatch { .. } => "ModelMismatchError",
@@ -98,6 +99,9 @@ fn fields<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyDict>> {
         Error::Locked { path, pid } => {
             d.set_item("path", path.display().to_string())?;
             d.set_item("pid", pid)?;
+        }
+        Error::ReadOnly { path } => {
+            d.set_item("path", path.display().to_string())?;
         }
         Error::ModelMismatch { store, given } => {
             d.set_item("store", describe_model(store))?;

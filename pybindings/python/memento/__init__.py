@@ -54,6 +54,7 @@ from .errors import (
     NoModelError,
     NotFoundError,
     PoisonedError,
+    ReadOnlyError,
 )
 from .types import Memory, SearchResult
 
@@ -90,6 +91,7 @@ __all__ = [
     "LockedError",
     "MementoIOError",
     "PoisonedError",
+    "ReadOnlyError",
     "ClosedError",
     "ModelError",
     "ModelMismatchError",

@@ -316,6 +316,12 @@ class Engine(base.Engine):
         page_size: The page size of a new store in bytes, a power of two from 8 KiB to 16 MiB
             (None: 64 KiB, which holds up to 16,352 dimensions; a larger dimension needs a
             larger page, which the error names). See the README's "Limits".
+        read_only: Open the store read-only, beside the process that writes it (any number of
+            readers, in any processes): no lock is taken and nothing is written; every read
+            and search answers from the latest commit (the engine follows the writer by
+            itself), and writes raise ReadOnlyError. The store must exist.
+        group_access: A store this call creates is shared with the owner's group (directory
+            0770, files 0660) instead of private to its owner (0700, 0600).
 
     The engine is a context manager: ``with memento.Engine(path) as db: ...`` closes it.
     """
@@ -343,8 +349,10 @@ class Engine(base.Engine):
         *,
         create: bool = True,
         page_size: int | None = None,
+        read_only: bool = False,
+        group_access: bool = False,
     ) -> None:
-        core, kind = self._open_core(path, dimension, metric, model, durability, create, page_size)
+        core, kind = self._open_core(path, dimension, metric, model, durability, create, page_size, read_only, group_access)
         #: The process that opened the engine: a forked child gets ForkedProcessError.
         self._opener_pid = os.getpid()
         self._core = core
@@ -365,10 +373,12 @@ class Engine(base.Engine):
         durability: str,
         create: bool,
         page_size: int | None,
+        read_only: bool = False,
+        group_access: bool = False,
     ) -> tuple[Core, str]:
         """Opens the core: the engine :func:`memento.backend` names (RustEngine and PythonEngine
         override this with their own)."""
-        return _default_class()._open_core(path, dimension, metric, model, durability, create, page_size)
+        return _default_class()._open_core(path, dimension, metric, model, durability, create, page_size, read_only, group_access)
 
     # ---------------------------------------------------------------- properties
 

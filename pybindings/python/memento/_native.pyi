@@ -24,7 +24,8 @@ _Record = tuple[str, npt.NDArray[np.float32], str | None, str | None]
 class NativeEngine:
     """An open store (memento::Engine). ``metric``: "cosine" | "dot" | "l2" (None: the store's,
     cosine when creating); ``model``: None (no model), "default", or a model directory;
-    ``durability``: "sync" | "group" | "buffered" (None: sync)."""
+    ``durability``: "sync" | "group" | "buffered" (None: sync); ``read_only``: a reader beside the
+    writer (FORMAT.md §4.4); ``group_access``: a new store shared with the owner's group."""
 
     def __new__(
         cls,
@@ -35,6 +36,8 @@ class NativeEngine:
         durability: str | None,
         create: bool = True,
         page_size: int | None = None,
+        read_only: bool = False,
+        group_access: bool = False,
     ) -> NativeEngine: ...
     @property
     def dimension(self) -> int: ...

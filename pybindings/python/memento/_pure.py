@@ -70,6 +70,7 @@ from .errors import (
     NoModelError,
     NotFoundError,
     PoisonedError,
+    ReadOnlyError,
     _forked_message,
     _NO_MODEL_MESSAGE,
 )
@@ -98,7 +99,8 @@ class _StoreLock:
     def __init__(self, directory: Path) -> None:
         self.path = directory / _LOCK_FILE
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            _prepare_file(self.path)
+            fd = os.open(self.path, os.O_RDWR)
         except OSError as e:
             raise MementoIOError(f"I/O error while taking the store's lock: {e}.") from None
         self._fh: IO[bytes] | None = os.fdopen(fd, "r+b", buffering=0)
@@ -203,6 +205,39 @@ def _describe(m: ModelIdentity | None) -> str:
 # The core
 
 
+def _make_dirs(directory: Path, mode: int) -> None:
+    """Creates ``directory`` and its missing parents with ``mode`` exactly (whatever the umask):
+    a store is private to its owner unless made for its group (FORMAT.md §4.4)."""
+    missing = []
+    p = directory
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=mode)
+        except FileExistsError:
+            continue
+        os.chmod(d, mode)
+
+
+def _prepare_file(path: Path) -> None:
+    """Creates ``path`` empty if it is missing, with its directory's read and write bits
+    (``0700`` → ``0600``): SQLite would make a database file world-readable."""
+    mode = path.parent.stat().st_mode & 0o666
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return
+    try:
+        if hasattr(os, "fchmod"):  # POSIX: the umask may have taken bits away
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
 class PythonCore:
     """The pure-Python engine's core: the interface of ``memento._native.NativeEngine`` (see
     SPEC.md), over SQLite and numpy. Thread-safe (one lock around every call).
@@ -229,6 +264,8 @@ class PythonCore:
         durability: str = "sync",
         create: bool = True,
         page_size: int | None = None,
+        read_only: bool = False,
+        group_access: bool = False,
     ) -> None:
         #: The process that opened the store: every operation checks it first.
         self._opener_pid = os.getpid()
@@ -238,8 +275,11 @@ class PythonCore:
         self._mutex = threading.RLock()
         self._poisoned: str | None = None
         p = fspath(path)
-        if not isinstance(create, bool):
-            raise InvalidArgumentError(f"Invalid argument: create must be True or False, not {create!r}.")
+        for name, flag in (("create", create), ("read_only", read_only), ("group_access", group_access)):
+            if not isinstance(flag, bool):
+                raise InvalidArgumentError(f"Invalid argument: {name} must be True or False, not {flag!r}.")
+        self._read_only = read_only
+        self._data_version: int | None = None
         dim = check_dim(dim)
         self._page_size = _limits.check_page_size(page_size)
         durability = check_durability(durability)
@@ -255,13 +295,16 @@ class PythonCore:
             )
         if directory.exists() and not directory.is_dir():
             raise MementoIOError(f"I/O error while creating the store directory {directory}: it exists and is not a directory.")
-        if not db_path.exists() and not create:
+        if not db_path.exists() and (not create or read_only):
             raise InvalidArgumentError(f"Invalid argument: there is no store at {directory}.")
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise MementoIOError(f"I/O error while creating the store directory {directory}: {e}.") from None
-        self._lock_obj = _StoreLock(directory)
+        if not read_only:
+            try:
+                _make_dirs(directory, 0o770 if group_access else 0o700)
+                _prepare_file(db_path)
+            except OSError as e:
+                raise MementoIOError(f"I/O error while creating the store directory {directory}: {e}.") from None
+            # A reader takes no lock (FORMAT.md §4.4: readers beside one writer).
+            self._lock_obj = _StoreLock(directory)
         try:
             self._open(db_path, dim, metric, model, durability, create)
         except BaseException:
@@ -278,14 +321,18 @@ class PythonCore:
         return MementoIOError(f"I/O error while {doing}: {msg}.")
 
     def _open(self, db_path: Path, dim: int | None, metric: str | None, model: Any, durability: str, create: bool) -> None:
-        new = not db_path.exists()
+        new = not db_path.exists() or db_path.stat().st_size == 0
         try:
-            conn = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
+            if self._read_only:
+                conn = sqlite3.connect(f"{db_path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
         except sqlite3.Error as e:
             raise self._sql_error(e, f"opening {db_path}") from None
         self._conn = conn
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
+            if not self._read_only:
+                conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {'NORMAL' if durability == 'buffered' else 'FULL'}")
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.Error as e:
@@ -491,9 +538,30 @@ class PythonCore:
     def _check(self) -> None:
         if self._closed:
             raise ClosedError("The engine is closed.")
+        if self._read_only:
+            self._follow()
+
+    def _follow(self) -> None:
+        """A reader moves to the writer's latest commit: SQLite's ``data_version`` changes when
+        another connection commits, and the records are then read again (one read
+        transaction: a consistent state). Under the mutex."""
+        assert self._conn is not None
+        with self._mutex:
+            try:
+                version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+                if version != self._data_version:
+                    self._load(False)
+                    self._data_version = version
+            except sqlite3.Error as e:
+                raise self._sql_error(e, "following the store") from None
 
     def _check_writable(self) -> None:
         self._check()
+        if self._read_only:
+            raise ReadOnlyError(
+                f"The store {self._dir} is open read-only here: writes go through the process that opens it for writing.",
+                path=str(self._dir),
+            )
         if self._poisoned is not None:
             raise PoisonedError(
                 f"The store refuses writes after an earlier I/O failure ({self._poisoned}); close and reopen it to recover."
@@ -1023,7 +1091,7 @@ class PythonCore:
                 return
             self._closed = True
             try:
-                if self._conn is not None and self._poisoned is None:
+                if self._conn is not None and self._poisoned is None and not self._read_only:
                     self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error:
                 pass
@@ -1122,6 +1190,8 @@ class PythonEngine(Engine):
         durability: str,
         create: bool,
         page_size: int | None,
+        read_only: bool = False,
+        group_access: bool = False,
     ) -> tuple[Core, str]:
-        return PythonCore(path, dimension, metric, model, durability, create, page_size), "python"
+        return PythonCore(path, dimension, metric, model, durability, create, page_size, read_only, group_access), "python"
 

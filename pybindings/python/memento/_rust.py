@@ -54,6 +54,8 @@ class RustEngine(Engine):
         durability: str,
         create: bool,
         page_size: int | None,
+        read_only: bool = False,
+        group_access: bool = False,
     ) -> tuple[Core, str]:
         mod = native()
         p = fspath(path)
@@ -62,8 +64,9 @@ class RustEngine(Engine):
         durability = check_durability(durability)
         if metric is not None:
             check_metric(metric)
-        if not isinstance(create, bool):
-            raise InvalidArgumentError(f"Invalid argument: create must be True or False, not {create!r}.")
+        for name, flag in (("create", create), ("read_only", read_only), ("group_access", group_access)):
+            if not isinstance(flag, bool):
+                raise InvalidArgumentError(f"Invalid argument: {name} must be True or False, not {flag!r}.")
         d = Path(p)
         if (d / PY_STORE_FILE).exists() and not (d / RUST_VEC_FILE).exists():
             raise IncompatibleError(
@@ -74,5 +77,5 @@ class RustEngine(Engine):
         existing = None if found is None else StoreInfo(found["dimension"], found["metric"], found["model_id"])
         model_spec = resolve_model(model, dimension, existing)
         metric_res = resolve_metric(metric, existing)
-        core: Core = mod.NativeEngine(p, dimension, metric_res, model_spec, durability, create, page_size)
+        core: Core = mod.NativeEngine(p, dimension, metric_res, model_spec, durability, create, page_size, read_only, group_access)
         return core, "rust"

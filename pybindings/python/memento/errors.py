@@ -18,6 +18,7 @@ handlers keep working::
     ├── LockedError                 another process (or engine) has the store open
     ├── MementoIOError              (also OSError) an operating-system I/O error, or SQLite's
     ├── PoisonedError               an earlier write failed; reopen the store to recover
+    ├── ReadOnlyError               a write on an engine opened with read_only=True
     ├── ClosedError                 the engine was closed
     ├── ModelError                  the embedding model or its runtime is missing or failed
     ├── ModelMismatchError          the store was written with another embedding model
@@ -51,6 +52,7 @@ __all__ = [
     "LockedError",
     "MementoIOError",
     "PoisonedError",
+    "ReadOnlyError",
     "ClosedError",
     "ModelError",
     "ModelMismatchError",
@@ -172,6 +174,14 @@ class MementoIOError(MementoError, OSError):
 class PoisonedError(MementoError):
     """An earlier write or fsync failed, so the store refuses writes until it is closed and
     reopened (which recovers to the last durable commit)."""
+
+
+class ReadOnlyError(MementoError):
+    """A write (or a checkpoint) on an engine opened with ``read_only=True``: only the process
+    that opens the store for writing writes it. ``path``: the store directory."""
+
+    path: str | None
+    _detail_names = ("path",)
 
 
 class ClosedError(MementoError):
