@@ -50,12 +50,13 @@ fn the_rust_column_is_what_the_engine_offers() {
 
     // open
     let engine = Engine::builder(dir.path().join("s"))
+        .group_access(false)
         .dimension(384)
         .metric(memento::Metric::Cosine)
         .default_model()
         .open()
         .expect("the default model must be provisioned (make setup)");
-    ["builder", "dimension", "metric", "default_model", "open"].into_iter().for_each(&mut call);
+    ["builder", "group_access", "dimension", "metric", "default_model", "open"].into_iter().for_each(&mut call);
     let v = engine.embed("a vector from a text").expect("api table call").vector;
     call("embed");
     let vs = engine.embed_batch(&["one", "two"]).expect("api table call");
@@ -122,6 +123,11 @@ fn the_rust_column_is_what_the_engine_offers() {
     call("recall_with");
     assert_eq!(engine.recall_batch(&["when is the meeting?", "milk"], &SearchOptions::default()).expect("api table call").len(), 2);
     call("recall_batch");
+
+    // a reader beside the writer
+    let reader = Engine::builder(dir.path().join("s")).read_only().open().expect("api table call");
+    call("read_only");
+    assert_eq!(reader.count(), 6);
 
     // the rest
     engine.delete("c").expect("api table call");

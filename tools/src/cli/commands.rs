@@ -74,7 +74,7 @@ pub fn init(ctx: &Ctx, a: InitArgs, out: &mut dyn Write) -> Result<()> {
         bail!("a store exists already at {}", dir.display());
     }
     let model = a.dimension.is_none().then(|| model_dir(a.model.as_deref().unwrap_or(DEFAULT_MODEL)));
-    let engine = NewStore::plan(dir, a.dimension, a.metric.into(), a.page_size, model.as_deref())?.create()?;
+    let engine = NewStore::plan(dir, a.dimension, a.metric.into(), a.page_size, model.as_deref())?.group_access(a.group).create()?;
     if ctx.json {
         let v = json!({"store": dir.display().to_string(), "dimension": engine.dimension(), "metric": engine.metric().name(), "model": model_value(&engine)});
         print_json(out, &v)?;

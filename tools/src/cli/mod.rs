@@ -123,6 +123,10 @@ pub struct InitArgs {
     /// up to 16,352 dimensions; a larger dimension needs a larger page].
     #[arg(long, value_name = "BYTES")]
     pub page_size: Option<u32>,
+    /// Share the new store with your group (directory 0770, files 0660) instead of keeping
+    /// it private to you (0700, 0600).
+    #[arg(long)]
+    pub group: bool,
 }
 
 /// What `remember` and `add` read.

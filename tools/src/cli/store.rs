@@ -145,6 +145,7 @@ pub struct NewStore {
     page_size: Option<u32>,
     embedder: Option<Arc<dyn Embedder>>,
     scratch: Engine,
+    group: bool,
 }
 
 impl NewStore {
@@ -160,7 +161,13 @@ impl NewStore {
         let scratch = Self::builder(Engine::builder_with_storage(Arc::new(MemStorage::new())), dimension, metric, page_size, embedder.as_ref())
             .open()
             .map_err(|e| explain(e, dir))?;
-        Ok(NewStore { dir: dir.to_path_buf(), dimension, metric, page_size, embedder, scratch })
+        Ok(NewStore { dir: dir.to_path_buf(), dimension, metric, page_size, embedder, scratch, group: false })
+    }
+
+    /// The store is to be shared with the owner's group (`init --group`) rather than private.
+    pub fn group_access(mut self, yes: bool) -> Self {
+        self.group = yes;
+        self
     }
 
     fn builder(
@@ -190,9 +197,9 @@ impl NewStore {
 
     /// Creates the store on disk.
     pub fn create(self) -> Result<Engine> {
-        let NewStore { dir, dimension, metric, page_size, embedder, scratch } = self;
+        let NewStore { dir, dimension, metric, page_size, embedder, scratch, group } = self;
         drop(scratch);
-        Self::builder(Engine::builder(&dir), dimension, metric, page_size, embedder.as_ref()).open().map_err(|e| explain(e, &dir))
+        Self::builder(Engine::builder(&dir).group_access(group), dimension, metric, page_size, embedder.as_ref()).open().map_err(|e| explain(e, &dir))
     }
 }
 
