@@ -14,11 +14,13 @@
 //! | `search.rs`, `read.rs` | searches, reads by id or filter, the iterator, the figures |
 //! | `integrity.rs` | [`Engine::check_integrity`] (the inspector's checks, on the open store) |
 //! | `group.rs` | group commit: one `fdatasync` for many waiting commits |
+//! | `follow.rs` | a read-only engine: a snapshot of a store another process writes, moved to its latest commit before each read (FORMAT.md §4.4) |
 //! | `mirror_access.rs` | the engine's side of the SQLite mirror: open, rebuild, read with a retry |
 //! | `state.rs` | the in-memory state and applying a committed transaction to it |
 //! | `poison.rs` | refusing writes after a failed write or fsync |
 //! | `process.rs` | the opener's process id, and what a forked child must not drop |
 //!
+//! `follow.rs` sits beside `open.rs` (a reader's open) and below the reads (its `pin`).
 //! `open.rs` and `write.rs` sit above `checkpoint.rs`, `group.rs` and `mirror_access.rs`,
 //! which sit above `state.rs`, `poison.rs` and `process.rs`; nothing calls upwards.
 //!
@@ -33,6 +35,9 @@
 //! 4. `group` (the group commit's counters; never held across an fsync);
 //! 5. leaves, held alone or last, never while taking another: `poisoned`, `recovery`,
 //!    `emb_cache`, `disk_cache`.
+//!
+//! A read-only engine has no `writer`; its reads take `read_gate`, then `follow`, then
+//! `state` and `mirror` as above.
 //!
 //! Embedding runs before the writer lock is taken, so a slow model never blocks readers.
 
