@@ -11,6 +11,7 @@
 //! | `plan.rs` | planning a batch into WAL operations |
 //! | `check.rs` | the per-record checks a write makes (shared with `check_record`) |
 //! | `checkpoint.rs` | checkpoints (the WAL folded into the vector file) |
+//! | `compact.rs` | compaction: the vector file rewritten with its live records only |
 //! | `search.rs`, `read.rs` | searches, reads by id or filter, the iterator, the figures |
 //! | `integrity.rs` | [`Engine::check_integrity`] (the inspector's checks, on the open store) |
 //! | `group.rs` | group commit: one `fdatasync` for many waiting commits |
@@ -57,6 +58,7 @@ use crate::storage::{Storage, StoreLock};
 mod builder;
 mod check;
 mod checkpoint;
+mod compact;
 mod create;
 mod follow;
 mod group;
@@ -75,6 +77,7 @@ mod write;
 
 pub use builder::EngineBuilder;
 pub use check::{check_id, check_metadata};
+pub use compact::CompactInfo;
 use group::GroupCommit;
 use poison::Poison;
 use process::{OwnedByOpener, ProcessGuard};

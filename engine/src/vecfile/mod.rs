@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+mod compact;
+pub(crate) use compact::COMPACT_FILE;
+
 use memento_format::page::{self, DirEntry, PageHeader, PageType, QuantEntry, QuantLayout, RecordEntry, RecordPacker, VectorLayout};
 use memento_format::superblock::{self, Slot, Superblock};
 

@@ -1,0 +1,155 @@
+//! Compaction (FORMAT.md §4.5): the vector file rewritten with only its live records gives the
+//! space of deleted and replaced records back, keeps every live record exactly (vector, int8
+//! copy, text, metadata, slot, order), and leaves a store that opens, verifies and goes on.
+
+use memento::{Engine, Error, Filter, Metadata, Metric, Record, WriteBatch};
+
+fn meta(i: u64) -> Metadata {
+    let mut m = Metadata::new();
+    m.insert("i".into(), i.into());
+    m.insert("even".into(), (i % 2 == 0).into());
+    m
+}
+
+/// A vector of its own for each `i` (a multiplicative hash of `i` and the element).
+fn vector(i: u64, dim: usize) -> Vec<f32> {
+    (0..dim as u64)
+        .map(|j| ((i.wrapping_mul(2_654_435_761) ^ j.wrapping_mul(40_503)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f32 / (1u64 << 24) as f32)
+        .collect()
+}
+
+fn open(path: &std::path::Path) -> Engine {
+    Engine::builder(path).dimension(16).metric(Metric::L2).page_size(8192).open().expect("open")
+}
+
+fn snapshot(e: &Engine) -> Vec<(String, Vec<f32>, Option<String>, Option<Metadata>)> {
+    e.iter().map(|r| r.expect("record")).map(|r| (r.id, r.vector, r.text, r.metadata)).collect()
+}
+
+#[test]
+fn compaction_gives_space_back_and_keeps_every_live_record() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("s");
+    let e = open(&path);
+    for chunk in 0..10u64 {
+        let mut b = WriteBatch::new();
+        for i in chunk * 200..(chunk + 1) * 200 {
+            b.add(Record::new(format!("r{i}"), vector(i, 16)).with_text(format!("text {i}")).with_metadata(meta(i)));
+        }
+        e.write(b).expect("add");
+    }
+    // 90% deleted; some of the rest updated and replaced.
+    for i in 0..2000u64 {
+        if i % 10 != 0 {
+            e.delete(&format!("r{i}")).expect("delete");
+        }
+    }
+    e.update_text("r10", Some("new text".into())).expect("update");
+    e.merge_metadata("r20", meta(999)).expect("merge");
+    e.upsert(Record::new("r30", vector(3030, 16)).with_metadata(meta(3030))).expect("upsert");
+    let before = snapshot(&e);
+    let query = vector(500, 16);
+    let hits_before: Vec<String> = e.search(&query, 20, None).expect("search").into_iter().map(|h| h.id).collect();
+    e.checkpoint().expect("checkpoint");
+    let size_before = std::fs::metadata(path.join("memento.vec")).expect("stat").len();
+
+    let info = e.compact().expect("compact");
+    assert_eq!(info.live, 200);
+    assert!(info.dropped >= 1800, "{info:?}");
+    let size_after = std::fs::metadata(path.join("memento.vec")).expect("stat").len();
+    assert_eq!(size_after, info.bytes_after);
+    assert!(size_after * 4 < size_before, "{size_before} -> {size_after}");
+    assert!(!path.join("memento.vec.new").exists());
+
+    // Every live record as it was, in the same order; searches and filters alike.
+    assert_eq!(snapshot(&e), before);
+    assert_eq!(e.count(), 200);
+    let hits_after: Vec<String> = e.search(&query, 20, None).expect("search").into_iter().map(|h| h.id).collect();
+    assert_eq!(hits_after, hits_before);
+    let f = Filter::from_json_str(r#"{"even": true}"#).expect("filter");
+    assert_eq!(
+        e.get_where(&f, None).expect("get_where").len(),
+        before.iter().filter(|r| r.3.as_ref().and_then(|m| m.get("even")) == Some(&true.into())).count()
+    );
+    assert_eq!(e.stats().deleted, 0);
+    e.check_integrity().expect("integrity after compaction");
+
+    // Writes go on; a second compaction, a close and a reopen keep it all.
+    e.add(Record::new("after", vector(7777, 16))).expect("add after");
+    e.delete("r40").expect("delete after");
+    e.compact().expect("second compaction");
+    let now = snapshot(&e);
+    e.close().expect("close");
+    let e = open(&path);
+    assert_eq!(snapshot(&e), now);
+    e.check_integrity().expect("integrity after reopen");
+    assert_eq!(e.search(&vector(7777, 16), 1, None).expect("search")[0].id, "after");
+}
+
+#[test]
+fn a_store_upserted_over_and_over_shrinks_to_its_live_records() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("s");
+    let e = open(&path);
+    for round in 0..30u64 {
+        let mut b = WriteBatch::new();
+        for i in 0..100u64 {
+            b.upsert(Record::new(format!("r{i}"), vector(i + round, 16)).with_metadata(meta(round)));
+        }
+        e.write(b).expect("upsert");
+        e.checkpoint().expect("checkpoint");
+    }
+    let grown = std::fs::metadata(path.join("memento.vec")).expect("stat").len();
+    e.compact().expect("compact");
+    let compacted = std::fs::metadata(path.join("memento.vec")).expect("stat").len();
+    // A fresh store of the same 100 records, for comparison.
+    let fresh_path = tmp.path().join("fresh");
+    let fresh = open(&fresh_path);
+    let mut b = WriteBatch::new();
+    for r in e.iter() {
+        b.upsert(r.expect("record"));
+    }
+    fresh.write(b).expect("fresh");
+    fresh.close().expect("close");
+    let fresh_size = std::fs::metadata(fresh_path.join("memento.vec")).expect("stat").len();
+    assert!(compacted < grown / 5, "{grown} -> {compacted}");
+    assert!(compacted <= fresh_size * 115 / 100, "compacted {compacted} against a fresh store's {fresh_size}");
+}
+
+#[test]
+fn a_reader_follows_across_a_compaction() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("s");
+    let e = open(&path);
+    for i in 0..300u64 {
+        e.add(Record::new(format!("r{i}"), vector(i, 16)).with_metadata(meta(i))).expect("add");
+    }
+    let reader = Engine::open_read_only(&path).expect("reader");
+    assert_eq!(reader.count(), 300);
+    for i in 0..250u64 {
+        e.delete(&format!("r{i}")).expect("delete");
+    }
+    e.compact().expect("compact");
+    assert_eq!(reader.count(), 50);
+    assert_eq!(reader.get("r260").expect("get").expect("live").vector, vector(260, 16));
+    assert!(reader.get("r10").expect("get").is_none());
+    e.add(Record::new("new", vector(9999, 16))).expect("add");
+    assert_eq!(reader.search(&vector(9999, 16), 1, None).expect("search")[0].id, "new");
+}
+
+#[test]
+fn compaction_is_refused_by_a_reader_and_a_leftover_is_removed_at_open() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("s");
+    let e = open(&path);
+    e.add(Record::new("a", vector(1, 16))).expect("add");
+    let reader = Engine::open_read_only(&path).expect("reader");
+    assert!(matches!(reader.compact(), Err(Error::ReadOnly { .. })));
+    e.close().expect("close");
+    // A crash while the new generation was being written leaves memento.vec.new: it is never
+    // the store's, and the next open removes it.
+    std::fs::write(path.join("memento.vec.new"), b"half a compaction").expect("write");
+    let e = open(&path);
+    assert!(!path.join("memento.vec.new").exists());
+    assert_eq!(e.get("a").expect("get").expect("a").vector, vector(1, 16));
+}
