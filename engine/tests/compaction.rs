@@ -7,7 +7,7 @@ use memento::{Engine, Error, Filter, Metadata, Metric, Record, WriteBatch};
 fn meta(i: u64) -> Metadata {
     let mut m = Metadata::new();
     m.insert("i".into(), i.into());
-    m.insert("even".into(), (i % 2 == 0).into());
+    m.insert("even".into(), i.is_multiple_of(2).into());
     m
 }
 
@@ -22,7 +22,10 @@ fn open(path: &std::path::Path) -> Engine {
     Engine::builder(path).dimension(16).metric(Metric::L2).page_size(8192).open().expect("open")
 }
 
-fn snapshot(e: &Engine) -> Vec<(String, Vec<f32>, Option<String>, Option<Metadata>)> {
+/// A record as a comparable tuple: id, vector, text, metadata.
+type Row = (String, Vec<f32>, Option<String>, Option<Metadata>);
+
+fn snapshot(e: &Engine) -> Vec<Row> {
     e.iter().map(|r| r.expect("record")).map(|r| (r.id, r.vector, r.text, r.metadata)).collect()
 }
 
@@ -40,7 +43,7 @@ fn compaction_gives_space_back_and_keeps_every_live_record() {
     }
     // 90% deleted; some of the rest updated and replaced.
     for i in 0..2000u64 {
-        if i % 10 != 0 {
+        if !i.is_multiple_of(10) {
             e.delete(&format!("r{i}")).expect("delete");
         }
     }
