@@ -136,6 +136,8 @@ fn the_rust_column_is_what_the_engine_offers() {
     call("delete_where");
     engine.checkpoint().expect("api table call");
     call("checkpoint");
+    assert_eq!(engine.compact().expect("api table call").live, engine.count());
+    call("compact");
     engine.check_integrity().expect("api table call");
     call("check_integrity");
     engine.close().expect("api table call");

@@ -431,6 +431,20 @@ impl NativeEngine {
         guard(py, || self.with(py, |e| Ok(e.checkpoint()?)))
     }
 
+    /// Rewrites the vector file with its live records only (memento::Engine::compact).
+    fn compact<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        guard(py, || {
+            let c = self.with(py, |e| Ok(e.compact()?))?;
+            let d = PyDict::new(py);
+            d.set_item("live", c.live)?;
+            d.set_item("dropped", c.dropped)?;
+            d.set_item("bytes_before", c.bytes_before)?;
+            d.set_item("bytes_after", c.bytes_after)?;
+            d.set_item("seconds", c.duration.as_secs_f64())?;
+            Ok(d)
+        })
+    }
+
     /// Figures about the store and its embedding cache.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         guard(py, || {
@@ -439,6 +453,7 @@ impl NativeEngine {
             d.set_item("count", s.count)?;
             d.set_item("slots", s.slots)?;
             d.set_item("deleted", s.deleted)?;
+            d.set_item("read_only", s.read_only)?;
             d.set_item("dimension", s.dimension)?;
             d.set_item("metric", s.metric.name())?;
             d.set_item("pages", s.pages)?;

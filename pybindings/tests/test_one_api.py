@@ -154,3 +154,28 @@ def test_recall_takes_the_search_options_and_plural_arguments(engine_cls, defaul
         assert [len(row) for row in two] == [1, 1] and all(row[0].metadata["n"] >= 1 for row in two)
         assert two[1][0].id == "t"  # "something to drink": the tea
         assert db.embed(["a", "b"]).shape == (2, 384) and db.embed("a").shape == (384,)
+
+
+def test_compact_gives_space_back_and_keeps_the_live_records(engine_cls, tmp_path):
+    rng = np.random.default_rng(3)
+    path = tmp_path / "s"
+    with engine_cls(path, dimension=32, model=None) as db:
+        vecs = rng.standard_normal((3000, 32)).astype(np.float32)
+        db.add([f"v{i}" for i in range(3000)], vecs, metadatas=[{"i": i} for i in range(3000)])
+        db.delete([f"v{i}" for i in range(3000) if i % 10])
+        db.checkpoint()
+        live = [(m.id, m.metadata, m.vector.tolist()) for m in db.get()]
+        hits = [r.id for r in db.search(vecs[50], k=10)]
+        info = db.compact()
+        assert info["live"] == 300 and info["dropped"] >= 2700, info
+        assert info["bytes_after"] < info["bytes_before"], info
+        assert [(m.id, m.metadata, m.vector.tolist()) for m in db.get()] == live
+        assert [r.id for r in db.search(vecs[50], k=10)] == hits
+        assert db.stats()["deleted"] == 0
+        db.add("after", vecs[7])
+        db.check_integrity()
+    with engine_cls(path) as db:
+        assert db.count() == 301 and db.get("after") is not None
+        with engine_cls(path, read_only=True) as reader:
+            with pytest.raises(memento.ReadOnlyError):
+                reader.compact()

@@ -631,3 +631,24 @@ fn update_merge_is_the_engines_merge_and_reports_as_before() {
     fails(h.on("v", &["update", "n1", "--meta", r#"{"big": 18446744073709551615}"#, "--merge"]), 2);
     assert_eq!(json(&ok(h.on("v", &["get", "n1", "--json"])))[0]["metadata"], serde_json::json!({"done": true}));
 }
+
+#[test]
+fn compact_gives_the_space_of_deleted_records_back() {
+    let h = Home::new();
+    ok(h.on("v", &["init", "-d", "2", "--metric", "l2", "--page-size", "8192"]));
+    let lines: String = (0..2000).map(|i| format!("{{\"id\": \"r{i}\", \"vector\": [{i}, 1]}}\n")).collect();
+    let file = h.path("in.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    ok(h.on("v", &["add", "--file", file.to_str().unwrap()]));
+    let ids: Vec<String> = (0..2000).filter(|i| i % 10 != 0).map(|i| format!("r{i}")).collect();
+    let mut args = vec!["delete"];
+    args.extend(ids.iter().map(String::as_str));
+    ok(h.on("v", &args));
+    let out = ok(h.on("v", &["compact"]));
+    assert!(out.starts_with("compacted: 200 live records kept, 1800 deleted or replaced dropped"), "{out}");
+    let json = ok(h.on("v", &["--json", "compact"]));
+    assert!(json.contains(r#""live":200"#) && json.contains(r#""dropped":0"#), "{json}");
+    let stats = ok(h.on("v", &["--json", "stats"]));
+    assert!(stats.contains(r#""records":200"#) && stats.contains(r#""deleted":0"#), "{stats}");
+    assert!(ok(h.on("v", &["search", "-k", "1", "[1000, 1]"])).contains("r1000"));
+}

@@ -280,6 +280,8 @@ class PythonCore:
                 raise InvalidArgumentError(f"Invalid argument: {name} must be True or False, not {flag!r}.")
         self._read_only = read_only
         self._data_version: int | None = None
+        #: Records deleted or replaced since this engine last compacted (compact()'s "dropped").
+        self._dropped = 0
         dim = check_dim(dim)
         self._page_size = _limits.check_page_size(page_size)
         durability = check_durability(durability)
@@ -717,6 +719,7 @@ class PythonCore:
                 self._n += 1
             elif p[0] == "del":
                 r = self._row.pop(p[1])
+                self._dropped += 1
                 self._alive[r] = False
                 self._ids[r] = None
                 self._texts[r] = None
@@ -1029,6 +1032,38 @@ class PythonCore:
 
     # ---------------------------------------------------------------- housekeeping
 
+    def compact(self) -> dict[str, Any]:
+        """VACUUM: SQLite rewrites the database without the pages of deleted rows (this engine
+        deletes rows outright), after a checkpoint of its WAL; the in-memory arrays drop their
+        deleted rows too."""
+        self._check_process()
+        with self._mutex:
+            self._check_writable()
+            assert self._conn is not None
+            import time
+
+            started = time.monotonic()
+            path = self._dir / PY_STORE_FILE
+            before = path.stat().st_size
+            dropped, self._dropped = self._dropped, 0
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._conn.execute("VACUUM")
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as e:
+                raise self._sql_error(e, "compacting") from None
+            keep = np.flatnonzero(self._alive[: self._n]).tolist()
+            self._vecs = np.ascontiguousarray(self._vecs[keep]) if keep else np.zeros((1024, self._dim), dtype=np.float32)
+            self._alive = np.zeros(max(self._vecs.shape[0], 1), dtype=bool)
+            self._alive[: len(keep)] = True
+            self._ids = [self._ids[i] for i in keep]
+            self._texts = [self._texts[i] for i in keep]
+            self._metas = [self._metas[i] for i in keep]
+            self._parsed = [self._parsed[i] for i in keep]
+            self._n = len(keep)
+            self._row = {rid: i for i, rid in enumerate(self._ids) if rid is not None}
+            return {"live": len(keep), "dropped": dropped, "bytes_before": before, "bytes_after": path.stat().st_size, "seconds": time.monotonic() - started}
+
     def checkpoint(self) -> None:
         self._check_process()
         with self._mutex:
@@ -1072,6 +1107,7 @@ class PythonCore:
                 "count": len(self._row),
                 "rows": self._n,
                 "deleted": self._n - len(self._row),
+                "read_only": self._read_only,
                 "dimension": self._dim,
                 "metric": self._metric,
                 "durability": self._durability,

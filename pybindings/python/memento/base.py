@@ -308,6 +308,18 @@ class VectorIndex(ABC):
         and at close). Durability does not depend on it."""
 
     @abstractmethod
+    def compact(self) -> dict[str, Any]:
+        """Gives back the space of deleted and replaced records: the Rust engine rewrites its
+        vector file with the live records only (FORMAT.md §4.5; writes wait meanwhile, reads
+        and readers do not), the Python engine vacuums its database. Returns ``live``,
+        ``dropped``, ``bytes_before``, ``bytes_after`` (the vector file, or the database) and
+        ``seconds``.
+
+        Raises:
+            ReadOnlyError: the engine was opened read-only.
+        """
+
+    @abstractmethod
     def check_integrity(self) -> None:
         """Checks the store against itself: every checksum, and the SQLite mirror row by row
         against the log (the Rust engine; the Python engine checks its database's integrity

@@ -600,6 +600,28 @@ pub fn stats(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     store::close(engine)
 }
 
+pub fn compact(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+    let engine = store::open(&ctx.store, Need::Vectors, false)?;
+    let c = engine.compact().map_err(|e| store::explain(e, engine.path()))?;
+    if ctx.json {
+        print_json(
+            out,
+            &json!({"live": c.live, "dropped": c.dropped, "bytes_before": c.bytes_before, "bytes_after": c.bytes_after, "seconds": c.duration.as_secs_f64()}),
+        )?;
+    } else {
+        writeln!(
+            out,
+            "compacted: {} live records kept, {} deleted or replaced dropped; vector file {} -> {} in {:.2} s",
+            c.live,
+            c.dropped,
+            size(c.bytes_before),
+            size(c.bytes_after),
+            c.duration.as_secs_f64()
+        )?;
+    }
+    store::close(engine)
+}
+
 pub fn checkpoint(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     let engine = store::open(&ctx.store, Need::Vectors, false)?;
     let before = engine.stats();

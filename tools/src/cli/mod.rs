@@ -74,6 +74,9 @@ pub enum Command {
     /// Write everything committed since the last checkpoint into the vector file and start a
     /// new, empty WAL (closing a store does this too).
     Checkpoint,
+    /// Rewrite the vector file with only its live records: the space of deleted and replaced
+    /// records comes back (writes wait while it runs; readers do not).
+    Compact,
     /// Write every record (id, text, metadata, vector) as JSON lines, after a header line with
     /// the store's dimension, metric and model. Floats are written exactly.
     Export(ExportArgs),
@@ -313,6 +316,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Update(a) => commands::update(&ctx, a, out),
         Command::Stats => commands::stats(&ctx, out),
         Command::Checkpoint => commands::checkpoint(&ctx, out),
+        Command::Compact => commands::compact(&ctx, out),
         Command::Export(a) => commands::export(&ctx, a, out),
         Command::Import(a) => commands::import(&ctx, a, out),
         Command::Model(cmd) => model::run(cmd, out),
