@@ -53,10 +53,20 @@ fn run_with_fault(n: u64, kind: FaultKind, once: bool) -> (bool, u64) {
     let faults = FaultPlan::new(n, kind, once);
     let mut acked = Model::new();
     let mut failed_batch = None;
+    let mut failed_compaction = false;
     match open(Arc::new(FaultStorage::new(Arc::new(mem.clone()), Arc::clone(&faults)))) {
         Err(e) => assert!(matches!(e, Error::Io { .. }), "open under fault {n}: {e}"),
         Ok(engine) => {
-            for batch in batches() {
+            for (i, batch) in batches().into_iter().enumerate() {
+                // Every third batch is preceded by a compaction (FORMAT.md §4.5): a fault
+                // inside it leaves the acknowledged state, before or after its switch.
+                if i % 3 == 2 {
+                    if let Err(e) = engine.compact() {
+                        assert!(matches!(e, Error::Io { .. }), "fault {n} ({kind:?}): a compaction's failure must be an I/O error, got {e}");
+                        failed_compaction = true;
+                        break;
+                    }
+                }
                 let mut wb = WriteBatch::new();
                 for (id, v) in &batch {
                     match v {
@@ -96,7 +106,7 @@ fn run_with_fault(n: u64, kind: FaultKind, once: bool) -> (bool, u64) {
     }
     assert!(got == acked || got == with_failed, "fault {n} ({kind:?}): reopened state is neither the acknowledged one nor that plus the failed batch");
     engine.close().expect("close");
-    (failed_batch.is_none() && injected == 0, injected)
+    (failed_batch.is_none() && !failed_compaction && injected == 0, injected)
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! nothing). It opens the store on disk (`Engine::builder`, real files, the real SQLite mirror),
 //! reads what it holds, and runs a seeded workload from step `MEMENTO_KILL_NEXT` on: adds,
 //! upserts, deletes, metadata and text updates, multi-op batches (some refused as a whole),
-//! explicit checkpoints, and, with a 6 KiB WAL limit and 8 KiB pages, an automatic checkpoint
+//! explicit checkpoints (one in three of them a compaction), and, with a 6 KiB WAL limit and 8 KiB pages, an automatic checkpoint
 //! and WAL rotation every few dozen commits. Each step `n` is a pure function of the seed, `n`
 //! and the state before it, so the harness rebuilds the same operations from its own model.
 //!
@@ -93,6 +93,12 @@ fn gen_meta(rng: &mut Rng, n: u64) -> Metadata {
         m.insert("score".into(), (rng.below(1000) as i64 - 500).into());
     }
     m
+}
+
+/// Whether the explicit checkpoint of step `n` is a compaction (FORMAT.md §4.5): one in three,
+/// so that kills aimed inside an explicit checkpoint land inside compactions too.
+fn compacts(n: u64) -> bool {
+    n.is_multiple_of(3)
 }
 
 /// Step `n` of the workload of `seed`, from the state `m` before it.
@@ -199,7 +205,11 @@ fn kill_child() {
         match &step {
             Step::Checkpoint => {
                 say(format!("CS {n}"));
-                engine.checkpoint().expect("child: checkpoint");
+                if compacts(n) {
+                    engine.compact().expect("child: compaction");
+                } else {
+                    engine.checkpoint().expect("child: checkpoint");
+                }
                 say(format!("CE {n}"));
             }
             Step::Commit(ops, single) => {
@@ -281,6 +291,8 @@ struct Figures {
     /// (regenerated at open), a torn WAL tail dropped.
     unfinished_checkpoint_pages: u64,
     wal_new_left: u64,
+    /// Kills that left a compaction's `memento.vec.new` (killed while it was written).
+    vec_new_left: u64,
     wal_regenerated: u64,
     torn_tail: u64,
     /// The mirror's `applied_lsn` behind the log's last commit: killed between the WAL write
@@ -474,6 +486,7 @@ fn kill_loop() {
         // Disk evidence, before recovery touches anything.
         let vec_len = std::fs::metadata(path.join(memento::files::VECTORS)).expect("the vector file").len();
         let wal_new = path.join(format!("{}.new", memento::files::WAL)).exists();
+        let vec_new = path.join(format!("{}.new", memento::files::VECTORS)).exists();
         let gen_before = wal_generation(&path);
         let mirror_lsn = mirror_applied_lsn(&path);
 
@@ -509,6 +522,7 @@ fn kill_loop() {
             fig.unfinished_checkpoint_pages += 1;
         }
         fig.wal_new_left += u64::from(wal_new);
+        fig.vec_new_left += u64::from(vec_new);
         if gen_before.is_some() && gen_before != wal_generation(&path) {
             fig.wal_regenerated += 1;
         }
@@ -539,8 +553,8 @@ fn kill_loop() {
         eprintln!("  landed {landed:?}, in-flight step {applied}: {n}");
     }
     eprintln!(
-        "  disk evidence: {} kills left pages of an unfinished checkpoint past the sealed prefix, {} a memento.wal.new, {} a WAL one generation behind (regenerated at open), {} a torn WAL tail, {} a mirror behind the log (killed between the WAL write and the mirror update); {} mirror rebuilds; {} commits started an automatic checkpoint",
-        fig.unfinished_checkpoint_pages, fig.wal_new_left, fig.wal_regenerated, fig.torn_tail, fig.mirror_behind, fig.mirror_rebuilt, fig.auto_checkpoints_predicted
+        "  disk evidence: {} kills left pages of an unfinished checkpoint past the sealed prefix, {} a memento.wal.new, {} a compaction's memento.vec.new, {} a WAL one generation behind (regenerated at open), {} a torn WAL tail, {} a mirror behind the log (killed between the WAL write and the mirror update); {} mirror rebuilds; {} commits started an automatic checkpoint",
+        fig.unfinished_checkpoint_pages, fig.wal_new_left, fig.vec_new_left, fig.wal_regenerated, fig.torn_tail, fig.mirror_behind, fig.mirror_rebuilt, fig.auto_checkpoints_predicted
     );
     // The kills must really land inside the interesting windows.
     let count = |l: Landed| fig.landed.iter().filter(|((x, _), _)| *x == l).map(|(_, n)| n).sum::<u64>();

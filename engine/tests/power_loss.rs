@@ -244,6 +244,12 @@ fn run_workload(w: &Workload, seed: u64, storage: &dyn Fn(SimStorage) -> Arc<dyn
         if w.every > 0 && j.is_multiple_of(w.every) {
             if w.durability == Durability::Buffered && !j.is_multiple_of(2 * w.every) {
                 engine.sync().expect("sync");
+            } else if (j / w.every).is_multiple_of(3) {
+                // One explicit checkpoint in three is a compaction (FORMAT.md §4.5): crash
+                // images inside its steps too.
+                engine.compact().expect("compaction");
+                ckpt_lsn = engine.stats().checkpoint_lsn;
+                run.checkpoints += 1;
             } else {
                 engine.checkpoint().expect("checkpoint");
                 ckpt_lsn = engine.stats().checkpoint_lsn;
