@@ -1441,19 +1441,29 @@ fn metadata_keys_with_nul_are_refused() {
 }
 
 #[test]
-fn dropping_an_engine_checkpoints_and_releases_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let e = create(dir.path(), 2, Metric::L2);
-    for i in 0..10 {
-        e.add(Record::new(format!("d{i}"), vec![i as f32, 1.0])).expect("add");
+fn dropping_an_engine_keeps_every_commit_and_releases_it() {
+    // A small WAL is synced and left at drop (replayed at the next open); a large one, or any
+    // with `close_checkpoint_min(0)`, is checkpointed.
+    for min in [None, Some(0)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut b = Engine::builder(dir.path()).dimension(2).metric(Metric::L2).durability(Durability::Buffered);
+        if let Some(m) = min {
+            b = b.close_checkpoint_min(m);
+        }
+        let e = b.open().expect("create");
+        for i in 0..10 {
+            e.add(Record::new(format!("d{i}"), vec![i as f32, 1.0])).expect("add");
+        }
+        let last = e.stats().last_lsn;
+        drop(e);
+        let e = Engine::open(dir.path()).expect("reopen after drop");
+        let st = e.stats();
+        assert_eq!((st.last_lsn, st.count), (last, 10));
+        let checkpointed = if min.is_some() { (last, 0) } else { (0, 10) };
+        assert_eq!((st.checkpoint_lsn, st.pending_vectors), checkpointed, "{min:?}");
+        assert_eq!(e.path(), dir.path());
+        e.close().expect("close");
     }
-    let last = e.stats().last_lsn;
-    drop(e);
-    let e = Engine::open(dir.path()).expect("reopen after drop");
-    let st = e.stats();
-    assert_eq!((st.checkpoint_lsn, st.last_lsn, st.pending_vectors, st.count), (last, last, 0, 10));
-    assert_eq!(e.path(), dir.path());
-    e.close().expect("close");
     let mem = Engine::builder_with_storage(Arc::new(MemStorage::new())).dimension(2).open().expect("memory");
     assert_eq!(mem.path(), Path::new("<memory>"));
 }

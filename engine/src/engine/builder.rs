@@ -29,6 +29,8 @@ pub struct EngineBuilder {
     pub(super) disk_cache_entries: usize,
     pub(super) group_access: bool,
     pub(super) read_only: bool,
+    pub(super) close_checkpoint_min: u64,
+    pub(super) auto_compact: Option<super::compact::CompactPolicy>,
 }
 
 /// Where the builder gets its embedding model.
@@ -117,6 +119,23 @@ impl EngineBuilder {
         self.read_only = true;
         self
     }
+    /// At close (and drop), the WAL is folded into the vector file only when it holds more
+    /// than this many bytes (default 4 MiB); a smaller one stays as it is (synced), and the
+    /// next open replays it, which is cheap. So a program that opens a store, writes a little
+    /// and closes it, again and again, adds about what it writes, not a checkpoint's pages
+    /// each time. 0: always checkpoint at close.
+    pub fn close_checkpoint_min(mut self, bytes: u64) -> Self {
+        self.close_checkpoint_min = bytes;
+        self
+    }
+    /// When a checkpoint leaves deleted or replaced records making up at least
+    /// `policy.dead_fraction` of the vectors in the file, and at least `policy.min_dead` of
+    /// them, the store is compacted right after it ([`Engine::compact`]). Default:
+    /// [`CompactPolicy::default`] (40% and 1,024); `None` turns it off.
+    pub fn auto_compact(mut self, policy: Option<super::compact::CompactPolicy>) -> Self {
+        self.auto_compact = policy;
+        self
+    }
     /// Whether to create the store if it does not exist. Default true.
     pub fn create(mut self, yes: bool) -> Self {
         self.create = yes;
@@ -144,6 +163,8 @@ impl EngineBuilder {
             disk_cache_entries: 20_000,
             group_access: false,
             read_only: false,
+            close_checkpoint_min: 4 << 20,
+            auto_compact: Some(super::compact::CompactPolicy::default()),
         }
     }
 }

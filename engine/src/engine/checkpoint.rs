@@ -10,11 +10,15 @@ use crate::wal::Wal;
 
 impl Engine {
     /// Write everything since the last checkpoint into the vector file and start a new WAL
-    /// (FORMAT.md §4.2). Runs by itself past the WAL limit and at close.
+    /// (FORMAT.md §4.2). Runs by itself past the WAL limit, and at close past
+    /// [`crate::EngineBuilder::close_checkpoint_min`]. Compacts afterwards when the
+    /// [`crate::EngineBuilder::auto_compact`] policy says it is due.
     pub fn checkpoint(&self) -> Result<()> {
         self.process.check()?;
         let mut w = self.writer()?;
-        self.checkpoint_locked(&mut w)
+        self.checkpoint_locked(&mut w)?;
+        self.compact_if_due(&mut w);
+        Ok(())
     }
 
     pub(super) fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {

@@ -77,7 +77,7 @@ mod write;
 
 pub use builder::EngineBuilder;
 pub use check::{check_id, check_metadata};
-pub use compact::CompactInfo;
+pub use compact::{CompactInfo, CompactPolicy};
 use group::GroupCommit;
 use poison::Poison;
 use process::{OwnedByOpener, ProcessGuard};
@@ -148,7 +148,11 @@ pub struct Engine {
     closed: AtomicBool,
     index: FlatIndex,
     search_threads: usize,
-    /// What recovery did at open, then every rebuild of a damaged mirror since.
+    /// At close, the WAL is checkpointed only past this many bytes.
+    close_checkpoint_min: u64,
+    auto_compact: Option<CompactPolicy>,
+    /// What recovery did at open, then every rebuild of a damaged mirror and every failed
+    /// automatic compaction since.
     recovery: Mutex<Vec<String>>,
     /// The store's model (superblock); empty id for a raw-vector store.
     model: ModelIdentity,
@@ -235,7 +239,14 @@ impl Engine {
         if self.poisoned.is_set() {
             return Ok(());
         }
-        self.checkpoint_locked(&mut w)
+        // A version-1 file is upgraded by its next checkpoint: that is this one.
+        let upgrade_due = !self.state.read().vf.is_quantized();
+        if w.wal.end > self.close_checkpoint_min || upgrade_due {
+            return self.checkpoint_locked(&mut w);
+        }
+        // A small WAL stays: the next open replays it. It is synced, so that a closed store
+        // holds every commit whatever the durability mode.
+        w.wal.file.sync_data().map_err(|e| self.poisoned.record(Error::io("syncing the WAL at close", e)))
     }
 
     /// The writer's side, locked; [`Error::ReadOnly`] in an engine opened read-only.

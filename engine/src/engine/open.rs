@@ -55,7 +55,7 @@ impl Engine {
         let mirror = bring_mirror_up_to_date(storage.as_ref(), &dir, &state, &rec, last_lsn, &mut recovery)?;
         let embedder = model_load.map(|l| wait_for_model(l, &sb.model)).transpose()?;
         let group = GroupCommit::new(rec.wal.header.generation, rec.wal.end);
-        let writer = Writer { wal: rec.wal, next_lsn: last_lsn + 1, next_slot };
+        let writer = Writer { wal: rec.wal, next_lsn: last_lsn + 1, next_slot, compact_retry_at: 0 };
         Ok(assemble(b, storage, dir, Access::Writer(writer, lock, group), &sb, state, mirror, embedder, recovery))
     }
 }
@@ -321,6 +321,8 @@ pub(super) fn assemble(
         poisoned: Poison::default(),
         closed: AtomicBool::new(false),
         index: FlatIndex,
+        close_checkpoint_min: b.close_checkpoint_min,
+        auto_compact: b.auto_compact,
         search_threads: if b.search_threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { b.search_threads },
         recovery: Mutex::new(recovery),
         model: sb.model.clone(),

@@ -15,6 +15,10 @@ pub(super) struct Writer {
     pub(super) wal: Wal,
     pub(super) next_lsn: u64,
     pub(super) next_slot: u64,
+    /// After an automatic compaction failed (a full disk, say): the number of dead slots at
+    /// which to try again, so that a store that cannot compact does not retry at every
+    /// checkpoint.
+    pub(super) compact_retry_at: u64,
 }
 
 pub(super) struct State {

@@ -275,7 +275,8 @@ pub struct Stats {
     /// Vectors written since the last checkpoint (held in memory and the WAL).
     pub pending_vectors: u64,
     /// What recovery did at open (a torn WAL tail dropped, a mirror rebuilt), then each
-    /// rebuild of a mirror that a read found damaged.
+    /// rebuild of a mirror that a read found damaged and each automatic compaction that
+    /// failed.
     pub recovery: Vec<String>,
     /// The embedding model the store was created with; `None` for a raw-vector store.
     pub model: Option<ModelIdentity>,

@@ -136,6 +136,7 @@ impl Engine {
         if w.wal.end > self.wal_limit {
             // A checkpoint makes everything before it durable, the waiters' commits included.
             self.checkpoint_locked(w)?;
+            self.compact_if_due(w);
         }
         Ok((info, wait))
     }

@@ -1044,10 +1044,12 @@ class PythonCore:
 
             started = time.monotonic()
             path = self._dir / PY_STORE_FILE
-            before = path.stat().st_size
             dropped, self._dropped = self._dropped, 0
             try:
+                # The size before is the database's once its WAL is folded in (as the Rust
+                # engine measures its vector file after its own first step, a checkpoint).
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                before = path.stat().st_size
                 self._conn.execute("VACUUM")
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as e:

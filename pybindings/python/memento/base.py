@@ -305,7 +305,7 @@ class VectorIndex(ABC):
     @abstractmethod
     def checkpoint(self) -> None:
         """Folds the write-ahead log into the store's main files now (it also happens by itself
-        and at close). Durability does not depend on it."""
+        when the log grows, and at close past 4 MiB). Durability does not depend on it."""
 
     @abstractmethod
     def compact(self) -> dict[str, Any]:
@@ -331,7 +331,9 @@ class VectorIndex(ABC):
 
     @abstractmethod
     def close(self) -> None:
-        """Checkpoints and closes the store, releasing its lock. Idempotent; afterwards every
+        """Makes every commit durable and closes the store, releasing its lock (the Rust engine
+        checkpoints when its log holds more than 4 MiB, and otherwise leaves it for the next
+        open to replay). Idempotent; afterwards every
         method raises :class:`~memento.errors.ClosedError`."""
 
     # ---------------------------------------------------------------- conveniences

@@ -229,7 +229,7 @@ pub fn explain(e: Error, dir: &Path) -> anyhow::Error {
     }
 }
 
-/// Closes the engine (which checkpoints), reporting a failure.
+/// Closes the engine (which syncs, and checkpoints a large WAL), reporting a failure.
 pub fn close(engine: Engine) -> Result<()> {
     let dir = engine.path().to_path_buf();
     engine.close().map_err(|e| explain(e, &dir))
