@@ -2,6 +2,7 @@
 //! space of deleted and replaced records back, keeps every live record exactly (vector, int8
 //! copy, text, metadata, slot, order), and leaves a store that opens, verifies and goes on.
 
+use memento::inspect::{FindingKind, Inspector};
 use memento::{Engine, Error, Filter, Metadata, Metric, Record, WriteBatch};
 
 fn meta(i: u64) -> Metadata {
@@ -18,8 +19,9 @@ fn vector(i: u64, dim: usize) -> Vec<f32> {
         .collect()
 }
 
+/// A store that compacts only when told to (these tests call [`Engine::compact`] themselves).
 fn open(path: &std::path::Path) -> Engine {
-    Engine::builder(path).dimension(16).metric(Metric::L2).page_size(8192).open().expect("open")
+    Engine::builder(path).dimension(16).metric(Metric::L2).page_size(8192).auto_compact(None).open().expect("open")
 }
 
 /// A record as a comparable tuple: id, vector, text, metadata.
@@ -113,6 +115,7 @@ fn a_store_upserted_over_and_over_shrinks_to_its_live_records() {
         b.upsert(r.expect("record"));
     }
     fresh.write(b).expect("fresh");
+    fresh.checkpoint().expect("checkpoint");
     fresh.close().expect("close");
     let fresh_size = std::fs::metadata(fresh_path.join("memento.vec")).expect("stat").len();
     assert!(compacted < grown / 5, "{grown} -> {compacted}");
@@ -155,4 +158,120 @@ fn compaction_is_refused_by_a_reader_and_a_leftover_is_removed_at_open() {
     let e = open(&path);
     assert!(!path.join("memento.vec.new").exists());
     assert_eq!(e.get("a").expect("get").expect("a").vector, vector(1, 16));
+}
+
+#[test]
+fn a_store_compacts_itself_when_a_checkpoint_leaves_enough_dead_records() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("s");
+    // The default policy: 40% dead and at least 1,024.
+    let e = Engine::builder(&path).dimension(16).metric(Metric::L2).page_size(8192).open().expect("open");
+    let mut b = WriteBatch::new();
+    for i in 0..3000u64 {
+        b.add(Record::new(format!("r{i}"), vector(i, 16)));
+    }
+    e.write(b).expect("add");
+    e.checkpoint().expect("checkpoint");
+    let mut b = WriteBatch::new();
+    for i in 0..1000u64 {
+        b.delete(format!("r{i}"));
+    }
+    e.write(b).expect("delete");
+    e.checkpoint().expect("checkpoint: 1,000 dead, below the minimum");
+    assert_eq!(e.stats().deleted, 1000);
+    let mut b = WriteBatch::new();
+    for i in 1000..2100u64 {
+        b.delete(format!("r{i}"));
+    }
+    e.write(b).expect("delete");
+    e.checkpoint().expect("checkpoint: 2,100 dead of 3,000, past both");
+    let s = e.stats();
+    assert_eq!((s.deleted, s.count), (0, 900), "{s:?}");
+    assert_eq!(e.iter().count(), 900);
+    e.check_integrity().expect("integrity");
+
+    // Off: nothing compacts.
+    let path2 = tmp.path().join("off");
+    let e = Engine::builder(&path2).dimension(16).metric(Metric::L2).auto_compact(None).open().expect("open");
+    let mut b = WriteBatch::new();
+    for i in 0..3000u64 {
+        b.add(Record::new(format!("r{i}"), vector(i, 16)));
+    }
+    e.write(b).expect("add");
+    for i in 0..2500u64 {
+        e.delete(&format!("r{i}")).expect("delete");
+    }
+    e.checkpoint().expect("checkpoint");
+    assert_eq!(e.stats().deleted, 2500);
+}
+
+#[test]
+fn a_small_write_costs_about_what_it_holds() {
+    // 100 opens, each adding one vector and closing: the store stays the size of a fresh store
+    // of the same 100 records (a small WAL is left at close and replayed at the next open).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("s");
+    for i in 0..100u64 {
+        let e = Engine::builder(&path).dimension(4).metric(Metric::L2).open().expect("open");
+        e.add(Record::new(format!("r{i}"), vector(i, 4))).expect("add");
+        e.close().expect("close");
+    }
+    let fresh = tmp.path().join("fresh");
+    let e = Engine::builder(&fresh).dimension(4).metric(Metric::L2).open().expect("open");
+    let mut b = WriteBatch::new();
+    for i in 0..100u64 {
+        b.add(Record::new(format!("r{i}"), vector(i, 4)));
+    }
+    e.write(b).expect("add");
+    e.close().expect("close");
+    let size = |p: &std::path::Path| -> u64 { std::fs::read_dir(p).expect("dir").map(|f| f.expect("entry").metadata().expect("meta").len()).sum() };
+    let (many, one) = (size(&path), size(&fresh));
+    assert!(many <= 2 * one, "100 small writes made {many} bytes, a fresh store of the same records {one}");
+    let e = Engine::open(&path).expect("reopen");
+    assert_eq!(e.count(), 100);
+    e.check_integrity().expect("integrity");
+}
+
+#[test]
+fn memento_inspect_understands_every_state_a_compaction_can_leave() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("s");
+    let e = open(&path);
+    for i in 0..400u64 {
+        e.add(Record::new(format!("r{i}"), vector(i, 16)).with_metadata(meta(i))).expect("add");
+    }
+    for i in 0..300u64 {
+        e.delete(&format!("r{i}")).expect("delete");
+    }
+    e.checkpoint().expect("checkpoint");
+    // The WAL a compaction replaces (after the checkpoint, so it holds only its header).
+    let old_wal = std::fs::read(path.join("memento.wal")).expect("read the WAL");
+    e.compact().expect("compact");
+    e.close().expect("close");
+    let kinds = |p: &std::path::Path| -> Vec<(FindingKind, String)> {
+        let r = Inspector::open(p).expect("inspector").verify().expect("verify");
+        r.findings.into_iter().map(|f| (f.kind, f.message)).collect()
+    };
+    // Done: nothing to report (both superblock copies are valid ones of the new generation).
+    assert_eq!(kinds(&path), vec![], "a compacted store");
+
+    // A crash after the rename and before the new WAL: the new file with the old WAL, a
+    // warning (it is discarded at open), no error.
+    std::fs::write(path.join("memento.wal"), &old_wal).expect("write the old WAL");
+    let found = kinds(&path);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, FindingKind::WalStaleGeneration, "{found:?}");
+    assert!(found[0].1.contains("compaction"), "{found:?}");
+    // A crash while the new file was being written: a leftover, no error.
+    std::fs::write(path.join("memento.vec.new"), b"half a compaction").expect("write");
+    let found = kinds(&path);
+    assert!(found.iter().any(|(k, m)| *k == FindingKind::StoreLeftover && m.contains("compaction")), "{found:?}");
+    let r = Inspector::open(&path).expect("inspector").verify().expect("verify");
+    assert!(r.is_ok(), "{:?}", r.findings);
+    // And the engine opens both states to the same records.
+    let e = open(&path);
+    assert_eq!(e.count(), 100);
+    e.check_integrity().expect("integrity");
+    e.close().expect("close");
+    assert!(!path.join("memento.vec.new").exists());
 }

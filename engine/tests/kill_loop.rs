@@ -1,5 +1,6 @@
 //! The kill -9 loop: a writer process is killed with SIGKILL at random moments, again and
-//! again, on the same store; after every kill the store must open, pass `check_integrity`, and
+//! again, on the same store; after every kill `memento-inspect verify` must find no error (only
+//! warnings for what the engine repairs at open), and the store must open, pass `check_integrity`, and
 //! hold exactly the state after the last acknowledged step or the one in flight.
 //!
 //! The writer is this test binary itself, re-executed with `MEMENTO_KILL_CHILD` set to the
@@ -489,6 +490,12 @@ fn kill_loop() {
         let vec_new = path.join(format!("{}.new", memento::files::VECTORS)).exists();
         let gen_before = wal_generation(&path);
         let mirror_lsn = mirror_applied_lsn(&path);
+        // memento-inspect reads whatever the kill left (mid-checkpoint, mid-compaction) and
+        // finds nothing the engine would not repair at open: warnings, never an error.
+        let report = memento::inspect::Inspector::open(&path).and_then(|i| i.verify()).unwrap_or_else(|e| panic!("{ctx}: inspect after kill -9: {e}"));
+        let errors: Vec<String> =
+            report.findings.iter().filter(|f| f.severity == memento::inspect::Severity::Error).map(|f| format!("{}: {}", f.kind, f.message)).collect();
+        assert!(errors.is_empty(), "{ctx}: memento-inspect verify after kill -9: {errors:?}");
 
         let engine = Engine::open(&path).unwrap_or_else(|e| panic!("{ctx}: open after kill -9: {e}"));
         engine.check_integrity().unwrap_or_else(|e| panic!("{ctx}: integrity after kill -9: {e}"));

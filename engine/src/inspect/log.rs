@@ -75,7 +75,10 @@ impl Loaded {
                     FindingKind::StoreLeftover,
                     file,
                     None,
-                    format!("{leftover} was left by an interrupted write; the engine removes it at open"),
+                    format!(
+                        "{leftover} was left by an interrupted {}; it was never part of the store, and the engine removes it at open",
+                        if file == VEC_FILE { "compaction" } else { "checkpoint" }
+                    ),
                 ));
             }
         }

@@ -59,7 +59,7 @@ impl Loaded {
                 FindingKind::WalStaleGeneration,
                 WAL_FILE,
                 Some(wh::generation.offset as u64),
-                format!("the WAL is generation {}, before the checkpoint's {} (a crash during a checkpoint): everything in it is in the pages already; the engine replaces it at open", header.generation, sb.wal_generation),
+                format!("the WAL is generation {}, before the checkpoint's {} (a crash during a checkpoint or a compaction, after its new vector file and before its new WAL): everything in it is in the pages already; the engine replaces it at open", header.generation, sb.wal_generation),
             ))
         } else if header.generation != sb.wal_generation {
             Some(finding(

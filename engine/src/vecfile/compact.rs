@@ -63,7 +63,8 @@ impl<T> Gather<T> {
 
 impl VecFile {
     /// Writes the live records of this (checkpointed) file, with their slots, int8 copies and
-    /// record entries, as a new file [`COMPACT_FILE`] with superblock `sequence + 1` in slot A,
+    /// record entries, as a new file [`COMPACT_FILE`] with superblock `sequence + 1` in slot A
+    /// (and a copy of it with `sequence` in slot B),
     /// a new salt, and `wal_generation + 1`; fsyncs it. `dead` holds the deleted slots. The
     /// caller renames it over the vector file (the commit point) and rotates the WAL.
     pub(crate) fn write_compacted(&self, storage: &dyn Storage, dead: &SlotBitmap, salt: u32) -> Result<(Superblock, Compacted)> {
@@ -192,7 +193,9 @@ impl VecFile {
         pages.out.flush()?;
         let page_count = pages.next;
 
-        // The header page: the new superblock in slot A, slot B empty (not valid).
+        // The header page: the new superblock in slot A, and the same one sequence lower in
+        // slot B (a valid second copy of the new generation, which the next checkpoint
+        // overwrites; an empty copy would be indistinguishable from a damaged one).
         let mut sb = self.sb.clone();
         sb.sequence = seq;
         sb.file_salt = salt;
@@ -202,6 +205,8 @@ impl VecFile {
         sb.wal_generation = self.sb.wal_generation + 1;
         let mut header = vec![0u8; ps];
         header[Slot::A.offset() as usize..][..memento_format::superblock::LEN].copy_from_slice(&sb.encode());
+        let second = Superblock { sequence: seq - 1, ..sb.clone() };
+        header[Slot::B.offset() as usize..][..memento_format::superblock::LEN].copy_from_slice(&second.encode());
         file.write_all_at(&header, 0).map_err(io("writing the header of"))?;
         file.sync_all().map_err(io("syncing"))?;
         done.bytes = page_count * ps as u64;
