@@ -6,7 +6,8 @@
 //! random call between every two syncs. At each, several images a power loss could leave are
 //! built (only what was synced; everything, as a kill -9 leaves it; random ones: a random
 //! subset of the unsynced writes, the last possibly torn, a random prefix of the unsynced
-//! directory operations), and each is opened with `Engine::builder_with_storage`. It must open,
+//! directory operations), and each is first read by `memento-inspect verify` (which must report,
+//! never fail), then opened with `Engine::builder_with_storage`. It must open,
 //! pass `check_integrity`, and hold exactly the state after some commit `j` with
 //! `required ≤ j ≤ acknowledged + 1`: every commit acknowledged before the crash is there
 //! (under `Buffered`, every one made durable by a checkpoint or `sync()`; FORMAT.md §5), and no
@@ -297,6 +298,8 @@ struct Tally {
     exact: u64,
     older: u64,
     second_crashes: u64,
+    /// Images `memento-inspect verify` read (every one, before the engine opened it).
+    inspected: u64,
 }
 
 /// Opens one image and checks it; returns the commit it holds.
@@ -311,6 +314,10 @@ fn check_image(
     second: bool,
     tally: &mut Tally,
 ) -> Result<usize, String> {
+    // memento-inspect reads the image as the power loss left it (a copy: it must not see what
+    // recovery repairs) and reports findings, never fails or panics.
+    memento::inspect::Inspector::over(Arc::new(SimStorage::from_image(img))).verify().map_err(|e| format!("memento-inspect verify failed: {e}"))?;
+    tally.inspected += 1;
     let sim = SimStorage::from_image(img);
     let engine = builder(w, Arc::new(sim.clone()), Durability::Sync).open().map_err(|e| format!("open failed: {e}"))?;
     engine.check_integrity().map_err(|e| format!("integrity: {e}"))?;
@@ -401,7 +408,7 @@ fn run_and_report(w: &Workload) {
     let images = images_per_point();
     let (tally, run, syncs) = check_workload(w, seed, images, &|s| Arc::new(s)).unwrap_or_else(|e| panic!("{e}\nrerun with MEMENTO_SEED={:#x}", base_seed()));
     eprintln!(
-        "power-loss {}: {:?}, {} commits ({} refused batches), {} checkpoints, {} mutating calls, {syncs} sync points, {} crash points, {} images ({} random per point): {} hold the in-flight commit, {} exactly the acknowledged state, {} less (lost unsynced Buffered commits); {} torn writes, {} unsynced writes lost, {} directory operations undone; {} second power losses after recovery; {:.1} s",
+        "power-loss {}: {:?}, {} commits ({} refused batches), {} checkpoints, {} mutating calls, {syncs} sync points, {} crash points, {} images ({} random per point): {} hold the in-flight commit, {} exactly the acknowledged state, {} less (lost unsynced Buffered commits); {} torn writes, {} unsynced writes lost, {} directory operations undone; {} second power losses after recovery; {} verified by memento-inspect; {:.1} s",
         w.name,
         w.durability,
         run.models.len() - 1,
@@ -418,6 +425,7 @@ fn run_and_report(w: &Workload) {
         tally.lost_writes,
         tally.undone_dir_ops,
         tally.second_crashes,
+        tally.inspected,
         t.elapsed().as_secs_f64()
     );
     // The simulation must bite: writes lost and torn, renames undone, and (the workloads have
