@@ -128,9 +128,10 @@ impl EngineBuilder {
         self.close_checkpoint_min = bytes;
         self
     }
-    /// When a checkpoint leaves deleted or replaced records making up at least
-    /// `policy.dead_fraction` of the vectors in the file, and at least `policy.min_dead` of
-    /// them, the store is compacted right after it ([`Engine::compact`]). Default:
+    /// When a commit or a checkpoint leaves deleted or replaced records making up at least
+    /// `policy.dead_fraction` of the store's vectors (checkpointed or not), and at least
+    /// `policy.min_dead` of them, the store is compacted right after it ([`Engine::compact`]),
+    /// and at close if it is due then. Default:
     /// [`CompactPolicy::default`] (40% and 1,024); `None` turns it off.
     pub fn auto_compact(mut self, policy: Option<super::compact::CompactPolicy>) -> Self {
         self.auto_compact = policy;

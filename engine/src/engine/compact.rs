@@ -10,9 +10,9 @@ use crate::slots::SlotBitmap;
 use crate::vecfile::{self, VecFile, COMPACT_FILE};
 use crate::wal::{self, Wal};
 
-/// When a store compacts itself (see [`crate::EngineBuilder::auto_compact`]): after a
-/// checkpoint, when the deleted and replaced records in the vector file are at least
-/// `dead_fraction` of its vectors and at least `min_dead` of them. The default, 40% and 1,024,
+/// When a store compacts itself (see [`crate::EngineBuilder::auto_compact`]): after a commit
+/// or a checkpoint, and at close, when the deleted and replaced records (checkpointed or not)
+/// are at least `dead_fraction` of its vectors and at least `min_dead` of them. The default, 40% and 1,024,
 /// keeps a store within 1.7× of its live records' size and scan time, and makes a compaction
 /// rewrite at most 1.5 live vectors per vector it drops (Qdrant vacuums at 20% and 1,000
 /// points, Lance materialises deletions at 10%; a rewrite of the whole file, as here, is
@@ -62,7 +62,8 @@ impl Engine {
         self.compact_locked(&mut w)
     }
 
-    /// Compacts when the policy says it is due (after a checkpoint, under the writer lock).
+    /// Compacts when the policy says it is due (after every commit and checkpoint, and at
+    /// close, under the writer lock).
     /// Whatever happens, the commits before it stand, so a failure is not the caller's: it is
     /// noted in [`crate::Stats::recovery`] and tried again once `min_dead` more slots have died
     /// (a failure that poisoned the engine fails the next write, as any poisoning does).

@@ -136,8 +136,11 @@ impl Engine {
         if w.wal.end > self.wal_limit {
             // A checkpoint makes everything before it durable, the waiters' commits included.
             self.checkpoint_locked(w)?;
-            self.compact_if_due(w);
         }
+        // Dead slots cost space and scan time from the commit that made them, checkpointed or
+        // not: the policy is checked after every commit (two counters), and a compaction
+        // checkpoints first, which makes the waiters' commits durable as above.
+        self.compact_if_due(w);
         Ok((info, wait))
     }
 
