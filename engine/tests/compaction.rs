@@ -164,7 +164,7 @@ fn compaction_is_refused_by_a_reader_and_a_leftover_is_removed_at_open() {
 fn a_store_compacts_itself_when_enough_of_its_records_are_dead() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("s");
-    // The default policy: 40% dead and at least 1,024.
+    // The default policy: 40% dead and at least 256.
     let e = Engine::builder(&path).dimension(16).metric(Metric::L2).page_size(8192).open().expect("open");
     let mut b = WriteBatch::new();
     for i in 0..3000u64 {
@@ -177,7 +177,7 @@ fn a_store_compacts_itself_when_enough_of_its_records_are_dead() {
         b.delete(format!("r{i}"));
     }
     e.write(b).expect("delete");
-    e.checkpoint().expect("checkpoint: 1,000 dead, below the minimum");
+    e.checkpoint().expect("checkpoint: 1,000 dead of 3,000, under 40%");
     assert_eq!(e.stats().deleted, 1000);
     let mut b = WriteBatch::new();
     for i in 1000..2100u64 {
@@ -188,6 +188,22 @@ fn a_store_compacts_itself_when_enough_of_its_records_are_dead() {
     assert_eq!((s.deleted, s.count), (0, 900), "{s:?}");
     assert_eq!(e.iter().count(), 900);
     e.check_integrity().expect("integrity");
+
+    // Under the minimum: 200 dead of 250 is 80%, but fewer than 256.
+    let small = tmp.path().join("small");
+    let e = Engine::builder(&small).dimension(16).metric(Metric::L2).open().expect("open");
+    let mut b = WriteBatch::new();
+    for i in 0..250u64 {
+        b.add(Record::new(format!("r{i}"), vector(i, 16)));
+    }
+    e.write(b).expect("add");
+    for i in 0..200u64 {
+        e.delete(&format!("r{i}")).expect("delete");
+    }
+    e.checkpoint().expect("checkpoint");
+    assert_eq!(e.stats().deleted, 200);
+    e.close().expect("close");
+    assert_eq!(Engine::open(&small).expect("reopen").stats().deleted, 200, "and not at close either");
 
     // Off: nothing compacts.
     let path2 = tmp.path().join("off");

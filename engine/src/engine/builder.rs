@@ -132,7 +132,7 @@ impl EngineBuilder {
     /// `policy.dead_fraction` of the store's vectors (checkpointed or not), and at least
     /// `policy.min_dead` of them, the store is compacted right after it ([`Engine::compact`]),
     /// and at close if it is due then. Default:
-    /// [`CompactPolicy::default`] (40% and 1,024); `None` turns it off.
+    /// [`CompactPolicy::default`] (40% and 256); `None` turns it off.
     pub fn auto_compact(mut self, policy: Option<super::compact::CompactPolicy>) -> Self {
         self.auto_compact = policy;
         self

@@ -84,8 +84,11 @@ impl VectorSource for Source<'_> {
         self.dim
     }
     fn len(&self) -> usize {
-        // Every slot below the checkpoint's next_slot has a sealed vector.
-        self.st.vf.superblock().next_slot as usize + self.st.pending.n_vectors
+        // Every put gives a new slot a vector, which is live or dead until a compaction drops
+        // it (and empties `dead`); slot numbers keep counting across compactions, so
+        // `next_slot` would count the dropped ones too, and plan a scan of a small compacted
+        // store as a large one (threads, the quantized scan).
+        (self.st.live_count + self.st.dead.len()) as usize
     }
     fn blocks(&self) -> usize {
         self.st.vf.vector_pages() + self.st.pending.pages.len()
