@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: package help setup run test test-rust test-fast check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python fuzz-ci fuzz-build miri soak clean \
+.PHONY: package help setup run test test-rust test-fast check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python bench-small-writes fuzz-ci fuzz-build miri soak clean \
 	python-setup wheel test-python wheel-smoke
 
 ## List the targets, each with the first line of the comment above it.
@@ -219,6 +219,13 @@ miri:
 ## and installed into .venv first. Options: make bench-python BENCH_PYTHON_ARGS=--quick (~3 min).
 bench-python: wheel $(VENV_STAMP) $(CORPUS)
 	$(VENV)/bin/python pybindings/bench/compare_engines.py $(BENCH_PYTHON_ARGS)
+
+## What small writes cost on disk and what dead records cost a search (BENCHMARKS.md, "Small
+## writes"): 100 `memento add` calls, 200 Python open/add/close cycles, 1,000 ids upserted 200
+## times, each beside a fresh store of the same live records. The wheel and the CLI are built first.
+bench-small-writes: wheel
+	$(CARGO) build --release --locked -p memento-cli --bin memento
+	$(VENV)/bin/python benches/compare/small_writes.py --memento target/release/memento
 
 ## The long durability campaign (RELIABILITY.md): the kill -9 loop with 10,000 SIGKILLs and the
 ## power-loss simulation with 40 random crash images per crash point, in release mode. Override
