@@ -163,8 +163,16 @@ impl Engine {
         // A checkpoint since the snapshot (or a mirror behind it): a new snapshot.
         self.end_read()?;
         let mut m = Some(std::mem::replace(&mut *self.mirror.lock(), Mirror::unusable()?));
-        let (state, fresh) = snapshot(self.storage.as_ref(), &self.dir, &mut m)?;
-        *self.mirror.lock() = m.expect("a snapshot keeps the mirror");
+        let taken = snapshot(self.storage.as_ref(), &self.dir, &mut m);
+        // Whatever the snapshot did, the engine keeps a connection it can read with: the one it
+        // had (or the snapshot's), or, when the snapshot dropped it (the file was being
+        // replaced), none, and the next pin opens the file again. A failed snapshot leaves the
+        // engine as it was, for the next read to try again.
+        match m {
+            Some(m) => *self.mirror.lock() = m,
+            None => f.mirror_id = None,
+        }
+        let (state, fresh) = taken?;
         *self.state.write() = state;
         *f = fresh;
         Ok(false)

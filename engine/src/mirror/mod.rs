@@ -71,7 +71,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{OptionalExtension, TransactionBehavior};
+use rusqlite::OptionalExtension;
 
 use crate::error::{Error, MirrorErrorKind, Result};
 
@@ -313,7 +313,7 @@ impl Mirror {
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("reading the schema version")?;
         match version {
             0 => {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("starting the schema transaction")?;
+                let tx = write::begin_write(conn, "starting the schema transaction")?;
                 let objects: i64 = tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0)).ctx("reading the schema")?;
                 if objects != 0 {
                     return Err(damaged("the file is an SQLite database but not a Memento mirror"));

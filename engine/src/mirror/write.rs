@@ -1,18 +1,41 @@
 //! Writes: applying a committed transaction (idempotent by LSN), resetting for a rebuild, and
 //! the checkpoint that makes the mirror durable before the log drops what it holds.
 
-use rusqlite::{OptionalExtension, TransactionBehavior};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::errors::{inconsistent, internal, slot_to_sql, sql_error, Context};
 use super::index::IndexWriter;
 use super::{Mirror, MirrorOp, SQL_APPLIED_LSN, SQL_DELETE, SQL_METADATA_OF, SQL_PUT, SQL_SET_APPLIED_LSN, SQL_UPDATE};
 use crate::error::Result;
 
+/// How long the writer's `BEGIN IMMEDIATE` may wait on a lock. Readers in other processes never
+/// hold the write lock, but they briefly take other locks of the WAL index (a read mark, or
+/// its recovery after a checkpoint), and a begin that meets one fails at once with the zero
+/// busy timeout the connection otherwise keeps: a commit already in the WAL would then poison
+/// the writer (found by `engine/tests/stress.rs`). SQLite retries the begin within this time;
+/// the wait is microseconds in practice.
+const BEGIN_WAIT: Duration = Duration::from_secs(2);
+
+/// Begins a write transaction, waiting up to [`BEGIN_WAIT`] for a lock a reader holds for a
+/// moment. The zero timeout is restored at once, so that nothing else (the checkpoint's
+/// `wal_checkpoint(TRUNCATE)` above all, which would wait for readers to finish) waits.
+/// (`&mut` for the compile-time guarantee of [`Transaction::new`] that transactions do not
+/// nest; the shared borrow inside lets the timeout be restored whether the begin worked or not.)
+pub(super) fn begin_write<'c>(conn: &'c mut Connection, what: &str) -> Result<Transaction<'c>> {
+    let conn: &'c Connection = conn;
+    conn.busy_timeout(BEGIN_WAIT).ctx("setting the busy timeout")?;
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate);
+    conn.busy_timeout(Duration::ZERO).ctx("setting the busy timeout")?;
+    tx.ctx(what)
+}
+
 impl Mirror {
     /// Drops every record and sets the header to `store_uuid` and
     /// `applied_lsn = 0`, in one transaction (done before a rebuild).
     pub fn reset(&mut self, store_uuid: [u8; 16]) -> Result<()> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("starting the reset transaction")?;
+        let tx = begin_write(&mut self.conn, "starting the reset transaction")?;
         tx.execute_batch("DELETE FROM records; DELETE FROM meta; DELETE FROM field_values; DELETE FROM fields;").ctx("deleting all rows")?;
         tx.execute("INSERT INTO meta (one, store_uuid, applied_lsn) VALUES (0, ?1, 0)", [&store_uuid[..]]).ctx("writing the header")?;
         tx.commit().ctx("committing the reset")
@@ -27,7 +50,7 @@ impl Mirror {
     /// mirror must have a header (see [`reset`](Mirror::reset)).
     pub fn apply(&mut self, lsn: u64, ops: &[MirrorOp<'_>]) -> Result<bool> {
         let lsn_sql = i64::try_from(lsn).map_err(|_| internal(format!("the LSN {lsn} is larger than the mirror stores")))?;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("starting a transaction")?;
+        let tx = begin_write(&mut self.conn, "starting a transaction")?;
         let applied: Option<i64> =
             tx.prepare_cached(SQL_APPLIED_LSN).and_then(|mut st| st.query_row([], |r| r.get(0)).optional()).ctx("reading the applied LSN")?;
         let Some(applied) = applied else {

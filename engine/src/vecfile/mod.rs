@@ -228,8 +228,13 @@ impl VecFile {
     }
 
     fn open_file(file: Arc<dyn StorageFile>, path: PathBuf) -> Result<VecFile> {
-        let len = file.len().map_err(|e| Error::io("reading the vector file's length", e))?;
-        let Current { sb, slot: sb_slot, other_copy_damage } = current_superblock(&path, len, |b, off| file.read_exact_at(b, off))?;
+        let file_len = || file.len().map_err(|e| Error::io("reading the vector file's length", e));
+        let Current { sb, slot: sb_slot, other_copy_damage } = current_superblock(&path, file_len()?, |b, off| file.read_exact_at(b, off))?;
+        // The length that must cover the checkpoint's pages is read after the superblock: a
+        // checkpoint appends its pages before it writes the superblock that counts them, so a
+        // reader in another process that read the length first, and then a superblock written
+        // meanwhile, would take a growing file for a truncated one (FORMAT.md §4.4).
+        let len = file_len()?;
         let ps = u64::from(sb.page_size);
         let sealed = sb.page_count.checked_mul(ps).ok_or_else(|| Error::corrupted(&path, 72, "page count overflows"))?;
         if len < sealed {
