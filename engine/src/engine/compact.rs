@@ -122,6 +122,12 @@ impl Engine {
             st.vf = vf;
             st.dead = SlotBitmap::default();
         }
+        // 6. The mirror without the free pages its deleted rows left, when they are many. It is
+        //    derived and already durable at `L`: a failure here (a full disk) costs only the
+        //    space, and is noted.
+        if let Err(e) = self.mirror.lock().vacuum_if_sparse() {
+            self.recovery.lock().push(format!("the compaction could not vacuum the mirror (it keeps its free pages): {e}"));
+        }
         Ok(CompactInfo { live: done.vectors, dropped, bytes_before, bytes_after: done.bytes, duration: started.elapsed() })
     }
 }

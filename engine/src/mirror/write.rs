@@ -133,4 +133,25 @@ impl Mirror {
         self.conn.execute_batch("PRAGMA synchronous = NORMAL").ctx("setting synchronous = NORMAL")?;
         synced.map(drop)
     }
+
+    /// Rewrites the mirror without its free pages (SQLite's `VACUUM`) when they are at least a
+    /// quarter of the file and at least 1 MiB: a store whose records were mostly deleted keeps
+    /// the high-water size of its mirror otherwise (SQLite reuses free pages, but never gives
+    /// them back). Done by a compaction (FORMAT.md §4.5). Readers in other processes keep
+    /// reading their snapshot meanwhile (the mirror is in WAL mode), and the next checkpoint
+    /// folds the rewrite into the file. Returns whether it vacuumed.
+    pub fn vacuum_if_sparse(&mut self) -> Result<bool> {
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0)).ctx("reading the page count")?;
+        let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).ctx("reading the free page count")?;
+        let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0)).ctx("reading the page size")?;
+        if free * 4 < pages || free * page_size < 1 << 20 {
+            return Ok(false);
+        }
+        self.conn.busy_timeout(BEGIN_WAIT).ctx("setting the busy timeout")?;
+        let done = self.conn.execute_batch("VACUUM").ctx("vacuuming");
+        self.conn.busy_timeout(Duration::ZERO).ctx("setting the busy timeout")?;
+        done?;
+        self.checkpoint()?;
+        Ok(true)
+    }
 }
