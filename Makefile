@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: package help setup run test test-rust test-fast check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python bench-small-writes fuzz-ci fuzz-build miri soak clean \
+.PHONY: package help setup run test test-rust test-fast check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python bench-store bench-small-writes fuzz-ci fuzz-build miri soak clean \
 	python-setup wheel test-python wheel-smoke
 
 ## List the targets, each with the first line of the comment above it.
@@ -219,6 +219,16 @@ miri:
 ## and installed into .venv first. Options: make bench-python BENCH_PYTHON_ARGS=--quick (~3 min).
 bench-python: wheel $(VENV_STAMP) $(CORPUS)
 	$(VENV)/bin/python pybindings/bench/compare_engines.py $(BENCH_PYTHON_ARGS)
+
+## A large store on disk (issue 16): a reader's open to first answer at 1M × 384 with and without
+## a writer process, its search latency while another process ingests, compaction of 1M records
+## with 90% deleted against a fresh store (time, size, search) and the memory a compaction adds.
+## The 1M store is built once into target/bench-data/store-bench/ and reused (about 2.2 GB, and
+## as much again for the copy each measurement writes). Options: make bench-store
+## BENCH_STORE_ARGS=--quick (100k records; see --help).
+bench-store:
+	$(CARGO) build --release --locked -p memento-benches --bin memento-store-bench
+	target/release/memento-store-bench $(BENCH_STORE_ARGS)
 
 ## What small writes cost on disk and what dead records cost a search (BENCHMARKS.md, "Small
 ## writes"): 100 `memento add` calls, 200 Python open/add/close cycles, 1,000 ids upserted 200
