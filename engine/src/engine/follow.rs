@@ -32,6 +32,16 @@ const ATTEMPTS: u32 = 400;
 /// The pause between two attempts that found the mirror being rebuilt or behind the checkpoint.
 const PAUSE: Duration = Duration::from_millis(5);
 
+/// How one attempt to pin a reader's snapshot ended.
+enum Attempt {
+    /// The mirror's read transaction is open at the state's commit.
+    Pinned,
+    /// A new snapshot was taken (a checkpoint came since the last one): try again now.
+    Again,
+    /// The mirror is being created or rebuilt: try again after a pause.
+    Wait,
+}
+
 /// What a read-only engine holds of the files it follows.
 pub(in crate::engine) struct Follow {
     /// The WAL of the snapshot's checkpoint, open read-only (a checkpoint renames a new one
@@ -117,17 +127,21 @@ impl Engine {
         };
         let gate = self.read_gate.lock();
         for _ in 0..ATTEMPTS {
-            if self.try_pin(follow)? {
-                return Ok(Pin { engine: self, gate: Some(gate) });
+            match self.try_pin(follow)? {
+                Attempt::Pinned => return Ok(Pin { engine: self, gate: Some(gate) }),
+                // A new snapshot was just taken: pin it at once, before the next checkpoint
+                // (a writer checkpointing every few milliseconds would otherwise outpace a
+                // reader that paused here).
+                Attempt::Again => {}
+                Attempt::Wait => std::thread::sleep(PAUSE),
             }
-            std::thread::sleep(PAUSE);
         }
         Err(busy(&self.dir))
     }
 
-    /// One attempt of [`Engine::pin`]: true with the mirror's read transaction open at the
-    /// state's commit; false (no transaction open) when it must be tried again.
-    fn try_pin(&self, follow: &Mutex<Follow>) -> Result<bool> {
+    /// One attempt of [`Engine::pin`]: [`Attempt::Pinned`] with the mirror's read transaction
+    /// open at the state's commit; otherwise no transaction is open and it must be tried again.
+    fn try_pin(&self, follow: &Mutex<Follow>) -> Result<Attempt> {
         let mut f = follow.lock();
         let mirror_path = self.dir.join(MIRROR_FILE);
         let now = file_id(&mirror_path);
@@ -140,7 +154,7 @@ impl Engine {
         let applied = match header {
             Ok(Some(h)) if h.store_uuid == self.store_uuid => h.applied_lsn,
             // A mirror being created or rebuilt: not yet this store's, or not yet filled.
-            Ok(_) => return self.end_read().map(|()| false),
+            Ok(_) => return self.end_read().map(|()| Attempt::Wait),
             Err(e) => {
                 self.end_read()?;
                 return Err(e);
@@ -148,7 +162,7 @@ impl Engine {
         };
         let last = self.state.read().last_lsn;
         if applied == last {
-            return Ok(true);
+            return Ok(Attempt::Pinned);
         }
         let moved = match self.follow_wal(&mut f, applied) {
             Ok(moved) => moved,
@@ -158,7 +172,7 @@ impl Engine {
             }
         };
         if moved {
-            return Ok(true);
+            return Ok(Attempt::Pinned);
         }
         // A checkpoint since the snapshot (or a mirror behind it): a new snapshot.
         self.end_read()?;
@@ -175,7 +189,7 @@ impl Engine {
         let (state, fresh) = taken?;
         *self.state.write() = state;
         *f = fresh;
-        Ok(false)
+        Ok(Attempt::Again)
     }
 
     fn end_read(&self) -> Result<()> {
