@@ -51,20 +51,22 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::model::{apply, record, Model, Op, Rec};
+use common::child::Killed;
+
+use common::model::{apply, batch, record, Model, Op, Rec};
 use memento::storage::sim::{CrashImage, Rng};
 use memento::storage::{LockError, Mapping, SimStorage, Storage, StorageFile, StoreLock};
-use memento::{Durability, Engine, Error, Metadata, Metric, WriteBatch};
+use memento::{Durability, Engine, Error, Metadata, Metric};
 
 const CHILD_ENV: &str = "MEMENTO_GROUP_CHILD";
 const SEED_ENV: &str = "MEMENTO_GROUP_CHILD_SEED";
@@ -166,17 +168,7 @@ fn send(e: &Engine, step: &Step, singles: bool) -> memento::Result<Option<u64>> 
             Op::Text(id, t) => e.update_text(id, t.clone()).map(|()| None),
         };
     }
-    let mut b = WriteBatch::new();
-    for op in &step.ops {
-        match op {
-            Op::Add(id, r) => b.add(record(id, r)),
-            Op::Upsert(id, r) => b.upsert(record(id, r)),
-            Op::Delete(id) => b.delete(id.clone()),
-            Op::Meta(id, m) => b.update_metadata(id.clone(), m.clone()),
-            Op::Text(id, t) => b.update_text(id.clone(), t.clone()),
-        };
-    }
-    e.write(b).map(|i| i.lsn)
+    e.write(batch(&step.ops)).map(|i| i.lsn)
 }
 
 /// Sends a step and checks the answer: `Ok` for a valid one, a refusal for one the model
@@ -283,16 +275,6 @@ fn group_commit_child() {
 // ---------------------------------------------------------------------------------------------
 // The harness (kill -9)
 
-/// Kills the child on drop, so a failing assertion leaves no process behind.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn spawn_child(path: &Path, seed: u64, next: &[u64]) -> (Killed, mpsc::Receiver<String>) {
     let exe = std::env::current_exe().expect("current_exe");
     let mut c = Command::new(exe);
@@ -304,19 +286,7 @@ fn spawn_child(path: &Path, seed: u64, next: &[u64]) -> (Killed, mpsc::Receiver<
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let mut child = Killed(c.spawn().expect("spawn the writer"));
-    let stdout = child.0.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // The test harness may print `test group_commit_child ... ` before the tag.
-            if let Some(i) = line.find(TAG) {
-                if tx.send(line[i + TAG.len()..].trim().to_string()).is_err() {
-                    break;
-                }
-            }
-        }
-    });
+    let rx = child.tagged_lines(TAG);
     (child, rx)
 }
 

@@ -26,14 +26,16 @@
 //! run; `make soak` runs 10,000 iterations.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod common;
+
+use common::child::Killed;
 
 use memento::storage::sim::Rng;
 use memento::{Durability, Engine, Error, Metadata, Metric};
@@ -241,16 +243,6 @@ fn kill_child() {
 // ---------------------------------------------------------------------------------------------
 // The harness
 
-/// Kills the child on drop, so a failing assertion leaves no process behind.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// When to kill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Plan {
@@ -328,19 +320,7 @@ fn spawn_child(path: &Path, seed: u64, next: u64, mode: &str) -> (Killed, mpsc::
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let mut child = Killed(c.spawn().expect("spawn the writer"));
-    let stdout = child.0.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // The test harness may print `test kill_child ... ` before the tag on the same line.
-            if let Some(i) = line.find(TAG) {
-                if tx.send(line[i + TAG.len()..].trim().to_string()).is_err() {
-                    break;
-                }
-            }
-        }
-    });
+    let rx = child.tagged_lines(TAG);
     (child, rx)
 }
 

@@ -28,9 +28,7 @@ const SPREAD: u64 = 4;
 
 type Model = BTreeMap<String, (Vec<f32>, Option<String>, Option<Metadata>)>;
 
-fn seed() -> u64 {
-    std::env::var("MEMENTO_SEED").ok().and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok()).unwrap_or(0x0051_C0FF_EE00)
-}
+mod common;
 
 fn open(path: &Path) -> Engine {
     // Small pages and WAL limit: automatic checkpoints, and WAL generations, every few commits.
@@ -113,7 +111,7 @@ fn is_mirror(name: &str) -> bool {
 
 #[test]
 fn the_mirror_at_any_nearby_commit_with_a_torn_wal_recovers_to_the_log() {
-    let seed = seed();
+    let seed = common::seed_from_env(0x0051_C0FF_EE00);
     let mut rng = Rng::new(seed);
     let tmp = tempfile::tempdir().expect("mirror power loss: tempdir");
     let live = tmp.path().join("live");

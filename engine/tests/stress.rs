@@ -53,13 +53,16 @@
 //! `MEMENTO_STRESS_SECS=120 cargo test --release -p memento-core --test stress -- --nocapture`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::child::Killed;
 use memento::storage::sim::Rng;
 use memento::{Durability, Engine, Error, Filter, Metadata, Metric, Record, SearchHit, WriteBatch};
 
@@ -641,16 +644,6 @@ fn stress_reader_child() {
 // ---------------------------------------------------------------------------------------------
 // The parent
 
-/// Kills the child on drop, so a failing assertion leaves no process behind.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn child(test: &str, envs: &[(&str, String)]) -> Command {
     let mut c = Command::new(std::env::current_exe().expect("current_exe"));
     c.args(["--exact", test, "--nocapture", "--test-threads=1"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
@@ -669,19 +662,7 @@ fn spawn_writer(store: &Path, log: &Path, seed: u64, mode: &str, secs: u64) -> (
         (CHILD_SECS_ENV, secs.to_string()),
     ];
     let mut w = Killed(child("stress_writer_child", &envs).spawn().expect("spawn the writer"));
-    let stdout = w.0.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // libtest may print `test stress_writer_child ... ` before the tag on the same line.
-            if let Some(i) = line.find(TAG) {
-                if tx.send(line[i + TAG.len()..].trim().to_string()).is_err() {
-                    break;
-                }
-            }
-        }
-    });
+    let rx = w.tagged_lines(TAG);
     (w, rx)
 }
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod child;
 pub mod model;
 
 /// The seed of a seeded test: `$MEMENTO_SEED` (decimal, or hex with `0x`), else `default`.

@@ -81,6 +81,11 @@ pub fn issue(e: &Engine, ops: &[Op], single: bool) -> memento::Result<()> {
             Op::Text(id, t) => e.update_text(id, t.clone()),
         };
     }
+    e.write(batch(ops)).map(drop)
+}
+
+/// `ops` as one batch.
+pub fn batch(ops: &[Op]) -> WriteBatch {
     let mut b = WriteBatch::new();
     for op in ops {
         match op {
@@ -91,5 +96,5 @@ pub fn issue(e: &Engine, ops: &[Op], single: bool) -> memento::Result<()> {
             Op::Text(id, t) => b.update_text(id.clone(), t.clone()),
         };
     }
-    e.write(b).map(drop)
+    b
 }
