@@ -239,8 +239,8 @@ impl Engine {
         if self.poisoned.is_set() {
             return Ok(());
         }
-        // A store left with many dead slots (say, by deletes after the last commit's check
-        // could not compact) is compacted now rather than reopened as it is.
+        // Commits check the policy themselves; this catches a store that was opened already
+        // past it (written with the policy off, or before it existed) and took no commit.
         self.compact_if_due(&mut w);
         // A version-1 file is upgraded by its next checkpoint: that is this one.
         let upgrade_due = !self.state.read().vf.is_quantized();
