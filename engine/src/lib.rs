@@ -46,6 +46,7 @@ pub mod embed;
 mod engine;
 mod error;
 mod filter;
+pub mod graph;
 pub mod index;
 pub mod inspect;
 pub mod kernels;

@@ -7,6 +7,7 @@
 //! - [`superblock::Superblock`]: the vector file's header, kept in two checksummed copies.
 //! - [`page`]: the page header, vector/quantized/record/tombstone/directory page bodies.
 //! - [`wal`]: the write-ahead log header and record framing.
+//! - [`graph`]: the graph file's header and level pages.
 //! - [`mirror`]: the 8-byte trailer of every page of the SQLite mirror.
 //!
 //! Every decoder takes arbitrary bytes and returns [`DecodeError`] on anything malformed; none
@@ -106,6 +107,7 @@ macro_rules! layout {
 }
 pub(crate) use layout;
 
+pub mod graph;
 pub mod mirror;
 pub mod page;
 pub mod superblock;

@@ -81,6 +81,10 @@ pub enum PageType {
     Directory,
     /// Int8 copies of vectors (version 2).
     Quantized,
+    /// Level 0 of the graph file (FORMAT.md §7).
+    GraphLevel0,
+    /// An upper level of the graph file (FORMAT.md §7).
+    GraphUpper,
 }
 
 impl PageType {
@@ -92,6 +96,8 @@ impl PageType {
             PageType::Tombstone => 3,
             PageType::Directory => 4,
             PageType::Quantized => 16,
+            PageType::GraphLevel0 => 17,
+            PageType::GraphUpper => 18,
         }
     }
     /// From the on-disk code; reserved and unknown codes give `None`.
@@ -102,6 +108,8 @@ impl PageType {
             3 => Some(PageType::Tombstone),
             4 => Some(PageType::Directory),
             16 => Some(PageType::Quantized),
+            17 => Some(PageType::GraphLevel0),
+            18 => Some(PageType::GraphUpper),
             _ => None,
         }
     }
@@ -113,6 +121,8 @@ impl PageType {
             PageType::Tombstone => "tombstone",
             PageType::Directory => "directory",
             PageType::Quantized => "quantized",
+            PageType::GraphLevel0 => "graph level 0",
+            PageType::GraphUpper => "graph upper level",
         }
     }
 }

@@ -1,6 +1,6 @@
 //! FORMAT.md is normative: every field table in it must match the codec's layout constants.
 
-use memento_format::{mirror, page, superblock, wal, Field};
+use memento_format::{graph, mirror, page, superblock, wal, Field};
 
 fn code_tables() -> Vec<(&'static str, &'static [Field])> {
     vec![
@@ -17,6 +17,7 @@ fn code_tables() -> Vec<(&'static str, &'static [Field])> {
         ("wal_update", wal::update::FIELDS),
         ("wal_commit", wal::commit::FIELDS),
         ("mirror_trailer", mirror::trailer::FIELDS),
+        ("graph_header", graph::header::FIELDS),
     ]
 }
 

@@ -31,6 +31,7 @@ pub struct EngineBuilder {
     pub(super) read_only: bool,
     pub(super) close_checkpoint_min: u64,
     pub(super) auto_compact: Option<super::compact::CompactPolicy>,
+    pub(super) graph: Option<crate::graph::GraphParams>,
 }
 
 /// Where the builder gets its embedding model.
@@ -137,6 +138,13 @@ impl EngineBuilder {
         self.auto_compact = policy;
         self
     }
+    /// The graph index (FORMAT.md §7): how it is built and searched
+    /// ([`crate::graph::GraphParams`]; default [`crate::graph::GraphParams::default`]). `None`
+    /// builds none: every search scans (a graph file already in the store is left alone).
+    pub fn graph(mut self, params: Option<crate::graph::GraphParams>) -> Self {
+        self.graph = params;
+        self
+    }
     /// Whether to create the store if it does not exist. Default true.
     pub fn create(mut self, yes: bool) -> Self {
         self.create = yes;
@@ -166,6 +174,7 @@ impl EngineBuilder {
             read_only: false,
             close_checkpoint_min: 4 << 20,
             auto_compact: Some(super::compact::CompactPolicy::default()),
+            graph: Some(crate::graph::GraphParams::default()),
         }
     }
 }

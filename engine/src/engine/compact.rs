@@ -121,7 +121,12 @@ impl Engine {
             let mut st = self.state.write();
             st.vf = vf;
             st.dead = SlotBitmap::default();
+            // The nodes are numbered anew (FORMAT.md §7.5): marked under the state's lock, so
+            // that no search or builder pairs an old graph with the new file.
+            self.graph.renumbered();
         }
+        self.graph.drop_stale();
+        self.graph.wake();
         // 6. The mirror without the free pages its deleted rows left, when they are many. It is
         //    derived and already durable at `L`: a failure here (a full disk) costs only the
         //    space, and is noted.

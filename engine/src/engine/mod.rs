@@ -61,6 +61,7 @@ mod checkpoint;
 mod compact;
 mod create;
 mod follow;
+mod graph;
 mod group;
 mod integrity;
 mod mirror_access;
@@ -139,7 +140,11 @@ pub struct Engine {
     /// Taken by every read of a read-only engine for its length: the mirror's read
     /// transaction that pins the snapshot is one per connection.
     read_gate: Mutex<()>,
-    state: RwLock<State>,
+    state: Arc<RwLock<State>>,
+    /// The graph index: the writer's graph in memory, the mapped file, the builder's controls.
+    graph: Arc<crate::graph::builder::GraphIndex>,
+    /// The writer's graph builder thread (joined at close; never in a forked child).
+    graph_thread: OwnedByOpener<Mutex<Option<std::thread::JoinHandle<()>>>>,
     /// Dropped only in the opener: closing SQLite in a forked child could checkpoint or
     /// remove the `-wal` file the parent still uses.
     mirror: OwnedByOpener<Mutex<Mirror>>,
@@ -235,6 +240,7 @@ impl Engine {
         let Some(writer) = &self.writer else {
             return Ok(());
         };
+        self.stop_graph_builder();
         let mut w = writer.lock();
         if self.poisoned.is_set() {
             return Ok(());
@@ -244,12 +250,29 @@ impl Engine {
         self.compact_if_due(&mut w);
         // A version-1 file is upgraded by its next checkpoint: that is this one.
         let upgrade_due = !self.state.read().vf.is_quantized();
-        if w.wal.end > self.close_checkpoint_min || upgrade_due {
-            return self.checkpoint_locked(&mut w);
+        let closed = if w.wal.end > self.close_checkpoint_min || upgrade_due {
+            self.checkpoint_locked(&mut w)
+        } else {
+            // A small WAL stays: the next open replays it. It is synced, so that a closed store
+            // holds every commit whatever the durability mode.
+            w.wal.file.sync_data().map_err(|e| self.poisoned.record(Error::io("syncing the WAL at close", e)))
+        };
+        // The graph of the sealed vectors, when it has grown past its file: the next open
+        // then scans only what came since. It is derived: a failure costs the next open speed.
+        if closed.is_ok() {
+            if let Err(e) = graph::persist_if_due(&self.graph, &self.state, self.storage.as_ref(), false) {
+                self.recovery.lock().push(format!("the graph file could not be written at close: {e}"));
+            }
         }
-        // A small WAL stays: the next open replays it. It is synced, so that a closed store
-        // holds every commit whatever the durability mode.
-        w.wal.file.sync_data().map_err(|e| self.poisoned.record(Error::io("syncing the WAL at close", e)))
+        closed
+    }
+
+    /// Stop the graph builder and wait for it (it finishes the batch it is inserting).
+    fn stop_graph_builder(&self) {
+        self.graph.stop();
+        if let Some(h) = self.graph_thread.lock().take() {
+            let _ = h.join();
+        }
     }
 
     /// The writer's side, locked; [`Error::ReadOnly`] in an engine opened read-only.
@@ -267,6 +290,7 @@ impl Engine {
     #[doc(hidden)]
     pub fn abandon(self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.stop_graph_builder();
     }
 }
 

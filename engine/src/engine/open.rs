@@ -304,6 +304,39 @@ pub(super) fn assemble(
     };
     // A reader writes no file of the store: no persisted embedding cache.
     let disk_cache_entries = if writer.is_some() { b.disk_cache_entries } else { 0 };
+    let mut recovery = recovery;
+    let graph = Arc::new(crate::graph::builder::GraphIndex::new(b.graph.unwrap_or_default()));
+    if b.graph.is_some() {
+        match super::graph::open_graph(storage.as_ref(), &state) {
+            Ok(g) => {
+                *graph.estimate.lock() = g.as_ref().filter(|g| g.header.est_sample > 0).map(|g| crate::graph::builder::Estimate {
+                    recall: g.header.est_recall,
+                    sample: g.header.est_sample,
+                    ef: g.header.est_ef,
+                });
+                *graph.mapped.write() = g;
+            }
+            Err(why) => {
+                recovery.push(format!("{why}: it is not used, and is rebuilt"));
+                *graph.problem.lock() = Some(why);
+            }
+        }
+    }
+    let state = Arc::new(RwLock::new(state));
+    let search_threads = if b.search_threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { b.search_threads };
+    let graph_thread = match (&writer, b.graph) {
+        (Some(_), Some(_)) => {
+            let (gi, st, sto) = (Arc::clone(&graph), Arc::clone(&state), Arc::clone(&storage));
+            let dim = sb.dimension as usize;
+            // Building uses every core, whatever the searches' thread count.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            std::thread::Builder::new().name("memento-graph".into()).spawn(move || super::graph::run_builder(gi, st, sto, dim, cores)).ok()
+        }
+        _ => None,
+    };
+    if graph_thread.is_some() {
+        graph.wake();
+    }
     Engine {
         storage,
         dir,
@@ -315,7 +348,9 @@ pub(super) fn assemble(
         writer,
         follow,
         read_gate: Mutex::new(()),
-        state: RwLock::new(state),
+        state,
+        graph,
+        graph_thread: OwnedByOpener::new(Mutex::new(graph_thread), process),
         mirror: OwnedByOpener::new(Mutex::new(mirror), process),
         group,
         poisoned: Poison::default(),
@@ -323,7 +358,7 @@ pub(super) fn assemble(
         index: FlatIndex,
         close_checkpoint_min: b.close_checkpoint_min,
         auto_compact: b.auto_compact,
-        search_threads: if b.search_threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { b.search_threads },
+        search_threads,
         recovery: Mutex::new(recovery),
         model: sb.model.clone(),
         embedder: OwnedByOpener::new(embedder, process),

@@ -58,7 +58,10 @@ impl Engine {
         let st = self.state.read();
         let candidates = filter.map(|f| self.read_mirror(&st, |m| m.filter_slots(f))).transpose()?;
         let src = Source { st: &st, dim: self.dim };
-        let hits = self.index.search(&src, &plan, &qs, candidates.as_deref())?;
+        let hits = match self.search_graph(&src, &plan, &qs, candidates.as_deref(), opts.ef)? {
+            Some(h) => h,
+            None => self.index.search(&src, &plan, &qs, candidates.as_deref())?,
+        };
         let mut slots: Vec<u64> = hits.iter().flatten().map(|h| h.slot).collect();
         slots.sort_unstable();
         slots.dedup();

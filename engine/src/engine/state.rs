@@ -123,3 +123,31 @@ impl VectorSource for Source<'_> {
         self.st.dead.contains(slot)
     }
 }
+
+impl crate::graph::Nodes for Source<'_> {
+    fn qcap(&self) -> usize {
+        self.st.vf.capacities().1
+    }
+    fn node_bound(&self) -> u64 {
+        let qcap = self.qcap() as u64;
+        let sealed = self.sealed_quant_blocks() as u64;
+        match self.st.pending.quant.last() {
+            Some(last) => (sealed + self.st.pending.quant.len() as u64 - 1) * qcap + last.slots.len() as u64,
+            None => self.st.vf.sealed_nodes(),
+        }
+    }
+    fn node(&self, n: u32) -> Result<Option<crate::graph::NodeRef<'_>>> {
+        let qcap = self.qcap();
+        let (i, j) = (n as usize / qcap, n as usize % qcap);
+        let sealed = self.sealed_quant_blocks();
+        if i < sealed {
+            return Ok(self.st.vf.quant_node(i, j)?.map(|(codes, params, slot)| crate::graph::NodeRef { codes, params, slot }));
+        }
+        Ok(self
+            .st
+            .pending
+            .quant
+            .get(i - sealed)
+            .and_then(|p| p.slots.get(j).map(|&slot| crate::graph::NodeRef { codes: &p.codes[j * self.dim..(j + 1) * self.dim], params: p.params[j], slot })))
+    }
+}

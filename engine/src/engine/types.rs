@@ -212,12 +212,15 @@ pub struct SearchOptions<'a> {
     pub threads: Option<usize>,
     /// No effect any more (the quantized scan keeps the candidates its bounds require).
     pub oversample: usize,
+    /// Candidates kept by a walk of the graph index (at least `k`); `None`: the engine's
+    /// setting ([`crate::graph::GraphParams::ef_search`]). Larger is slower and closer to exact.
+    pub ef: Option<usize>,
 }
 
 impl<'a> SearchOptions<'a> {
     /// `k` results, no filter, automatic scan, the engine's thread count.
     pub fn new(k: usize) -> Self {
-        SearchOptions { k, filter: None, mode: ScanMode::Auto, threads: None, oversample: crate::index::DEFAULT_OVERSAMPLE }
+        SearchOptions { k, filter: None, mode: ScanMode::Auto, threads: None, oversample: crate::index::DEFAULT_OVERSAMPLE, ef: None }
     }
     /// Only records matching `f`.
     pub fn filter(mut self, f: &'a Filter) -> Self {

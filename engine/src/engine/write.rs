@@ -132,6 +132,7 @@ impl Engine {
             }
         }
         info.lsn = Some(commit_lsn);
+        self.graph.wake();
         let wait = (self.durability == Durability::GroupCommit).then(|| self.group.appended(w.wal.end, &w.wal.file));
         if w.wal.end > self.wal_limit {
             // A checkpoint makes everything before it durable, the waiters' commits included.

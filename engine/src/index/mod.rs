@@ -98,6 +98,9 @@ pub enum ScanMode {
     /// bounds cannot rule out (and the float32 scan for a query where they rule out too few):
     /// exactly what [`ScanMode::Exact`] returns.
     Quantized,
+    /// The graph index whatever the store's size (when it has one; the scans otherwise):
+    /// approximate, the distances returned exact.
+    Graph,
 }
 
 /// How one search (of one or many queries) runs.
@@ -383,7 +386,7 @@ impl VectorIndex for FlatIndex {
             && match plan.mode {
                 ScanMode::Exact => false,
                 ScanMode::Quantized => true,
-                ScanMode::Auto => src.len() >= QUANTIZED_MIN_VECTORS,
+                ScanMode::Auto | ScanMode::Graph => src.len() >= QUANTIZED_MIN_VECTORS,
             };
         if !quantized {
             return Ok(Self::exact_all(scope, plan, queries)?.into_iter().map(TopK::into_sorted).collect());

@@ -126,6 +126,11 @@ impl Loaded {
                     }
                 },
                 PageType::Directory => {}
+                PageType::GraphLevel0 | PageType::GraphUpper => {
+                    let msg = format!("page {} is a graph page, which belongs in the graph file, not the vector file", e.page_no);
+                    findings.push(finding(FindingKind::PageType, VEC_FILE, Some(info.offset), msg.clone()));
+                    info.problem = Some(msg);
+                }
             }
             pages.insert(e.page_no, info);
         }

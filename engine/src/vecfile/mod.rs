@@ -356,6 +356,34 @@ impl VecFile {
         Ok((slots, params, self.qlayout.codes(bytes, n)))
     }
 
+    /// Entry `j` of the `i`-th quantized page: its codes, parameters and slot (`None` past the
+    /// page's count). The graph's walks call this for every node they score, so it reads the
+    /// three fields in place instead of decoding the page ([`VecFile::quant_page`]); the page
+    /// is verified the first time, as every page is.
+    pub fn quant_node(&self, i: usize, j: usize) -> Result<Option<(&[i8], QuantEntry, u64)>> {
+        let Some(e) = self.quant_dir.get(i) else { return Ok(None) };
+        let ps = self.sb.page_size as usize;
+        let (w, bit) = (e.page_no as usize / 64, 1u64 << (e.page_no % 64));
+        let bytes = if self.verified.get(w).is_some_and(|a| a.load(Ordering::Relaxed) & bit != 0) {
+            let s = (e.page_no as usize - 1) * ps;
+            &self.map.as_ref().as_ref()[s..s + ps]
+        } else {
+            self.quant_page(i)?;
+            self.page(e.page_no, 1)?.0
+        };
+        let count = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]) as usize;
+        if j >= count {
+            return Ok(None);
+        }
+        let q = &self.qlayout;
+        let codes: &[i8] = bytemuck::cast_slice(&bytes[q.codes_offset + j * q.dim..q.codes_offset + (j + 1) * q.dim]);
+        let p = &bytes[q.params_offset + 16 * j..q.params_offset + 16 * j + 12];
+        let word = |k: usize| [p[k], p[k + 1], p[k + 2], p[k + 3]];
+        let params =
+            QuantEntry { scale: f32::from_le_bytes(word(0)), code_sum: i32::from_le_bytes(word(4)), sq_norm: f32::from_le_bytes(word(8)), reserved: 0 };
+        Ok(Some((codes, params, self.qlayout.slot(bytes, j))))
+    }
+
     /// Whether every sealed vector has a sealed quantized copy (a version-2 file).
     pub fn is_quantized(&self) -> bool {
         self.sb.flags & superblock::FLAG_QUANTIZED != 0
@@ -527,6 +555,12 @@ impl VecFile {
         } else {
             0
         }
+    }
+
+    /// Node numbers of the sealed quantized pages (FORMAT.md §7.1): pages × capacity (the last
+    /// page may be partial: its last numbers hold no vector).
+    pub fn sealed_nodes(&self) -> u64 {
+        self.quant_pages() as u64 * self.qlayout.capacity as u64
     }
 
     /// The version-1 upgrade (FORMAT.md §2.1): a file without int8 copies gets them derived

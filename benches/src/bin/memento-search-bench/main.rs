@@ -7,7 +7,11 @@
 //! memento-search-bench bandwidth [--mib 1024] [--all-core-mib MIB] [--reps 7] [--threads N]
 //! memento-search-bench search --base FILE --queries FILE [--nq 200] [--warmup 5] [--k 10]
 //!     [--modes exact,quantized] [--threads 1,2] [--store-parent DIR] [--filter-mod 100]
+//! memento-search-bench ann --base FILE --queries FILE --store DIR --out FILE [--efs ...]
 //! ```
+//!
+//! - `ann` measures the graph index as `benches/compare/ann.py` measures its peers (see
+//!   `ann.rs`).
 //!
 //! - `gen` writes `N` unit Gaussian vectors of dimension 384 from the crate's seeded generator
 //!   as raw little-endian f32 (`N × 384 × 4` bytes), so that every engine reads the same bytes.
@@ -21,6 +25,7 @@
 //!   the caller checks recall against its own ground truth. With `--filter-mod M`, record `i`
 //!   gets the metadata `{"cat": "c{i % M}"}` and the filter `{"cat": "c7"}` is timed too.
 
+mod ann;
 mod bandwidth;
 mod search;
 
@@ -36,7 +41,9 @@ const USAGE: &str = "usage:
   memento-search-bench gen --out FILE --n N --seed data|queries|SEED
   memento-search-bench bandwidth [--mib 1024] [--all-core-mib MIB] [--reps 7] [--threads N]
   memento-search-bench search --base FILE --queries FILE [--nq 200] [--warmup 5] [--k 10]
-      [--modes exact,quantized] [--threads 1,2] [--store-parent DIR] [--filter-mod 100]";
+      [--modes exact,quantized] [--threads 1,2] [--store-parent DIR] [--filter-mod 100]
+  memento-search-bench ann --base FILE --queries FILE --store DIR --out FILE [--dim 384] [--k 10]
+      [--m 16] [--ef-construction 200] [--efs 10,16,32,...] [--nq N]";
 
 /// Read a whole `.f32` file (raw little-endian f32) of `dim`-element rows.
 pub fn read_f32_file(path: &Path, dim: usize) -> BoxResult<Vec<f32>> {
@@ -130,6 +137,7 @@ fn main() -> std::process::ExitCode {
         "gen" => gen(&args),
         "bandwidth" => bandwidth_cmd(&args),
         "search" => search::run(&args),
+        "ann" => ann::run(&args),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

@@ -1,0 +1,142 @@
+//! `memento-search-bench ann`: Memento's graph index measured the way `benches/compare/ann.py`
+//! measures hnswlib, FAISS HNSW and usearch.
+//!
+//! Ingests `--base` (record id = row number) into a fresh store under `--store` (removed first)
+//! with the graph off, then times [`Engine::build_index`] (the graph built with every core, and
+//! its file written); closes, reopens and times the first answer; then for each `ef` of
+//! `--efs`, k-NN single-query latency on one search thread (p50, p99 after a warm-up) and
+//! queries/s, with the ids returned; then the exact answer. Writes one JSON document to `--out`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use memento::graph::GraphParams;
+use memento::{Durability, Engine, Metric, Record, ScanMode, SearchOptions, WriteBatch};
+use memento_benches::args::{Args, BoxResult};
+use memento_benches::{ms, percentile};
+use serde_json::json;
+
+use super::{read_f32_file, F32Chunks};
+
+const WARMUP: usize = 20;
+
+fn params(args: &Args) -> BoxResult<GraphParams> {
+    let d = GraphParams::default();
+    Ok(GraphParams { m: args.num("m", usize::from(d.m))? as u16, ef_construction: args.num("ef-construction", d.ef_construction)?, ..d })
+}
+
+fn ingest(dir: &Path, base: &Path, dim: usize, p: GraphParams) -> BoxResult<usize> {
+    let _ = std::fs::remove_dir_all(dir);
+    // The graph stays off while ingesting (min_vectors out of reach), so that the build is
+    // timed alone, as the peers' are.
+    let off = GraphParams { min_vectors: usize::MAX, ..p };
+    let engine = Engine::builder(dir).dimension(dim).metric(Metric::Cosine).durability(Durability::Buffered).graph(Some(off)).open()?;
+    let (mut chunks, n) = F32Chunks::open(base, dim)?;
+    let mut rows = Vec::new();
+    let mut at = 0usize;
+    while chunks.next_rows(5000, &mut rows)? > 0 {
+        let mut b = WriteBatch::new();
+        for v in rows.chunks_exact(dim) {
+            b.add(Record::new(at.to_string(), v.to_vec()));
+            at += 1;
+        }
+        engine.write(b)?;
+    }
+    engine.close()?;
+    Ok(n)
+}
+
+fn ids_of(hits: &[memento::SearchHit]) -> Vec<u64> {
+    hits.iter().filter_map(|h| h.id.parse().ok()).collect()
+}
+
+/// Single-query latencies and ids of `queries` under `opts`.
+fn timed(engine: &Engine, queries: &[f32], dim: usize, opts: &SearchOptions<'_>) -> BoxResult<(Vec<Duration>, Vec<Vec<u64>>)> {
+    for q in queries.chunks_exact(dim).cycle().take(WARMUP) {
+        engine.search_with(q, opts)?;
+    }
+    let mut times = Vec::new();
+    let mut ids = Vec::new();
+    for q in queries.chunks_exact(dim) {
+        let t = Instant::now();
+        let hits = engine.search_with(q, opts)?;
+        times.push(t.elapsed());
+        ids.push(ids_of(&hits));
+    }
+    Ok((times, ids))
+}
+
+fn dir_bytes(dir: &Path, name: &str) -> u64 {
+    std::fs::metadata(dir.join(name)).map_or(0, |m| m.len())
+}
+
+pub fn run(args: &Args) -> BoxResult<()> {
+    args.check_known(&["base", "queries", "dim", "k", "m", "ef-construction", "efs", "store", "out", "nq"])?;
+    let dim = args.num("dim", 384)?;
+    let k = args.num("k", 10)?;
+    let base = PathBuf::from(args.required("base")?);
+    let store = PathBuf::from(args.required("store")?);
+    let out = PathBuf::from(args.required("out")?);
+    let mut queries = read_f32_file(Path::new(args.required("queries")?), dim)?;
+    let nq = args.num("nq", queries.len() / dim)?;
+    queries.truncate(nq * dim);
+    let efs: Vec<usize> = args.list("efs", "10,16,24,32,48,64,96,128,192,256").iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
+    let p = params(args)?;
+
+    eprintln!("ann: ingesting {}", base.display());
+    let n = ingest(&store, &base, dim, p)?;
+    let engine = Engine::builder(&store).create(false).graph(Some(p)).search_threads(1).open()?;
+    eprintln!("ann: building the graph over {n} vectors");
+    let t = Instant::now();
+    engine.build_index()?;
+    let build = t.elapsed();
+    eprintln!("ann: built in {:.1} s ({:.0} vectors/s)", build.as_secs_f64(), n as f64 / build.as_secs_f64());
+    engine.close()?;
+    let index_bytes = dir_bytes(&store, memento::graph::GRAPH_FILE);
+    let store_bytes: u64 = std::fs::read_dir(&store)?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
+
+    let t = Instant::now();
+    let engine = Engine::builder(&store).create(false).graph(Some(p)).search_threads(1).open()?;
+    let mut o = SearchOptions::new(k);
+    o.mode = ScanMode::Graph;
+    engine.search_with(&queries[..dim], &o)?;
+    let first = t.elapsed();
+
+    let mut runs = Vec::new();
+    for &ef in &efs {
+        let mut o = SearchOptions::new(k);
+        o.mode = ScanMode::Graph;
+        o.ef = Some(ef);
+        let t = Instant::now();
+        let (mut times, ids) = timed(&engine, &queries, dim, &o)?;
+        let wall = t.elapsed();
+        times.sort_unstable();
+        let (p50, p99) = (ms(percentile(&mut times, 50.0)), ms(percentile(&mut times, 99.0)));
+        let qps = nq as f64 / times.iter().sum::<Duration>().as_secs_f64();
+        eprintln!("ann: ef {ef}: p50 {p50:.3} ms, p99 {p99:.3} ms, {qps:.0} q/s ({:.1} s)", wall.as_secs_f64());
+        runs.push(json!({"ef": ef, "p50_ms": p50, "p99_ms": p99, "qps": qps, "ids": ids}));
+    }
+    let mut o = SearchOptions::new(k);
+    o.mode = ScanMode::Auto;
+    o.ef = None;
+    let exact_opts = SearchOptions { mode: ScanMode::Quantized, ..o };
+    let (mut times, ids) = timed(&engine, &queries[..dim * nq.min(200)], dim, &exact_opts)?;
+    times.sort_unstable();
+    let exact = json!({"p50_ms": ms(percentile(&mut times, 50.0)), "ids": ids});
+    engine.close()?;
+    let doc = json!({
+        "engine": "memento",
+        "n": n,
+        "m": p.m,
+        "ef_construction": p.ef_construction,
+        "build_seconds": build.as_secs_f64(),
+        "build_vectors_per_s": n as f64 / build.as_secs_f64(),
+        "index_bytes": index_bytes,
+        "store_bytes": store_bytes,
+        "open_first_answer_ms": ms(first),
+        "runs": runs,
+        "exact": exact,
+    });
+    std::fs::write(&out, serde_json::to_vec(&doc)?)?;
+    Ok(())
+}

@@ -1,0 +1,399 @@
+//! The engine's side of the graph index (FORMAT.md §7): the binding of a graph file to the
+//! vector file, the writer's background builder, and searches through the graph with the tail
+//! (nodes the graph does not cover yet) scanned.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::state::{Source, State};
+use super::Engine;
+use crate::error::{Error, Result};
+use crate::graph::builder::GraphIndex;
+use crate::graph::file::{self, Binding, MappedGraph, Unusable};
+use crate::graph::mem::MemGraph;
+use crate::graph::{walk, with_visited, Nodes, Probe, View};
+use crate::index::{FlatIndex, QuantBlock, SearchPlan, SlotHit, TopK, VectorIndex, VectorSource};
+use crate::kernels;
+use crate::slots::SlotBitmap;
+use crate::storage::Storage;
+
+/// Nodes inserted per batch of the builder: the batch holds the state's read lock, so a
+/// commit waits for at most one batch (about 50 ms on two cores).
+const BATCH: u64 = 384;
+/// Candidates rescored in float32 per query: at least this many, and at least 3k.
+const RESCORE_MIN: usize = 32;
+
+/// The binding of the current vector file (FORMAT.md §7.2).
+pub(super) fn binding(st: &State) -> Binding {
+    let sb = st.vf.superblock();
+    Binding {
+        store_uuid: sb.store_uuid,
+        vec_salt: sb.file_salt,
+        dimension: sb.dimension,
+        metric: sb.metric,
+        page_size: sb.page_size,
+        qcap: st.vf.capacities().1 as u32,
+        vec_sequence: sb.sequence,
+        sealed_nodes: st.vf.sealed_nodes(),
+    }
+}
+
+/// Open the graph file for the current vector file: `Ok(None)` when there is none or it is
+/// stale, `Err(why)` when it is damaged (a finding; it will be rebuilt).
+pub(super) fn open_graph(storage: &dyn Storage, st: &State) -> std::result::Result<Option<Arc<MappedGraph>>, String> {
+    if !st.vf.is_quantized() {
+        return Ok(None);
+    }
+    match MappedGraph::open(storage, &binding(st)) {
+        Ok(g) => Ok(Some(g)),
+        Err(Unusable::Missing) | Err(Unusable::Stale(_)) => Ok(None),
+        Err(Unusable::Damaged(why)) => Err(format!("the graph file {}: {why}", crate::graph::GRAPH_FILE)),
+    }
+}
+
+/// The writer's background builder: waits for commits, inserts the new nodes, writes the file.
+pub(super) fn run_builder(gi: Arc<GraphIndex>, state: Arc<RwLock<State>>, storage: Arc<dyn Storage>, dim: usize, threads: usize) {
+    while let Some(persist) = gi.wait_for_work() {
+        if let Err(e) = builder_pass(&gi, &state, storage.as_ref(), dim, threads, persist) {
+            *gi.problem.lock() = Some(format!("building the graph failed: {e}"));
+        }
+    }
+}
+
+/// Insert every node not yet in the graph, batch by batch, then write the file if due.
+fn builder_pass(gi: &GraphIndex, state: &RwLock<State>, storage: &dyn Storage, dim: usize, threads: usize, persist: bool) -> Result<()> {
+    let generation = gi.generation();
+    loop {
+        if gi.stopped() || gi.generation() != generation {
+            return Ok(());
+        }
+        let st = state.read();
+        if !st.vf.is_quantized() {
+            return Ok(());
+        }
+        let src = Source { st: &st, dim };
+        let bound = Nodes::node_bound(&src);
+        let (prepared, end) = {
+            let mut mem = gi.mem.write();
+            if mem.as_ref().is_some_and(|g| g.generation != gi.generation()) {
+                *mem = None;
+            }
+            if mem.is_none() {
+                if VectorSource::len(&src) < gi.params.min_vectors {
+                    return Ok(());
+                }
+                *mem = Some(start_graph(gi, &st)?);
+            }
+            let Some(g) = mem.as_mut() else { return Ok(()) };
+            if g.covered >= bound {
+                break;
+            }
+            let end = bound.min(g.covered + BATCH);
+            (g.prepare(&src, end)?, end)
+        };
+        if let Some(g) = gi.mem.read().as_ref() {
+            g.insert_all(&src, &prepared, gi.threads(threads))?;
+        }
+        drop(st);
+        if let Some(g) = gi.mem.write().as_mut() {
+            g.finish(end, prepared.len());
+        }
+    }
+    persist_if_due(gi, state, storage, persist)
+}
+
+/// The builder's first graph: the file's, copied into memory, or a new one.
+pub(super) fn start_graph(gi: &GraphIndex, st: &State) -> Result<MemGraph> {
+    let metric = st.vf.superblock().metric;
+    let salt = st.vf.superblock().file_salt;
+    let mapped = gi.mapped.read().clone();
+    let mut g = MemGraph::new(metric, &gi.params);
+    g.generation = gi.generation();
+    if let Some(m) = mapped.filter(|m| m.damage().is_none() && m.header.vec_salt == salt) {
+        let mut p = gi.params;
+        p.m = m.header.m;
+        let mut from_file = MemGraph::new(metric, &p);
+        from_file.m0 = m.header.m0;
+        from_file.generation = g.generation;
+        if file::to_mem(&m, &mut from_file).is_ok() {
+            return Ok(from_file);
+        }
+    }
+    Ok(g)
+}
+
+/// Write the graph file when the sealed nodes the graph covers have grown by a tenth since the
+/// file (or on request), then map the new file.
+pub(super) fn persist_if_due(gi: &GraphIndex, state: &RwLock<State>, storage: &dyn Storage, forced: bool) -> Result<()> {
+    #[allow(clippy::readonly_write_lock)]
+    let (bind, mem) = {
+        let st = state.read();
+        // A compaction renumbers the nodes under the state's write lock and drops the graph
+        // there: the binding and the graph read together here agree.
+        (binding(&st), gi.mem.read())
+    };
+    let Some(g) = mem.as_ref() else { return Ok(()) };
+    let file_bound = gi.mapped.read().as_ref().filter(|m| m.damage().is_none()).map_or(0, |m| m.header.node_bound);
+    let can = g.covered.min(bind.sealed_nodes);
+    if can <= file_bound || (!forced && file_bound > 0 && can < file_bound + file_bound / 10) {
+        return Ok(());
+    }
+    let est = measure(gi, state, bind.dimension as usize, g)?;
+    *gi.estimate.lock() = est;
+    let salt = crate::wal::random_u64() as u32;
+    file::write(storage, g, &bind, g.node_count, salt, est)?;
+    drop(mem);
+    match MappedGraph::open(storage, &bind) {
+        Ok(m) => *gi.mapped.write() = Some(m),
+        Err(e) => return Err(Error::invalid(format!("the graph file just written does not open: {e:?}"))),
+    }
+    Ok(())
+}
+
+/// The vectors of a source from one slot on: the graph's tail, scanned.
+struct Tail<'a> {
+    src: &'a Source<'a>,
+    first_slot: u64,
+    first_block: usize,
+    first_qblock: usize,
+    len: usize,
+}
+
+impl VectorSource for Tail<'_> {
+    fn dim(&self) -> usize {
+        self.src.dim()
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn blocks(&self) -> usize {
+        self.src.blocks() - self.first_block
+    }
+    fn block(&self, i: usize) -> Result<crate::index::Block<'_>> {
+        self.src.block(i + self.first_block)
+    }
+    fn quant_blocks(&self) -> usize {
+        self.src.quant_blocks() - self.first_qblock
+    }
+    fn quant_block(&self, i: usize) -> Result<QuantBlock<'_>> {
+        self.src.quant_block(i + self.first_qblock)
+    }
+    fn vector(&self, slot: u64) -> Result<Option<Cow<'_, [f32]>>> {
+        if slot < self.first_slot {
+            return Ok(None);
+        }
+        self.src.vector(slot)
+    }
+    fn is_dead(&self, slot: u64) -> bool {
+        slot < self.first_slot || VectorSource::is_dead(self.src, slot)
+    }
+}
+
+/// The first float32 block holding a slot at or above `slot` (blocks are in slot order).
+fn first_block_from(src: &Source<'_>, slot: u64) -> Result<usize> {
+    let (mut lo, mut hi) = (0, src.blocks());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        let (slots, _) = src.block(mid)?;
+        if slots.last().is_some_and(|&s| s < slot) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
+/// Recall the automatic plan requires of a graph (FORMAT.md §7.6).
+pub(super) const MIN_AUTO_RECALL: f32 = 0.9;
+/// Queries of a recall measurement.
+const SAMPLE: u64 = 64;
+
+/// The answers through `view` (covering nodes below `covered`) merged with the exact answers
+/// of the tail: `None` when the walk met a damaged page (the caller scans).
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    view: &dyn View,
+    covered: u64,
+    src: &Source<'_>,
+    metric: memento_format::superblock::Metric,
+    plan: &SearchPlan,
+    queries: &[f32],
+    candidates: Option<&[u64]>,
+    ef: usize,
+) -> Result<Option<Vec<Vec<SlotHit>>>> {
+    use crate::index::ScanMode;
+    let dim = src.dim;
+    let k = plan.k;
+    let ef = ef.max(k);
+    let allowed = candidates.map(SlotBitmap::from_slots);
+    let budget = if candidates.is_some() { (ef * 64).max(20_000) } else { usize::MAX };
+    let admit = |node: u32, slot: u64| u64::from(node) < covered && !src.st.dead.contains(slot) && allowed.as_ref().is_none_or(|b| b.contains(slot));
+    let tail = tail_hits(src, plan, queries, candidates, covered)?;
+    let mut out = Vec::with_capacity(queries.len() / dim);
+    for (qi, q) in queries.chunks_exact(dim).enumerate() {
+        let probe = Probe::new(metric, q);
+        let found = match with_visited(|v| walk::search(view, src, &probe, ef, budget, v, &admit)) {
+            Ok(f) => f,
+            // A damaged graph page: the mapped graph records it and is not used again.
+            Err(Error::Corrupted { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut top = TopK::new(k);
+        for c in found.iter().take(ef.min((3 * k).max(RESCORE_MIN))) {
+            let Some(node) = src.node(c.id)? else { continue };
+            if let Some(v) = src.vector(node.slot)? {
+                top.offer(node.slot, kernels::distance(metric, q, &v));
+            }
+        }
+        if let Some(t) = tail.as_ref().and_then(|t| t.get(qi)) {
+            t.iter().for_each(|h| top.offer(h.slot, h.distance));
+        }
+        let hits = top.into_sorted();
+        // A filter the walk could not satisfy: the exact answer from its records.
+        if let Some(c) = candidates.filter(|c| hits.len() < k && c.len() > hits.len()) {
+            let mut p = *plan;
+            p.mode = ScanMode::Exact;
+            out.push(FlatIndex.search(src, &p, q, Some(c))?.pop().unwrap_or_default());
+            continue;
+        }
+        out.push(hits);
+    }
+    Ok(Some(out))
+}
+
+/// The exact answers among the nodes the graph does not cover (`None` when there are none).
+fn tail_hits(src: &Source<'_>, plan: &SearchPlan, queries: &[f32], candidates: Option<&[u64]>, covered: u64) -> Result<Option<Vec<Vec<SlotHit>>>> {
+    let bound = Nodes::node_bound(src);
+    let mut first = None;
+    for n in covered..bound {
+        if let Some(r) = src.node(u32::try_from(n).map_err(|_| Error::invalid("node number overflows"))?)? {
+            first = Some(r.slot);
+            break;
+        }
+    }
+    let Some(first_slot) = first else { return Ok(None) };
+    let tail = Tail {
+        src,
+        first_slot,
+        first_block: first_block_from(src, first_slot)?,
+        first_qblock: (covered / src.qcap() as u64) as usize,
+        len: (bound - covered) as usize,
+    };
+    let cands: Option<Vec<u64>> = candidates.map(|c| c.iter().copied().filter(|&s| s >= first_slot).collect());
+    if cands.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(None);
+    }
+    let mut p = *plan;
+    if p.mode == crate::index::ScanMode::Graph {
+        p.mode = crate::index::ScanMode::Auto;
+    }
+    Ok(Some(FlatIndex.search(&tail, &p, queries, cands.as_deref())?))
+}
+
+/// recall@10 of the graph `g` (with the tail, as searches see it) against the exact answers,
+/// over stored vectors spread evenly over its nodes (FORMAT.md §7.6). Takes the state's read
+/// lock one query at a time.
+fn measure(gi: &GraphIndex, state: &RwLock<State>, dim: usize, g: &MemGraph) -> Result<Option<crate::graph::builder::Estimate>> {
+    use crate::index::ScanMode;
+    let k = 10;
+    let ef = gi.params.ef_search;
+    let plan = |mode| SearchPlan {
+        metric: g.metric,
+        k,
+        mode,
+        threads: 1,
+        oversample: crate::index::DEFAULT_OVERSAMPLE,
+        parallel_min_bytes: crate::index::PARALLEL_MIN_BYTES,
+    };
+    let step = (g.covered / SAMPLE).max(1);
+    let (mut found, mut total, mut sample) = (0usize, 0usize, 0u32);
+    for n in (0..g.covered).step_by(step as usize) {
+        let st = state.read();
+        if gi.generation() != g.generation {
+            return Ok(None);
+        }
+        let src = Source { st: &st, dim };
+        let Some(node) = src.node(n as u32)? else { continue };
+        if st.dead.contains(node.slot) {
+            continue;
+        }
+        let Some(q) = src.vector(node.slot)?.map(|v| v.into_owned()) else { continue };
+        let Some(got) = answer(g, g.covered, &src, g.metric, &plan(ScanMode::Graph), &q, None, ef)? else { return Ok(None) };
+        let want = FlatIndex.search(&src, &plan(ScanMode::Quantized), &q, None)?;
+        let want: std::collections::HashSet<u64> = want.iter().flatten().map(|h| h.slot).collect();
+        found += got.iter().flatten().filter(|h| want.contains(&h.slot)).count();
+        total += want.len();
+        sample += 1;
+    }
+    Ok((total > 0).then(|| crate::graph::builder::Estimate { recall: found as f32 / total as f32, sample, ef: ef as u32 }))
+}
+
+impl Engine {
+    /// Search through the graph when the plan says so: `None` when the graph is not to be
+    /// used (the caller scans).
+    pub(super) fn search_graph(
+        &self,
+        src: &Source<'_>,
+        plan: &SearchPlan,
+        queries: &[f32],
+        candidates: Option<&[u64]>,
+        ef: Option<usize>,
+    ) -> Result<Option<Vec<Vec<SlotHit>>>> {
+        use crate::index::ScanMode;
+        let n = VectorSource::len(src);
+        match plan.mode {
+            ScanMode::Exact | ScanMode::Quantized => return Ok(None),
+            ScanMode::Auto if n < self.graph.params.min_vectors => return Ok(None),
+            // A selective filter is answered exactly by scoring its records.
+            ScanMode::Auto if candidates.is_some_and(|c| c.len() * crate::index::DIRECT_FRACTION <= n) => return Ok(None),
+            // A graph that was not measured good enough: exact scans (FORMAT.md §7.6).
+            ScanMode::Auto if self.graph.estimate.lock().is_none_or(|e| e.recall < MIN_AUTO_RECALL) => return Ok(None),
+            _ => {}
+        }
+        if !src.st.vf.is_quantized() {
+            return Ok(None);
+        }
+        let mem = self.graph.mem.read();
+        let mapped;
+        let generation = self.graph.generation();
+        let (view, covered): (&dyn View, u64) = match mem.as_ref().filter(|g| g.covered > 0 && g.generation == generation) {
+            Some(g) => (g, g.covered),
+            None => {
+                mapped = self.graph.mapped.read().clone();
+                let salt = src.st.vf.superblock().file_salt;
+                match mapped.as_deref() {
+                    Some(m) if m.damage().is_none() && m.header.node_count > 0 && m.header.vec_salt == salt => (m, m.header.node_bound),
+                    _ => return Ok(None),
+                }
+            }
+        };
+        answer(view, covered, src, self.metric, plan, queries, candidates, ef.unwrap_or(self.graph.params.ef_search))
+    }
+
+    /// Bring the graph up to every committed vector, using every core, and write its file
+    /// (after a checkpoint, so that it covers them all). Returns when done. A store below
+    /// [`crate::graph::GraphParams::min_vectors`] gets a graph too.
+    pub fn build_index(&self) -> Result<()> {
+        self.process.check()?;
+        if self.writer.is_none() {
+            return Err(Error::ReadOnly { path: self.dir.clone() });
+        }
+        self.checkpoint()?;
+        {
+            let st = self.state.read();
+            let mut mem = self.graph.mem.write();
+            if mem.is_none() && st.vf.is_quantized() {
+                *mem = Some(start_graph(&self.graph, &st)?);
+            }
+        }
+        self.graph.request_persist();
+        self.graph.wait_idle();
+        match self.graph.problem.lock().take() {
+            Some(p) => Err(Error::invalid(p)),
+            None => Ok(()),
+        }
+    }
+}

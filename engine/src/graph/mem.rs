@@ -1,0 +1,391 @@
+//! The writer's graph in memory, and inserting nodes into it with every core.
+//!
+//! Neighbour lists are arrays of atomics with the layout of the file's records (FORMAT.md §7.2):
+//! a walk reads them without a lock (a list being rewritten may be read half old, half new:
+//! every number in it is still a valid record), and a list is rewritten under its node's lock.
+//! Arrays grow only between batches (`&mut self`), so a batch's threads and the searches share
+//! them unchanged.
+
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+use memento_format::superblock::Metric;
+use parking_lot::Mutex;
+
+use super::walk::{search_level, Cand, Score};
+use super::{level_of, with_visited, GraphParams, Nodes, Probe, View, Visited};
+use crate::error::{Error, Result};
+
+/// A graph held in memory (see the module documentation).
+pub(crate) struct MemGraph {
+    pub(crate) metric: Metric,
+    pub(crate) m: u16,
+    pub(crate) m0: u16,
+    pub(crate) ef_construction: usize,
+    /// Level 0: `1 + m0` words per node (count, neighbours).
+    l0: Vec<AtomicU32>,
+    /// Levels 1..: `3 + m` words per record (node, down, count, neighbours); `upper[l - 1]`.
+    upper: Vec<Vec<AtomicU32>>,
+    /// One lock per node, held while one of its lists is rewritten.
+    locks: Vec<Mutex<()>>,
+    /// Top level and entry record.
+    entry: Mutex<Option<(usize, u32)>>,
+    /// Nodes below this are inserted.
+    pub(crate) covered: u64,
+    /// Nodes inserted (deleted ones included).
+    pub(crate) node_count: u64,
+    /// The numbering's generation ([`super::builder::GraphIndex::generation`]) it was built in.
+    pub(crate) generation: u64,
+}
+
+/// A node to insert and its records at levels 1 and up.
+pub(crate) struct Prepared {
+    node: u32,
+    recs: Vec<u32>,
+}
+
+impl MemGraph {
+    pub(crate) fn new(metric: Metric, p: &GraphParams) -> MemGraph {
+        MemGraph {
+            metric,
+            m: p.m.max(2),
+            m0: p.m0().max(2),
+            ef_construction: p.ef_construction.max(1),
+            l0: Vec::new(),
+            upper: Vec::new(),
+            locks: Vec::new(),
+            entry: Mutex::new(None),
+            covered: 0,
+            node_count: 0,
+            generation: 0,
+        }
+    }
+
+    fn stride(&self, level: usize) -> usize {
+        if level == 0 {
+            1 + usize::from(self.m0)
+        } else {
+            3 + usize::from(self.m)
+        }
+    }
+
+    fn max_of(&self, level: usize) -> usize {
+        usize::from(if level == 0 { self.m0 } else { self.m })
+    }
+
+    /// Records at `level`.
+    pub(crate) fn records(&self, level: usize) -> usize {
+        if level == 0 {
+            self.l0.len() / self.stride(0)
+        } else {
+            self.upper.get(level - 1).map_or(0, |u| u.len() / self.stride(level))
+        }
+    }
+
+    /// Levels (the top one plus one); 0 for an empty graph.
+    pub(crate) fn levels(&self) -> usize {
+        self.entry.lock().map_or(0, |(top, _)| top + 1)
+    }
+
+    fn words(&self, level: usize) -> &[AtomicU32] {
+        if level == 0 {
+            &self.l0
+        } else {
+            &self.upper[level - 1]
+        }
+    }
+
+    /// A record's words, as u32s (a copy).
+    pub(crate) fn record_words(&self, level: usize, rec: u32, out: &mut Vec<u32>) {
+        let s = self.stride(level);
+        out.clear();
+        if let Some(w) = self.words(level).get(rec as usize * s..(rec as usize + 1) * s) {
+            out.extend(w.iter().map(|a| a.load(Relaxed)));
+        }
+    }
+
+    fn set_list(&self, level: usize, rec: u32, list: &[u32]) {
+        let s = self.stride(level);
+        let head = if level == 0 { 1 } else { 3 };
+        let w = &self.words(level)[rec as usize * s..(rec as usize + 1) * s];
+        let n = list.len().min(s - head);
+        for (a, &v) in w[head..head + n].iter().zip(list) {
+            a.store(v, Relaxed);
+        }
+        w[head - 1].store(n as u32, Relaxed);
+    }
+
+    /// Grow to hold nodes below `bound` and give each new node that holds a vector its level
+    /// and its records above level 0. Returns the nodes to insert, in order.
+    pub(crate) fn prepare(&mut self, nodes: &dyn Nodes, bound: u64) -> Result<Vec<Prepared>> {
+        let from = self.covered;
+        if bound <= from {
+            return Ok(Vec::new());
+        }
+        let bound_u32 = u32::try_from(bound).map_err(|_| Error::invalid("a graph holds at most 2³² nodes"))?;
+        let s0 = self.stride(0);
+        self.l0.resize_with(bound as usize * s0, || AtomicU32::new(0));
+        self.locks.resize_with(bound as usize, || Mutex::new(()));
+        let mut out = Vec::new();
+        for n in from as u32..bound_u32 {
+            let Some(r) = nodes.node(n)? else { continue };
+            let level = level_of(r.slot, self.m);
+            let mut recs = Vec::with_capacity(level);
+            for l in 1..=level {
+                if self.upper.len() < l {
+                    self.upper.push(Vec::new());
+                }
+                let s = self.stride(l);
+                let rec = (self.upper[l - 1].len() / s) as u32;
+                let down = if l == 1 { n } else { recs[l - 2] };
+                self.upper[l - 1].extend((0..s).map(|_| AtomicU32::new(0)));
+                let w = &self.upper[l - 1][rec as usize * s..];
+                w[0].store(n, Relaxed);
+                w[1].store(down, Relaxed);
+                recs.push(rec);
+            }
+            out.push(Prepared { node: n, recs });
+        }
+        Ok(out)
+    }
+
+    /// Insert prepared nodes with `threads` threads (then [`MemGraph::finish`] counts them).
+    pub(crate) fn insert_all(&self, nodes: &dyn Nodes, prepared: &[Prepared], threads: usize) -> Result<()> {
+        let mut rest = prepared;
+        // The first node of an empty graph becomes its entry, with no neighbours.
+        if self.entry.lock().is_none() {
+            if let Some((first, tail)) = rest.split_first() {
+                let top = first.recs.len();
+                *self.entry.lock() = Some((top, if top == 0 { first.node } else { first.recs[top - 1] }));
+                rest = tail;
+            }
+        }
+        let threads = threads.max(1).min(rest.len().max(1));
+        let g = self;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let run = || -> Result<()> {
+            let mut probe = Probe { metric: g.metric, q: Default::default() };
+            let mut scratch = Scratch::default();
+            with_visited(|visited| loop {
+                // Small chunks, handed out in order, so that threads insert neighbouring
+                // numbers at about the same time and each sees the others' nodes.
+                let i = next.fetch_add(16, Relaxed);
+                if i >= rest.len() {
+                    return Ok(());
+                }
+                for p in &rest[i..(i + 16).min(rest.len())] {
+                    g.insert(nodes, p, &mut probe, visited, &mut scratch)?;
+                }
+            })
+        };
+        if threads == 1 {
+            run()?;
+        } else {
+            std::thread::scope(|s| {
+                let hs: Vec<_> = (0..threads).map(|_| s.spawn(run)).collect();
+                hs.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(Error::invalid("a graph build thread panicked"))))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Count `inserted` nodes more, and every node below `bound` as covered.
+    pub(crate) fn finish(&mut self, bound: u64, inserted: usize) {
+        self.node_count += inserted as u64;
+        self.covered = self.covered.max(bound);
+    }
+
+    /// Load a graph's records (per level: node, down, neighbours), as read from a file.
+    pub(crate) fn load(&mut self, bound: u64, count: u64, entry: Option<(usize, u32)>, levels: Vec<Vec<(u32, u32, Vec<u32>)>>) {
+        let s0 = self.stride(0);
+        self.l0 = (0..bound as usize * s0).map(|_| AtomicU32::new(0)).collect();
+        self.locks = (0..bound as usize).map(|_| Mutex::new(())).collect();
+        self.upper.clear();
+        for (level, recs) in levels.into_iter().enumerate() {
+            if level > 0 {
+                let s = self.stride(level);
+                self.upper.push((0..recs.len() * s).map(|_| AtomicU32::new(0)).collect());
+                for (r, (node, down, _)) in recs.iter().enumerate() {
+                    self.upper[level - 1][r * s].store(*node, Relaxed);
+                    self.upper[level - 1][r * s + 1].store(*down, Relaxed);
+                }
+            }
+            for (r, (_, _, list)) in recs.iter().enumerate() {
+                self.set_list(level, r as u32, list);
+            }
+        }
+        *self.entry.lock() = entry;
+        self.covered = bound;
+        self.node_count = count;
+    }
+
+    fn insert(&self, nodes: &dyn Nodes, p: &Prepared, probe: &mut Probe, visited: &mut Visited, sc: &mut Scratch) -> Result<()> {
+        let Some(me) = nodes.node(p.node)? else { return Ok(()) };
+        probe.set_node(&me);
+        let Some((top, entry)) = *self.entry.lock() else { return Ok(()) };
+        let bound = self.records(0);
+        let own = |level: usize| if level == 0 { p.node } else { p.recs[level - 1] };
+        let mine = p.recs.len();
+        let ep_node = self.record(top, entry)?.0;
+        let Some(epr) = nodes.node(ep_node)? else { return Ok(()) };
+        let mut cur = Cand { d: probe.distance(&epr), id: entry };
+        for level in (mine + 1..=top).rev() {
+            visited.reset(bound);
+            let mut s = self.scorer(nodes, probe, level);
+            if let Some(&b) = search_level(self, level, &[cur], 1, visited, usize::MAX, &mut s)?.first() {
+                cur = b;
+            }
+            cur.id = self.record(level, cur.id)?.1;
+        }
+        let mut eps = vec![cur];
+        for level in (0..=mine.min(top)).rev() {
+            visited.reset(bound);
+            let mut s = self.scorer(nodes, probe, level);
+            let mut found = search_level(self, level, &eps, self.ef_construction, visited, usize::MAX, &mut s)?;
+            found.retain(|c| c.id != own(level));
+            let chosen = self.select(nodes, level, &found, self.max_of(level), sc)?;
+            {
+                let _g = self.locks[p.node as usize].lock();
+                self.set_list(level, own(level), &chosen.iter().map(|c| c.id).collect::<Vec<_>>());
+            }
+            for c in &chosen {
+                self.link_back(nodes, level, c.id, own(level), c.d, sc)?;
+            }
+            eps = found;
+            if level > 0 {
+                for c in &mut eps {
+                    c.id = self.record(level, c.id)?.1;
+                }
+            }
+        }
+        if mine > top {
+            let mut e = self.entry.lock();
+            if e.is_none_or(|(t, _)| mine > t) {
+                *e = Some((mine, p.recs[mine - 1]));
+            }
+        }
+        Ok(())
+    }
+
+    fn scorer<'a>(&'a self, nodes: &'a dyn Nodes, probe: &'a Probe, level: usize) -> impl FnMut(u32) -> Result<Score> + 'a {
+        move |rec| {
+            let node = if level == 0 { rec } else { self.record(level, rec)?.0 };
+            Ok(nodes.node(node)?.map(|n| (probe.distance(&n), true)))
+        }
+    }
+
+    /// HNSW's neighbour heuristic: from `cands` (closest first, distances to the new node), keep
+    /// a candidate when it is closer to the new node than to every one already kept, up to `max`.
+    fn select(&self, nodes: &dyn Nodes, level: usize, cands: &[Cand], max: usize, sc: &mut Scratch) -> Result<Vec<Cand>> {
+        if cands.len() <= max {
+            return Ok(cands.to_vec());
+        }
+        let mut kept: Vec<Cand> = Vec::with_capacity(max);
+        sc.kept_nodes.clear();
+        for c in cands {
+            if kept.len() >= max {
+                break;
+            }
+            let node = if level == 0 { c.id } else { self.record(level, c.id)?.0 };
+            let Some(cn) = nodes.node(node)? else { continue };
+            sc.probe.metric = self.metric;
+            sc.probe.set_node(&cn);
+            let mut good = true;
+            for &k in &sc.kept_nodes {
+                if let Some(kn) = nodes.node(k)? {
+                    if sc.probe.distance(&kn) < c.d {
+                        good = false;
+                        break;
+                    }
+                }
+            }
+            if good {
+                kept.push(*c);
+                sc.kept_nodes.push(node);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Add `new` (at distance `d`) to the list of `rec` at `level`, keeping its best by the
+    /// heuristic when the list is full.
+    fn link_back(&self, nodes: &dyn Nodes, level: usize, rec: u32, new: u32, d: f32, sc: &mut Scratch) -> Result<()> {
+        let node = if level == 0 { rec } else { self.record(level, rec)?.0 };
+        let _g = self.locks.get(node as usize).map(|l| l.lock());
+        self.neighbors(level, rec, &mut sc.list)?;
+        if sc.list.contains(&new) {
+            return Ok(());
+        }
+        let max = self.max_of(level);
+        if sc.list.len() < max {
+            sc.list.push(new);
+            self.set_list(level, rec, &sc.list);
+            return Ok(());
+        }
+        let Some(rn) = nodes.node(node)? else { return Ok(()) };
+        let mut probe = std::mem::take(&mut sc.back);
+        probe.metric = self.metric;
+        probe.set_node(&rn);
+        let mut cands = Vec::with_capacity(sc.list.len() + 1);
+        cands.push(Cand { d, id: new });
+        for &n in &sc.list {
+            let nn = if level == 0 { n } else { self.record(level, n)?.0 };
+            if let Some(r) = nodes.node(nn)? {
+                cands.push(Cand { d: probe.distance(&r), id: n });
+            }
+        }
+        cands.sort_unstable();
+        let chosen = self.select(nodes, level, &cands, max, sc)?;
+        self.set_list(level, rec, &chosen.iter().map(|c| c.id).collect::<Vec<_>>());
+        sc.back = probe;
+        Ok(())
+    }
+}
+
+/// Per-thread buffers of an insertion.
+#[derive(Default)]
+struct Scratch {
+    list: Vec<u32>,
+    kept_nodes: Vec<u32>,
+    /// The candidate being judged by the heuristic.
+    probe: Probe,
+    /// The node whose full list takes a back link.
+    back: Probe,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Probe { metric: Metric::Cosine, q: Default::default() }
+    }
+}
+
+impl View for MemGraph {
+    fn entry(&self) -> Option<(usize, u32)> {
+        *self.entry.lock()
+    }
+    fn node_bound(&self) -> u64 {
+        self.records(0) as u64
+    }
+    fn neighbors(&self, level: usize, rec: u32, out: &mut Vec<u32>) -> Result<()> {
+        out.clear();
+        let s = self.stride(level);
+        let head = if level == 0 { 1 } else { 3 };
+        let w = self
+            .words(level)
+            .get(rec as usize * s..(rec as usize + 1) * s)
+            .ok_or_else(|| Error::invalid(format!("graph record {rec} of level {level} does not exist")))?;
+        let n = (w[head - 1].load(Relaxed) as usize).min(s - head);
+        out.extend(w[head..head + n].iter().map(|a| a.load(Relaxed)));
+        Ok(())
+    }
+    fn record(&self, level: usize, rec: u32) -> Result<(u32, u32)> {
+        if level == 0 {
+            return Ok((rec, rec));
+        }
+        let s = self.stride(level);
+        let w = self
+            .words(level)
+            .get(rec as usize * s..rec as usize * s + 2)
+            .ok_or_else(|| Error::invalid(format!("graph record {rec} of level {level} does not exist")))?;
+        Ok((w[0].load(Relaxed), w[1].load(Relaxed)))
+    }
+}

@@ -1,0 +1,124 @@
+//! Walking a graph: the beam search of one level (HNSW's SEARCH-LAYER) and the search of the
+//! whole graph from its entry point, with int8 distances.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use super::{Nodes, Probe, View, Visited};
+use crate::error::Result;
+
+/// A record (or node) and its distance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Cand {
+    pub d: f32,
+    pub id: u32,
+}
+impl Eq for Cand {}
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Cand {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.d.total_cmp(&o.d).then(self.id.cmp(&o.id))
+    }
+}
+
+/// What scoring a record gives a walk: its distance and whether it may be in the answer (a
+/// deleted or filtered-out node is walked through, never returned). `None`: the number holds
+/// no vector (never linked by a sound graph; skipped).
+pub(crate) type Score = Option<(f32, bool)>;
+
+/// The beam search of one level from `entries`: the `ef` closest admitted records, closest
+/// first. Every record reached is expanded while it can still improve the answer; at most
+/// `budget` records are scored (a filter that admits few nodes would otherwise walk the whole
+/// graph; the caller falls back to a scan when the answer is short).
+pub(crate) fn search_level<V: View + ?Sized>(
+    view: &V,
+    level: usize,
+    entries: &[Cand],
+    ef: usize,
+    visited: &mut Visited,
+    budget: usize,
+    score: &mut dyn FnMut(u32) -> Result<Score>,
+) -> Result<Vec<Cand>> {
+    let ef = ef.max(1);
+    let mut cands: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef * 4);
+    let mut best: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef + 1);
+    let mut scored = 0usize;
+    for &e in entries {
+        if visited.insert(e.id) {
+            cands.push(Reverse(e));
+            if let Some((_, true)) = score(e.id)? {
+                best.push(e);
+            }
+        }
+    }
+    while best.len() > ef {
+        best.pop();
+    }
+    let mut nbrs = Vec::new();
+    while let Some(Reverse(c)) = cands.pop() {
+        if best.len() >= ef && best.peek().is_some_and(|w| c.d > w.d) {
+            break;
+        }
+        view.neighbors(level, c.id, &mut nbrs)?;
+        for &n in &nbrs {
+            if !visited.insert(n) {
+                continue;
+            }
+            scored += 1;
+            let Some((d, admitted)) = score(n)? else { continue };
+            let worst = best.peek().map_or(f32::INFINITY, |w| w.d);
+            if best.len() < ef || d < worst {
+                cands.push(Reverse(Cand { d, id: n }));
+                if admitted {
+                    best.push(Cand { d, id: n });
+                    if best.len() > ef {
+                        best.pop();
+                    }
+                }
+            }
+        }
+        if scored >= budget {
+            break;
+        }
+    }
+    Ok(best.into_sorted_vec())
+}
+
+/// The search of a whole graph for `probe`: greedy from the entry point down the upper levels,
+/// then the beam search of level 0 with `ef` candidates. Returns nodes with their approximate
+/// distances, closest first; `admit(node, slot)` says which nodes may be returned.
+pub(crate) fn search<V: View + ?Sized>(
+    view: &V,
+    nodes: &dyn Nodes,
+    probe: &Probe,
+    ef: usize,
+    budget: usize,
+    visited: &mut Visited,
+    admit: &dyn Fn(u32, u64) -> bool,
+) -> Result<Vec<Cand>> {
+    let Some((top, entry)) = view.entry() else { return Ok(Vec::new()) };
+    let bound = view.node_bound() as usize;
+    let upper = |level: usize| {
+        move |rec: u32| -> Result<Score> {
+            let node = view.record(level, rec)?.0;
+            Ok(nodes.node(node)?.map(|n| (probe.distance(&n), true)))
+        }
+    };
+    let Some((d0, _)) = upper(top)(entry)? else { return Ok(Vec::new()) };
+    let mut cur = Cand { d: d0, id: entry };
+    for level in (1..=top).rev() {
+        visited.reset(bound);
+        let mut s = upper(level);
+        if let Some(&b) = search_level(view, level, &[cur], 1, visited, usize::MAX, &mut s)?.first() {
+            cur = b;
+        }
+        cur.id = view.record(level, cur.id)?.1;
+    }
+    visited.reset(bound);
+    let mut s0 = |n: u32| -> Result<Score> { Ok(nodes.node(n)?.map(|r| (probe.distance(&r), admit(n, r.slot)))) };
+    search_level(view, 0, &[cur], ef, visited, budget, &mut s0)
+}
