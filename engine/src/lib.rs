@@ -59,8 +59,8 @@ mod vecfile;
 mod wal;
 
 pub use engine::{
-    check_id, check_metadata, merge_metadata, CacheStats, CommitInfo, CompactInfo, CompactPolicy, Durability, Embedding, Engine, EngineBuilder, Memory,
-    Metadata, Record, RecordIter, SearchHit, SearchOptions, Stats, WriteBatch, DEFAULT_K, MIRROR_FILE,
+    check_id, check_metadata, merge_metadata, CacheStats, CommitInfo, CompactInfo, CompactPolicy, Durability, Embedding, Engine, EngineBuilder, GraphInfo,
+    Memory, Metadata, Record, RecordIter, SearchHit, SearchOptions, Stats, WriteBatch, DEFAULT_K, MIRROR_FILE,
 };
 pub use error::{describe_model, Error, MirrorErrorKind, Result};
 pub use filter::Filter;

@@ -10,10 +10,11 @@ use parking_lot::RwLock;
 use super::state::{Source, State};
 use super::Engine;
 use crate::error::{Error, Result};
-use crate::graph::builder::GraphIndex;
+use crate::graph::builder::{Estimate, GraphIndex};
 use crate::graph::file::{self, Binding, MappedGraph, Unusable};
 use crate::graph::mem::MemGraph;
 use crate::graph::{walk, with_visited, Nodes, Probe, View};
+use crate::index::quantized::BoundQuery;
 use crate::index::{FlatIndex, QuantBlock, SearchPlan, SlotHit, TopK, VectorIndex, VectorSource};
 use crate::kernels;
 use crate::slots::SlotBitmap;
@@ -22,8 +23,6 @@ use crate::storage::Storage;
 /// Nodes inserted per batch of the builder: the batch holds the state's read lock, so a
 /// commit waits for at most one batch (about 50 ms on two cores).
 const BATCH: u64 = 384;
-/// Candidates rescored in float32 per query: at least this many, and at least 3k.
-const RESCORE_MIN: usize = 32;
 
 /// The binding of the current vector file (FORMAT.md §7.2).
 pub(super) fn binding(st: &State) -> Binding {
@@ -234,7 +233,8 @@ fn answer(
     let tail = tail_hits(src, plan, queries, candidates, covered)?;
     let mut out = Vec::with_capacity(queries.len() / dim);
     for (qi, q) in queries.chunks_exact(dim).enumerate() {
-        let probe = Probe::new(metric, q);
+        let bq = BoundQuery::new(q);
+        let probe = Probe { metric, q: bq.quant.clone() };
         let found = match with_visited(|v| walk::search(view, src, &probe, ef, budget, v, &admit)) {
             Ok(f) => f,
             // A damaged graph page: the mapped graph records it and is not used again.
@@ -242,12 +242,7 @@ fn answer(
             Err(e) => return Err(e),
         };
         let mut top = TopK::new(k);
-        for c in found.iter().take(ef.min((3 * k).max(RESCORE_MIN))) {
-            let Some(node) = src.node(c.id)? else { continue };
-            if let Some(v) = src.vector(node.slot)? {
-                top.offer(node.slot, kernels::distance(metric, q, &v));
-            }
-        }
+        rescore(src, metric, q, &bq, k, &found, &mut top)?;
         if let Some(t) = tail.as_ref().and_then(|t| t.get(qi)) {
             t.iter().for_each(|h| top.offer(h.slot, h.distance));
         }
@@ -262,6 +257,38 @@ fn answer(
         out.push(hits);
     }
     Ok(Some(out))
+}
+
+/// Score in float32 every candidate of a walk that may be among the `k` best: each one's int8
+/// distance comes with a proven interval ([`BoundQuery::interval`]); those whose lower end lies
+/// above the `k`-th smallest upper end cannot be, whatever the int8 copies' error. So the
+/// answer is the exact top `k` of the candidates the walk found, with exact distances.
+fn rescore(
+    src: &Source<'_>,
+    metric: memento_format::superblock::Metric,
+    q: &[f32],
+    bq: &BoundQuery,
+    k: usize,
+    found: &[walk::Cand],
+    top: &mut TopK,
+) -> Result<()> {
+    let mut iv: Vec<(f64, f64, u64)> = Vec::with_capacity(found.len());
+    for c in found {
+        let Some(node) = src.node(c.id)? else { continue };
+        let raw = kernels::kernels().dot_u8i8(&bq.quant.codes, node.codes);
+        let (lo, hi) = bq.interval(metric, raw, &node.params);
+        iv.push((lo, hi, node.slot));
+    }
+    let mut his: Vec<f64> = iv.iter().map(|x| x.1).collect();
+    let bound = if his.len() >= k && k > 0 { *his.select_nth_unstable_by(k - 1, f64::total_cmp).1 } else { f64::INFINITY };
+    for &(lo, _, slot) in &iv {
+        if lo <= bound {
+            if let Some(v) = src.vector(slot)? {
+                top.offer(slot, kernels::distance(metric, q, &v));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The exact answers among the nodes the graph does not cover (`None` when there are none).
@@ -293,26 +320,34 @@ fn tail_hits(src: &Source<'_>, plan: &SearchPlan, queries: &[f32], candidates: O
     Ok(Some(FlatIndex.search(&tail, &p, queries, cands.as_deref())?))
 }
 
-/// recall@10 of the graph `g` (with the tail, as searches see it) against the exact answers,
-/// over stored vectors spread evenly over its nodes (FORMAT.md §7.6). Takes the state's read
-/// lock one query at a time.
-fn measure(gi: &GraphIndex, state: &RwLock<State>, dim: usize, g: &MemGraph) -> Result<Option<crate::graph::builder::Estimate>> {
+/// What a recall measurement walks: a graph, the nodes it covers, and a check that it still
+/// matches the state (no compaction renumbered the nodes since).
+struct Measured<'a> {
+    view: &'a dyn View,
+    covered: u64,
+    current: &'a dyn Fn(&State) -> bool,
+}
+
+/// recall@k of a graph (with the tail, as searches see it) against the exact answers, over
+/// `sample` stored vectors spread evenly over its nodes (FORMAT.md §7.6). Takes the state's
+/// read lock one query at a time. `None` when the graph went stale or met damage.
+fn measure_view(
+    m: &Measured<'_>,
+    state: &RwLock<State>,
+    dim: usize,
+    metric: memento_format::superblock::Metric,
+    k: usize,
+    ef: usize,
+    sample: u64,
+) -> Result<Option<Estimate>> {
     use crate::index::ScanMode;
-    let k = 10;
-    let ef = gi.params.ef_search;
-    let plan = |mode| SearchPlan {
-        metric: g.metric,
-        k,
-        mode,
-        threads: 1,
-        oversample: crate::index::DEFAULT_OVERSAMPLE,
-        parallel_min_bytes: crate::index::PARALLEL_MIN_BYTES,
-    };
-    let step = (g.covered / SAMPLE).max(1);
-    let (mut found, mut total, mut sample) = (0usize, 0usize, 0u32);
-    for n in (0..g.covered).step_by(step as usize) {
+    let plan =
+        |mode| SearchPlan { metric, k, mode, threads: 1, oversample: crate::index::DEFAULT_OVERSAMPLE, parallel_min_bytes: crate::index::PARALLEL_MIN_BYTES };
+    let step = (m.covered / sample.max(1)).max(1);
+    let (mut found, mut total, mut n_queries) = (0usize, 0usize, 0u32);
+    for n in (0..m.covered).step_by(step as usize) {
         let st = state.read();
-        if gi.generation() != g.generation {
+        if !(m.current)(&st) {
             return Ok(None);
         }
         let src = Source { st: &st, dim };
@@ -321,14 +356,40 @@ fn measure(gi: &GraphIndex, state: &RwLock<State>, dim: usize, g: &MemGraph) -> 
             continue;
         }
         let Some(q) = src.vector(node.slot)?.map(|v| v.into_owned()) else { continue };
-        let Some(got) = answer(g, g.covered, &src, g.metric, &plan(ScanMode::Graph), &q, None, ef)? else { return Ok(None) };
+        let Some(got) = answer(m.view, m.covered, &src, metric, &plan(ScanMode::Graph), &q, None, ef)? else { return Ok(None) };
         let want = FlatIndex.search(&src, &plan(ScanMode::Quantized), &q, None)?;
         let want: std::collections::HashSet<u64> = want.iter().flatten().map(|h| h.slot).collect();
         found += got.iter().flatten().filter(|h| want.contains(&h.slot)).count();
         total += want.len();
-        sample += 1;
+        n_queries += 1;
     }
-    Ok((total > 0).then(|| crate::graph::builder::Estimate { recall: found as f32 / total as f32, sample, ef: ef as u32 }))
+    Ok((total > 0).then(|| Estimate { recall: found as f32 / total as f32, sample: n_queries, ef: ef as u32 }))
+}
+
+/// The builder's measurement of its graph before it writes the file.
+fn measure(gi: &GraphIndex, state: &RwLock<State>, dim: usize, g: &MemGraph) -> Result<Option<Estimate>> {
+    let current = |_: &State| gi.generation() == g.generation;
+    let m = Measured { view: g, covered: g.covered, current: &current };
+    measure_view(&m, state, dim, g.metric, 10, gi.params.ef_search, SAMPLE)
+}
+
+/// What [`Engine::graph_info`] reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphInfo {
+    /// Nodes (vectors, deleted ones included) the graph in use covers.
+    pub nodes: u64,
+    /// Vectors it does not cover yet (the tail, scanned).
+    pub tail: u64,
+    /// Nodes the graph file covers (0 without a usable file).
+    pub file_nodes: u64,
+    /// The last measured recall@10 (FORMAT.md §7.6), if any.
+    pub estimate: Option<Estimate>,
+    /// Whether [`crate::ScanMode::Auto`] uses the graph on this store now.
+    pub used_by_auto: bool,
+    /// The parameters.
+    pub params: crate::graph::GraphParams,
+    /// A damaged graph file, or the builder's last failure.
+    pub problem: Option<String>,
 }
 
 impl Engine {
@@ -357,20 +418,73 @@ impl Engine {
             return Ok(None);
         }
         let mem = self.graph.mem.read();
-        let mapped;
+        let mapped = self.graph.mapped.read().clone();
+        let Some((view, covered)) = self.graph_view(src.st, &mem, &mapped) else { return Ok(None) };
+        answer(view, covered, src, self.metric, plan, queries, candidates, ef.unwrap_or(self.graph.params.ef_search))
+    }
+
+    /// The graph in use: the writer's in memory (of the current numbering), else the mapped
+    /// file (of the current vector file), with the nodes it covers.
+    fn graph_view<'a>(&self, st: &State, mem: &'a Option<MemGraph>, mapped: &'a Option<Arc<MappedGraph>>) -> Option<(&'a dyn View, u64)> {
         let generation = self.graph.generation();
-        let (view, covered): (&dyn View, u64) = match mem.as_ref().filter(|g| g.covered > 0 && g.generation == generation) {
-            Some(g) => (g, g.covered),
-            None => {
-                mapped = self.graph.mapped.read().clone();
-                let salt = src.st.vf.superblock().file_salt;
-                match mapped.as_deref() {
-                    Some(m) if m.damage().is_none() && m.header.node_count > 0 && m.header.vec_salt == salt => (m, m.header.node_bound),
-                    _ => return Ok(None),
-                }
+        if let Some(g) = mem.as_ref().filter(|g| g.covered > 0 && g.generation == generation) {
+            return Some((g, g.covered));
+        }
+        let salt = st.vf.superblock().file_salt;
+        match mapped.as_deref() {
+            Some(m) if m.damage().is_none() && m.header.node_count > 0 && m.header.vec_salt == salt => Some((m, m.header.node_bound)),
+            _ => None,
+        }
+    }
+
+    /// The graph index's state: what it covers, its measured recall, whether automatic
+    /// searches use it, and any problem with it.
+    pub fn graph_info(&self) -> Result<GraphInfo> {
+        self.process.check()?;
+        let _pin = self.pin()?;
+        let st = self.state.read();
+        let src = Source { st: &st, dim: self.dim };
+        let mem = self.graph.mem.read();
+        let mapped = self.graph.mapped.read().clone();
+        let nodes = self.graph_view(&st, &mem, &mapped).map_or(0, |(_, c)| c);
+        let bound = if st.vf.is_quantized() { Nodes::node_bound(&src) } else { 0 };
+        let estimate = *self.graph.estimate.lock();
+        let n = VectorSource::len(&src);
+        Ok(GraphInfo {
+            nodes,
+            tail: bound.saturating_sub(nodes),
+            file_nodes: mapped
+                .as_ref()
+                .filter(|m| m.damage().is_none() && m.header.vec_salt == st.vf.superblock().file_salt)
+                .map_or(0, |m| m.header.node_bound),
+            estimate,
+            used_by_auto: nodes > 0 && n >= self.graph.params.min_vectors && estimate.is_some_and(|e| e.recall >= MIN_AUTO_RECALL),
+            params: self.graph.params,
+            problem: mapped.as_ref().and_then(|m| m.damage().map(str::to_owned)).or_else(|| self.graph.problem.lock().clone()),
+        })
+    }
+
+    /// Measure the graph's recall@`k` now: `sample` stored vectors (spread evenly over the
+    /// graph's nodes) are searched through the graph at `ef` (the engine's default if `None`)
+    /// and exactly, and the fraction of the exact answers found is returned with the number
+    /// of queries. `None` when the store has no usable graph. Works in a reader too.
+    pub fn estimate_recall(&self, k: usize, sample: usize, ef: Option<usize>) -> Result<Option<Estimate>> {
+        self.process.check()?;
+        let _pin = self.pin()?;
+        let mem = self.graph.mem.read();
+        let mapped = self.graph.mapped.read().clone();
+        let (view, covered) = {
+            let st = self.state.read();
+            match self.graph_view(&st, &mem, &mapped) {
+                Some(v) => v,
+                None => return Ok(None),
             }
         };
-        answer(view, covered, src, self.metric, plan, queries, candidates, ef.unwrap_or(self.graph.params.ef_search))
+        let generation = self.graph.generation();
+        let salt = self.state.read().vf.superblock().file_salt;
+        let current = |st: &State| self.graph.generation() == generation && st.vf.superblock().file_salt == salt;
+        let m = Measured { view, covered, current: &current };
+        measure_view(&m, &self.state, self.dim, self.metric, k.max(1), ef.unwrap_or(self.graph.params.ef_search), sample as u64)
     }
 
     /// Bring the graph up to every committed vector, using every core, and write its file

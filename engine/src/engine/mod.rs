@@ -79,6 +79,7 @@ mod write;
 pub use builder::EngineBuilder;
 pub use check::{check_id, check_metadata};
 pub use compact::{CompactInfo, CompactPolicy};
+pub use graph::GraphInfo;
 use group::GroupCommit;
 use poison::Poison;
 use process::{OwnedByOpener, ProcessGuard};

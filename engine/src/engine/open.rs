@@ -113,9 +113,10 @@ fn take_lock(storage: &dyn Storage, dir: &Path) -> Result<Box<dyn StoreLock>> {
     })
 }
 
-/// The `.new` files an interrupted create or checkpoint left (never yet renamed into place).
+/// The `.new` files an interrupted create, checkpoint or graph write left (never yet renamed
+/// into place).
 fn remove_leftovers(storage: &dyn Storage) -> Result<()> {
-    for leftover in [format!("{}.new", vecfile::VEC_FILE), format!("{}.new", wal::WAL_FILE)] {
+    for leftover in [format!("{}.new", vecfile::VEC_FILE), format!("{}.new", wal::WAL_FILE), format!("{}.new", crate::graph::GRAPH_FILE)] {
         storage.remove(&leftover).map_err(io_err("removing a leftover temporary file"))?;
     }
     Ok(())

@@ -136,6 +136,17 @@ impl crate::graph::Nodes for Source<'_> {
             None => self.st.vf.sealed_nodes(),
         }
     }
+    fn prefetch(&self, n: u32) {
+        let qcap = self.qcap();
+        let (i, j) = (n as usize / qcap, n as usize % qcap);
+        if i < self.sealed_quant_blocks() {
+            self.st.vf.prefetch_node(i, j);
+        } else if let Some(p) = self.st.pending.quant.get(i - self.sealed_quant_blocks()) {
+            if let Some(c) = p.codes.get(j * self.dim..(j + 1) * self.dim) {
+                crate::kernels::prefetch(c);
+            }
+        }
+    }
     fn node(&self, n: u32) -> Result<Option<crate::graph::NodeRef<'_>>> {
         let qcap = self.qcap();
         let (i, j) = (n as usize / qcap, n as usize % qcap);

@@ -231,7 +231,7 @@ impl MemGraph {
         for level in (mine + 1..=top).rev() {
             visited.reset(bound);
             let mut s = self.scorer(nodes, probe, level);
-            if let Some(&b) = search_level(self, level, &[cur], 1, visited, usize::MAX, &mut s)?.first() {
+            if let Some(&b) = search_level(self, level, &[cur], 1, visited, usize::MAX, &|_| {}, &mut s)?.first() {
                 cur = b;
             }
             cur.id = self.record(level, cur.id)?.1;
@@ -240,15 +240,37 @@ impl MemGraph {
         for level in (0..=mine.min(top)).rev() {
             visited.reset(bound);
             let mut s = self.scorer(nodes, probe, level);
-            let mut found = search_level(self, level, &eps, self.ef_construction, visited, usize::MAX, &mut s)?;
+            let prefetch = |n: u32| {
+                if level == 0 {
+                    nodes.prefetch(n);
+                }
+            };
+            let mut found = search_level(self, level, &eps, self.ef_construction, visited, usize::MAX, &prefetch, &mut s)?;
             found.retain(|c| c.id != own(level));
-            let chosen = self.select(nodes, level, &found, self.max_of(level), sc)?;
+            // A new node takes `m` neighbours at every level (as hnswlib does); level-0 lists
+            // hold up to `m0` so that back links rarely push out the only link to a node.
+            let chosen = self.select(nodes, level, &found, usize::from(self.m), sc)?;
             {
                 let _g = self.locks[p.node as usize].lock();
-                self.set_list(level, own(level), &chosen.iter().map(|c| c.id).collect::<Vec<_>>());
+                let mut list: Vec<u32> = chosen.iter().map(|c| c.id).collect();
+                // A concurrent insertion that found this record above may have linked to it
+                // already: keep those links while there is room.
+                self.neighbors(level, own(level), &mut sc.list)?;
+                for &x in &sc.list {
+                    if list.len() < self.max_of(level) && !list.contains(&x) {
+                        list.push(x);
+                    }
+                }
+                self.set_list(level, own(level), &list);
             }
+            let mut linked = false;
             for c in &chosen {
-                self.link_back(nodes, level, c.id, own(level), c.d, sc)?;
+                linked |= self.link_back(nodes, level, c.id, own(level), c.d, sc)?;
+            }
+            // Every neighbour's heuristic may have preferred its old links: then the closest one
+            // gives up its farthest link for this node, which would otherwise be unreachable.
+            if let (false, Some(c)) = (linked, chosen.first()) {
+                self.force_link(level, c.id, own(level), sc)?;
             }
             eps = found;
             if level > 0 {
@@ -306,22 +328,37 @@ impl MemGraph {
         Ok(kept)
     }
 
+    /// Put `new` in the list of `rec` at `level` in place of its last (farthest) link.
+    fn force_link(&self, level: usize, rec: u32, new: u32, sc: &mut Scratch) -> Result<()> {
+        let node = if level == 0 { rec } else { self.record(level, rec)?.0 };
+        let _g = self.locks.get(node as usize).map(|l| l.lock());
+        self.neighbors(level, rec, &mut sc.list)?;
+        if !sc.list.contains(&new) {
+            if sc.list.len() >= self.max_of(level) {
+                sc.list.pop();
+            }
+            sc.list.push(new);
+            self.set_list(level, rec, &sc.list);
+        }
+        Ok(())
+    }
+
     /// Add `new` (at distance `d`) to the list of `rec` at `level`, keeping its best by the
-    /// heuristic when the list is full.
-    fn link_back(&self, nodes: &dyn Nodes, level: usize, rec: u32, new: u32, d: f32, sc: &mut Scratch) -> Result<()> {
+    /// heuristic when the list is full. Returns whether `new` is in the list.
+    fn link_back(&self, nodes: &dyn Nodes, level: usize, rec: u32, new: u32, d: f32, sc: &mut Scratch) -> Result<bool> {
         let node = if level == 0 { rec } else { self.record(level, rec)?.0 };
         let _g = self.locks.get(node as usize).map(|l| l.lock());
         self.neighbors(level, rec, &mut sc.list)?;
         if sc.list.contains(&new) {
-            return Ok(());
+            return Ok(true);
         }
         let max = self.max_of(level);
         if sc.list.len() < max {
             sc.list.push(new);
             self.set_list(level, rec, &sc.list);
-            return Ok(());
+            return Ok(true);
         }
-        let Some(rn) = nodes.node(node)? else { return Ok(()) };
+        let Some(rn) = nodes.node(node)? else { return Ok(false) };
         let mut probe = std::mem::take(&mut sc.back);
         probe.metric = self.metric;
         probe.set_node(&rn);
@@ -337,7 +374,7 @@ impl MemGraph {
         let chosen = self.select(nodes, level, &cands, max, sc)?;
         self.set_list(level, rec, &chosen.iter().map(|c| c.id).collect::<Vec<_>>());
         sc.back = probe;
-        Ok(())
+        Ok(chosen.iter().any(|c| c.id == new))
     }
 }
 

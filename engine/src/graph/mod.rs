@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::kernels::{self, QuantParams, QuantQuery};
 
 pub(crate) mod builder;
+pub use builder::Estimate;
 pub(crate) mod file;
 pub(crate) mod mem;
 pub(crate) mod walk;
@@ -73,6 +74,8 @@ pub(crate) trait Nodes: Sync {
     fn node_bound(&self) -> u64;
     /// The node's int8 copy and slot; `None` for a number that holds no vector.
     fn node(&self, n: u32) -> Result<Option<NodeRef<'_>>>;
+    /// Ask the cache for what [`Nodes::node`] will read of `n` (a hint: may do nothing).
+    fn prefetch(&self, _n: u32) {}
 }
 
 /// A graph to walk. Record numbers at level 0 are node numbers.
@@ -95,6 +98,7 @@ pub(crate) struct Probe {
 }
 
 impl Probe {
+    #[cfg(test)]
     pub(crate) fn new(metric: Metric, query: &[f32]) -> Probe {
         Probe { metric, q: kernels::quantize_query(query) }
     }

@@ -194,3 +194,31 @@ fn damage_and_staleness_are_told_apart() {
     f.write_all_at(&h, 70).expect("write");
     assert!(matches!(MappedGraph::open(&storage, &bind), Err(Unusable::Damaged(_))));
 }
+
+#[test]
+fn nearly_every_node_is_reachable_from_the_entry() {
+    let nodes = VecNodes::new(3000, 21);
+    let g = build(&nodes, 1);
+    let (top, entry) = g.entry().expect("entry");
+    let mut node = entry;
+    for l in (1..=top).rev() {
+        node = g.record(l, node).expect("record").1;
+    }
+    let mut seen = vec![false; 3000];
+    let mut stack = vec![node];
+    seen[node as usize] = true;
+    let mut out = Vec::new();
+    while let Some(n) = stack.pop() {
+        g.neighbors(0, n, &mut out).expect("neighbors");
+        for &x in &out {
+            if !seen[x as usize] {
+                seen[x as usize] = true;
+                stack.push(x);
+            }
+        }
+    }
+    // HNSW's heuristic can leave a node with no link to it (each neighbour preferred its old
+    // links); the builder's forced link makes that rare, not impossible.
+    let unreachable = seen.iter().filter(|s| !**s).count();
+    assert!(unreachable <= 3, "{unreachable} nodes of 3000 cannot be reached at level 0");
+}

@@ -33,7 +33,9 @@ pub(crate) type Score = Option<(f32, bool)>;
 /// The beam search of one level from `entries`: the `ef` closest admitted records, closest
 /// first. Every record reached is expanded while it can still improve the answer; at most
 /// `budget` records are scored (a filter that admits few nodes would otherwise walk the whole
-/// graph; the caller falls back to a scan when the answer is short).
+/// graph; the caller falls back to a scan when the answer is short). `prefetch(n)` is called
+/// for each new neighbour before any of them is scored.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn search_level<V: View + ?Sized>(
     view: &V,
     level: usize,
@@ -41,6 +43,7 @@ pub(crate) fn search_level<V: View + ?Sized>(
     ef: usize,
     visited: &mut Visited,
     budget: usize,
+    prefetch: &dyn Fn(u32),
     score: &mut dyn FnMut(u32) -> Result<Score>,
 ) -> Result<Vec<Cand>> {
     let ef = ef.max(1);
@@ -59,15 +62,21 @@ pub(crate) fn search_level<V: View + ?Sized>(
         best.pop();
     }
     let mut nbrs = Vec::new();
+    let mut fresh = Vec::new();
     while let Some(Reverse(c)) = cands.pop() {
         if best.len() >= ef && best.peek().is_some_and(|w| c.d > w.d) {
             break;
         }
         view.neighbors(level, c.id, &mut nbrs)?;
+        // The new neighbours' int8 copies are fetched from memory together, then scored.
+        fresh.clear();
         for &n in &nbrs {
-            if !visited.insert(n) {
-                continue;
+            if visited.insert(n) {
+                prefetch(n);
+                fresh.push(n);
             }
+        }
+        for &n in &fresh {
             scored += 1;
             let Some((d, admitted)) = score(n)? else { continue };
             let worst = best.peek().map_or(f32::INFINITY, |w| w.d);
@@ -113,12 +122,12 @@ pub(crate) fn search<V: View + ?Sized>(
     for level in (1..=top).rev() {
         visited.reset(bound);
         let mut s = upper(level);
-        if let Some(&b) = search_level(view, level, &[cur], 1, visited, usize::MAX, &mut s)?.first() {
+        if let Some(&b) = search_level(view, level, &[cur], 1, visited, usize::MAX, &|_| {}, &mut s)?.first() {
             cur = b;
         }
         cur.id = view.record(level, cur.id)?.1;
     }
     visited.reset(bound);
     let mut s0 = |n: u32| -> Result<Score> { Ok(nodes.node(n)?.map(|r| (probe.distance(&r), admit(n, r.slot)))) };
-    search_level(view, 0, &[cur], ef, visited, budget, &mut s0)
+    search_level(view, 0, &[cur], ef, visited, budget, &|n| nodes.prefetch(n), &mut s0)
 }

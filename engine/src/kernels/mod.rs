@@ -468,6 +468,17 @@ pub fn distances_multi(metric: Metric, dim: usize, queries: &[f32], vectors: &[f
     }
 }
 
+/// Hint the cache to fetch the bytes of `s` (a graph walk asks for its next nodes' int8
+/// copies before it scores them). Never faults; a no-op where there is no prefetch
+/// instruction to use.
+#[inline]
+pub fn prefetch<T>(s: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    x86::prefetch_any(s);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = s;
+}
+
 /// Block form of [`Kernels::dot_u8i8`] through the chosen table.
 #[inline]
 pub fn dots_u8i8(query: &[u8], codes: &[i8], out: &mut [i32]) {

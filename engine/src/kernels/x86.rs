@@ -80,6 +80,14 @@ pub(super) fn avx512_without_vnni() -> Option<&'static Kernels> {
     Isa::Avx512.supported().then_some(&AVX512_BW)
 }
 
+/// [`prefetch`] for callers without the `sse` target feature listed (the graph's walks).
+#[inline]
+pub(super) fn prefetch_any<T>(s: &[T]) {
+    // SAFETY: SSE is part of the x86_64 baseline, so every x86_64 CPU has `prefetcht0`; and a
+    // prefetch reads nothing and never faults, whatever the address.
+    unsafe { prefetch(s) }
+}
+
 /// Hints the cache to fetch the lines of `s`. A prefetch never faults, whatever the address.
 #[inline]
 #[target_feature(enable = "sse")]

@@ -384,6 +384,20 @@ impl VecFile {
         Ok(Some((codes, params, self.qlayout.slot(bytes, j))))
     }
 
+    /// Ask the cache for what [`VecFile::quant_node`] will read of entry `j` of quantized page
+    /// `i` (its codes, parameters and slot), without reading anything.
+    pub fn prefetch_node(&self, i: usize, j: usize) {
+        let Some(e) = self.quant_dir.get(i) else { return };
+        let s = (e.page_no as usize).saturating_sub(1) * self.sb.page_size as usize;
+        let map = self.map.as_ref().as_ref();
+        let q = &self.qlayout;
+        for (at, len) in [(q.codes_offset + j * q.dim, q.dim), (q.params_offset + 16 * j, 16), (64 + 8 * j, 8)] {
+            if let Some(b) = map.get(s + at..s + at + len) {
+                crate::kernels::prefetch(b);
+            }
+        }
+    }
+
     /// Whether every sealed vector has a sealed quantized copy (a version-2 file).
     pub fn is_quantized(&self) -> bool {
         self.sb.flags & superblock::FLAG_QUANTIZED != 0
