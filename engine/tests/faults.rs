@@ -47,7 +47,10 @@ fn contents(e: &Engine) -> Model {
 fn run_with_fault(n: u64, kind: FaultKind, once: bool) -> (bool, u64) {
     let mem = MemStorage::new();
     let open = |s: Arc<dyn Storage>| {
-        Engine::builder_with_storage(s).dimension(4).metric(Metric::L2).page_size(8192).wal_limit(2048).durability(Durability::Sync).open()
+        // The graph builder runs too (from 8 records on): a fault in its inserts or its writes
+        // of the graph file is noted, never fails a commit, and leaves no damaged graph.
+        let graph = memento::graph::GraphParams { m: 4, ef_construction: 16, ef_search: 16, min_vectors: 8 };
+        Engine::builder_with_storage(s).dimension(4).metric(Metric::L2).page_size(8192).wal_limit(2048).durability(Durability::Sync).graph(Some(graph)).open()
     };
     open(Arc::new(mem.clone())).expect("create").close().expect("close");
     let faults = FaultPlan::new(n, kind, once);
@@ -99,6 +102,8 @@ fn run_with_fault(n: u64, kind: FaultKind, once: bool) -> (bool, u64) {
     // Reopen without faults: the last acknowledged state, or that plus the failed batch.
     let engine = open(Arc::new(mem)).unwrap_or_else(|e| panic!("fault {n} ({kind:?}): reopening failed: {e}"));
     engine.check_integrity().unwrap_or_else(|e| panic!("fault {n} ({kind:?}): integrity: {e}"));
+    let graph = engine.graph_info().unwrap_or_else(|e| panic!("fault {n} ({kind:?}): graph info: {e}"));
+    assert!(graph.problem.is_none(), "fault {n} ({kind:?}): the graph file after a fault: {:?}", graph.problem);
     let got = contents(&engine);
     let mut with_failed = acked.clone();
     if let Some(b) = &failed_batch {

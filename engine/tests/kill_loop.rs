@@ -194,7 +194,10 @@ fn kill_child() {
     let seed: u64 = var(SEED_ENV).parse().expect("seed");
     let mut n: u64 = var(NEXT_ENV).parse().expect("next step");
     let durability = durability_of(&var(MODE_ENV));
-    let engine = Engine::builder(&path).create(false).durability(durability).wal_limit(WAL_LIMIT).open().expect("child: open");
+    // The graph builder runs too (from a small store on), so kills land inside its inserts
+    // and its writes of the graph file (FORMAT.md §7.3).
+    let graph = memento::graph::GraphParams { m: 6, ef_construction: 32, ef_search: 32, min_vectors: 64 };
+    let engine = Engine::builder(&path).create(false).durability(durability).wal_limit(WAL_LIMIT).graph(Some(graph)).open().expect("child: open");
     let mut model = contents(&engine);
     let mut out = std::io::stdout().lock();
     let mut say = |s: String| {
@@ -479,6 +482,10 @@ fn kill_loop() {
 
         let engine = Engine::open(&path).unwrap_or_else(|e| panic!("{ctx}: open after kill -9: {e}"));
         engine.check_integrity().unwrap_or_else(|e| panic!("{ctx}: integrity after kill -9: {e}"));
+        // The graph file is replaced only by rename: a kill leaves the old one or the new one,
+        // never a damaged one.
+        let graph = engine.graph_info().unwrap_or_else(|e| panic!("{ctx}: graph info: {e}"));
+        assert!(graph.problem.is_none(), "{ctx}: the graph file after kill -9: {:?}", graph.problem);
         let got = contents(&engine);
         assert_eq!(got.len() as u64, engine.count(), "{ctx}: count");
         // The harness's own model up to the last acknowledged step, and the step in flight.

@@ -185,7 +185,16 @@ fn gen_batch(rng: &mut Rng, w: &Workload, m: &Model, tag: u64) -> Vec<Op> {
 }
 
 fn builder(w: &Workload, storage: Arc<dyn Storage>, durability: Durability) -> memento::EngineBuilder {
-    Engine::builder_with_storage(storage).dimension(w.dim).metric(Metric::L2).page_size(w.page_size).wal_limit(w.wal_limit).durability(durability)
+    // The graph builder runs from a small store on, in the background: its writes of the graph
+    // file (FORMAT.md §7.3) are among the calls a power loss cuts.
+    let graph = memento::graph::GraphParams { m: 6, ef_construction: 24, ef_search: 24, min_vectors: 32 };
+    Engine::builder_with_storage(storage)
+        .dimension(w.dim)
+        .metric(Metric::L2)
+        .page_size(w.page_size)
+        .wal_limit(w.wal_limit)
+        .durability(durability)
+        .graph(Some(graph))
 }
 
 /// What one clean run of a workload did, with the crash state after every mutating call.
@@ -300,6 +309,8 @@ struct Tally {
     second_crashes: u64,
     /// Images `memento-inspect verify` read (every one, before the engine opened it).
     inspected: u64,
+    /// Images holding a graph file the reopened engine uses.
+    graphs: u64,
 }
 
 /// Opens one image and checks it; returns the commit it holds.
@@ -321,6 +332,13 @@ fn check_image(
     let sim = SimStorage::from_image(img);
     let engine = builder(w, Arc::new(sim.clone()), Durability::Sync).open().map_err(|e| format!("open failed: {e}"))?;
     engine.check_integrity().map_err(|e| format!("integrity: {e}"))?;
+    // A graph file is written whole and renamed: a power loss leaves an old one, a new one or
+    // none, never a damaged one.
+    let graph = engine.graph_info().map_err(|e| format!("graph info: {e}"))?;
+    if let Some(p) = graph.problem {
+        return Err(format!("the graph file after a power loss: {p}"));
+    }
+    tally.graphs += u64::from(graph.file_nodes > 0);
     let got = contents(&engine)?;
     let Some(j) = (required..=upper).find(|&j| run.models[j] == got) else {
         let anywhere: Vec<usize> = (0..run.models.len()).filter(|&j| run.models[j] == got).collect();
@@ -408,7 +426,7 @@ fn run_and_report(w: &Workload) {
     let images = images_per_point();
     let (tally, run, syncs) = check_workload(w, seed, images, &|s| Arc::new(s)).unwrap_or_else(|e| panic!("{e}\nrerun with MEMENTO_SEED={:#x}", base_seed()));
     eprintln!(
-        "power-loss {}: {:?}, {} commits ({} refused batches), {} checkpoints, {} mutating calls, {syncs} sync points, {} crash points, {} images ({} random per point): {} hold the in-flight commit, {} exactly the acknowledged state, {} less (lost unsynced Buffered commits); {} torn writes, {} unsynced writes lost, {} directory operations undone; {} second power losses after recovery; {} verified by memento-inspect; {:.1} s",
+        "power-loss {}: {:?}, {} commits ({} refused batches), {} checkpoints, {} mutating calls, {syncs} sync points, {} crash points, {} images ({} random per point): {} hold the in-flight commit, {} exactly the acknowledged state, {} less (lost unsynced Buffered commits); {} torn writes, {} unsynced writes lost, {} directory operations undone; {} second power losses after recovery; {} verified by memento-inspect; {} with a graph file in use; {:.1} s",
         w.name,
         w.durability,
         run.models.len() - 1,
@@ -426,6 +444,7 @@ fn run_and_report(w: &Workload) {
         tally.undone_dir_ops,
         tally.second_crashes,
         tally.inspected,
+        tally.graphs,
         t.elapsed().as_secs_f64()
     );
     // The simulation must bite: writes lost and torn, renames undone, and (the workloads have
@@ -433,6 +452,7 @@ fn run_and_report(w: &Workload) {
     assert!(syncs >= 100, "{}: only {syncs} sync points", w.name);
     assert!(run.checkpoints >= 4, "{}: only {} checkpoints", w.name, run.checkpoints);
     assert!(tally.torn > 0 && tally.lost_writes > 0 && tally.undone_dir_ops > 0, "{}: the crash images were too kind: {tally:?}", w.name);
+    assert!(tally.graphs > 0, "{}: no crash image held a graph file: the builder never wrote one", w.name);
     if w.durability == Durability::Buffered {
         assert!(tally.older > 0, "{}: no image lost an acknowledged but unsynced Buffered commit", w.name);
     } else {
