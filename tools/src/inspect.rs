@@ -4,8 +4,8 @@
 use std::io::{self, Write};
 
 use memento::inspect::{
-    Checksum, CopyStatus, DumpReport, FieldValue, Finding, Location, LockState, MirrorView, PageRole, PagesReport, RebuildReport, SuperblockReport,
-    VerifyReport, WalReport,
+    Checksum, CopyStatus, DumpReport, FieldValue, Finding, GraphCheck, GraphReport, GraphStatus, Location, LockState, MirrorView, PageRole, PagesReport,
+    RebuildReport, SuperblockReport, VerifyReport, WalReport,
 };
 use serde_json::{json, Value};
 
@@ -324,11 +324,19 @@ fn record_line(out: &mut dyn Write, x: &memento::inspect::WalRecordInfo) -> io::
 pub fn verify_json(r: &VerifyReport) -> Value {
     json!({
         "command": "verify", "lock": lock_json(&r.lock), "ok": r.is_ok(), "errors": r.errors(), "warnings": r.warnings(),
+        "derived_only": derived_only(r),
         "checked": {"pages": r.pages, "wal_records": r.wal_records, "wal_transactions": r.wal_txns, "live_records": r.live_records,
                     "checkpoint_lsn": r.checkpoint_lsn, "last_lsn": r.last_lsn, "quantized_copies": r.quantized_checked,
-                    "mirror": r.mirror.map(|(rows, lsn)| json!({"rows": rows, "applied_lsn": lsn}))},
+                    "mirror": r.mirror.map(|(rows, lsn)| json!({"rows": rows, "applied_lsn": lsn})),
+                    "graph": r.graph.as_ref().map(graph_check_json)},
         "findings": findings_json(&r.findings),
     })
+}
+
+/// Whether every error of a verification is in a derived file (the mirror, the graph): the
+/// store then has all its records, and the engine rebuilds what is damaged.
+fn derived_only(r: &VerifyReport) -> bool {
+    r.findings.iter().filter(|f| f.severity == memento::inspect::Severity::Error).all(|f| f.kind.in_derived_file())
 }
 
 /// `verify` as text.
@@ -337,13 +345,115 @@ pub fn verify_text(out: &mut dyn Write, r: &VerifyReport) -> io::Result<()> {
     let mirror = r.mirror.map_or("mirror not read".to_string(), |(rows, lsn)| format!("mirror: {rows} rows, applied LSN {lsn}"));
     writeln!(
         out,
-        "checked: {} pages, {} WAL records in {} transactions, {} int8 copies; {} live records; checkpoint LSN {}, last LSN {}; {mirror}",
-        r.pages, r.wal_records, r.wal_txns, r.quantized_checked, r.live_records, r.checkpoint_lsn, r.last_lsn
+        "checked: {} pages, {} WAL records in {} transactions, {} int8 copies; {} live records; checkpoint LSN {}, last LSN {}; {mirror}; {}",
+        r.pages,
+        r.wal_records,
+        r.wal_txns,
+        r.quantized_checked,
+        r.live_records,
+        r.checkpoint_lsn,
+        r.last_lsn,
+        graph_line(r.graph.as_ref())
     )?;
     write_findings(out, &r.findings)?;
     let (e, w) = (r.errors(), r.warnings());
     let verdict = if e == 0 { "OK" } else { "DAMAGED" };
-    writeln!(out, "{verdict}: {e} error{}, {w} warning{}", if e == 1 { "" } else { "s" }, if w == 1 { "" } else { "s" })
+    let derived = if e > 0 && derived_only(r) { " (only in derived files, rebuilt from the vector file and the WAL: no record is lost)" } else { "" };
+    writeln!(out, "{verdict}: {e} error{}, {w} warning{}{derived}", if e == 1 { "" } else { "s" }, if w == 1 { "" } else { "s" })
+}
+
+fn graph_status_text(s: &GraphStatus) -> String {
+    match s {
+        GraphStatus::Usable => "usable (bound to the current vector file)".into(),
+        GraphStatus::Stale(why) => format!("stale: {why}; not used, rebuilt by the writer"),
+        GraphStatus::Damaged => "DAMAGED: not used (searches scan), rebuilt by the writer; no record is lost".into(),
+        GraphStatus::NotCompared => "not compared (no valid superblock)".into(),
+    }
+}
+
+/// The graph file in one phrase, for `verify`'s summary line.
+fn graph_line(g: Option<&GraphCheck>) -> String {
+    match g {
+        None => "no graph file".into(),
+        Some(g) => {
+            let shape = g.header.as_ref().map_or(String::new(), |h| {
+                let levels: Vec<String> = h.levels.iter().map(|l| l.records.to_string()).collect();
+                format!("{} nodes covered, levels of {} records, ", h.node_bound, levels.join("/"))
+            });
+            format!("graph: {shape}{} pages and {} records checked, {}", g.pages_checked, g.records_checked, g.status.as_str())
+        }
+    }
+}
+
+fn graph_check_json(g: &GraphCheck) -> Value {
+    let header = g.header.as_ref().map(|h| {
+        let levels: Vec<Value> = h
+            .levels
+            .iter()
+            .enumerate()
+            .map(|(l, i)| json!({"level": l, "first_page": i.first_page, "pages": i.pages, "records": i.records, "record_bytes": h.record_len(l)}))
+            .collect();
+        json!({
+            "graph_salt": h.graph_salt, "store_uuid": memento::inspect::hex(&h.store_uuid), "vec_salt": h.vec_salt, "vec_sequence": h.vec_sequence,
+            "dimension": h.dimension, "metric": h.metric.name(), "page_size": h.page_size, "qcap": h.qcap,
+            "m": h.m, "m0": h.m0, "ef_construction": h.ef_construction, "entry": h.entry, "max_level": h.max_level(),
+            "node_bound": h.node_bound, "node_count": h.node_count, "page_count": h.page_count, "levels": levels,
+            "est_recall": h.est_recall, "est_sample": h.est_sample, "est_ef": h.est_ef,
+        })
+    });
+    let reason = match &g.status {
+        GraphStatus::Stale(why) => Some(why.clone()),
+        _ => None,
+    };
+    json!({"file_len": g.file_len, "status": g.status.as_str(), "reason": reason, "pages_checked": g.pages_checked, "records_checked": g.records_checked, "header": header})
+}
+
+/// `graph` as JSON.
+pub fn graph_json(r: &GraphReport, lock: &LockState) -> Value {
+    json!({
+        "command": "graph", "lock": lock_json(lock), "graph": r.graph.as_ref().map(graph_check_json),
+        "vector_file": r.vector_file.map(|(qcap, sealed)| json!({"qcap": qcap, "sealed_nodes": sealed})),
+        "findings": findings_json(&r.findings),
+    })
+}
+
+/// `graph` as text.
+pub fn graph_text(out: &mut dyn Write, r: &GraphReport, lock: &LockState) -> io::Result<()> {
+    writeln!(out, "store: {}", lock_text(lock))?;
+    let Some(g) = &r.graph else {
+        writeln!(out, "memento.graph: none (the graph index is derived and optional: searches scan, and a writer with a graph builds it)")?;
+        return write_findings(out, &r.findings);
+    };
+    writeln!(out, "memento.graph: {} bytes; {}", g.file_len, graph_status_text(&g.status))?;
+    if let Some(h) = &g.header {
+        let numbering = r.vector_file.map_or(String::new(), |(qcap, sealed)| format!(" (the vector file: {qcap} per quantized page, {sealed} sealed nodes)"));
+        writeln!(out, "  {:<16} {:#010x}", "graph_salt", h.graph_salt)?;
+        writeln!(out, "  {:<16} {}", "store_uuid", memento::inspect::hex(&h.store_uuid))?;
+        writeln!(out, "  {:<16} {:#010x}  (file_salt of the vector file generation it indexes)", "vec_salt", h.vec_salt)?;
+        writeln!(out, "  {:<16} {}  (the checkpoint whose sealed pages hold its nodes)", "vec_sequence", h.vec_sequence)?;
+        writeln!(out, "  {:<16} {}, {}, page size {}", "vectors", h.dimension, h.metric.name(), h.page_size)?;
+        writeln!(out, "  {:<16} {}{numbering}", "qcap", h.qcap)?;
+        writeln!(out, "  {:<16} {} (deleted ones included), numbered below {} (node_bound: the nodes it covers)", "nodes", h.node_count, h.node_bound)?;
+        writeln!(out, "  {:<16} m {}, m0 {}, ef_construction {}", "neighbours", h.m, h.m0, h.ef_construction)?;
+        writeln!(out, "  {:<16} record {} of level {}", "entry", h.entry, h.max_level())?;
+        let est = if h.est_sample == 0 {
+            "not measured".to_string()
+        } else {
+            format!("recall@10 {:.3} over {} queries at ef {}", h.est_recall, h.est_sample, h.est_ef)
+        };
+        writeln!(out, "  {:<16} {est}", "estimate")?;
+        writeln!(out, "  {:<16} {}", "page_count", h.page_count)?;
+        writeln!(out, "\n{:>5} {:>10} {:>7} {:>10} {:>8}", "level", "first page", "pages", "records", "bytes")?;
+        for (l, i) in h.levels.iter().enumerate() {
+            writeln!(out, "{l:>5} {:>10} {:>7} {:>10} {:>8}", i.first_page, i.pages, i.records, h.record_len(l))?;
+        }
+    }
+    writeln!(out, "\nchecked: {} level pages, {} records", g.pages_checked, g.records_checked)?;
+    if !r.findings.is_empty() {
+        writeln!(out)?;
+        write_findings(out, &r.findings)?;
+    }
+    Ok(())
 }
 
 fn mirror_view_json(m: &MirrorView) -> Value {

@@ -458,9 +458,63 @@ fn it_works_while_another_process_holds_the_store() {
 fn help_documents_every_command_and_the_severities() {
     let (code, out, _) = inspect(Path::new("."), &["--help"]);
     assert_eq!(code, 0);
-    for cmd in ["superblock", "pages", "wal", "verify", "rebuild-mirror", "dump"] {
+    for cmd in ["superblock", "pages", "wal", "graph", "verify", "rebuild-mirror", "dump"] {
         assert!(out.contains(cmd), "{cmd} missing from --help:\n{out}");
     }
     let (_, out, _) = inspect(Path::new("."), &["verify", "--help"]);
     assert!(out.contains("warning") && out.contains("error"), "{out}");
+}
+
+/// A store of `n` clustered vectors (dimension 24) whose graph file is written, closed.
+fn graph_store(n: u64) -> Store {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("store");
+    let params = memento::graph::GraphParams { m: 8, ef_construction: 64, ef_search: 48, min_vectors: 500 };
+    let e = Engine::builder(&path).dimension(24).metric(Metric::Cosine).page_size(PAGE as u32).graph(Some(params)).open().expect("create");
+    let h = |x: u64| ((x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
+    let mut b = WriteBatch::new();
+    for i in 0..n {
+        b.add(Record::new(format!("doc-{i}"), (0..24u64).map(|j| h((i % 37) * 1000 + j) + 0.3 * h(i * 7919 + j * 104_729 + 1)).collect()));
+    }
+    e.write(b).expect("write");
+    e.build_index().expect("build the graph");
+    e.close().expect("close");
+    Store { _tmp: tmp, path }
+}
+
+#[test]
+fn the_graph_file_is_shown_and_its_damage_is_a_derived_error() {
+    let _s = serial();
+    let s = graph_store(1200);
+    let (code, text, err) = inspect(&s.path, &["graph"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("usable") && text.contains("m 8, m0 16, ef_construction 64") && text.contains("level"), "{text}");
+    let (code, g) = inspect_json(&s.path, &["graph"]);
+    assert_eq!(code, 0);
+    assert_eq!(g["graph"]["status"], "usable", "{g:#}");
+    assert_eq!(g["graph"]["header"]["node_count"], 1200, "{g:#}");
+    let levels = g["graph"]["header"]["levels"].as_array().expect("levels").clone();
+    assert_eq!(levels[0]["records"], g["graph"]["header"]["node_bound"]);
+    let (code, errors, warnings, v) = verify(&s.path);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(errors.is_empty() && warnings.is_empty(), "{v:#}");
+    assert_eq!(v["checked"]["graph"]["status"], "usable");
+    let (_, text, _) = inspect(&s.path, &["verify"]);
+    assert!(text.contains("graph: ") && text.contains("OK: 0 errors"), "{text}");
+
+    // A flipped byte in a level page: an error of the graph file alone, which loses nothing.
+    flip(&file(&s.path, "memento.graph"), PAGE + 300);
+    let (code, errors, _, v) = verify(&s.path);
+    assert_eq!(code, 1);
+    assert_eq!(errors, vec!["graph.damaged"], "{v:#}");
+    assert_eq!(v["derived_only"], true);
+    let f = v["findings"].as_array().expect("findings").iter().find(|f| f["kind"] == "graph.damaged").expect("finding").clone();
+    assert_eq!(f["file"], "memento.graph");
+    assert!(f["message"].as_str().expect("message").contains("graph page 1 "), "{f:#}");
+    let (code, text, err) = inspect(&s.path, &["verify"]);
+    assert_eq!(code, 1);
+    assert!(text.contains("no record is lost") && err.contains("no record is lost"), "{text}\n{err}");
+    let (code, text, _) = inspect(&s.path, &["graph"]);
+    assert_eq!(code, 0, "graph shows; verify judges");
+    assert!(text.contains("DAMAGED") && text.contains("graph.damaged"), "{text}");
 }

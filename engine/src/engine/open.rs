@@ -317,8 +317,14 @@ pub(super) fn assemble(
                 });
                 *graph.mapped.write() = g;
             }
+            // A damaged graph is derived state: the writer removes it (and its builder makes a
+            // new one), as a damaged mirror is replaced at open; a reader only leaves it unused.
+            Err(why) if writer.is_some() => {
+                let removed = storage.remove(crate::graph::GRAPH_FILE).is_ok();
+                recovery.push(format!("{why}: {}", if removed { "removed; the graph is rebuilt" } else { "it is not used, and is rebuilt" }));
+            }
             Err(why) => {
-                recovery.push(format!("{why}: it is not used, and is rebuilt"));
+                recovery.push(format!("{why}: it is not used"));
                 *graph.problem.lock() = Some(why);
             }
         }

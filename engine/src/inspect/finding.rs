@@ -109,6 +109,10 @@ pub enum FindingKind {
     MirrorRowDiffers,
     /// `mirror.not_compared` (warning): the rows could not be compared, because the log could not be read whole.
     MirrorNotCompared,
+    /// `graph.stale` (warning): the graph file indexes another generation of the vector file (as after a compaction); the engine does not use it, and the writer rebuilds it.
+    GraphStale,
+    /// `graph.damaged` (error): the graph file fails a check (header, binding to the vector file, a page or a record); it is derived, so no record is lost: the engine does not use it (searches scan), and the writer rebuilds it.
+    GraphDamaged,
 }
 
 impl FindingKind {
@@ -154,6 +158,8 @@ impl FindingKind {
         FindingKind::MirrorExtraRow,
         FindingKind::MirrorRowDiffers,
         FindingKind::MirrorNotCompared,
+        FindingKind::GraphStale,
+        FindingKind::GraphDamaged,
     ];
 
     /// The stable name, such as `page.checksum`.
@@ -199,6 +205,8 @@ impl FindingKind {
             FindingKind::MirrorExtraRow => "mirror.extra_row",
             FindingKind::MirrorRowDiffers => "mirror.row_differs",
             FindingKind::MirrorNotCompared => "mirror.not_compared",
+            FindingKind::GraphStale => "graph.stale",
+            FindingKind::GraphDamaged => "graph.damaged",
         }
     }
 
@@ -211,7 +219,8 @@ impl FindingKind {
             | FindingKind::WalStaleGeneration
             | FindingKind::WalTornTail
             | FindingKind::MirrorBehind
-            | FindingKind::MirrorNotCompared => Severity::Warning,
+            | FindingKind::MirrorNotCompared
+            | FindingKind::GraphStale => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -226,9 +235,16 @@ impl FindingKind {
     }
 
     /// The file a kind's name starts with: `store`, `vec`, `superblock`, `directory`, `page`,
-    /// `quant`, `wal` or `mirror`.
+    /// `quant`, `wal`, `mirror` or `graph`.
     pub fn area(self) -> &'static str {
         self.as_str().split('.').next().unwrap_or("")
+    }
+
+    /// Whether a finding of this kind concerns a derived file (the SQLite mirror, the graph
+    /// index): everything in it is rebuilt from the vector file and the WAL, so it never means
+    /// that a record is lost, however bad its severity.
+    pub fn in_derived_file(self) -> bool {
+        matches!(self.area(), "mirror" | "graph")
     }
 }
 

@@ -9,6 +9,8 @@
 //! - [`Inspector::superblocks`]: both superblock copies, field by field, which one is current.
 //! - [`Inspector::pages`]: every page unit of the vector file's checkpoint.
 //! - [`Inspector::wal`]: the WAL's header, records, transactions and its tail.
+//! - [`Inspector::graph`]: the graph file `memento.graph` (FORMAT.md §7), if there is one: its
+//!   header, levels and what the engine makes of it (used, stale or damaged).
 //! - [`Inspector::verify`]: every checksum and cross-check, as a list of [`Finding`]s.
 //! - [`Inspector::dump`]: one record, from the log (the mirror is only compared).
 //! - [`rebuild_mirror`]: the one repair. It takes the store's lock and rebuilds the SQLite
@@ -23,7 +25,9 @@
 //! A [`Finding`] has a [`Severity`]: `error` (the store is damaged: the engine refuses to open
 //! it, would return wrong or missing data, or has lost redundancy) or `warning` (a normal
 //! artefact of a crash or of a live store, which the engine repairs by itself at its next
-//! open). Its `kind` is one of these stable strings:
+//! open). A finding in a derived file ([`FindingKind::in_derived_file`]: the SQLite mirror, the
+//! graph index) never means that a record is lost: the engine rebuilds the file from the vector
+//! file and the WAL. Its `kind` is one of these stable strings:
 //!
 //! | kind | severity | what |
 //! |---|---|---|
@@ -67,6 +71,8 @@
 //! | `mirror.extra_row` | error | a mirror row has no live record in the log |
 //! | `mirror.row_differs` | error | a mirror row's id, text or metadata differs from the log |
 //! | `mirror.not_compared` | warning | the rows could not be compared, because the log could not be read whole |
+//! | `graph.stale` | warning | the graph file indexes another generation of the vector file (as after a compaction, FORMAT.md §7.5); the engine does not use it, and the writer rebuilds it |
+//! | `graph.damaged` | error | the graph file fails a check of FORMAT.md §7.2 (header, binding to the vector file, a page's CRC, type, level or count, a record's numbers); it is derived, so no record is lost: the engine does not use it (searches scan), and the writer rebuilds it |
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -80,6 +86,7 @@ use crate::wal::WAL_FILE;
 
 mod files;
 mod finding;
+mod graph;
 mod log;
 mod mirror_check;
 mod pages;
@@ -202,8 +209,19 @@ impl Inspector {
         })
     }
 
-    /// Check everything: every checksum, every page's structure, the WAL, the int8 copies, and
-    /// the mirror against the log both ways. A store is sound when no finding is an error.
+    /// The graph file, if there is one: its header, every level page and record checked, and
+    /// its binding to the current vector file (FORMAT.md §7.2).
+    pub fn graph(&self) -> Result<GraphReport> {
+        let mut l = self.load()?;
+        let before = l.findings.len();
+        let graph = l.check_graph(self.storage.as_ref(), &self.lock)?;
+        let findings = l.findings.split_off(before);
+        Ok(GraphReport { graph, vector_file: l.graph_capacity(), findings: cap_findings(findings) })
+    }
+
+    /// Check everything: every checksum, every page's structure, the WAL, the int8 copies, the
+    /// graph file (when there is one), and the mirror against the log both ways. A store is
+    /// sound when no finding is an error.
     pub fn verify(&self) -> Result<VerifyReport> {
         self.verify_with(None).map(|(r, _)| r)
     }
@@ -214,6 +232,7 @@ impl Inspector {
     pub(crate) fn verify_with(&self, mirror: Option<&Mirror>) -> Result<(VerifyReport, Option<Error>)> {
         let mut l = self.load()?;
         let quantized_checked = l.check_quantized()?;
+        let graph = l.check_graph(self.storage.as_ref(), &self.lock)?;
         let mirror = match mirror {
             Some(m) => l.compare_mirror(m)?,
             None if self.storage.dir_path().is_none() => {
@@ -236,6 +255,7 @@ impl Inspector {
             last_lsn: l.last_lsn,
             mirror,
             quantized_checked,
+            graph,
         };
         Ok((report, l.mirror_failure.take()))
     }

@@ -1,5 +1,6 @@
 //! What each command of the inspector returns.
 
+use memento_format::graph::GraphHeader;
 use memento_format::page::{PageHeader, PageType};
 use memento_format::superblock::Superblock;
 use memento_format::wal::WalHeader;
@@ -333,6 +334,8 @@ pub struct VerifyReport {
     pub mirror: Option<(u64, u64)>,
     /// Int8 copies compared with their vectors.
     pub quantized_checked: u64,
+    /// The graph file, if there is one.
+    pub graph: Option<GraphCheck>,
 }
 
 impl VerifyReport {
@@ -348,6 +351,63 @@ impl VerifyReport {
     pub fn is_ok(&self) -> bool {
         self.errors() == 0
     }
+}
+
+/// What the engine makes of the graph file (FORMAT.md §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GraphStatus {
+    /// It is bound to the current vector file and passed every check: the engine uses it.
+    Usable,
+    /// It indexes another generation of the vector file (why): the engine does not use it, and
+    /// the writer rebuilds it.
+    Stale(String),
+    /// It failed a check (see the findings): the engine does not use it, and the writer
+    /// rebuilds it.
+    Damaged,
+    /// There is no valid superblock to compare it with; its own structure was checked.
+    NotCompared,
+}
+
+impl GraphStatus {
+    /// `"usable"`, `"stale"`, `"damaged"` or `"not compared"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            GraphStatus::Usable => "usable",
+            GraphStatus::Stale(_) => "stale",
+            GraphStatus::Damaged => "damaged",
+            GraphStatus::NotCompared => "not compared",
+        }
+    }
+}
+
+/// The graph file `memento.graph` as read and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphCheck {
+    /// Bytes in the file.
+    pub file_len: u64,
+    /// Its header, if it decodes (`levels[l]` gives level `l`'s first page, pages and records;
+    /// `node_bound` is the nodes it covers).
+    pub header: Option<GraphHeader>,
+    /// Whether the engine uses it.
+    pub status: GraphStatus,
+    /// Level pages read whose CRC, type, level and record count verified.
+    pub pages_checked: u64,
+    /// Records whose numbers were checked (neighbour counts, node, lower record and neighbours
+    /// in range).
+    pub records_checked: u64,
+}
+
+/// What [`Inspector::graph`] returns.
+#[derive(Debug, Clone)]
+pub struct GraphReport {
+    /// The graph file, `None` when there is none (a store without a graph is complete: the
+    /// graph is derived and optional).
+    pub graph: Option<GraphCheck>,
+    /// The quantized page capacity of the vector file (the `qcap` a graph must number its
+    /// nodes with) and the nodes of its sealed quantized pages, when known.
+    pub vector_file: Option<(u32, u64)>,
+    /// Problems with the graph file.
+    pub findings: Vec<Finding>,
 }
 
 /// How the mirror's row for a record compares with the log.

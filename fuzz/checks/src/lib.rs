@@ -11,6 +11,11 @@
 //! - [`wal`]: the WAL header and record scanner are total on any bytes; scanning always moves
 //!   forward; records built from the input round-trip through the encoder and the scanner, and
 //!   any truncation of an encoded record is `Incomplete`, never a wrong record.
+//! - [`graph`]: the graph file's header decoder, level-page check and record check are total on
+//!   any bytes; an accepted header re-encodes to itself and describes a possible file (levels in
+//!   order, each with the pages its records need, the entry a record of the top level); a
+//!   sealed level page verifies as its own page and level only, and fails with any one bit
+//!   flipped; an accepted record's numbers are in range.
 //! - [`mirror_trailer`]: the mirror's page-trailer check is total on any bytes; a sealed page
 //!   passes as its own page number only, and fails with any one bit flipped.
 //! - [`engine_ops`]: an operation list decoded from the input (adds, upserts, deletes, metadata
@@ -21,9 +26,11 @@
 
 mod engine_ops;
 mod format;
+mod graph;
 
 pub use engine_ops::{engine_ops, engine_ops_report, OpsReport};
 pub use format::{mirror_trailer, page, superblock, wal};
+pub use graph::graph;
 
 /// Reads the fuzzer's bytes as a stream of small integers; past the end every read is 0, so any
 /// input is a valid program.

@@ -6,11 +6,12 @@ use std::path::Path;
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check, usize); 5] = [
+const TARGETS: [(&str, Check, usize); 6] = [
     ("superblock", memento_fuzz_checks::superblock, 2000),
     ("page", memento_fuzz_checks::page, 1000),
     ("wal", memento_fuzz_checks::wal, 2000),
     ("mirror_trailer", memento_fuzz_checks::mirror_trailer, 1000),
+    ("graph", memento_fuzz_checks::graph, 2000),
     ("engine_ops", memento_fuzz_checks::engine_ops, 60),
 ];
 
