@@ -5,7 +5,16 @@
 //! with the graph off, then times [`Engine::build_index`] (the graph built with every core, and
 //! its file written); closes, reopens and times the first answer; then for each `ef` of
 //! `--efs`, k-NN single-query latency on one search thread (p50, p99 after a warm-up) and
-//! queries/s, with the ids returned; then the exact answer. Writes one JSON document to `--out`.
+//! queries/s, with the ids returned; then the exact answer. Then, measured against the
+//! engine's own exact answers:
+//! - **filters**: record `i` carries `{"p": i % 100}`; the filters `p < 1`, `p < 10` and
+//!   `p < 50` (1%, 10%, 50% of the records) with the automatic plan: results per query (k
+//!   whenever k match), recall@k, p50;
+//! - **churn**: 50% of the records replaced (upserted with the same vectors, so the true
+//!   answers do not change; the old copies become deleted nodes the walks pass through), the
+//!   graph caught up incrementally, and recall@k at the churn `ef` before and after.
+//!
+//! Writes one JSON document to `--out`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -37,13 +46,81 @@ fn ingest(dir: &Path, base: &Path, dim: usize, p: GraphParams) -> BoxResult<usiz
     while chunks.next_rows(5000, &mut rows)? > 0 {
         let mut b = WriteBatch::new();
         for v in rows.chunks_exact(dim) {
-            b.add(Record::new(at.to_string(), v.to_vec()));
+            b.add(Record::new(at.to_string(), v.to_vec()).with_metadata(meta(at)));
             at += 1;
         }
         engine.write(b)?;
     }
     engine.close()?;
     Ok(n)
+}
+
+fn meta(i: usize) -> memento::Metadata {
+    let mut m = memento::Metadata::new();
+    m.insert("p".into(), (i % 100).into());
+    m
+}
+
+/// recall@k of `got` against `want` (lists of ids per query).
+fn recall(got: &[Vec<u64>], want: &[Vec<u64>]) -> f64 {
+    let (mut hit, mut total) = (0usize, 0usize);
+    for (g, w) in got.iter().zip(want) {
+        hit += g.iter().filter(|x| w.contains(x)).count();
+        total += w.len();
+    }
+    hit as f64 / total.max(1) as f64
+}
+
+/// Filtered searches at 1%, 10% and 50% selectivity under the automatic plan.
+fn filtered(engine: &Engine, queries: &[f32], dim: usize, k: usize) -> BoxResult<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    for (pct, json) in [(1, r#"{"p": {"$lt": 1}}"#), (10, r#"{"p": {"$lt": 10}}"#), (50, r#"{"p": {"$lt": 50}}"#)] {
+        let f = memento::Filter::from_json_str(json)?;
+        let mut o = SearchOptions::new(k);
+        o.filter = Some(&f);
+        let (mut times, ids) = timed(engine, queries, dim, &o)?;
+        o.mode = ScanMode::Exact;
+        let (_, exact) = timed(engine, queries, dim, &o)?;
+        times.sort_unstable();
+        let short = ids.iter().filter(|r| r.len() < k).count();
+        let r = recall(&ids, &exact);
+        let p50 = ms(percentile(&mut times, 50.0));
+        eprintln!("ann: filter {pct}%: recall {r:.4}, p50 {p50:.3} ms, {short} queries short of k");
+        out.push(json!({"selectivity_pct": pct, "recall": r, "p50_ms": p50, "short_queries": short, "queries": ids.len()}));
+    }
+    Ok(out)
+}
+
+/// Replace half the records (same vectors), catch the graph up, and measure recall at `ef`
+/// before and after.
+fn churn(engine: &Engine, base: &Path, queries: &[f32], dim: usize, k: usize, ef: usize) -> BoxResult<serde_json::Value> {
+    let mut o = SearchOptions::new(k);
+    o.mode = ScanMode::Graph;
+    o.ef = Some(ef);
+    let (_, before) = timed(engine, queries, dim, &o)?;
+    let mut x = SearchOptions::new(k);
+    x.mode = ScanMode::Exact;
+    let (_, exact) = timed(engine, queries, dim, &x)?;
+    let (mut chunks, _) = F32Chunks::open(base, dim)?;
+    let mut rows = Vec::new();
+    let mut at = 0usize;
+    let t = Instant::now();
+    while chunks.next_rows(5000, &mut rows)? > 0 {
+        let mut b = WriteBatch::new();
+        for v in rows.chunks_exact(dim) {
+            if at % 2 == 0 {
+                b.upsert(Record::new(at.to_string(), v.to_vec()).with_metadata(meta(at)));
+            }
+            at += 1;
+        }
+        engine.write(b)?;
+    }
+    engine.build_index()?;
+    let took = t.elapsed();
+    let (_, after) = timed(engine, queries, dim, &o)?;
+    let (rb, ra) = (recall(&before, &exact), recall(&after, &exact));
+    eprintln!("ann: churn (50% replaced, {:.1} s with the graph caught up): recall@{k} at ef {ef}: {rb:.4} fresh, {ra:.4} after", took.as_secs_f64());
+    Ok(json!({"ef": ef, "replaced": at.div_ceil(2), "recall_fresh": rb, "recall_after": ra, "seconds": took.as_secs_f64()}))
 }
 
 fn ids_of(hits: &[memento::SearchHit]) -> Vec<u64> {
@@ -71,7 +148,7 @@ fn dir_bytes(dir: &Path, name: &str) -> u64 {
 }
 
 pub fn run(args: &Args) -> BoxResult<()> {
-    args.check_known(&["base", "queries", "dim", "k", "m", "ef-construction", "efs", "store", "out", "nq"])?;
+    args.check_known(&["base", "queries", "dim", "k", "m", "ef-construction", "efs", "store", "out", "nq", "churn-ef"])?;
     let dim = args.num("dim", 384)?;
     let k = args.num("k", 10)?;
     let base = PathBuf::from(args.required("base")?);
@@ -123,6 +200,9 @@ pub fn run(args: &Args) -> BoxResult<()> {
     let (mut times, ids) = timed(&engine, &queries[..dim * nq.min(200)], dim, &exact_opts)?;
     times.sort_unstable();
     let exact = json!({"p50_ms": ms(percentile(&mut times, 50.0)), "ids": ids});
+    let filters = filtered(&engine, &queries[..dim * nq.min(200)], dim, k)?;
+    let churn_ef = args.num("churn-ef", 32)?;
+    let churned = churn(&engine, &base, &queries[..dim * nq.min(500)], dim, k, churn_ef)?;
     engine.close()?;
     let doc = json!({
         "engine": "memento",
@@ -136,6 +216,8 @@ pub fn run(args: &Args) -> BoxResult<()> {
         "open_first_answer_ms": ms(first),
         "runs": runs,
         "exact": exact,
+        "filters": filters,
+        "churn": churned,
     });
     std::fs::write(&out, serde_json::to_vec(&doc)?)?;
     Ok(())
