@@ -345,7 +345,7 @@ fn golden_graph_fixture_opens_with_its_graph_in_use() {
     let engine = open_graph_fixture(dir.path());
     assert_eq!(engine.stats().recovery.len(), 1, "only the mirror is rebuilt: {:?}", engine.stats().recovery);
     let info = engine.graph_info().expect("graph info");
-    assert!(info.nodes >= h.node_bound && info.file_nodes == h.node_bound && h.node_bound > 0, "{info:?}");
+    assert!(info.nodes >= h.node_count && info.file_nodes == h.node_count && h.node_count > 0, "{info:?}");
     assert!(info.problem.is_none(), "{info:?}");
     for i in [0, 150, GRAPH_FIXTURE_SEALED - 1, GRAPH_FIXTURE_SEALED + GRAPH_FIXTURE_TAIL - 1] {
         for mode in [ScanMode::Graph, ScanMode::Exact] {

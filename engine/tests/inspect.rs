@@ -298,7 +298,7 @@ fn a_store_with_a_graph_verifies_clean() {
     assert_eq!(g.status, GraphStatus::Usable);
     let h = g.header.clone().expect("its header decodes");
     assert!(h.node_bound >= GRAPH_RECORDS && h.node_count == GRAPH_RECORDS, "{h:?}");
-    assert_eq!(h.node_bound, e_nodes, "the inspector and the engine agree on the nodes covered");
+    assert_eq!(h.node_count, e_nodes, "the inspector and the engine agree on the vectors in the graph");
     assert_eq!((h.m, h.m0, h.ef_construction), (8, 16, 64));
     if let Some(recall) = e_recall {
         assert_eq!(h.est_recall, recall.clamp(0.0, 1.0), "the recall the writer measured is in the header");

@@ -142,7 +142,7 @@ pub(super) fn persist_if_due(gi: &GraphIndex, state: &RwLock<State>, storage: &d
     let est = measure(gi, state, bind.dimension as usize, g)?;
     *gi.estimate.lock() = est;
     let salt = crate::wal::random_u64() as u32;
-    file::write(storage, g, &bind, g.node_count, salt, est)?;
+    file::write(storage, g, &bind, salt, est)?;
     drop(mem);
     match MappedGraph::open(storage, &bind) {
         Ok(m) => *gi.mapped.write() = Some(m),
@@ -226,7 +226,8 @@ fn answer(
     use crate::index::ScanMode;
     let dim = src.dim;
     let k = plan.k;
-    let ef = ef.max(k);
+    // A walk keeps at most the graph's nodes, whatever k and ef ask.
+    let ef = ef.max(k).min(covered.max(1) as usize);
     let allowed = candidates.map(SlotBitmap::from_slots);
     let budget = if candidates.is_some() { (ef * 64).max(20_000) } else { usize::MAX };
     let admit = |node: u32, slot: u64| u64::from(node) < covered && !src.st.dead.contains(slot) && allowed.as_ref().is_none_or(|b| b.contains(slot));
@@ -376,11 +377,13 @@ fn measure(gi: &GraphIndex, state: &RwLock<State>, dim: usize, g: &MemGraph) -> 
 /// What [`Engine::graph_info`] reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GraphInfo {
-    /// Nodes (vectors, deleted ones included) the graph in use covers.
+    /// Whether the engine has a graph index at all (`EngineBuilder::graph(None)` turns it off).
+    pub enabled: bool,
+    /// Vectors (deleted ones included) in the graph in use.
     pub nodes: u64,
     /// Vectors it does not cover yet (the tail, scanned).
     pub tail: u64,
-    /// Nodes the graph file covers (0 without a usable file).
+    /// Vectors in the graph file (0 without a usable file).
     pub file_nodes: u64,
     /// The last measured recall@10 (FORMAT.md §7.6), if any.
     pub estimate: Option<Estimate>,
@@ -446,17 +449,21 @@ impl Engine {
         let src = Source { st: &st, dim: self.dim };
         let mem = self.graph.mem.read();
         let mapped = self.graph.mapped.read().clone();
-        let nodes = self.graph_view(&st, &mem, &mapped).map_or(0, |(_, c)| c);
-        let bound = if st.vf.is_quantized() { Nodes::node_bound(&src) } else { 0 };
+        let salt = st.vf.superblock().file_salt;
+        let file = mapped.as_ref().filter(|m| m.damage().is_none() && m.header.vec_salt == salt);
+        let generation = self.graph.generation();
+        // Vectors, not node numbers (partial quantized pages leave numbers unused).
+        let nodes = match mem.as_ref().filter(|g| g.covered > 0 && g.generation == generation) {
+            Some(g) => g.node_count,
+            None => file.map_or(0, |m| m.header.node_count),
+        };
         let estimate = *self.graph.estimate.lock();
         let n = VectorSource::len(&src);
         Ok(GraphInfo {
+            enabled: self.graph_enabled,
             nodes,
-            tail: bound.saturating_sub(nodes),
-            file_nodes: mapped
-                .as_ref()
-                .filter(|m| m.damage().is_none() && m.header.vec_salt == st.vf.superblock().file_salt)
-                .map_or(0, |m| m.header.node_bound),
+            tail: (n as u64).saturating_sub(nodes),
+            file_nodes: file.map_or(0, |m| m.header.node_count),
             estimate,
             used_by_auto: nodes > 0 && n >= self.graph.params.min_vectors && estimate.is_some_and(|e| e.recall >= MIN_AUTO_RECALL),
             params: self.graph.params,
@@ -494,6 +501,10 @@ impl Engine {
         self.process.check()?;
         if self.writer.is_none() {
             return Err(Error::ReadOnly { path: self.dir.clone() });
+        }
+        // The graph is off (EngineBuilder::graph(None)), or its thread could not start.
+        if self.graph_thread.lock().is_none() {
+            return Ok(());
         }
         self.checkpoint()?;
         {

@@ -144,6 +144,8 @@ pub struct Engine {
     state: Arc<RwLock<State>>,
     /// The graph index: the writer's graph in memory, the mapped file, the builder's controls.
     graph: Arc<crate::graph::builder::GraphIndex>,
+    /// Whether the graph index is on (`EngineBuilder::graph`).
+    graph_enabled: bool,
     /// The writer's graph builder thread (joined at close; never in a forked child).
     graph_thread: OwnedByOpener<Mutex<Option<std::thread::JoinHandle<()>>>>,
     /// Dropped only in the opener: closing SQLite in a forked child could checkpoint or

@@ -31,6 +31,9 @@ use crate::wal::{self, Op, Recovered};
 
 impl Engine {
     pub(super) fn open_with(mut b: EngineBuilder) -> Result<Engine> {
+        if let Some(g) = &b.graph {
+            g.check()?;
+        }
         if b.read_only {
             return Engine::open_reader(b);
         }
@@ -357,6 +360,7 @@ pub(super) fn assemble(
         read_gate: Mutex::new(()),
         state,
         graph,
+        graph_enabled: b.graph.is_some(),
         graph_thread: OwnedByOpener::new(Mutex::new(graph_thread), process),
         mirror: OwnedByOpener::new(Mutex::new(mirror), process),
         group,

@@ -232,6 +232,11 @@ impl<'a> SearchOptions<'a> {
         self.mode = m;
         self
     }
+    /// Candidates kept by a walk of the graph index ([`SearchOptions::ef`]).
+    pub fn ef(mut self, ef: usize) -> Self {
+        self.ef = Some(ef);
+        self
+    }
     /// Threads for this search.
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = Some(n);

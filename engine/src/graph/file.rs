@@ -99,14 +99,7 @@ fn snapshot(g: &MemGraph, bound: u64) -> Snapshot {
 
 /// Write `g`'s nodes below `bind.sealed_nodes` as the graph file, atomically (`.new`, fsync,
 /// rename, directory fsync). Returns the header written.
-pub(crate) fn write(
-    storage: &dyn Storage,
-    g: &MemGraph,
-    bind: &Binding,
-    node_count: u64,
-    salt: u32,
-    est: Option<super::builder::Estimate>,
-) -> Result<GraphHeader> {
+pub(crate) fn write(storage: &dyn Storage, g: &MemGraph, bind: &Binding, salt: u32, est: Option<super::builder::Estimate>) -> Result<GraphHeader> {
     let snap = snapshot(g, bind.sealed_nodes);
     let ps = bind.page_size as usize;
     let mut levels = Vec::new();
@@ -135,7 +128,7 @@ pub(crate) fn write(
         ef_construction: g.ef_construction as u32,
         entry: snap.entry,
         node_bound: snap.node_bound,
-        node_count: node_count.min(snap.node_bound),
+        node_count: g.count_below(snap.node_bound),
         vec_sequence: bind.vec_sequence,
         page_count: next,
         levels,

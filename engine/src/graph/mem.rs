@@ -33,6 +33,8 @@ pub(crate) struct MemGraph {
     pub(crate) covered: u64,
     /// Nodes inserted (deleted ones included).
     pub(crate) node_count: u64,
+    /// One bit per node number that holds a vector (set as it is prepared).
+    present: Vec<u64>,
     /// The numbering's generation ([`super::builder::GraphIndex::generation`]) it was built in.
     pub(crate) generation: u64,
 }
@@ -56,6 +58,7 @@ impl MemGraph {
             entry: Mutex::new(None),
             covered: 0,
             node_count: 0,
+            present: Vec::new(),
             generation: 0,
         }
     }
@@ -128,6 +131,7 @@ impl MemGraph {
         let mut out = Vec::new();
         for n in from as u32..bound_u32 {
             let Some(r) = nodes.node(n)? else { continue };
+            self.mark_present(n);
             let level = level_of(r.slot, self.m);
             let mut recs = Vec::with_capacity(level);
             for l in 1..=level {
@@ -188,6 +192,27 @@ impl MemGraph {
         Ok(())
     }
 
+    fn mark_present(&mut self, n: u32) {
+        let w = n as usize / 64;
+        if self.present.len() <= w {
+            self.present.resize(w + 1, 0);
+        }
+        self.present[w] |= 1 << (n % 64);
+    }
+
+    /// Node numbers below `bound` that hold a vector.
+    pub(crate) fn count_below(&self, bound: u64) -> u64 {
+        let full = (bound / 64) as usize;
+        let mut c: u64 = self.present.iter().take(full).map(|w| u64::from(w.count_ones())).sum();
+        if let Some(w) = self.present.get(full) {
+            let rest = bound % 64;
+            if rest > 0 {
+                c += u64::from((w & ((1u64 << rest) - 1)).count_ones());
+            }
+        }
+        c
+    }
+
     /// Count `inserted` nodes more, and every node below `bound` as covered.
     pub(crate) fn finish(&mut self, bound: u64, inserted: usize) {
         self.node_count += inserted as u64;
@@ -212,6 +237,27 @@ impl MemGraph {
             for (r, (_, _, list)) in recs.iter().enumerate() {
                 self.set_list(level, r as u32, list);
             }
+        }
+        // A number holds a vector when it has links, is linked, or is the entry.
+        self.present = vec![0; (bound as usize).div_ceil(64)];
+        let s = self.stride(0);
+        let mut held: Vec<u32> = Vec::new();
+        for (n, w) in self.l0.chunks(s).enumerate() {
+            let cnt = (w[0].load(Relaxed) as usize).min(s - 1);
+            if cnt > 0 {
+                held.push(n as u32);
+            }
+            held.extend(w[1..1 + cnt].iter().map(|a| a.load(Relaxed)).filter(|&x| u64::from(x) < bound));
+        }
+        if let Some((top, e)) = entry {
+            let mut node = e;
+            for l in (1..=top).rev() {
+                node = self.upper.get(l - 1).and_then(|u| u.get(node as usize * self.stride(l) + 1)).map_or(node, |a| a.load(Relaxed));
+            }
+            held.push(node);
+        }
+        for n in held {
+            self.mark_present(n);
         }
         *self.entry.lock() = entry;
         self.covered = bound;

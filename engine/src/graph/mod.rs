@@ -51,6 +51,21 @@ impl Default for GraphParams {
 pub const DEFAULT_MIN_VECTORS: usize = 20_000;
 
 impl GraphParams {
+    /// Check the parameters: `m` from 2 to 512 (level 0 keeps `2m`, at most the format's 1,024),
+    /// `ef_construction` and `ef_search` from 1 to 2²⁰.
+    pub fn check(&self) -> crate::error::Result<()> {
+        const EF_MAX: usize = 1 << 20;
+        if !(2..=512).contains(&self.m) {
+            return Err(crate::error::Error::invalid(format!("graph m must be from 2 to 512, not {}", self.m)));
+        }
+        for (name, v) in [("ef_construction", self.ef_construction), ("ef_search", self.ef_search)] {
+            if !(1..=EF_MAX).contains(&v) {
+                return Err(crate::error::Error::invalid(format!("graph {name} must be from 1 to {EF_MAX}, not {v}")));
+            }
+        }
+        Ok(())
+    }
+
     /// Neighbours per node at level 0.
     pub fn m0(&self) -> u16 {
         self.m.saturating_mul(2)

@@ -131,7 +131,7 @@ fn the_file_holds_the_same_graph() {
     let g = build(&nodes, 2);
     let storage = MemStorage::new();
     let bind = binding(&nodes);
-    file::write(&storage, &g, &bind, g.node_count, 77, None).expect("write");
+    file::write(&storage, &g, &bind, 77, None).expect("write");
     let m = MappedGraph::open(&storage, &bind).unwrap_or_else(|e| panic!("open: {e:?}"));
     assert_eq!(m.header.node_bound, 2500);
     assert_eq!(recall(m.as_ref(), &nodes, 64), recall(&g, &nodes, 64), "same lists, same answers");
@@ -148,7 +148,7 @@ fn a_file_restricted_to_sealed_nodes_drops_the_others() {
     let storage = MemStorage::new();
     let mut bind = binding(&nodes);
     bind.sealed_nodes = 600;
-    file::write(&storage, &g, &bind, g.node_count, 1, None).expect("write");
+    file::write(&storage, &g, &bind, 1, None).expect("write");
     let m = MappedGraph::open(&storage, &bind).unwrap_or_else(|e| panic!("open: {e:?}"));
     assert_eq!(m.header.node_bound, 600);
     let mut out = Vec::new();
@@ -168,7 +168,7 @@ fn damage_and_staleness_are_told_apart() {
     let storage = MemStorage::new();
     let bind = binding(&nodes);
     assert!(matches!(MappedGraph::open(&storage, &bind), Err(Unusable::Missing)));
-    file::write(&storage, &g, &bind, g.node_count, 5, None).expect("write");
+    file::write(&storage, &g, &bind, 5, None).expect("write");
     let other = Binding { vec_salt: 43, ..bind.clone() };
     assert!(matches!(MappedGraph::open(&storage, &other), Err(Unusable::Stale(_))));
     let fewer = Binding { sealed_nodes: 100, ..bind.clone() };

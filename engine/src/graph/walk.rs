@@ -46,9 +46,10 @@ pub(crate) fn search_level<V: View + ?Sized>(
     prefetch: &dyn Fn(u32),
     score: &mut dyn FnMut(u32) -> Result<Score>,
 ) -> Result<Vec<Cand>> {
-    let ef = ef.max(1);
-    let mut cands: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef * 4);
-    let mut best: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef + 1);
+    // No walk keeps more than the graph has (a huge k or ef must not allocate for it).
+    let ef = ef.clamp(1, (view.node_bound() as usize).max(1));
+    let mut cands: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity((ef * 4).min(4096));
+    let mut best: BinaryHeap<Cand> = BinaryHeap::with_capacity((ef + 1).min(4096));
     let mut scored = 0usize;
     for &e in entries {
         if visited.insert(e.id) {

@@ -108,7 +108,7 @@ fn churn(engine: &Engine, base: &Path, queries: &[f32], dim: usize, k: usize, ef
     while chunks.next_rows(5000, &mut rows)? > 0 {
         let mut b = WriteBatch::new();
         for v in rows.chunks_exact(dim) {
-            if at % 2 == 0 {
+            if at.is_multiple_of(2) {
                 b.upsert(Record::new(at.to_string(), v.to_vec()).with_metadata(meta(at)));
             }
             at += 1;
