@@ -2,10 +2,11 @@
 //! numpy arrays borrowed as float32 rows, hits and records as tuples, and `write`'s operations
 //! parsed into a batch.
 
-use memento::{Durability, Error, Filter, Metadata, Metric, Record, SearchHit, WriteBatch};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
+use memento::graph::{Estimate, GraphParams};
+use memento::{Durability, Error, Filter, GraphInfo, Metadata, Metric, Record, SearchHit, WriteBatch};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayDescr, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyList, PyTuple};
 
 use crate::errors::{invalid, FResult, Fail};
 
@@ -89,6 +90,132 @@ pub(crate) fn hit_tuples<'py>(py: Python<'py>, lists: Vec<Vec<SearchHit>>) -> Py
         out.append(inner)?;
     }
     Ok(out)
+}
+
+/// The hits of `search_arrays`, flattened with the GIL released: `n` queries by `m` columns
+/// (the longest list), each id as `width` UCS-4 code points (zero-padded, as numpy's `U`
+/// dtype holds strings), distances padded with NaN, and the ids as integers when every one
+/// is a decimal integer (see [`decimal_key`]), padded with -1.
+pub(crate) struct HitArrays {
+    n: usize,
+    m: usize,
+    width: usize,
+    codes: Vec<u32>,
+    distances: Vec<f32>,
+    keys: Option<Vec<i64>>,
+}
+
+/// An id as an integer key: a non-negative decimal integer below 2^63 written the canonical
+/// way (digits only, no leading zero), so that the key's decimal form is the id again.
+fn decimal_key(id: &str) -> Option<i64> {
+    let canonical = !id.is_empty() && id.len() <= 19 && id.bytes().all(|b| b.is_ascii_digit()) && (id == "0" || !id.starts_with('0'));
+    if canonical {
+        id.parse::<i64>().ok()
+    } else {
+        None
+    }
+}
+
+impl HitArrays {
+    /// Flattens the hits (no Python object made).
+    pub(crate) fn new(lists: &[Vec<SearchHit>]) -> HitArrays {
+        let n = lists.len();
+        let m = lists.iter().map(Vec::len).max().unwrap_or(0);
+        // numpy has no zero-width string dtype worth giving out: at least 1.
+        let width = lists.iter().flatten().map(|h| h.id.chars().count()).max().unwrap_or(0).max(1);
+        let mut codes = vec![0u32; n * m * width];
+        let mut distances = vec![f32::NAN; n * m];
+        let mut keys = Some(vec![-1i64; n * m]);
+        for (i, hits) in lists.iter().enumerate() {
+            for (j, h) in hits.iter().enumerate() {
+                let cell = i * m + j;
+                if let Some(slot) = codes.get_mut(cell * width..(cell + 1) * width) {
+                    for (c, ch) in slot.iter_mut().zip(h.id.chars()) {
+                        *c = u32::from(ch);
+                    }
+                }
+                if let Some(d) = distances.get_mut(cell) {
+                    *d = h.distance;
+                }
+                if let Some(ks) = keys.as_mut() {
+                    match (decimal_key(&h.id), ks.get_mut(cell)) {
+                        (Some(key), Some(k)) => *k = key,
+                        _ => keys = None,
+                    }
+                }
+            }
+        }
+        HitArrays { n, m, width, codes, distances, keys }
+    }
+
+    /// `(ids, distances, keys)`: an `(n, m)` array of dtype `U{width}` (a view of the code
+    /// points, not a copy), an `(n, m)` float32 array, and an `(n, m)` int64 array or None.
+    pub(crate) fn into_tuple(self, py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
+        let HitArrays { n, m, width, codes, distances, keys } = self;
+        let codes = codes.into_pyarray(py).reshape([n, m * width])?;
+        // Native byte order, as the u32 code points were written.
+        let dtype = PyArrayDescr::new(py, format!("U{width}"))?;
+        let ids = codes.call_method1("view", (dtype,))?;
+        let distances = distances.into_pyarray(py).reshape([n, m])?;
+        let keys = match keys {
+            Some(k) => k.into_pyarray(py).reshape([n, m])?.into_any(),
+            None => py.None().into_bound(py),
+        };
+        PyTuple::new(py, [ids, distances.into_any(), keys])
+    }
+}
+
+/// The graph parameters of `NativeEngine(graph=...)`: `None` (or True) for the engine's
+/// default graph, False for none, or a dict of `m`, `ef_construction`, `ef_search` and
+/// `min_vectors` (a key left out keeps its default). The Python layer checks the values'
+/// ranges; here only their types.
+pub(crate) fn parse_graph(graph: Option<&Bound<'_, PyAny>>) -> FResult<Option<Option<GraphParams>>> {
+    let Some(g) = graph.filter(|g| !g.is_none()) else { return Ok(None) };
+    if let Ok(b) = g.cast::<PyBool>() {
+        return Ok(if b.is_true() { None } else { Some(None) });
+    }
+    let d = g.cast::<PyDict>().map_err(|_| invalid("graph must be None, False or a dict of m, ef_construction, ef_search and min_vectors"))?;
+    let mut p = GraphParams::default();
+    for (key, value) in d.iter() {
+        let name: String = key.extract().map_err(|_| invalid("the keys of graph are strings"))?;
+        let bad = |_| invalid(format!("graph[{name:?}] must be a non-negative integer, not {value}"));
+        match name.as_str() {
+            "m" => p.m = value.extract().map_err(bad)?,
+            "ef_construction" => p.ef_construction = value.extract().map_err(bad)?,
+            "ef_search" => p.ef_search = value.extract().map_err(bad)?,
+            "min_vectors" => p.min_vectors = value.extract().map_err(bad)?,
+            other => return Err(invalid(format!("graph has no parameter {other:?}; use m, ef_construction, ef_search and min_vectors"))),
+        }
+    }
+    Ok(Some(Some(p)))
+}
+
+/// A recall estimate as a dict: `recall`, `sample` (queries measured), `ef`.
+pub(crate) fn estimate_dict(py: Python<'_>, e: Option<Estimate>) -> PyResult<Bound<'_, PyAny>> {
+    let Some(e) = e else { return Ok(py.None().into_bound(py)) };
+    let d = PyDict::new(py);
+    d.set_item("recall", f64::from(e.recall))?;
+    d.set_item("sample", e.sample)?;
+    d.set_item("ef", e.ef)?;
+    Ok(d.into_any())
+}
+
+/// [`GraphInfo`] as a dict of its fields (`estimate` and `params` as dicts).
+pub(crate) fn graph_info_dict(py: Python<'_>, g: GraphInfo) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("nodes", g.nodes)?;
+    d.set_item("tail", g.tail)?;
+    d.set_item("file_nodes", g.file_nodes)?;
+    d.set_item("estimate", estimate_dict(py, g.estimate)?)?;
+    d.set_item("used_by_auto", g.used_by_auto)?;
+    let p = PyDict::new(py);
+    p.set_item("m", g.params.m)?;
+    p.set_item("ef_construction", g.params.ef_construction)?;
+    p.set_item("ef_search", g.params.ef_search)?;
+    p.set_item("min_vectors", g.params.min_vectors)?;
+    d.set_item("params", p)?;
+    d.set_item("problem", g.problem)?;
+    Ok(d)
 }
 
 pub(crate) fn record_tuple<'py>(py: Python<'py>, r: Record) -> PyResult<Bound<'py, PyTuple>> {

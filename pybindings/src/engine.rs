@@ -5,14 +5,15 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use memento::embed::OnnxOptions;
-use memento::{Engine, Error, Filter, Memory, Metric, Record, ScanMode, SearchOptions, WriteBatch};
+use memento::{Engine, Error, Filter, Memory, Metric, Record, ScanMode, SearchHit, SearchOptions, WriteBatch};
 use numpy::{PyArray2, PyUntypedArrayMethods};
 use parking_lot::RwLock;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::convert::{
-    borrow_matrix, build_batch, check_len, hit_tuples, matrix, parse_durability, parse_filter, parse_metadata, parse_metric, parse_op, record_tuple, to_count,
+    borrow_matrix, build_batch, check_len, estimate_dict, graph_info_dict, hit_tuples, matrix, parse_durability, parse_filter, parse_graph, parse_metadata,
+    parse_metric, parse_op, record_tuple, to_count, HitArrays,
 };
 use crate::errors::{guard, invalid, FResult, Fail};
 
@@ -34,6 +35,8 @@ pub(crate) struct NativeEngine {
     path: String,
     /// The process that opened the engine.
     opener: u32,
+    /// Opened with `graph=False`: no graph index (and no builder to wait for).
+    graph_off: bool,
 }
 
 impl NativeEngine {
@@ -122,6 +125,37 @@ impl NativeEngine {
         })
     }
 
+    /// The search of `search` and `search_arrays`: the arguments checked, the queries borrowed,
+    /// the engine's hits given to `then` with the GIL still released.
+    #[allow(clippy::too_many_arguments, reason = "one argument per search option")]
+    fn search_hits<T: Send>(
+        &self,
+        py: Python<'_>,
+        queries: &Bound<'_, PyAny>,
+        k: i64,
+        where_json: Option<&str>,
+        exact: bool,
+        threads: Option<i64>,
+        ef: Option<i64>,
+        then: impl FnOnce(Vec<Vec<SearchHit>>) -> T + Send,
+    ) -> FResult<T> {
+        let arr = borrow_matrix(queries, "queries")?;
+        let k = to_count(k, "k")?;
+        let threads = threads.map(|t| to_count(t, "threads")).transpose()?;
+        let ef = ef.map(|t| to_count(t, "ef")).transpose()?;
+        let filter = parse_filter(where_json)?;
+        let shape = arr.shape();
+        let (n, d) = (shape[0], shape[1]);
+        // The engine takes the queries flat, so it cannot see rows of the wrong length that
+        // add up to a multiple of its dimension: the shape is checked here.
+        self.check_dim(d)?;
+        if n == 0 {
+            return self.with(py, |_| Ok(then(Vec::new())));
+        }
+        let flat = arr.as_slice().map_err(|e| invalid(format!("queries: {e}")))?;
+        self.with(py, |e| Ok(then(e.search_batch(flat, &options(walk_safe_k(e, k, exact), filter.as_ref(), exact, threads, ef))?)))
+    }
+
     fn check_dim(&self, got: usize) -> FResult<()> {
         if got == self.dim {
             Ok(())
@@ -134,7 +168,7 @@ impl NativeEngine {
 #[pymethods]
 impl NativeEngine {
     #[new]
-    #[pyo3(signature = (path, dim, metric, model, durability, create = true, page_size = None, read_only = false, group_access = false))]
+    #[pyo3(signature = (path, dim, metric, model, durability, create = true, page_size = None, read_only = false, group_access = false, graph = None))]
     #[allow(clippy::too_many_arguments, reason = "one argument per open option")]
     fn new(
         py: Python<'_>,
@@ -147,9 +181,15 @@ impl NativeEngine {
         page_size: Option<u32>,
         read_only: bool,
         group_access: bool,
+        graph: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         guard(py, || {
             let mut b = Engine::builder(&path).create(create).group_access(group_access);
+            let graph = parse_graph(graph)?;
+            let graph_off = matches!(graph, Some(None));
+            if let Some(params) = graph {
+                b = b.graph(params);
+            }
             if read_only {
                 b = b.read_only();
             }
@@ -183,6 +223,7 @@ impl NativeEngine {
                 inner: RwLock::new(Some(engine)),
                 closed: AtomicBool::new(false),
                 opener: std::process::id(),
+                graph_off,
             })
         })
     }
@@ -316,7 +357,8 @@ impl NativeEngine {
     }
 
     /// The k nearest records to each row of an (n, dim) float32 C-contiguous array, borrowed.
-    #[pyo3(signature = (queries, k, where_json = None, exact = false, threads = None))]
+    #[pyo3(signature = (queries, k, where_json = None, exact = false, threads = None, ef = None))]
+    #[allow(clippy::too_many_arguments, reason = "one argument per search option")]
     fn search<'py>(
         &self,
         py: Python<'py>,
@@ -325,23 +367,76 @@ impl NativeEngine {
         where_json: Option<&str>,
         exact: bool,
         threads: Option<i64>,
+        ef: Option<i64>,
     ) -> PyResult<Bound<'py, PyList>> {
         guard(py, || {
-            let arr = borrow_matrix(queries, "queries")?;
-            let k = to_count(k, "k")?;
-            let threads = threads.map(|t| to_count(t, "threads")).transpose()?;
-            let filter = parse_filter(where_json)?;
-            let shape = arr.shape();
-            let (n, d) = (shape[0], shape[1]);
-            // The engine takes the queries flat, so it cannot see rows of the wrong length that
-            // add up to a multiple of its dimension: the shape is checked here.
-            self.check_dim(d)?;
-            if n == 0 {
-                return self.with(py, |_| Ok(())).map(|()| PyList::empty(py));
-            }
-            let flat = arr.as_slice().map_err(|e| invalid(format!("queries: {e}")))?;
-            let hits = self.with(py, |e| Ok(e.search_batch(flat, &options(k, filter.as_ref(), exact, threads))?))?;
+            let hits = self.search_hits(py, queries, k, where_json, exact, threads, ef, |hits| hits)?;
             Ok(hit_tuples(py, hits)?)
+        })
+    }
+
+    /// `search` with its results as arrays, made without a Python object per hit:
+    /// `(ids, distances, keys)`, for n queries and m the longest result list: `ids` an (n, m)
+    /// array of numpy's fixed-width unicode (dtype `<U{longest id}`, "" past a shorter list),
+    /// `distances` (n, m) float32 (NaN past a shorter list), `keys` (n, m) int64 (-1 past a
+    /// shorter list) when every id returned is a non-negative decimal integer written without
+    /// leading zeros, else None.
+    #[pyo3(signature = (queries, k, where_json = None, exact = false, threads = None, ef = None))]
+    #[allow(clippy::too_many_arguments, reason = "one argument per search option")]
+    fn search_arrays<'py>(
+        &self,
+        py: Python<'py>,
+        queries: &Bound<'py, PyAny>,
+        k: i64,
+        where_json: Option<&str>,
+        exact: bool,
+        threads: Option<i64>,
+        ef: Option<i64>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        guard(py, || {
+            // Flattened with the GIL released, then moved into numpy arrays without a copy.
+            let arrays = self.search_hits(py, queries, k, where_json, exact, threads, ef, |hits| HitArrays::new(&hits))?;
+            Ok(arrays.into_tuple(py)?)
+        })
+    }
+
+    /// Brings the graph index up to every committed vector, with every core, and writes its
+    /// file (memento::Engine::build_index). ReadOnlyError in a reader. With `graph=False`
+    /// there is no graph to build: nothing is done (the engine would wait for a builder that
+    /// was never started).
+    fn build_index(&self, py: Python<'_>) -> PyResult<()> {
+        let off = self.graph_off;
+        guard(py, || {
+            self.with(py, |e| {
+                if !off {
+                    e.build_index()?;
+                } else if e.stats().read_only {
+                    return Err(Fail::Engine(Error::ReadOnly { path: e.path().to_path_buf() }));
+                }
+                Ok(())
+            })
+        })
+    }
+
+    /// The graph index's state (memento::Engine::graph_info) as a dict.
+    fn graph_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        guard(py, || {
+            let info = self.with(py, |e| Ok(e.graph_info()?))?;
+            Ok(graph_info_dict(py, info)?)
+        })
+    }
+
+    /// recall@k of the graph against the exact answers over `sample` stored vectors taken as
+    /// queries, at `ef` (None: the engine's): a dict (`recall`, `sample`, `ef`), or None when
+    /// the store has no usable graph.
+    #[pyo3(signature = (k = 10, sample = 64, ef = None))]
+    fn estimate_recall<'py>(&self, py: Python<'py>, k: i64, sample: i64, ef: Option<i64>) -> PyResult<Bound<'py, PyAny>> {
+        guard(py, || {
+            let k = to_count(k, "k")?;
+            let sample = to_count(sample, "sample")?;
+            let ef = ef.map(|t| to_count(t, "ef")).transpose()?;
+            let est = self.with(py, |e| Ok(e.estimate_recall(walk_safe_k(e, k, false), sample, ef)?))?;
+            Ok(estimate_dict(py, est)?)
         })
     }
 
@@ -375,7 +470,8 @@ impl NativeEngine {
     }
 
     /// The k stored texts closest in meaning to each query text.
-    #[pyo3(signature = (texts, k, where_json = None, exact = false, threads = None))]
+    #[pyo3(signature = (texts, k, where_json = None, exact = false, threads = None, ef = None))]
+    #[allow(clippy::too_many_arguments, reason = "one argument per search option")]
     fn recall<'py>(
         &self,
         py: Python<'py>,
@@ -384,14 +480,16 @@ impl NativeEngine {
         where_json: Option<&str>,
         exact: bool,
         threads: Option<i64>,
+        ef: Option<i64>,
     ) -> PyResult<Bound<'py, PyList>> {
         guard(py, || {
             let k = to_count(k, "k")?;
             let threads = threads.map(|t| to_count(t, "threads")).transpose()?;
+            let ef = ef.map(|t| to_count(t, "ef")).transpose()?;
             let filter = parse_filter(where_json)?;
             let hits = self.with(py, |e| {
                 let qs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                Ok(e.recall_batch(&qs, &options(k, filter.as_ref(), exact, threads))?)
+                Ok(e.recall_batch(&qs, &options(walk_safe_k(e, k, exact), filter.as_ref(), exact, threads, ef))?)
             })?;
             Ok(hit_tuples(py, hits)?)
         })
@@ -520,11 +618,28 @@ impl Drop for NativeEngine {
     }
 }
 
+/// `k` for a search that may walk the graph index: the walk allocates buffers of a few times
+/// `max(k, ef)` entries up front (memento's `graph::walk`), so that a `k` far beyond the store
+/// (`k=2**40` for "every record") aborts the process when that allocation fails. Above 65,536,
+/// `k` is capped at the live records (at least 65,536), which changes no answer: a search
+/// returns at most every record. (A commit landing between the count and the search could add
+/// records such a search then leaves out.)
+fn walk_safe_k(e: &Engine, k: usize, exact: bool) -> usize {
+    const FREE: usize = 1 << 16;
+    if exact || k <= FREE {
+        k
+    } else {
+        k.min(usize::try_from(e.count()).unwrap_or(usize::MAX).max(FREE))
+    }
+}
+
 /// The search options of a `search` or `recall` call: `k`, the filter, the float32 scan when
-/// `exact`, and the thread count when given (else the engine's).
-fn options(k: usize, filter: Option<&Filter>, exact: bool, threads: Option<usize>) -> SearchOptions<'_> {
+/// `exact`, the thread count when given (else the engine's), and the graph walk's `ef` when
+/// given (else the engine's).
+fn options(k: usize, filter: Option<&Filter>, exact: bool, threads: Option<usize>, ef: Option<usize>) -> SearchOptions<'_> {
     let mut o = SearchOptions::new(k);
     o.filter = filter;
+    o.ef = ef;
     if exact {
         o = o.mode(ScanMode::Exact);
     }

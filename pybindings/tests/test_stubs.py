@@ -67,7 +67,8 @@ def test_native_stub_covers_the_native_classes():
     engine = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "NativeEngine")
     eng = declared(engine.body)
     for m in ("dimension", "metric", "model_id", "path", "closed", "write", "add_arrays", "delete", "delete_where", "get", "get_where",
-              "search", "remember", "recall", "embed", "count", "checkpoint", "stats", "close"):
+              "search", "search_arrays", "remember", "recall", "embed", "count", "checkpoint", "stats", "close",
+              "build_index", "graph_info", "estimate_recall"):
         assert m in eng, f"NativeEngine.{m}"
 
 

@@ -656,3 +656,100 @@ fn compact_gives_the_space_of_deleted_records_back() {
     assert!(stats.contains(r#""records":1500"#) && stats.contains(r#""deleted":0"#), "{stats}");
     assert!(ok(h.on("v", &["search", "-k", "1", "[1000, 1]"])).contains("r1000"));
 }
+
+/// A raw-vector cosine store in `h` named `g` with `n` records `r0`.. of dimension 8, spread
+/// around a few directions (pseudo-random, the same every run).
+fn spread_records(h: &Home, n: usize) {
+    ok(h.on("g", &["init", "--dimension", "8"]));
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 40) as f64 / (1u64 << 24) as f64 - 0.5
+    };
+    let records: String = (0..n)
+        .map(|i| {
+            let v: Vec<String> = (0..8).map(|j| format!("{:.4}", if j == i % 4 { 1.0 } else { 0.0 } + 0.3 * next())).collect();
+            format!("{{\"id\": \"r{i}\", \"vector\": [{}]}}\n", v.join(", "))
+        })
+        .collect();
+    let file = h.write("spread.jsonl", &records);
+    ok(h.on("g", &["add", "--file", file.to_str().unwrap()]));
+}
+
+#[test]
+fn search_and_recall_take_ef() {
+    let h = Home::new();
+    fifteen_records(&h);
+    // A store this small is scanned, not searched through a graph: --ef changes nothing.
+    let one = ok(h.on("v", &["search", "[3, 0]", "--json"]));
+    assert_eq!(ok(h.on("v", &["search", "[3, 0]", "--json", "--ef", "1"])), one);
+    assert_eq!(ok(h.on("v", &["search", "[3, 0]", "--json", "--ef", "500", "--exact", "--threads", "1"])), one);
+    // --ef is a whole number from 1 up, for recall too (refused before the model loads).
+    for bad in ["0", "-3", "many", "2.5"] {
+        let opt = format!("--ef={bad}");
+        let err = fails(h.on("v", &["search", "[3, 0]", &opt]), 2);
+        assert!(err.contains("--ef") && err.contains("not a whole number from 1 up"), "{err}");
+        let err = fails(h.on("v", &["recall", "tea", &opt]), 2);
+        assert!(err.contains("--ef"), "{err}");
+    }
+    for cmd in ["search", "recall"] {
+        let help = ok(h.cmd(&["help", cmd]));
+        assert!(help.contains("--ef <N>") && help.contains("--exact"), "{help}");
+    }
+}
+
+#[test]
+fn stats_shows_the_graph_and_index_build_builds_it() {
+    let h = Home::new();
+    spread_records(&h, 1000);
+    // Below the graph's 20,000 vectors nothing is built by itself, and searches scan.
+    let text = ok(h.on("g", &["stats"]));
+    assert!(text.contains("graph index      none yet (1000 vectors, all scanned)"), "{text}");
+    assert!(text.contains("graph searches   not used by searches without --exact (below 20000 vectors"), "{text}");
+    let stats = json(&ok(h.on("g", &["stats", "--json"])));
+    let g = &stats["graph"];
+    assert_eq!((g["nodes"].as_u64(), g["tail"].as_u64(), g["file_nodes"].as_u64()), (Some(0), Some(1000), Some(0)), "{g}");
+    assert_eq!((g["estimate"].clone(), g["used_by_auto"].clone(), g["problem"].clone()), (Value::Null, Value::Bool(false), Value::Null), "{g}");
+    assert_eq!(g["params"], serde_json::json!({"m": 16, "ef_construction": 200, "ef_search": 64, "min_vectors": 20000}));
+    assert!(g.get("measured").is_none(), "{g}");
+    // --recall without a graph: nothing to measure.
+    assert!(ok(h.on("g", &["stats", "--recall"])).contains("graph recall     no graph to measure"));
+    assert_eq!(json(&ok(h.on("g", &["stats", "--recall", "--json"])))["graph"]["measured"], Value::Null);
+    // --sample and --ef go with --recall, and are whole numbers from 1 up.
+    fails(h.on("g", &["stats", "--sample", "8"]), 2);
+    fails(h.on("g", &["stats", "--ef", "8"]), 2);
+    fails(h.on("g", &["stats", "--recall", "--sample", "0"]), 2);
+
+    // `index build` builds a graph for a store of any size, writes its file and measures it.
+    // (Nodes are numbered by place in the quantized blocks, so they cover at least the 1,000
+    // vectors: a block's unused places count too.)
+    let out = ok(h.on("g", &["index", "build"]));
+    assert!(out.starts_with("graph index built in ") && out.contains(" vectors, its file holds ") && out.contains("; recall "), "{out}");
+    let built = json(&ok(h.on("g", &["--json", "index", "build"])));
+    let nodes = built["nodes"].as_u64().unwrap();
+    assert!(built["seconds"].as_f64().unwrap() >= 0.0 && nodes >= 1000 && built["file_nodes"] == nodes, "{built}");
+    let stats = json(&ok(h.on("g", &["stats", "--json"])));
+    let g = &stats["graph"];
+    assert_eq!((g["nodes"].as_u64(), g["tail"].as_u64(), g["file_nodes"].as_u64()), (Some(nodes), Some(0), Some(nodes)), "{g}");
+    let est = &g["estimate"];
+    assert!(est["recall"].as_f64().unwrap() > 0.5 && est["sample"].as_u64().unwrap() > 0 && est["ef"] == 64, "{est}");
+    // Still below 20,000 vectors: the scans answer searches without --exact.
+    assert_eq!(g["used_by_auto"], false);
+    let text = ok(h.on("g", &["stats"]));
+    let covered = format!("graph index      {nodes} vectors in the graph, 0 in the tail (scanned); its file holds {nodes}");
+    for line in [covered.as_str(), "graph recall     ", ", last measured"] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    // Measured now, at the --ef and --sample given.
+    let measured = json(&ok(h.on("g", &["stats", "--recall", "--sample", "8", "--ef", "100", "--json"])))["graph"]["measured"].clone();
+    assert!(measured["sample"].as_u64().unwrap() <= 8 && measured["ef"] == 100 && measured["recall"].as_f64().unwrap() > 0.5, "{measured}");
+    assert!(ok(h.on("g", &["stats", "--recall", "--sample", "4"])).contains(", measured now"));
+    // A search with --ef still finds the nearest record.
+    let hits = json(&ok(h.on("g", &["search", "[1, 0, 0, 0, 0, 0, 0, 0]", "-k", "3", "--ef", "16", "--json"])));
+    assert_eq!(hits.as_array().unwrap().len(), 3);
+    // `index build` on a missing store says how to make one.
+    let err = fails(h.on("nope", &["index", "build"]), 1);
+    assert!(err.contains("there is no store"), "{err}");
+}

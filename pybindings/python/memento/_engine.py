@@ -23,7 +23,8 @@ from . import base
 from ._filter import compile_filter, filter_json
 from ._limits import MAX_ID_BYTES as MAX_ID_BYTES
 from ._limits import MAX_METADATA_BYTES, depth_error, metadata_len_error
-from .base import DEFAULT_K, UNSET, Ids, Metadatas, SearchArrays, Texts, Unset, VectorsArg, Where
+from ._store import MAX_EF
+from .base import DEFAULT_K, UNSET, GraphArg, Ids, Metadatas, SearchArrays, Texts, Unset, VectorsArg, Where
 from .errors import ClosedError, DimensionMismatchError, ForkedProcessError, InvalidArgumentError, _forked_message
 from .types import Memory, SearchResult, score_of
 from .vector_ops import as_batch
@@ -62,11 +63,19 @@ class Core(Protocol):
     def get(self, ids: list[str]) -> list[Row | None]: ...
     def get_where(self, where_json: str, limit: int | None) -> list[Row]: ...
     def search(
-        self, queries: npt.NDArray[np.float32], k: int, where_json: str | None, exact: bool = False, threads: int | None = None
+        self, queries: npt.NDArray[np.float32], k: int, where_json: str | None, exact: bool = False, threads: int | None = None, ef: int | None = None
     ) -> list[list[Hit]]: ...
+    def search_arrays(
+        self, queries: npt.NDArray[np.float32], k: int, where_json: str | None, exact: bool = False, threads: int | None = None, ef: int | None = None
+    ) -> tuple[npt.NDArray[np.str_], npt.NDArray[np.float32], npt.NDArray[np.int64] | None]: ...
     def remember(self, texts: list[str], metadatas_json: list[str | None] | None, ids: list[str | None] | None) -> list[str]: ...
-    def recall(self, texts: list[str], k: int, where_json: str | None, exact: bool = False, threads: int | None = None) -> list[list[Hit]]: ...
+    def recall(
+        self, texts: list[str], k: int, where_json: str | None, exact: bool = False, threads: int | None = None, ef: int | None = None
+    ) -> list[list[Hit]]: ...
     def embed(self, texts: list[str]) -> npt.NDArray[np.float32]: ...
+    def build_index(self) -> None: ...
+    def graph_info(self) -> dict[str, Any]: ...
+    def estimate_recall(self, k: int = 10, sample: int = 64, ef: int | None = None) -> dict[str, Any] | None: ...
     def count(self) -> int: ...
     def checkpoint(self) -> None: ...
     def compact(self) -> dict[str, Any]: ...
@@ -246,6 +255,24 @@ def threads_arg(threads: object) -> int | None:
     return int(threads)
 
 
+def ef_arg(ef: object) -> int | None:
+    """``ef`` as None (the engine's ``ef_search``) or a positive int up to 1,048,576
+    (InvalidArgumentError otherwise)."""
+    if ef is None:
+        return None
+    if isinstance(ef, bool) or not isinstance(ef, (int, np.integer)) or not (1 <= ef <= MAX_EF):
+        raise _bad(f"ef must be None or an integer from 1 to {MAX_EF:,}, not {ef!r}")
+    return int(ef)
+
+
+def count_arg(n: object, name: str) -> int:
+    """A positive count (``sample`` of estimate_recall) as an int, capped at 2**40
+    (InvalidArgumentError otherwise)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise _bad(f"{name} must be a positive integer, not {n!r}")
+    return min(int(n), _MAX_K)
+
+
 def exact_arg(exact: object) -> bool:
     """``exact`` as a bool (InvalidArgumentError otherwise)."""
     if not isinstance(exact, (bool, np.bool_)):
@@ -323,6 +350,13 @@ class Engine(base.Engine):
             itself), and writes raise ReadOnlyError. The store must exist.
         group_access: A store this call creates is shared with the owner's group (directory
             0770, files 0660) instead of private to its owner (0700, 0600).
+        graph: The graph index (HNSW) the Rust engine builds in the background and searches
+            through (see :meth:`search`): None for the default one, False for none (every
+            search scans), or a dict of some of ``m`` (neighbours per node, 2 to 512; 16),
+            ``ef_construction`` (candidates kept while linking a node; 200), ``ef_search``
+            (candidates kept by a search's walk; 64) and ``min_vectors`` (the graph is built,
+            and used by default, from this many vectors on; 20,000). The Python engine takes
+            the same values (checked alike) and has no graph.
 
     The engine is a context manager: ``with memento.Engine(path) as db: ...`` closes it.
     """
@@ -352,8 +386,9 @@ class Engine(base.Engine):
         page_size: int | None = None,
         read_only: bool = False,
         group_access: bool = False,
+        graph: GraphArg = None,
     ) -> None:
-        core, kind = self._open_core(path, dimension, metric, model, durability, create, page_size, read_only, group_access)
+        core, kind = self._open_core(path, dimension, metric, model, durability, create, page_size, read_only, group_access, graph)
         #: The process that opened the engine: a forked child gets ForkedProcessError.
         self._opener_pid = os.getpid()
         self._core = core
@@ -376,10 +411,11 @@ class Engine(base.Engine):
         page_size: int | None,
         read_only: bool = False,
         group_access: bool = False,
+        graph: GraphArg = None,
     ) -> tuple[Core, str]:
         """Opens the core: the engine :func:`memento.backend` names (RustEngine and PythonEngine
         override this with their own)."""
-        return _default_class()._open_core(path, dimension, metric, model, durability, create, page_size, read_only, group_access)
+        return _default_class()._open_core(path, dimension, metric, model, durability, create, page_size, read_only, group_access, graph)
 
     # ---------------------------------------------------------------- properties
 
@@ -582,24 +618,24 @@ class Engine(base.Engine):
 
     @overload
     def search(
-        self, queries: Sequence[float], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+        self, queries: Sequence[float], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
     ) -> list[SearchResult]: ...
 
     @overload
     def search(
-        self, queries: Sequence[Sequence[float]], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+        self, queries: Sequence[Sequence[float]], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
     ) -> list[list[SearchResult]]: ...
 
     @overload
     def search(
-        self, queries: npt.NDArray[Any], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+        self, queries: npt.NDArray[Any], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
     ) -> list[Any]: ...
 
     def search(
-        self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+        self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
     ) -> list[Any]:
         self._check_open()
-        kk, ex, th = k_arg(k), exact_arg(exact), threads_arg(threads)
+        kk, ex, th, e = k_arg(k), exact_arg(exact), threads_arg(threads), ef_arg(ef)
         # The filter is checked before the queries, as the Rust library and the CLI do, so that
         # a call wrong in both ways fails with the same error everywhere.
         wj = where_arg(where)
@@ -608,28 +644,38 @@ class Engine(base.Engine):
         batch, single = as_batch(queries, self._dimension, name="queries")
         if batch.shape[0] == 0:
             return []
-        res = self._results(self._core.search(batch, kk, wj, ex, th))
+        res = self._results(self._core.search(batch, kk, wj, ex, th, e))
         return res[0] if single else res
 
     def search_arrays(
-        self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+        self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
     ) -> SearchArrays:
         self._check_open()
-        kk, ex, th = k_arg(k), exact_arg(exact), threads_arg(threads)
+        kk, ex, th, e = k_arg(k), exact_arg(exact), threads_arg(threads), ef_arg(ef)
         wj = where_arg(where)
         if wj is not None:
             compile_filter(where)  # before the queries, as in search
         batch, _ = as_batch(queries, self._dimension, name="queries")
-        hits = self._core.search(batch, kk, wj, ex, th) if batch.shape[0] else []
-        n, m = len(hits), max((len(r) for r in hits), default=0)
-        dist = np.full((n, m), np.nan, dtype=np.float32)
-        ids: list[list[str]] = []
-        for i, row in enumerate(hits):
-            ids.append([h[0] for h in row])
-            if row:
-                dist[i, : len(row)] = [h[1] for h in row]
+        # The core makes the arrays (the Rust engine natively: no Python object per hit).
+        id_array, dist, keys = self._core.search_arrays(batch, kk, wj, ex, th, e)
         score = (np.float32(1.0) - dist) if self._metric == "cosine" else -dist
-        return SearchArrays(ids, dist, score.astype(np.float32, copy=False))
+        return SearchArrays(id_array, dist, score.astype(np.float32, copy=False), keys)
+
+    # ---------------------------------------------------------------- the graph index
+
+    def build_index(self) -> None:
+        self._check_open()
+        self._core.build_index()
+
+    def graph_info(self) -> dict[str, Any]:
+        self._check_open()
+        return dict(self._core.graph_info())
+
+    def estimate_recall(self, k: int = DEFAULT_K, sample: int = 64, ef: int | None = None) -> dict[str, Any] | None:
+        self._check_open()
+        kk, n, e = k_arg(k), count_arg(sample, "sample"), ef_arg(ef)
+        est = self._core.estimate_recall(kk, n, e)
+        return None if est is None else dict(est)
 
     def count(self) -> int:
         self._check_open()
@@ -687,24 +733,24 @@ class Engine(base.Engine):
 
     @overload
     def recall(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
-        self, queries: str, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+        self, queries: str, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
     ) -> list[SearchResult]: ...
 
     @overload
     def recall(
-        self, queries: Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+        self, queries: Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
     ) -> list[list[SearchResult]]: ...
 
     def recall(
-        self, queries: str | Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+        self, queries: str | Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
     ) -> list[Any]:
         self._check_open()
-        kk, ex, th = k_arg(k), exact_arg(exact), threads_arg(threads)
+        kk, ex, th, e = k_arg(k), exact_arg(exact), threads_arg(threads), ef_arg(ef)
         text_list, single = _texts_list(queries, "queries", "query")
         wj = where_arg(where)
         if not text_list:
             return []
-        res = self._results(self._core.recall(text_list, kk, wj, ex, th))
+        res = self._results(self._core.recall(text_list, kk, wj, ex, th, e))
         return res[0] if single else res
 
     @overload

@@ -25,7 +25,10 @@ class NativeEngine:
     """An open store (memento::Engine). ``metric``: "cosine" | "dot" | "l2" (None: the store's,
     cosine when creating); ``model``: None (no model), "default", or a model directory;
     ``durability``: "sync" | "group" | "buffered" (None: sync); ``read_only``: a reader beside the
-    writer (FORMAT.md §4.4); ``group_access``: a new store shared with the owner's group."""
+    writer (FORMAT.md §4.4); ``group_access``: a new store shared with the owner's group;
+    ``graph``: None (or True) for the default graph index, False for none, or a dict of
+    ``m``, ``ef_construction``, ``ef_search``, ``min_vectors`` (memento::graph::GraphParams; a
+    key left out keeps its default)."""
 
     def __new__(
         cls,
@@ -38,6 +41,7 @@ class NativeEngine:
         page_size: int | None = None,
         read_only: bool = False,
         group_access: bool = False,
+        graph: dict[str, int] | bool | None = None,
     ) -> NativeEngine: ...
     @property
     def dimension(self) -> int: ...
@@ -78,12 +82,47 @@ class NativeEngine:
     def get(self, ids: list[str]) -> list[_Record | None]: ...
     def get_where(self, where_json: str, limit: int | None = None) -> list[_Record]: ...
     def search(
-        self, queries: npt.NDArray[np.float32], k: int, where_json: str | None = None, exact: bool = False, threads: int | None = None
+        self,
+        queries: npt.NDArray[np.float32],
+        k: int,
+        where_json: str | None = None,
+        exact: bool = False,
+        threads: int | None = None,
+        ef: int | None = None,
     ) -> list[list[_Hit]]:
-        """The k nearest records to each row of an (n, dim) float32 C-contiguous array."""
+        """The k nearest records to each row of an (n, dim) float32 C-contiguous array; ``ef``:
+        the graph walk's candidates (None: the engine's ef_search)."""
+    def search_arrays(
+        self,
+        queries: npt.NDArray[np.float32],
+        k: int,
+        where_json: str | None = None,
+        exact: bool = False,
+        threads: int | None = None,
+        ef: int | None = None,
+    ) -> tuple[npt.NDArray[np.str_], npt.NDArray[np.float32], npt.NDArray[np.int64] | None]:
+        """``search`` as arrays made natively, with no Python object per hit: ``(ids,
+        distances, keys)``, each (n, m) for m the longest result list: ids of dtype
+        ``<U{longest id}`` ("" past a shorter list), float32 distances (NaN past a shorter
+        list), and int64 keys (-1 past a shorter list) when every id returned is a
+        non-negative decimal integer without leading zeros, else None."""
+    def build_index(self) -> None:
+        """Brings the graph index up to every committed vector and writes its file."""
+    def graph_info(self) -> dict[str, Any]:
+        """memento::GraphInfo: nodes, tail, file_nodes, estimate (dict or None), used_by_auto,
+        params (dict), problem (str or None)."""
+    def estimate_recall(self, k: int = 10, sample: int = 64, ef: int | None = None) -> dict[str, Any] | None:
+        """The graph's recall@k over ``sample`` stored vectors: {recall, sample, ef}, or None
+        without a usable graph."""
     def remember(self, texts: list[str], metadatas_json: list[str | None] | None = None, ids: list[str | None] | None = None) -> list[str]: ...
     def recall(
-        self, texts: list[str], k: int, where_json: str | None = None, exact: bool = False, threads: int | None = None
+        self,
+        texts: list[str],
+        k: int,
+        where_json: str | None = None,
+        exact: bool = False,
+        threads: int | None = None,
+        ef: int | None = None,
     ) -> list[list[_Hit]]: ...
     def embed(self, texts: list[str]) -> npt.NDArray[np.float32]: ...
     def count(self) -> int: ...

@@ -44,15 +44,18 @@ from ._fork import leak
 from ._ids import content_id
 from ._filter import Predicate, compile_filter_json
 from ._store import (
+    GRAPH_DEFAULTS,
     PY_STORE_FILE,
     RUST_VEC_FILE,
     StoreInfo,
     check_dim,
     check_durability,
+    check_graph,
     fspath,
     resolve_metric,
     resolve_model,
 )
+from .base import GraphArg, _hit_arrays
 from .errors import (
     ClosedError,
     CorruptedError,
@@ -253,6 +256,9 @@ class PythonCore:
         page_size: The Rust engine's page size for a new store (None: 64 KiB). This engine has
             no pages, but it accepts and refuses the same sizes and dimensions
             (:func:`memento._limits.layout_error`), so that a program behaves alike on both.
+        graph: The Rust engine's graph index parameters (see ``memento.Engine``): checked as
+            the Rust engine checks them and reported by ``graph_info``, but this engine has no
+            graph (it always scores every record in float32).
     """
 
     def __init__(
@@ -266,6 +272,7 @@ class PythonCore:
         page_size: int | None = None,
         read_only: bool = False,
         group_access: bool = False,
+        graph: GraphArg = None,
     ) -> None:
         #: The process that opened the store: every operation checks it first.
         self._opener_pid = os.getpid()
@@ -284,6 +291,9 @@ class PythonCore:
         self._dropped = 0
         dim = check_dim(dim)
         self._page_size = _limits.check_page_size(page_size)
+        params = check_graph(graph)
+        #: The graph parameters given (reported by graph_info; this engine has no graph).
+        self._graph_params = dict(params) if isinstance(params, dict) else dict(GRAPH_DEFAULTS)
         durability = check_durability(durability)
         if metric is not None:
             vo.check_metric(metric)
@@ -966,13 +976,51 @@ class PythonCore:
         return out
 
     def search(
-        self, queries: npt.NDArray[np.float32], k: int, where_json: str | None, exact: bool = False, threads: int | None = None
+        self, queries: npt.NDArray[np.float32], k: int, where_json: str | None, exact: bool = False, threads: int | None = None, ef: int | None = None
     ) -> list[list[_Hit]]:
-        # numpy scores every record in float32 on its own threads: exact and threads change nothing.
+        # numpy scores every record in float32 on its own threads, and there is no graph to
+        # walk: exact, threads and ef change nothing.
         self._check_process()
         with self._mutex:
             self._check()
             return self._search(queries, k, where_json)
+
+    def search_arrays(
+        self, queries: npt.NDArray[np.float32], k: int, where_json: str | None, exact: bool = False, threads: int | None = None, ef: int | None = None
+    ) -> tuple[npt.NDArray[np.str_], npt.NDArray[np.float32], npt.NDArray[np.int64] | None]:
+        """``search`` as the native module's ``search_arrays`` returns it: (ids, distances, keys)."""
+        hits = self.search(queries, k, where_json, exact, threads, ef) if len(queries) else []
+        return _hit_arrays([[h[0] for h in row] for row in hits], [[h[1] for h in row] for row in hits])
+
+    # ---------------------------------------------------------------- the graph index (none)
+
+    def build_index(self) -> None:
+        """Nothing to build: this engine has no graph (ReadOnlyError in a reader, as in Rust)."""
+        self._check_process()
+        with self._mutex:
+            self._check_writable()
+
+    def graph_info(self) -> dict[str, Any]:
+        """No graph: every record is scanned (the tail is every record)."""
+        self._check_process()
+        with self._mutex:
+            self._check()
+            return {
+                "nodes": 0,
+                "tail": len(self._row),
+                "file_nodes": 0,
+                "estimate": None,
+                "used_by_auto": False,
+                "params": dict(self._graph_params),
+                "problem": "the fallback engine has no graph index",
+            }
+
+    def estimate_recall(self, k: int = 10, sample: int = 64, ef: int | None = None) -> dict[str, Any] | None:
+        """No graph to measure: None."""
+        self._check_process()
+        with self._mutex:
+            self._check()
+            return None
 
     def count(self) -> int:
         self._check_process()
@@ -1022,7 +1070,9 @@ class PythonCore:
                 self._commit(ops, prepared)
             return out
 
-    def recall(self, texts: list[str], k: int, where_json: str | None, exact: bool = False, threads: int | None = None) -> list[list[_Hit]]:
+    def recall(
+        self, texts: list[str], k: int, where_json: str | None, exact: bool = False, threads: int | None = None, ef: int | None = None
+    ) -> list[list[_Hit]]:
         self._check_process()
         emb = self._require_embedder()
         q = emb.embed_batch(texts)
@@ -1214,8 +1264,10 @@ class PythonEngine(Engine):
     :class:`memento.RustEngine` (see :mod:`memento.base`), in its own store format (a directory
     with ``memento.python.sqlite`` and ``LOCK``). Durability "group" is "sync" here (each
     write is synced before it returns); ``page_size`` is checked as the Rust engine checks it,
-    though this engine has no pages; ``exact`` and ``threads`` change nothing (numpy scores
-    every record in float32).
+    though this engine has no pages; ``exact``, ``threads`` and ``ef`` change nothing (numpy
+    scores every record in float32). It has no graph index: ``graph`` is checked and reported
+    by :meth:`graph_info` but builds nothing, :meth:`build_index` does nothing,
+    :meth:`graph_info` says there is no graph and :meth:`estimate_recall` returns None.
     """
 
     @classmethod
@@ -1230,6 +1282,7 @@ class PythonEngine(Engine):
         page_size: int | None,
         read_only: bool = False,
         group_access: bool = False,
+        graph: GraphArg = None,
     ) -> tuple[Core, str]:
-        return PythonCore(path, dimension, metric, model, durability, create, page_size, read_only, group_access), "python"
+        return PythonCore(path, dimension, metric, model, durability, create, page_size, read_only, group_access, graph), "python"
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from ._engine import Core, Engine
 from ._limits import check_page_size
-from ._store import PY_STORE_FILE, RUST_VEC_FILE, StoreInfo, check_dim, check_durability, fspath, resolve_metric, resolve_model
+from ._store import PY_STORE_FILE, RUST_VEC_FILE, StoreInfo, check_dim, check_durability, check_graph, fspath, resolve_metric, resolve_model
+from .base import GraphArg
 from .errors import IncompatibleError, InvalidArgumentError
 from .vector_ops import check_metric
 
@@ -56,12 +57,14 @@ class RustEngine(Engine):
         page_size: int | None,
         read_only: bool = False,
         group_access: bool = False,
+        graph: GraphArg = None,
     ) -> tuple[Core, str]:
         mod = native()
         p = fspath(path)
         dimension = check_dim(dimension)
         page_size = check_page_size(page_size)
         durability = check_durability(durability)
+        graph_params = check_graph(graph)
         if metric is not None:
             check_metric(metric)
         for name, flag in (("create", create), ("read_only", read_only), ("group_access", group_access)):
@@ -77,5 +80,5 @@ class RustEngine(Engine):
         existing = None if found is None else StoreInfo(found["dimension"], found["metric"], found["model_id"])
         model_spec = resolve_model(model, dimension, existing)
         metric_res = resolve_metric(metric, existing)
-        core: Core = mod.NativeEngine(p, dimension, metric_res, model_spec, durability, create, page_size, read_only, group_access)
+        core: Core = mod.NativeEngine(p, dimension, metric_res, model_spec, durability, create, page_size, read_only, group_access, graph_params)
         return core, "rust"

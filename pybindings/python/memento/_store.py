@@ -24,6 +24,9 @@ __all__ = [
     "check_durability",
     "DURABILITIES",
     "fspath",
+    "check_graph",
+    "GRAPH_DEFAULTS",
+    "MAX_EF",
 ]
 
 #: The Rust engine's vector file (its presence means a Rust store).
@@ -34,6 +37,18 @@ PY_STORE_FILE: Final = "memento.python.sqlite"
 #: Durability names, as NativeEngine takes them.
 DURABILITIES: Final = ("sync", "group", "buffered")
 _DURABILITY_ALIASES: Final = {"group_commit": "group", "groupcommit": "group"}
+
+#: The graph index's parameters where the constructor's ``graph`` leaves them out: the Rust
+#: engine's ``memento::graph::GraphParams::default()`` (tests/test_graph.py checks them against
+#: the native module's).
+GRAPH_DEFAULTS: Final = {"m": 16, "ef_construction": 200, "ef_search": 64, "min_vectors": 20_000}
+#: The largest ``ef`` (a search's, ``ef_search``, ``ef_construction``): a walk keeps buffers of
+#: a few times ``ef`` entries.
+MAX_EF: Final = 1 << 20
+#: ``m``'s range: level 0 keeps ``2 × m`` neighbours, at most 1,024 (FORMAT.md §7).
+_GRAPH_M: Final = (2, 512)
+#: ``min_vectors`` at most this (no store holds more vectors).
+_MAX_MIN_VECTORS: Final = 1 << 40
 
 
 
@@ -125,3 +140,38 @@ def check_durability(durability: object) -> str:
         if d in DURABILITIES:
             return d
     raise InvalidArgumentError(f"Invalid argument: durability must be one of sync, group, buffered, not {durability!r}.")
+
+
+def check_graph(graph: object) -> dict[str, int] | bool | None:
+    """The constructor's ``graph``: None (or True) for the default graph index, False for none,
+    or a mapping of some of ``m`` (2 to 512), ``ef_construction`` and ``ef_search`` (1 to
+    1,048,576) and ``min_vectors`` (0 or more), returned complete with the defaults
+    (:data:`GRAPH_DEFAULTS`). InvalidArgumentError for anything else."""
+    if graph is None or graph is True:
+        return None
+    if graph is False:
+        return False
+    from collections.abc import Mapping
+
+    if not isinstance(graph, Mapping):
+        raise InvalidArgumentError(
+            f"Invalid argument: graph must be None, False or a dict of m, ef_construction, ef_search and min_vectors, not {type(graph).__name__}."
+        )
+    out = dict(GRAPH_DEFAULTS)
+    ranges = {"m": _GRAPH_M, "ef_construction": (1, MAX_EF), "ef_search": (1, MAX_EF), "min_vectors": (0, _MAX_MIN_VECTORS)}
+    for key, value in graph.items():
+        if key not in ranges:
+            raise InvalidArgumentError(f"Invalid argument: graph has no parameter {key!r}; use m, ef_construction, ef_search and min_vectors.")
+        lo, hi = ranges[key]
+        if isinstance(value, bool) or not _is_int(value) or not (lo <= int(value) <= hi):
+            raise InvalidArgumentError(f"Invalid argument: graph[{key!r}] must be an integer from {lo:,} to {hi:,}, not {value!r}.")
+        out[key] = int(value)
+    return out
+
+
+def _is_int(v: object) -> bool:
+    if isinstance(v, int):
+        return True
+    import numpy as np
+
+    return isinstance(v, np.integer)

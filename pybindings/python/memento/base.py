@@ -54,7 +54,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final, NamedTuple, Optional, Self, Union, overload
+from typing import Any, Final, Optional, Self, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -75,6 +75,7 @@ __all__ = [
     "UNSET",
     "Unset",
     "DEFAULT_K",
+    "GraphArg",
 ]
 
 #: The number of results ``search`` and ``recall`` return unless ``k`` is given (in Rust
@@ -93,6 +94,9 @@ Metadatas = Union[Mapping[str, Any], Sequence[Optional[Mapping[str, Any]]], None
 Texts = Union[str, Sequence[Optional[str]], None]
 #: One vector (1-D) or several (2-D): a numpy array or (nested) lists of floats.
 VectorsArg = Union[npt.NDArray[Any], Sequence[float], Sequence[Sequence[float]]]
+#: The graph index of an engine (the constructor's ``graph``): None for the default one, False
+#: for none, or a dict of some of ``m``, ``ef_construction``, ``ef_search`` and ``min_vectors``.
+GraphArg = Union[Mapping[str, int], bool, None]
 
 
 class Unset:
@@ -119,22 +123,106 @@ class Unset:
 UNSET = Unset()
 
 
-class SearchArrays(NamedTuple):
-    """Search results as arrays (:meth:`VectorIndex.search_arrays`): for ``n`` queries, ``ids``
-    is a list of ``n`` lists of ids (each as long as that query's results: ``k``, or fewer when
-    fewer records match), ``distances`` and ``scores`` are ``(n, m)`` float32 arrays where ``m``
-    is the longest list (``k`` whenever the store holds ``k`` matching records), padded with
-    NaN past a shorter list."""
+class SearchArrays:
+    """Search results as arrays (:meth:`VectorIndex.search_arrays`), for ``n`` queries and ``m``
+    the length of the longest result list (``k`` whenever the store holds ``k`` matching
+    records):
 
-    ids: list[list[str]]
+    * ``id_array``: an ``(n, m)`` numpy array of fixed-width strings (dtype ``<U{w}``, ``w`` the
+      longest id), ``""`` past a shorter list. The Rust engine makes it natively, with no Python
+      object per hit.
+    * ``distances`` and ``scores``: ``(n, m)`` float32 arrays, NaN past a shorter list.
+    * ``keys``: when every id returned is a non-negative decimal integer written without a sign
+      or leading zeros (``"0"``, ``"42"``, below 2**63), the ids as an ``(n, m)`` int64 array
+      with -1 past a shorter list; None otherwise (decided per call, from the ids returned).
+    * ``ids``: the ids as ``n`` lists of str, each as long as that query's results. Made from
+      ``id_array`` when first read (one str per hit), so leave it unread to avoid the objects.
+
+    For code written against the earlier named tuple, ``ids, distances, scores = result`` and
+    ``result[0]`` to ``result[2]`` still work (they read ``ids``)."""
+
+    __slots__ = ("id_array", "distances", "scores", "keys", "_ids")
+
+    id_array: npt.NDArray[np.str_]
     distances: npt.NDArray[np.float32]
     scores: npt.NDArray[np.float32]
+    keys: npt.NDArray[np.int64] | None
+
+    def __init__(
+        self,
+        id_array: npt.NDArray[np.str_],
+        distances: npt.NDArray[np.float32],
+        scores: npt.NDArray[np.float32],
+        keys: npt.NDArray[np.int64] | None = None,
+    ) -> None:
+        self.id_array = id_array
+        self.distances = distances
+        self.scores = scores
+        self.keys = keys
+        self._ids: list[list[str]] | None = None
+
+    @property
+    def ids(self) -> list[list[str]]:
+        """The ids as one list of str per query (made on first read)."""
+        if self._ids is None:
+            counts = np.count_nonzero(self.id_array != "", axis=1).tolist() if self.id_array.size else [0] * self.id_array.shape[0]
+            self._ids = [row[:c].tolist() for row, c in zip(self.id_array, counts)]
+        return self._ids
+
+    def _fields_tuple(self) -> tuple[list[list[str]], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        return (self.ids, self.distances, self.scores)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._fields_tuple())
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, i: int) -> Any:
+        return self._fields_tuple()[i]
+
+    def __repr__(self) -> str:
+        n, m = self.distances.shape
+        keys = "" if self.keys is None else ", keys"
+        return f"SearchArrays({n} queries × {m} results, ids {self.id_array.dtype}{keys})"
+
+
+def _hit_arrays(ids: Sequence[Sequence[str]], distances: Sequence[Sequence[float]]) -> tuple[npt.NDArray[np.str_], npt.NDArray[np.float32], npt.NDArray[np.int64] | None]:
+    """``(id_array, distances, keys)`` of :class:`SearchArrays` from lists of ids and
+    distances (one list per query): what the Rust engine's native ``search_arrays`` makes, for
+    engines that have the lists already."""
+    n, m = len(ids), max((len(r) for r in ids), default=0)
+    width = max((len(i) for row in ids for i in row), default=0) or 1
+    id_array = np.zeros((n, m), dtype=f"<U{width}")
+    dist = np.full((n, m), np.nan, dtype=np.float32)
+    keys: npt.NDArray[np.int64] | None = np.full((n, m), -1, dtype=np.int64)
+    for i, (row, drow) in enumerate(zip(ids, distances)):
+        if row:
+            id_array[i, : len(row)] = row
+            dist[i, : len(row)] = drow
+        if keys is not None:
+            for j, rid in enumerate(row):
+                key = _decimal_key(rid)
+                if key is None:
+                    keys = None
+                    break
+                keys[i, j] = key
+    return id_array, dist, keys
+
+
+def _decimal_key(rid: str) -> int | None:
+    """An id as an integer key (see :class:`SearchArrays`), or None."""
+    if 0 < len(rid) <= 19 and rid.isascii() and rid.isdigit() and (rid == "0" or rid[0] != "0"):
+        v = int(rid)
+        return v if v < 2**63 else None
+    return None
 
 
 class VectorIndex(ABC):
     """A store of vectors under string ids, with optional text and metadata, searched by
-    brute force with optional filters. See the module documentation for the conventions
-    (ids, vectors, metadata, filters, errors)."""
+    brute force or through a graph index (the Rust engine's, on large stores), with optional
+    filters. See the module documentation for the conventions (ids, vectors, metadata,
+    filters, errors)."""
 
     # ---------------------------------------------------------------- properties
 
@@ -242,57 +330,105 @@ class VectorIndex(ABC):
 
     @overload
     @abstractmethod
-    def search(self, queries: Sequence[float], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None) -> list[SearchResult]: ...
+    def search(self, queries: Sequence[float], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None) -> list[SearchResult]: ...
 
     @overload
     @abstractmethod
-    def search(self, queries: Sequence[Sequence[float]], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None) -> list[list[SearchResult]]: ...
+    def search(self, queries: Sequence[Sequence[float]], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None) -> list[list[SearchResult]]: ...
 
     @overload
     @abstractmethod
-    def search(self, queries: npt.NDArray[Any], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None) -> list[Any]: ...
+    def search(self, queries: npt.NDArray[Any], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None) -> list[Any]: ...
 
     @abstractmethod
-    def search(self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None) -> list[Any]:
+    def search(self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None) -> list[Any]:
         """The ``k`` records nearest to each query, closest first (ties by insertion order).
 
         A 1-D query returns one ``list[SearchResult]``; a 2-D array of queries returns a list
         of such lists, one per row. With ``where``, only matching records are considered, so
         ``k`` results come back whenever at least ``k`` records match.
 
-        The Rust engine scans an int8 copy of the vectors from 4,096 records on, with proven
-        bounds on each distance, and rescores in float32 every record those bounds cannot rule
-        out (falling back to the float32 scan where they rule out too few): the answer is the
-        float32 scan's, whatever the data. ``exact=True`` asks for the float32 scan itself (the
-        same answer; for checking, or when the int8 scan would fall back anyway). The Python
-        engine always scores in float32 with numpy, so ``exact`` changes nothing there.
-        ``threads``: how many threads scan (None: the engine's default, one per core; a store
-        under 8 MiB of vectors is scanned on one); the answer does not depend on it.
+        The Rust engine plans each search. Below 4,096 records it scores every vector in
+        float32. From there it scans an int8 copy of the vectors with proven bounds on each
+        distance and rescores in float32 every record those bounds cannot rule out: the answer
+        is the float32 scan's, whatever the data. From 20,000 vectors on (the graph's
+        ``min_vectors``) it walks its graph index (HNSW) instead, once the graph's measured
+        recall@10 is at least 0.9 (:meth:`graph_info` says whether it does): approximate, the
+        distances returned exact, the records the graph does not cover yet scanned exactly.
+        ``exact=True`` asks for the true top ``k`` (the float32 scan; for checking, or for a
+        ground truth). ``ef``: how many candidates the graph walk keeps (None: the engine's
+        ``ef_search``, 64 unless the constructor's ``graph`` says otherwise; at least ``k``);
+        larger is slower and closer to exact. It changes nothing when no graph is walked. The
+        Python engine has no graph and always scores in float32 with numpy, so ``exact`` and
+        ``ef`` change nothing there. ``threads``: how many threads scan (None: the engine's
+        default, one per core; a store under 8 MiB of vectors is scanned on one); the answer
+        does not depend on it.
 
         Raises:
-            InvalidArgumentError: ``k`` is not a positive integer, or the queries are not
-                numbers.
+            InvalidArgumentError: ``k``, ``threads`` or ``ef`` is not a positive integer, or
+                the queries are not numbers.
             DimensionMismatchError, InvalidVectorError: see the module documentation.
             InvalidFilterError: ``where`` is malformed.
         """
 
-    def search_arrays(self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None) -> SearchArrays:
+    def search_arrays(self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None) -> SearchArrays:
         """:meth:`search` with its results as arrays (see :class:`SearchArrays`): no result
-        objects, no metadata decoding; for use as an index backend."""
+        objects, no metadata decoding; for use as an index backend. The Rust engine makes the
+        arrays natively, with no Python object per hit."""
         from .vector_ops import as_batch
 
         batch, _ = as_batch(queries, self.dimension, name="queries")
-        lists: list[list[SearchResult]] = self.search(batch, k, where, exact=exact, threads=threads) if batch.shape[0] else []
-        n, m = len(lists), max((len(r) for r in lists), default=0)
-        dist = np.full((n, m), np.nan, dtype=np.float32)
-        score = np.full((n, m), np.nan, dtype=np.float32)
-        ids: list[list[str]] = []
+        lists: list[list[SearchResult]] = self.search(batch, k, where, exact=exact, threads=threads, ef=ef) if batch.shape[0] else []
+        id_array, dist, keys = _hit_arrays([[r.id for r in row] for row in lists], [[r.distance for r in row] for row in lists])
+        score = np.full(dist.shape, np.nan, dtype=np.float32)
         for i, row in enumerate(lists):
-            ids.append([r.id for r in row])
-            for j, r in enumerate(row):
-                dist[i, j] = r.distance
-                score[i, j] = r.score
-        return SearchArrays(ids, dist, score)
+            score[i, : len(row)] = [r.score for r in row]
+        return SearchArrays(id_array, dist, score, keys)
+
+    # ---------------------------------------------------------------- the graph index
+
+    @abstractmethod
+    def build_index(self) -> None:
+        """Brings the graph index up to every committed vector now, with every core, and writes
+        its file (after a checkpoint); returns when done. The Rust engine otherwise builds it
+        in the background as commits arrive, from ``min_vectors`` vectors on; this builds one
+        for a smaller store too. The Python engine has no graph: nothing to do.
+
+        Raises:
+            ReadOnlyError: the engine was opened read-only.
+        """
+
+    @abstractmethod
+    def graph_info(self) -> dict[str, Any]:
+        """The graph index's state, as a dict:
+
+        * ``nodes``: vectors (deleted ones included) the graph in use covers;
+        * ``tail``: vectors it does not cover yet (scanned exactly by a search through it);
+        * ``file_nodes``: nodes the graph's file covers (0 without a usable file);
+        * ``estimate``: the last measured recall, a dict of ``recall`` (recall@10), ``sample``
+          (queries measured) and ``ef``, or None;
+        * ``used_by_auto``: whether a search without ``exact`` walks the graph on this store
+          now;
+        * ``params``: the graph's parameters (``m``, ``ef_construction``, ``ef_search``,
+          ``min_vectors``);
+        * ``problem``: a damaged graph file or the builder's last failure, else None.
+
+        The Python engine has no graph: nodes 0, ``used_by_auto`` False, and a ``problem``
+        saying so.
+        """
+
+    @abstractmethod
+    def estimate_recall(self, k: int = DEFAULT_K, sample: int = 64, ef: int | None = None) -> dict[str, Any] | None:
+        """Measures the graph's recall@``k`` now: ``sample`` stored vectors, spread over the
+        graph, are searched through the graph (at ``ef``; None: the engine's) and exactly, and
+        the fraction of the exact answers found is returned as a dict of ``recall``,
+        ``sample`` (queries measured) and ``ef``. None when the store has no usable graph
+        (always, in the Python engine).
+
+        Raises:
+            InvalidArgumentError: ``k`` or ``sample`` is not a positive integer, ``ef`` not None
+                or a positive integer.
+        """
 
     @abstractmethod
     def count(self) -> int:
@@ -414,22 +550,22 @@ class Engine(VectorIndex):
     @overload
     @abstractmethod
     def recall(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
-        self, queries: str, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+        self, queries: str, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
     ) -> list[SearchResult]: ...
 
     @overload
     @abstractmethod
     def recall(
-        self, queries: Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+        self, queries: Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
     ) -> list[list[SearchResult]]: ...
 
     @abstractmethod
     def recall(
-        self, queries: str | Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None
+        self, queries: str | Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
     ) -> list[Any]:
         """The ``k`` stored records closest in meaning to the query text (see :meth:`search`,
-        whose ``where``, ``exact`` and ``threads`` these are); a sequence of query texts gives
-        one list per text. Query embeddings are cached.
+        whose ``where``, ``exact``, ``threads`` and ``ef`` these are); a sequence of query texts
+        gives one list per text. Query embeddings are cached.
 
         Raises:
             NoModelError: the engine has no model.

@@ -8,15 +8,16 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use memento::embed::{hex, model_dir, Manifest, DEFAULT_MODEL};
-use memento::{Engine, Error, Filter, Memory, Metadata, Metric, Record, ScanMode, SearchHit, SearchOptions, WriteBatch};
+use memento::graph::Estimate;
+use memento::{Engine, Error, Filter, GraphInfo, Memory, Metadata, Metric, Record, ScanMode, SearchHit, SearchOptions, WriteBatch};
 use serde_json::{json, Value};
 
 use super::check::{self, Checked, State};
 use super::input::{self, ExportHeader, InputRecord, Source, EXPORT_VERSION};
-use super::output::{compact_metadata, hits_value, print_hits, print_json, record_value, size, vector_value, write_json_line};
+use super::output::{compact_metadata, f32_value, hits_value, print_hits, print_json, record_value, size, vector_value, write_json_line};
 use super::progress::{duration, Progress};
 use super::store::{self, Need, NewStore, StoreArg, Target};
-use super::{AddArgs, DeleteArgs, ExportArgs, GetArgs, ImportArgs, IngestArgs, InitArgs, RecallArgs, SearchArgs, UpdateArgs};
+use super::{AddArgs, DeleteArgs, ExportArgs, GetArgs, ImportArgs, IngestArgs, InitArgs, RecallArgs, SearchArgs, StatsArgs, UpdateArgs};
 use crate::UsageError;
 
 /// What every command gets.
@@ -41,8 +42,9 @@ fn parse_filter(s: Option<&str>) -> Result<Option<Filter>> {
     .transpose()
 }
 
-fn search_options<'a>(k: usize, filter: Option<&'a Filter>, exact: bool, threads: Option<usize>) -> SearchOptions<'a> {
+fn search_options<'a>(k: usize, filter: Option<&'a Filter>, exact: bool, threads: Option<usize>, ef: Option<usize>) -> SearchOptions<'a> {
     let mut o = SearchOptions::new(k);
+    o.ef = ef;
     if let Some(f) = filter {
         o = o.filter(f);
     }
@@ -354,7 +356,7 @@ pub fn recall(ctx: &Ctx, a: RecallArgs, out: &mut dyn Write) -> Result<()> {
         return Err(usage("the question is empty"));
     }
     let engine = store::open_to_read(&ctx.store, Need::Text)?;
-    let hits = engine.recall_with(&query, &search_options(a.k, filter.as_ref(), a.exact, a.threads)).map_err(|e| store::explain(e, engine.path()))?;
+    let hits = engine.recall_with(&query, &search_options(a.k, filter.as_ref(), a.exact, a.threads, a.ef)).map_err(|e| store::explain(e, engine.path()))?;
     print_results(ctx, out, &hits, engine.metric())?;
     store::close(engine)
 }
@@ -364,7 +366,7 @@ pub fn search(ctx: &Ctx, a: SearchArgs, out: &mut dyn Write) -> Result<()> {
     let raw = if a.vector == "-" { input::read_stdin()? } else { a.vector.clone() };
     let vector = input::parse_vector(&raw).map_err(|e| usage(format!("VECTOR: {e}")))?;
     let engine = store::open_to_read(&ctx.store, Need::Vectors)?;
-    let hits = engine.search_with(&vector, &search_options(a.k, filter.as_ref(), a.exact, a.threads)).map_err(|e| store::explain(e, engine.path()))?;
+    let hits = engine.search_with(&vector, &search_options(a.k, filter.as_ref(), a.exact, a.threads, a.ef)).map_err(|e| store::explain(e, engine.path()))?;
     print_results(ctx, out, &hits, engine.metric())?;
     store::close(engine)
 }
@@ -539,8 +541,76 @@ fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()).unwrap_or(0)
 }
 
-pub fn stats(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+/// An estimate of the graph's recall as JSON.
+fn estimate_value(e: Option<&Estimate>) -> Value {
+    e.map_or(Value::Null, |e| json!({"recall": f32_value(e.recall), "sample": e.sample, "ef": e.ef}))
+}
+
+/// The graph index's state as JSON (`stats --json`, `index build --json`).
+fn graph_value(g: &GraphInfo, measured: Option<Value>) -> Value {
+    let mut v = json!({
+        "nodes": g.nodes,
+        "tail": g.tail,
+        "file_nodes": g.file_nodes,
+        "estimate": estimate_value(g.estimate.as_ref()),
+        "used_by_auto": g.used_by_auto,
+        "params": {"m": g.params.m, "ef_construction": g.params.ef_construction, "ef_search": g.params.ef_search, "min_vectors": g.params.min_vectors},
+        "problem": g.problem,
+    });
+    if let (Some(m), Value::Object(o)) = (measured, &mut v) {
+        o.insert("measured".into(), m);
+    }
+    v
+}
+
+/// `0.984 at ef 64 (recall@10 over 64 queries)`.
+fn estimate_text(e: &Estimate, k: usize) -> String {
+    format!("{:.3} at ef {} (recall@{k} over {} queries)", e.recall, e.ef, e.sample)
+}
+
+/// The graph index's lines of `stats`: what it covers, its last measured recall, whether
+/// searches without --exact walk it (and why not), and any problem.
+fn print_graph(out: &mut dyn Write, g: &GraphInfo, records: u64, measured: Option<Option<Estimate>>) -> Result<()> {
+    if g.nodes == 0 {
+        writeln!(out, "graph index      none yet ({} vectors, all scanned)", g.tail)?;
+    } else {
+        writeln!(out, "graph index      {} vectors in the graph, {} in the tail (scanned); its file holds {}", g.nodes, g.tail, g.file_nodes)?;
+    }
+    match &g.estimate {
+        Some(e) => writeln!(out, "graph recall     {}, last measured", estimate_text(e, memento::DEFAULT_K))?,
+        None if g.nodes > 0 => writeln!(out, "graph recall     not measured yet")?,
+        None => {}
+    }
+    if let Some(m) = measured {
+        match m {
+            Some(e) => writeln!(out, "graph recall     {}, measured now", estimate_text(&e, memento::DEFAULT_K))?,
+            None => writeln!(out, "graph recall     no graph to measure")?,
+        }
+    }
+    let why_not = if g.used_by_auto {
+        String::new()
+    } else if (records as usize) < g.params.min_vectors {
+        format!(" (below {} vectors the scans are as fast)", g.params.min_vectors)
+    } else if g.nodes == 0 {
+        " (no graph yet: `memento index build` builds it now)".into()
+    } else if g.estimate.is_none() {
+        " (its recall is not measured yet)".into()
+    } else {
+        " (its measured recall is too low)".into()
+    };
+    let used = if g.used_by_auto { "used" } else { "not used" };
+    writeln!(out, "graph searches   {used} by searches without --exact{why_not}")?;
+    if let Some(p) = &g.problem {
+        writeln!(out, "graph problem    {p}")?;
+    }
+    Ok(())
+}
+
+pub fn stats(ctx: &Ctx, a: StatsArgs, out: &mut dyn Write) -> Result<()> {
     let engine = store::open_to_read(&ctx.store, Need::Vectors)?;
+    let graph = engine.graph_info().map_err(|e| store::explain(e, engine.path()))?;
+    let measured =
+        if a.recall { Some(engine.estimate_recall(memento::DEFAULT_K, a.sample, a.ef).map_err(|e| store::explain(e, engine.path()))?) } else { None };
     let st = engine.stats();
     let dir = engine.path().to_path_buf();
     let vec_bytes = file_bytes(&dir, memento::files::VECTORS);
@@ -568,6 +638,7 @@ pub fn stats(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
             "pending_vectors": st.pending_vectors,
             "recovery": st.recovery,
             "read_only": st.read_only,
+            "graph": graph_value(&graph, measured.map(|m| estimate_value(m.as_ref()))),
         });
         print_json(out, &v)?;
     } else {
@@ -593,9 +664,30 @@ pub fn stats(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
             writeln!(out, "embedding cache  {}", size(cache_bytes))?;
         }
         writeln!(out, "on disk          {}", size(total))?;
+        print_graph(out, &graph, st.count, measured)?;
         for r in &st.recovery {
             writeln!(out, "recovery         {r}")?;
         }
+    }
+    store::close(engine)
+}
+
+/// `memento index build`: the graph index brought up to every vector, its file written.
+pub fn build_index(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+    let engine = store::open(&ctx.store, Need::Vectors, false)?;
+    let start = Instant::now();
+    engine.build_index().map_err(|e| store::explain(e, engine.path()))?;
+    let secs = start.elapsed().as_secs_f64();
+    let g = engine.graph_info().map_err(|e| store::explain(e, engine.path()))?;
+    if ctx.json {
+        let mut v = graph_value(&g, None);
+        if let Value::Object(o) = &mut v {
+            o.insert("seconds".into(), json!(secs));
+        }
+        print_json(out, &v)?;
+    } else {
+        let recall = g.estimate.as_ref().map_or_else(String::new, |e| format!("; recall {}", estimate_text(e, memento::DEFAULT_K)));
+        writeln!(out, "graph index built in {secs:.2} s: {} vectors, its file holds {}{recall}", g.nodes, g.file_nodes)?;
     }
     store::close(engine)
 }

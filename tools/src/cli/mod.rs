@@ -69,8 +69,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Change the text and/or the metadata of a record.
     Update(UpdateArgs),
-    /// Figures about the store: records, pages, file sizes, the WAL, the model.
-    Stats,
+    /// Figures about the store: records, pages, file sizes, the WAL, the model, the graph index.
+    Stats(StatsArgs),
     /// Write everything committed since the last checkpoint into the vector file and start a
     /// new, empty WAL (closing a store does this too).
     Checkpoint,
@@ -83,9 +83,37 @@ pub enum Command {
     /// Read what `export` wrote into a store (creating it, as the header says, if missing).
     /// Records are stored with their vectors, nothing is embedded; existing ids are replaced.
     Import(ImportArgs),
+    /// The graph index (HNSW) that searches of large stores walk: build it now.
+    #[command(subcommand)]
+    Index(IndexCommand),
     /// The embedding model and the ONNX Runtime library: install and inspect them.
     #[command(subcommand)]
     Model(model::ModelCommand),
+}
+
+/// The `index` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Bring the graph index up to every stored vector now, with every core, write its file and
+    /// measure its recall, then print how long it took. The store otherwise builds it in the
+    /// background as records are added, from 20,000 vectors on; this builds one for a smaller
+    /// store too.
+    Build,
+}
+
+/// `memento stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Measure the graph index's recall@10 now: stored vectors taken as queries are searched
+    /// through the graph and exactly, and the share of the exact answers it finds is shown.
+    #[arg(long)]
+    pub recall: bool,
+    /// The number of stored vectors --recall takes as queries.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = positive, requires = "recall")]
+    pub sample: usize,
+    /// The graph walk's candidate count for --recall [default: the engine's, 64].
+    #[arg(long, value_name = "N", value_parser = positive, requires = "recall")]
+    pub ef: Option<usize>,
 }
 
 /// How vectors are compared.
@@ -185,14 +213,20 @@ pub struct RecallArgs {
     /// '{"year": {"$gte": 2020}}', '{"$and": [...]}', '{"$contains": "word"}' (on the text).
     #[arg(long = "where", value_name = "JSON")]
     pub filter: Option<String>,
-    /// Force the float32 scan: score every vector in float32. The default (the int8 scan with
-    /// float32 rescoring on large stores) gives the same results; this is for comparing the two
-    /// or measuring the scans.
+    /// The true top k: score every vector in float32. Without it, a store of 20,000 vectors
+    /// and more is searched through its graph index once the graph's measured recall@10 is 0.9
+    /// or more (approximate; `memento stats` says whether), and smaller ones by the int8 scan
+    /// with float32 rescoring (the same results as --exact).
     #[arg(long)]
     pub exact: bool,
     /// The number of threads for this search, from 1 up [default: the engine's, one per core].
     #[arg(long, value_name = "N", value_parser = positive)]
     pub threads: Option<usize>,
+    /// The candidates a walk of the graph index keeps, from 1 up (at least -k are kept):
+    /// larger is slower and closer to exact. Only searches that walk the graph (large stores,
+    /// without --exact) use it [default: the engine's, 64].
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub ef: Option<usize>,
 }
 
 /// `memento search`.
@@ -207,14 +241,20 @@ pub struct SearchArgs {
     /// Only records matching this filter (JSON; see `memento recall --help`).
     #[arg(long = "where", value_name = "JSON")]
     pub filter: Option<String>,
-    /// Force the float32 scan: score every vector in float32. The default (the int8 scan with
-    /// float32 rescoring on large stores) gives the same results; this is for comparing the two
-    /// or measuring the scans.
+    /// The true top k: score every vector in float32. Without it, a store of 20,000 vectors
+    /// and more is searched through its graph index once the graph's measured recall@10 is 0.9
+    /// or more (approximate; `memento stats` says whether), and smaller ones by the int8 scan
+    /// with float32 rescoring (the same results as --exact).
     #[arg(long)]
     pub exact: bool,
     /// The number of threads for this search, from 1 up [default: the engine's, one per core].
     #[arg(long, value_name = "N", value_parser = positive)]
     pub threads: Option<usize>,
+    /// The candidates a walk of the graph index keeps, from 1 up (at least -k are kept):
+    /// larger is slower and closer to exact. Only searches that walk the graph (large stores,
+    /// without --exact) use it [default: the engine's, 64].
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub ef: Option<usize>,
 }
 
 /// `memento get`.
@@ -314,11 +354,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Get(a) => commands::get(&ctx, a, out),
         Command::Delete(a) => commands::delete(&ctx, a, out),
         Command::Update(a) => commands::update(&ctx, a, out),
-        Command::Stats => commands::stats(&ctx, out),
+        Command::Stats(a) => commands::stats(&ctx, a, out),
         Command::Checkpoint => commands::checkpoint(&ctx, out),
         Command::Compact => commands::compact(&ctx, out),
         Command::Export(a) => commands::export(&ctx, a, out),
         Command::Import(a) => commands::import(&ctx, a, out),
+        Command::Index(IndexCommand::Build) => commands::build_index(&ctx, out),
         Command::Model(cmd) => model::run(cmd, out),
     };
     result?;
