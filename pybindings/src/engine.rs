@@ -137,6 +137,7 @@ impl NativeEngine {
         exact: bool,
         threads: Option<i64>,
         ef: Option<i64>,
+        ids_only: bool,
         then: impl FnOnce(Vec<Vec<SearchHit>>) -> T + Send,
     ) -> FResult<T> {
         let arr = borrow_matrix(queries, "queries")?;
@@ -153,7 +154,11 @@ impl NativeEngine {
             return self.with(py, |_| Ok(then(Vec::new())));
         }
         let flat = arr.as_slice().map_err(|e| invalid(format!("queries: {e}")))?;
-        self.with(py, |e| Ok(then(e.search_batch(flat, &options(walk_safe_k(e, k, exact), filter.as_ref(), exact, threads, ef))?)))
+        self.with(py, |e| {
+            let mut o = options(walk_safe_k(e, k, exact), filter.as_ref(), exact, threads, ef);
+            o.ids_only = ids_only;
+            Ok(then(e.search_batch(flat, &o)?))
+        })
     }
 
     fn check_dim(&self, got: usize) -> FResult<()> {
@@ -370,7 +375,7 @@ impl NativeEngine {
         ef: Option<i64>,
     ) -> PyResult<Bound<'py, PyList>> {
         guard(py, || {
-            let hits = self.search_hits(py, queries, k, where_json, exact, threads, ef, |hits| hits)?;
+            let hits = self.search_hits(py, queries, k, where_json, exact, threads, ef, false, |hits| hits)?;
             Ok(hit_tuples(py, hits)?)
         })
     }
@@ -395,7 +400,8 @@ impl NativeEngine {
     ) -> PyResult<Bound<'py, PyTuple>> {
         guard(py, || {
             // Flattened with the GIL released, then moved into numpy arrays without a copy.
-            let arrays = self.search_hits(py, queries, k, where_json, exact, threads, ef, |hits| HitArrays::new(&hits))?;
+            // Ids and distances only: no hit's text or metadata is read from the mirror.
+            let arrays = self.search_hits(py, queries, k, where_json, exact, threads, ef, true, |hits| HitArrays::new(&hits))?;
             Ok(arrays.into_tuple(py)?)
         })
     }

@@ -65,6 +65,14 @@ impl Engine {
         let mut slots: Vec<u64> = hits.iter().flatten().map(|h| h.slot).collect();
         slots.sort_unstable();
         slots.dedup();
+        if opts.ids_only {
+            let ids = self.read_mirror(&st, |m| m.ids_by_slots(&slots))?;
+            let mut by_slot = HashMap::with_capacity(slots.len());
+            for (slot, id) in slots.iter().zip(ids) {
+                by_slot.insert(*slot, id.ok_or_else(|| self.mirror_disagrees(*slot))?);
+            }
+            return Ok(hits.into_iter().map(|list| list.into_iter().map(|h| self.hit(h, by_slot[&h.slot].clone(), None, None)).collect()).collect());
+        }
         let rows = self.read_mirror(&st, |m| m.rows_by_slots(&slots))?;
         let mut by_slot = HashMap::with_capacity(slots.len());
         for (slot, row) in slots.iter().zip(rows) {
@@ -76,14 +84,18 @@ impl Engine {
             let mut res = Vec::with_capacity(list.len());
             for h in list {
                 let row = &by_slot[&h.slot];
-                // 1 − cos of two unit vectors can round a hair below 0; report it as 0.
-                let distance = if self.metric == Metric::Cosine { h.distance.max(0.0) } else { h.distance };
-                let score = score_of(self.metric, distance);
-                res.push(SearchHit { id: row.id.clone(), distance, score, text: row.text.clone(), metadata: parse_meta(row.metadata.clone())? });
+                res.push(self.hit(h, row.id.clone(), row.text.clone(), parse_meta(row.metadata.clone())?));
             }
             out.push(res);
         }
         Ok(out)
+    }
+
+    /// A hit from its slot's distance and record.
+    fn hit(&self, h: crate::index::SlotHit, id: String, text: Option<String>, metadata: Option<crate::Metadata>) -> SearchHit {
+        // 1 − cos of two unit vectors can round a hair below 0; report it as 0.
+        let distance = if self.metric == Metric::Cosine { h.distance.max(0.0) } else { h.distance };
+        SearchHit { id, distance, score: score_of(self.metric, distance), text, metadata }
     }
 
     pub(super) fn mirror_disagrees(&self, slot: u64) -> Error {

@@ -147,6 +147,15 @@ impl crate::graph::Nodes for Source<'_> {
             }
         }
     }
+    fn codes(&self, n: u32) -> Result<Option<(&[i8], crate::kernels::QuantParams)>> {
+        let qcap = self.qcap();
+        let (i, j) = (n as usize / qcap, n as usize % qcap);
+        let sealed = self.sealed_quant_blocks();
+        if i < sealed {
+            return self.st.vf.quant_codes(i, j);
+        }
+        Ok(self.st.pending.quant.get(i - sealed).and_then(|p| p.params.get(j).map(|&params| (&p.codes[j * self.dim..(j + 1) * self.dim], params))))
+    }
     fn node(&self, n: u32) -> Result<Option<crate::graph::NodeRef<'_>>> {
         let qcap = self.qcap();
         let (i, j) = (n as usize / qcap, n as usize % qcap);

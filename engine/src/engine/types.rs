@@ -215,12 +215,15 @@ pub struct SearchOptions<'a> {
     /// Candidates kept by a walk of the graph index (at least `k`); `None`: the engine's
     /// setting ([`crate::graph::GraphParams::ef_search`]). Larger is slower and closer to exact.
     pub ef: Option<usize>,
+    /// Return ids, distances and scores only (`text` and `metadata` are `None`): what an index
+    /// backend needs, without reading each hit's text and metadata from the mirror.
+    pub ids_only: bool,
 }
 
 impl<'a> SearchOptions<'a> {
     /// `k` results, no filter, automatic scan, the engine's thread count.
     pub fn new(k: usize) -> Self {
-        SearchOptions { k, filter: None, mode: ScanMode::Auto, threads: None, oversample: crate::index::DEFAULT_OVERSAMPLE, ef: None }
+        SearchOptions { k, filter: None, mode: ScanMode::Auto, threads: None, oversample: crate::index::DEFAULT_OVERSAMPLE, ef: None, ids_only: false }
     }
     /// Only records matching `f`.
     pub fn filter(mut self, f: &'a Filter) -> Self {
@@ -230,6 +233,11 @@ impl<'a> SearchOptions<'a> {
     /// The scan.
     pub fn mode(mut self, m: ScanMode) -> Self {
         self.mode = m;
+        self
+    }
+    /// Ids, distances and scores only ([`SearchOptions::ids_only`]).
+    pub fn ids_only(mut self) -> Self {
+        self.ids_only = true;
         self
     }
     /// Candidates kept by a walk of the graph index ([`SearchOptions::ef`]).

@@ -265,15 +265,15 @@ impl MemGraph {
     }
 
     fn insert(&self, nodes: &dyn Nodes, p: &Prepared, probe: &mut Probe, visited: &mut Visited, sc: &mut Scratch) -> Result<()> {
-        let Some(me) = nodes.node(p.node)? else { return Ok(()) };
-        probe.set_node(&me);
+        let Some((mc, mp)) = nodes.codes(p.node)? else { return Ok(()) };
+        probe.set_codes(mc, &mp);
         let Some((top, entry)) = *self.entry.lock() else { return Ok(()) };
         let bound = self.records(0);
         let own = |level: usize| if level == 0 { p.node } else { p.recs[level - 1] };
         let mine = p.recs.len();
         let ep_node = self.record(top, entry)?.0;
-        let Some(epr) = nodes.node(ep_node)? else { return Ok(()) };
-        let mut cur = Cand { d: probe.distance(&epr), id: entry };
+        let Some((ec, ep)) = nodes.codes(ep_node)? else { return Ok(()) };
+        let mut cur = Cand { d: probe.distance_to(ec, &ep), id: entry };
         for level in (mine + 1..=top).rev() {
             visited.reset(bound);
             let mut s = self.scorer(nodes, probe, level);
@@ -337,7 +337,7 @@ impl MemGraph {
     fn scorer<'a>(&'a self, nodes: &'a dyn Nodes, probe: &'a Probe, level: usize) -> impl FnMut(u32) -> Result<Score> + 'a {
         move |rec| {
             let node = if level == 0 { rec } else { self.record(level, rec)?.0 };
-            Ok(nodes.node(node)?.map(|n| (probe.distance(&n), true)))
+            Ok(nodes.codes(node)?.map(|(c, p)| (probe.distance_to(c, &p), true)))
         }
     }
 
@@ -354,13 +354,13 @@ impl MemGraph {
                 break;
             }
             let node = if level == 0 { c.id } else { self.record(level, c.id)?.0 };
-            let Some(cn) = nodes.node(node)? else { continue };
+            let Some((codes, params)) = nodes.codes(node)? else { continue };
             sc.probe.metric = self.metric;
-            sc.probe.set_node(&cn);
+            sc.probe.set_codes(codes, &params);
             let mut good = true;
             for &k in &sc.kept_nodes {
-                if let Some(kn) = nodes.node(k)? {
-                    if sc.probe.distance(&kn) < c.d {
+                if let Some((kc, kp)) = nodes.codes(k)? {
+                    if sc.probe.distance_to(kc, &kp) < c.d {
                         good = false;
                         break;
                     }
@@ -404,16 +404,20 @@ impl MemGraph {
             self.set_list(level, rec, &sc.list);
             return Ok(true);
         }
-        let Some(rn) = nodes.node(node)? else { return Ok(false) };
+        let Some((rc, rp)) = nodes.codes(node)? else { return Ok(false) };
         let mut probe = std::mem::take(&mut sc.back);
         probe.metric = self.metric;
-        probe.set_node(&rn);
+        probe.set_codes(rc, &rp);
         let mut cands = Vec::with_capacity(sc.list.len() + 1);
         cands.push(Cand { d, id: new });
         for &n in &sc.list {
             let nn = if level == 0 { n } else { self.record(level, n)?.0 };
-            if let Some(r) = nodes.node(nn)? {
-                cands.push(Cand { d: probe.distance(&r), id: n });
+            nodes.prefetch(nn);
+        }
+        for &n in &sc.list {
+            let nn = if level == 0 { n } else { self.record(level, n)?.0 };
+            if let Some((c, p)) = nodes.codes(nn)? {
+                cands.push(Cand { d: probe.distance_to(c, &p), id: n });
             }
         }
         cands.sort_unstable();

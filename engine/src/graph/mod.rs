@@ -91,6 +91,12 @@ pub(crate) trait Nodes: Sync {
     fn node(&self, n: u32) -> Result<Option<NodeRef<'_>>>;
     /// Ask the cache for what [`Nodes::node`] will read of `n` (a hint: may do nothing).
     fn prefetch(&self, _n: u32) {}
+    /// The node's int8 copy without its slot, for the builder's distances (which need no
+    /// slot): may skip reading what [`Nodes::node`] reads only to find the slot. A number that
+    /// holds no vector may give `None` or codes of zeros (a sound graph never links one).
+    fn codes(&self, n: u32) -> Result<Option<(&[i8], QuantParams)>> {
+        Ok(self.node(n)?.map(|r| (r.codes, r.params)))
+    }
 }
 
 /// A graph to walk. Record numbers at level 0 are node numbers.
@@ -118,19 +124,25 @@ impl Probe {
         Probe { metric, q: kernels::quantize_query(query) }
     }
 
-    /// Reuse this probe for another stored node (no allocation once sized).
-    pub(crate) fn set_node(&mut self, n: &NodeRef<'_>) {
+    /// Reuse this probe for a stored int8 copy.
+    pub(crate) fn set_codes(&mut self, codes: &[i8], params: &QuantParams) {
         self.q.codes.clear();
-        self.q.codes.extend(n.codes.iter().map(|&c| (i16::from(c) + 128) as u8));
-        self.q.scale = n.params.scale;
-        self.q.sq_norm = n.params.sq_norm;
+        self.q.codes.extend(codes.iter().map(|&c| (c as u8) ^ 0x80));
+        self.q.scale = params.scale;
+        self.q.sq_norm = params.sq_norm;
     }
 
     /// Approximate distance of a node (smaller is closer).
     #[inline]
     pub(crate) fn distance(&self, n: &NodeRef<'_>) -> f32 {
-        let raw = kernels::kernels().dot_u8i8(&self.q.codes, n.codes);
-        let d = kernels::approx_distance(self.metric, &self.q, raw, &n.params);
+        self.distance_to(n.codes, &n.params)
+    }
+
+    /// Approximate distance of an int8 copy (smaller is closer).
+    #[inline]
+    pub(crate) fn distance_to(&self, codes: &[i8], params: &QuantParams) -> f32 {
+        let raw = kernels::kernels().dot_u8i8(&self.q.codes, codes);
+        let d = kernels::approx_distance(self.metric, &self.q, raw, params);
         if d.is_nan() {
             f32::INFINITY
         } else {

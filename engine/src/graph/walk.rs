@@ -115,7 +115,7 @@ pub(crate) fn search<V: View + ?Sized>(
     let upper = |level: usize| {
         move |rec: u32| -> Result<Score> {
             let node = view.record(level, rec)?.0;
-            Ok(nodes.node(node)?.map(|n| (probe.distance(&n), true)))
+            Ok(nodes.codes(node)?.map(|(c, p)| (probe.distance_to(c, &p), true)))
         }
     };
     let Some((d0, _)) = upper(top)(entry)? else { return Ok(Vec::new()) };

@@ -129,6 +129,26 @@ impl Mirror {
         Ok(sql_slots.iter().map(|s| found.get(s).cloned()).collect())
     }
 
+    /// The ids of `slots` (`None` for a slot with no live record): [`Mirror::rows_by_slots`]
+    /// without text and metadata, for a search that returns ids and distances only.
+    pub fn ids_by_slots(&self, slots: &[u64]) -> Result<Vec<Option<String>>> {
+        let sql_slots = slots.iter().map(|&s| slot_to_sql(s)).collect::<Result<Vec<i64>>>()?;
+        let mut found: HashMap<i64, String> = HashMap::with_capacity(slots.len());
+        for chunk in sql_slots.chunks(IN_CHUNK) {
+            let width = in_width(chunk.len());
+            let sql = format!("SELECT slot, id FROM records WHERE slot IN ({})", placeholders(width));
+            let mut st = self.conn.prepare_cached(&sql).ctx("preparing a slot lookup")?;
+            let padding = std::iter::repeat_n(chunk[0], width - chunk.len());
+            let mut rows = st.query(rusqlite::params_from_iter(chunk.iter().copied().chain(padding))).ctx("reading record ids")?;
+            while let Some(r) = rows.next().ctx("reading record ids")? {
+                let slot: i64 = r.get(0).ctx("reading a slot")?;
+                let id: String = r.get(1).ctx("reading an id")?;
+                found.insert(slot, id);
+            }
+        }
+        Ok(sql_slots.iter().map(|s| found.get(s).cloned()).collect())
+    }
+
     /// The number of live records.
     #[cfg_attr(not(test), allow(dead_code, reason = "for the inspector's verify; tests use it now"))]
     pub fn count(&self) -> Result<u64> {

@@ -27,7 +27,8 @@ use serde_json::json;
 
 use super::{read_f32_file, F32Chunks};
 
-const WARMUP: usize = 20;
+/// Untimed queries before each timed run (ann.py gives the peers 100).
+const WARMUP: usize = 100;
 
 fn params(args: &Args) -> BoxResult<GraphParams> {
     let d = GraphParams::default();
@@ -181,7 +182,8 @@ pub fn run(args: &Args) -> BoxResult<()> {
 
     let mut runs = Vec::new();
     for &ef in &efs {
-        let mut o = SearchOptions::new(k);
+        // Ids and distances only, as the peers return labels and distances.
+        let mut o = SearchOptions::new(k).ids_only();
         o.mode = ScanMode::Graph;
         o.ef = Some(ef);
         let t = Instant::now();
