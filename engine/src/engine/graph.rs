@@ -80,7 +80,8 @@ fn builder_pass(gi: &GraphIndex, state: &RwLock<State>, storage: &dyn Storage, d
                 *mem = None;
             }
             if mem.is_none() {
-                if VectorSource::len(&src) < gi.params.min_vectors {
+                // A store below the threshold gets a graph only when build_index asks.
+                if VectorSource::len(&src) < gi.params.min_vectors && !persist {
                     return Ok(());
                 }
                 *mem = Some(start_graph(gi, &st)?);
@@ -507,13 +508,8 @@ impl Engine {
             return Ok(());
         }
         self.checkpoint()?;
-        {
-            let st = self.state.read();
-            let mut mem = self.graph.mem.write();
-            if mem.is_none() && st.vf.is_quantized() {
-                *mem = Some(start_graph(&self.graph, &st)?);
-            }
-        }
+        // The builder starts the graph itself, below the threshold too, when asked to write
+        // the file: this thread takes none of the graph's locks (see the lock order).
         self.graph.request_persist();
         self.graph.wait_idle();
         match self.graph.problem.lock().take() {

@@ -33,9 +33,15 @@
 //! 2. `state` (read by searches and reads; written only by a writer applying a commit or a
 //!    checkpoint);
 //! 3. `mirror` (taken with `state` held, read or write, so the mirror always mirrors it);
-//! 4. `group` (the group commit's counters; never held across an fsync);
-//! 5. leaves, held alone or last, never while taking another: `poisoned`, `recovery`,
-//!    `emb_cache`, `disk_cache`.
+//! 4. `graph.mem`, then `graph.mapped` (the graph index: a search takes them under `state`).
+//!    The one exception to this order: the builder thread holds `graph.mem` for reading while
+//!    it measures and writes the graph file, taking `state` for reading a moment per query.
+//!    That cannot deadlock because nothing waits for `graph.mem` for writing while it holds
+//!    `state`: only the builder itself takes it so (to grow the graph), and a compaction drops
+//!    a stale graph after it has released `state`;
+//! 5. `group` (the group commit's counters; never held across an fsync);
+//! 6. leaves, held alone or last, never while taking another: `poisoned`, `recovery`,
+//!    `emb_cache`, `disk_cache`, the graph builder's controls and `graph.estimate`.
 //!
 //! A read-only engine has no `writer`; its reads take `read_gate`, then `follow`, then
 //! `state` and `mirror` as above.
