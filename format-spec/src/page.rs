@@ -530,17 +530,23 @@ impl QuantLayout {
 
     /// The first `count` parameter entries, decoded (for unaligned buffers).
     pub fn params_owned(&self, page: &[u8], count: usize) -> Vec<QuantEntry> {
-        (0..count)
-            .map(|i| {
-                let e = &page[self.params_offset + quant_params::LEN * i..];
-                QuantEntry {
-                    scale: f32::from_bits(quant_params::scale.get_u32(e)),
-                    code_sum: quant_params::code_sum.get_u32(e) as i32,
-                    sq_norm: f32::from_bits(quant_params::sq_norm.get_u32(e)),
-                    reserved: 0,
-                }
-            })
-            .collect()
+        (0..count).map(|i| self.param(page, i)).collect()
+    }
+
+    /// Parameter entry `i`, decoded (any alignment).
+    pub fn param(&self, page: &[u8], i: usize) -> QuantEntry {
+        let e = &page[self.params_offset + quant_params::LEN * i..];
+        QuantEntry {
+            scale: f32::from_bits(quant_params::scale.get_u32(e)),
+            code_sum: quant_params::code_sum.get_u32(e) as i32,
+            sq_norm: f32::from_bits(quant_params::sq_norm.get_u32(e)),
+            reserved: 0,
+        }
+    }
+
+    /// The codes of entry `i`.
+    pub fn code<'a>(&self, page: &'a [u8], i: usize) -> &'a [i8] {
+        bytemuck::cast_slice(&page[self.codes_offset + i * self.dim..self.codes_offset + (i + 1) * self.dim])
     }
 
     /// The codes of the first `count` vectors.

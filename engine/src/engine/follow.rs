@@ -189,14 +189,7 @@ impl Engine {
         let (state, fresh) = taken?;
         // The graph file as it is now, for this snapshot's vector file (FORMAT.md §7.4).
         match super::graph::open_graph(self.storage.as_ref(), &state) {
-            Ok(g) => {
-                *self.graph.estimate.lock() = g.as_ref().filter(|g| g.header.est_sample > 0).map(|g| crate::graph::builder::Estimate {
-                    recall: g.header.est_recall,
-                    sample: g.header.est_sample,
-                    ef: g.header.est_ef,
-                });
-                *self.graph.mapped.write() = g;
-            }
+            Ok(g) => self.graph.set_mapped(g),
             Err(why) => {
                 *self.graph.mapped.write() = None;
                 *self.graph.problem.lock() = Some(why);

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::graph::builder::{Estimate, GraphIndex};
 use crate::graph::file::{self, Binding, MappedGraph, Unusable};
 use crate::graph::mem::MemGraph;
-use crate::graph::{walk, with_visited, Nodes, Probe, View};
+use crate::graph::{walk, with_visited, GraphParams, Nodes, Probe, View};
 use crate::index::quantized::BoundQuery;
 use crate::index::{FlatIndex, QuantBlock, SearchPlan, SlotHit, TopK, VectorIndex, VectorSource};
 use crate::kernels;
@@ -108,20 +108,20 @@ fn builder_pass(gi: &GraphIndex, state: &RwLock<State>, storage: &dyn Storage, d
 pub(super) fn start_graph(gi: &GraphIndex, st: &State) -> Result<MemGraph> {
     let metric = st.vf.superblock().metric;
     let salt = st.vf.superblock().file_salt;
+    let fresh = |m: u16, m0: Option<u16>| {
+        let mut g = MemGraph::new(metric, &GraphParams { m, ..gi.params });
+        g.m0 = m0.unwrap_or(g.m0);
+        g.generation = gi.generation();
+        g
+    };
     let mapped = gi.mapped.read().clone();
-    let mut g = MemGraph::new(metric, &gi.params);
-    g.generation = gi.generation();
     if let Some(m) = mapped.filter(|m| m.damage().is_none() && m.header.vec_salt == salt) {
-        let mut p = gi.params;
-        p.m = m.header.m;
-        let mut from_file = MemGraph::new(metric, &p);
-        from_file.m0 = m.header.m0;
-        from_file.generation = g.generation;
+        let mut from_file = fresh(m.header.m, Some(m.header.m0));
         if file::to_mem(&m, &mut from_file).is_ok() {
             return Ok(from_file);
         }
     }
-    Ok(g)
+    Ok(fresh(gi.params.m, None))
 }
 
 /// Write the graph file when the sealed nodes the graph covers have grown by a tenth since the

@@ -312,14 +312,7 @@ pub(super) fn assemble(
     let graph = Arc::new(crate::graph::builder::GraphIndex::new(b.graph.unwrap_or_default()));
     if b.graph.is_some() {
         match super::graph::open_graph(storage.as_ref(), &state) {
-            Ok(g) => {
-                *graph.estimate.lock() = g.as_ref().filter(|g| g.header.est_sample > 0).map(|g| crate::graph::builder::Estimate {
-                    recall: g.header.est_recall,
-                    sample: g.header.est_sample,
-                    ef: g.header.est_ef,
-                });
-                *graph.mapped.write() = g;
-            }
+            Ok(g) => graph.set_mapped(g),
             // A damaged graph is derived state: the writer removes it (and its builder makes a
             // new one), as a damaged mirror is replaced at open; a reader only leaves it unused.
             Err(why) if writer.is_some() => {

@@ -66,6 +66,12 @@ impl GraphIndex {
         }
     }
 
+    /// Use a graph file just opened (or none), with the recall its header records.
+    pub(crate) fn set_mapped(&self, g: Option<Arc<MappedGraph>>) {
+        *self.estimate.lock() = g.as_ref().and_then(|g| g.estimate());
+        *self.mapped.write() = g;
+    }
+
     /// Tell the builder that there may be work.
     pub(crate) fn wake(&self) {
         let mut c = self.ctl.lock();

@@ -244,6 +244,12 @@ impl MappedGraph {
         Ok(Arc::new(MappedGraph { header: h, map, verified, damaged: std::sync::OnceLock::new() }))
     }
 
+    /// The recall its writer measured (FORMAT.md §7.6), if it measured one.
+    pub(crate) fn estimate(&self) -> Option<super::builder::Estimate> {
+        let h = &self.header;
+        (h.est_sample > 0).then_some(super::builder::Estimate { recall: h.est_recall, sample: h.est_sample, ef: h.est_ef })
+    }
+
     /// The damage found so far by walks, if any.
     pub(crate) fn damage(&self) -> Option<&str> {
         self.damaged.get().map(String::as_str)

@@ -356,58 +356,42 @@ impl VecFile {
         Ok((slots, params, self.qlayout.codes(bytes, n)))
     }
 
+    /// The bytes of the `i`-th quantized page, checked: at once when this open already verified
+    /// it, else by [`VecFile::quant_page`]'s checks (CRC, body, the directory's first slot).
+    fn checked_quant_page(&self, i: usize) -> Result<Option<&[u8]>> {
+        let Some(e) = self.quant_dir.get(i) else { return Ok(None) };
+        let (w, bit) = (e.page_no as usize / 64, 1u64 << (e.page_no % 64));
+        if self.verified.get(w).is_none_or(|a| a.load(Ordering::Relaxed) & bit == 0) {
+            self.quant_page(i)?;
+        }
+        let ps = self.sb.page_size as usize;
+        let s = (e.page_no as usize - 1) * ps;
+        Ok(self.map.as_ref().as_ref().get(s..s + ps))
+    }
+
     /// Entry `j` of the `i`-th quantized page: its codes, parameters and slot (`None` past the
     /// page's count). The graph's walks call this for every node they score, so it reads the
     /// three fields in place instead of decoding the page ([`VecFile::quant_page`]); the page
     /// is verified the first time, as every page is.
     pub fn quant_node(&self, i: usize, j: usize) -> Result<Option<(&[i8], QuantEntry, u64)>> {
-        let Some(e) = self.quant_dir.get(i) else { return Ok(None) };
-        let ps = self.sb.page_size as usize;
-        let (w, bit) = (e.page_no as usize / 64, 1u64 << (e.page_no % 64));
-        let bytes = if self.verified.get(w).is_some_and(|a| a.load(Ordering::Relaxed) & bit != 0) {
-            let s = (e.page_no as usize - 1) * ps;
-            &self.map.as_ref().as_ref()[s..s + ps]
-        } else {
-            self.quant_page(i)?;
-            self.page(e.page_no, 1)?.0
-        };
+        let Some(bytes) = self.checked_quant_page(i)? else { return Ok(None) };
         let count = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]) as usize;
         if j >= count {
             return Ok(None);
         }
         let q = &self.qlayout;
-        let codes: &[i8] = bytemuck::cast_slice(&bytes[q.codes_offset + j * q.dim..q.codes_offset + (j + 1) * q.dim]);
-        let p = &bytes[q.params_offset + 16 * j..q.params_offset + 16 * j + 12];
-        let word = |k: usize| [p[k], p[k + 1], p[k + 2], p[k + 3]];
-        let params =
-            QuantEntry { scale: f32::from_le_bytes(word(0)), code_sum: i32::from_le_bytes(word(4)), sq_norm: f32::from_le_bytes(word(8)), reserved: 0 };
-        Ok(Some((codes, params, self.qlayout.slot(bytes, j))))
+        Ok(Some((q.code(bytes, j), q.param(bytes, j), q.slot(bytes, j))))
     }
 
     /// The codes and parameters of entry `j` of quantized page `i` ([`VecFile::quant_node`]
     /// without the slot and the page's count: an entry past the count reads as the zeros of
-    /// unused space, or its stale bytes never; a caller that must know uses `quant_node`).
+    /// unused space; a caller that must know uses `quant_node`).
     pub fn quant_codes(&self, i: usize, j: usize) -> Result<Option<(&[i8], QuantEntry)>> {
-        let Some(e) = self.quant_dir.get(i) else { return Ok(None) };
         let q = &self.qlayout;
         if j >= q.capacity {
             return Ok(None);
         }
-        let ps = self.sb.page_size as usize;
-        let (w, bit) = (e.page_no as usize / 64, 1u64 << (e.page_no % 64));
-        let bytes = if self.verified.get(w).is_some_and(|a| a.load(Ordering::Relaxed) & bit != 0) {
-            let s = (e.page_no as usize - 1) * ps;
-            &self.map.as_ref().as_ref()[s..s + ps]
-        } else {
-            return Ok(self.quant_node(i, j)?.map(|(c, p, _)| (c, p)));
-        };
-        let codes: &[i8] = bytemuck::cast_slice(&bytes[q.codes_offset + j * q.dim..q.codes_offset + (j + 1) * q.dim]);
-        let p = &bytes[q.params_offset + 16 * j..q.params_offset + 16 * j + 12];
-        let word = |k: usize| [p[k], p[k + 1], p[k + 2], p[k + 3]];
-        Ok(Some((
-            codes,
-            QuantEntry { scale: f32::from_le_bytes(word(0)), code_sum: i32::from_le_bytes(word(4)), sq_norm: f32::from_le_bytes(word(8)), reserved: 0 },
-        )))
+        Ok(self.checked_quant_page(i)?.map(|bytes| (q.code(bytes, j), q.param(bytes, j))))
     }
 
     /// Ask the cache for what [`VecFile::quant_node`] will read of entry `j` of quantized page
