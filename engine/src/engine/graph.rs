@@ -127,14 +127,14 @@ pub(super) fn start_graph(gi: &GraphIndex, st: &State) -> Result<MemGraph> {
 /// Write the graph file when the sealed nodes the graph covers have grown by a tenth since the
 /// file (or on request), then map the new file.
 pub(super) fn persist_if_due(gi: &GraphIndex, state: &RwLock<State>, storage: &dyn Storage, forced: bool) -> Result<()> {
-    #[allow(clippy::readonly_write_lock)]
     let (bind, mem) = {
         let st = state.read();
-        // A compaction renumbers the nodes under the state's write lock and drops the graph
-        // there: the binding and the graph read together here agree.
+        // A compaction marks the numbering renumbered under the state's write lock and drops
+        // the old graph only after: read under the state, a graph of the current generation
+        // agrees with the binding; an older one must not be written bound to the new file.
         (binding(&st), gi.mem.read())
     };
-    let Some(g) = mem.as_ref() else { return Ok(()) };
+    let Some(g) = mem.as_ref().filter(|g| g.generation == gi.generation()) else { return Ok(()) };
     let file_bound = gi.mapped.read().as_ref().filter(|m| m.damage().is_none()).map_or(0, |m| m.header.node_bound);
     let can = g.covered.min(bind.sealed_nodes);
     if can <= file_bound || (!forced && file_bound > 0 && can < file_bound + file_bound / 10) {
