@@ -104,7 +104,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import datetime
-import hashlib
 import json
 import os
 import re
@@ -169,12 +168,7 @@ def read_f32(path: Path) -> np.ndarray:
     return np.fromfile(path, dtype="<f4").reshape(-1, DIM)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256_file = compare.embed_corpus.sha256_file
 
 
 def read_manifest(path: Path) -> dict | None:
@@ -739,18 +733,12 @@ def plot(ds: DataSet, results: dict, path: Path, info: dict):
 
 
 def versions():
-    import faiss
     import hnswlib  # noqa: F401
     import matplotlib
     import usearch
     from importlib.metadata import version
 
-    level = "unknown"
-    try:
-        level = faiss.SIMDConfig.get_level_name()
-    except AttributeError:
-        pass
-    return dict(numpy=np.__version__, faiss=f"{faiss.__version__} (SIMD level {level})", hnswlib=version("hnswlib"),
+    return dict(numpy=np.__version__, faiss=compare.faiss_version(), hnswlib=version("hnswlib"),
                 usearch=usearch.__version__, matplotlib=matplotlib.__version__)
 
 

@@ -517,17 +517,23 @@ def machine_info():
                 loadavg=open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else "unknown")
 
 
-def versions():
+def faiss_version() -> str:
+    """FAISS's version and the SIMD level it runs at."""
     import faiss
-    import onnxruntime
-    import sqlite_vec
 
     level = "unknown"
     try:
         level = faiss.SIMDConfig.get_level_name()
     except AttributeError:
         pass
-    return dict(numpy=np.__version__, faiss=f"{faiss.__version__} (SIMD level {level})", sqlite_vec=sqlite_vec.__version__,
+    return f"{faiss.__version__} (SIMD level {level})"
+
+
+def versions():
+    import onnxruntime
+    import sqlite_vec
+
+    return dict(numpy=np.__version__, faiss=faiss_version(), sqlite_vec=sqlite_vec.__version__,
                 onnxruntime=onnxruntime.__version__, openblas_coretype=os.environ.get("OPENBLAS_CORETYPE", "auto"))
 
 

