@@ -401,10 +401,12 @@ impl VecFile {
         let s = (e.page_no as usize).saturating_sub(1) * self.sb.page_size as usize;
         let map = self.map.as_ref().as_ref();
         let q = &self.qlayout;
-        // The first line of the codes (the hardware prefetcher follows the rest) and the
-        // parameters: fetching every line of every neighbour fills the core's miss buffers
-        // and stalls the walk itself (perf: 9% of a realtext search in this function).
-        for (at, len) in [(q.codes_offset + j * q.dim, 64.min(q.dim)), (q.params_offset + 16 * j, 16)] {
+        // Every line of the codes, the parameters and the slot. Fetching only the first line
+        // of the codes (trusting the hardware prefetcher with the rest) made the walk wait on
+        // the third line: builds ran 2.7× slower and searches 1.4× slower (BENCHMARKS.md,
+        // "Approximate search").
+        let slot_at = memento_format::page::HEADER_LEN + 8 * j;
+        for (at, len) in [(q.codes_offset + j * q.dim, q.dim), (q.params_offset + 16 * j, 16), (slot_at, 8)] {
             if let Some(b) = map.get(s + at..s + at + len) {
                 crate::kernels::prefetch(b);
             }
