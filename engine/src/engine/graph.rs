@@ -283,12 +283,19 @@ fn rescore(
     }
     let mut his: Vec<f64> = iv.iter().map(|x| x.1).collect();
     let bound = if his.len() >= k && k > 0 { *his.select_nth_unstable_by(k - 1, f64::total_cmp).1 } else { f64::INFINITY };
+    // Find every vector to score first and ask the cache for all of them, then score: their
+    // page lookups and loads overlap instead of each waiting on memory in turn.
+    let mut vecs = Vec::with_capacity(iv.len());
     for &(lo, _, slot) in &iv {
         if lo <= bound {
             if let Some(v) = src.vector(slot)? {
-                top.offer(slot, kernels::distance(metric, q, &v));
+                kernels::prefetch(&v);
+                vecs.push((slot, v));
             }
         }
+    }
+    for (slot, v) in vecs {
+        top.offer(slot, kernels::distance(metric, q, &v));
     }
     Ok(())
 }

@@ -261,29 +261,37 @@ impl MappedGraph {
     }
 
     /// The words of record `rec` at `level`, its page verified.
+    /// Where a record lies: its page's number and its offset in the file's mapping (unchecked;
+    /// `None` for a level or record the header does not have).
+    fn place(&self, level: usize, rec: u32) -> Option<(u64, usize)> {
+        let h = &self.header;
+        let info = h.levels.get(level).filter(|i| rec < i.records)?;
+        let per = h.per_page(level);
+        let page_no = info.first_page + u64::from(rec) / per as u64;
+        let at = (page_no as usize).checked_sub(1)? * h.page_size as usize + HEADER_LEN + (rec as usize % per) * h.record_len(level);
+        Some((page_no, at))
+    }
+
     fn words(&self, level: usize, rec: u32) -> Result<&[u8]> {
         let h = &self.header;
-        let info = h.levels.get(level).ok_or_else(|| self.damaged(format!("level {level} does not exist")))?;
-        if rec >= info.records {
-            return Err(self.damaged(format!("record {rec} of level {level} does not exist")));
-        }
-        let per = h.per_page(level);
-        let rl = h.record_len(level);
-        let page_no = info.first_page + u64::from(rec) / per as u64;
+        let (page_no, at) = self.place(level, rec).ok_or_else(|| self.damaged(format!("record {rec} of level {level} does not exist")))?;
         let ps = h.page_size as usize;
         let start = (page_no as usize - 1) * ps;
         let page = self.map.as_ref().as_ref().get(start..start + ps).ok_or_else(|| self.damaged(format!("page {page_no} lies outside the file")))?;
         let (w, bit) = (page_no as usize / 64, 1u64 << (page_no % 64));
         if self.verified.get(w).is_none_or(|a| a.load(Ordering::Relaxed) & bit == 0) {
+            let info = &h.levels[level];
+            let per = h.per_page(level);
             let first = (page_no - info.first_page) as usize * per;
             let expect = (info.records as usize - first).min(per) as u32;
-            graph::verify_level_page(page, h.graph_salt, page_no, level, expect, rl).map_err(|e| self.damaged(format!("page {page_no}: {e}")))?;
+            graph::verify_level_page(page, h.graph_salt, page_no, level, expect, h.record_len(level))
+                .map_err(|e| self.damaged(format!("page {page_no}: {e}")))?;
             if let Some(a) = self.verified.get(w) {
                 a.fetch_or(bit, Ordering::Relaxed);
             }
         }
-        let at = HEADER_LEN + (rec as usize % per) * rl;
-        Ok(&page[at..at + rl])
+        let rel = at - start;
+        Ok(&page[rel..rel + h.record_len(level)])
     }
 
     fn checked(&self, level: usize, rec: u32, out: &mut Vec<u32>) -> Result<()> {
@@ -314,6 +322,11 @@ impl View for MappedGraph {
         out.truncate(head + n);
         out.drain(..head);
         Ok(())
+    }
+    fn prefetch_list(&self, level: usize, rec: u32) {
+        if let Some(b) = self.place(level, rec).and_then(|(_, at)| self.map.as_ref().as_ref().get(at..at + self.header.record_len(level))) {
+            crate::kernels::prefetch(b);
+        }
     }
     fn record(&self, level: usize, rec: u32) -> Result<(u32, u32)> {
         if level == 0 {

@@ -464,6 +464,12 @@ impl View for MemGraph {
         out.extend(w[head..head + n].iter().map(|a| a.load(Relaxed)));
         Ok(())
     }
+    fn prefetch_list(&self, level: usize, rec: u32) {
+        let s = self.stride(level);
+        if let Some(w) = self.words(level).get(rec as usize * s..(rec as usize + 1) * s) {
+            crate::kernels::prefetch(w);
+        }
+    }
     fn record(&self, level: usize, rec: u32) -> Result<(u32, u32)> {
         if level == 0 {
             return Ok((rec, rec));

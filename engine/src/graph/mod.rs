@@ -107,6 +107,8 @@ pub(crate) trait View: Sync {
     fn node_bound(&self) -> u64;
     /// The neighbours of a record at `level`, into `out` (cleared first).
     fn neighbors(&self, level: usize, rec: u32, out: &mut Vec<u32>) -> Result<()>;
+    /// Ask the cache for what [`View::neighbors`] will read of a record (a hint: may do nothing).
+    fn prefetch_list(&self, _level: usize, _rec: u32) {}
     /// The node of a record at `level` and its record at the level below (both the record
     /// itself at level 0).
     fn record(&self, level: usize, rec: u32) -> Result<(u32, u32)>;

@@ -68,6 +68,11 @@ pub(crate) fn search_level<V: View + ?Sized>(
         if best.len() >= ef && best.peek().is_some_and(|w| c.d > w.d) {
             break;
         }
+        // The next candidate is likely the closest left: its list is fetched while this one's
+        // neighbours are scored.
+        if let Some(Reverse(next)) = cands.peek() {
+            view.prefetch_list(level, next.id);
+        }
         view.neighbors(level, c.id, &mut nbrs)?;
         // The new neighbours' int8 copies are fetched from memory together, then scored.
         fresh.clear();
