@@ -166,11 +166,13 @@ pub(crate) fn level_of(slot: u64, m: u16) -> usize {
     (l as usize).min(memento_format::graph::MAX_LEVELS - 1)
 }
 
-/// A visited set over node (or record) numbers, reused across walks: a generation number per
-/// entry, so clearing it is one increment.
+/// A visited set over node (or record) numbers, reused across walks: a one-byte generation
+/// number per entry, so clearing it is one increment (and a rewrite of every mark once in 255
+/// walks). One byte keeps the marks of a million nodes in a megabyte, near the core: the mark
+/// check was the walk's hottest load with four-byte marks.
 pub(crate) struct Visited {
-    marks: Vec<u32>,
-    gen: u32,
+    marks: Vec<u8>,
+    gen: u8,
 }
 
 impl Visited {
@@ -184,7 +186,7 @@ impl Visited {
         }
         self.gen = self.gen.wrapping_add(1);
         if self.gen == 0 {
-            self.marks.iter_mut().for_each(|m| *m = 0);
+            self.marks.fill(0);
             self.gen = 1;
         }
     }

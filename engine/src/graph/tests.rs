@@ -222,3 +222,19 @@ fn nearly_every_node_is_reachable_from_the_entry() {
     let unreachable = seen.iter().filter(|s| !**s).count();
     assert!(unreachable <= 3, "{unreachable} nodes of 3000 cannot be reached at level 0");
 }
+
+/// The one-byte generations wrap every 255 walks: a mark left by an old walk is never taken
+/// for one of the current walk, before, at and after the wrap.
+#[test]
+fn visited_marks_survive_the_generation_wrap() {
+    let mut v = super::Visited::new();
+    for walk in 0..1000u32 {
+        v.reset(64);
+        // Every walk marks every number: a generation reused without clearing shows at once.
+        for n in 0..64 {
+            assert!(v.insert(n), "walk {walk}: {n} taken for visited");
+            assert!(!v.insert(n), "walk {walk}: {n} new twice");
+        }
+        assert!(!v.insert(64), "out of range is never new");
+    }
+}

@@ -43,8 +43,8 @@ pub(crate) fn search_level<V: View + ?Sized>(
     ef: usize,
     visited: &mut Visited,
     budget: usize,
-    prefetch: &dyn Fn(u32),
-    score: &mut dyn FnMut(u32) -> Result<Score>,
+    prefetch: &impl Fn(u32),
+    score: &mut impl FnMut(u32) -> Result<Score>,
 ) -> Result<Vec<Cand>> {
     // No walk keeps more than the graph has (a huge k or ef must not allocate for it).
     let ef = ef.clamp(1, (view.node_bound() as usize).max(1));
