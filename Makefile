@@ -152,13 +152,17 @@ $(VENV_STAMP): benches/compare/requirements.txt benches/compare/requirements-mod
 bench-compare-build: setup
 	$(CARGO) build --release --locked -p memento-benches --bin memento-search-bench
 
-## Memento against numpy, FAISS and sqlite-vec on the same data (BENCHMARKS.md, "Comparison").
+## Memento against its peers on the same data, in one run: exact search against numpy, FAISS and
+## sqlite-vec (BENCHMARKS.md, "Comparison"), then the graph index against FAISS IndexHNSWFlat,
+## hnswlib and usearch (the bench-ann target below; "Approximate search").
 bench-compare: $(VENV_STAMP) bench-compare-build
 	$(VENV)/bin/python benches/compare/compare.py
+	$(VENV)/bin/python benches/compare/ann.py $(BENCH_ANN_ARGS)
 
-## The same comparison on smaller data.
+## The same comparison on smaller data (the graphs on realtext and synth-100k).
 bench-compare-quick: $(VENV_STAMP) bench-compare-build
 	$(VENV)/bin/python benches/compare/compare.py --quick
+	$(VENV)/bin/python benches/compare/ann.py --quick $(BENCH_ANN_ARGS)
 
 ## Approximate (graph index) search: Memento's HNSW against FAISS IndexHNSWFlat, hnswlib and usearch
 ## (BENCHMARKS.md, "Approximate search"), as ann-benchmarks measures them: build speed and index

@@ -753,3 +753,22 @@ fn stats_shows_the_graph_and_index_build_builds_it() {
     let err = fails(h.on("nope", &["index", "build"]), 1);
     assert!(err.contains("there is no store"), "{err}");
 }
+
+#[test]
+fn index_build_takes_m_and_ef_construction() {
+    let h = Home::new();
+    spread_records(&h, 600);
+    let built = json(&ok(h.on("g", &["--json", "index", "build", "--m", "8", "--ef-construction", "40"])));
+    assert_eq!((built["params"]["m"].as_u64(), built["params"]["ef_construction"].as_u64()), (Some(8), Some(40)), "{built}");
+    assert!(built["nodes"].as_u64().unwrap() >= 600 && built["estimate"]["recall"].as_f64().unwrap() > 0.5, "{built}");
+    // The file holds a graph of that shape (level 0 keeps 2m).
+    let mut c = assert_cmd::cargo::cargo_bin_cmd!("memento-inspect");
+    let out = c.arg("--store").arg(h.path("g")).args(["--json", "graph"]).output().unwrap();
+    let g: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let header = &g["graph"]["header"];
+    assert_eq!((header["m"].as_u64(), header["m0"].as_u64(), header["ef_construction"].as_u64()), (Some(8), Some(16), Some(40)), "{g:#}");
+    // Out of range: a clear error, nothing built.
+    let err = fails(h.on("g", &["index", "build", "--m", "1"]), 1);
+    assert!(err.contains("graph m must be from 2 to 512"), "{err}");
+    fails(h.on("g", &["index", "build", "--ef-construction", "0"]), 2);
+}

@@ -17,7 +17,7 @@ use super::input::{self, ExportHeader, InputRecord, Source, EXPORT_VERSION};
 use super::output::{compact_metadata, f32_value, hits_value, print_hits, print_json, record_value, size, vector_value, write_json_line};
 use super::progress::{duration, Progress};
 use super::store::{self, Need, NewStore, StoreArg, Target};
-use super::{AddArgs, DeleteArgs, ExportArgs, GetArgs, ImportArgs, IngestArgs, InitArgs, RecallArgs, SearchArgs, StatsArgs, UpdateArgs};
+use super::{AddArgs, DeleteArgs, ExportArgs, GetArgs, ImportArgs, IndexBuildArgs, IngestArgs, InitArgs, RecallArgs, SearchArgs, StatsArgs, UpdateArgs};
 use crate::UsageError;
 
 /// What every command gets.
@@ -673,8 +673,10 @@ pub fn stats(ctx: &Ctx, a: StatsArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 /// `memento index build`: the graph index brought up to every vector, its file written.
-pub fn build_index(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
-    let engine = store::open(&ctx.store, Need::Vectors, false)?;
+pub fn build_index(ctx: &Ctx, a: IndexBuildArgs, out: &mut dyn Write) -> Result<()> {
+    let d = memento::graph::GraphParams::default();
+    let params = memento::graph::GraphParams { m: a.m.unwrap_or(d.m), ef_construction: a.ef_construction.unwrap_or(d.ef_construction), ..d };
+    let engine = store::open_with_graph(&ctx.store, params)?;
     let start = Instant::now();
     engine.build_index().map_err(|e| store::explain(e, engine.path()))?;
     let secs = start.elapsed().as_secs_f64();

@@ -98,7 +98,21 @@ pub enum IndexCommand {
     /// measure its recall, then print how long it took. The store otherwise builds it in the
     /// background as records are added, from 20,000 vectors on; this builds one for a smaller
     /// store too.
-    Build,
+    Build(IndexBuildArgs),
+}
+
+/// `memento index build`.
+#[derive(Debug, Args)]
+pub struct IndexBuildArgs {
+    /// Neighbours per node (HNSW's M; level 0 keeps twice as many), from 2 to 512 [default: 16].
+    /// It shapes a new graph only: a store whose graph file exists keeps that graph's M (delete
+    /// `memento.graph`, which is derived, to rebuild with another).
+    #[arg(long, value_name = "M")]
+    pub m: Option<u16>,
+    /// Candidates kept while choosing each new node's neighbours [default: 200]: higher builds
+    /// slower and reaches a higher recall at the same search ef.
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub ef_construction: Option<usize>,
 }
 
 /// `memento stats`.
@@ -359,7 +373,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Compact => commands::compact(&ctx, out),
         Command::Export(a) => commands::export(&ctx, a, out),
         Command::Import(a) => commands::import(&ctx, a, out),
-        Command::Index(IndexCommand::Build) => commands::build_index(&ctx, out),
+        Command::Index(IndexCommand::Build(a)) => commands::build_index(&ctx, a, out),
         Command::Model(cmd) => model::run(cmd, out),
     };
     result?;

@@ -46,6 +46,16 @@ pub fn open(store: &StoreArg, need: Need, create: bool) -> Result<Engine> {
     target(store, need, create)?.into_engine()
 }
 
+/// Opens an existing store with these graph parameters (`memento index build`).
+pub fn open_with_graph(store: &StoreArg, params: memento::graph::GraphParams) -> Result<Engine> {
+    let dir = &store.dir;
+    refuse_non_directory(dir)?;
+    if !exists(dir) {
+        bail!("there is no store at {} to index; create one with `memento --store {} init`", dir.display(), dir.display());
+    }
+    Engine::builder(dir).create(false).graph(Some(params)).open().map_err(|e| explain(e, dir))
+}
+
 /// Opens the store for a command that only reads (`recall`, `search`, `get`, `stats`,
 /// `export`): read-only (FORMAT.md §4.4), so that it neither waits for nor blocks a process
 /// that writes the store. A store that a reader cannot follow (its mirror damaged, say) is
