@@ -1,6 +1,6 @@
 //! `memento-search-bench`: the Rust side of the engine comparison (`benches/compare/compare.py`).
 //!
-//! Three subcommands, each printing one JSON document on stdout (progress goes to stderr):
+//! Five subcommands, each printing one JSON document on stdout (progress goes to stderr):
 //!
 //! ```text
 //! memento-search-bench gen --out FILE --n N --seed data|queries|SEED
@@ -8,10 +8,13 @@
 //! memento-search-bench search --base FILE --queries FILE [--nq 200] [--warmup 5] [--k 10]
 //!     [--modes exact,quantized] [--threads 1,2] [--store-parent DIR] [--filter-mod 100]
 //! memento-search-bench ann --base FILE --queries FILE --store DIR --out FILE [--efs ...]
+//! memento-search-bench kernels [--n 1000000] [--reps 15]
 //! ```
 //!
 //! - `ann` measures the graph index as `benches/compare/ann.py` measures its peers (see
 //!   `ann.rs`).
+//! - `kernels` times every instruction set's scan kernels against the line-read rate of the
+//!   buffers they stream, interleaved in one process (see `kernels.rs`).
 //!
 //! - `gen` writes `N` unit Gaussian vectors of dimension 384 from the crate's seeded generator
 //!   as raw little-endian f32 (`N × 384 × 4` bytes), so that every engine reads the same bytes.
@@ -27,6 +30,7 @@
 
 mod ann;
 mod bandwidth;
+mod kernels;
 mod search;
 
 use std::fs::File;
@@ -43,7 +47,8 @@ const USAGE: &str = "usage:
   memento-search-bench search --base FILE --queries FILE [--nq 200] [--warmup 5] [--k 10]
       [--modes exact,quantized] [--threads 1,2] [--store-parent DIR] [--filter-mod 100]
   memento-search-bench ann --base FILE --queries FILE --store DIR --out FILE [--dim 384] [--k 10]
-      [--m 16] [--ef-construction 200] [--efs 10,16,32,...] [--nq N]";
+      [--m 16] [--ef-construction 200] [--efs 10,16,32,...] [--nq N]
+  memento-search-bench kernels [--n 1000000] [--reps 15]";
 
 /// Read a whole `.f32` file (raw little-endian f32) of `dim`-element rows.
 pub fn read_f32_file(path: &Path, dim: usize) -> BoxResult<Vec<f32>> {
@@ -138,6 +143,7 @@ fn main() -> std::process::ExitCode {
         "bandwidth" => bandwidth_cmd(&args),
         "search" => search::run(&args),
         "ann" => ann::run(&args),
+        "kernels" => kernels::run(&args),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
