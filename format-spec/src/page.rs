@@ -533,9 +533,17 @@ impl QuantLayout {
         (0..count).map(|i| self.param(page, i)).collect()
     }
 
+    /// Where entry `i` lies in a page: the byte ranges of its codes, its parameters and its
+    /// slot (for a reader that reads them in place, or asks the cache for them).
+    pub fn entry_ranges(&self, i: usize) -> [std::ops::Range<usize>; 3] {
+        let (code, param, slot) = (self.codes_offset + i * self.dim, self.params_offset + quant_params::LEN * i, HEADER_LEN + 8 * i);
+        [code..code + self.dim, param..param + quant_params::LEN, slot..slot + 8]
+    }
+
     /// Parameter entry `i`, decoded (any alignment).
     pub fn param(&self, page: &[u8], i: usize) -> QuantEntry {
-        let e = &page[self.params_offset + quant_params::LEN * i..];
+        let [_, params, _] = self.entry_ranges(i);
+        let e = &page[params];
         QuantEntry {
             scale: f32::from_bits(quant_params::scale.get_u32(e)),
             code_sum: quant_params::code_sum.get_u32(e) as i32,
@@ -546,7 +554,8 @@ impl QuantLayout {
 
     /// The codes of entry `i`.
     pub fn code<'a>(&self, page: &'a [u8], i: usize) -> &'a [i8] {
-        bytemuck::cast_slice(&page[self.codes_offset + i * self.dim..self.codes_offset + (i + 1) * self.dim])
+        let [codes, _, _] = self.entry_ranges(i);
+        bytemuck::cast_slice(&page[codes])
     }
 
     /// The codes of the first `count` vectors.

@@ -260,7 +260,6 @@ impl MappedGraph {
         Error::corrupted(GRAPH_FILE, 0, why)
     }
 
-    /// The words of record `rec` at `level`, its page verified.
     /// Where a record lies: its page's number and its offset in the file's mapping (unchecked;
     /// `None` for a level or record the header does not have).
     fn place(&self, level: usize, rec: u32) -> Option<(u64, usize)> {
@@ -272,6 +271,7 @@ impl MappedGraph {
         Some((page_no, at))
     }
 
+    /// The words of record `rec` at `level`, its page verified.
     fn words(&self, level: usize, rec: u32) -> Result<&[u8]> {
         let h = &self.header;
         let (page_no, at) = self.place(level, rec).ok_or_else(|| self.damaged(format!("record {rec} of level {level} does not exist")))?;

@@ -405,9 +405,8 @@ impl VecFile {
         // of the codes (trusting the hardware prefetcher with the rest) made the walk wait on
         // the third line: builds ran 2.7× slower and searches 1.4× slower (BENCHMARKS.md,
         // "Approximate search").
-        let slot_at = memento_format::page::HEADER_LEN + 8 * j;
-        for (at, len) in [(q.codes_offset + j * q.dim, q.dim), (q.params_offset + 16 * j, 16), (slot_at, 8)] {
-            if let Some(b) = map.get(s + at..s + at + len) {
+        for r in q.entry_ranges(j) {
+            if let Some(b) = map.get(s + r.start..s + r.end) {
                 crate::kernels::prefetch(b);
             }
         }

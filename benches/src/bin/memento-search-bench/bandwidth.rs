@@ -114,7 +114,7 @@ fn gbps(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / 1e9 / d.as_secs_f64()
 }
 
-fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     s[s.len() / 2]

@@ -20,6 +20,8 @@ use serde_json::{json, Value};
 
 use memento_benches::args::{Args, BoxResult};
 
+use crate::bandwidth::median;
+
 /// One thing timed: a line read of one of the buffers, or a kernel of one table.
 #[derive(Clone, Copy)]
 enum Method {
@@ -93,12 +95,6 @@ impl Data {
             }
         }
     }
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[s.len() / 2]
 }
 
 /// `kernels [--n 1000000] [--reps 15]`: prints one JSON document.
