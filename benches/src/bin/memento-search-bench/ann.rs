@@ -14,7 +14,8 @@
 //!   answers do not change; the old copies become deleted nodes the walks pass through), the
 //!   graph caught up incrementally, and recall@k at the churn `ef` before and after.
 //!
-//! Writes one JSON document to `--out`.
+//! Writes one JSON document to `--out`. `--build-only 1` stops after the build (for comparing
+//! two builds of the engine).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -149,7 +150,7 @@ fn dir_bytes(dir: &Path, name: &str) -> u64 {
 }
 
 pub fn run(args: &Args) -> BoxResult<()> {
-    args.check_known(&["base", "queries", "dim", "k", "m", "ef-construction", "efs", "store", "out", "nq", "churn-ef"])?;
+    args.check_known(&["base", "queries", "dim", "k", "m", "ef-construction", "efs", "store", "out", "nq", "churn-ef", "build-only"])?;
     let dim = args.num("dim", 384)?;
     let k = args.num("k", 10)?;
     let base = PathBuf::from(args.required("base")?);
@@ -170,6 +171,11 @@ pub fn run(args: &Args) -> BoxResult<()> {
     let build = t.elapsed();
     eprintln!("ann: built in {:.1} s ({:.0} vectors/s)", build.as_secs_f64(), n as f64 / build.as_secs_f64());
     engine.close()?;
+    if args.flag("build-only", false)? {
+        let doc = json!({"engine": "memento", "n": n, "build_seconds": build.as_secs_f64(), "build_vectors_per_s": n as f64 / build.as_secs_f64()});
+        std::fs::write(&out, serde_json::to_vec(&doc)?)?;
+        return Ok(());
+    }
     let index_bytes = dir_bytes(&store, memento::graph::GRAPH_FILE);
     let store_bytes: u64 = std::fs::read_dir(&store)?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
 
