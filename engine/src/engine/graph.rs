@@ -23,6 +23,9 @@ use crate::storage::Storage;
 /// Nodes inserted per batch of the builder: the batch holds the state's read lock, so a
 /// commit waits for at most one batch (about 50 ms on two cores).
 const BATCH: u64 = 384;
+/// From this many nodes to insert on, the builder packs the nodes' int8 copies
+/// ([`crate::graph::packed`]) until it has caught up.
+const PACK_BACKLOG: u64 = 4096;
 
 /// The binding of the current vector file (FORMAT.md §7.2).
 pub(super) fn binding(st: &State) -> Binding {
@@ -88,7 +91,12 @@ fn builder_pass(gi: &GraphIndex, state: &RwLock<State>, storage: &dyn Storage, d
             }
             let Some(g) = mem.as_mut() else { return Ok(()) };
             if g.covered >= bound {
+                // Caught up: the packed copy's memory goes back.
+                g.pack(&src, None)?;
                 break;
+            }
+            if bound - g.covered >= PACK_BACKLOG {
+                g.pack(&src, Some(dim))?;
             }
             let end = bound.min(g.covered + BATCH);
             (g.prepare(&src, end)?, end)

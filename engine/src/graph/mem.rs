@@ -11,9 +11,13 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use memento_format::superblock::Metric;
 use parking_lot::Mutex;
 
+use super::packed::{Packed, PackedNodes};
 use super::walk::{search_level, Cand, Score};
 use super::{level_of, with_visited, GraphParams, Nodes, Probe, View, Visited};
 use crate::error::{Error, Result};
+
+/// Nodes a build thread takes at a time: few, so that the threads finish a batch together.
+const CHUNK: usize = 4;
 
 /// A graph held in memory (see the module documentation).
 pub(crate) struct MemGraph {
@@ -37,6 +41,8 @@ pub(crate) struct MemGraph {
     present: Vec<u64>,
     /// The numbering's generation ([`super::builder::GraphIndex::generation`]) it was built in.
     pub(crate) generation: u64,
+    /// The nodes' int8 copies packed for a large build ([`MemGraph::pack`]).
+    packed: Option<Packed>,
 }
 
 /// A node to insert and its records at levels 1 and up.
@@ -60,7 +66,34 @@ impl MemGraph {
             node_count: 0,
             present: Vec::new(),
             generation: 0,
+            packed: None,
         }
+    }
+
+    /// Keep (`Some(dim)`) or drop (`None`) a packed copy of the nodes' int8 copies
+    /// ([`super::packed`]), which insertions then read instead of `nodes`. Packing copies every
+    /// node below [`MemGraph::covered`], and [`MemGraph::prepare`] appends the new ones.
+    pub(crate) fn pack(&mut self, nodes: &dyn Nodes, dim: Option<usize>) -> Result<()> {
+        let Some(dim) = dim else {
+            self.packed = None;
+            return Ok(());
+        };
+        if self.packed.is_some() {
+            return Ok(());
+        }
+        let mut p = Packed::new(dim);
+        p.reserve(self.covered as usize);
+        for n in 0..self.covered as u32 {
+            p.push(nodes.codes(n)?);
+        }
+        self.packed = Some(p);
+        Ok(())
+    }
+
+    /// Whether insertions read a packed copy.
+    #[cfg(test)]
+    pub(crate) fn packed(&self) -> bool {
+        self.packed.is_some()
     }
 
     fn stride(&self, level: usize) -> usize {
@@ -129,8 +162,19 @@ impl MemGraph {
         self.l0.resize_with(bound as usize * s0, || AtomicU32::new(0));
         self.locks.resize_with(bound as usize, || Mutex::new(()));
         let mut out = Vec::new();
+        // The packed copy holds exactly the nodes below `from` (else it is dropped, not trusted).
+        if self.packed.as_ref().is_some_and(|p| p.len() as u64 != from) {
+            self.packed = None;
+        }
+        if let Some(p) = &mut self.packed {
+            p.reserve(bound as usize);
+        }
         for n in from as u32..bound_u32 {
-            let Some(r) = nodes.node(n)? else { continue };
+            let r = nodes.node(n)?;
+            if let Some(p) = &mut self.packed {
+                p.push(r.map(|r| (r.codes, r.params)));
+            }
+            let Some(r) = r else { continue };
             self.mark_present(n);
             let level = level_of(r.slot, self.m);
             let mut recs = Vec::with_capacity(level);
@@ -154,6 +198,15 @@ impl MemGraph {
 
     /// Insert prepared nodes with `threads` threads (then [`MemGraph::finish`] counts them).
     pub(crate) fn insert_all(&self, nodes: &dyn Nodes, prepared: &[Prepared], threads: usize) -> Result<()> {
+        match &self.packed {
+            Some(packed) => self.insert_all_from(&PackedNodes { packed, inner: nodes }, prepared, threads),
+            None => self.insert_all_from(nodes, prepared, threads),
+        }
+    }
+
+    /// [`MemGraph::insert_all`] with the int8 copies from `nodes` (compiled for each kind, so
+    /// that a packed copy is read without a call per node).
+    fn insert_all_from<N: Nodes + ?Sized>(&self, nodes: &N, prepared: &[Prepared], threads: usize) -> Result<()> {
         let mut rest = prepared;
         // The first node of an empty graph becomes its entry, with no neighbours.
         if self.entry.lock().is_none() {
@@ -172,11 +225,11 @@ impl MemGraph {
             with_visited(|visited| loop {
                 // Small chunks, handed out in order, so that threads insert neighbouring
                 // numbers at about the same time and each sees the others' nodes.
-                let i = next.fetch_add(16, Relaxed);
+                let i = next.fetch_add(CHUNK, Relaxed);
                 if i >= rest.len() {
                     return Ok(());
                 }
-                for p in &rest[i..(i + 16).min(rest.len())] {
+                for p in &rest[i..(i + CHUNK).min(rest.len())] {
                     g.insert(nodes, p, &mut probe, visited, &mut scratch)?;
                 }
             })
@@ -260,11 +313,12 @@ impl MemGraph {
             self.mark_present(n);
         }
         *self.entry.lock() = entry;
+        self.packed = None;
         self.covered = bound;
         self.node_count = count;
     }
 
-    fn insert(&self, nodes: &dyn Nodes, p: &Prepared, probe: &mut Probe, visited: &mut Visited, sc: &mut Scratch) -> Result<()> {
+    fn insert<N: Nodes + ?Sized>(&self, nodes: &N, p: &Prepared, probe: &mut Probe, visited: &mut Visited, sc: &mut Scratch) -> Result<()> {
         let Some((mc, mp)) = nodes.codes(p.node)? else { return Ok(()) };
         probe.set_codes(mc, &mp);
         let Some((top, entry)) = *self.entry.lock() else { return Ok(()) };
@@ -334,7 +388,7 @@ impl MemGraph {
         Ok(())
     }
 
-    fn scorer<'a>(&'a self, nodes: &'a dyn Nodes, probe: &'a Probe, level: usize) -> impl FnMut(u32) -> Result<Score> + 'a {
+    fn scorer<'a, N: Nodes + ?Sized>(&'a self, nodes: &'a N, probe: &'a Probe, level: usize) -> impl FnMut(u32) -> Result<Score> + 'a {
         move |rec| {
             let node = if level == 0 { rec } else { self.record(level, rec)?.0 };
             Ok(nodes.codes(node)?.map(|(c, p)| (probe.distance_to(c, &p), true)))
@@ -343,7 +397,7 @@ impl MemGraph {
 
     /// HNSW's neighbour heuristic: from `cands` (closest first, distances to the new node), keep
     /// a candidate when it is closer to the new node than to every one already kept, up to `max`.
-    fn select(&self, nodes: &dyn Nodes, level: usize, cands: &[Cand], max: usize, sc: &mut Scratch) -> Result<Vec<Cand>> {
+    fn select<N: Nodes + ?Sized>(&self, nodes: &N, level: usize, cands: &[Cand], max: usize, sc: &mut Scratch) -> Result<Vec<Cand>> {
         if cands.len() <= max {
             return Ok(cands.to_vec());
         }
@@ -391,7 +445,7 @@ impl MemGraph {
 
     /// Add `new` (at distance `d`) to the list of `rec` at `level`, keeping its best by the
     /// heuristic when the list is full. Returns whether `new` is in the list.
-    fn link_back(&self, nodes: &dyn Nodes, level: usize, rec: u32, new: u32, d: f32, sc: &mut Scratch) -> Result<bool> {
+    fn link_back<N: Nodes + ?Sized>(&self, nodes: &N, level: usize, rec: u32, new: u32, d: f32, sc: &mut Scratch) -> Result<bool> {
         let node = if level == 0 { rec } else { self.record(level, rec)?.0 };
         let _g = self.locks.get(node as usize).map(|l| l.lock());
         self.neighbors(level, rec, &mut sc.list)?;

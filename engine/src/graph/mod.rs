@@ -8,6 +8,7 @@
 //! - [`walk`]: the search of one level (a beam of `ef` candidates) and of the whole graph,
 //!   with the final candidates rescored in float32.
 //! - [`mem`]: insertion (with every core) and the neighbour-selection heuristic.
+//! - [`packed`]: the nodes' int8 copies packed node by node while a large build runs.
 //! - [`file`]: writing the file, and reading it mapped, verified page by page.
 //! - [`builder`]: the writer's background thread that keeps the graph up with the commits and
 //!   writes the file.
@@ -21,6 +22,7 @@ pub(crate) mod builder;
 pub use builder::Estimate;
 pub(crate) mod file;
 pub(crate) mod mem;
+pub(crate) mod packed;
 pub(crate) mod walk;
 
 /// File name of the graph file.
@@ -193,13 +195,8 @@ impl Visited {
     /// Mark `n`; false if it was already marked (or out of range).
     #[inline]
     pub(crate) fn insert(&mut self, n: u32) -> bool {
-        match self.marks.get_mut(n as usize) {
-            Some(m) if *m != self.gen => {
-                *m = self.gen;
-                true
-            }
-            _ => false,
-        }
+        let gen = self.gen;
+        self.marks.get_mut(n as usize).is_some_and(|m| std::mem::replace(m, gen) != gen)
     }
 }
 

@@ -238,3 +238,36 @@ fn visited_marks_survive_the_generation_wrap() {
         assert!(!v.insert(64), "out of range is never new");
     }
 }
+
+/// Every record's words, level by level.
+fn all_records(g: &MemGraph) -> Vec<Vec<u32>> {
+    let mut out = Vec::new();
+    let mut words = Vec::new();
+    for level in 0..g.levels() {
+        for rec in 0..g.records(level) as u32 {
+            g.record_words(level, rec, &mut words);
+            out.push(words.clone());
+        }
+    }
+    out
+}
+
+/// The packed copy of the int8 copies ([`super::packed`]) changes where a build reads them,
+/// not what it reads: one thread builds the same graph with it as without it, whether it is
+/// taken from the start, part way (copying the nodes already in), or dropped part way.
+#[test]
+fn a_packed_build_makes_the_same_graph() {
+    let nodes = VecNodes::new(2000, 13);
+    let plain = build(&nodes, 1);
+    for switch in [[Some(DIM), Some(DIM), Some(DIM)], [None, Some(DIM), Some(DIM)], [Some(DIM), None, Some(DIM)]] {
+        let mut g = MemGraph::new(Metric::Cosine, &GraphParams { m: 8, ef_construction: 64, ..GraphParams::default() });
+        for (bound, pack) in [nodes.len() as u64 / 3, nodes.len() as u64 / 2, nodes.len() as u64].into_iter().zip(switch) {
+            g.pack(&nodes, pack).expect("pack");
+            assert_eq!(g.packed(), pack.is_some());
+            let p = g.prepare(&nodes, bound).expect("prepare");
+            g.insert_all(&nodes, &p, 1).expect("insert");
+            g.finish(bound, p.len());
+        }
+        assert!(all_records(&g) == all_records(&plain), "packing {switch:?} changed the graph");
+    }
+}
