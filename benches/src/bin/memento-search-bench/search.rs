@@ -197,7 +197,7 @@ fn merge(into: &mut Value, from: Value) {
 
 /// The `search` subcommand.
 pub fn run(args: &Args) -> BoxResult<()> {
-    args.check_known(&["base", "queries", "nq", "warmup", "k", "modes", "threads", "store-parent", "filter-mod"])?;
+    args.check_known(&["base", "queries", "nq", "warmup", "k", "modes", "threads", "store-parent", "filter-mod", "store"])?;
     let base = PathBuf::from(args.required("base")?);
     let all_queries = read_f32_file(Path::new(args.required("queries")?), DIM)?;
     let nq = args.num("nq", 200)?.min(all_queries.len() / DIM);
@@ -219,10 +219,16 @@ pub fn run(args: &Args) -> BoxResult<()> {
         None => base.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
     };
     let tmp = tempfile::Builder::new().prefix("memento-store-").tempdir_in(&parent)?;
-    let dir = tmp.path().join("store");
-
-    eprintln!("  memento: building a store from {}", base.display());
-    let (n, build_time) = build(&dir, &base, filter_mod)?;
+    // `--store DIR`: kept, and reused when it exists (to compare two builds of the engine
+    // on one store without building it twice).
+    let dir = args.get("store").map_or_else(|| tmp.path().join("store"), PathBuf::from);
+    let (n, build_time) = if dir.exists() {
+        eprintln!("  memento: reusing the store {}", dir.display());
+        (std::fs::metadata(&base)?.len() as usize / (4 * DIM), Duration::ZERO)
+    } else {
+        eprintln!("  memento: building a store from {}", base.display());
+        build(&dir, &base, filter_mod)?
+    };
     let t = Instant::now();
     let s = Searcher::open(&dir)?;
     let open_time = t.elapsed();
