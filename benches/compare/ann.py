@@ -61,19 +61,26 @@ Measures, in one process run, as ann-benchmarks does:
    (100) untimed queries, then the 1,000 queries one call each, k = 10; p50 and p99 of the
    per-call times (nearest rank), queries/s = 1,000 / the sum of the times. The times include
    the Python binding's call overhead (a few microseconds), which Memento, timed in Rust, has
-   not.
+   not. The sweeps run in ``--rounds`` (3) rounds after every engine of the set is built: in
+   each round every engine runs its whole sweep, the first engine of a round moving one place
+   each round, and each figure reported is the median over the rounds (recall from the first
+   round's ids). On a shared machine a sweep run once lands in a quiet or a busy minute by
+   chance; interleaved rounds give every engine the same minutes.
 
 3. Memento, through ``memento-search-bench ann`` (the release binary of the benches crate), run
-   once per set::
+   in phases on one store (``--phase build``, then ``--phase sweep`` once per round, then
+   ``--phase rest``)::
 
        memento-search-bench ann --base BASE.f32 --queries Q.f32 --dim 384 --k 10 --m 16
-           --ef-construction 200 --efs 10,16,... --store DIR --out RESULT.json
+           --ef-construction 200 --efs 10,16,... --store DIR --out RESULT.json --phase PHASE
 
    It ingests the base (record id = row number), builds its graph on every core, and writes
    its build time, ``index_bytes`` (its graph file: the index beyond the vectors) and
    ``store_bytes`` (the whole store on disk), the time from opening the store to the first
    answer, and per ef the same single-thread p50, p99, queries/s and the returned ids (row
-   numbers), plus an exact-scan run over some of the queries as a check. If the binary or its
+   numbers), plus an exact-scan run over some of the queries as a check; then filtered
+   searches and the churn measurement (which replaces half the records, so it runs last). If
+   the binary or its
    ``ann`` subcommand fails, Memento is skipped with the reason, and every target that needs it
    is a FAIL line.
 
@@ -95,7 +102,7 @@ Usage (``make bench-ann``: realtext and synth-1m; ``make bench-ann-quick``: real
 synth-100k)::
 
     python benches/compare/ann.py [--quick] [--sets realtext,synth-1m] [--synth-n N]
-        [--engines faiss,hnswlib,usearch,memento] [--efs 10,16,...] [--build-threads N]
+        [--engines faiss,hnswlib,usearch,memento] [--efs 10,16,...] [--build-threads N] [--rounds 3]
     python benches/compare/ann.py --sets synth-1m --data-only   # make the data sets only
 """
 
@@ -456,6 +463,19 @@ def sweep(search_one, set_ef, queries, efs, warmup):
     return runs
 
 
+def median_runs(rounds: list[list[dict]]) -> list[dict]:
+    """One run per ef from the rounds' runs of the same efs: the median of each figure, the
+    first round's ids, and every round's p50."""
+    out = []
+    for per_ef in zip(*rounds):
+        r = dict(per_ef[0])
+        for key in ("p50_ms", "p99_ms", "qps"):
+            r[key] = float(np.median([x[key] for x in per_ef]))
+        r["p50_rounds_ms"] = [x["p50_ms"] for x in per_ef]
+        out.append(r)
+    return out
+
+
 def bench_faiss(ds, args, work: Path):
     import faiss
 
@@ -472,16 +492,18 @@ def bench_faiss(ds, args, work: Path):
     faiss.write_index(index, str(path))
     disk = path.stat().st_size
     path.unlink()
-    faiss.omp_set_num_threads(1)
-    with threadpool_limits(limits=1):
-        def set_ef(ef):
-            index.hnsw.efSearch = ef
+    def set_ef(ef):
+        index.hnsw.efSearch = ef
 
-        runs = sweep(lambda q: index.search(q[None, :], K)[1][0], set_ef, ds.queries, args.efs, args.warmup)
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
-    del index
-    return dict(build_seconds=build, memory_bytes=memory, disk_bytes=disk, runs=runs,
-                max_level=int(hnsw.max_level) if hasattr(hnsw, "max_level") else None)
+    def run_sweep():
+        faiss.omp_set_num_threads(1)
+        with threadpool_limits(limits=1):
+            runs = sweep(lambda q: index.search(q[None, :], K)[1][0], set_ef, ds.queries, args.efs, args.warmup)
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        return runs
+
+    return dict(build_seconds=build, memory_bytes=memory, disk_bytes=disk,
+                max_level=int(hnsw.max_level) if hasattr(hnsw, "max_level") else None), run_sweep, None
 
 
 def bench_hnswlib(ds, args, work: Path):
@@ -498,9 +520,11 @@ def bench_hnswlib(ds, args, work: Path):
     disk = path.stat().st_size
     path.unlink()
     index.set_num_threads(1)
-    runs = sweep(lambda q: index.knn_query(q, k=K, num_threads=1)[0][0], index.set_ef, ds.queries, args.efs, args.warmup)
-    del index
-    return dict(build_seconds=build, memory_bytes=memory, disk_bytes=disk, runs=runs)
+
+    def run_sweep():
+        return sweep(lambda q: index.knn_query(q, k=K, num_threads=1)[0][0], index.set_ef, ds.queries, args.efs, args.warmup)
+
+    return dict(build_seconds=build, memory_bytes=memory, disk_bytes=disk), run_sweep, None
 
 
 def bench_usearch(ds, args, work: Path):
@@ -521,47 +545,73 @@ def bench_usearch(ds, args, work: Path):
     def set_ef(ef):
         index.expansion_search = ef
 
-    runs = sweep(lambda q: index.search(q, K, threads=1).keys, set_ef, ds.queries, args.efs, args.warmup)
-    del index
-    return dict(build_seconds=build, memory_bytes=memory, disk_bytes=disk, runs=runs, hardware_acceleration=str(accel))
+    def run_sweep():
+        return sweep(lambda q: index.search(q, K, threads=1).keys, set_ef, ds.queries, args.efs, args.warmup)
+
+    return dict(build_seconds=build, memory_bytes=memory, disk_bytes=disk, hardware_acceleration=str(accel)), run_sweep, None
 
 
 def bench_memento(ds, args, work: Path):
-    """memento-search-bench ann; a dict with "error" when it could not run."""
+    """memento-search-bench ann in phases on one store: the result of its build phase, the sweep
+    (a phase per call) and the rest (filters and churn, then the store is removed). The result
+    is a dict with "error" when it could not run."""
     store = work / "memento-store"
     out = work / "memento-ann.json"
     shutil.rmtree(store, ignore_errors=True)
-    out.unlink(missing_ok=True)
     cmd = [args.bin, "ann", "--base", ds.base_path, "--queries", ds.query_path, "--dim", DIM, "--k", K, "--m", M,
            "--ef-construction", EF_CONSTRUCTION, "--efs", ",".join(map(str, args.efs)), "--store", store, "--out", out]
     if not Path(args.bin).exists():
-        return dict(error=f"{args.bin} not found (make bench-compare-build)")
-    log("  " + " ".join(map(str, cmd)))
-    try:
+        return dict(error=f"{args.bin} not found (make bench-compare-build)"), None, None
+
+    def phase(name: str) -> dict:
+        """One phase's JSON document; raises RuntimeError with the reason when it fails."""
+        out.unlink(missing_ok=True)
+        full = [str(c) for c in cmd + ["--phase", name]]
+        log("  " + " ".join(full))
         try:
-            proc = subprocess.run([str(c) for c in cmd], stdout=sys.stderr, stderr=sys.stderr)
+            proc = subprocess.run(full, stdout=sys.stderr, stderr=sys.stderr)
         except OSError as e:
-            return dict(error=f"could not run {args.bin}: {e}")
+            raise RuntimeError(f"could not run {args.bin}: {e}") from e
         if proc.returncode != 0:
-            return dict(error=f"`memento-search-bench ann` exited with code {proc.returncode} (no `ann` subcommand yet?)")
-        res = json.loads(out.read_text())
+            raise RuntimeError(f"`memento-search-bench ann --phase {name}` exited with code {proc.returncode}")
+        try:
+            return json.loads(out.read_text())
+        except (OSError, ValueError) as e:
+            raise RuntimeError(f"`memento-search-bench ann --phase {name}` result unreadable: {e}") from e
+
+    first_exact = {}
+
+    def run_sweep():
+        res = phase("sweep")
         runs = [dict(ef=int(r["ef"]), p50_ms=float(r["p50_ms"]), p99_ms=float(r["p99_ms"]), qps=float(r["qps"]), ids=r["ids"])
                 for r in res["runs"]]
         if not runs:
-            return dict(error="`memento-search-bench ann` wrote no runs")
+            raise RuntimeError("`memento-search-bench ann` wrote no runs")
+        if res.get("exact") and not first_exact:
+            first_exact.update(p50_ms=float(res["exact"]["p50_ms"]), ids=res["exact"]["ids"])
+        return runs
+
+    def finish(r: dict):
+        try:
+            rest = phase("rest")
+            r["filters"], r["churn"] = rest.get("filters"), rest.get("churn")
+        finally:
+            if first_exact:
+                r["exact"] = dict(first_exact)
+            if not args.keep_store:
+                shutil.rmtree(store, ignore_errors=True)
+
+    try:
+        res = phase("build")
         r = dict(build_seconds=float(res["build_seconds"]), build_vectors_per_s=float(res["build_vectors_per_s"]),
                  memory_bytes=int(res["index_bytes"]), disk_bytes=int(res["store_bytes"]),
-                 open_first_answer_ms=float(res["open_first_answer_ms"]), runs=runs, n_reported=int(res["n"]))
-        if res.get("exact"):
-            r["exact"] = dict(p50_ms=float(res["exact"]["p50_ms"]), ids=res["exact"]["ids"])
-        if r["n_reported"] != ds.n:
-            r["note"] = f"the binary reports n = {r['n_reported']:,}, the base has {ds.n:,} rows"
-        return r
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        return dict(error=f"`memento-search-bench ann` result unreadable: {type(e).__name__}: {e}")
-    finally:
-        if not args.keep_store:
-            shutil.rmtree(store, ignore_errors=True)
+                 open_first_answer_ms=float(res["open_first_answer_ms"]), n_reported=int(res["n"]))
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+        shutil.rmtree(store, ignore_errors=True)
+        return dict(error=str(e)), None, None
+    if r["n_reported"] != ds.n:
+        r["note"] = f"the binary reports n = {r['n_reported']:,}, the base has {ds.n:,} rows"
+    return r, run_sweep, finish
 
 
 BENCH = {"faiss": bench_faiss, "hnswlib": bench_hnswlib, "usearch": bench_usearch, "memento": bench_memento}
@@ -637,6 +687,17 @@ def set_tables(ds: DataSet, results: dict, threads: int) -> list[str]:
             cells.append(f"{b['p50_ms']:.3f} ({b['ef']})" if b else f"not reached (best {max(r['recall'] for r in res['runs']):.4f})")
         out.append(f"| {LABEL[e]} | {cells[0]} | {cells[1]} | {res['build_vectors_per_s']:,.0f} | "
                    f"{graph_overhead(res, raw) / ds.n:,.0f} | {res['disk_bytes'] / ds.n:,.0f} |")
+    mem = results.get("memento", {})
+    if mem.get("filters"):
+        out += ["", "### Memento: filtered search (automatic plan) and churn", "",
+                "| filter selectivity | queries | short of k | recall@10 (against the exact filtered answer) | p50 ms |",
+                "|---|---|---|---|---|"]
+        out += [f"| {f['selectivity_pct']}% | {f['queries']} | {f['short_queries']} | {f['recall']:.4f} | {f['p50_ms']:.3f} |"
+                for f in mem["filters"]]
+    if mem.get("churn"):
+        c = mem["churn"]
+        out += ["", f"Churn: {c['replaced']:,} records (50%) replaced and the graph caught up in {c['seconds']:.1f} s; recall@10 at "
+                f"ef {c['ef']} against the engine's exact answers: {c['recall_fresh']:.4f} fresh, {c['recall_after']:.4f} after."]
     return out
 
 
@@ -686,6 +747,14 @@ def targets(sets: dict, results: dict) -> list[str]:
             out.append(f"- {verdict(ratio >= BUILD_TARGET)}: {name}: build throughput on every core: Memento "
                        f"{mem['build_vectors_per_s']:,.0f} vs hnswlib {h['build_vectors_per_s']:,.0f} vectors/s = {ratio:.2f}×; "
                        f"target ≥ {BUILD_TARGET:.0f}×")
+        c = mem.get("churn")
+        if c:
+            drop = c["recall_fresh"] - c["recall_after"]
+            out.append(f"- {verdict(drop <= 0.01)}: {name}: recall@10 after 50% churn {c['recall_after']:.4f} against "
+                       f"{c['recall_fresh']:.4f} fresh (ef {c['ef']}); target: within 0.01")
+        for f in mem.get("filters") or []:
+            out.append(f"- {verdict(f['short_queries'] == 0)}: {name}: filter at {f['selectivity_pct']}%: {f['short_queries']} of "
+                       f"{f['queries']} queries short of k (recall {f['recall']:.4f}, p50 {f['p50_ms']:.3f} ms); target: k every time")
         first = mem.get("open_first_answer_ms")
         if sets[name].n >= 1_000_000:
             out.append(f"- {verdict(first is not None and first < OPEN_TARGET_MS)}: {name}: open → first answer "
@@ -742,6 +811,50 @@ def versions():
                 usearch=usearch.__version__, matplotlib=matplotlib.__version__)
 
 
+def run_set(ds: DataSet, engines: list[str], args) -> dict:
+    """Build every engine's index, then run the sweeps in interleaved rounds (the module
+    documentation, step 2), then each engine's finishing step; results per engine."""
+    results, sweeps, finishers = {}, {}, {}
+    for e in engines:
+        log(f"  {LABEL[e]}: building on {args.build_threads} threads")
+        release_memory()
+        res, run_sweep, finish = BENCH[e](ds, args, ds.dir)
+        res["engine"] = e
+        if "error" not in res:
+            res.setdefault("build_vectors_per_s", ds.n / res["build_seconds"])
+            log(f"  {LABEL[e]}: build {res['build_seconds']:.1f} s ({res['build_vectors_per_s']:,.0f} vectors/s)")
+            sweeps[e], finishers[e] = run_sweep, finish
+        results[e] = res
+    rounds = {e: [] for e in sweeps}
+    for rnd in range(args.rounds):
+        live = [e for e in sweeps if "error" not in results[e]]
+        for e in live[rnd % max(len(live), 1):] + live[: rnd % max(len(live), 1)]:
+            log(f"  round {rnd + 1}/{args.rounds}: {LABEL[e]}, ef {args.efs[0]}..{args.efs[-1]} on one thread")
+            try:
+                rounds[e].append(sweeps[e]())
+            except RuntimeError as err:
+                results[e] = dict(error=str(err), engine=e)
+    for e, res in results.items():
+        if "error" in res:
+            log(f"  {LABEL[e]}: SKIPPED: {res['error']}")
+            continue
+        res["runs"] = median_runs(rounds[e])
+        for r in res["runs"]:
+            r["recall"] = recall(ds, r["ids"])
+        if finishers.get(e):
+            try:
+                finishers[e](res)
+            except RuntimeError as err:
+                res["finish_error"] = str(err)
+                log(f"  {LABEL[e]}: {err}")
+        if res.get("exact"):
+            res["exact"]["recall"] = recall(ds, res["exact"]["ids"])
+        log(f"  {LABEL[e]}: " + ", ".join(f"ef {r['ef']}: {r['recall']:.3f} / {r['p50_ms']:.3f} ms" for r in res["runs"]))
+    sweeps.clear()  # the peers' indexes go with their sweeps
+    release_memory()
+    return results
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="realtext and synth-100k instead of synth-1m")
@@ -750,6 +863,7 @@ def main():
     ap.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of %(default)s")
     ap.add_argument("--efs", default=",".join(map(str, EFS)), help="ef sweep (default %(default)s)")
     ap.add_argument("--warmup", type=int, default=100, help="untimed queries before each ef (default %(default)s)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved sweep rounds, medians reported (default %(default)s)")
     ap.add_argument("--build-threads", type=int, default=os.cpu_count() or 1, help="build threads (default: every core, %(default)s)")
     ap.add_argument("--bin", type=Path, default=compare.default_bin(), help="memento-search-bench binary (default: %(default)s)")
     ap.add_argument("--data-dir", type=Path, default=REPO / "target" / "bench-data", help="cache of data sets (default: %(default)s)")
@@ -801,24 +915,7 @@ def main():
     results = {}
     for name, ds in sets.items():
         log(f"== {name}")
-        results[name] = {}
-        for e in engines:
-            log(f"  {LABEL[e]}: building on {args.build_threads} threads, then ef {args.efs[0]}..{args.efs[-1]} on one thread")
-            release_memory()
-            res = BENCH[e](ds, args, ds.dir)
-            if "error" in res:
-                log(f"  {LABEL[e]}: SKIPPED: {res['error']}")
-                results[name][e] = res
-                continue
-            res["engine"] = e
-            res.setdefault("build_vectors_per_s", ds.n / res["build_seconds"])
-            for r in res["runs"]:
-                r["recall"] = recall(ds, r["ids"])
-            if res.get("exact"):
-                res["exact"]["recall"] = recall(ds, res["exact"]["ids"])
-            results[name][e] = res
-            log(f"  {LABEL[e]}: build {res['build_seconds']:.1f} s ({res['build_vectors_per_s']:,.0f} vectors/s); "
-                + ", ".join(f"ef {r['ef']}: {r['recall']:.3f} / {r['p50_ms']:.3f} ms" for r in res["runs"]))
+        results[name] = run_set(ds, engines, args)
 
     report = ["# Approximate k-NN (HNSW graphs): Memento vs FAISS IndexHNSWFlat vs hnswlib vs usearch", "", header + (
         f" Load average at end {' '.join(open('/proc/loadavg').read().split()[:3])}." if os.path.exists("/proc/loadavg") else ""),
@@ -827,7 +924,8 @@ def main():
         + "".join(f" ({a} kernels)" for a in sorted({r["usearch"]["hardware_acceleration"] for r in results.values()
                                                       if "hardware_acceleration" in r.get("usearch", {})}))
         + f", OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'auto')}. Builds on {args.build_threads} threads; "
-        f"searches on one; {args.warmup} warm-up queries per ef.", "",
+        f"searches on one; {args.warmup} warm-up queries per ef; every engine's sweep run in {args.rounds} interleaved "
+        "rounds after the builds, each figure the median over the rounds.", "",
         "## Data sets: is the neighbour structure like real embeddings'?", "",
         "| set | base rows used | 10th-neighbour / median distance | intrinsic dimension (MLE, k = 10) |", "|---|---|---|---|"]
     for f in figures:
@@ -848,7 +946,7 @@ def main():
     text = "\n".join(report)
     print(text)
     (data_dir / "ann-report.md").write_text(text + "\n")
-    dump = dict(machine=info, versions=vers, args=dict(efs=args.efs, warmup=args.warmup, build_threads=args.build_threads,
+    dump = dict(machine=info, versions=vers, args=dict(efs=args.efs, warmup=args.warmup, rounds=args.rounds, build_threads=args.build_threads,
                                                          m=M, ef_construction=EF_CONSTRUCTION, k=K),
                 sanity=figures, synth=synth_info,
                 sets={name: dict(n=ds.n, nq=ds.nq, note=ds.note,

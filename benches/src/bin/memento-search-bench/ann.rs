@@ -14,8 +14,11 @@
 //!   answers do not change; the old copies become deleted nodes the walks pass through), the
 //!   graph caught up incrementally, and recall@k at the churn `ef` before and after.
 //!
-//! Writes one JSON document to `--out`. `--build-only 1` stops after the build (for comparing
-//! two builds of the engine).
+//! Writes one JSON document to `--out`. `--phase` runs one part on the store of an earlier
+//! run: `build` (ingest, build, open → first answer), `sweep` (the ef sweep and the exact
+//! answer: `benches/compare/ann.py` runs it several times, alternating with the peers'
+//! sweeps), `rest` (filters, then churn, which replaces half the records); `all` (the
+//! default) runs the three.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -150,7 +153,7 @@ fn dir_bytes(dir: &Path, name: &str) -> u64 {
 }
 
 pub fn run(args: &Args) -> BoxResult<()> {
-    args.check_known(&["base", "queries", "dim", "k", "m", "ef-construction", "efs", "store", "out", "nq", "churn-ef", "build-only"])?;
+    args.check_known(&["base", "queries", "dim", "k", "m", "ef-construction", "efs", "store", "out", "nq", "churn-ef", "phase"])?;
     let dim = args.num("dim", 384)?;
     let k = args.num("k", 10)?;
     let base = PathBuf::from(args.required("base")?);
@@ -161,39 +164,85 @@ pub fn run(args: &Args) -> BoxResult<()> {
     queries.truncate(nq * dim);
     let efs: Vec<usize> = args.list("efs", "10,16,24,32,48,64,96,128,192,256").iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
     let p = params(args)?;
+    let phase = args.get("phase").unwrap_or("all");
+    let (build, sweep, rest) = match phase {
+        "all" => (true, true, true),
+        "build" => (true, false, false),
+        "sweep" => (false, true, false),
+        "rest" => (false, false, true),
+        other => return Err(format!("--phase {other:?}: expected all, build, sweep or rest").into()),
+    };
+    let open = || Engine::builder(&store).create(false).graph(Some(p)).search_threads(1).open();
 
+    let mut doc = json!({"engine": "memento", "m": p.m, "ef_construction": p.ef_construction, "phase": phase});
+    if build {
+        merge(&mut doc, build_phase(&store, &base, dim, k, p, &queries)?);
+    }
+    let engine = open()?;
+    if sweep {
+        merge(&mut doc, sweep_phase(&engine, &queries, dim, k, &efs)?);
+    }
+    if rest {
+        let filters = filtered(&engine, &queries[..dim * nq.min(200)], dim, k)?;
+        let churn_ef = args.num("churn-ef", 32)?;
+        // Last: it replaces half the records.
+        let churned = churn(&engine, &base, &queries[..dim * nq.min(500)], dim, k, churn_ef)?;
+        merge(&mut doc, json!({"filters": filters, "churn": churned}));
+    }
+    engine.close()?;
+    std::fs::write(&out, serde_json::to_vec(&doc)?)?;
+    Ok(())
+}
+
+fn merge(doc: &mut serde_json::Value, more: serde_json::Value) {
+    if let (Some(d), serde_json::Value::Object(m)) = (doc.as_object_mut(), more) {
+        d.extend(m);
+    }
+}
+
+/// Ingest, build the graph (timed), then time opening the store to its first answer.
+fn build_phase(store: &Path, base: &Path, dim: usize, k: usize, p: GraphParams, queries: &[f32]) -> BoxResult<serde_json::Value> {
     eprintln!("ann: ingesting {}", base.display());
-    let n = ingest(&store, &base, dim, p)?;
-    let engine = Engine::builder(&store).create(false).graph(Some(p)).search_threads(1).open()?;
+    let n = ingest(store, base, dim, p)?;
+    let open = || Engine::builder(store).create(false).graph(Some(p)).search_threads(1).open();
+    let engine = open()?;
     eprintln!("ann: building the graph over {n} vectors");
     let t = Instant::now();
     engine.build_index()?;
     let build = t.elapsed();
     eprintln!("ann: built in {:.1} s ({:.0} vectors/s)", build.as_secs_f64(), n as f64 / build.as_secs_f64());
     engine.close()?;
-    if args.flag("build-only", false)? {
-        let doc = json!({"engine": "memento", "n": n, "build_seconds": build.as_secs_f64(), "build_vectors_per_s": n as f64 / build.as_secs_f64()});
-        std::fs::write(&out, serde_json::to_vec(&doc)?)?;
-        return Ok(());
-    }
-    let index_bytes = dir_bytes(&store, memento::graph::GRAPH_FILE);
-    let store_bytes: u64 = std::fs::read_dir(&store)?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
+    let index_bytes = dir_bytes(store, memento::graph::GRAPH_FILE);
+    let store_bytes: u64 = std::fs::read_dir(store)?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
 
     let t = Instant::now();
-    let engine = Engine::builder(&store).create(false).graph(Some(p)).search_threads(1).open()?;
+    let engine = open()?;
     let mut o = SearchOptions::new(k);
     o.mode = ScanMode::Graph;
     engine.search_with(&queries[..dim], &o)?;
     let first = t.elapsed();
+    engine.close()?;
+    Ok(json!({
+        "n": n,
+        "build_seconds": build.as_secs_f64(),
+        "build_vectors_per_s": n as f64 / build.as_secs_f64(),
+        "index_bytes": index_bytes,
+        "store_bytes": store_bytes,
+        "open_first_answer_ms": ms(first),
+    }))
+}
 
+/// The ef sweep on one thread, then the exact answer of the first 200 queries.
+fn sweep_phase(engine: &Engine, queries: &[f32], dim: usize, k: usize, efs: &[usize]) -> BoxResult<serde_json::Value> {
+    let nq = queries.len() / dim;
     let mut runs = Vec::new();
-    for &ef in &efs {
+    for &ef in efs {
         // Ids and distances only, as the peers return labels and distances.
         let mut o = SearchOptions::new(k).ids_only();
         o.mode = ScanMode::Graph;
         o.ef = Some(ef);
         let t = Instant::now();
-        let (mut times, ids) = timed(&engine, &queries, dim, &o)?;
+        let (mut times, ids) = timed(engine, queries, dim, &o)?;
         let wall = t.elapsed();
         times.sort_unstable();
         let (p50, p99) = (ms(percentile(&mut times, 50.0)), ms(percentile(&mut times, 99.0)));
@@ -202,31 +251,9 @@ pub fn run(args: &Args) -> BoxResult<()> {
         runs.push(json!({"ef": ef, "p50_ms": p50, "p99_ms": p99, "qps": qps, "ids": ids}));
     }
     let mut o = SearchOptions::new(k);
-    o.mode = ScanMode::Auto;
-    o.ef = None;
-    let exact_opts = SearchOptions { mode: ScanMode::Quantized, ..o };
-    let (mut times, ids) = timed(&engine, &queries[..dim * nq.min(200)], dim, &exact_opts)?;
+    o.mode = ScanMode::Quantized;
+    let (mut times, ids) = timed(engine, &queries[..dim * nq.min(200)], dim, &o)?;
     times.sort_unstable();
     let exact = json!({"p50_ms": ms(percentile(&mut times, 50.0)), "ids": ids});
-    let filters = filtered(&engine, &queries[..dim * nq.min(200)], dim, k)?;
-    let churn_ef = args.num("churn-ef", 32)?;
-    let churned = churn(&engine, &base, &queries[..dim * nq.min(500)], dim, k, churn_ef)?;
-    engine.close()?;
-    let doc = json!({
-        "engine": "memento",
-        "n": n,
-        "m": p.m,
-        "ef_construction": p.ef_construction,
-        "build_seconds": build.as_secs_f64(),
-        "build_vectors_per_s": n as f64 / build.as_secs_f64(),
-        "index_bytes": index_bytes,
-        "store_bytes": store_bytes,
-        "open_first_answer_ms": ms(first),
-        "runs": runs,
-        "exact": exact,
-        "filters": filters,
-        "churn": churned,
-    });
-    std::fs::write(&out, serde_json::to_vec(&doc)?)?;
-    Ok(())
+    Ok(json!({"runs": runs, "exact": exact}))
 }

@@ -7,7 +7,7 @@
 //! memento-search-bench bandwidth [--mib 1024] [--all-core-mib MIB] [--reps 7] [--threads N]
 //! memento-search-bench search --base FILE --queries FILE [--nq 200] [--warmup 5] [--k 10]
 //!     [--modes exact,quantized] [--threads 1,2] [--store-parent DIR] [--filter-mod 100] [--store DIR]
-//! memento-search-bench ann --base FILE --queries FILE --store DIR --out FILE [--efs ...] [--build-only 1]
+//! memento-search-bench ann --base FILE --queries FILE --store DIR --out FILE [--efs ...] [--phase all]
 //! memento-search-bench kernels [--n 1000000] [--reps 15]
 //! ```
 //!
