@@ -239,13 +239,16 @@ fn answer(
     let ef = ef.max(k).min(covered.max(1) as usize);
     let allowed = candidates.map(SlotBitmap::from_slots);
     let budget = if candidates.is_some() { (ef * 64).max(20_000) } else { usize::MAX };
-    let admit = |node: u32, slot: u64| u64::from(node) < covered && !src.st.dead.contains(slot) && allowed.as_ref().is_none_or(|b| b.contains(slot));
+    let by_slot = |node: u32, slot: u64| u64::from(node) < covered && !src.st.dead.contains(slot) && allowed.as_ref().is_none_or(|b| b.contains(slot));
+    // With nothing deleted and no filter, every node the graph covers may be returned: the
+    // walk reads no slots.
+    let admit = if allowed.is_none() && src.st.dead.len() == 0 { walk::Admit::Below(covered) } else { walk::Admit::Slots(&by_slot) };
     let tail = tail_hits(src, plan, queries, candidates, covered)?;
     let mut out = Vec::with_capacity(queries.len() / dim);
     for (qi, q) in queries.chunks_exact(dim).enumerate() {
         let bq = BoundQuery::new(q);
         let probe = Probe { metric, q: bq.quant.clone() };
-        let found = match with_visited(|v| walk::search(view, src, &probe, ef, budget, v, &admit)) {
+        let found = match with_visited(|v| walk::search(view, src, &probe, ef, budget, v, admit)) {
             Ok(f) => f,
             // A damaged graph page: the mapped graph records it and is not used again.
             Err(Error::Corrupted { .. }) => return Ok(None),

@@ -12,7 +12,7 @@ use memento_format::superblock::Metric;
 use parking_lot::Mutex;
 
 use super::packed::{Packed, PackedNodes};
-use super::walk::{search_level, Cand, Score};
+use super::walk::{search_level_pool, Cand};
 use super::{level_of, with_visited, GraphParams, Nodes, Probe, View, Visited};
 use crate::error::{Error, Result};
 
@@ -331,7 +331,7 @@ impl MemGraph {
         for level in (mine + 1..=top).rev() {
             visited.reset(bound);
             let mut s = self.scorer(nodes, probe, level);
-            if let Some(&b) = search_level(self, level, &[cur], 1, visited, usize::MAX, &|_| {}, &mut s)?.first() {
+            if let Some(&b) = search_level_pool(self, level, &[cur], 1, visited, &|_| {}, &mut s)?.first() {
                 cur = b;
             }
             cur.id = self.record(level, cur.id)?.1;
@@ -345,7 +345,7 @@ impl MemGraph {
                     nodes.prefetch(n);
                 }
             };
-            let mut found = search_level(self, level, &eps, self.ef_construction, visited, usize::MAX, &prefetch, &mut s)?;
+            let mut found = search_level_pool(self, level, &eps, self.ef_construction, visited, &prefetch, &mut s)?;
             found.retain(|c| c.id != own(level));
             // A new node takes `m` neighbours at every level (as hnswlib does); level-0 lists
             // hold up to `m0` so that back links rarely push out the only link to a node.
@@ -388,10 +388,10 @@ impl MemGraph {
         Ok(())
     }
 
-    fn scorer<'a, N: Nodes + ?Sized>(&'a self, nodes: &'a N, probe: &'a Probe, level: usize) -> impl FnMut(u32) -> Result<Score> + 'a {
+    fn scorer<'a, N: Nodes + ?Sized>(&'a self, nodes: &'a N, probe: &'a Probe, level: usize) -> impl FnMut(u32) -> Result<Option<f32>> + 'a {
         move |rec| {
             let node = if level == 0 { rec } else { self.record(level, rec)?.0 };
-            Ok(nodes.codes(node)?.map(|(c, p)| (probe.distance_to(c, &p), true)))
+            Ok(nodes.codes(node)?.map(|(c, p)| probe.distance_to(c, &p)))
         }
     }
 

@@ -7,7 +7,7 @@ use memento_format::superblock::Metric;
 
 use super::file::{self, Binding, MappedGraph, Unusable};
 use super::mem::MemGraph;
-use super::walk;
+use super::walk::{self, Cand};
 use super::{with_visited, GraphParams, NodeRef, Nodes, Probe, View, GRAPH_FILE};
 use crate::error::Result;
 use crate::kernels::{self, QuantParams};
@@ -84,7 +84,7 @@ fn recall(view: &dyn View, nodes: &VecNodes, ef: usize) -> f64 {
     let mut hit = 0;
     for q in queries.vectors.chunks_exact(DIM) {
         let probe = Probe::new(Metric::Cosine, q);
-        let found = with_visited(|v| walk::search(view, nodes, &probe, ef, usize::MAX, v, &|_, _| true)).expect("search");
+        let found = with_visited(|v| walk::search(view, nodes, &probe, ef, usize::MAX, v, walk::Admit::Below(u64::MAX))).expect("search");
         let want = exact(nodes, q, 10);
         hit += found.iter().take(10).filter(|c| want.contains(&c.id)).count();
     }
@@ -107,9 +107,13 @@ fn a_walk_never_returns_what_admit_refuses() {
     let nodes = VecNodes::new(1500, 3);
     let g = build(&nodes, 1);
     let probe = Probe::new(Metric::Cosine, &nodes.vectors[..DIM]);
-    let found = with_visited(|v| walk::search(&g, &nodes, &probe, 50, usize::MAX, v, &|n, _| n % 2 == 1)).expect("search");
+    let found = with_visited(|v| walk::search(&g, &nodes, &probe, 50, usize::MAX, v, walk::Admit::Slots(&|n, _| n % 2 == 1))).expect("search");
     assert_eq!(found.len(), 50, "the walk passes through refused nodes to find admitted ones");
     assert!(found.iter().all(|c| c.id % 2 == 1));
+    // Admitting every node below a number.
+    let found = with_visited(|v| walk::search(&g, &nodes, &probe, 50, usize::MAX, v, walk::Admit::Below(700))).expect("search");
+    assert_eq!(found.len(), 50);
+    assert!(found.iter().all(|c| c.id < 700));
 }
 
 fn binding(nodes: &VecNodes) -> Binding {
@@ -157,7 +161,7 @@ fn a_file_restricted_to_sealed_nodes_drops_the_others() {
         assert!(out.iter().all(|&x| x < 600), "node {n} links {out:?}");
     }
     let probe = Probe::new(Metric::Cosine, &nodes.vectors[..DIM]);
-    let found = with_visited(|v| walk::search(m.as_ref(), &nodes, &probe, 20, usize::MAX, v, &|_, _| true)).expect("search");
+    let found = with_visited(|v| walk::search(m.as_ref(), &nodes, &probe, 20, usize::MAX, v, walk::Admit::Below(u64::MAX))).expect("search");
     assert!(!found.is_empty() && found.iter().all(|c| c.id < 600));
 }
 
@@ -270,4 +274,35 @@ fn a_packed_build_makes_the_same_graph() {
         }
         assert!(all_records(&g) == all_records(&plain), "packing {switch:?} changed the graph");
     }
+}
+
+/// The pool walk of insertions and the two-heap walk of searches find the same nodes when
+/// every node may be returned, at every ef.
+#[test]
+fn the_pool_walk_finds_what_the_heap_walk_finds() {
+    let nodes = VecNodes::new(2500, 17);
+    let g = build(&nodes, 2);
+    let queries = VecNodes::new(40, 5);
+    let mut differ = 0;
+    for q in queries.vectors.chunks_exact(DIM) {
+        let probe = Probe::new(Metric::Cosine, q);
+        let score = |n: u32| nodes.codes(n).map(|c| c.map(|(c, p)| probe.distance_to(c, &p)));
+        for ef in [1, 10, 64, 300] {
+            let entry = Cand { d: score(5).expect("score").expect("a vector"), id: 5 };
+            let heap = with_visited(|v| {
+                v.reset(2500);
+                walk::search_level(&g, 0, &[entry], ef, v, usize::MAX, &|_| {}, &mut |n| Ok(score(n)?.map(|d| (d, true))))
+            })
+            .expect("heap walk");
+            let pool = with_visited(|v| {
+                v.reset(2500);
+                walk::search_level_pool(&g, 0, &[entry], ef, v, &|_| {}, &mut |n| score(n))
+            })
+            .expect("pool walk");
+            assert_eq!(pool.len(), heap.len(), "ef {ef}");
+            assert!(pool.windows(2).all(|w| w[0] <= w[1]), "closest first");
+            differ += usize::from(pool != heap);
+        }
+    }
+    assert_eq!(differ, 0, "of 160 walks, {differ} differ");
 }

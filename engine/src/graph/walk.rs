@@ -108,9 +108,94 @@ pub(crate) fn search_level<V: View + ?Sized>(
     Ok(best.into_sorted_vec())
 }
 
+/// [`search_level`] for a walk in which every node scored may be returned (an insertion's):
+/// one array of the `ef` closest so far, sorted, instead of two heaps. The node expanded next
+/// is the closest not yet expanded, so the walk expands the same nodes in the same order as
+/// `search_level` (a node that leaves the `ef` closest is one `search_level` would stop at),
+/// with one binary search and a short move per accepted node in place of the heaps' pushes and
+/// pops. `score(n)`: the distance of `n`, `None` when it holds no vector.
+pub(crate) fn search_level_pool<V: View + ?Sized>(
+    view: &V,
+    level: usize,
+    entries: &[Cand],
+    ef: usize,
+    visited: &mut Visited,
+    prefetch: &impl Fn(u32),
+    score: &mut impl FnMut(u32) -> Result<Option<f32>>,
+) -> Result<Vec<Cand>> {
+    let ef = ef.clamp(1, (view.node_bound() as usize).max(1));
+    // The closest first; `expanded[i]` for `pool[i]`.
+    let mut pool: Vec<Cand> = Vec::with_capacity(ef + 1);
+    let mut expanded: Vec<bool> = Vec::with_capacity(ef + 1);
+    let offer = |pool: &mut Vec<Cand>, expanded: &mut Vec<bool>, c: Cand| -> Option<usize> {
+        if pool.len() >= ef && pool.last().is_some_and(|w| c >= *w) {
+            return None;
+        }
+        let at = pool.partition_point(|x| *x < c);
+        pool.insert(at, c);
+        expanded.insert(at, false);
+        pool.truncate(ef);
+        expanded.truncate(ef);
+        Some(at)
+    };
+    for &e in entries {
+        if visited.insert(e.id) {
+            offer(&mut pool, &mut expanded, e);
+        }
+    }
+    let mut nbrs = Vec::new();
+    let mut fresh = Vec::new();
+    // Every node before `cur` is expanded.
+    let mut cur = 0;
+    while let Some(&c) = pool.get(cur) {
+        expanded[cur] = true;
+        if let Some(next) = pool.get(cur + 1) {
+            view.prefetch_list(level, next.id);
+        }
+        view.neighbors(level, c.id, &mut nbrs)?;
+        fresh.resize(nbrs.len(), 0);
+        let mut k = 0;
+        for &n in &nbrs {
+            fresh[k] = n;
+            k += usize::from(visited.insert(n));
+        }
+        fresh.truncate(k);
+        for &n in &fresh {
+            prefetch(n);
+        }
+        // The first unexpanded node at or after `cur + 1`, or an earlier place a closer
+        // node went in.
+        let mut lowest = usize::MAX;
+        for &n in &fresh {
+            let Some(d) = score(n)? else { continue };
+            if let Some(at) = offer(&mut pool, &mut expanded, Cand { d, id: n }) {
+                if at <= cur {
+                    cur += 1;
+                }
+                lowest = lowest.min(at);
+            }
+        }
+        cur = lowest.min(cur + 1);
+        while expanded.get(cur) == Some(&true) {
+            cur += 1;
+        }
+    }
+    Ok(pool)
+}
+
+/// Which nodes a search may return.
+#[derive(Clone, Copy)]
+pub(crate) enum Admit<'a> {
+    /// Every node below this number (the walk reads no slot, and passes no node at or above it).
+    Below(u64),
+    /// The nodes for which this is true of their number and slot (deletions, filters); the walk
+    /// passes through the others.
+    Slots(&'a dyn Fn(u32, u64) -> bool),
+}
+
 /// The search of a whole graph for `probe`: greedy from the entry point down the upper levels,
 /// then the beam search of level 0 with `ef` candidates. Returns nodes with their approximate
-/// distances, closest first; `admit(node, slot)` says which nodes may be returned.
+/// distances, closest first; `admit` says which nodes may be returned.
 pub(crate) fn search<V: View + ?Sized>(
     view: &V,
     nodes: &dyn Nodes,
@@ -118,7 +203,7 @@ pub(crate) fn search<V: View + ?Sized>(
     ef: usize,
     budget: usize,
     visited: &mut Visited,
-    admit: &dyn Fn(u32, u64) -> bool,
+    admit: Admit<'_>,
 ) -> Result<Vec<Cand>> {
     let Some((top, entry)) = view.entry() else { return Ok(Vec::new()) };
     let bound = view.node_bound() as usize;
@@ -139,6 +224,26 @@ pub(crate) fn search<V: View + ?Sized>(
         cur.id = view.record(level, cur.id)?.1;
     }
     visited.reset(bound);
-    let mut s0 = |n: u32| -> Result<Score> { Ok(nodes.node(n)?.map(|r| (probe.distance(&r), admit(n, r.slot)))) };
-    search_level(view, 0, &[cur], ef, visited, budget, &|n| nodes.prefetch(n), &mut s0)
+    match admit {
+        Admit::Below(end) => {
+            let mut s0 = |n: u32| -> Result<Option<f32>> {
+                if u64::from(n) >= end {
+                    return Ok(None);
+                }
+                Ok(nodes.codes(n)?.map(|(c, p)| probe.distance_to(c, &p)))
+            };
+            // The entry, reached through the upper levels, may be at or above `end`: then it
+            // takes one place more, and leaves it.
+            let above = u64::from(cur.id) >= end;
+            let mut found = search_level_pool(view, 0, &[cur], ef + usize::from(above), visited, &|n| nodes.prefetch(n), &mut s0)?;
+            if above {
+                found.retain(|c| c.id != cur.id);
+            }
+            Ok(found)
+        }
+        Admit::Slots(admit) => {
+            let mut s0 = |n: u32| -> Result<Score> { Ok(nodes.node(n)?.map(|r| (probe.distance(&r), admit(n, r.slot)))) };
+            search_level(view, 0, &[cur], ef, visited, budget, &|n| nodes.prefetch(n), &mut s0)
+        }
+    }
 }
