@@ -74,19 +74,7 @@ pub(crate) fn search_level<V: View + ?Sized>(
             view.prefetch_list(level, next.id);
         }
         view.neighbors(level, c.id, &mut nbrs)?;
-        // The new neighbours, found without a branch per neighbour (whether one was visited is
-        // a coin toss to the branch predictor).
-        fresh.resize(nbrs.len(), 0);
-        let mut k = 0;
-        for &n in &nbrs {
-            fresh[k] = n;
-            k += usize::from(visited.insert(n));
-        }
-        fresh.truncate(k);
-        // The new neighbours' int8 copies are fetched from memory together, then scored.
-        for &n in &fresh {
-            prefetch(n);
-        }
+        unvisited(&nbrs, visited, &mut fresh, prefetch);
         for &n in &fresh {
             scored += 1;
             let Some((d, admitted)) = score(n)? else { continue };
@@ -108,7 +96,24 @@ pub(crate) fn search_level<V: View + ?Sized>(
     Ok(best.into_sorted_vec())
 }
 
-/// [`search_level`] for a walk in which every node scored may be returned (an insertion's):
+/// The neighbours not yet visited, into `fresh` (marked visited now), found without a branch per
+/// neighbour (whether one was visited is a coin toss to the branch predictor); then their int8
+/// copies are asked for together, before any is scored.
+fn unvisited(nbrs: &[u32], visited: &mut Visited, fresh: &mut Vec<u32>, prefetch: &impl Fn(u32)) {
+    fresh.resize(nbrs.len(), 0);
+    let mut k = 0;
+    for &n in nbrs {
+        fresh[k] = n;
+        k += usize::from(visited.insert(n));
+    }
+    fresh.truncate(k);
+    for &n in fresh.iter() {
+        prefetch(n);
+    }
+}
+
+/// [`search_level`] for a walk in which every node scored may be returned (an insertion's, or a
+/// search's with nothing deleted and no filter):
 /// one array of the `ef` closest so far, sorted, instead of two heaps. The node expanded next
 /// is the closest not yet expanded, so the walk expands the same nodes in the same order as
 /// `search_level` (a node that leaves the `ef` closest is one `search_level` would stop at),
@@ -153,16 +158,7 @@ pub(crate) fn search_level_pool<V: View + ?Sized>(
             view.prefetch_list(level, next.id);
         }
         view.neighbors(level, c.id, &mut nbrs)?;
-        fresh.resize(nbrs.len(), 0);
-        let mut k = 0;
-        for &n in &nbrs {
-            fresh[k] = n;
-            k += usize::from(visited.insert(n));
-        }
-        fresh.truncate(k);
-        for &n in &fresh {
-            prefetch(n);
-        }
+        unvisited(&nbrs, visited, &mut fresh, prefetch);
         // The first unexpanded node at or after `cur + 1`, or an earlier place a closer
         // node went in.
         let mut lowest = usize::MAX;
