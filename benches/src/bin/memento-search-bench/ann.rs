@@ -30,6 +30,7 @@ use memento_benches::{ms, percentile};
 use serde_json::json;
 
 use super::{read_f32_file, F32Chunks};
+use crate::search::merge;
 
 /// Untimed queries before each timed run (ann.py gives the peers 100).
 const WARMUP: usize = 100;
@@ -172,13 +173,15 @@ pub fn run(args: &Args) -> BoxResult<()> {
         "rest" => (false, false, true),
         other => return Err(format!("--phase {other:?}: expected all, build, sweep or rest").into()),
     };
-    let open = || Engine::builder(&store).create(false).graph(Some(p)).search_threads(1).open();
-
     let mut doc = json!({"engine": "memento", "m": p.m, "ef_construction": p.ef_construction, "phase": phase});
     if build {
         merge(&mut doc, build_phase(&store, &base, dim, k, p, &queries)?);
     }
-    let engine = open()?;
+    if !(sweep || rest) {
+        std::fs::write(&out, serde_json::to_vec(&doc)?)?;
+        return Ok(());
+    }
+    let engine = open(&store, p)?;
     if sweep {
         merge(&mut doc, sweep_phase(&engine, &queries, dim, k, &efs)?);
     }
@@ -194,18 +197,16 @@ pub fn run(args: &Args) -> BoxResult<()> {
     Ok(())
 }
 
-fn merge(doc: &mut serde_json::Value, more: serde_json::Value) {
-    if let (Some(d), serde_json::Value::Object(m)) = (doc.as_object_mut(), more) {
-        d.extend(m);
-    }
+/// The store of an earlier phase, its graph searched on one thread.
+fn open(store: &Path, p: GraphParams) -> memento::Result<Engine> {
+    Engine::builder(store).create(false).graph(Some(p)).search_threads(1).open()
 }
 
 /// Ingest, build the graph (timed), then time opening the store to its first answer.
 fn build_phase(store: &Path, base: &Path, dim: usize, k: usize, p: GraphParams, queries: &[f32]) -> BoxResult<serde_json::Value> {
     eprintln!("ann: ingesting {}", base.display());
     let n = ingest(store, base, dim, p)?;
-    let open = || Engine::builder(store).create(false).graph(Some(p)).search_threads(1).open();
-    let engine = open()?;
+    let engine = open(store, p)?;
     eprintln!("ann: building the graph over {n} vectors");
     let t = Instant::now();
     engine.build_index()?;
@@ -216,7 +217,7 @@ fn build_phase(store: &Path, base: &Path, dim: usize, k: usize, p: GraphParams, 
     let store_bytes: u64 = std::fs::read_dir(store)?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
 
     let t = Instant::now();
-    let engine = open()?;
+    let engine = open(store, p)?;
     let mut o = SearchOptions::new(k);
     o.mode = ScanMode::Graph;
     engine.search_with(&queries[..dim], &o)?;

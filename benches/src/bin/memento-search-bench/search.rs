@@ -189,7 +189,8 @@ fn run_filtered(s: &Searcher, queries: &[f32], k: usize, warmup: usize, mode: Sc
     Ok(out)
 }
 
-fn merge(into: &mut Value, from: Value) {
+/// Add the fields of the object `from` to the object `into`.
+pub(crate) fn merge(into: &mut Value, from: Value) {
     if let (Value::Object(a), Value::Object(b)) = (into, from) {
         a.extend(b);
     }
