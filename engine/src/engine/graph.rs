@@ -92,11 +92,11 @@ fn builder_pass(gi: &GraphIndex, state: &RwLock<State>, storage: &dyn Storage, d
             let Some(g) = mem.as_mut() else { return Ok(()) };
             if g.covered >= bound {
                 // Caught up: the packed copy's memory goes back.
-                g.pack(&src, None)?;
+                g.unpack();
                 break;
             }
             if bound - g.covered >= PACK_BACKLOG {
-                g.pack(&src, Some(dim))?;
+                g.pack(&src, dim)?;
             }
             let end = bound.min(g.covered + BATCH);
             (g.prepare(&src, end)?, end)

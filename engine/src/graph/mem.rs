@@ -70,14 +70,10 @@ impl MemGraph {
         }
     }
 
-    /// Keep (`Some(dim)`) or drop (`None`) a packed copy of the nodes' int8 copies
-    /// ([`super::packed`]), which insertions then read instead of `nodes`. Packing copies every
-    /// node below [`MemGraph::covered`], and [`MemGraph::prepare`] appends the new ones.
-    pub(crate) fn pack(&mut self, nodes: &dyn Nodes, dim: Option<usize>) -> Result<()> {
-        let Some(dim) = dim else {
-            self.packed = None;
-            return Ok(());
-        };
+    /// Keep a packed copy of the nodes' int8 copies ([`super::packed`]), which insertions then
+    /// read instead of `nodes`: every node below [`MemGraph::covered`] is copied now, and
+    /// [`MemGraph::prepare`] appends the new ones. Nothing to do when one is kept already.
+    pub(crate) fn pack(&mut self, nodes: &dyn Nodes, dim: usize) -> Result<()> {
         if self.packed.is_some() {
             return Ok(());
         }
@@ -88,6 +84,11 @@ impl MemGraph {
         }
         self.packed = Some(p);
         Ok(())
+    }
+
+    /// Drop the packed copy (its memory goes back).
+    pub(crate) fn unpack(&mut self) {
+        self.packed = None;
     }
 
     /// Whether insertions read a packed copy.

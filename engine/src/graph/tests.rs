@@ -266,7 +266,10 @@ fn a_packed_build_makes_the_same_graph() {
     for switch in [[Some(DIM), Some(DIM), Some(DIM)], [None, Some(DIM), Some(DIM)], [Some(DIM), None, Some(DIM)]] {
         let mut g = MemGraph::new(Metric::Cosine, &GraphParams { m: 8, ef_construction: 64, ..GraphParams::default() });
         for (bound, pack) in [nodes.len() as u64 / 3, nodes.len() as u64 / 2, nodes.len() as u64].into_iter().zip(switch) {
-            g.pack(&nodes, pack).expect("pack");
+            match pack {
+                Some(dim) => g.pack(&nodes, dim).expect("pack"),
+                None => g.unpack(),
+            }
             assert_eq!(g.packed(), pack.is_some());
             let p = g.prepare(&nodes, bound).expect("prepare");
             g.insert_all(&nodes, &p, 1).expect("insert");
