@@ -59,13 +59,14 @@ mod vecfile;
 mod wal;
 
 pub use engine::{
-    check_id, check_metadata, merge_metadata, CacheStats, CommitInfo, CompactInfo, CompactPolicy, Durability, Embedding, Engine, EngineBuilder, GraphInfo,
-    Memory, Metadata, Record, RecordIter, SearchHit, SearchOptions, Stats, WriteBatch, DEFAULT_K, MIRROR_FILE,
+    check_id, check_metadata, merge_metadata, CacheStats, CommitInfo, CompactInfo, CompactPolicy, Durability, Embedding, Engine, EngineBuilder, Fusion,
+    GraphInfo, Memory, Metadata, Record, RecordIter, SearchHit, SearchOptions, Stats, WriteBatch, DEFAULT_K, HYBRID_CANDIDATES, MIRROR_FILE, RRF_K,
 };
 pub use error::{describe_model, Error, MirrorErrorKind, Result};
 pub use filter::Filter;
 pub use index::ScanMode;
 pub use memento_format::superblock::Metric;
+pub use mirror::{fts_query, STOP_WORDS};
 pub use peek::{peek, StoreInfo};
 
 /// Registers, once per process, the SQLite VFS that writes and checks the mirror's page

@@ -92,6 +92,20 @@ pub(crate) fn hit_tuples<'py>(py: Python<'py>, lists: Vec<Vec<SearchHit>>) -> Py
     Ok(out)
 }
 
+/// Result lists as lists of `(id, distance, score, text, metadata JSON)`: keyword and hybrid
+/// hits, whose score is not a function of the distance.
+pub(crate) fn scored_hit_tuples<'py>(py: Python<'py>, lists: Vec<Vec<SearchHit>>) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for hits in lists {
+        let inner = PyList::empty(py);
+        for h in hits {
+            inner.append((h.id, h.distance, h.score, h.text, metadata_json(h.metadata)))?;
+        }
+        out.append(inner)?;
+    }
+    Ok(out)
+}
+
 /// The hits of `search_arrays`, flattened with the GIL released: `n` queries by `m` columns
 /// (the longest list), each id as `width` UCS-4 code points (zero-padded, as numpy's `U`
 /// dtype holds strings), distances padded with NaN, and the ids as integers when every one

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use memento::embed::OnnxOptions;
-use memento::{Engine, Error, Filter, Memory, Metric, Record, ScanMode, SearchHit, SearchOptions, WriteBatch};
+use memento::{Engine, Error, Filter, Fusion, Memory, Metric, Record, ScanMode, SearchHit, SearchOptions, WriteBatch};
 use numpy::{PyArray2, PyUntypedArrayMethods};
 use parking_lot::RwLock;
 use pyo3::prelude::*;
@@ -13,7 +13,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::convert::{
     borrow_matrix, build_batch, check_len, estimate_dict, graph_info_dict, hit_tuples, matrix, parse_durability, parse_filter, parse_graph, parse_metadata,
-    parse_metric, parse_op, record_tuple, to_count, HitArrays,
+    parse_metric, parse_op, record_tuple, scored_hit_tuples, to_count, HitArrays,
 };
 use crate::errors::{guard, invalid, FResult, Fail};
 
@@ -498,6 +498,53 @@ impl NativeEngine {
                 Ok(e.recall_batch(&qs, &options(walk_safe_k(e, k, exact), filter.as_ref(), exact, threads, ef))?)
             })?;
             Ok(hit_tuples(py, hits)?)
+        })
+    }
+
+    /// The best `k` keyword (BM25) matches of each text, as `(id, distance, score, text,
+    /// metadata)` tuples (`Engine::keyword_search_batch`).
+    fn keyword_search<'py>(&self, py: Python<'py>, texts: Vec<String>, k: i64, where_json: Option<&str>) -> PyResult<Bound<'py, PyList>> {
+        guard(py, || {
+            let k = to_count(k, "k")?;
+            let filter = parse_filter(where_json)?;
+            let hits = self.with(py, |e| {
+                let qs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                Ok(e.keyword_search_batch(&qs, &options(k, filter.as_ref(), false, None, None))?)
+            })?;
+            Ok(scored_hit_tuples(py, hits)?)
+        })
+    }
+
+    /// Hybrid recall of each text (`Engine::recall_hybrid_batch`): `fusion` is `"rrf"` (its
+    /// constant `param`) or `"weighted"` (the vector weight `param`).
+    #[allow(clippy::too_many_arguments, reason = "the Python layer's arguments, one for one")]
+    fn hybrid_recall<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        k: i64,
+        where_json: Option<&str>,
+        exact: bool,
+        threads: Option<i64>,
+        ef: Option<i64>,
+        fusion: &str,
+        param: f64,
+    ) -> PyResult<Bound<'py, PyList>> {
+        guard(py, || {
+            let k = to_count(k, "k")?;
+            let threads = threads.map(|t| to_count(t, "threads")).transpose()?;
+            let ef = ef.map(|t| to_count(t, "ef")).transpose()?;
+            let fusion = match fusion {
+                "rrf" => Fusion::Rrf { k: param },
+                "weighted" => Fusion::Weighted { alpha: param },
+                other => return Err(invalid(format!("fusion must be \"rrf\" or \"weighted\", not {other:?}"))),
+            };
+            let filter = parse_filter(where_json)?;
+            let hits = self.with(py, |e| {
+                let qs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                Ok(e.recall_hybrid_batch(&qs, &options(walk_safe_k(e, k, exact), filter.as_ref(), exact, threads, ef), fusion)?)
+            })?;
+            Ok(scored_hit_tuples(py, hits)?)
         })
     }
 

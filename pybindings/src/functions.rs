@@ -45,6 +45,19 @@ pub(crate) fn content_id(text: &str) -> String {
     Engine::content_id(text)
 }
 
+/// The FTS5 query a keyword search runs for `text` (`memento::fts_query`), or `None` when it
+/// has no word: the Python engine's `memento._keyword.fts_query` is held to it.
+#[pyfunction]
+pub(crate) fn keyword_query(text: &str) -> Option<String> {
+    memento::fts_query(text)
+}
+
+/// The stop words keyword queries drop (`memento::STOP_WORDS`).
+#[pyfunction]
+pub(crate) fn stop_words() -> Vec<&'static str> {
+    memento::STOP_WORDS.to_vec()
+}
+
 /// The engine's limits (`memento::limits`), by name, for `memento._limits` to be held to.
 #[pyfunction]
 pub(crate) fn limits(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {

@@ -70,6 +70,7 @@ mod follow;
 mod graph;
 mod group;
 mod integrity;
+mod keyword;
 mod mirror_access;
 mod open;
 mod plan;
@@ -87,12 +88,13 @@ pub use check::{check_id, check_metadata};
 pub use compact::{CompactInfo, CompactPolicy};
 pub use graph::GraphInfo;
 use group::GroupCommit;
+pub use keyword::HYBRID_CANDIDATES;
 use poison::Poison;
 use process::{OwnedByOpener, ProcessGuard};
 pub use read::RecordIter;
 use state::{State, Writer};
 pub use text::{CacheStats, Embedding, Memory, EMBEDDING_CACHE_FILE};
-pub use types::{CommitInfo, Durability, Record, SearchHit, SearchOptions, Stats, WriteBatch, DEFAULT_K};
+pub use types::{CommitInfo, Durability, Fusion, Record, SearchHit, SearchOptions, Stats, WriteBatch, DEFAULT_K, RRF_K};
 
 /// Metadata of a record: a JSON object.
 pub type Metadata = serde_json::Map<String, serde_json::Value>;

@@ -7,7 +7,7 @@ use memento_format::superblock::Metric;
 
 use super::check::at_position;
 use super::read::parse_meta;
-use super::state::Source;
+use super::state::{Source, State};
 use super::{Engine, SearchHit, SearchOptions, MIRROR_FILE};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
@@ -45,6 +45,13 @@ impl Engine {
             let q = self.check_vector(q.to_vec()).map_err(|e| if several { at_position(e, &format!("query {i}")) } else { e })?;
             qs.extend_from_slice(&q);
         }
+        let _pin = self.pin()?;
+        let st = self.state.read();
+        self.search_checked(&st, &qs, opts)
+    }
+
+    /// [`Engine::search_batch`] of checked (normalised) queries, over a pinned state.
+    pub(super) fn search_checked(&self, st: &State, qs: &[f32], opts: &SearchOptions<'_>) -> Result<Vec<Vec<SearchHit>>> {
         let filter = opts.filter.filter(|f| !f.is_match_all());
         let plan = SearchPlan {
             metric: self.metric,
@@ -54,26 +61,24 @@ impl Engine {
             oversample: opts.oversample,
             parallel_min_bytes: crate::index::PARALLEL_MIN_BYTES,
         };
-        let _pin = self.pin()?;
-        let st = self.state.read();
-        let candidates = filter.map(|f| self.read_mirror(&st, |m| m.filter_slots(f))).transpose()?;
-        let src = Source { st: &st, dim: self.dim };
-        let hits = match self.search_graph(&src, &plan, &qs, candidates.as_deref(), opts.ef)? {
+        let candidates = filter.map(|f| self.read_mirror(st, |m| m.filter_slots(f))).transpose()?;
+        let src = Source { st, dim: self.dim };
+        let hits = match self.search_graph(&src, &plan, qs, candidates.as_deref(), opts.ef)? {
             Some(h) => h,
-            None => self.index.search(&src, &plan, &qs, candidates.as_deref())?,
+            None => self.index.search(&src, &plan, qs, candidates.as_deref())?,
         };
         let mut slots: Vec<u64> = hits.iter().flatten().map(|h| h.slot).collect();
         slots.sort_unstable();
         slots.dedup();
         if opts.ids_only {
-            let ids = self.read_mirror(&st, |m| m.ids_by_slots(&slots))?;
+            let ids = self.read_mirror(st, |m| m.ids_by_slots(&slots))?;
             let mut by_slot = HashMap::with_capacity(slots.len());
             for (slot, id) in slots.iter().zip(ids) {
                 by_slot.insert(*slot, id.ok_or_else(|| self.mirror_disagrees(*slot))?);
             }
             return Ok(hits.into_iter().map(|list| list.into_iter().map(|h| self.hit(h, by_slot[&h.slot].clone(), None, None)).collect()).collect());
         }
-        let rows = self.read_mirror(&st, |m| m.rows_by_slots(&slots))?;
+        let rows = self.read_mirror(st, |m| m.rows_by_slots(&slots))?;
         let mut by_slot = HashMap::with_capacity(slots.len());
         for (slot, row) in slots.iter().zip(rows) {
             let row = row.ok_or_else(|| self.mirror_disagrees(*slot))?;
@@ -92,7 +97,7 @@ impl Engine {
     }
 
     /// A hit from its slot's distance and record.
-    fn hit(&self, h: crate::index::SlotHit, id: String, text: Option<String>, metadata: Option<crate::Metadata>) -> SearchHit {
+    pub(super) fn hit(&self, h: crate::index::SlotHit, id: String, text: Option<String>, metadata: Option<crate::Metadata>) -> SearchHit {
         // 1 − cos of two unit vectors can round a hair below 0; report it as 0.
         let distance = if self.metric == Metric::Cosine { h.distance.max(0.0) } else { h.distance };
         SearchHit { id, distance, score: score_of(self.metric, distance), text, metadata }
@@ -104,7 +109,7 @@ impl Engine {
 }
 
 /// A hit's score from its distance, larger is closer ([`SearchHit::score`]).
-fn score_of(metric: Metric, distance: f32) -> f32 {
+pub(super) fn score_of(metric: Metric, distance: f32) -> f32 {
     match metric {
         Metric::Cosine => 1.0 - distance,
         Metric::Dot | Metric::L2 => -distance,

@@ -217,7 +217,7 @@ impl Engine {
     /// Vectors of `texts`: from the memory cache, else the persisted cache, else the model (one
     /// batch for all the misses, each distinct text once). `persist`: write new vectors to the
     /// persisted cache (queries; remembered texts are in the store already).
-    fn embed_cached(&self, texts: &[&str], persist: bool, mut progress: Option<Progress<'_>>) -> Result<Vec<Arc<[f32]>>> {
+    pub(super) fn embed_cached(&self, texts: &[&str], persist: bool, mut progress: Option<Progress<'_>>) -> Result<Vec<Arc<[f32]>>> {
         let embedder = self.require_embedder()?;
         let model = embedder.identity();
         let dim = embedder.dimension();

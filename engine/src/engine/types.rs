@@ -265,6 +265,52 @@ impl Default for SearchOptions<'_> {
     }
 }
 
+/// How a hybrid search fuses its keyword and vector rankings (see [`Engine::recall_hybrid`](crate::Engine::recall_hybrid)).
+/// Each side brings its best `max(k, 50)` candidates; the fused list is ordered by fused score,
+/// then by id.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fusion {
+    /// Reciprocal rank fusion: a record scores `Σ 1 / (k + rank)` over the sides that found it
+    /// (rank from 1). Only ranks count, so the two sides' scales do not matter. `k` > 0; the
+    /// usual value, and the default, is [`RRF_K`].
+    Rrf {
+        /// The constant added to each rank: larger flattens the difference between ranks.
+        k: f64,
+    },
+    /// A weighted sum of each side's scores, min-max normalised over that side's candidates (all
+    /// 1 when they are equal): `alpha × vector + (1 − alpha) × keyword`, a side that did not
+    /// find the record adding 0. `alpha` in [0, 1].
+    Weighted {
+        /// The vector side's weight.
+        alpha: f64,
+    },
+}
+
+/// Reciprocal rank fusion's usual constant ([`Fusion::Rrf`]).
+pub const RRF_K: f64 = 60.0;
+
+impl Default for Fusion {
+    /// Reciprocal rank fusion with `k` = [`RRF_K`].
+    fn default() -> Self {
+        Fusion::Rrf { k: RRF_K }
+    }
+}
+
+impl Fusion {
+    /// An [`Error::InvalidArgument`](crate::Error) for a constant out of its range.
+    pub fn check(self) -> crate::Result<()> {
+        match self {
+            Fusion::Rrf { k } if !(k.is_finite() && k > 0.0) => {
+                Err(crate::Error::invalid(format!("the RRF constant must be a finite number above 0, not {k}")))
+            }
+            Fusion::Weighted { alpha } if !(0.0..=1.0).contains(&alpha) => {
+                Err(crate::Error::invalid(format!("the vector weight alpha must be a number from 0 to 1, not {alpha}")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Figures about an open store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stats {

@@ -10,7 +10,8 @@ use crate::error::Result;
 
 impl Mirror {
     /// Runs `PRAGMA integrity_check`, then checks that the metadata index holds exactly the
-    /// rows the records' metadata gives; anything else is damage.
+    /// rows the records' metadata gives and (FTS5's own check) that the full-text index holds
+    /// exactly the texts' tokens; anything else is damage.
     pub fn integrity_check(&self) -> Result<()> {
         let problems = self
             .conn
@@ -20,7 +21,8 @@ impl Mirror {
         if problems.len() != 1 || problems[0] != "ok" {
             return Err(damaged(format_args!("integrity_check reports: {}", problems.join("; "))));
         }
-        self.check_index()
+        self.check_index()?;
+        self.check_fts()
     }
 
     /// Every index row the records' metadata gives is present, and there are no others (a row

@@ -30,8 +30,9 @@
 //! SQLite failure is of the kind [`MirrorErrorKind::Sqlite`], with SQLite's
 //! error as its source.
 //!
-//! Schema (version 3, kept in `PRAGMA user_version`; version 2 had no page trailers, see
-//! [`vfs`] and FORMAT.md §6.1; version 1 had no `fields` and `field_values`):
+//! Schema (version 4, kept in `PRAGMA user_version`; version 3 had no full-text index,
+//! version 2 no page trailers, see [`vfs`] and FORMAT.md §6.1; version 1 had no `fields` and
+//! `field_values`):
 //!
 //! ```sql
 //! CREATE TABLE records (slot INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
@@ -45,6 +46,9 @@
 //! -- (null, lists and objects are not indexed: no operator matches them).
 //! CREATE TABLE field_values (field INTEGER NOT NULL, value NOT NULL, slot INTEGER NOT NULL,
 //!                            PRIMARY KEY (field, value, slot)) WITHOUT ROWID;
+//! -- The full-text index of the texts (FTS5, external content: it holds no copy of the text).
+//! CREATE VIRTUAL TABLE records_fts USING fts5(text, content = 'records', content_rowid = 'slot',
+//!                                             tokenize = 'porter unicode61 remove_diacritics 2');
 //! ```
 //!
 //! `field_values.value` has no declared type, so SQLite keeps what is bound: a
@@ -64,6 +68,12 @@
 //! [`Mirror::filter_slots`] evaluates a filter with these look-ups (see
 //! [`Filter::select`]); `$contains` scans `records.text`.
 //!
+//! The full-text index (see [`keyword`]) is written by [`Mirror::apply`] in the same transaction:
+//! a put adds the record's text, a delete removes it, a text update does both (FTS5 removes an
+//! entry given the text it was made from, which `apply` reads from `records` first). A record
+//! without text has no entry. [`Mirror::integrity_check`] runs FTS5's own check of the index
+//! against the texts. [`Mirror::keyword_matches`] answers keyword searches, by BM25.
+//!
 //! Slots are `u64` in the engine and `INTEGER` (i64) in SQLite: a slot above
 //! `i64::MAX` is refused with an [`Error::Mirror`] ([`MirrorErrorKind::Internal`]).
 //! The same holds for LSNs.
@@ -81,6 +91,9 @@ pub mod vfs;
 mod errors;
 mod index;
 mod integrity;
+mod keyword;
+#[cfg(test)]
+mod keyword_tests;
 mod read;
 #[cfg(test)]
 mod tests;
@@ -89,9 +102,10 @@ mod write;
 pub(crate) use errors::inconsistent;
 pub use errors::is_damage;
 use errors::{damaged, setup, sql_error, Context};
+pub use keyword::{fts_query, KeywordMatch, STOP_WORDS};
 
 /// The schema version this code writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How many values one `IN (...)` list binds at most. SQLite's limit on
 /// parameters is 32,766 since 3.32 but may be built as low as 999.
@@ -121,19 +135,19 @@ CREATE TABLE field_values (
     slot INTEGER NOT NULL,
     PRIMARY KEY (field, value, slot)
 ) WITHOUT ROWID;
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;
 ";
 
 /// The tables of a current mirror.
-const TABLES: [&str; 4] = ["records", "meta", "fields", "field_values"];
+const TABLES: [&str; 5] = ["records", "meta", "fields", "field_values", "records_fts"];
 
 const SQL_PUT: &str = "INSERT INTO records (slot, id, text, metadata) VALUES (?1, ?2, ?3, ?4)";
 const SQL_UPDATE: &str = "UPDATE records SET \
      text = CASE WHEN ?2 THEN ?3 ELSE text END, \
      metadata = CASE WHEN ?4 THEN ?5 ELSE metadata END \
      WHERE slot = ?1";
-const SQL_DELETE: &str = "DELETE FROM records WHERE slot = ?1 RETURNING metadata";
-const SQL_METADATA_OF: &str = "SELECT metadata FROM records WHERE slot = ?1";
+const SQL_DELETE: &str = "DELETE FROM records WHERE slot = ?1 RETURNING metadata, text";
+const SQL_OLD_OF: &str = "SELECT metadata, text FROM records WHERE slot = ?1";
 const SQL_FIELD_ID: &str = "SELECT id FROM fields WHERE key = ?1 AND type = ?2";
 const SQL_FIELD_NEW: &str = "INSERT INTO fields (key, type) VALUES (?1, ?2)";
 const SQL_INDEX_DELETE: &str = "DELETE FROM field_values WHERE field = ?1 AND value = ?2 AND slot = ?3";
@@ -319,6 +333,7 @@ impl Mirror {
                     return Err(damaged("the file is an SQLite database but not a Memento mirror"));
                 }
                 tx.execute_batch(SCHEMA).ctx("creating the schema")?;
+                tx.execute_batch(keyword::FTS_SCHEMA).ctx("creating the full-text index")?;
                 tx.commit().ctx("committing the schema")?;
             }
             SCHEMA_VERSION => {

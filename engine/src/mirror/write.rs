@@ -7,7 +7,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::errors::{inconsistent, internal, slot_to_sql, sql_error, Context};
 use super::index::IndexWriter;
-use super::{Mirror, MirrorOp, SQL_APPLIED_LSN, SQL_DELETE, SQL_METADATA_OF, SQL_PUT, SQL_SET_APPLIED_LSN, SQL_UPDATE};
+use super::keyword::SQL_FTS_CLEAR;
+use super::{Mirror, MirrorOp, SQL_APPLIED_LSN, SQL_DELETE, SQL_OLD_OF, SQL_PUT, SQL_SET_APPLIED_LSN, SQL_UPDATE};
 use crate::error::Result;
 
 /// How long the writer's `BEGIN IMMEDIATE` may wait on a lock. Readers in other processes never
@@ -36,6 +37,7 @@ impl Mirror {
     /// `applied_lsn = 0`, in one transaction (done before a rebuild).
     pub fn reset(&mut self, store_uuid: [u8; 16]) -> Result<()> {
         let tx = begin_write(&mut self.conn, "starting the reset transaction")?;
+        tx.execute(SQL_FTS_CLEAR, []).ctx("clearing the full-text index")?;
         tx.execute_batch("DELETE FROM records; DELETE FROM meta; DELETE FROM field_values; DELETE FROM fields;").ctx("deleting all rows")?;
         tx.execute("INSERT INTO meta (one, store_uuid, applied_lsn) VALUES (0, ?1, 0)", [&store_uuid[..]]).ctx("writing the header")?;
         tx.commit().ctx("committing the reset")
@@ -63,7 +65,7 @@ impl Mirror {
             let mut put = tx.prepare_cached(SQL_PUT).ctx("preparing the insert")?;
             let mut update = tx.prepare_cached(SQL_UPDATE).ctx("preparing the update")?;
             let mut delete = tx.prepare_cached(SQL_DELETE).ctx("preparing the delete")?;
-            let mut metadata_of = tx.prepare_cached(SQL_METADATA_OF).ctx("preparing a metadata lookup")?;
+            let mut old_of = tx.prepare_cached(SQL_OLD_OF).ctx("preparing a record lookup")?;
             let mut index = IndexWriter::default();
             for op in ops {
                 match *op {
@@ -72,18 +74,21 @@ impl Mirror {
                         put.execute(rusqlite::params![s, id, text, metadata])
                             .map_err(|e| sql_error(format_args!("could not insert the record {id:?} in slot {slot}"), e))?;
                         index.add(&tx, slot, s, metadata)?;
+                        Mirror::fts_add(&tx, s, text)?;
                     }
                     MirrorOp::Update { slot, text, metadata } => {
                         let s = slot_to_sql(slot)?;
-                        let old: Option<Option<String>> = match metadata {
-                            Some(_) => Some(
-                                metadata_of
-                                    .query_row([s], |r| r.get(0))
+                        // The old metadata (for the index) and text (for the full-text index).
+                        let old: Option<(Option<String>, Option<String>)> = if metadata.is_some() || text.is_some() {
+                            Some(
+                                old_of
+                                    .query_row([s], |r| Ok((r.get(0)?, r.get(1)?)))
                                     .optional()
-                                    .map_err(|e| sql_error(format_args!("could not read the metadata of slot {slot}"), e))?
+                                    .map_err(|e| sql_error(format_args!("could not read the record in slot {slot}"), e))?
                                     .ok_or_else(|| inconsistent(format!("no record is in slot {slot} to update")))?,
-                            ),
-                            None => None,
+                            )
+                        } else {
+                            None
                         };
                         let n = update
                             .execute(rusqlite::params![s, text.is_some(), text.flatten(), metadata.is_some(), metadata.flatten()])
@@ -91,21 +96,28 @@ impl Mirror {
                         if n != 1 {
                             return Err(inconsistent(format!("no record is in slot {slot} to update")));
                         }
-                        if let (Some(old), Some(new)) = (old, metadata) {
-                            index.remove(&tx, slot, s, old.as_deref())?;
-                            index.add(&tx, slot, s, new)?;
+                        if let Some((old_metadata, old_text)) = old {
+                            if let Some(new) = metadata {
+                                index.remove(&tx, slot, s, old_metadata.as_deref())?;
+                                index.add(&tx, slot, s, new)?;
+                            }
+                            if let Some(new) = text {
+                                Mirror::fts_remove(&tx, s, old_text.as_deref())?;
+                                Mirror::fts_add(&tx, s, new)?;
+                            }
                         }
                     }
                     MirrorOp::Delete { slot } => {
                         let s = slot_to_sql(slot)?;
-                        let old: Option<Option<String>> = delete
-                            .query_row([s], |r| r.get(0))
+                        let old: Option<(Option<String>, Option<String>)> = delete
+                            .query_row([s], |r| Ok((r.get(0)?, r.get(1)?)))
                             .optional()
                             .map_err(|e| sql_error(format_args!("could not delete the record in slot {slot}"), e))?;
-                        let Some(old) = old else {
+                        let Some((old_metadata, old_text)) = old else {
                             return Err(inconsistent(format!("no record is in slot {slot} to delete")));
                         };
-                        index.remove(&tx, slot, s, old.as_deref())?;
+                        index.remove(&tx, slot, s, old_metadata.as_deref())?;
+                        Mirror::fts_remove(&tx, s, old_text.as_deref())?;
                     }
                 }
             }
