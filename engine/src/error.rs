@@ -125,6 +125,24 @@ pub enum Error {
         /// The current process.
         current: u32,
     },
+    /// No collection of this name in the collections directory ([`crate::Collections`]).
+    CollectionNotFound {
+        /// The name.
+        name: String,
+    },
+    /// A collection of this name exists already.
+    CollectionExists {
+        /// The name.
+        name: String,
+    },
+    /// The collection is open for writing by a process (this one or another), so it cannot be
+    /// deleted or renamed.
+    CollectionInUse {
+        /// The name.
+        name: String,
+        /// The holder's process id, 0 if unknown.
+        pid: u32,
+    },
 }
 
 /// The kinds of [`Error::Mirror`]: what callers tell apart (the engine: damage to repair; the
@@ -224,6 +242,15 @@ impl std::fmt::Display for Error {
                 f,
                 "This engine was opened by process {opener}; process {current} (a fork of it) cannot use it: open the store in the process that uses it (a forked child should open it itself, after the parent closes it, or use multiprocessing's \"spawn\" start method)."
             ),
+            Error::CollectionNotFound { name } => write!(f, "There is no collection named {name:?}."),
+            Error::CollectionExists { name } => write!(f, "A collection named {name:?} already exists."),
+            Error::CollectionInUse { name, pid } => {
+                if *pid == 0 {
+                    write!(f, "The collection {name:?} is in use: a process has it open; close it first.")
+                } else {
+                    write!(f, "The collection {name:?} is in use: process {pid} has it open; close it first.")
+                }
+            }
         }
     }
 }

@@ -42,6 +42,7 @@
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;
 
+mod collections;
 pub mod embed;
 mod engine;
 mod error;
@@ -58,6 +59,7 @@ pub mod storage;
 mod vecfile;
 mod wal;
 
+pub use collections::{check_collection_name, CollectionInfo, Collections};
 pub use engine::{
     check_id, check_metadata, merge_metadata, CacheStats, CommitInfo, CompactInfo, CompactPolicy, Durability, Embedding, Engine, EngineBuilder, Fusion,
     GraphInfo, Memory, Metadata, Record, RecordIter, SearchHit, SearchOptions, Stats, WriteBatch, DEFAULT_K, HYBRID_CANDIDATES, MIRROR_FILE, RRF_K,
@@ -86,4 +88,6 @@ pub mod files {
     pub use crate::wal::WAL_FILE as WAL;
     /// The lock file.
     pub const LOCK: &str = "LOCK";
+    /// A collections root's marker and catalog lock (FORMAT.md §8).
+    pub use crate::collections::{CATALOG_LOCK_FILE as CATALOG_LOCK, MARKER_FILE as COLLECTIONS_MARKER};
 }

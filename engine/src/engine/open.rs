@@ -31,6 +31,9 @@ use crate::wal::{self, Op, Recovered};
 
 impl Engine {
     pub(super) fn open_with(mut b: EngineBuilder) -> Result<Engine> {
+        if let Err(dir) = &b.storage {
+            crate::collections::refuse_root(dir)?;
+        }
         if let Some(g) = &b.graph {
             g.check()?;
         }
