@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use memento::embed::{self, Embedder, ModelIdentity, OnnxEmbedder, OnnxOptions, Progress};
-use memento::{Engine, Error, Filter, Memory, Metadata, SearchOptions};
+use memento::{Engine, Error, Filter, Fusion, Memory, Metadata, SearchOptions};
 
 fn model_dir() -> std::path::PathBuf {
     embed::model_dir(embed::DEFAULT_MODEL)
@@ -191,6 +191,38 @@ fn remember_and_recall_by_meaning_with_filters() {
     let per_query = e.recall_batch(&["interest rates", "pasta sauce"], &SearchOptions::new(1)).expect("batch");
     assert_eq!(per_query[0][0].text.as_deref(), Some(FACTS[2].0));
     assert_eq!(per_query[1][0].text.as_deref(), Some(FACTS[7].0));
+    e.close().expect("close");
+}
+
+#[test]
+fn hybrid_recall_finds_a_rare_word_and_keeps_meaning() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let e = Engine::builder(dir.path()).embedder(embedder()).open().expect("open");
+    let mut memories: Vec<Memory> = FACTS.iter().map(|(t, topic)| Memory::new(*t).with_metadata(meta("topic", topic))).collect();
+    memories.push(Memory::new("Error E0502 is reported when a value is borrowed mutably while also borrowed immutably.").with_id("e0502"));
+    e.remember_batch(memories, None).expect("remember");
+    // An error code is a word to BM25; both the keyword and the hybrid search put it first.
+    let kw = e.keyword_search("what does E0502 mean", &SearchOptions::new(3)).expect("keyword");
+    assert_eq!(kw.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["e0502"]);
+    for fusion in [Fusion::default(), Fusion::Weighted { alpha: 0.5 }] {
+        let hy = e.recall_hybrid("what does E0502 mean", &SearchOptions::new(3), fusion).expect("hybrid");
+        assert_eq!(hy[0].id, "e0502", "{fusion:?}");
+        assert!(hy.windows(2).all(|w| w[0].score >= w[1].score));
+        // Each distance is the vector distance recall reports.
+        let by_vector = e.recall("what does E0502 mean", 9, None).expect("recall");
+        for h in &hy {
+            let d = by_vector.iter().find(|v| v.id == h.id).expect("in recall").distance;
+            assert!((h.distance - d).abs() < 1e-5, "{}: {} vs {d}", h.id, h.distance);
+        }
+    }
+    // A paraphrase with no shared word is still found, by its meaning.
+    let hy = e.recall_hybrid("a kitten napping in the sunshine", &SearchOptions::new(1), Fusion::default()).expect("hybrid");
+    assert_eq!(hy[0].text.as_deref(), Some(FACTS[0].0));
+    // Filters apply to both sides.
+    let cooking = Filter::from_json_str(r#"{"topic": "cooking"}"#).expect("filter");
+    let hy = e.recall_hybrid_batch(&["E0502", "bread"], &SearchOptions::new(2).filter(&cooking), Fusion::default()).expect("hybrid");
+    assert!(hy.iter().flatten().all(|h| h.metadata.as_ref().is_some_and(|m| m["topic"] == "cooking")));
+    assert_eq!(hy[1][0].text.as_deref(), Some(FACTS[6].0));
     e.close().expect("close");
 }
 

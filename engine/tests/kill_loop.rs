@@ -488,6 +488,7 @@ fn kill_loop() {
         assert!(graph.problem.is_none(), "{ctx}: the graph file after kill -9: {:?}", graph.problem);
         let got = contents(&engine);
         assert_eq!(got.len() as u64, engine.count(), "{ctx}: count");
+        common::model::check_keywords(&engine, &got).unwrap_or_else(|e| panic!("{ctx}: {e}"));
         // The harness's own model up to the last acknowledged step, and the step in flight.
         let last = rep.last_ack.unwrap_or(next - 1);
         for n in next..=last {

@@ -9,7 +9,7 @@
 //! `i` (before and after it, across checkpoints and the compaction), with the mirror's WAL
 //! whole or cut at a random byte. Every image must open, pass `check_integrity` (which compares
 //! the mirror row by row with the log), hold exactly the state after commit `i` (ids, vectors,
-//! text, metadata, and the metadata filters the mirror answers), and memento-inspect must read
+//! text, metadata, the metadata filters and the keyword searches the mirror answers), and memento-inspect must read
 //! it first and report, never fail.
 //!
 //! `MEMENTO_SEED` changes the seed (printed on failure).
@@ -171,6 +171,13 @@ fn the_mirror_at_any_nearby_commit_with_a_torn_wal_recovers_to_the_log() {
                     .map(|(id, _)| id.clone())
                     .collect();
                 assert_eq!(got, expect, "{ctx}: the filter's answer");
+                // The full-text index, in the same mirror transactions: each text finds its record.
+                for (id, (_, text, _)) in want.iter().filter(|(_, r)| r.1.is_some()).take(16) {
+                    let text = text.as_deref().unwrap_or_default();
+                    let hits = e.keyword_search(text, &memento::SearchOptions::new(want.len()).ids_only()).expect("keyword search");
+                    assert!(memento::fts_query(text).is_none() || hits.iter().any(|h| &h.id == id), "{ctx}: a keyword search for {text:?} misses {id:?}");
+                    assert!(hits.iter().all(|h| want.get(&h.id).is_some_and(|r| r.1.is_some())), "{ctx}: a keyword search found a record without text");
+                }
                 rebuilt += e.stats().recovery.iter().any(|r| r.contains("mirror")) as u64;
                 e.close().expect("close");
                 images += 1;

@@ -347,6 +347,7 @@ fn check_image(
             got.len()
         ));
     };
+    common::model::check_keywords(&engine, &got)?;
     tally.images += 1;
     tally.torn += img.torn as u64;
     tally.lost_writes += img.lost as u64;

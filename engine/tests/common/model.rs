@@ -98,3 +98,21 @@ pub fn batch(ops: &[Op]) -> WriteBatch {
     }
     b
 }
+
+/// The full-text index agrees with `m` (the store's contents): a keyword search for each of the
+/// first 32 texts (every word of it, any may match) finds its record among all matches, and
+/// every hit of every search is a live record with a text.
+pub fn check_keywords(e: &Engine, m: &Model) -> Result<(), String> {
+    let k = usize::try_from(e.count()).unwrap_or(usize::MAX).max(1);
+    for (id, r) in m.iter().filter(|(_, r)| r.text.is_some()).take(32) {
+        let text = r.text.as_deref().unwrap_or_default();
+        let hits = e.keyword_search(text, &memento::SearchOptions::new(k).ids_only()).map_err(|err| format!("keyword search: {err}"))?;
+        if memento::fts_query(text).is_some() && !hits.iter().any(|h| &h.id == id) {
+            return Err(format!("a keyword search for the text of {id:?} ({text:?}) does not find it"));
+        }
+        if let Some(h) = hits.iter().find(|h| m.get(&h.id).is_none_or(|r| r.text.is_none())) {
+            return Err(format!("a keyword search found {:?}, which is not a live record with a text", h.id));
+        }
+    }
+    Ok(())
+}
