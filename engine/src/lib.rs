@@ -62,7 +62,8 @@ mod wal;
 pub use collections::{check_collection_name, CollectionInfo, Collections};
 pub use engine::{
     check_id, check_metadata, merge_metadata, CacheStats, CommitInfo, CompactInfo, CompactPolicy, Durability, Embedding, Engine, EngineBuilder, Fusion,
-    GraphInfo, Memory, Metadata, Record, RecordIter, SearchHit, SearchOptions, Stats, WriteBatch, DEFAULT_K, HYBRID_CANDIDATES, MIRROR_FILE, RRF_K,
+    GraphInfo, Memory, Metadata, RecallMode, Record, RecordIter, SearchHit, SearchOptions, Stats, WriteBatch, DEFAULT_K, DEFAULT_RECALL_MODE,
+    HYBRID_CANDIDATES, MIRROR_FILE, RRF_K,
 };
 pub use error::{describe_model, Error, MirrorErrorKind, Result};
 pub use filter::Filter;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use super::read::parse_meta;
 use super::state::{Source, State};
-use super::{Engine, Fusion, SearchHit, SearchOptions};
+use super::{Engine, Fusion, RecallMode, SearchHit, SearchOptions};
 use crate::error::{Error, Result};
 use crate::index::VectorSource;
 use crate::mirror::{fts_query, KeywordMatch};
@@ -72,6 +72,16 @@ impl Engine {
             flat.extend_from_slice(v);
         }
         self.hybrid_batch(&flat, queries, opts, fusion)
+    }
+
+    /// Text queries matched by `mode`: [`Engine::recall_batch`], [`Engine::keyword_search_batch`]
+    /// or [`Engine::recall_hybrid_batch`].
+    pub fn recall_by(&self, queries: &[&str], opts: &SearchOptions<'_>, mode: RecallMode) -> Result<Vec<Vec<SearchHit>>> {
+        match mode {
+            RecallMode::Vector => self.recall_batch(queries, opts),
+            RecallMode::Keyword => self.keyword_search_batch(queries, opts),
+            RecallMode::Hybrid(fusion) => self.recall_hybrid_batch(queries, opts, fusion),
+        }
     }
 
     /// Hybrid search with a query vector and a query text (a store of vectors with texts, or

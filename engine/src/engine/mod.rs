@@ -94,7 +94,7 @@ use process::{OwnedByOpener, ProcessGuard};
 pub use read::RecordIter;
 use state::{State, Writer};
 pub use text::{CacheStats, Embedding, Memory, EMBEDDING_CACHE_FILE};
-pub use types::{CommitInfo, Durability, Fusion, Record, SearchHit, SearchOptions, Stats, WriteBatch, DEFAULT_K, RRF_K};
+pub use types::{CommitInfo, Durability, Fusion, RecallMode, Record, SearchHit, SearchOptions, Stats, WriteBatch, DEFAULT_K, DEFAULT_RECALL_MODE, RRF_K};
 
 /// Metadata of a record: a JSON object.
 pub type Metadata = serde_json::Map<String, serde_json::Value>;

@@ -286,6 +286,21 @@ pub enum Fusion {
     },
 }
 
+/// What a text query is matched by ([`Engine::recall_by`](crate::Engine::recall_by)).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RecallMode {
+    /// By meaning: the query's embedding against the stored vectors.
+    Vector,
+    /// By words: BM25 over the full-text index ([`Engine::keyword_search`](crate::Engine::keyword_search)).
+    Keyword,
+    /// Both, fused ([`Engine::recall_hybrid`](crate::Engine::recall_hybrid)).
+    Hybrid(Fusion),
+}
+
+/// The mode of `recall` where none is given: in the command line, the Python package's
+/// `recall`, and [`Engine::recall_by`](crate::Engine::recall_by)'s callers that take the default.
+pub const DEFAULT_RECALL_MODE: RecallMode = RecallMode::Vector;
+
 /// Reciprocal rank fusion's usual constant ([`Fusion::Rrf`]).
 pub const RRF_K: f64 = 60.0;
 

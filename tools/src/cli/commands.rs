@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use memento::embed::{hex, model_dir, Manifest, DEFAULT_MODEL};
 use memento::graph::Estimate;
-use memento::{Engine, Error, Filter, GraphInfo, Memory, Metadata, Metric, Record, ScanMode, SearchHit, SearchOptions, WriteBatch};
+use memento::{Engine, Error, Filter, Fusion, GraphInfo, Memory, Metadata, Metric, RecallMode, Record, ScanMode, SearchHit, SearchOptions, WriteBatch};
 use serde_json::{json, Value};
 
 use super::check::{self, Checked, State};
@@ -17,7 +17,10 @@ use super::input::{self, ExportHeader, InputRecord, Source, EXPORT_VERSION};
 use super::output::{compact_metadata, f32_value, hits_value, print_hits, print_json, record_value, size, vector_value, write_json_line};
 use super::progress::{duration, Progress};
 use super::store::{self, Need, NewStore, StoreArg, Target};
-use super::{AddArgs, DeleteArgs, ExportArgs, GetArgs, ImportArgs, IndexBuildArgs, IngestArgs, InitArgs, RecallArgs, SearchArgs, StatsArgs, UpdateArgs};
+use super::{
+    AddArgs, DeleteArgs, ExportArgs, FusionArg, GetArgs, ImportArgs, IndexBuildArgs, IngestArgs, InitArgs, ModeArg, RecallArgs, SearchArgs, StatsArgs,
+    UpdateArgs,
+};
 use crate::UsageError;
 
 /// What every command gets.
@@ -341,7 +344,8 @@ pub fn add(ctx: &Ctx, a: AddArgs, out: &mut dyn Write) -> Result<()> {
     print_summary(ctx, out, "added", "records", &s)
 }
 
-fn print_results(ctx: &Ctx, out: &mut dyn Write, hits: &[SearchHit], metric: Metric) -> Result<()> {
+/// Prints hits; `metric` as [`print_hits`] takes it.
+fn print_results(ctx: &Ctx, out: &mut dyn Write, hits: &[SearchHit], metric: Option<Metric>) -> Result<()> {
     if ctx.json {
         print_json(out, &hits_value(hits))
     } else {
@@ -355,19 +359,53 @@ pub fn recall(ctx: &Ctx, a: RecallArgs, out: &mut dyn Write) -> Result<()> {
     if query.trim().is_empty() {
         return Err(usage("the question is empty"));
     }
-    let engine = store::open_to_read(&ctx.store, Need::Text)?;
-    let hits = engine.recall_with(&query, &search_options(a.k, filter.as_ref(), a.exact, a.threads, a.ef)).map_err(|e| store::explain(e, engine.path()))?;
-    print_results(ctx, out, &hits, engine.metric())?;
+    let mode = recall_mode(a.mode, a.fusion, a.rrf_k, a.alpha)?;
+    // A keyword search needs no model: any store with texts answers it.
+    let engine = store::open_to_read(&ctx.store, if mode == RecallMode::Keyword { Need::Vectors } else { Need::Text })?;
+    let opts = search_options(a.k, filter.as_ref(), a.exact, a.threads, a.ef);
+    let hits = engine.recall_by(&[&query], &opts, mode).map_err(|e| store::explain(e, engine.path()))?.pop().unwrap_or_default();
+    print_results(ctx, out, &hits, (mode == RecallMode::Vector).then(|| engine.metric()))?;
     store::close(engine)
+}
+
+/// The recall mode of the command line's options: `--mode` (the default mode when absent), and
+/// for a hybrid search `--fusion` with `--rrf-k` or `--alpha`.
+fn recall_mode(mode: Option<ModeArg>, fusion: FusionArg, rrf_k: f64, alpha: f64) -> Result<RecallMode> {
+    let fused = match fusion {
+        FusionArg::Rrf => Fusion::Rrf { k: rrf_k },
+        FusionArg::Weighted => Fusion::Weighted { alpha },
+    };
+    fused.check().map_err(|e| usage(e.to_string()))?;
+    Ok(match mode {
+        None => match memento::DEFAULT_RECALL_MODE {
+            RecallMode::Hybrid(_) => RecallMode::Hybrid(fused),
+            m => m,
+        },
+        Some(ModeArg::Vector) => RecallMode::Vector,
+        Some(ModeArg::Keyword) => RecallMode::Keyword,
+        Some(ModeArg::Hybrid) => RecallMode::Hybrid(fused),
+    })
 }
 
 pub fn search(ctx: &Ctx, a: SearchArgs, out: &mut dyn Write) -> Result<()> {
     let filter = parse_filter(a.filter.as_deref())?;
-    let raw = if a.vector == "-" { input::read_stdin()? } else { a.vector.clone() };
-    let vector = input::parse_vector(&raw).map_err(|e| usage(format!("VECTOR: {e}")))?;
+    let vector = match a.vector.as_deref() {
+        Some(v) => {
+            let raw = if v == "-" { input::read_stdin()? } else { v.to_owned() };
+            Some(input::parse_vector(&raw).map_err(|e| usage(format!("VECTOR: {e}")))?)
+        }
+        None => None,
+    };
     let engine = store::open_to_read(&ctx.store, Need::Vectors)?;
-    let hits = engine.search_with(&vector, &search_options(a.k, filter.as_ref(), a.exact, a.threads, a.ef)).map_err(|e| store::explain(e, engine.path()))?;
-    print_results(ctx, out, &hits, engine.metric())?;
+    let opts = search_options(a.k, filter.as_ref(), a.exact, a.threads, a.ef);
+    let (hits, metric) = match (&vector, a.keyword.as_deref()) {
+        (Some(v), None) => (engine.search_with(v, &opts), Some(engine.metric())),
+        (None, Some(words)) => (engine.keyword_search(words, &opts), None),
+        (Some(v), Some(words)) => (engine.search_hybrid(v, words, &opts, Fusion::default()), None),
+        (None, None) => return Err(usage("give a VECTOR, --keyword TEXT, or both (a hybrid search)")),
+    };
+    let hits = hits.map_err(|e| store::explain(e, engine.path()))?;
+    print_results(ctx, out, &hits, metric)?;
     store::close(engine)
 }
 

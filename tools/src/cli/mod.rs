@@ -6,6 +6,7 @@
 //! not valid JSON or not a valid filter). Output cut short by a closed pipe ends quietly with 0.
 
 mod check;
+pub mod collections;
 mod commands;
 pub mod input;
 pub mod model;
@@ -36,6 +37,11 @@ pub struct Cli {
     /// ~/.local/share/memento/default].
     #[arg(long, global = true, value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// Work on the collection NAME of a directory of collections: --store (or the default store
+    /// directory) is then that directory. `remember` and `add` create a missing collection with
+    /// the default model, `init` with its options; other commands need it to exist.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub collection: Option<String>,
     /// Print the result as one JSON document instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -89,6 +95,10 @@ pub enum Command {
     /// The embedding model and the ONNX Runtime library: install and inspect them.
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Named collections, each a store of its own, in one directory (--store, or the default
+    /// store directory): list, create, delete and rename them.
+    #[command(subcommand)]
+    Collections(collections::CollectionsCommand),
 }
 
 /// The `index` subcommands.
@@ -241,14 +251,53 @@ pub struct RecallArgs {
     /// without --exact) use it [default: the engine's, 64].
     #[arg(long, value_name = "N", value_parser = positive)]
     pub ef: Option<usize>,
+    /// Match the question by meaning (vector), by its words (keyword: BM25 over the texts,
+    /// which finds names, identifiers and rare words; needs no model), or both fused (hybrid)
+    /// [default: vector].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub mode: Option<ModeArg>,
+    /// How a hybrid search fuses its two rankings: reciprocal rank fusion (rrf, by ranks only)
+    /// or a weighted sum of each side's normalised scores (weighted).
+    #[arg(long, value_enum, default_value = "rrf")]
+    pub fusion: FusionArg,
+    /// The constant k of reciprocal rank fusion, 1 / (k + rank): larger flattens the ranks.
+    #[arg(long, value_name = "K", default_value_t = memento::RRF_K)]
+    pub rrf_k: f64,
+    /// The vector side's weight in a weighted fusion, from 0 (words only) to 1 (meaning only).
+    #[arg(long, value_name = "ALPHA", default_value_t = 0.5)]
+    pub alpha: f64,
+}
+
+/// `--mode` of `memento recall`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// By meaning.
+    Vector,
+    /// By words (BM25).
+    Keyword,
+    /// Both, fused.
+    Hybrid,
+}
+
+/// `--fusion` of `memento recall --mode hybrid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FusionArg {
+    /// Reciprocal rank fusion.
+    Rrf,
+    /// A weighted sum of min-max normalised scores.
+    Weighted,
 }
 
 /// `memento search`.
 #[derive(Debug, Args)]
 pub struct SearchArgs {
     /// The query vector, a JSON array such as '[0.1, 0.2, 0.3]' (`-`: read it from stdin).
-    #[arg(value_name = "VECTOR")]
-    pub vector: String,
+    /// With --keyword too, a hybrid search (reciprocal rank fusion).
+    #[arg(value_name = "VECTOR", required_unless_present = "keyword")]
+    pub vector: Option<String>,
+    /// Search the texts by these words (BM25; any word may match, stop words are ignored).
+    #[arg(long, value_name = "TEXT")]
+    pub keyword: Option<String>,
     /// How many results.
     #[arg(short, long, default_value_t = memento::DEFAULT_K, value_parser = positive)]
     pub k: usize,
@@ -358,8 +407,15 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Some(dir) => StoreArg { dir, explicit: true },
         None => StoreArg { dir: default_store_dir(), explicit: false },
     };
+    let store = match (&cli.collection, &cli.command) {
+        (_, Command::Collections(_) | Command::Model(_)) | (None, _) => store,
+        (Some(name), Command::Init(a)) => return collections::create(&store.dir, name, a, cli.json, out).and_then(|()| Ok(out.flush()?)),
+        (Some(name), Command::Remember(_) | Command::Add(_)) => collections::resolve(&store, name, collections::Missing::CreateDefault)?,
+        (Some(name), _) => collections::resolve(&store, name, collections::Missing::Error)?,
+    };
     let ctx = commands::Ctx { store, json: cli.json };
     let result = match cli.command {
+        Command::Collections(cmd) => collections::run(&ctx.store, cmd, ctx.json, out),
         Command::Init(a) => commands::init(&ctx, a, out),
         Command::Remember(a) => commands::remember(&ctx, a, out),
         Command::Add(a) => commands::add(&ctx, a, out),

@@ -92,19 +92,20 @@ pub fn compact_metadata(m: Option<&Metadata>) -> String {
 }
 
 /// The result table: per hit, a line with rank, score, id and metadata, and the text's
-/// beginning indented under it.
-pub fn print_hits(out: &mut dyn Write, hits: &[SearchHit], metric: Metric) -> Result<()> {
+/// beginning indented under it. Vector hits under L2 show their distance (`metric` is then
+/// `Some(L2)`); keyword and hybrid hits (`metric` `None`) their BM25 or fused score.
+pub fn print_hits(out: &mut dyn Write, hits: &[SearchHit], metric: Option<Metric>) -> Result<()> {
     if hits.is_empty() {
         writeln!(out, "no results")?;
         return Ok(());
     }
     let w = width();
     let id_w = hits.iter().map(|h| h.id.chars().count()).max().unwrap_or(2).max(2);
-    let label = if metric == Metric::L2 { "distance" } else { "score" };
+    let label = if metric == Some(Metric::L2) { "distance" } else { "score" };
     let num_w = label.len().max(6);
     writeln!(out, "{:>3}  {label:<num_w$}  {:<id_w$}  metadata", "#", "id")?;
     for (i, h) in hits.iter().enumerate() {
-        let shown = if metric == Metric::L2 { h.distance } else { h.score };
+        let shown = if metric == Some(Metric::L2) { h.distance } else { h.score };
         let head = format!("{:>3}  {:<num_w$.4}  {:<id_w$}", i + 1, shown, h.id);
         let meta = compact_metadata(h.metadata.as_ref());
         let room = w.saturating_sub(head.chars().count() + 2).max(10);

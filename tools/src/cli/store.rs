@@ -37,6 +37,13 @@ pub fn refuse_non_directory(dir: &Path) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
         bail!("{} is a file, not a store directory", dir.display());
     }
+    if dir.join(memento::files::COLLECTIONS_MARKER).exists() {
+        bail!(
+            "{} is a directory of collections, not a store: name one with --collection NAME (`memento --store {} collections list` lists them)",
+            dir.display(),
+            dir.display()
+        );
+    }
     Ok(())
 }
 
