@@ -54,6 +54,7 @@ pub mod kernels;
 pub mod limits;
 mod mirror;
 mod peek;
+mod scope;
 mod slots;
 pub mod storage;
 mod vecfile;
@@ -71,6 +72,7 @@ pub use index::ScanMode;
 pub use memento_format::superblock::Metric;
 pub use mirror::{fts_query, STOP_WORDS};
 pub use peek::{peek, StoreInfo};
+pub use scope::{Scope, SCOPE_KEYS};
 
 /// Registers, once per process, the SQLite VFS that writes and checks the mirror's page
 /// trailers (FORMAT.md §6.1) and returns its name: for tools and tests that open a mirror file

@@ -344,7 +344,7 @@ mod tests {
         let path = dir.path().join("in.jsonl");
         let line = |id: &str, v: &str| format!("{{\"id\": \"{id}\", \"vector\": {v}}}\n");
         std::fs::write(&path, line("a", "[1, 0]") + &line("a", "[1, 0]") + &line("b", "[0, 1]")).unwrap();
-        let mut src = Source::new(Vec::new(), std::slice::from_ref(&path), None, None);
+        let mut src = Source::new(Vec::new(), std::slice::from_ref(&path), None, None, memento::Scope::default());
         scan(&mut src).unwrap().ids().unwrap();
         let engine = Engine::builder_with_storage(std::sync::Arc::new(memento::storage::MemStorage::new())).dimension(2).open().unwrap();
         let mut checked = records(&engine, dir.path(), &src, |_, _| Ok(State::New)).unwrap();

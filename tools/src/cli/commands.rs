@@ -18,8 +18,8 @@ use super::output::{compact_metadata, f32_value, hits_value, print_hits, print_j
 use super::progress::{duration, Progress};
 use super::store::{self, Need, NewStore, StoreArg, Target};
 use super::{
-    AddArgs, DeleteArgs, ExportArgs, FusionArg, GetArgs, ImportArgs, IndexBuildArgs, IngestArgs, InitArgs, ModeArg, RecallArgs, SearchArgs, StatsArgs,
-    UpdateArgs,
+    AddArgs, DeleteArgs, ExportArgs, FusionArg, GetArgs, ImportArgs, IndexBuildArgs, IngestArgs, InitArgs, ModeArg, RecallArgs, ScopeArgs, SearchArgs,
+    StatsArgs, UpdateArgs,
 };
 use crate::UsageError;
 
@@ -135,7 +135,8 @@ fn collect(args: &IngestArgs, vector: Option<&str>) -> Result<Source> {
         }
         files.push("-".into());
     }
-    Ok(Source::new(recs, &files, args.format, meta))
+    args.scope.scope().check().map_err(|e| usage(e.to_string()))?;
+    Ok(Source::new(recs, &files, args.format, meta, args.scope.scope()))
 }
 
 /// What an ingest did.
@@ -354,7 +355,7 @@ fn print_results(ctx: &Ctx, out: &mut dyn Write, hits: &[SearchHit], metric: Opt
 }
 
 pub fn recall(ctx: &Ctx, a: RecallArgs, out: &mut dyn Write) -> Result<()> {
-    let filter = parse_filter(a.filter.as_deref())?;
+    let filter = scoped_filter(a.filter.as_deref(), &a.scope)?;
     let query = a.query.join(" ");
     if query.trim().is_empty() {
         return Err(usage("the question is empty"));
@@ -366,6 +367,12 @@ pub fn recall(ctx: &Ctx, a: RecallArgs, out: &mut dyn Write) -> Result<()> {
     let hits = engine.recall_by(&[&query], &opts, mode).map_err(|e| store::explain(e, engine.path()))?.pop().unwrap_or_default();
     print_results(ctx, out, &hits, (mode == RecallMode::Vector).then(|| engine.metric()))?;
     store::close(engine)
+}
+
+/// `--where` narrowed to the scope's records.
+fn scoped_filter(filter: Option<&str>, scope: &ScopeArgs) -> Result<Option<Filter>> {
+    let filter = parse_filter(filter)?;
+    scope.scope().narrow(filter).map_err(|e| usage(e.to_string()))
 }
 
 /// The recall mode of the command line's options: `--mode` (the default mode when absent), and
@@ -388,7 +395,7 @@ fn recall_mode(mode: Option<ModeArg>, fusion: FusionArg, rrf_k: f64, alpha: f64)
 }
 
 pub fn search(ctx: &Ctx, a: SearchArgs, out: &mut dyn Write) -> Result<()> {
-    let filter = parse_filter(a.filter.as_deref())?;
+    let filter = scoped_filter(a.filter.as_deref(), &a.scope)?;
     let vector = match a.vector.as_deref() {
         Some(v) => {
             let raw = if v == "-" { input::read_stdin()? } else { v.to_owned() };
@@ -441,7 +448,7 @@ fn not_found(missing: &[String]) -> anyhow::Error {
 }
 
 pub fn get(ctx: &Ctx, a: GetArgs, out: &mut dyn Write) -> Result<()> {
-    let filter = parse_filter(a.filter.as_deref())?;
+    let filter = scoped_filter(a.filter.as_deref(), &a.scope)?;
     let engine = store::open_to_read(&ctx.store, Need::Vectors)?;
     let explain = |e| store::explain(e, engine.path());
     let records = match &filter {
@@ -470,7 +477,7 @@ pub fn get(ctx: &Ctx, a: GetArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 pub fn delete(ctx: &Ctx, a: DeleteArgs, out: &mut dyn Write) -> Result<()> {
-    let filter = parse_filter(a.filter.as_deref())?;
+    let filter = scoped_filter(a.filter.as_deref(), &a.scope)?;
     let engine = store::open(&ctx.store, Need::Vectors, false)?;
     let explain = |e| store::explain(e, engine.path());
     let (deleted, missing) = match &filter {

@@ -94,6 +94,7 @@ pub struct Source {
     given: Vec<InputRecord>,
     files: Vec<InputFile>,
     meta: Option<Metadata>,
+    scope: memento::Scope,
     header: Option<ExportHeader>,
 }
 
@@ -175,10 +176,11 @@ impl InputFile {
 impl Source {
     /// The records given on the command line, then those of `files` (`-`: stdin) in `format`
     /// (`None`: each file's is guessed), with `meta` merged into every record (whose own fields
-    /// win).
-    pub fn new(given: Vec<InputRecord>, files: &[PathBuf], format: Option<Format>, meta: Option<Metadata>) -> Source {
+    /// win) and `scope` stamped on it ([`memento::Scope::stamp`]: a record whose metadata
+    /// contradicts the scope gets a metadata error).
+    pub fn new(given: Vec<InputRecord>, files: &[PathBuf], format: Option<Format>, meta: Option<Metadata>, scope: memento::Scope) -> Source {
         let files = files.iter().map(|p| InputFile { path: p.clone(), export: false, format, spool: None }).collect();
-        let mut src = Source { given, files, meta, header: None };
+        let mut src = Source { given, files, meta, scope, header: None };
         let mut given = std::mem::take(&mut src.given);
         for r in &mut given {
             src.merge_meta(r);
@@ -190,7 +192,13 @@ impl Source {
     /// What `memento export` wrote, in `path` (`-`: stdin): an optional header line, then records
     /// with vectors.
     pub fn export(path: &Path) -> Source {
-        Source { given: Vec::new(), files: vec![InputFile { path: path.to_path_buf(), export: true, format: None, spool: None }], meta: None, header: None }
+        Source {
+            given: Vec::new(),
+            files: vec![InputFile { path: path.to_path_buf(), export: true, format: None, spool: None }],
+            meta: None,
+            scope: memento::Scope::default(),
+            header: None,
+        }
     }
 
     /// The header of an export, once the first pass has read it.
@@ -203,6 +211,12 @@ impl Source {
             let mut m = meta.clone();
             m.extend(r.metadata.take().unwrap_or_default());
             r.metadata = Some(m);
+        }
+        if !self.scope.is_empty() && r.metadata_error.is_none() {
+            match self.scope.stamp(r.metadata.take()) {
+                Ok(m) => r.metadata = m,
+                Err(e) => r.metadata_error = Some(e.to_string()),
+            }
         }
     }
 

@@ -210,6 +210,32 @@ pub struct IngestArgs {
     /// Records per commit: an interrupted run keeps every commit it made.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = positive)]
     pub batch: usize,
+    /// Whose memories these are.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+}
+
+/// A memory scope (mem0's): stored as the metadata keys `user_id`, `agent_id` and `run_id`,
+/// which are indexed. Storing stamps every record with the scope (a record whose metadata says
+/// otherwise is refused); reading, searching and deleting take only the scope's records.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ScopeArgs {
+    /// The user the memories belong to (metadata `user_id`).
+    #[arg(long, value_name = "ID")]
+    pub user_id: Option<String>,
+    /// The agent (metadata `agent_id`).
+    #[arg(long, value_name = "ID")]
+    pub agent_id: Option<String>,
+    /// The session or run (metadata `run_id`).
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+}
+
+impl ScopeArgs {
+    /// The engine's scope.
+    pub fn scope(&self) -> memento::Scope {
+        memento::Scope { user_id: self.user_id.clone(), agent_id: self.agent_id.clone(), run_id: self.run_id.clone() }
+    }
 }
 
 /// `memento add`.
@@ -237,6 +263,9 @@ pub struct RecallArgs {
     /// '{"year": {"$gte": 2020}}', '{"$and": [...]}', '{"$contains": "word"}' (on the text).
     #[arg(long = "where", value_name = "JSON")]
     pub filter: Option<String>,
+    /// Only this scope's memories.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// The true top k: score every vector in float32. Without it, a store of 20,000 vectors
     /// and more is searched through its graph index once the graph's measured recall@10 is 0.9
     /// or more (approximate; `memento stats` says whether), and smaller ones by the int8 scan
@@ -304,6 +333,9 @@ pub struct SearchArgs {
     /// Only records matching this filter (JSON; see `memento recall --help`).
     #[arg(long = "where", value_name = "JSON")]
     pub filter: Option<String>,
+    /// Only this scope's records.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// The true top k: score every vector in float32. Without it, a store of 20,000 vectors
     /// and more is searched through its graph index once the graph's measured recall@10 is 0.9
     /// or more (approximate; `memento stats` says whether), and smaller ones by the int8 scan
@@ -324,12 +356,19 @@ pub struct SearchArgs {
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// Ids of the records (a missing one is an error).
-    #[arg(value_name = "ID", required_unless_present = "filter", conflicts_with = "filter")]
+    #[arg(
+        value_name = "ID",
+        required_unless_present_any = ["filter", "user_id", "agent_id", "run_id"],
+        conflicts_with_all = ["filter", "user_id", "agent_id", "run_id"]
+    )]
     pub ids: Vec<String>,
     /// The records matching this filter instead, in insertion order (JSON; see `memento recall
     /// --help`).
     #[arg(long = "where", value_name = "JSON")]
     pub filter: Option<String>,
+    /// Only this scope's records (instead of ids; with --where, both).
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// At most N records (with --where).
     #[arg(long, value_name = "N", requires = "filter")]
     pub limit: Option<usize>,
@@ -342,11 +381,18 @@ pub struct GetArgs {
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// Ids of the records. If one does not exist, nothing is deleted (see --missing-ok).
-    #[arg(value_name = "ID", required_unless_present = "filter", conflicts_with = "filter")]
+    #[arg(
+        value_name = "ID",
+        required_unless_present_any = ["filter", "user_id", "agent_id", "run_id"],
+        conflicts_with_all = ["filter", "user_id", "agent_id", "run_id"]
+    )]
     pub ids: Vec<String>,
     /// Delete every record matching this filter instead (JSON; '{}' matches all).
     #[arg(long = "where", value_name = "JSON")]
     pub filter: Option<String>,
+    /// Delete this scope's records (instead of ids; with --where, both).
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Ids that do not exist are not an error.
     #[arg(long)]
     pub missing_ok: bool,
