@@ -256,6 +256,19 @@ bench-small-writes: wheel
 	$(CARGO) build --release --locked -p memento-cli --bin memento
 	$(VENV)/bin/python benches/compare/small_writes.py --memento target/release/memento
 
+## Retrieval quality of the search modes (issue 18): recall@10, MRR@10, nDCG@10 and the median
+## query time of keyword (FTS5 BM25), vector and hybrid search on a labelled set built offline
+## from the Python standard library (benches/retrieval/README.md: docstring summaries and
+## language-reference headings as queries, the rest of each as the one relevant document,
+## among distractor paragraphs). The set goes to target/bench-data/retrieval/full, the figures
+## to target/bench-data/retrieval-results.json. The wheel is built and installed into .venv
+## first. Options: make bench-retrieval BENCH_RETRIEVAL_ARGS="--fusion rrf:60,weighted:0.5"
+## (see --help).
+.PHONY: bench-retrieval
+bench-retrieval: wheel
+	$(VENV)/bin/python benches/retrieval/evaluate.py --make-set --set target/bench-data/retrieval/full \
+		--json target/bench-data/retrieval-results.json $(BENCH_RETRIEVAL_ARGS)
+
 ## The long durability campaign (RELIABILITY.md): the kill -9 loop with 10,000 SIGKILLs and the
 ## power-loss simulation with 40 random crash images per crash point, in release mode. Override
 ## with SOAK_KILLS / SOAK_IMAGES; MEMENTO_SEED picks another seed.
