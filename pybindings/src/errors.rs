@@ -55,6 +55,9 @@ fn class_name(e: &Error) -> &'static str {
         Error::ModelMismatch { .. } => "ModelMismatchError",
         Error::NoModel => "NoModelError",
         Error::ForkedProcess { .. } => "ForkedProcessError",
+        Error::CollectionNotFound { .. } => "CollectionNotFoundError",
+        Error::CollectionExists { .. } => "CollectionExistsError",
+        Error::CollectionInUse { .. } => "CollectionInUseError",
         _ => "MementoError",
     }
 }
@@ -110,6 +113,11 @@ fn fields<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyDict>> {
         Error::ForkedProcess { opener, current } => {
             d.set_item("opener_pid", opener)?;
             d.set_item("current_pid", current)?;
+        }
+        Error::CollectionNotFound { name } | Error::CollectionExists { name } => d.set_item("name", name)?,
+        Error::CollectionInUse { name, pid } => {
+            d.set_item("name", name)?;
+            d.set_item("pid", pid)?;
         }
         // MementoIOError is an OSError too: give it the errno a handler may look at.
         Error::Io { source, .. } => {

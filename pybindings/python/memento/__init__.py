@@ -34,10 +34,14 @@ from typing import Any as _Any
 from . import base, embed, errors, vector_ops
 from ._ids import content_id as content_id
 from ._engine import Engine
+from ._collections import Client, CollectionInfo
 from ._rust import RustEngine
 from .base import DEFAULT_K, UNSET, SearchArrays, VectorIndex
 from .errors import (
     ClosedError,
+    CollectionExistsError,
+    CollectionInUseError,
+    CollectionNotFoundError,
     CorruptedError,
     DimensionMismatchError,
     DuplicateIdError,
@@ -60,6 +64,8 @@ from .types import Memory, SearchResult
 
 __all__ = [
     "Engine",
+    "Client",
+    "CollectionInfo",
     "RustEngine",
     "PythonEngine",
     "VectorIndex",
@@ -98,6 +104,9 @@ __all__ = [
     "NoModelError",
     "ForkedProcessError",
 ]
+    "CollectionNotFoundError",
+    "CollectionExistsError",
+    "CollectionInUseError",
 
 if _TYPE_CHECKING:
     from ._pure import PythonEngine as PythonEngine

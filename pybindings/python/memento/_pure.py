@@ -53,6 +53,7 @@ from ._store import (
     check_graph,
     fspath,
     resolve_metric,
+    refuse_collections_root,
     resolve_model,
 )
 from .base import GraphArg, _hit_arrays
@@ -323,6 +324,7 @@ class PythonCore:
             self._release()
             raise
         self._closed = False
+        refuse_collections_root(directory)
 
     # ---------------------------------------------------------------- opening
 

@@ -24,6 +24,8 @@ __all__ = [
     "check_durability",
     "DURABILITIES",
     "fspath",
+    "refuse_collections_root",
+    "COLLECTIONS_MARKER",
     "check_graph",
     "GRAPH_DEFAULTS",
     "MAX_EF",
@@ -59,6 +61,20 @@ class StoreInfo:
     dimension: int
     metric: str
     model_id: str | None
+
+
+#: The marker of a directory of collections (FORMAT.md §8), which is not a store.
+COLLECTIONS_MARKER: Final = "memento.collections"
+
+
+def refuse_collections_root(directory: os.PathLike[str] | str) -> None:
+    """InvalidArgumentError if ``directory`` is a directory of collections: no engine opens or
+    creates a store there (the Rust engine refuses it the same way)."""
+    if os.path.exists(os.path.join(directory, COLLECTIONS_MARKER)):
+        raise InvalidArgumentError(
+            f"Invalid argument: {directory} is a directory of collections, not a store; open one of its collections "
+            "(memento::Collections, memento.Client, the CLI's --collection)."
+        )
 
 
 def fspath(path: object) -> str:

@@ -23,7 +23,10 @@ handlers keep working::
     ├── ModelError                  the embedding model or its runtime is missing or failed
     ├── ModelMismatchError          the store was written with another embedding model
     ├── NoModelError                a text operation on an engine without a model
-    └── ForkedProcessError          the engine was opened by another process (this is a fork of it)
+    ├── ForkedProcessError          the engine was opened by another process (this is a fork of it)
+    ├── CollectionNotFoundError     (also KeyError) no collection of this name (memento.Client)
+    ├── CollectionExistsError       a collection of this name exists already
+    └── CollectionInUseError        the collection is open for writing, so it cannot be deleted or renamed
 
 Every class is built as ``cls(message, **details)``. The details become attributes (``pid`` of
 a :class:`LockedError`, ``expected`` and ``got`` of a :class:`DimensionMismatchError`, ...).
@@ -58,6 +61,9 @@ __all__ = [
     "ModelMismatchError",
     "NoModelError",
     "ForkedProcessError",
+    "CollectionNotFoundError",
+    "CollectionExistsError",
+    "CollectionInUseError",
 ]
 
 
@@ -233,3 +239,30 @@ def _forked_message(opener_pid: int, current_pid: int) -> str:
         "open the store in the process that uses it (a forked child should open it itself, after the parent closes it, "
         'or use multiprocessing\'s "spawn" start method).'
     )
+
+
+class CollectionNotFoundError(MementoError, KeyError):
+    """No collection of this name (``name``) in the collections directory
+    (:class:`memento.Client`). Also a KeyError."""
+
+    name: str | None
+    _detail_names = ("name",)
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class CollectionExistsError(MementoError):
+    """A collection of this name (``name``) exists already."""
+
+    name: str | None
+    _detail_names = ("name",)
+
+
+class CollectionInUseError(MementoError):
+    """The collection ``name`` is open for writing by a process (``pid``, 0 if unknown; this one
+    or another), so it cannot be deleted or renamed."""
+
+    name: str | None
+    pid: int | None
+    _detail_names = ("name", "pid")
