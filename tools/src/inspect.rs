@@ -527,3 +527,35 @@ pub fn rebuild_text(out: &mut dyn Write, r: &RebuildReport) -> io::Result<()> {
     writeln!(out, "\nverify after the rebuild:")?;
     verify_text(out, &r.verify)
 }
+
+/// `verify` over a directory of collections (FORMAT.md §8), as JSON: each collection's report
+/// under its name, and the directory's own findings.
+pub fn collections_verify_json(r: &memento::inspect::CollectionsVerifyReport) -> Value {
+    let collections: Vec<Value> = r
+        .collections
+        .iter()
+        .map(|(name, v)| match v {
+            Ok(v) => json!({"name": name, "report": verify_json(v)}),
+            Err(e) => json!({"name": name, "error": e.to_string()}),
+        })
+        .collect();
+    json!({"command": "verify", "ok": r.is_ok(), "collections": collections, "findings": findings_json(&r.findings)})
+}
+
+/// `verify` over a directory of collections, as text: each collection's report after its name,
+/// then the directory's own findings.
+pub fn collections_verify_text(out: &mut dyn Write, r: &memento::inspect::CollectionsVerifyReport) -> io::Result<()> {
+    writeln!(out, "a directory of {} collection(s)", r.collections.len())?;
+    for (name, v) in &r.collections {
+        writeln!(out, "\n== collection {name}")?;
+        match v {
+            Ok(v) => verify_text(out, v)?,
+            Err(e) => writeln!(out, "ERROR   cannot be verified: {e}")?,
+        }
+    }
+    if !r.findings.is_empty() {
+        writeln!(out, "\n== the directory")?;
+        write_findings(out, &r.findings)?;
+    }
+    Ok(())
+}

@@ -518,3 +518,57 @@ fn the_graph_file_is_shown_and_its_damage_is_a_derived_error() {
     assert_eq!(code, 0, "graph shows; verify judges");
     assert!(text.contains("DAMAGED") && text.contains("graph.damaged"), "{text}");
 }
+
+/// `verify` over a directory of collections (FORMAT.md §8): every collection is verified, and
+/// the leftovers of interrupted creates and deletes and foreign entries are warnings; a damaged
+/// collection fails it. The other commands want one collection's directory.
+#[test]
+fn verify_over_a_directory_of_collections() {
+    let _s = serial();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("root");
+    let c = memento::Collections::open(&root).expect("open the root");
+    c.create("clean", |b| b.dimension(3)).expect("create").close().expect("close");
+    build_store(&tmp.path().join("built"));
+    std::fs::rename(tmp.path().join("built"), root.join("built")).expect("move a store in");
+    std::fs::create_dir(root.join(".half.new-77")).expect("a leftover create");
+    std::fs::create_dir(root.join(".deleted-old-77-1")).expect("a leftover delete");
+    std::fs::create_dir(root.join("a b")).expect("an entry that is not a collection");
+
+    let (code, v) = inspect_json(&root, &["verify"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["ok"], true);
+    let names: Vec<&str> = v["collections"].as_array().expect("collections").iter().map(|c| c["name"].as_str().expect("name")).collect();
+    assert_eq!(names, ["built", "clean"]);
+    assert_eq!(v["collections"][0]["report"]["ok"], true);
+    let (_, direct) = inspect_json(&root.join("built"), &["verify"]);
+    assert_eq!(v["collections"][0]["report"]["checked"], direct["checked"], "the same verification as of the store alone");
+    let kinds: Vec<&str> = v["findings"].as_array().expect("findings").iter().map(|f| f["kind"].as_str().expect("kind")).collect();
+    assert_eq!(
+        kinds,
+        [".deleted-old-77-1", ".half.new-77", "a b"].map(|e| if e.starts_with('.') { "collections.leftover" } else { "collections.not_a_collection" })
+    );
+    assert!(v["findings"].as_array().expect("findings").iter().all(|f| f["severity"] == "warning"));
+    let (code, text, _) = inspect(&root, &["verify"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("== collection built") && text.contains("== collection clean") && text.contains("collections.leftover"), "{text}");
+
+    // Damage in one collection fails the whole verification, naming it.
+    let vec_file = file(&root.join("built"), "memento.vec");
+    flip(&vec_file, len(&vec_file) - 100);
+    let (code, v) = inspect_json(&root, &["verify"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        (v["ok"].as_bool(), v["collections"][0]["report"]["ok"].as_bool(), v["collections"][1]["report"]["ok"].as_bool()),
+        (Some(false), Some(false), Some(true))
+    );
+    let (code, _, err) = inspect(&root, &["verify"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("1 collection(s) damaged or unreadable: built"), "{err}");
+
+    let (code, _, err) = inspect(&root, &["superblock"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is a directory of collections"), "{err}");
+    let (code, _, _) = inspect(&root.join("clean"), &["superblock"]);
+    assert_eq!(code, 0);
+}

@@ -113,6 +113,10 @@ pub enum FindingKind {
     GraphStale,
     /// `graph.damaged` (error): the graph file fails a check (header, binding to the vector file, a page or a record); it is derived, so no record is lost: the engine does not use it (searches scan), and the writer rebuilds it.
     GraphDamaged,
+    /// `collections.leftover` (warning): in a directory of collections, a collection whose create or delete was interrupted (removed at the next open of the directory).
+    CollectionsLeftover,
+    /// `collections.not_a_collection` (warning): in a directory of collections, an entry that is neither a collection (its name breaks the naming rules) nor the directory's own files; it is ignored.
+    CollectionsNotACollection,
 }
 
 impl FindingKind {
@@ -160,6 +164,8 @@ impl FindingKind {
         FindingKind::MirrorNotCompared,
         FindingKind::GraphStale,
         FindingKind::GraphDamaged,
+        FindingKind::CollectionsLeftover,
+        FindingKind::CollectionsNotACollection,
     ];
 
     /// The stable name, such as `page.checksum`.
@@ -207,6 +213,8 @@ impl FindingKind {
             FindingKind::MirrorNotCompared => "mirror.not_compared",
             FindingKind::GraphStale => "graph.stale",
             FindingKind::GraphDamaged => "graph.damaged",
+            FindingKind::CollectionsLeftover => "collections.leftover",
+            FindingKind::CollectionsNotACollection => "collections.not_a_collection",
         }
     }
 
@@ -220,7 +228,9 @@ impl FindingKind {
             | FindingKind::WalTornTail
             | FindingKind::MirrorBehind
             | FindingKind::MirrorNotCompared
-            | FindingKind::GraphStale => Severity::Warning,
+            | FindingKind::GraphStale
+            | FindingKind::CollectionsLeftover
+            | FindingKind::CollectionsNotACollection => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -235,7 +245,7 @@ impl FindingKind {
     }
 
     /// The file a kind's name starts with: `store`, `vec`, `superblock`, `directory`, `page`,
-    /// `quant`, `wal`, `mirror` or `graph`.
+    /// `quant`, `wal`, `mirror`, `graph` or `collections` (the directory of collections).
     pub fn area(self) -> &'static str {
         self.as_str().split('.').next().unwrap_or("")
     }

@@ -73,6 +73,8 @@
 //! | `mirror.not_compared` | warning | the rows could not be compared, because the log could not be read whole |
 //! | `graph.stale` | warning | the graph file indexes another generation of the vector file (as after a compaction, FORMAT.md §7.5); the engine does not use it, and the writer rebuilds it |
 //! | `graph.damaged` | error | the graph file fails a check of FORMAT.md §7.2 (header, binding to the vector file, a page's CRC, type, level or count, a record's numbers); it is derived, so no record is lost: the engine does not use it (searches scan), and the writer rebuilds it |
+//! | `collections.leftover` | warning | in a directory of collections (FORMAT.md §8), a collection whose create or delete was interrupted (removed at the next open of the directory) |
+//! | `collections.not_a_collection` | warning | in a directory of collections, an entry that is neither a collection (its name breaks the naming rules) nor the directory's own files; it is ignored |
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,6 +86,7 @@ use crate::storage::{FsStorage, Storage};
 use crate::vecfile::VEC_FILE;
 use crate::wal::WAL_FILE;
 
+mod collections;
 mod files;
 mod finding;
 mod graph;
@@ -96,6 +99,7 @@ mod report;
 mod superblocks;
 mod wal;
 
+pub use collections::{verify_collections, CollectionsVerifyReport};
 use files::{lock_state, RoFile};
 use finding::{cap_findings, finding};
 pub use finding::{Finding, FindingKind, Severity};

@@ -88,6 +88,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let dir = cli.store.clone().unwrap_or_else(default_store_dir);
+    if dir.join(memento::files::COLLECTIONS_MARKER).exists() {
+        return collections(&dir, &cli);
+    }
     memento_tools::cli::store::refuse_non_directory(&dir)?;
     let mut out = std::io::stdout().lock();
     let json = cli.json;
@@ -163,6 +166,33 @@ fn run(cli: Cli) -> Result<()> {
     }
     out.flush().context("writing the report")?;
     Ok(())
+}
+
+/// A directory of collections (FORMAT.md §8): `verify` checks every collection and the
+/// directory's entries; the other commands read one store, named by its directory.
+fn collections(dir: &std::path::Path, cli: &Cli) -> Result<()> {
+    if !matches!(cli.command, Command::Verify) {
+        return Err(anyhow!(
+            "{} is a directory of collections: give one collection's directory (--store {}/NAME), or run verify, which checks them all",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    let r = engine_inspect::verify_collections(dir).with_context(|| format!("inspecting {}", dir.display()))?;
+    let mut out = std::io::stdout().lock();
+    if cli.json {
+        serde_json::to_writer_pretty(&mut out, &render::collections_verify_json(&r)).context("writing JSON")?;
+        writeln!(out).context("writing JSON")?;
+    } else {
+        render::collections_verify_text(&mut out, &r).context("writing the report")?;
+    }
+    out.flush().context("writing the report")?;
+    let bad: Vec<&str> = r.collections.iter().filter(|(_, v)| !v.as_ref().is_ok_and(engine_inspect::VerifyReport::is_ok)).map(|(n, _)| n.as_str()).collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!("{} collection(s) damaged or unreadable: {}", bad.len(), bad.join(", ")))
+    }
 }
 
 /// Status 1, with one line on stderr, when a verification found errors.
