@@ -196,3 +196,49 @@ def test_a_root_made_by_the_cli_is_read_by_python(tmp_path):
         assert e.get("p") is not None
     client.delete_collection("made-by-cli")
     assert json.loads(_cli("--store", str(tmp_path), "--json", "collections", "list")) == []
+
+
+_CHURN = """
+import random, sys, memento
+import numpy as np
+client = memento.Client(sys.argv[1], engine=getattr(memento, sys.argv[2]))
+rng = random.Random()
+print("STARTED", flush=True)
+while True:
+    name, other = f"col{rng.randrange(4)}", f"col{rng.randrange(4)}"
+    op = rng.randrange(4)
+    try:
+        if op < 2:
+            with client.get_or_create_collection(name, dimension=3) as e:
+                e.upsert([f"r{rng.randrange(20)}"], np.array([[1, 2, rng.random()]], dtype=np.float32))
+        elif op == 2:
+            client.rename_collection(name, other)
+        else:
+            client.delete_collection(name)
+    except (memento.CollectionNotFoundError, memento.CollectionExistsError):
+        pass
+"""
+
+
+def test_killed_while_creating_renaming_and_deleting(engine_cls, tmp_path):
+    import random
+    import time
+
+    rng = random.Random(7)
+    seen = 0
+    for _ in range(6):
+        child = subprocess.Popen([sys.executable, "-c", _CHURN, str(tmp_path), engine_cls.__name__], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None and child.stdout.readline().strip() == "STARTED"
+            time.sleep(rng.uniform(0.05, 0.4))
+        finally:
+            child.kill()
+            child.wait()
+        client = memento.Client(tmp_path, engine=engine_cls)
+        assert client.leftovers() == []
+        for info in client.list_collections():
+            assert info.error is None and info.dimension == 3, info
+            with client.get_collection(info.name) as e:
+                e.check_integrity()
+            seen += 1
+    assert seen > 0
