@@ -269,6 +269,15 @@ bench-retrieval: wheel
 	$(VENV)/bin/python benches/retrieval/evaluate.py --make-set --set target/bench-data/retrieval/full \
 		--json target/bench-data/retrieval-results.json $(BENCH_RETRIEVAL_ARGS)
 
+## What a keyword and a hybrid search cost beside a vector search on the same store and queries:
+## per-query p50/p95 at 10k and 100k records of Zipf-distributed synthetic text, and on the main
+## job's corpus (benches/src/bin/memento-hybrid-bench.rs). BENCHMARKS.md, "Keyword and hybrid
+## search".
+.PHONY: bench-hybrid
+bench-hybrid: setup $(CORPUS)
+	$(CARGO) build --release --locked -p memento-benches --bin memento-hybrid-bench
+	target/release/memento-hybrid-bench --sizes 10000,100000 --corpus $(CORPUS)
+
 ## The long durability campaign (RELIABILITY.md): the kill -9 loop with 10,000 SIGKILLs and the
 ## power-loss simulation with 40 random crash images per crash point, in release mode. Override
 ## with SOAK_KILLS / SOAK_IMAGES; MEMENTO_SEED picks another seed.

@@ -104,15 +104,16 @@ impl Engine {
         let n = opts.k.max(HYBRID_CANDIDATES);
         let _pin = self.pin()?;
         let st = self.state.read();
+        // Both sides without texts and metadata: only the k fused hits' are read, at the end.
         let mut vopts = *opts;
         vopts.k = n;
-        vopts.ids_only = false;
+        vopts.ids_only = true;
         let by_vector = self.search_checked(&st, &qs, &vopts)?;
         let admitted = self.admitted(&st, opts)?;
         let src = Source { st: &st, dim: self.dim };
         let mut out = Vec::with_capacity(texts.len());
         for ((text, vhits), q) in texts.iter().zip(by_vector).zip(qs.chunks_exact(self.dim)) {
-            let khits = self.keyword_scored(&st, text, n, admitted.as_deref(), false)?;
+            let khits = self.keyword_scored(&st, text, n, admitted.as_deref(), true)?;
             let mut fused = fuse(&vhits, &khits, fusion);
             fused.truncate(opts.k);
             let mut res = Vec::with_capacity(fused.len());
@@ -128,19 +129,36 @@ impl Engine {
                         if self.metric == memento_format::superblock::Metric::Cosine {
                             distance = distance.max(0.0);
                         }
-                        SearchHit { id: s.id.clone(), distance, score: 0.0, text: s.text.clone(), metadata: parse_meta(s.metadata.clone())? }
+                        SearchHit { id: s.id.clone(), distance, score: 0.0, text: None, metadata: None }
                     }
                 };
                 hit.score = f.score as f32;
-                if opts.ids_only {
-                    hit.text = None;
-                    hit.metadata = None;
-                }
                 res.push(hit);
+            }
+            if !opts.ids_only {
+                self.fill_records(&st, &mut res)?;
             }
             out.push(res);
         }
         Ok(out)
+    }
+
+    /// Reads each hit's text and metadata from the mirror.
+    fn fill_records(&self, st: &State, hits: &mut [SearchHit]) -> Result<()> {
+        let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        let rows = self.read_mirror(st, |m| {
+            let slots = m.slots_of(&ids)?;
+            let slots: Vec<u64> = slots.into_iter().flatten().collect();
+            m.rows_by_slots(&slots)
+        })?;
+        let mut by_id: HashMap<String, (Option<String>, Option<String>)> = rows.into_iter().flatten().map(|r| (r.id, (r.text, r.metadata))).collect();
+        for h in hits {
+            let (text, metadata) =
+                by_id.remove(&h.id).ok_or_else(|| Error::corrupted(self.file_path(super::MIRROR_FILE), 0, format!("the mirror has no record {:?}", h.id)))?;
+            h.text = text;
+            h.metadata = parse_meta(metadata)?;
+        }
+        Ok(())
     }
 
     /// The slots a search's filter admits (sorted), or `None` when every record is admitted.
