@@ -36,7 +36,7 @@ from ._ids import content_id as content_id
 from ._engine import Engine
 from ._collections import Client, CollectionInfo
 from ._rust import RustEngine
-from .base import DEFAULT_K, UNSET, SearchArrays, VectorIndex
+from .base import DEFAULT_K, DEFAULT_RECALL_MODE, UNSET, SearchArrays, VectorIndex
 from .errors import (
     ClosedError,
     CollectionExistsError,
@@ -74,6 +74,7 @@ __all__ = [
     "SearchArrays",
     "UNSET",
     "DEFAULT_K",
+    "DEFAULT_RECALL_MODE",
     "content_id",
     "backend",
     "using_rust",

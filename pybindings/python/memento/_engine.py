@@ -21,10 +21,27 @@ import numpy.typing as npt
 
 from . import base
 from ._filter import compile_filter, filter_json
+from ._keyword import check_fusion
 from ._limits import MAX_ID_BYTES as MAX_ID_BYTES
 from ._limits import MAX_METADATA_BYTES, depth_error, metadata_len_error
 from ._store import MAX_EF
-from .base import DEFAULT_K, UNSET, GraphArg, Ids, Metadatas, SearchArrays, Texts, Unset, VectorsArg, Where
+from .base import (
+    DEFAULT_ALPHA,
+    DEFAULT_K,
+    DEFAULT_RECALL_MODE,
+    DEFAULT_RRF_K,
+    RECALL_MODES,
+    SCOPES,
+    UNSET,
+    GraphArg,
+    Ids,
+    Metadatas,
+    SearchArrays,
+    Texts,
+    Unset,
+    VectorsArg,
+    Where,
+)
 from .errors import ClosedError, DimensionMismatchError, ForkedProcessError, InvalidArgumentError, _forked_message
 from .types import Memory, SearchResult, score_of
 from .vector_ops import as_batch
@@ -35,6 +52,8 @@ __all__ = ["Core", "Engine", "MAX_ID_BYTES"]
 _MAX_K: Final = 2**40
 
 Hit = tuple[str, float, "str | None", "str | None"]
+#: A hit of keyword search or hybrid recall: (id, distance, score, text, metadata JSON).
+ScoredHit = tuple[str, float, float, "str | None", "str | None"]
 Row = tuple[str, npt.NDArray[np.float32], "str | None", "str | None"]
 
 
@@ -72,6 +91,18 @@ class Core(Protocol):
     def recall(
         self, texts: list[str], k: int, where_json: str | None, exact: bool = False, threads: int | None = None, ef: int | None = None
     ) -> list[list[Hit]]: ...
+    def keyword_search(self, texts: list[str], k: int, where_json: str | None) -> list[list[ScoredHit]]: ...
+    def hybrid_recall(
+        self,
+        texts: list[str],
+        k: int,
+        where_json: str | None,
+        exact: bool,
+        threads: int | None,
+        ef: int | None,
+        fusion: str,
+        param: float,
+    ) -> list[list[ScoredHit]]: ...
     def embed(self, texts: list[str]) -> npt.NDArray[np.float32]: ...
     def build_index(self) -> None: ...
     def graph_info(self) -> dict[str, Any]: ...
@@ -286,6 +317,63 @@ def where_arg(where: object) -> str | None:
     if where is None:
         return None
     return filter_json(where)
+
+
+def scope_arg(user_id: object, agent_id: object, run_id: object) -> dict[str, str]:
+    """The memory scopes given (``user_id``, ``agent_id``, ``run_id``; None: not given) by name;
+    InvalidArgumentError unless each given one is a non-empty string."""
+    out: dict[str, str] = {}
+    for name, v in zip(SCOPES, (user_id, agent_id, run_id)):
+        if v is None:
+            continue
+        if not isinstance(v, str) or not v:
+            raise _bad(f"{name} must be None or a non-empty string, not {v!r}")
+        if not _utf8_ok(v):
+            raise _bad(f"{name} is not valid Unicode (it holds a lone surrogate)")
+        out[name] = v
+    return out
+
+
+def scoped_where(where: object, scope: Mapping[str, str]) -> Any:
+    """``where`` with an ``$eq`` condition per scope ANDed to it (``where`` itself when no
+    scope is given). ``where`` is checked first (InvalidFilterError), so that its faults are
+    named as they would be without a scope."""
+    if not scope:
+        return where
+    conds: list[dict[str, Any]] = [{name: {"$eq": v}} for name, v in scope.items()]
+    if where is not None:
+        where_arg(where)
+        compile_filter(where)
+        return {"$and": [where, *conds]}
+    return conds[0] if len(conds) == 1 else {"$and": conds}
+
+
+def scoped_metadata(m: object, scope: Mapping[str, str]) -> object:
+    """One memory's metadata with the scopes merged in (a copy); InvalidArgumentError when it
+    holds a scope's key with another value. Anything not a mapping is returned as it is (for
+    ``metadata_json`` to refuse)."""
+    if not scope:
+        return m
+    if m is None:
+        return dict(scope)
+    if not isinstance(m, Mapping):
+        return m
+    for name, v in scope.items():
+        if name in m and m[name] != v:
+            raise _bad(f"the metadata's {name} is {m[name]!r}, but {name}={v!r} was given")
+    return {**m, **scope}
+
+
+def recall_mode_arg(mode: object, fusion: object, rrf_k: object, alpha: object) -> tuple[str, str, float]:
+    """``recall``'s ``mode`` and fusion options checked: (mode, fusion, the fusion's
+    parameter); InvalidArgumentError with the reason otherwise."""
+    if not isinstance(mode, str) or mode not in RECALL_MODES:
+        raise _bad(f"mode must be one of {', '.join(repr(m) for m in RECALL_MODES)}, not {mode!r}")
+    try:
+        f, param = check_fusion(fusion, rrf_k, alpha)
+    except ValueError as e:
+        raise _bad(str(e)) from None
+    return mode, f, param
 
 
 def _texts_list(texts: object, name: str = "texts", item: str = "text") -> tuple[list[str], bool]:
@@ -561,10 +649,14 @@ class Engine(base.Engine):
         if ops:
             self._core.write(ops)
 
-    def delete(self, ids: Ids | None = None, where: Where | None = None) -> int:
+    def delete(
+        self, ids: Ids | None = None, where: Where | None = None, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+    ) -> int:
         self._check_open()
-        if ids is None and where is None:
-            raise _bad("delete needs ids, a where filter, or both")
+        scope = scope_arg(user_id, agent_id, run_id)
+        if ids is None and where is None and not scope:
+            raise _bad("delete needs ids, a where filter (or a user_id, agent_id or run_id), or both")
+        where = scoped_where(where, scope)
         if ids is None:
             return int(self._core.delete_where(where_arg(where) or "{}"))
         id_list, _ = ids_arg(ids, write=True)
@@ -584,14 +676,40 @@ class Engine(base.Engine):
 
     @overload
     def get(  # type: ignore[overload-overlap]  # a str is a Sequence[str]: one id, one Memory
-        self, ids: str, where: Where | None = None, limit: int | None = None
+        self,
+        ids: str,
+        where: Where | None = None,
+        limit: int | None = None,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
     ) -> Memory | None: ...
 
     @overload
-    def get(self, ids: Sequence[str] | None = None, where: Where | None = None, limit: int | None = None) -> list[Memory]: ...
+    def get(
+        self,
+        ids: Sequence[str] | None = None,
+        where: Where | None = None,
+        limit: int | None = None,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> list[Memory]: ...
 
-    def get(self, ids: Ids | None = None, where: Where | None = None, limit: int | None = None) -> Memory | None | list[Memory]:
+    def get(
+        self,
+        ids: Ids | None = None,
+        where: Where | None = None,
+        limit: int | None = None,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> Memory | None | list[Memory]:
         self._check_open()
+        where = scoped_where(where, scope_arg(user_id, agent_id, run_id))
         if limit is not None:
             if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
                 raise _bad(f"limit must be None or a non-negative integer, not {limit!r}")
@@ -612,30 +730,34 @@ class Engine(base.Engine):
             return out[0] if out else None
         return out if limit is None else out[:limit]
 
+    def _scored_results(self, hits: list[list[ScoredHit]]) -> list[list[SearchResult]]:
+        return [[SearchResult(h[0], float(h[2]), float(h[1]), h[3], _metadata_obj(h[4])) for h in row] for row in hits]
+
     def _results(self, hits: list[list[Hit]]) -> list[list[SearchResult]]:
         metric = self._metric
         return [[SearchResult(h[0], score_of(metric, float(h[1])), float(h[1]), h[2], _metadata_obj(h[3])) for h in row] for row in hits]
 
     @overload
     def search(
-        self, queries: Sequence[float], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
+        self, queries: Sequence[float], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
     ) -> list[SearchResult]: ...
 
     @overload
     def search(
-        self, queries: Sequence[Sequence[float]], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
+        self, queries: Sequence[Sequence[float]], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
     ) -> list[list[SearchResult]]: ...
 
     @overload
     def search(
-        self, queries: npt.NDArray[Any], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
+        self, queries: npt.NDArray[Any], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
     ) -> list[Any]: ...
 
     def search(
-        self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
+        self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
     ) -> list[Any]:
         self._check_open()
         kk, ex, th, e = k_arg(k), exact_arg(exact), threads_arg(threads), ef_arg(ef)
+        where = scoped_where(where, scope_arg(user_id, agent_id, run_id))
         # The filter is checked before the queries, as the Rust library and the CLI do, so that
         # a call wrong in both ways fails with the same error everywhere.
         wj = where_arg(where)
@@ -707,19 +829,29 @@ class Engine(base.Engine):
 
     @overload
     def remember(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
-        self, texts: str, metadatas: Mapping[str, Any] | None = None, ids: str | None = None
+        self, texts: str, metadatas: Mapping[str, Any] | None = None, ids: str | None = None, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
     ) -> str: ...
 
     @overload
     def remember(
-        self, texts: Sequence[str], metadatas: Sequence[Mapping[str, Any] | None] | None = None, ids: Sequence[str | None] | None = None
+        self,
+        texts: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ids: Sequence[str | None] | None = None,
+        *,
+        user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
     ) -> list[str]: ...
 
-    def remember(self, texts: str | Sequence[str], metadatas: Any = None, ids: Any = None) -> str | list[str]:
+    def remember(
+        self, texts: str | Sequence[str], metadatas: Any = None, ids: Any = None, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+    ) -> str | list[str]:
         self._check_open()
+        scope = scope_arg(user_id, agent_id, run_id)
         text_list, single = _texts_list(texts, "texts")
         n = len(text_list)
         metas = _per_id(metadatas, n, single, "metadatas", Mapping)
+        if scope:
+            metas = [scoped_metadata(m, scope) for m in (metas if metas is not None else [None] * n)]
         metas_json = None if metas is None else [metadata_json(m) for m in metas]
         id_list: list[str | None] | None = None
         if ids is not None:
@@ -733,24 +865,79 @@ class Engine(base.Engine):
 
     @overload
     def recall(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
-        self, queries: str, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
+        self,
+        queries: str,
+        k: int = DEFAULT_K,
+        where: Where | None = None,
+        *,
+        mode: str = DEFAULT_RECALL_MODE, fusion: str = "rrf", rrf_k: float = DEFAULT_RRF_K, alpha: float = DEFAULT_ALPHA,
+        exact: bool = False, threads: int | None = None, ef: int | None = None,
+        user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
     ) -> list[SearchResult]: ...
 
     @overload
     def recall(
-        self, queries: Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
+        self,
+        queries: Sequence[str],
+        k: int = DEFAULT_K,
+        where: Where | None = None,
+        *,
+        mode: str = DEFAULT_RECALL_MODE, fusion: str = "rrf", rrf_k: float = DEFAULT_RRF_K, alpha: float = DEFAULT_ALPHA,
+        exact: bool = False, threads: int | None = None, ef: int | None = None,
+        user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
     ) -> list[list[SearchResult]]: ...
 
     def recall(
-        self, queries: str | Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
+        self,
+        queries: str | Sequence[str],
+        k: int = DEFAULT_K,
+        where: Where | None = None,
+        *,
+        mode: str = DEFAULT_RECALL_MODE, fusion: str = "rrf", rrf_k: float = DEFAULT_RRF_K, alpha: float = DEFAULT_ALPHA,
+        exact: bool = False, threads: int | None = None, ef: int | None = None,
+        user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
     ) -> list[Any]:
         self._check_open()
         kk, ex, th, e = k_arg(k), exact_arg(exact), threads_arg(threads), ef_arg(ef)
+        m, f, param = recall_mode_arg(mode, fusion, rrf_k, alpha)
+        where = scoped_where(where, scope_arg(user_id, agent_id, run_id))
         text_list, single = _texts_list(queries, "queries", "query")
         wj = where_arg(where)
+        if wj is not None and m != "vector":
+            compile_filter(where)
         if not text_list:
             return []
-        res = self._results(self._core.recall(text_list, kk, wj, ex, th, e))
+        if m == "vector":
+            res = self._results(self._core.recall(text_list, kk, wj, ex, th, e))
+        elif m == "keyword":
+            res = self._scored_results(self._core.keyword_search(text_list, kk, wj))
+        else:
+            res = self._scored_results(self._core.hybrid_recall(text_list, kk, wj, ex, th, e, f, param))
+        return res[0] if single else res
+
+    @overload
+    def keyword_search(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
+        self, queries: str, k: int = DEFAULT_K, where: Where | None = None, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+    ) -> list[SearchResult]: ...
+
+    @overload
+    def keyword_search(
+        self, queries: Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+    ) -> list[list[SearchResult]]: ...
+
+    def keyword_search(
+        self, queries: str | Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+    ) -> list[Any]:
+        self._check_open()
+        kk = k_arg(k)
+        where = scoped_where(where, scope_arg(user_id, agent_id, run_id))
+        text_list, single = _texts_list(queries, "queries", "query")
+        wj = where_arg(where)
+        if wj is not None:
+            compile_filter(where)
+        if not text_list:
+            return []
+        res = self._scored_results(self._core.keyword_search(text_list, kk, wj))
         return res[0] if single else res
 
     @overload

@@ -11,7 +11,7 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["_panic", "content_id", "default_model_dir", "limits", "min_page_size", "peek", "provision", "NativeEmbedder", "NativeEngine", "__version__"]
+__all__ = ["_panic", "content_id", "default_model_dir", "keyword_query", "limits", "min_page_size", "peek", "provision", "stop_words", "NativeEmbedder", "NativeEngine", "__version__"]
 
 __version__: str
 
@@ -19,6 +19,8 @@ __version__: str
 _Hit = tuple[str, float, str | None, str | None]
 #: A record: (id, vector, text, metadata JSON).
 _Record = tuple[str, npt.NDArray[np.float32], str | None, str | None]
+#: A hit of keyword search or hybrid recall: (id, distance, score, text, metadata JSON).
+_ScoredHit = tuple[str, float, float, str | None, str | None]
 
 @final
 class NativeEngine:
@@ -124,6 +126,24 @@ class NativeEngine:
         threads: int | None = None,
         ef: int | None = None,
     ) -> list[list[_Hit]]: ...
+    def keyword_search(self, texts: list[str], k: int, where_json: str | None) -> list[list[_ScoredHit]]:
+        """BM25 over the records' texts (the mirror's FTS5 index; the query made by
+        ``keyword_query``): per text the best k hits, score ``-bm25`` descending then id
+        ascending, distance ``-score``. Needs no model."""
+    def hybrid_recall(
+        self,
+        texts: list[str],
+        k: int,
+        where_json: str | None,
+        exact: bool,
+        threads: int | None,
+        ef: int | None,
+        fusion: str,
+        param: float,
+    ) -> list[list[_ScoredHit]]:
+        """The vector and keyword rankings (each its best max(k, 50)) fused: ``fusion`` "rrf"
+        (``param`` is rrf_k) or "weighted" (``param`` is alpha); score the fused score,
+        distance the vector distance."""
     def embed(self, texts: list[str]) -> npt.NDArray[np.float32]: ...
     def count(self) -> int: ...
     def checkpoint(self) -> None: ...
@@ -156,6 +176,13 @@ def provision(
 
 def content_id(text: str) -> str:
     """The id ``remember`` gives a text: ``m-`` and 32 hex digits of its SHA-256."""
+
+def keyword_query(text: str) -> str:
+    """The FTS5 query of a keyword search for ``text`` (``memento._keyword.fts_query``'s rule;
+    "" when it has no token)."""
+
+def stop_words() -> list[str]:
+    """The stop words a keyword query leaves out (``memento._keyword.STOP_WORDS``)."""
 
 def limits() -> dict[str, int | float]:
     """The engine's limits (``memento::limits``) by name; ``memento._limits`` mirrors them."""

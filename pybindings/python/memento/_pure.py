@@ -42,6 +42,7 @@ from ._embedder import ModelIdentity, PyEmbedder, model_dir
 from ._engine import Core, Engine, merge_metadata
 from ._fork import leak
 from ._ids import content_id
+from ._keyword import FTS_TOKENIZER, HYBRID_CANDIDATES, fts_query, fuse, keyword_order
 from ._filter import Predicate, compile_filter_json
 from ._store import (
     GRAPH_DEFAULTS,
@@ -81,12 +82,35 @@ from .errors import (
 
 __all__ = ["PythonEngine", "PythonCore", "content_id", "FORMAT_VERSION"]
 
-#: The Python store's format version (the ``meta`` table's ``version``).
-FORMAT_VERSION: Final = 1
+#: The Python store's format version (the ``meta`` table's ``version``). Version 2 added the
+#: keyword index (the FTS5 table ``records_fts`` over ``records`` and its triggers); a version 1
+#: store gets it when first opened for writing.
+FORMAT_VERSION: Final = 2
+#: The keyword index: an external-content FTS5 table over ``records`` (its rowid is ``seq``),
+#: kept in step by triggers in the same transaction as each write.
+_FTS_TABLE: Final = "records_fts"
+_FTS_SCHEMA: Final = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {_FTS_TABLE} USING fts5(text, content='records', content_rowid='seq', tokenize='{FTS_TOKENIZER}')",
+    f"""CREATE TRIGGER IF NOT EXISTS {_FTS_TABLE}_ai AFTER INSERT ON records BEGIN
+        INSERT INTO {_FTS_TABLE}(rowid, text) VALUES (new.seq, new.text);
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS {_FTS_TABLE}_ad AFTER DELETE ON records BEGIN
+        INSERT INTO {_FTS_TABLE}({_FTS_TABLE}, rowid, text) VALUES ('delete', old.seq, old.text);
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS {_FTS_TABLE}_au AFTER UPDATE OF seq, text ON records BEGIN
+        INSERT INTO {_FTS_TABLE}({_FTS_TABLE}, rowid, text) VALUES ('delete', old.seq, old.text);
+        INSERT INTO {_FTS_TABLE}(rowid, text) VALUES (new.seq, new.text);
+    END""",
+)
+#: A reader of a version 1 store (which it cannot change) keeps its keyword index in a
+#: temporary table of its own connection, filled from the records each time it reads them.
+_READER_FTS: Final = "temp.memento_reader_fts"
 _FORMAT_NAME: Final = "memento-python"
 _LOCK_FILE: Final = "LOCK"
 
 _Hit = tuple[str, float, "str | None", "str | None"]
+#: A hit of keyword search or hybrid recall: (id, distance, score, text, metadata JSON).
+_ScoredHit = tuple[str, float, float, "str | None", "str | None"]
 _Row = tuple[str, npt.NDArray[np.float32], "str | None", "str | None"]
 
 
@@ -300,6 +324,7 @@ class PythonCore:
             vo.check_metric(metric)
         directory = Path(p)
         self._dir = directory
+        refuse_collections_root(directory)
         db_path = directory / PY_STORE_FILE
         if (directory / RUST_VEC_FILE).exists():
             raise IncompatibleError(
@@ -404,6 +429,8 @@ class PythonCore:
                     "CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
                     "vector BLOB NOT NULL, text TEXT, metadata TEXT)"
                 )
+                for stmt in _FTS_SCHEMA:
+                    conn.execute(stmt)
                 conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(rows.items()))
                 conn.execute("COMMIT")
             except sqlite3.Error as e:
@@ -428,10 +455,47 @@ class PythonCore:
                 )
             self._dim = existing.dimension
             self._metric = existing.metric
+            self._upgrade(conn, db_path, tables)
         self._model = stored_model
         self._embedder = embedder
         self._durability = durability
         self._load(new)
+
+    def _upgrade(self, conn: sqlite3.Connection, db_path: Path, tables: set[str]) -> None:
+        """A store of format version 1 (no keyword index), opened for writing, gets its keyword
+        index, filled from the records (FTS5's 'rebuild'), and version 2, in one transaction.
+        A reader leaves the file as it is and indexes the texts in its own temporary table
+        (:data:`_READER_FTS`, filled in ``_load``)."""
+        self._fts = _FTS_TABLE
+        if _FTS_TABLE in tables:
+            return
+        if self._read_only:
+            self._fts = _READER_FTS
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for stmt in _FTS_SCHEMA:
+                conn.execute(stmt)
+            conn.execute(f"INSERT INTO {_FTS_TABLE}({_FTS_TABLE}) VALUES ('rebuild')")
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('version', ?)", (str(FORMAT_VERSION),))
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise self._sql_error(e, f"adding the keyword index to {db_path}") from None
+
+    def _load_reader_fts(self) -> None:
+        """A reader of a store without a keyword index: its temporary one, made again from the
+        records."""
+        assert self._conn is not None
+        self._conn.execute(f"DROP TABLE IF EXISTS {_READER_FTS}")
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if _FTS_TABLE in tables:  # the writer has added the index meanwhile
+            self._fts = _FTS_TABLE
+            return
+        self._conn.execute(f"CREATE VIRTUAL TABLE {_READER_FTS} USING fts5(text, tokenize='{FTS_TOKENIZER}')")
+        self._conn.execute(f"INSERT INTO {_READER_FTS}(rowid, text) SELECT seq, text FROM main.records")
+        self._fts = _READER_FTS
 
     def _load(self, new: bool) -> None:
         dim = self._dim
@@ -448,6 +512,8 @@ class PythonCore:
             return
         assert self._conn is not None
         try:
+            if self._fts != _FTS_TABLE:
+                self._load_reader_fts()
             rows = self._conn.execute("SELECT id, vector, text, metadata FROM records ORDER BY seq").fetchall()
         except sqlite3.Error as e:
             raise self._sql_error(e, "reading the records") from None
@@ -1082,6 +1148,95 @@ class PythonCore:
             self._check()
             return self._search(q, k, where_json)
 
+    # ---------------------------------------------------------------- keyword search, hybrid recall
+
+    def _keyword(self, text: str, k: int, pred: Predicate | None) -> list[tuple[int, float]]:
+        """The best ``k`` (row, score) of a keyword search for ``text`` among the records
+        ``pred`` keeps (all: None): score ``-bm25`` descending, then id ascending. Under the
+        mutex."""
+        query = fts_query(text)
+        if not query or k <= 0:
+            return []
+        assert self._conn is not None
+        fts = self._fts
+        name = fts.split(".")[-1]
+        sql = f"SELECT r.id, -bm25({name}) FROM {fts} JOIN main.records AS r ON r.seq = {name}.rowid WHERE {name} MATCH ?"
+        if pred is None:
+            # Ties by id: SQLite compares TEXT as UTF-8 bytes, which is code point order.
+            sql += f" ORDER BY bm25({name}), r.id LIMIT {int(k)}"
+        try:
+            found = self._conn.execute(sql, (query,)).fetchall()
+        except sqlite3.Error as e:
+            raise self._sql_error(e, "searching the keyword index") from None
+        out: list[tuple[int, float]] = []
+        for rid, score in found:
+            r = self._row.get(rid)
+            if r is None:  # a reader: committed after this engine last read the records
+                continue
+            if pred is not None and not pred(self._texts[r], self._parsed[r]):
+                continue
+            out.append((r, float(score)))
+        out = [(self._row[i], s) for i, s in keyword_order([(self._ids[r] or "", s) for r, s in out])]
+        return out[:k]
+
+    def _scored(self, r: int, distance: float, score: float) -> _ScoredHit:
+        rid = self._ids[r]
+        assert rid is not None
+        return (rid, distance, score, self._texts[r], self._metas[r])
+
+    def keyword_search(self, texts: list[str], k: int, where_json: str | None) -> list[list[_ScoredHit]]:
+        """BM25 over the records' texts (the FTS5 index, :mod:`memento._keyword`'s query):
+        per text, the best ``k`` hits (id, distance, score, text, metadata JSON) with score
+        ``-bm25`` and distance ``-score``, score descending then id ascending; only the records
+        matching ``where_json``. A text without a token finds nothing. Needs no model."""
+        self._check_process()
+        with self._mutex:
+            self._check()
+            pred = compile_filter_json(where_json) if where_json is not None else None
+            return [[self._scored(r, -s, s) for r, s in self._keyword(t, k, pred)] for t in texts]
+
+    def hybrid_recall(
+        self,
+        texts: list[str],
+        k: int,
+        where_json: str | None,
+        exact: bool = False,
+        threads: int | None = None,
+        ef: int | None = None,
+        fusion: str = "rrf",
+        param: float = 60.0,
+    ) -> list[list[_ScoredHit]]:
+        """The vector ranking (``recall``) and the keyword ranking (``keyword_search``) of each
+        text, each its best ``max(k, 50)``, fused (:func:`memento._keyword.fuse`: ``fusion``
+        "rrf" with ``param`` as ``rrf_k``, or "weighted" with ``param`` as ``alpha``): the best
+        ``k`` by fused score, then id; each hit's score is its fused score, its distance the
+        vector distance between the query's embedding and the record's vector."""
+        self._check_process()
+        if fusion not in ("rrf", "weighted"):
+            raise InvalidArgumentError(f"Invalid argument: unknown fusion {fusion!r}.")
+        emb = self._require_embedder()
+        q = emb.embed_batch(texts)
+        n = max(k, HYBRID_CANDIDATES)
+        with self._mutex:
+            self._check()
+            pred = compile_filter_json(where_json) if where_json is not None else None
+            vector_hits = self._search(q, n, where_json)
+            prepared = vo.prepare(np.atleast_2d(np.asarray(q, dtype=np.float32)), self._metric)
+            out: list[list[_ScoredHit]] = []
+            for qi, (text, vhits) in enumerate(zip(texts, vector_hits)):
+                dist = {h[0]: float(h[1]) for h in vhits}
+                kw = [(self._ids[r] or "", s) for r, s in self._keyword(text, n, pred)]
+                vside = [(h[0], 1.0 - float(h[1]) if self._metric == "cosine" else -float(h[1])) for h in vhits]
+                row: list[_ScoredHit] = []
+                for rid, fused in fuse(fusion, param, vside, kw, k):
+                    r = self._row[rid]
+                    d = dist.get(rid)
+                    if d is None:
+                        d = float(vo.distances(self._vecs[r : r + 1], prepared[qi : qi + 1], self._metric)[0, 0])
+                    row.append(self._scored(r, d, fused))
+                out.append(row)
+            return out
+
     # ---------------------------------------------------------------- housekeeping
 
     def compact(self) -> dict[str, Any]:
@@ -1145,6 +1300,13 @@ class PythonCore:
             if verdict != [("ok",)]:
                 reason = "; ".join(str(r[0]) for r in verdict)
                 raise _corrupted(path, reason)
+            if not self._read_only:
+                # The keyword index against the records (FTS5's own check; it is a write
+                # statement, which a read-only connection may not run).
+                try:
+                    self._conn.execute(f"INSERT INTO {_FTS_TABLE}({_FTS_TABLE}, rank) VALUES ('integrity-check', 1)")
+                except sqlite3.DatabaseError as e:
+                    raise _corrupted(path, f"the keyword index does not match the records ({e})") from None
             live = np.flatnonzero(self._alive[: self._n]).tolist()
             held = [(self._ids[r], vo.to_bytes(self._vecs[r]), self._texts[r], self._metas[r]) for r in live]
             if [tuple(row) for row in stored] != held:

@@ -36,7 +36,7 @@ Conventions:
   "s"}`` match records whose text holds ``s`` as a case-sensitive substring (a plain scan of
   the texts, not a keyword index: ``"Rust"`` does not match "rust", ``"run"`` matches
   "running"); a record without text matches ``$not_contains`` and never ``$contains``. Chroma puts these in a
-  separate ``where_document``; ranked keyword search is not here yet.
+  separate ``where_document``. Ranked keyword search (BM25) is :meth:`Engine.keyword_search`.
 * **Writes** are atomic per call: one commit, all or nothing, durable when the call returns
   (under the default ``durability="sync"``).
 * **Distances**: ``1 - cos`` (cosine), ``-dot`` (dot), squared Euclidean (l2); smaller is closer.
@@ -59,6 +59,9 @@ from typing import Any, Final, Optional, Self, Union, overload
 import numpy as np
 import numpy.typing as npt
 
+from ._keyword import DEFAULT_ALPHA as DEFAULT_ALPHA
+from ._keyword import DEFAULT_RRF_K as DEFAULT_RRF_K
+from ._keyword import HYBRID_CANDIDATES as HYBRID_CANDIDATES
 from .errors import NotFoundError
 from .types import Memory, SearchResult
 
@@ -76,11 +79,30 @@ __all__ = [
     "Unset",
     "DEFAULT_K",
     "GraphArg",
+    "DEFAULT_RECALL_MODE",
+    "RECALL_MODES",
+    "DEFAULT_RRF_K",
+    "DEFAULT_ALPHA",
+    "HYBRID_CANDIDATES",
+    "SCOPES",
 ]
 
 #: The number of results ``search`` and ``recall`` return unless ``k`` is given (in Rust
 #: ``memento::DEFAULT_K``, on the command line ``-k``).
 DEFAULT_K: Final = 10
+
+#: ``recall``'s modes: "vector" (by meaning: the query's embedding against the records'
+#: vectors), "keyword" (BM25 over the records' texts: :meth:`Engine.keyword_search`) and
+#: "hybrid" (the two rankings fused).
+RECALL_MODES: Final = ("vector", "keyword", "hybrid")
+#: The mode of ``recall`` unless ``mode`` is given (to be settled by measurements: change it
+#: here only).
+DEFAULT_RECALL_MODE: Final = "vector"
+
+#: The memory scopes (mem0's): keyword arguments of ``remember`` (stored as top-level string
+#: metadata keys of the same names) and of the reads and deletes (each an ``$eq`` condition
+#: ANDed with ``where``).
+SCOPES: Final = ("user_id", "agent_id", "run_id")
 
 #: One id or several.
 Ids = Union[str, Sequence[str]]
@@ -294,12 +316,17 @@ class VectorIndex(ABC):
         """
 
     @abstractmethod
-    def delete(self, ids: Ids | None = None, where: Where | None = None) -> int:
+    def delete(
+        self, ids: Ids | None = None, where: Where | None = None, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+    ) -> int:
         """Deletes records by id (missing ids are ignored), by filter, or both (the given ids
-        that match the filter). Returns how many were deleted.
+        that match the filter). Returns how many were deleted. ``user_id``, ``agent_id``,
+        ``run_id``: only the records of these scopes (each an ``$eq`` condition on the metadata
+        key of that name, ANDed with ``where``); a scope alone deletes all of its records.
 
         Raises:
-            InvalidArgumentError: neither ``ids`` nor ``where`` given.
+            InvalidArgumentError: neither ``ids``, ``where`` nor a scope given; a scope that is
+                not a non-empty string.
         """
 
     # ---------------------------------------------------------------- reads
@@ -307,15 +334,19 @@ class VectorIndex(ABC):
     @overload
     @abstractmethod
     def get(  # type: ignore[overload-overlap]  # a str is a Sequence[str]: one id, one Memory
-        self, ids: str, where: Where | None = None, limit: int | None = None
+        self, ids: str, where: Where | None = None, limit: int | None = None, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
     ) -> Memory | None: ...
 
     @overload
     @abstractmethod
-    def get(self, ids: Sequence[str] | None = None, where: Where | None = None, limit: int | None = None) -> list[Memory]: ...
+    def get(
+        self, ids: Sequence[str] | None = None, where: Where | None = None, limit: int | None = None, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+    ) -> list[Memory]: ...
 
     @abstractmethod
-    def get(self, ids: Ids | None = None, where: Where | None = None, limit: int | None = None) -> Memory | None | list[Memory]:
+    def get(
+        self, ids: Ids | None = None, where: Where | None = None, limit: int | None = None, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+    ) -> Memory | None | list[Memory]:
         """Reads records.
 
         * ``get("id")``: that record's :class:`~memento.types.Memory`, or None.
@@ -325,23 +356,24 @@ class VectorIndex(ABC):
         * ``get()``: every record, in insertion order.
 
         ``where`` with ids keeps only the ids that match; ``limit`` keeps the first ``limit``
-        of a list.
+        of a list. ``user_id``, ``agent_id``, ``run_id``: only the records of these scopes
+        (each an ``$eq`` condition ANDed with ``where``).
         """
 
     @overload
     @abstractmethod
-    def search(self, queries: Sequence[float], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None) -> list[SearchResult]: ...
+    def search(self, queries: Sequence[float], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None) -> list[SearchResult]: ...
 
     @overload
     @abstractmethod
-    def search(self, queries: Sequence[Sequence[float]], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None) -> list[list[SearchResult]]: ...
+    def search(self, queries: Sequence[Sequence[float]], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None) -> list[list[SearchResult]]: ...
 
     @overload
     @abstractmethod
-    def search(self, queries: npt.NDArray[Any], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None) -> list[Any]: ...
+    def search(self, queries: npt.NDArray[Any], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None) -> list[Any]: ...
 
     @abstractmethod
-    def search(self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None) -> list[Any]:
+    def search(self, queries: VectorsArg, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None) -> list[Any]:
         """The ``k`` records nearest to each query, closest first (ties by insertion order).
 
         A 1-D query returns one ``list[SearchResult]``; a 2-D array of queries returns a list
@@ -362,7 +394,9 @@ class VectorIndex(ABC):
         Python engine has no graph and always scores in float32 with numpy, so ``exact`` and
         ``ef`` change nothing there. ``threads``: how many threads scan (None: the engine's
         default, one per core; a store under 8 MiB of vectors is scanned on one); the answer
-        does not depend on it.
+        does not depend on it. ``user_id``, ``agent_id``, ``run_id``: only the records of these
+        scopes (each an ``$eq`` condition on the metadata key of that name, ANDed with
+        ``where``).
 
         Raises:
             InvalidArgumentError: ``k``, ``threads`` or ``ef`` is not a positive integer, or
@@ -520,17 +554,24 @@ class Engine(VectorIndex):
     @overload
     @abstractmethod
     def remember(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
-        self, texts: str, metadatas: MetadataArg = None, ids: str | None = None
+        self, texts: str, metadatas: MetadataArg = None, ids: str | None = None, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
     ) -> str: ...
 
     @overload
     @abstractmethod
     def remember(
-        self, texts: Sequence[str], metadatas: Sequence[MetadataArg] | None = None, ids: Sequence[str | None] | None = None
+        self,
+        texts: Sequence[str],
+        metadatas: Sequence[MetadataArg] | None = None,
+        ids: Sequence[str | None] | None = None,
+        *,
+        user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
     ) -> list[str]: ...
 
     @abstractmethod
-    def remember(self, texts: str | Sequence[str], metadatas: Any = None, ids: Any = None) -> str | list[str]:
+    def remember(
+        self, texts: str | Sequence[str], metadatas: Any = None, ids: Any = None, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+    ) -> str | list[str]:
         """Stores a text (embedded with the engine's model) and returns its id:
         ``remember("text", {"kind": "note"})``.
 
@@ -542,33 +583,103 @@ class Engine(VectorIndex):
         A sequence of texts (with a sequence of metadatas and/or ids, or None) is stored in one
         commit, embedded in batches; the ids come back as a list.
 
+        ``user_id``, ``agent_id``, ``run_id`` (mem0's memory scopes): stored in each memory's
+        metadata under the keys of the same names (merged into the given metadata), so that
+        :meth:`recall`, :meth:`keyword_search`, :meth:`search`, :meth:`get` and :meth:`delete`
+        given the same scope find only these memories.
+
         Raises:
             NoModelError: the engine has no model.
             ModelError: the model failed.
+            InvalidArgumentError: a scope is not a non-empty string, or a metadata holds a
+                scope's key with another value than the one given.
         """
 
     @overload
     @abstractmethod
     def recall(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
-        self, queries: str, k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
+        self,
+        queries: str,
+        k: int = DEFAULT_K,
+        where: Where | None = None,
+        *,
+        mode: str = DEFAULT_RECALL_MODE, fusion: str = "rrf", rrf_k: float = DEFAULT_RRF_K, alpha: float = DEFAULT_ALPHA,
+        exact: bool = False, threads: int | None = None, ef: int | None = None,
+        user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
     ) -> list[SearchResult]: ...
 
     @overload
     @abstractmethod
     def recall(
-        self, queries: Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
+        self,
+        queries: Sequence[str],
+        k: int = DEFAULT_K,
+        where: Where | None = None,
+        *,
+        mode: str = DEFAULT_RECALL_MODE, fusion: str = "rrf", rrf_k: float = DEFAULT_RRF_K, alpha: float = DEFAULT_ALPHA,
+        exact: bool = False, threads: int | None = None, ef: int | None = None,
+        user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
     ) -> list[list[SearchResult]]: ...
 
     @abstractmethod
     def recall(
-        self, queries: str | Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, exact: bool = False, threads: int | None = None, ef: int | None = None
+        self,
+        queries: str | Sequence[str],
+        k: int = DEFAULT_K,
+        where: Where | None = None,
+        *,
+        mode: str = DEFAULT_RECALL_MODE, fusion: str = "rrf", rrf_k: float = DEFAULT_RRF_K, alpha: float = DEFAULT_ALPHA,
+        exact: bool = False, threads: int | None = None, ef: int | None = None,
+        user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
     ) -> list[Any]:
         """The ``k`` stored records closest in meaning to the query text (see :meth:`search`,
-        whose ``where``, ``exact``, ``threads`` and ``ef`` these are); a sequence of query texts
-        gives one list per text. Query embeddings are cached.
+        whose ``where``, ``exact``, ``threads``, ``ef`` and scopes these are); a sequence of
+        query texts gives one list per text. Query embeddings are cached.
+
+        ``mode`` (default :data:`DEFAULT_RECALL_MODE`):
+
+        * ``"vector"``: by meaning, the query's embedding against the records' vectors.
+        * ``"keyword"``: :meth:`keyword_search` (BM25 over the texts; no model needed).
+        * ``"hybrid"``: both rankings, each of its best ``max(k, 50)``
+          (:data:`HYBRID_CANDIDATES`), fused by ``fusion``: ``"rrf"`` (reciprocal rank fusion,
+          the sum of ``1 / (rrf_k + rank)`` over the rankings a record is in) or
+          ``"weighted"`` (each ranking's scores min-max normalised over its candidates, 1.0
+          for all when they are equal, then ``alpha * vector + (1 - alpha) * keyword``, a
+          missing side counting 0). A hit's ``score`` is its fused score, its ``distance`` the
+          vector distance between the query's embedding and the record's vector; hits by
+          score descending, then id ascending.
 
         Raises:
-            NoModelError: the engine has no model.
+            NoModelError: the engine has no model (modes "vector" and "hybrid").
+            InvalidArgumentError: ``mode`` or ``fusion`` unknown, ``rrf_k`` not a finite number
+                above 0, ``alpha`` not a finite number from 0 to 1.
+        """
+
+    @overload
+    @abstractmethod
+    def keyword_search(  # type: ignore[overload-overlap]  # a str is a Sequence[str]
+        self, queries: str, k: int = DEFAULT_K, where: Where | None = None, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+    ) -> list[SearchResult]: ...
+
+    @overload
+    @abstractmethod
+    def keyword_search(
+        self, queries: Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+    ) -> list[list[SearchResult]]: ...
+
+    @abstractmethod
+    def keyword_search(
+        self, queries: str | Sequence[str], k: int = DEFAULT_K, where: Where | None = None, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+    ) -> list[Any]:
+        """The ``k`` records whose texts best match the query's words: BM25 (SQLite FTS5,
+        tokenizer ``porter unicode61 remove_diacritics 2``: words stemmed, case and diacritics
+        ignored) over the records' texts. The query's words are its runs of letters and digits,
+        English stop words left out (unless there is nothing else), any of them matching
+        (``OR``); punctuation and FTS5's syntax in the query are only separators. A hit's
+        ``score`` is ``-bm25`` (larger is better), its ``distance`` ``-score``; hits by score
+        descending, then id ascending. A query without a word finds nothing. ``where`` and the
+        scopes as in :meth:`search`. Works on any store with texts, with or without a model; a
+        sequence of queries gives one list per query.
         """
 
     @overload
