@@ -361,6 +361,8 @@ class PythonCore:
 
     def _open(self, db_path: Path, dim: int | None, metric: str | None, model: Any, durability: str, create: bool) -> None:
         new = not db_path.exists() or db_path.stat().st_size == 0
+        #: The keyword index's table (``_upgrade``).
+        self._fts: str = _FTS_TABLE
         try:
             if self._read_only:
                 conn = sqlite3.connect(f"{db_path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
