@@ -370,13 +370,24 @@ fn a_mirror_missing_a_row_or_holding_an_extra_one_is_found() {
     let _s = serial();
     let s = new_store();
     let m = file(&s.path, "memento.mirror.sqlite");
-    let gone = "DELETE FROM field_values WHERE slot = (SELECT slot FROM records WHERE id = 'doc-20'); DELETE FROM records WHERE id = 'doc-20';";
+    // Each change keeps the full-text index in step (as the mirror's own writes do), so that
+    // only the row disagreements are found.
+    let gone = "DELETE FROM field_values WHERE slot = (SELECT slot FROM records WHERE id = 'doc-20'); \
+        INSERT INTO records_fts (records_fts, rowid, text) SELECT 'delete', slot, text FROM records WHERE id = 'doc-20'; \
+        DELETE FROM records WHERE id = 'doc-20';";
     sqlite3(&m, gone);
     let (code, errors, _, v) = verify(&s.path);
     assert_eq!(code, 1);
     assert_eq!(errors, vec!["mirror.missing_row"], "{v:#}");
     assert!(v["findings"][0]["message"].as_str().expect("message").contains("doc-20"));
-    sqlite3(&m, "INSERT INTO records (slot, id, text, metadata) VALUES (100000, 'ghost', NULL, NULL); UPDATE records SET text = 'edited' WHERE id = 'doc-22';");
+    sqlite3(
+        &m,
+        "INSERT INTO records (slot, id, text, metadata) VALUES (100000, 'ghost', NULL, NULL); \
+         INSERT INTO records_fts (rowid, text) VALUES (100000, NULL); \
+         INSERT INTO records_fts (records_fts, rowid, text) SELECT 'delete', slot, text FROM records WHERE id = 'doc-22'; \
+         UPDATE records SET text = 'edited' WHERE id = 'doc-22'; \
+         INSERT INTO records_fts (rowid, text) SELECT slot, text FROM records WHERE id = 'doc-22';",
+    );
     let (code, mut errors, _, v) = verify(&s.path);
     assert_eq!(code, 1);
     errors.sort();
