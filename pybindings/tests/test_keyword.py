@@ -320,7 +320,7 @@ VOCAB = ["alpha", "beta", "gamma", "delta", "closing", "closes", "generator", "g
 
 _text = st.lists(st.sampled_from(VOCAB), min_size=0, max_size=8).map(" ".join)
 _workload = st.tuples(
-    st.lists(st.tuples(_text, st.sampled_from(["a", "b", None])), min_size=1, max_size=25),
+    st.lists(st.tuples(_text | st.none(), st.sampled_from(["a", "b", None])), min_size=1, max_size=25),
     st.lists(_text, min_size=1, max_size=4),
     st.integers(1, 12),
     st.lists(st.integers(0, 24), max_size=4),

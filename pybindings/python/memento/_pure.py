@@ -5,9 +5,11 @@ API, results and errors of the Rust engine. Used when the native module cannot b
 A store is a directory holding:
 
 * ``memento.python.sqlite``: one SQLite database in WAL mode: a ``meta`` table (format version,
-  dimension, metric, the model's id, dimension and SHA-256) and a ``records`` table (an
+  dimension, metric, the model's id, dimension and SHA-256), a ``records`` table (an
   insertion sequence, the id, the vector as little-endian float32, the text, the metadata as
-  JSON). Every write is one transaction, synced before it returns (``durability="sync"`` or
+  JSON), and ``records_fts``, the keyword index: an FTS5 table with the records as its
+  external content, kept in step by triggers (format version 2; :mod:`memento._keyword`).
+  Every write is one transaction, synced before it returns (``durability="sync"`` or
   ``"group"``: ``synchronous=FULL``; ``"buffered"``: ``synchronous=NORMAL``, which survives a
   process crash but maybe not a power loss).
 * ``LOCK``: held with an exclusive ``flock`` while the store is open and holding the holder's
