@@ -37,6 +37,8 @@ const TOKENIZER: &str = "porter unicode61 remove_diacritics 2";
 const SQL_FTS_INSERT: &str = "INSERT INTO records_fts (rowid, text) VALUES (?1, ?2)";
 const SQL_FTS_DELETE: &str = "INSERT INTO records_fts (records_fts, rowid, text) VALUES ('delete', ?1, ?2)";
 pub(super) const SQL_FTS_CLEAR: &str = "INSERT INTO records_fts (records_fts) VALUES ('delete-all')";
+/// Merges the index's segments into one, dropping deleted entries.
+pub(super) const SQL_FTS_OPTIMIZE: &str = "INSERT INTO records_fts (records_fts) VALUES ('optimize')";
 /// Every match, best first: FTS5's `bm25()` is smaller for better matches (it is negated
 /// relevance), so the score is its negation.
 const SQL_FTS_MATCH: &str = "SELECT rowid, -bm25(records_fts) FROM records_fts WHERE records_fts MATCH ?1 ORDER BY rank";

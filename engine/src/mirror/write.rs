@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::errors::{inconsistent, internal, slot_to_sql, sql_error, Context};
 use super::index::IndexWriter;
-use super::keyword::SQL_FTS_CLEAR;
+use super::keyword::{SQL_FTS_CLEAR, SQL_FTS_OPTIMIZE};
 use super::{Mirror, MirrorOp, SQL_APPLIED_LSN, SQL_DELETE, SQL_OLD_OF, SQL_PUT, SQL_SET_APPLIED_LSN, SQL_UPDATE};
 use crate::error::Result;
 
@@ -152,7 +152,16 @@ impl Mirror {
     /// them back). Done by a compaction (FORMAT.md §4.5). Readers in other processes keep
     /// reading their snapshot meanwhile (the mirror is in WAL mode), and the next checkpoint
     /// folds the rewrite into the file. Returns whether it vacuumed.
+    ///
+    /// The full-text index is merged into one segment first (FTS5's `optimize`): FTS5 records
+    /// a deletion as a marker in a new segment and drops the deleted entries only when segments
+    /// merge, so without it the index of a mostly deleted store keeps its size.
     pub fn vacuum_if_sparse(&mut self) -> Result<bool> {
+        {
+            let tx = begin_write(&mut self.conn, "starting the full-text index merge")?;
+            tx.execute(SQL_FTS_OPTIMIZE, []).ctx("merging the full-text index")?;
+            tx.commit().ctx("committing the full-text index merge")?;
+        }
         let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0)).ctx("reading the page count")?;
         let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).ctx("reading the free page count")?;
         let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0)).ctx("reading the page size")?;
