@@ -359,6 +359,29 @@ def _both_engines_answer_alike(work):
             assert math.isclose(a, b, rel_tol=SCORE_TOL, abs_tol=1e-12)
 
 
+def test_any_query_text_is_searched_alike():
+    """Any query text (FTS5's syntax, marks, scripts, controls) is searched without an error by
+    either engine, with the same answers."""
+    if not hasattr(native_module().NativeEngine, "keyword_search"):
+        pytest.fail("memento._native.NativeEngine has no keyword_search yet (issue 18: the native side)", pytrace=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        dbs = {kind: engine_class(kind)(str(Path(tmp) / kind), dimension=4, model=None) for kind in ENGINE_KINDS}
+        try:
+            for db in dbs.values():
+                _fill(db)
+
+            @settings(max_examples=300, deadline=None)
+            @given(st.text(st.characters(exclude_categories=("Cn", "Cs")), max_size=30) | st.text(alphabet='"*^():-+ .,NEARDONTAOR{}[]\'\\é', max_size=30))
+            def check(q):
+                got = {kind: [(h.id, h.score) for h in db.keyword_search(q, k=5)] for kind, db in dbs.items()}
+                assert [i for i, _ in got["rust"]] == [i for i, _ in got["python"]], f"query {q!r}"
+
+            check()
+        finally:
+            for db in dbs.values():
+                db.close()
+
+
 # ------------------------------------------------------------------------------------------
 # The Python engine's store: format version 2, the index of a version 1 store
 
