@@ -1244,9 +1244,9 @@ class PythonCore:
     # ---------------------------------------------------------------- housekeeping
 
     def compact(self) -> dict[str, Any]:
-        """VACUUM: SQLite rewrites the database without the pages of deleted rows (this engine
-        deletes rows outright), after a checkpoint of its WAL; the in-memory arrays drop their
-        deleted rows too."""
+        """FTS5's 'optimize' of the keyword index, then VACUUM: SQLite rewrites the database
+        without the pages of deleted rows (this engine deletes rows outright), after a
+        checkpoint of its WAL; the in-memory arrays drop their deleted rows too."""
         self._check_process()
         with self._mutex:
             self._check_writable()
@@ -1261,6 +1261,9 @@ class PythonCore:
                 # engine measures its vector file after its own first step, a checkpoint).
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 before = path.stat().st_size
+                # The keyword index's segments merged into one (as the Rust engine does its
+                # mirror's), then the file rewritten.
+                self._conn.execute(f"INSERT INTO {_FTS_TABLE}({_FTS_TABLE}) VALUES ('optimize')")
                 self._conn.execute("VACUUM")
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as e:
