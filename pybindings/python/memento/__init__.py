@@ -104,10 +104,10 @@ __all__ = [
     "ModelMismatchError",
     "NoModelError",
     "ForkedProcessError",
-]
     "CollectionNotFoundError",
     "CollectionExistsError",
     "CollectionInUseError",
+]
 
 if _TYPE_CHECKING:
     from ._pure import PythonEngine as PythonEngine

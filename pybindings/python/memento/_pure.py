@@ -55,8 +55,8 @@ from ._store import (
     check_durability,
     check_graph,
     fspath,
-    resolve_metric,
     refuse_collections_root,
+    resolve_metric,
     resolve_model,
 )
 from .base import GraphArg, _hit_arrays
@@ -351,7 +351,6 @@ class PythonCore:
             self._release()
             raise
         self._closed = False
-        refuse_collections_root(directory)
 
     # ---------------------------------------------------------------- opening
 
