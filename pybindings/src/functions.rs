@@ -45,11 +45,11 @@ pub(crate) fn content_id(text: &str) -> String {
     Engine::content_id(text)
 }
 
-/// The FTS5 query a keyword search runs for `text` (`memento::fts_query`), or `None` when it
-/// has no word: the Python engine's `memento._keyword.fts_query` is held to it.
+/// The FTS5 query a keyword search runs for `text` (`memento::fts_query`), `""` when it has no
+/// word: the Python engine's `memento._keyword.fts_query` is held to it.
 #[pyfunction]
-pub(crate) fn keyword_query(text: &str) -> Option<String> {
-    memento::fts_query(text)
+pub(crate) fn keyword_query(text: &str) -> String {
+    memento::fts_query(text).unwrap_or_default()
 }
 
 /// The stop words keyword queries drop (`memento::STOP_WORDS`).

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import memento
 from memento import _keyword
-from memento._keyword import FTS_TOKENIZER, STOP_WORDS, fts_query, tokens
+from memento._keyword import FTS_TOKENIZER, STOP_WORDS, fts_query, is_separator, tokens
 
 # The list issue 18 gives, word for word.
 ISSUE_STOP_WORDS = (
@@ -73,8 +73,8 @@ def test_fts_query(text, query):
     assert fts_query(text) == query
 
 
-def test_tokens_are_runs_of_alphanumerics():
-    assert tokens("a1 b_2 ,c--d e\u0301") == ["a1", "b", "2", "c", "d", "e"]
+def test_tokens_are_runs_of_non_separators():
+    assert tokens("a1 b_2 ,c--d e\u0301 l’été\u3000x") == ["a1", "b", "2", "c", "d", "e\u0301", "l’été", "x"]
     assert tokens("") == []
 
 
@@ -93,7 +93,7 @@ _FTS = _fts_table()
 def test_fts_query_is_always_a_query_fts5_takes(text):
     q = fts_query(text)
     if not q:
-        assert not any(c.isalnum() for c in text)
+        assert all(is_separator(c) for c in text)
         return
     _FTS.execute("SELECT rowid, bm25(f) FROM f WHERE f MATCH ?", (q,)).fetchall()
 
@@ -126,10 +126,11 @@ def test_native_keyword_query_is_the_packages(text):
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.text(st.characters(exclude_categories=("Cn", "Cs")), max_size=40))
+@given(st.text(st.characters(exclude_categories=("Cs",)), max_size=40))
 def test_native_keyword_query_is_the_packages_on_any_text(text):
-    # Characters the running Python's Unicode database does not know yet (category Cn: Python
-    # 3.11 has Unicode 14) are left out: str.isalnum() says False for them whatever they are.
+    # Any text: the word rule needs no Unicode table, so even characters this Python's Unicode
+    # database does not know (category Cn) cut the same way in both engines. Surrogates cannot
+    # cross into Rust.
     kq = _native_keyword_query()
     assert kq(text) == fts_query(text), f"text {text!r}"
 

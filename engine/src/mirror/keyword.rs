@@ -173,18 +173,29 @@ pub const STOP_WORDS: &[&str] = &[
     "yourselves",
 ];
 
-/// The FTS5 query for a text query, or `None` when it has no word. Its words are the maximal
-/// runs of alphanumeric characters (Unicode's Alphabetic or Numeric); stop words are dropped
-/// unless nothing else is left; repeats (ignoring case) are dropped; each word is quoted (a
-/// quoted string is never an operator, a column name or a prefix query) and the words are
-/// joined with `OR`, so a record matching any of them is ranked, by BM25.
+/// The FTS5 query for a text query, or `None` when it has no word.
+///
+/// Its words are the maximal runs of characters that are not separators: ASCII characters other
+/// than letters and digits, and white space (Unicode's White_Space). FTS5's tokenizer then cuts
+/// each word further where it sees fit (`"l'été"` is one word here, two tokens there, matched as
+/// a phrase). The rule uses no Unicode table that differs between Rust's and Python's versions,
+/// so that the Python package's `memento._keyword.fts_query` makes the same query from any
+/// text. Stop words are dropped unless nothing else is left; repeats are dropped; both compare
+/// words with ASCII letters lower-cased. Each word is quoted (a quoted string is never an
+/// operator, a column name or a prefix query) and the words are joined with `OR`, so a record
+/// matching any of them is ranked, by BM25.
 pub fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<&str> = text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
-    let content: Vec<&str> = words.iter().copied().filter(|w| !STOP_WORDS.contains(&w.to_lowercase().as_str())).collect();
+    let words: Vec<&str> = text.split(is_separator).filter(|w| !w.is_empty()).collect();
+    let content: Vec<&str> = words.iter().copied().filter(|w| !STOP_WORDS.contains(&w.to_ascii_lowercase().as_str())).collect();
     let chosen = if content.is_empty() { words } else { content };
     let mut seen = std::collections::HashSet::new();
-    let terms: Vec<String> = chosen.into_iter().filter(|w| seen.insert(w.to_lowercase())).map(|w| format!("\"{w}\"")).collect();
+    let terms: Vec<String> = chosen.into_iter().filter(|w| seen.insert(w.to_ascii_lowercase())).map(|w| format!("\"{w}\"")).collect();
     (!terms.is_empty()).then(|| terms.join(" OR "))
+}
+
+/// Whether `c` separates the words of a keyword query ([`fts_query`]).
+fn is_separator(c: char) -> bool {
+    (c.is_ascii() && !c.is_ascii_alphanumeric()) || c.is_whitespace()
 }
 
 /// One keyword match: the record's slot and its BM25 score (larger is better).

@@ -35,6 +35,10 @@ fn a_text_becomes_quoted_words_without_stop_words() {
     assert_eq!(fts_query("  ?!  "), None);
     assert_eq!(fts_query(""), None);
     assert_eq!(fts_query("café naïve 東京").as_deref(), Some(r#""café" OR "naïve" OR "東京""#));
+    // Only ASCII punctuation and white space separate; other characters stay in their word.
+    assert_eq!(fts_query("l’été\u{3000}a\u{301}b—c").as_deref(), Some(r#""l’été" OR "áb—c""#.replace('á', "a\u{301}").as_str()));
+    // Case is ignored for ASCII letters only, in stop words and repeats ("ÜBER" repeats "Über").
+    assert_eq!(fts_query("Über über ÜBER THE").as_deref(), Some(r#""Über" OR "über""#));
 }
 
 #[test]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import string
 from collections.abc import Sequence
 from typing import Final
 
@@ -59,12 +60,31 @@ STOP_WORDS: Final = frozenset(
 )
 
 
+def is_separator(c: str) -> bool:
+    """Whether ``c`` separates the words of a keyword query: an ASCII character other than a
+    letter or a digit, or white space (``str.isspace``, which outside ASCII is the same set as
+    Unicode's White_Space that the Rust engine uses)."""
+    return (c.isascii() and not c.isalnum()) or c.isspace()
+
+
+#: ASCII upper case to lower case, and nothing else.
+_ASCII_LOWER: Final = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def ascii_lower(word: str) -> str:
+    """``word`` with its ASCII letters lower-cased (how stop words and repeats are compared)."""
+    return word.translate(_ASCII_LOWER)
+
+
 def tokens(text: str) -> list[str]:
-    """The maximal runs of characters ``c`` with ``c.isalnum()``, in order."""
+    """The maximal runs of characters that are not separators (:func:`is_separator`), in order.
+    The rule needs no Unicode table that differs between Python's and Rust's versions, so both
+    engines cut any text the same way; FTS5's tokenizer then cuts a word further where it sees
+    fit (matching its pieces as a phrase)."""
     out: list[str] = []
     start = -1
     for i, c in enumerate(text):
-        if c.isalnum():
+        if not is_separator(c):
             if start < 0:
                 start = i
         elif start >= 0:
@@ -77,19 +97,20 @@ def tokens(text: str) -> list[str]:
 
 def fts_query(text: str) -> str:
     """The FTS5 query of a keyword search for ``text``: its tokens (:func:`tokens`) without the
-    stop words (all of them kept when only stop words are there), without repeats (compared in
-    lower case, the first kept), each in double quotes, joined by ``" OR "``. ``""`` when the
-    text has no token (the search then finds nothing).
+    stop words (all of them kept when only stop words are there), without repeats (the first
+    kept), both compared with ASCII letters lower-cased (:func:`ascii_lower`), each in double
+    quotes, joined by ``" OR "``. ``""`` when the text has no token (the search then finds
+    nothing). The same as the Rust engine's ``memento::fts_query``.
 
     >>> fts_query('Closing the generators: "gen.close()"!')
     '"Closing" OR "generators" OR "gen" OR "close"'
     """
     toks = tokens(text)
-    kept = [t for t in toks if t.lower() not in STOP_WORDS] or toks
+    kept = [t for t in toks if ascii_lower(t) not in STOP_WORDS] or toks
     seen: set[str] = set()
     out: list[str] = []
     for t in kept:
-        low = t.lower()
+        low = ascii_lower(t)
         if low in seen:
             continue
         seen.add(low)
