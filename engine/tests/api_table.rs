@@ -123,6 +123,13 @@ fn the_rust_column_is_what_the_engine_offers() {
     call("recall_with");
     assert_eq!(engine.recall_batch(&["when is the meeting?", "milk"], &SearchOptions::default()).expect("api table call").len(), 2);
     call("recall_batch");
+    let by_mode = engine.recall_by(&["when is the meeting?"], &SearchOptions::new(1), memento::RecallMode::Vector).expect("api table call");
+    assert_eq!(by_mode[0][0].id, id);
+    call("recall_by");
+    assert_eq!(engine.recall_hybrid("the meeting", &SearchOptions::new(1), memento::Fusion::default()).expect("api table call")[0].id, id);
+    call("recall_hybrid");
+    assert_eq!(engine.keyword_search("Thursday", &SearchOptions::new(1)).expect("api table call")[0].id, id);
+    call("keyword_search");
 
     // a reader beside the writer
     let reader = Engine::builder(dir.path().join("s")).read_only().open().expect("api table call");

@@ -495,7 +495,7 @@ impl NativeEngine {
             let filter = parse_filter(where_json)?;
             let hits = self.with(py, |e| {
                 let qs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                Ok(e.recall_batch(&qs, &options(walk_safe_k(e, k, exact), filter.as_ref(), exact, threads, ef))?)
+                Ok(e.recall_vector_batch(&qs, &options(walk_safe_k(e, k, exact), filter.as_ref(), exact, threads, ef))?)
             })?;
             Ok(hit_tuples(py, hits)?)
         })

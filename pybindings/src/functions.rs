@@ -52,6 +52,18 @@ pub(crate) fn keyword_query(text: &str) -> String {
     memento::fts_query(text).unwrap_or_default()
 }
 
+/// The mode of a recall that names none (`memento::DEFAULT_RECALL_MODE`): `"vector"`,
+/// `"keyword"` or `"hybrid"`, with the fusion and its parameter for a hybrid one.
+#[pyfunction]
+pub(crate) fn default_recall_mode() -> (&'static str, Option<(&'static str, f64)>) {
+    match memento::DEFAULT_RECALL_MODE {
+        memento::RecallMode::Vector => ("vector", None),
+        memento::RecallMode::Keyword => ("keyword", None),
+        memento::RecallMode::Hybrid(memento::Fusion::Rrf { k }) => ("hybrid", Some(("rrf", k))),
+        memento::RecallMode::Hybrid(memento::Fusion::Weighted { alpha }) => ("hybrid", Some(("weighted", alpha))),
+    }
+}
+
 /// The stop words keyword queries drop (`memento::STOP_WORDS`).
 #[pyfunction]
 pub(crate) fn stop_words() -> Vec<&'static str> {

@@ -21,14 +21,17 @@ mod functions;
 
 use embedder::NativeEmbedder;
 use engine::NativeEngine;
-use functions::{_panic, content_id, default_model_dir, keyword_query, limits, min_page_size, peek, provision, stop_words};
+use functions::{_panic, content_id, default_model_dir, default_recall_mode, keyword_query, limits, min_page_size, peek, provision, stop_words};
 use pyo3::prelude::*;
 
 /// Memento's native module: NativeEngine, NativeEmbedder, default_model_dir, content_id, peek.
 #[pymodule(name = "_native")]
 mod native {
     #[pymodule_export]
-    use super::{_panic, content_id, default_model_dir, keyword_query, limits, min_page_size, peek, provision, stop_words, NativeEmbedder, NativeEngine};
+    use super::{
+        _panic, content_id, default_model_dir, default_recall_mode, keyword_query, limits, min_page_size, peek, provision, stop_words, NativeEmbedder,
+        NativeEngine,
+    };
     use pyo3::prelude::*;
     use pyo3::types::PyModule;
 

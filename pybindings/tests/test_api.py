@@ -459,7 +459,7 @@ def test_remember_recall(open_engine, default_model):
     assert m.text == TEXTS[0] and m.metadata == {"n": 0}
     assert m.vector.shape == (384,) and abs(float(np.linalg.norm(m.vector)) - 1) < 1e-4
     for q, want in QUESTIONS:
-        hits = e.recall(q, k=3)
+        hits = e.recall(q, k=3, mode="vector")  # by meaning only: the score is the cosine
         assert len(hits) == 3 and isinstance(hits[0], memento.SearchResult)
         assert hits[0].id == ids[want] and hits[0].text == TEXTS[want], (q, [h.text for h in hits])
         assert 0 < hits[0].score <= 1 and hits[0].score == pytest.approx(1 - hits[0].distance, abs=1e-6)

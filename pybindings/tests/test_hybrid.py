@@ -100,7 +100,7 @@ def test_good_recall_options_without_a_model(open_engine):
 
 
 def test_the_default_mode_is_one_constant():
-    assert memento.DEFAULT_RECALL_MODE == memento.base.DEFAULT_RECALL_MODE == "vector"
+    assert memento.DEFAULT_RECALL_MODE == memento.base.DEFAULT_RECALL_MODE == "hybrid"
     for cls in (memento.Engine, memento.base.Engine, memento.RustEngine, memento.PythonEngine):
         params = inspect.signature(cls.recall).parameters
         assert params["mode"].default == memento.DEFAULT_RECALL_MODE
@@ -206,8 +206,8 @@ def test_hybrid_with_many_queries_and_options(text_db):
         many = text_db.recall(QUERIES, k=4, mode="hybrid", **kw)
         assert [[(h.id, h.score) for h in row] for row in many] == one
     assert text_db.recall([], mode="hybrid") == []
-    # The default mode is the vector one.
-    assert text_db.recall("closing generators", k=4) == text_db.recall("closing generators", k=4, mode="vector")
+    # The default mode is the hybrid one (reciprocal rank fusion, k = 60).
+    assert text_db.recall("closing generators", k=4) == text_db.recall("closing generators", k=4, mode="hybrid", fusion="rrf", rrf_k=60.0)
 
 
 # ------------------------------------------------------------------------------------------

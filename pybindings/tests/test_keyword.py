@@ -110,6 +110,15 @@ def _native_keyword_query():
     return fn
 
 
+def test_the_default_recall_mode_is_the_native_modules():
+    from memento.base import DEFAULT_ALPHA, DEFAULT_RRF_K
+
+    mode, fusion = native_module().default_recall_mode()
+    assert mode == memento.DEFAULT_RECALL_MODE
+    # A hybrid default fuses as recall's own defaults say.
+    assert fusion is None or fusion in (("rrf", DEFAULT_RRF_K), ("weighted", DEFAULT_ALPHA))
+
+
 def test_native_stop_words_are_the_packages():
     fn = getattr(native_module(), "stop_words", None)
     if fn is None:

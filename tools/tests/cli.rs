@@ -172,6 +172,12 @@ fn text_store_remember_and_recall_with_the_real_model() {
     assert_eq!(hits.as_array().unwrap().len(), 3);
     assert_eq!(hits[0]["text"], "Buy oat milk and bread.");
     assert_eq!(hits[0]["id"].as_str().unwrap(), Engine::content_id("Buy oat milk and bread."));
+    // The default mode is hybrid: the score is the fused one (found by both sides here:
+    // 1/61 + 1/61), the distance the vector distance.
+    let score = hits[0]["score"].as_f64().unwrap();
+    assert!((score - 2.0 / 61.0).abs() < 1e-6 && hits[0]["distance"].as_f64().unwrap() < 0.7, "{hits}");
+    // By meaning only, the score is the cosine similarity.
+    let hits = json(&ok(h.on("t", &["recall", "--mode", "vector", "groceries to buy", "--json"])));
     let score = hits[0]["score"].as_f64().unwrap();
     assert!((score - (1.0 - hits[0]["distance"].as_f64().unwrap())).abs() < 1e-6 && score > 0.3, "{hits}");
 

@@ -74,11 +74,11 @@ impl Engine {
         self.hybrid_batch(&flat, queries, opts, fusion)
     }
 
-    /// Text queries matched by `mode`: [`Engine::recall_batch`], [`Engine::keyword_search_batch`]
-    /// or [`Engine::recall_hybrid_batch`].
+    /// Text queries matched by `mode`: [`Engine::recall_vector_batch`],
+    /// [`Engine::keyword_search_batch`] or [`Engine::recall_hybrid_batch`].
     pub fn recall_by(&self, queries: &[&str], opts: &SearchOptions<'_>, mode: RecallMode) -> Result<Vec<Vec<SearchHit>>> {
         match mode {
-            RecallMode::Vector => self.recall_batch(queries, opts),
+            RecallMode::Vector => self.recall_vector_batch(queries, opts),
             RecallMode::Keyword => self.keyword_search_batch(queries, opts),
             RecallMode::Hybrid(fusion) => self.recall_hybrid_batch(queries, opts, fusion),
         }

@@ -449,8 +449,12 @@ impl Engine {
         Ok(ids)
     }
 
-    /// The `k` stored texts closest in meaning to `query`, closest first; see
-    /// [`Engine::search`] for filters and distances.
+    /// The `k` stored texts that best answer `query`, best first, matched by the default mode
+    /// ([`crate::DEFAULT_RECALL_MODE`]: hybrid, meaning and words fused by reciprocal rank,
+    /// chosen from the retrieval-quality measurements in BENCHMARKS.md). A hit's `distance` is
+    /// its vector distance from the query (see [`Engine::search`]) and its `score` the fused
+    /// score; [`Engine::recall_by`] takes another mode ([`RecallMode::Vector`](crate::RecallMode):
+    /// by meaning only, score `1 − distance` under cosine).
     pub fn recall(&self, query: &str, k: usize, filter: Option<&Filter>) -> Result<Vec<SearchHit>> {
         let mut o = SearchOptions::new(k);
         o.filter = filter;
@@ -462,8 +466,14 @@ impl Engine {
         Ok(self.recall_batch(&[query], opts)?.pop().unwrap_or_default())
     }
 
-    /// Several queries: embedded as one batch, searched as one batch.
+    /// Several queries, by the default mode: embedded as one batch, searched as one batch.
     pub fn recall_batch(&self, queries: &[&str], opts: &SearchOptions<'_>) -> Result<Vec<Vec<SearchHit>>> {
+        self.recall_by(queries, opts, crate::DEFAULT_RECALL_MODE)
+    }
+
+    /// Several queries by meaning only ([`RecallMode::Vector`](crate::RecallMode)): embedded as
+    /// one batch, searched as one batch.
+    pub fn recall_vector_batch(&self, queries: &[&str], opts: &SearchOptions<'_>) -> Result<Vec<Vec<SearchHit>>> {
         if queries.is_empty() {
             return Ok(Vec::new());
         }

@@ -297,9 +297,12 @@ pub enum RecallMode {
     Hybrid(Fusion),
 }
 
-/// The mode of `recall` where none is given: in the command line, the Python package's
-/// `recall`, and [`Engine::recall_by`](crate::Engine::recall_by)'s callers that take the default.
-pub const DEFAULT_RECALL_MODE: RecallMode = RecallMode::Vector;
+/// The mode of `recall` where none is given: [`Engine::recall`](crate::Engine::recall), the
+/// command line's `recall` and the Python package's. Hybrid with reciprocal rank fusion: on the
+/// labelled retrieval set of BENCHMARKS.md ("Retrieval quality") it finds the answer in the top
+/// 10 for 0.607 of the queries where meaning alone finds 0.544 and words alone 0.557, at a
+/// cost below a millisecond at 10k records beside the query's embedding (~4.5 ms).
+pub const DEFAULT_RECALL_MODE: RecallMode = RecallMode::Hybrid(Fusion::Rrf { k: RRF_K });
 
 /// Reciprocal rank fusion's usual constant ([`Fusion::Rrf`]).
 pub const RRF_K: f64 = 60.0;

@@ -11,7 +11,7 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["_panic", "content_id", "default_model_dir", "keyword_query", "limits", "min_page_size", "peek", "provision", "stop_words", "NativeEmbedder", "NativeEngine", "__version__"]
+__all__ = ["_panic", "content_id", "default_model_dir", "default_recall_mode", "keyword_query", "limits", "min_page_size", "peek", "provision", "stop_words", "NativeEmbedder", "NativeEngine", "__version__"]
 
 __version__: str
 
@@ -180,6 +180,10 @@ def content_id(text: str) -> str:
 def keyword_query(text: str) -> str:
     """The FTS5 query of a keyword search for ``text`` (``memento._keyword.fts_query``'s rule;
     "" when it has no token)."""
+
+def default_recall_mode() -> tuple[str, tuple[str, float] | None]:
+    """The mode of a recall that names none (``memento::DEFAULT_RECALL_MODE``): the mode, and
+    for a hybrid one the fusion and its parameter."""
 
 def stop_words() -> list[str]:
     """The stop words a keyword query leaves out (``memento._keyword.STOP_WORDS``)."""
