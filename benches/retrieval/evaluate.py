@@ -10,10 +10,10 @@ the package looks for it (``MEMENTO_CACHE_DIR`` and the rest, as provisioned by 
 
 Then for each run of ``--modes`` (and ``--fusion``), every query is searched alone, ``k`` = 10:
 
-- ``vector``: ``eng.recall([query], 10)``, the search the package has always had (no ``mode``
-  argument, so that it runs on engines without the new API too). Below 20,000 records the Rust
-  engine answers it exactly (float32 scan, or the int8 scan with proven bounds), so these
-  figures are the model's, not an approximate index's;
+- ``vector``: ``eng.recall([query], 10, mode="vector")``, by meaning only (``recall``'s default
+  is now hybrid, chosen from these figures). Below 20,000 records the Rust engine answers it
+  exactly (float32 scan, or the int8 scan with proven bounds), so these figures are the
+  model's, not an approximate index's;
 - ``keyword``: ``eng.recall([query], 10, mode="keyword")``;
 - ``hybrid``: ``eng.recall([query], 10, mode="hybrid")`` with the engine's default fusion;
   ``hybrid:rrf:K`` adds ``fusion="rrf", rrf_k=K``, ``hybrid:weighted:A`` adds
@@ -113,10 +113,7 @@ def parse_run(spec: str) -> Run:
     mode = parts[0]
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r} in {spec!r} (one of {', '.join(MODES)})")
-    if mode == "vector":  # the default of recall(), and the only search of engines before the API
-        kwargs: dict[str, Any] = {}
-    else:
-        kwargs = {"mode": mode}
+    kwargs: dict[str, Any] = {"mode": mode}
     if len(parts) > 1:
         if mode != "hybrid" or parts[1] not in ("rrf", "weighted") or len(parts) > 3:
             raise ValueError(f"bad run {spec!r}: only hybrid takes a fusion, hybrid:rrf[:K] or hybrid:weighted[:ALPHA]")
