@@ -209,6 +209,33 @@ def test_fts_words_in_the_query_are_words(kw_db):
     assert _ids(kw_db.keyword_search("quoted*")) == ["sym"]
 
 
+@pytest.mark.parametrize(
+    "where, want",
+    [
+        ({"$matches": "closing generator"}, ["gen"]),
+        ({"$matches": "generators"}, ["gen", "py"]),
+        ({"$matches": "generator lait"}, []),
+        ({"$matches": "CAFE morning"}, ["cafe"]),
+        ({"$matches": "the ownership of rules"}, ["rust"]),
+        ({"$not_matches": "generator"}, ["cafe", "naive", "rust", "none", "stop", "sym"]),
+        ({"$and": [{"$matches": "generator"}, {"lang": "py"}]}, ["gen", "py"]),
+        ({"$or": [{"$matches": "borrowing"}, {"$contains": "lait"}]}, ["cafe", "rust"]),
+        ({"$matches": 'NEAR( "quoted*'}, ["sym"]),
+    ],
+)
+def test_matches_conditions_are_keyword_words(kw_db, where, want):
+    # The same answer from the filter over the store, from search with the filter, and from
+    # the reference evaluation on one record.
+    assert sorted(m.id for m in kw_db.get(where=where)) == sorted(want)
+    assert sorted(h.id for h in kw_db.search(np.ones(4, dtype=np.float32), k=20, where=where)) == sorted(want)
+
+
+@pytest.mark.parametrize("where", [{"$matches": ""}, {"$matches": "?! ,"}, {"$matches": 3}, {"$not_matches": None}, {"$matches": ["a"]}])
+def test_matches_needs_words(kw_db, where):
+    with pytest.raises(memento.InvalidFilterError):
+        kw_db.get(where=where)
+
+
 def test_diacritics_and_case_are_ignored(kw_db):
     assert _ids(kw_db.keyword_search("cafe")) == ["cafe"]
     assert _ids(kw_db.keyword_search("CAFÉ")) == ["cafe"]

@@ -71,6 +71,8 @@ pub(crate) trait SlotIndex {
     fn range(&self, key: &str, ty: i64, lower: Option<&Bound>, upper: Option<&Bound>, limit: Option<usize>) -> Result<Option<Vec<u64>>>;
     /// The slots whose text contains `needle`.
     fn containing(&self, needle: &str) -> Result<Vec<u64>>;
+    /// The slots whose text matches an FTS5 query (a `$matches` condition's), ascending.
+    fn matching(&self, fts_query: &str) -> Result<Vec<u64>>;
     /// Every live slot.
     fn live(&self) -> Result<Vec<u64>>;
     /// A cheap upper bound on the number of live records.

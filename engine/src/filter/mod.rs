@@ -10,6 +10,9 @@
 //! * `{"$and": [filter, ...]}` and `{"$or": [filter, ...]}`, with non-empty lists.
 //! * `{"$contains": "text"}` and `{"$not_contains": "text"}`: a case-sensitive
 //!   substring test on the record's document text. The string must not be empty.
+//! * `{"$matches": "words"}` and `{"$not_matches": "words"}`: the record's text holds every
+//!   word (as keyword search sees words: stemmed, case and diacritics folded, stop words
+//!   ignored; see [`crate::fts_query`]). The string must hold a word.
 //! * Several entries in one object are combined with AND; the empty object `{}`
 //!   matches every record.
 //!
@@ -43,6 +46,10 @@
 //!   whose `color` is `7`.
 //! * `$contains` is true if the record has a text that contains the string;
 //!   `$not_contains` is its negation (it is true for a record without text).
+//! * `$matches` is true if the record has a text that holds every word of the string, as the
+//!   full-text index tokenizes it (SQLite FTS5, `porter unicode61 remove_diacritics 2`);
+//!   `$not_matches` is its negation. On one record it is evaluated by that tokenizer in an
+//!   in-memory database; over a store, by the mirror's full-text index.
 //!
 //! # Evaluation
 //!
@@ -106,6 +113,9 @@ enum Node {
     In { key: String, negated: bool, values: Vec<Scalar> },
     /// `$contains` (or `$not_contains` when `negated`).
     Contains { needle: String, negated: bool },
+    /// `$matches` (or `$not_matches` when `negated`): `query` is the FTS5 query of the words
+    /// (`crate::mirror::fts_all_query`).
+    Matches { query: String, negated: bool },
 }
 
 /// A comparison operator.
@@ -290,6 +300,10 @@ fn eval(node: &Node, text: Option<&str>, metadata: Option<&Map<String, Value>>) 
         }
         Node::Contains { needle, negated } => {
             let found = text.is_some_and(|t| t.contains(needle.as_str()));
+            found != *negated
+        }
+        Node::Matches { query, negated } => {
+            let found = text.is_some_and(|t| crate::mirror::text_matches(t, query));
             found != *negated
         }
     }

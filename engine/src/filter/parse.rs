@@ -60,6 +60,14 @@ impl Parser {
                 self.count(1)?;
                 Ok(Node::Contains { needle, negated: op == "$not_contains" })
             }
+            "$matches" | "$not_matches" => {
+                let query = match v {
+                    Value::String(s) => crate::mirror::fts_all_query(s).ok_or_else(|| invalid(format!("{op} needs a string with a word in it")))?,
+                    _ => return Err(invalid(format!("{op} needs a string of words, not {}", kind(v)))),
+                };
+                self.count(1)?;
+                Ok(Node::Matches { query, negated: op == "$not_matches" })
+            }
             _ if CmpOp::from_name(op).is_some() || op == "$in" || op == "$nin" => {
                 Err(invalid(format!("{op} must be applied to a metadata key, as in {{\"key\": {{\"{op}\": ...}}}}")))
             }

@@ -110,7 +110,7 @@ impl Conjunct<'_> {
             Conjunct::Range(_) | Conjunct::Node(Node::Cmp { op: CmpOp::Eq, .. }) => 3,
             Conjunct::Node(Node::Cmp { .. } | Node::In { .. }) => 4,
             Conjunct::Node(Node::Or(_) | Node::And(_) | Node::All) => 5,
-            Conjunct::Node(Node::Contains { .. }) => 6,
+            Conjunct::Node(Node::Contains { .. } | Node::Matches { .. }) => 6,
         }
     }
 
@@ -155,6 +155,14 @@ impl Selector<'_> {
             Node::Or(children) => self.or(children)?,
             Node::Contains { needle, negated } => {
                 let found = self.ix.containing(needle)?;
+                if *negated {
+                    Sel::AllBut(found)
+                } else {
+                    Sel::Only(found)
+                }
+            }
+            Node::Matches { query, negated } => {
+                let found = self.ix.matching(query)?;
                 if *negated {
                     Sel::AllBut(found)
                 } else {

@@ -222,6 +222,10 @@ impl SlotIndex for Mirror {
         Ok(out)
     }
 
+    fn matching(&self, fts_query: &str) -> Result<Vec<u64>> {
+        self.fts_slots(fts_query)
+    }
+
     fn live(&self) -> Result<Vec<u64>> {
         self.all_slots()
     }

@@ -185,12 +185,46 @@ pub const STOP_WORDS: &[&str] = &[
 /// operator, a column name or a prefix query) and the words are joined with `OR`, so a record
 /// matching any of them is ranked, by BM25.
 pub fn fts_query(text: &str) -> Option<String> {
+    let terms = query_terms(text);
+    (!terms.is_empty()).then(|| terms.join(" OR "))
+}
+
+/// The FTS5 query of a `$matches` filter condition: the words of [`fts_query`] joined with
+/// `AND` (a record must hold every one), or `None` when the text has no word.
+pub fn fts_all_query(text: &str) -> Option<String> {
+    let terms = query_terms(text);
+    (!terms.is_empty()).then(|| terms.join(" AND "))
+}
+
+/// The quoted words of a query text ([`fts_query`]'s rule).
+fn query_terms(text: &str) -> Vec<String> {
     let words: Vec<&str> = text.split(is_separator).filter(|w| !w.is_empty()).collect();
     let content: Vec<&str> = words.iter().copied().filter(|w| !STOP_WORDS.contains(&w.to_ascii_lowercase().as_str())).collect();
     let chosen = if content.is_empty() { words } else { content };
     let mut seen = std::collections::HashSet::new();
-    let terms: Vec<String> = chosen.into_iter().filter(|w| seen.insert(w.to_ascii_lowercase())).map(|w| format!("\"{w}\"")).collect();
-    (!terms.is_empty()).then(|| terms.join(" OR "))
+    chosen.into_iter().filter(|w| seen.insert(w.to_ascii_lowercase())).map(|w| format!("\"{w}\"")).collect()
+}
+
+/// Whether one text matches an FTS5 query, tokenized as the full-text index tokenizes: the
+/// reference semantics of a `$matches` condition on one record ([`crate::Filter::matches`]),
+/// which the index look-up reproduces. Runs in an in-memory SQLite database of this thread.
+/// A failure of that database (it has no file; only memory exhaustion) is `false`.
+pub(crate) fn text_matches(text: &str, query: &str) -> bool {
+    thread_local! {
+        static ONE: Option<rusqlite::Connection> = rusqlite::Connection::open_in_memory()
+            .and_then(|c| c.execute_batch(&format!("CREATE VIRTUAL TABLE one USING fts5(text, tokenize = '{TOKENIZER}')")).map(|()| c))
+            .ok();
+    }
+    ONE.with(|c| {
+        let Some(c) = c else { return false };
+        let run = || -> rusqlite::Result<bool> {
+            c.execute("INSERT INTO one (rowid, text) VALUES (1, ?1)", [text])?;
+            let found = c.prepare_cached("SELECT count(*) FROM one WHERE one MATCH ?1")?.query_row([query], |r| r.get::<_, i64>(0));
+            c.execute("DELETE FROM one", [])?;
+            Ok(found? > 0)
+        };
+        run().unwrap_or(false)
+    })
 }
 
 /// Whether `c` separates the words of a keyword query ([`fts_query`]).
@@ -208,6 +242,19 @@ pub struct KeywordMatch {
 }
 
 impl Mirror {
+    /// The slots whose text matches an FTS5 query ([`fts_all_query`]), ascending: a `$matches`
+    /// condition's look-up.
+    pub(crate) fn fts_slots(&self, query: &str) -> Result<Vec<u64>> {
+        let mut st = self.conn.prepare_cached("SELECT rowid FROM records_fts WHERE records_fts MATCH ?1").ctx("preparing a text match")?;
+        let mut rows = st.query([query]).ctx("matching texts")?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().ctx("reading a text match")? {
+            out.push(slot_from_sql(r.get(0).ctx("reading a text match")?)?);
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
     /// Adds a record's text to the full-text index. A record without text has an entry too,
     /// with no words: FTS5 counts the records it indexes, and checks that count against the
     /// records table.

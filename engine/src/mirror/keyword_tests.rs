@@ -101,6 +101,28 @@ fn matches_are_ranked_by_bm25_and_filtered_and_cut_after_ties() {
 }
 
 #[test]
+fn matches_conditions_take_words_as_keyword_search_does() {
+    let mut m = fresh();
+    m.apply(1, &[put(0, "a", Some("generator.close() closes the generator")), put(1, "b", Some("Café au lait")), put(2, "c", None)]).unwrap();
+    let f = |j: &str| crate::Filter::from_json_str(j).unwrap();
+    // Stemmed, case and diacritics folded, stop words ignored, every word needed.
+    assert_eq!(m.filter_slots(&f(r#"{"$matches": "the closing GENERATORS"}"#)).unwrap(), [0]);
+    assert_eq!(m.filter_slots(&f(r#"{"$matches": "cafe"}"#)).unwrap(), [1]);
+    assert!(m.filter_slots(&f(r#"{"$matches": "generator lait"}"#)).unwrap().is_empty());
+    assert_eq!(m.filter_slots(&f(r#"{"$not_matches": "generator"}"#)).unwrap(), [1, 2]);
+    assert_eq!(m.filter_slots(&f(r#"{"$or": [{"$matches": "lait"}, {"$contains": "close()"}]}"#)).unwrap(), [0, 1]);
+    // The reference evaluator on one record says the same.
+    assert!(f(r#"{"$matches": "closed generator"}"#).matches(Some("generator.close()"), None));
+    assert!(!f(r#"{"$matches": "closed"}"#).matches(None, None));
+    assert!(f(r#"{"$not_matches": "closed"}"#).matches(None, None));
+    // FTS5 syntax is words; no word at all is refused.
+    assert_eq!(m.filter_slots(&f(r#"{"$matches": "(\"close* AND -"}"#)).unwrap(), [0]);
+    for bad in [r#"{"$matches": "?!"}"#, r#"{"$matches": ""}"#, r#"{"$matches": 3}"#, r#"{"$not_matches": null}"#] {
+        assert!(matches!(crate::Filter::from_json_str(bad), Err(Error::InvalidFilter { .. })), "{bad}");
+    }
+}
+
+#[test]
 fn the_integrity_check_notices_an_index_that_disagrees() {
     let mut m = fresh();
     m.apply(1, &[put(0, "a", Some("alpha beta")), put(1, "b", Some("gamma"))]).unwrap();
@@ -190,7 +212,21 @@ proptest! {
         m.integrity_check().unwrap();
         for w in WORDS {
             let want: Vec<u64> = model.iter().filter(|(_, t)| t.as_deref().is_some_and(|t| t.split(' ').any(|x| x == w))).map(|(s, _)| *s).collect();
-            prop_assert_eq!(slots(&m, w), want, "word {}", w);
+            prop_assert_eq!(slots(&m, w), want.clone(), "word {}", w);
+            // $matches over the index, and on each record by the reference evaluator, agree
+            // with the word scan; $not_matches is the rest.
+            let f = crate::Filter::from_json_str(&format!(r#"{{"$matches": "{w}"}}"#)).unwrap();
+            prop_assert_eq!(m.filter_slots(&f).unwrap(), want.clone(), "$matches {}", w);
+            for (slot, t) in &model {
+                prop_assert_eq!(f.matches(t.as_deref(), None), want.contains(slot));
+            }
+            let not = crate::Filter::from_json_str(&format!(r#"{{"$not_matches": "{w}"}}"#)).unwrap();
+            let rest: Vec<u64> = model.keys().copied().filter(|s| !want.contains(s)).collect();
+            prop_assert_eq!(m.filter_slots(&not).unwrap(), rest, "$not_matches {}", w);
         }
+        // Two words: both must be there.
+        let both = crate::Filter::from_json_str(r#"{"$matches": "cat, and the dog"}"#).unwrap();
+        let want: Vec<u64> = model.iter().filter(|(_, t)| t.as_deref().is_some_and(|t| t.split(' ').any(|x| x == "cat") && t.split(' ').any(|x| x == "dog"))).map(|(s, _)| *s).collect();
+        prop_assert_eq!(m.filter_slots(&both).unwrap(), want);
     }
 }

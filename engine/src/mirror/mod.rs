@@ -102,7 +102,8 @@ mod write;
 pub(crate) use errors::inconsistent;
 pub use errors::is_damage;
 use errors::{damaged, setup, sql_error, Context};
-pub use keyword::{fts_query, KeywordMatch, STOP_WORDS};
+pub(crate) use keyword::text_matches;
+pub use keyword::{fts_all_query, fts_query, KeywordMatch, STOP_WORDS};
 
 /// The schema version this code writes and reads (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 4;

@@ -10,6 +10,9 @@ Grammar (a filter is a JSON object):
 * ``{"$and": [filter, ...]}``, ``{"$or": [filter, ...]}`` with non-empty lists.
 * ``{"$contains": "text"}``, ``{"$not_contains": "text"}``: a case-sensitive substring test on the
   document text (non-empty string).
+* ``{"$matches": "words"}``, ``{"$not_matches": "words"}``: the text holds every word, as keyword
+  search sees words (SQLite FTS5's ``porter unicode61 remove_diacritics 2``, stop words ignored;
+  :mod:`memento._keyword`); the string must hold a word.
 * Several entries in one object are combined with AND; ``{}`` matches every record.
 
 Scalars are strings, numbers and booleans. ``$gt``/``$gte``/``$lt``/``$lte`` take a number or a
@@ -29,6 +32,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Union
 
+from ._keyword import fts_all_query, text_matches
 from ._limits import MAX_FILTER_TERMS as MAX_TERMS
 from ._limits import depth_error, json_text_error
 from .errors import InvalidFilterError
@@ -173,6 +177,16 @@ class _Parser:
             if op == "$contains":
                 return lambda text, md: text is not None and needle in text
             return lambda text, md: text is None or needle not in text
+        if op in ("$matches", "$not_matches"):
+            if not isinstance(v, str):
+                raise _invalid(f"{op} needs a string of words, not {_kind(v)}")
+            query = fts_all_query(v)
+            if not query:
+                raise _invalid(f"{op} needs a string with a word in it")
+            self.count(1)
+            if op == "$matches":
+                return lambda text, md: text is not None and text_matches(text, query)
+            return lambda text, md: text is None or not text_matches(text, query)
         if op in _CMP_OPS or op in ("$in", "$nin"):
             raise _invalid(f'{op} must be applied to a metadata key, as in {{"key": {{"{op}": ...}}}}')
         raise _invalid(f"unknown operator {op}")

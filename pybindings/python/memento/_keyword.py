@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import sqlite3
 import string
+import threading
 from collections.abc import Sequence
 from typing import Final
 
@@ -25,6 +27,8 @@ __all__ = [
     "FUSIONS",
     "tokens",
     "fts_query",
+    "fts_all_query",
+    "text_matches",
     "fuse",
     "fuse_rrf",
     "fuse_weighted",
@@ -95,16 +99,8 @@ def tokens(text: str) -> list[str]:
     return out
 
 
-def fts_query(text: str) -> str:
-    """The FTS5 query of a keyword search for ``text``: its tokens (:func:`tokens`) without the
-    stop words (all of them kept when only stop words are there), without repeats (the first
-    kept), both compared with ASCII letters lower-cased (:func:`ascii_lower`), each in double
-    quotes, joined by ``" OR "``. ``""`` when the text has no token (the search then finds
-    nothing). The same as the Rust engine's ``memento::fts_query``.
-
-    >>> fts_query('Closing the generators: "gen.close()"!')
-    '"Closing" OR "generators" OR "gen" OR "close"'
-    """
+def _terms(text: str) -> list[str]:
+    """The quoted words of a query text (:func:`fts_query`'s rule)."""
     toks = tokens(text)
     kept = [t for t in toks if ascii_lower(t) not in STOP_WORDS] or toks
     seen: set[str] = set()
@@ -115,7 +111,49 @@ def fts_query(text: str) -> str:
             continue
         seen.add(low)
         out.append(f'"{t}"')
-    return " OR ".join(out)
+    return out
+
+
+def fts_query(text: str) -> str:
+    """The FTS5 query of a keyword search for ``text``: its tokens (:func:`tokens`) without the
+    stop words (all of them kept when only stop words are there), without repeats (the first
+    kept), both compared with ASCII letters lower-cased (:func:`ascii_lower`), each in double
+    quotes, joined by ``" OR "``. ``""`` when the text has no token (the search then finds
+    nothing). The same as the Rust engine's ``memento::fts_query``.
+
+    >>> fts_query('Closing the generators: "gen.close()"!')
+    '"Closing" OR "generators" OR "gen" OR "close"'
+    """
+    return " OR ".join(_terms(text))
+
+
+def fts_all_query(text: str) -> str:
+    """The FTS5 query of a ``$matches`` filter condition: :func:`fts_query`'s words joined by
+    ``" AND "`` (a record must hold every one); ``""`` when the text has no word. The same as the
+    Rust engine's ``memento::fts_all_query``."""
+    return " AND ".join(_terms(text))
+
+
+_ONE_LOCK: Final = threading.Lock()
+_ONE: sqlite3.Connection | None = None
+
+
+def text_matches(text: str, query: str) -> bool:
+    """Whether one text matches an FTS5 query, tokenized as the full-text index tokenizes: a
+    ``$matches`` condition on one record (the Rust engine's reference evaluator does the same, in
+    an in-memory database)."""
+    global _ONE
+    with _ONE_LOCK:
+        if _ONE is None:
+            c = sqlite3.connect(":memory:", check_same_thread=False)
+            c.execute(f"CREATE VIRTUAL TABLE one USING fts5(text, tokenize = '{FTS_TOKENIZER}')")
+            _ONE = c
+        _ONE.execute("INSERT INTO one (rowid, text) VALUES (1, ?)", (text,))
+        try:
+            (n,) = _ONE.execute("SELECT count(*) FROM one WHERE one MATCH ?", (query,)).fetchone()
+        finally:
+            _ONE.execute("DELETE FROM one")
+        return bool(n)
 
 
 def keyword_order(hits: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
