@@ -100,11 +100,11 @@ pub fn batch(ops: &[Op]) -> WriteBatch {
 }
 
 /// The full-text index agrees with `m` (the store's contents): a keyword search for each of the
-/// first 32 texts (every word of it, any may match) finds its record among all matches, and
+/// first 8 texts (every word of it, any may match) finds its record among all matches, and
 /// every hit of every search is a live record with a text.
 pub fn check_keywords(e: &Engine, m: &Model) -> Result<(), String> {
     let k = usize::try_from(e.count()).unwrap_or(usize::MAX).max(1);
-    for (id, r) in m.iter().filter(|(_, r)| r.text.is_some()).take(32) {
+    for (id, r) in m.iter().filter(|(_, r)| r.text.is_some()).take(8) {
         let text = r.text.as_deref().unwrap_or_default();
         let hits = e.keyword_search(text, &memento::SearchOptions::new(k).ids_only()).map_err(|err| format!("keyword search: {err}"))?;
         if memento::fts_query(text).is_some() && !hits.iter().any(|h| &h.id == id) {
