@@ -66,11 +66,7 @@ impl Engine {
         if queries.is_empty() {
             return Ok(Vec::new());
         }
-        let vectors = self.embed_cached(queries, true, None)?;
-        let mut flat = Vec::with_capacity(vectors.len() * self.dim);
-        for v in &vectors {
-            flat.extend_from_slice(v);
-        }
+        let flat = self.embed_queries(queries)?;
         self.hybrid_batch(&flat, queries, opts, fusion)
     }
 
@@ -108,8 +104,8 @@ impl Engine {
         let mut vopts = *opts;
         vopts.k = n;
         vopts.ids_only = true;
-        let by_vector = self.search_checked(&st, &qs, &vopts)?;
         let admitted = self.admitted(&st, opts)?;
+        let by_vector = self.search_among(&st, &qs, &vopts, admitted.as_deref())?;
         let src = Source { st: &st, dim: self.dim };
         let mut out = Vec::with_capacity(texts.len());
         for ((text, vhits), q) in texts.iter().zip(by_vector).zip(qs.chunks_exact(self.dim)) {
@@ -159,16 +155,6 @@ impl Engine {
             h.metadata = parse_meta(metadata)?;
         }
         Ok(())
-    }
-
-    /// The slots a search's filter admits (sorted), or `None` when every record is admitted.
-    fn admitted(&self, st: &State, opts: &SearchOptions<'_>) -> Result<Option<Vec<u64>>> {
-        let Some(f) = opts.filter.filter(|f| !f.is_match_all()) else {
-            return Ok(None);
-        };
-        let mut slots = self.read_mirror(st, |m| m.filter_slots(f))?;
-        slots.sort_unstable();
-        Ok(Some(slots))
     }
 
     /// The best `k` keyword matches of `query` among `admitted` slots (all when `None`), with

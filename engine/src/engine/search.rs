@@ -51,8 +51,18 @@ impl Engine {
     }
 
     /// [`Engine::search_batch`] of checked (normalised) queries, over a pinned state.
-    pub(super) fn search_checked(&self, st: &State, qs: &[f32], opts: &SearchOptions<'_>) -> Result<Vec<Vec<SearchHit>>> {
-        let filter = opts.filter.filter(|f| !f.is_match_all());
+    fn search_checked(&self, st: &State, qs: &[f32], opts: &SearchOptions<'_>) -> Result<Vec<Vec<SearchHit>>> {
+        let candidates = self.admitted(st, opts)?;
+        self.search_among(st, qs, opts, candidates.as_deref())
+    }
+
+    /// The slots a search's filter admits (ascending), or `None` when it admits every record.
+    pub(super) fn admitted(&self, st: &State, opts: &SearchOptions<'_>) -> Result<Option<Vec<u64>>> {
+        opts.filter.filter(|f| !f.is_match_all()).map(|f| self.read_mirror(st, |m| m.filter_slots(f))).transpose()
+    }
+
+    /// [`Engine::search_checked`] among the slots a filter admitted ([`Engine::admitted`]).
+    pub(super) fn search_among(&self, st: &State, qs: &[f32], opts: &SearchOptions<'_>, candidates: Option<&[u64]>) -> Result<Vec<Vec<SearchHit>>> {
         let plan = SearchPlan {
             metric: self.metric,
             k: opts.k,
@@ -61,11 +71,10 @@ impl Engine {
             oversample: opts.oversample,
             parallel_min_bytes: crate::index::PARALLEL_MIN_BYTES,
         };
-        let candidates = filter.map(|f| self.read_mirror(st, |m| m.filter_slots(f))).transpose()?;
         let src = Source { st, dim: self.dim };
-        let hits = match self.search_graph(&src, &plan, qs, candidates.as_deref(), opts.ef)? {
+        let hits = match self.search_graph(&src, &plan, qs, candidates, opts.ef)? {
             Some(h) => h,
-            None => self.index.search(&src, &plan, qs, candidates.as_deref())?,
+            None => self.index.search(&src, &plan, qs, candidates)?,
         };
         let mut slots: Vec<u64> = hits.iter().flatten().map(|h| h.slot).collect();
         slots.sort_unstable();

@@ -217,7 +217,7 @@ impl Engine {
     /// Vectors of `texts`: from the memory cache, else the persisted cache, else the model (one
     /// batch for all the misses, each distinct text once). `persist`: write new vectors to the
     /// persisted cache (queries; remembered texts are in the store already).
-    pub(super) fn embed_cached(&self, texts: &[&str], persist: bool, mut progress: Option<Progress<'_>>) -> Result<Vec<Arc<[f32]>>> {
+    fn embed_cached(&self, texts: &[&str], persist: bool, mut progress: Option<Progress<'_>>) -> Result<Vec<Arc<[f32]>>> {
         let embedder = self.require_embedder()?;
         let model = embedder.identity();
         let dim = embedder.dimension();
@@ -477,12 +477,18 @@ impl Engine {
         if queries.is_empty() {
             return Ok(Vec::new());
         }
+        let flat = self.embed_queries(queries)?;
+        self.search_batch(&flat, opts)
+    }
+
+    /// The queries' embeddings (through the caches), one after another in one buffer.
+    pub(super) fn embed_queries(&self, queries: &[&str]) -> Result<Vec<f32>> {
         let vectors = self.embed_cached(queries, true, None)?;
         let mut flat = Vec::with_capacity(vectors.len() * self.dim);
         for v in &vectors {
             flat.extend_from_slice(v);
         }
-        self.search_batch(&flat, opts)
+        Ok(flat)
     }
 
     /// Searches with an [`Embedding`], refusing one made by another model than the store's

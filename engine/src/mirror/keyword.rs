@@ -22,16 +22,11 @@ use crate::error::Result;
 
 /// The full-text table, its tokenizer, and its content: the `records` table, by slot. It
 /// stores no copy of the text (FTS5's "external content").
-pub(super) const FTS_SCHEMA: &str = "
-CREATE VIRTUAL TABLE records_fts USING fts5(
-    text,
-    content = 'records',
-    content_rowid = 'slot',
-    tokenize = 'porter unicode61 remove_diacritics 2'
-);
-";
+pub(super) fn fts_schema() -> String {
+    format!("CREATE VIRTUAL TABLE records_fts USING fts5(text, content = 'records', content_rowid = 'slot', tokenize = '{TOKENIZER}');")
+}
 
-/// The tokenizer of [`FTS_SCHEMA`].
+/// The full-text index's tokenizer (also the one `$matches` and the index check use).
 const TOKENIZER: &str = "porter unicode61 remove_diacritics 2";
 
 const SQL_FTS_INSERT: &str = "INSERT INTO records_fts (rowid, text) VALUES (?1, ?2)";

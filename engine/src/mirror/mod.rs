@@ -334,7 +334,7 @@ impl Mirror {
                     return Err(damaged("the file is an SQLite database but not a Memento mirror"));
                 }
                 tx.execute_batch(SCHEMA).ctx("creating the schema")?;
-                tx.execute_batch(keyword::FTS_SCHEMA).ctx("creating the full-text index")?;
+                tx.execute_batch(&keyword::fts_schema()).ctx("creating the full-text index")?;
                 tx.commit().ctx("committing the schema")?;
             }
             SCHEMA_VERSION => {
