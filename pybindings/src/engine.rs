@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use memento::embed::OnnxOptions;
-use memento::{Engine, Error, Filter, Fusion, Memory, Metric, Record, ScanMode, SearchHit, SearchOptions, WriteBatch};
+use memento::{Engine, Error, Filter, Fusion, Memory, Metric, RecallMode, Record, ScanMode, SearchHit, SearchOptions, WriteBatch};
 use numpy::{PyArray2, PyUntypedArrayMethods};
 use parking_lot::RwLock;
 use pyo3::prelude::*;
@@ -489,14 +489,7 @@ impl NativeEngine {
         ef: Option<i64>,
     ) -> PyResult<Bound<'py, PyList>> {
         guard(py, || {
-            let k = to_count(k, "k")?;
-            let threads = threads.map(|t| to_count(t, "threads")).transpose()?;
-            let ef = ef.map(|t| to_count(t, "ef")).transpose()?;
-            let filter = parse_filter(where_json)?;
-            let hits = self.with(py, |e| {
-                let qs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                Ok(e.recall_vector_batch(&qs, &options(walk_safe_k(e, k, exact), filter.as_ref(), exact, threads, ef))?)
-            })?;
+            let hits = self.recall_by(py, &texts, k, where_json, exact, threads, ef, RecallMode::Vector)?;
             Ok(hit_tuples(py, hits)?)
         })
     }
@@ -531,19 +524,12 @@ impl NativeEngine {
         param: f64,
     ) -> PyResult<Bound<'py, PyList>> {
         guard(py, || {
-            let k = to_count(k, "k")?;
-            let threads = threads.map(|t| to_count(t, "threads")).transpose()?;
-            let ef = ef.map(|t| to_count(t, "ef")).transpose()?;
             let fusion = match fusion {
                 "rrf" => Fusion::Rrf { k: param },
                 "weighted" => Fusion::Weighted { alpha: param },
                 other => return Err(invalid(format!("fusion must be \"rrf\" or \"weighted\", not {other:?}"))),
             };
-            let filter = parse_filter(where_json)?;
-            let hits = self.with(py, |e| {
-                let qs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                Ok(e.recall_hybrid_batch(&qs, &options(walk_safe_k(e, k, exact), filter.as_ref(), exact, threads, ef), fusion)?)
-            })?;
+            let hits = self.recall_by(py, &texts, k, where_json, exact, threads, ef, RecallMode::Hybrid(fusion))?;
             Ok(scored_hit_tuples(py, hits)?)
         })
     }
@@ -668,6 +654,32 @@ impl Drop for NativeEngine {
                 drop(engine);
             }));
         }
+    }
+}
+
+impl NativeEngine {
+    /// `recall` and `hybrid_recall`: the arguments checked, then `Engine::recall_by` with the
+    /// GIL released.
+    #[allow(clippy::too_many_arguments, reason = "one argument per search option")]
+    fn recall_by(
+        &self,
+        py: Python<'_>,
+        texts: &[String],
+        k: i64,
+        where_json: Option<&str>,
+        exact: bool,
+        threads: Option<i64>,
+        ef: Option<i64>,
+        mode: RecallMode,
+    ) -> FResult<Vec<Vec<SearchHit>>> {
+        let k = to_count(k, "k")?;
+        let threads = threads.map(|t| to_count(t, "threads")).transpose()?;
+        let ef = ef.map(|t| to_count(t, "ef")).transpose()?;
+        let filter = parse_filter(where_json)?;
+        self.with(py, |e| {
+            let qs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            Ok(e.recall_by(&qs, &options(walk_safe_k(e, k, exact), filter.as_ref(), exact, threads, ef), mode)?)
+        })
     }
 }
 
