@@ -5,19 +5,7 @@
 
 mod common;
 
-use common::{run, Home};
-use serde_json::Value;
-
-fn ok(c: assert_cmd::Command) -> String {
-    let r = run(c);
-    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
-    r.stdout
-}
-
-fn ids(out: &str) -> Vec<String> {
-    let v: Value = serde_json::from_str(out).unwrap();
-    v.as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_owned()).collect()
-}
+use common::{hit_ids as ids, ok, run, Home};
 
 #[test]
 fn keyword_and_hybrid_searches_on_a_raw_vector_store_with_texts() {

@@ -5,18 +5,12 @@
 
 mod common;
 
-use common::{run, Home};
+use common::{hit_ids, ok, run, Home};
 use serde_json::Value;
 
-fn ok(c: assert_cmd::Command) -> String {
-    let r = run(c);
-    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
-    r.stdout
-}
-
+/// The ids of a `--json` result list, sorted.
 fn ids(out: &str) -> Vec<String> {
-    let v: Value = serde_json::from_str(out).unwrap();
-    let mut ids: Vec<String> = v.as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_owned()).collect();
+    let mut ids = hit_ids(out);
     ids.sort();
     ids
 }

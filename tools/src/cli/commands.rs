@@ -9,18 +9,15 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use memento::embed::{hex, model_dir, Manifest, DEFAULT_MODEL};
 use memento::graph::Estimate;
-use memento::{Engine, Error, Filter, Fusion, GraphInfo, Memory, Metadata, Metric, RecallMode, Record, ScanMode, SearchHit, SearchOptions, WriteBatch};
+use memento::{Engine, Error, Filter, GraphInfo, Memory, Metadata, Metric, Record, WriteBatch};
 use serde_json::{json, Value};
 
 use super::check::{self, Checked, State};
 use super::input::{self, ExportHeader, InputRecord, Source, EXPORT_VERSION};
-use super::output::{compact_metadata, f32_value, hits_value, print_hits, print_json, record_value, size, vector_value, write_json_line};
+use super::output::{compact_metadata, f32_value, print_json, record_value, size, vector_value, write_json_line};
 use super::progress::{duration, Progress};
 use super::store::{self, Need, NewStore, StoreArg, Target};
-use super::{
-    AddArgs, DeleteArgs, ExportArgs, FusionArg, GetArgs, ImportArgs, IndexBuildArgs, IngestArgs, InitArgs, ModeArg, RecallArgs, ScopeArgs, SearchArgs,
-    StatsArgs, UpdateArgs,
-};
+use super::{AddArgs, DeleteArgs, ExportArgs, GetArgs, ImportArgs, IndexBuildArgs, IngestArgs, InitArgs, ScopeArgs, StatsArgs, UpdateArgs};
 use crate::UsageError;
 
 /// What every command gets.
@@ -31,7 +28,7 @@ pub struct Ctx {
     pub json: bool,
 }
 
-fn usage(msg: impl Into<String>) -> anyhow::Error {
+pub(super) fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))
 }
 
@@ -43,21 +40,6 @@ fn parse_filter(s: Option<&str>) -> Result<Option<Filter>> {
         })
     })
     .transpose()
-}
-
-fn search_options<'a>(k: usize, filter: Option<&'a Filter>, exact: bool, threads: Option<usize>, ef: Option<usize>) -> SearchOptions<'a> {
-    let mut o = SearchOptions::new(k);
-    o.ef = ef;
-    if let Some(f) = filter {
-        o = o.filter(f);
-    }
-    if exact {
-        o = o.mode(ScanMode::Exact);
-    }
-    if let Some(n) = threads {
-        o = o.threads(n);
-    }
-    o
 }
 
 /// A store in a few words: `a text store (model all-minilm-l6-v2, 384 dimensions, cosine)`.
@@ -345,75 +327,10 @@ pub fn add(ctx: &Ctx, a: AddArgs, out: &mut dyn Write) -> Result<()> {
     print_summary(ctx, out, "added", "records", &s)
 }
 
-/// Prints hits; `metric` as [`print_hits`] takes it.
-fn print_results(ctx: &Ctx, out: &mut dyn Write, hits: &[SearchHit], metric: Option<Metric>) -> Result<()> {
-    if ctx.json {
-        print_json(out, &hits_value(hits))
-    } else {
-        print_hits(out, hits, metric)
-    }
-}
-
-pub fn recall(ctx: &Ctx, a: RecallArgs, out: &mut dyn Write) -> Result<()> {
-    let filter = scoped_filter(a.filter.as_deref(), &a.scope)?;
-    let query = a.query.join(" ");
-    if query.trim().is_empty() {
-        return Err(usage("the question is empty"));
-    }
-    let mode = recall_mode(a.mode, a.fusion, a.rrf_k, a.alpha)?;
-    // A keyword search needs no model: any store with texts answers it.
-    let engine = store::open_to_read(&ctx.store, if mode == RecallMode::Keyword { Need::Vectors } else { Need::Text })?;
-    let opts = search_options(a.k, filter.as_ref(), a.exact, a.threads, a.ef);
-    let hits = engine.recall_by(&[&query], &opts, mode).map_err(|e| store::explain(e, engine.path()))?.pop().unwrap_or_default();
-    print_results(ctx, out, &hits, (mode == RecallMode::Vector).then(|| engine.metric()))?;
-    store::close(engine)
-}
-
 /// `--where` narrowed to the scope's records.
-fn scoped_filter(filter: Option<&str>, scope: &ScopeArgs) -> Result<Option<Filter>> {
+pub(super) fn scoped_filter(filter: Option<&str>, scope: &ScopeArgs) -> Result<Option<Filter>> {
     let filter = parse_filter(filter)?;
     scope.scope().narrow(filter).map_err(|e| usage(e.to_string()))
-}
-
-/// The recall mode of the command line's options: `--mode` (the default mode when absent), and
-/// for a hybrid search `--fusion` with `--rrf-k` or `--alpha`.
-fn recall_mode(mode: Option<ModeArg>, fusion: FusionArg, rrf_k: f64, alpha: f64) -> Result<RecallMode> {
-    let fused = match fusion {
-        FusionArg::Rrf => Fusion::Rrf { k: rrf_k },
-        FusionArg::Weighted => Fusion::Weighted { alpha },
-    };
-    fused.check().map_err(|e| usage(e.to_string()))?;
-    Ok(match mode {
-        None => match memento::DEFAULT_RECALL_MODE {
-            RecallMode::Hybrid(_) => RecallMode::Hybrid(fused),
-            m => m,
-        },
-        Some(ModeArg::Vector) => RecallMode::Vector,
-        Some(ModeArg::Keyword) => RecallMode::Keyword,
-        Some(ModeArg::Hybrid) => RecallMode::Hybrid(fused),
-    })
-}
-
-pub fn search(ctx: &Ctx, a: SearchArgs, out: &mut dyn Write) -> Result<()> {
-    let filter = scoped_filter(a.filter.as_deref(), &a.scope)?;
-    let vector = match a.vector.as_deref() {
-        Some(v) => {
-            let raw = if v == "-" { input::read_stdin()? } else { v.to_owned() };
-            Some(input::parse_vector(&raw).map_err(|e| usage(format!("VECTOR: {e}")))?)
-        }
-        None => None,
-    };
-    let engine = store::open_to_read(&ctx.store, Need::Vectors)?;
-    let opts = search_options(a.k, filter.as_ref(), a.exact, a.threads, a.ef);
-    let (hits, metric) = match (&vector, a.keyword.as_deref()) {
-        (Some(v), None) => (engine.search_with(v, &opts), Some(engine.metric())),
-        (None, Some(words)) => (engine.keyword_search(words, &opts), None),
-        (Some(v), Some(words)) => (engine.search_hybrid(v, words, &opts, Fusion::default()), None),
-        (None, None) => return Err(usage("give a VECTOR, --keyword TEXT, or both (a hybrid search)")),
-    };
-    let hits = hits.map_err(|e| store::explain(e, engine.path()))?;
-    print_results(ctx, out, &hits, metric)?;
-    store::close(engine)
 }
 
 fn print_records(ctx: &Ctx, out: &mut dyn Write, records: &[Record], with_vector: bool) -> Result<()> {

@@ -12,6 +12,7 @@ pub mod input;
 pub mod model;
 pub mod output;
 pub mod progress;
+mod search;
 pub mod store;
 
 use std::io::Write;
@@ -465,8 +466,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Init(a) => commands::init(&ctx, a, out),
         Command::Remember(a) => commands::remember(&ctx, a, out),
         Command::Add(a) => commands::add(&ctx, a, out),
-        Command::Recall(a) => commands::recall(&ctx, a, out),
-        Command::Search(a) => commands::search(&ctx, a, out),
+        Command::Recall(a) => search::recall(&ctx, a, out),
+        Command::Search(a) => search::search(&ctx, a, out),
         Command::Get(a) => commands::get(&ctx, a, out),
         Command::Delete(a) => commands::delete(&ctx, a, out),
         Command::Update(a) => commands::update(&ctx, a, out),

@@ -85,3 +85,9 @@ pub fn json(s: &str) -> serde_json::Value {
 pub fn records(h: &Home, name: &str) -> u64 {
     json(&ok(h.on(name, &["stats", "--json"])))["records"].as_u64().unwrap()
 }
+
+/// The ids of a `--json` result list, in its order.
+pub fn hit_ids(out: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(out).unwrap();
+    v.as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_owned()).collect()
+}
