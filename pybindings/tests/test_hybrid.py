@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ENGINE_KINDS, engine_class, native_module
+from conftest import ENGINE_KINDS, engine_class
 from helpers import raises_memento
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -214,13 +214,6 @@ def test_hybrid_with_many_queries_and_options(text_db):
 # The same workload through both engines
 
 
-def require_native(method: str) -> None:
-    """Fails at once (rather than in every example of a property test) while the native
-    engine lacks ``method``."""
-    if not hasattr(native_module().NativeEngine, method):
-        pytest.fail(f"memento._native.NativeEngine has no {method} yet (issue 18: the native side)", pytrace=False)
-
-
 VOCAB = ["alpha", "beta", "generator", "generators", "closing", "cat", "cats", "sleeping", "soup", "tomato", "the", "of", "XJ4471", "café", "rust", "ownership"]
 _text = st.lists(st.sampled_from(VOCAB), min_size=1, max_size=6).map(" ".join)
 
@@ -237,7 +230,6 @@ def _same_ranking(a, b, tol: float) -> None:
 
 
 def test_both_engines_fuse_alike(default_model):
-    require_native("hybrid_recall")
     _both_engines_fuse_alike()
 
 

@@ -104,10 +104,7 @@ def test_a_long_query_is_taken():
 
 
 def _native_keyword_query():
-    fn = getattr(native_module(), "keyword_query", None)
-    if fn is None:
-        pytest.skip("memento._native.keyword_query is not there yet (issue 18: the native side)")
-    return fn
+    return native_module().keyword_query
 
 
 def test_the_default_recall_mode_is_the_native_modules():
@@ -120,10 +117,7 @@ def test_the_default_recall_mode_is_the_native_modules():
 
 
 def test_native_stop_words_are_the_packages():
-    fn = getattr(native_module(), "stop_words", None)
-    if fn is None:
-        pytest.skip("memento._native.stop_words is not there yet (issue 18: the native side)")
-    words = list(fn())
+    words = list(native_module().stop_words())
     assert len(words) == len(set(words)) and frozenset(words) == STOP_WORDS
 
 
