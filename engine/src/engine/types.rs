@@ -301,7 +301,7 @@ pub enum RecallMode {
 /// command line's `recall` and the Python package's. Hybrid with reciprocal rank fusion: on the
 /// labelled retrieval set of BENCHMARKS.md ("Retrieval quality") it finds the answer in the top
 /// 10 for 0.607 of the queries where meaning alone finds 0.544 and words alone 0.557, at a
-/// cost below a millisecond at 10k records beside the query's embedding (~4.5 ms).
+/// cost below a millisecond at 10k records beside the query's embedding (about 2.6 ms).
 pub const DEFAULT_RECALL_MODE: RecallMode = RecallMode::Hybrid(Fusion::Rrf { k: RRF_K });
 
 /// Reciprocal rank fusion's usual constant ([`Fusion::Rrf`]).
